@@ -1,0 +1,165 @@
+import LedgerCore
+
+/// Read access to the committed world state.
+public protocol StateReader: Sendable {
+    func value(forKey key: String) throws -> [UInt8]?
+}
+
+/// A contract: a named set of actions, checked statelessly at submission and executed
+/// deterministically in blocks. Execution must depend only on the context: no clocks, no
+/// randomness, no dictionary iteration order in anything written.
+public protocol Contract: Sendable {
+    var name: String { get }
+    var actions: [String] { get }
+    /// Checks what can be checked without state, before a transaction enters the mempool.
+    func validate(action: String, payload: JSONValue) throws(LedgerError)
+    /// Executes one transaction; throwing discards its writes and records a failed receipt.
+    func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue
+}
+
+/// What a transaction sees while it executes: the block's height and time, its author and the
+/// state as left by the previous transactions of the block.
+public struct ExecutionContext {
+    public let height: UInt64
+    public let timeMillis: UInt64
+    public let transaction: Transaction
+    private let base: any StateReader
+    private let blockWrites: [String: [UInt8]?]
+    public private(set) var writes: [String: [UInt8]?] = [:]
+    public private(set) var events: [JSONValue] = []
+
+    init(height: UInt64, timeMillis: UInt64, transaction: Transaction, base: any StateReader, blockWrites: [String: [UInt8]?]) {
+        self.height = height
+        self.timeMillis = timeMillis
+        self.transaction = transaction
+        self.base = base
+        self.blockWrites = blockWrites
+    }
+
+    public func value(forKey key: String) throws(LedgerError) -> [UInt8]? {
+        if let pending = writes[key] { return pending }
+        if let pending = blockWrites[key] { return pending }
+        do {
+            return try base.value(forKey: key)
+        } catch {
+            throw LedgerError("state_unavailable", "state read failed: \(error)")
+        }
+    }
+
+    public func json(forKey key: String) throws(LedgerError) -> JSONValue? {
+        guard let bytes = try value(forKey: key) else { return nil }
+        return try JSONValue.parse(bytes)
+    }
+
+    /// Writes a key; the contract may only write under its own prefix `<contract>/`.
+    public mutating func set(_ key: String, _ value: JSONValue?) {
+        writes[key] = value.map(\.canonicalBytes)
+    }
+
+    public mutating func emit(_ event: JSONValue) { events.append(event) }
+}
+
+/// The outcome of one transaction in a block.
+public struct Receipt: Sendable, Hashable {
+    public enum Status: String, Sendable { case committed, failed }
+    public let transactionID: Hash
+    public let status: Status
+    public let height: UInt64
+    public let leafIndex: UInt64
+    public let result: JSONValue
+    public let errorCode: String?
+    public let errorMessage: String?
+
+    public init(
+        transactionID: Hash, status: Status, height: UInt64, leafIndex: UInt64, result: JSONValue, errorCode: String?,
+        errorMessage: String?
+    ) {
+        self.transactionID = transactionID
+        self.status = status
+        self.height = height
+        self.leafIndex = leafIndex
+        self.result = result
+        self.errorCode = errorCode
+        self.errorMessage = errorMessage
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "id": .string(transactionID.hex),
+            "status": .string(status.rawValue),
+            "height": .int(Int64(height)),
+            "leafIndex": .int(Int64(leafIndex)),
+        ]
+        if status == .committed {
+            o["result"] = result
+        } else {
+            o["error"] = .object(["code": .string(errorCode ?? "failed"), "message": .string(errorMessage ?? "")])
+        }
+        return .object(o)
+    }
+}
+
+/// The contracts a node runs, by name.
+public struct ContractRegistry: Sendable {
+    public let contracts: [String: any Contract]
+
+    public init(_ contracts: [any Contract]) {
+        var byName: [String: any Contract] = [:]
+        for c in contracts { byName[c.name] = c }
+        self.contracts = byName
+    }
+
+    /// The built-in contracts of this release.
+    public static let standard = ContractRegistry([NotaryContract()])
+
+    /// Stateless admission check: known contract and action, valid payload.
+    public func validate(_ tx: Transaction) throws(LedgerError) {
+        guard let contract = contracts[tx.contract] else {
+            throw LedgerError("unknown_contract", "no contract named \(tx.contract)")
+        }
+        guard contract.actions.contains(tx.action) else {
+            throw LedgerError("unknown_action", "contract \(tx.contract) has no action \(tx.action)")
+        }
+        try contract.validate(action: tx.action, payload: tx.payload)
+    }
+
+    /// Executes a block's transactions in order over `base`; returns the results and the
+    /// block's state writes (sorted by key) and events.
+    public func execute(
+        transactions: [Transaction], height: UInt64, timeMillis: UInt64, firstLeafIndex: UInt64, base: any StateReader
+    ) -> BlockExecution {
+        var blockWrites: [String: [UInt8]?] = [:]
+        var receipts: [Receipt] = []
+        var events: [JSONValue] = []
+        receipts.reserveCapacity(transactions.count)
+        for (offset, tx) in transactions.enumerated() {
+            let leaf = firstLeafIndex + UInt64(offset)
+            var context = ExecutionContext(height: height, timeMillis: timeMillis, transaction: tx, base: base, blockWrites: blockWrites)
+            do throws(LedgerError) {
+                try validate(tx)
+                let contract = contracts[tx.contract]!
+                let result = try contract.execute(action: tx.action, payload: tx.payload, context: &context)
+                for key in context.writes.keys where !key.hasPrefix(contract.name + "/") {
+                    throw LedgerError("forbidden_write", "contract \(contract.name) may not write \(key)")
+                }
+                for (key, value) in context.writes { blockWrites[key] = value }
+                events.append(contentsOf: context.events)
+                receipts.append(
+                    Receipt(transactionID: tx.id, status: .committed, height: height, leafIndex: leaf, result: result, errorCode: nil, errorMessage: nil))
+            } catch {
+                receipts.append(
+                    Receipt(transactionID: tx.id, status: .failed, height: height, leafIndex: leaf, result: .null, errorCode: error.code, errorMessage: error.message))
+            }
+        }
+        let writes = blockWrites.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }.map { ($0.key, $0.value) }
+        return BlockExecution(receipts: receipts, writes: writes, events: events)
+    }
+}
+
+/// What executing a block produced.
+public struct BlockExecution: Sendable {
+    public let receipts: [Receipt]
+    /// State writes in key order; a nil value deletes the key.
+    public let writes: [(key: String, value: [UInt8]?)]
+    public let events: [JSONValue]
+}

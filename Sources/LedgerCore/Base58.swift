@@ -1,0 +1,49 @@
+/// Base58 with the Bitcoin alphabet (base58btc), as used by `did:key` multibase 'z' identifiers.
+public enum Base58 {
+    private static let alphabet = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
+    private static let indexes: [Int8] = {
+        var table = [Int8](repeating: -1, count: 128)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = Int8(i) }
+        return table
+    }()
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        let zeros = bytes.prefix { $0 == 0 }.count
+        var digits = [UInt8]()  // base-58 digits, little endian
+        for byte in bytes {
+            var carry = Int(byte)
+            for i in 0..<digits.count {
+                carry += Int(digits[i]) << 8
+                digits[i] = UInt8(carry % 58)
+                carry /= 58
+            }
+            while carry > 0 {
+                digits.append(UInt8(carry % 58))
+                carry /= 58
+            }
+        }
+        var out = [UInt8](repeating: alphabet[0], count: zeros)
+        for d in digits.reversed() { out.append(alphabet[Int(d)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        let zeros = chars.prefix { $0 == alphabet[0] }.count
+        var bytes = [UInt8]()  // little endian
+        for c in chars {
+            guard c < 128, indexes[Int(c)] >= 0 else { return nil }
+            var carry = Int(indexes[Int(c)])
+            for i in 0..<bytes.count {
+                carry += Int(bytes[i]) * 58
+                bytes[i] = UInt8(carry & 0xff)
+                carry >>= 8
+            }
+            while carry > 0 {
+                bytes.append(UInt8(carry & 0xff))
+                carry >>= 8
+            }
+        }
+        return [UInt8](repeating: 0, count: zeros) + bytes.reversed()
+    }
+}

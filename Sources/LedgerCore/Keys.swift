@@ -1,0 +1,66 @@
+import Crypto
+import Foundation
+
+/// An Ed25519 public key (32 bytes) and its `did:key` identifier
+/// (multicodec ed25519-pub 0xed 0x01, multibase base58btc 'z').
+public struct PublicKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawRepresentation: [UInt8]
+    private let key: Curve25519.Signing.PublicKey
+
+    public init(rawRepresentation: [UInt8]) throws(LedgerError) {
+        guard rawRepresentation.count == 32,
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawRepresentation)
+        else { throw LedgerError("bad_public_key", "an Ed25519 public key is 32 bytes") }
+        self.rawRepresentation = rawRepresentation
+        self.key = key
+    }
+
+    /// Parses `did:key:z6Mk…`.
+    public init(did: String) throws(LedgerError) {
+        guard did.hasPrefix("did:key:z"), let decoded = Base58.decode(String(did.dropFirst(9))),
+            decoded.count == 34, decoded[0] == 0xed, decoded[1] == 0x01
+        else { throw LedgerError("bad_did", "not an Ed25519 did:key: \(did.prefix(80))") }
+        try self.init(rawRepresentation: Array(decoded[2...]))
+    }
+
+    public var did: String { "did:key:z" + Base58.encode([0xed, 0x01] + rawRepresentation) }
+    public var description: String { did }
+
+    public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
+        signature.count == 64 && key.isValidSignature(signature, for: message)
+    }
+
+    public static func == (lhs: PublicKey, rhs: PublicKey) -> Bool { lhs.rawRepresentation == rhs.rawRepresentation }
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawRepresentation) }
+    public static func < (lhs: PublicKey, rhs: PublicKey) -> Bool {
+        lhs.rawRepresentation.lexicographicallyPrecedes(rhs.rawRepresentation)
+    }
+}
+
+/// An Ed25519 signing key. Its 32-byte seed is the only secret.
+public struct SigningKey: Sendable {
+    private let key: Curve25519.Signing.PrivateKey
+    public let publicKey: PublicKey
+
+    /// A fresh random key.
+    public init() {
+        let key = Curve25519.Signing.PrivateKey()
+        self.key = key
+        self.publicKey = try! PublicKey(rawRepresentation: Array(key.publicKey.rawRepresentation))
+    }
+
+    public init(seed: [UInt8]) throws(LedgerError) {
+        guard seed.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
+            throw LedgerError("bad_private_key", "an Ed25519 private key seed is 32 bytes")
+        }
+        self.key = key
+        self.publicKey = try PublicKey(rawRepresentation: Array(key.publicKey.rawRepresentation))
+    }
+
+    public var seed: [UInt8] { Array(key.rawRepresentation) }
+
+    public func signature(for message: [UInt8]) -> [UInt8] {
+        // Ed25519 signing over a valid key cannot fail.
+        Array(try! key.signature(for: message))
+    }
+}

@@ -1,0 +1,207 @@
+/// The authenticated world state: a sparse Merkle tree over SHA-256(key) with leaf compression
+/// (the Diem/Jellyfish design). A subtree holding a single key is represented by that key's leaf
+/// placed as high as it goes, so the depth is about log2(n) and a write costs O(log n) hashes.
+///
+/// Hashes: empty subtree = 32 zero bytes; leaf = SHA-256(0x00 || keyHash || valueHash);
+/// internal = SHA-256(0x01 || left || right). The tree is immutable and shares structure between
+/// versions (path copying), so a snapshot can be read while the next block is being executed.
+public struct SparseMerkleTree: Sendable {
+    final class Node: Sendable {
+        let hash: Hash
+        let leaf: (key: Hash, value: Hash)?
+        let left: Node?
+        let right: Node?
+
+        init(key: Hash, value: Hash) {
+            leaf = (key, value)
+            left = nil
+            right = nil
+            hash = Hash.sha256(parts: [[0], key.bytes, value.bytes])
+        }
+
+        init(left: Node?, right: Node?) {
+            leaf = nil
+            self.left = left
+            self.right = right
+            hash = Hash.sha256(parts: [[1], (left?.hash ?? .zero).bytes, (right?.hash ?? .zero).bytes])
+        }
+    }
+
+    private var rootNode: Node?
+    public private(set) var count = 0
+
+    public init() {}
+
+    public var root: Hash { rootNode?.hash ?? .zero }
+
+    /// Sets `keyHash` to `valueHash`, or removes it when `valueHash` is nil.
+    public mutating func update(keyHash: Hash, valueHash: Hash?) {
+        if let valueHash {
+            var inserted = false
+            rootNode = Self.insert(rootNode, depth: 0, key: keyHash, value: valueHash, inserted: &inserted)
+            if inserted { count += 1 }
+        } else {
+            var removed = false
+            rootNode = Self.remove(rootNode, depth: 0, key: keyHash, removed: &removed)
+            if removed { count -= 1 }
+        }
+    }
+
+    public mutating func set(key: [UInt8], value: [UInt8]?) {
+        update(keyHash: Hash.sha256(key), valueHash: value.map { Hash.sha256($0) })
+    }
+
+    private static func insert(_ node: Node?, depth: Int, key: Hash, value: Hash, inserted: inout Bool) -> Node {
+        guard let node else {
+            inserted = true
+            return Node(key: key, value: value)
+        }
+        if let leaf = node.leaf {
+            if leaf.key == key { return Node(key: key, value: value) }
+            inserted = true
+            return split(existing: node, existingKey: leaf.key, new: Node(key: key, value: value), newKey: key, depth: depth)
+        }
+        if key.bit(depth) {
+            return Node(left: node.left, right: insert(node.right, depth: depth + 1, key: key, value: value, inserted: &inserted))
+        } else {
+            return Node(left: insert(node.left, depth: depth + 1, key: key, value: value, inserted: &inserted), right: node.right)
+        }
+    }
+
+    private static func split(existing: Node, existingKey: Hash, new: Node, newKey: Hash, depth: Int) -> Node {
+        let a = existingKey.bit(depth)
+        let b = newKey.bit(depth)
+        if a == b {
+            let child = split(existing: existing, existingKey: existingKey, new: new, newKey: newKey, depth: depth + 1)
+            return a ? Node(left: nil, right: child) : Node(left: child, right: nil)
+        }
+        return a ? Node(left: new, right: existing) : Node(left: existing, right: new)
+    }
+
+    private static func remove(_ node: Node?, depth: Int, key: Hash, removed: inout Bool) -> Node? {
+        guard let node else { return nil }
+        if let leaf = node.leaf {
+            if leaf.key == key {
+                removed = true
+                return nil
+            }
+            return node
+        }
+        let left: Node?
+        let right: Node?
+        if key.bit(depth) {
+            left = node.left
+            right = remove(node.right, depth: depth + 1, key: key, removed: &removed)
+        } else {
+            left = remove(node.left, depth: depth + 1, key: key, removed: &removed)
+            right = node.right
+        }
+        if !removed { return node }
+        // Keep leaf compression: a lone leaf moves up.
+        switch (left, right) {
+        case (nil, nil): return nil
+        case (let l?, nil) where l.leaf != nil: return l
+        case (nil, let r?) where r.leaf != nil: return r
+        default: return Node(left: left, right: right)
+        }
+    }
+
+    /// A proof of membership (with the value hash) or non-membership of `keyHash`.
+    public func proof(keyHash: Hash) -> StateProof {
+        var siblings: [Hash] = []
+        var node = rootNode
+        var depth = 0
+        while let current = node, current.leaf == nil {
+            if keyHash.bit(depth) {
+                siblings.append(current.left?.hash ?? .zero)
+                node = current.right
+            } else {
+                siblings.append(current.right?.hash ?? .zero)
+                node = current.left
+            }
+            depth += 1
+        }
+        let terminal = node?.leaf
+        return StateProof(keyHash: keyHash, siblings: siblings, leafKeyHash: terminal?.key, leafValueHash: terminal?.value)
+    }
+
+    public func proof(key: [UInt8]) -> StateProof { proof(keyHash: Hash.sha256(key)) }
+}
+
+/// A sparse Merkle proof. `siblings` run from the root downwards; the walk ends at an empty
+/// subtree (no leaf) or at a leaf, which is the key itself (membership) or another key sharing
+/// the path (non-membership).
+public struct StateProof: Sendable, Hashable {
+    public let keyHash: Hash
+    public let siblings: [Hash]
+    public let leafKeyHash: Hash?
+    public let leafValueHash: Hash?
+
+    public init(keyHash: Hash, siblings: [Hash], leafKeyHash: Hash?, leafValueHash: Hash?) {
+        self.keyHash = keyHash
+        self.siblings = siblings
+        self.leafKeyHash = leafKeyHash
+        self.leafValueHash = leafValueHash
+    }
+
+    /// The value hash when the proof shows membership, nil when it shows absence.
+    public var provenValueHash: Hash? { leafKeyHash == keyHash ? leafValueHash : nil }
+
+    /// Recomputes the root; throws unless it equals `root`.
+    public func verify(root: Hash) throws(LedgerError) {
+        guard siblings.count <= 256 else { throw LedgerError("bad_proof", "state proof deeper than 256") }
+        var h: Hash
+        if let leafKeyHash, let leafValueHash {
+            for i in 0..<siblings.count where leafKeyHash.bit(i) != keyHash.bit(i) {
+                throw LedgerError("bad_proof", "leaf \(leafKeyHash) is not on the path of \(keyHash)")
+            }
+            h = Hash.sha256(parts: [[0], leafKeyHash.bytes, leafValueHash.bytes])
+        } else {
+            guard leafKeyHash == nil && leafValueHash == nil else { throw LedgerError("bad_proof", "half a leaf") }
+            h = .zero
+        }
+        for depth in stride(from: siblings.count - 1, through: 0, by: -1) {
+            let sibling = siblings[depth]
+            h = keyHash.bit(depth)
+                ? Hash.sha256(parts: [[1], sibling.bytes, h.bytes]) : Hash.sha256(parts: [[1], h.bytes, sibling.bytes])
+        }
+        guard h == root else { throw LedgerError("bad_proof", "state proof does not lead to the state root") }
+    }
+
+    /// Checks membership of (key, value) or, with `value` nil, absence of the key.
+    public func verify(root: Hash, key: [UInt8], value: [UInt8]?) throws(LedgerError) {
+        guard Hash.sha256(key) == keyHash else { throw LedgerError("bad_proof", "proof is for another key") }
+        try verify(root: root)
+        guard provenValueHash == value.map({ Hash.sha256($0) }) else {
+            throw LedgerError("bad_proof", value == nil ? "proof shows the key is present" : "proof does not show this value")
+        }
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "keyHash": .string(keyHash.hex),
+            "siblings": .array(siblings.map { .string($0.hex) }),
+        ]
+        if let leafKeyHash, let leafValueHash {
+            o["leaf"] = .object(["keyHash": .string(leafKeyHash.hex), "valueHash": .string(leafValueHash.hex)])
+        } else {
+            o["leaf"] = .null
+        }
+        return .object(o)
+    }
+
+    public init(json: JSONValue) throws(LedgerError) {
+        guard let key = json["keyHash"]?.stringValue, let sibs = json["siblings"]?.arrayValue else {
+            throw LedgerError("bad_proof", "state proof needs keyHash and siblings")
+        }
+        keyHash = try Hash(hex: key)
+        siblings = try sibs.map { (v) throws(LedgerError) in try Hash(hex: v.stringValue ?? "") }
+        if let leaf = json["leaf"], leaf != .null {
+            leafKeyHash = try Hash(hex: leaf["keyHash"]?.stringValue ?? "")
+            leafValueHash = try Hash(hex: leaf["valueHash"]?.stringValue ?? "")
+        } else {
+            leafKeyHash = nil
+            leafValueHash = nil
+        }
+    }
+}

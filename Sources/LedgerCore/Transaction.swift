@@ -1,0 +1,160 @@
+/// A signed transaction.
+///
+/// Canonical encoding (version 1), in order: version byte `0x01`; chain id (string); author
+/// (32-byte Ed25519 public key); nonce (varint); contract (string); action (string); payload
+/// (bytes: the canonical JSON of an object); signature (64 bytes, Ed25519 by the author over
+/// every preceding byte). The transaction id is SHA-256 of the whole canonical encoding.
+public struct Transaction: Hashable, Sendable {
+    public static let version: UInt8 = 1
+    public static let maxPayloadBytes = 64 * 1024
+
+    public let chainID: String
+    public let author: PublicKey
+    public let nonce: UInt64
+    public let contract: String
+    public let action: String
+    public let payload: JSONValue
+    public let signature: [UInt8]
+    /// The canonical bytes (what is hashed into the log).
+    public let encoded: [UInt8]
+    public let id: Hash
+
+    /// Builds and signs a transaction.
+    public init(
+        chainID: String, signer: SigningKey, nonce: UInt64, contract: String, action: String, payload: JSONValue
+    ) throws(LedgerError) {
+        let body = try Transaction.body(
+            chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload)
+        let signature = signer.signature(for: body)
+        try self.init(encoded: body + signature)
+    }
+
+    /// Assembles a transaction from its fields and a signature made elsewhere; checks nothing but the shape.
+    public init(
+        chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue,
+        signature: [UInt8]
+    ) throws(LedgerError) {
+        guard signature.count == 64 else { throw LedgerError("bad_signature", "an Ed25519 signature is 64 bytes") }
+        let body = try Transaction.body(
+            chainID: chainID, author: author, nonce: nonce, contract: contract, action: action, payload: payload)
+        try self.init(encoded: body + signature)
+    }
+
+    /// The bytes the author signs.
+    public static func body(
+        chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue
+    ) throws(LedgerError) -> [UInt8] {
+        guard case .object = payload else { throw LedgerError("bad_payload", "payload must be a JSON object") }
+        try checkName(chainID, field: "chainId")
+        try checkName(contract, field: "contract")
+        try checkName(action, field: "action")
+        let payloadBytes = payload.canonicalBytes
+        guard payloadBytes.count <= maxPayloadBytes else {
+            throw LedgerError("payload_too_large", "payload is \(payloadBytes.count) bytes, limit \(maxPayloadBytes)")
+        }
+        var w = BinaryWriter(capacity: 128 + payloadBytes.count)
+        w.writeByte(version)
+        w.writeString(chainID)
+        w.writeFixed(author.rawRepresentation)
+        w.writeVarint(nonce)
+        w.writeString(contract)
+        w.writeString(action)
+        w.writeBytes(payloadBytes)
+        return w.bytes
+    }
+
+    static func checkName(_ value: String, field: String) throws(LedgerError) {
+        guard !value.isEmpty, value.utf8.count <= 128,
+            value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f })
+        else { throw LedgerError("bad_\(field == "chainId" ? "chain_id" : field)", "\(field) must be 1-128 printable ASCII characters without spaces") }
+    }
+
+    /// Decodes canonical bytes, refusing unknown versions and any non-canonical form.
+    /// Does not check the signature: see `verifySignature()`.
+    public init(encoded: [UInt8]) throws(LedgerError) {
+        var r = BinaryReader(encoded)
+        let version = try r.readByte()
+        guard version == Transaction.version else {
+            throw LedgerError("unsupported_version", "transaction version \(version) is not supported")
+        }
+        chainID = try r.readString(limit: 128)
+        author = try PublicKey(rawRepresentation: try r.readFixed(32))
+        nonce = try r.readVarint()
+        contract = try r.readString(limit: 128)
+        action = try r.readString(limit: 128)
+        let payloadBytes = try r.readBytes(limit: Transaction.maxPayloadBytes)
+        signature = try r.readFixed(64)
+        try r.finish()
+        try Transaction.checkName(chainID, field: "chainId")
+        try Transaction.checkName(contract, field: "contract")
+        try Transaction.checkName(action, field: "action")
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue.parse(payloadBytes)
+        } catch {
+            throw LedgerError("bad_payload", "payload is not JSON: \(error.message)")
+        }
+        guard case .object = parsed else { throw LedgerError("bad_payload", "payload must be a JSON object") }
+        guard parsed.canonicalBytes == payloadBytes else {
+            throw LedgerError("non_canonical", "payload is not in canonical JSON form")
+        }
+        payload = parsed
+        self.encoded = encoded
+        id = Hash.sha256(encoded)
+    }
+
+    /// The signed part of the encoding.
+    public var body: ArraySlice<UInt8> { encoded[0..<(encoded.count - 64)] }
+
+    public func verifySignature() throws(LedgerError) {
+        guard author.isValidSignature(signature, for: Array(body)) else {
+            throw LedgerError("bad_signature", "signature does not verify for author \(author.did)")
+        }
+    }
+
+    /// The RFC 9162 leaf hash of this transaction in the log.
+    public var leafHash: Hash { MerkleHash.leaf(encoded) }
+
+    public static func == (lhs: Transaction, rhs: Transaction) -> Bool { lhs.encoded == rhs.encoded }
+    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
+
+    /// A JSON view of the decoded fields.
+    public var jsonView: JSONValue {
+        .object([
+            "id": .string(id.hex),
+            "chainId": .string(chainID),
+            "author": .string(author.did),
+            "nonce": .int(Int64(bitPattern: nonce)),
+            "contract": .string(contract),
+            "action": .string(action),
+            "payload": payload,
+            "signature": .string(Base64.encode(signature)),
+        ])
+    }
+
+    /// Reads the JSON form `{"raw": base64}` or the field form
+    /// `{"chainId","author","nonce","contract","action","payload","signature"}`.
+    public init(json: JSONValue) throws(LedgerError) {
+        guard case .object(let o) = json else { throw LedgerError("bad_transaction", "a transaction is a JSON object") }
+        if let raw = o["raw"] {
+            guard case .string(let text) = raw else { throw LedgerError("bad_transaction", "raw must be a base64 string") }
+            try self.init(encoded: try Base64.decode(text, field: "raw"))
+            return
+        }
+        func string(_ key: String) throws(LedgerError) -> String {
+            guard let v = o[key] else { throw LedgerError("bad_transaction", "missing field \(key)") }
+            guard case .string(let s) = v else { throw LedgerError("bad_transaction", "\(key) must be a string") }
+            return s
+        }
+        guard let nonceValue = o["nonce"] else { throw LedgerError("bad_transaction", "missing field nonce") }
+        guard case .int(let n) = nonceValue, n >= 0 else {
+            throw LedgerError("bad_transaction", "nonce must be a non-negative integer")
+        }
+        guard let payload = o["payload"] else { throw LedgerError("bad_transaction", "missing field payload") }
+        guard case .object = payload else { throw LedgerError("bad_payload", "payload must be a JSON object") }
+        try self.init(
+            chainID: try string("chainId"), author: try PublicKey(did: try string("author")), nonce: UInt64(n),
+            contract: try string("contract"), action: try string("action"), payload: payload,
+            signature: try Base64.decode(try string("signature"), field: "signature"))
+    }
+}
