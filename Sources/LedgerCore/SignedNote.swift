@@ -15,7 +15,7 @@ public struct NoteVerifier: Sendable, Hashable {
     }
 
     public init(vkey: String) throws(LedgerError) {
-        let parts = vkey.split(separator: "+", omittingEmptySubsequences: false)
+        let parts = vkey.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, let id = Hex.decode(String(parts[1])), id.count == 4, parts[1].count == 8,
             let raw = Data(base64Encoded: String(parts[2])), raw.count == 33, raw.first == 0x01
         else { throw LedgerError("bad_vkey", "not a signed-note Ed25519 verifier key: \(vkey.prefix(120))") }
@@ -47,7 +47,7 @@ public struct NoteSigner: Sendable {
 
     /// Parses `PRIVATE+KEY+<name>+<key id>+<base64(0x01 || seed)>`.
     public init(skey: String) throws(LedgerError) {
-        let parts = skey.split(separator: "+", omittingEmptySubsequences: false)
+        let parts = skey.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY",
             let raw = Data(base64Encoded: String(parts[4])), raw.count == 33, raw.first == 0x01
         else { throw LedgerError("bad_skey", "not a signed-note Ed25519 private key") }

@@ -1,0 +1,123 @@
+import LedgerCore
+import Testing
+
+@Suite struct EncodingTests {
+    let key = try! SigningKey(seed: [UInt8](repeating: 1, count: 32))
+
+    func sample(nonce: UInt64 = 7, payload: JSONValue = .object(["b": .int(2), "a": .string("x\n\"y\"")])) throws -> Transaction {
+        try Transaction(chainID: "test-chain", signer: key, nonce: nonce, contract: "notary", action: "record", payload: payload)
+    }
+
+    @Test func roundTrip() throws {
+        let tx = try sample()
+        let decoded = try Transaction(encoded: tx.encoded)
+        #expect(decoded == tx)
+        #expect(decoded.id == tx.id)
+        #expect(decoded.payload == tx.payload)
+        try decoded.verifySignature()
+        let viaJSON = try Transaction(json: tx.jsonView)
+        #expect(viaJSON.encoded == tx.encoded)
+        let viaRaw = try Transaction(json: .object(["raw": .string(Base64.encode(tx.encoded))]))
+        #expect(viaRaw.id == tx.id)
+        // Same value, same bytes: key order of the payload does not matter.
+        let again = try sample(payload: .object(["a": .string("x\n\"y\""), "b": .int(2)]))
+        #expect(again.encoded == tx.encoded)
+    }
+
+    @Test func randomPayloadsRoundTrip() throws {
+        var rng = SplitMix64(seed: 42)
+        for i in 0..<200 {
+            var members: [String: JSONValue] = [:]
+            for j in 0..<Int.random(in: 0...6, using: &rng) {
+                let choice = Int.random(in: 0..<5, using: &rng)
+                let value: JSONValue
+                switch choice {
+                case 0: value = .int(Int64.random(in: Int64.min...Int64.max, using: &rng))
+                case 1: value = .string(String((0..<Int.random(in: 0...20, using: &rng)).map { _ in Character(Unicode.Scalar(UInt8.random(in: 1...126, using: &rng))) }) + "é✓")
+                case 2: value = .array([.bool(true), .null, .double(Double(Int.random(in: 1...1000, using: &rng)) / 7)])
+                case 3: value = .object(["nested": .int(Int64(j))])
+                default: value = .bool(Bool.random(using: &rng))
+                }
+                members["k\(Int.random(in: 0...99, using: &rng))"] = value
+            }
+            let tx = try sample(nonce: UInt64(i), payload: .object(members))
+            let decoded = try Transaction(encoded: tx.encoded)
+            #expect(decoded.encoded == tx.encoded)
+            #expect(try JSONValue.parse(tx.payload.canonicalBytes) == tx.payload)
+        }
+    }
+
+    @Test func rejectsNonCanonicalInput() throws {
+        let tx = try sample()
+        var bytes = tx.encoded
+        // Unknown version.
+        bytes[0] = 2
+        #expect(throws: LedgerError.code("unsupported_version")) { try Transaction(encoded: bytes) }
+        // Trailing byte.
+        #expect(throws: LedgerError.code("non_canonical")) { try Transaction(encoded: tx.encoded + [0]) }
+        // Truncated.
+        #expect(throws: LedgerError.code("truncated")) { try Transaction(encoded: Array(tx.encoded.dropLast())) }
+        // Non-minimal varint for the nonce (7 written as 0x87 0x00).
+        var w = BinaryWriter()
+        w.writeByte(1)
+        w.writeString("test-chain")
+        w.writeFixed(key.publicKey.rawRepresentation)
+        w.writeFixed([0x87, 0x00])
+        w.writeString("notary")
+        w.writeString("record")
+        w.writeBytes(Array(#"{"a":1}"#.utf8))
+        w.writeFixed([UInt8](repeating: 0, count: 64))
+        #expect(throws: LedgerError.code("non_canonical")) { try Transaction(encoded: w.bytes) }
+        // Payload JSON with whitespace is not canonical.
+        var v = BinaryWriter()
+        v.writeByte(1)
+        v.writeString("test-chain")
+        v.writeFixed(key.publicKey.rawRepresentation)
+        v.writeVarint(7)
+        v.writeString("notary")
+        v.writeString("record")
+        v.writeBytes(Array(#"{"a": 1}"#.utf8))
+        v.writeFixed([UInt8](repeating: 0, count: 64))
+        #expect(throws: LedgerError.code("non_canonical")) { try Transaction(encoded: v.bytes) }
+    }
+
+    @Test func signatureCoversEveryField() throws {
+        let tx = try sample()
+        let other = try SigningKey(seed: [UInt8](repeating: 2, count: 32))
+        let forged = try Transaction(
+            chainID: tx.chainID, author: other.publicKey, nonce: tx.nonce, contract: tx.contract, action: tx.action,
+            payload: tx.payload, signature: tx.signature)
+        #expect(throws: LedgerError.code("bad_signature")) { try forged.verifySignature() }
+        let changed = try Transaction(
+            chainID: tx.chainID, author: tx.author, nonce: tx.nonce + 1, contract: tx.contract, action: tx.action,
+            payload: tx.payload, signature: tx.signature)
+        #expect(throws: LedgerError.code("bad_signature")) { try changed.verifySignature() }
+    }
+
+    @Test func didKey() throws {
+        // The W3C did:key test vector for Ed25519.
+        let did = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
+        let key = try PublicKey(did: did)
+        #expect(key.did == did)
+        #expect(throws: LedgerError.code("bad_did")) { try PublicKey(did: "did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme") }
+    }
+
+    @Test func strictJSON() throws {
+        for bad in [#"{"a":1,"a":2}"#, "[1,]", "01", "\"\\ud800\"", "{} x", "[\"\u{01}\"]", "1.", "-"] {
+            #expect(throws: LedgerError.code("malformed_json"), "\(bad)") { try JSONValue.parse(bad) }
+        }
+        #expect(try JSONValue.parse(#"{"b":[1,2.5,-3e2,"\u00e9\ud83d\ude00"],"a":null}"#).canonicalString == #"{"a":null,"b":[1,2.5,-300,"é😀"]}"#)
+    }
+
+    @Test func varints() throws {
+        for value: UInt64 in [0, 1, 127, 128, 300, 1 << 35, UInt64.max] {
+            var w = BinaryWriter()
+            w.writeVarint(value)
+            var r = BinaryReader(w.bytes)
+            #expect(try r.readVarint() == value)
+            try r.finish()
+        }
+        var r = BinaryReader([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02])
+        #expect(throws: LedgerError.code("non_canonical")) { try r.readVarint() }
+    }
+}
