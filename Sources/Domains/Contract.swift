@@ -1,10 +1,5 @@
 import LedgerCore
 
-/// Read access to the committed world state.
-public protocol StateReader: Sendable {
-    func value(forKey key: String) throws -> [UInt8]?
-}
-
 /// A contract: a named set of actions, checked statelessly at submission and executed
 /// deterministically in blocks. Execution must depend only on the context: no clocks, no
 /// randomness, no dictionary iteration order in anything written.

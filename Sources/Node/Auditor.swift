@@ -1,0 +1,135 @@
+import Domains
+import Foundation
+import LedgerCore
+import Store
+import Synchronization
+
+/// Offline verification of a node's whole data: every block signature and hash link, every
+/// transaction signature, the log root and size after every block, the state root after every
+/// block (by re-executing every transaction), every receipt, every checkpoint, and the final
+/// state table against the re-executed state.
+public enum Auditor {
+    public struct Report: Sendable {
+        public var blocks: UInt64 = 0
+        public var transactions: UInt64 = 0
+        public var stateKeys = 0
+        public var logRoot = MerkleHash.empty
+        public var stateRoot = Hash.zero
+        public var vkey = ""
+
+        public var json: JSONValue {
+            .object([
+                "ok": .bool(true), "blocks": .int(Int64(blocks)), "transactions": .int(Int64(transactions)),
+                "stateKeys": .int(Int64(stateKeys)), "logRoot": .string(logRoot.base64), "stateRoot": .string(stateRoot.hex),
+                "vkey": .string(vkey),
+            ])
+        }
+    }
+
+    /// A failed audit: the first bad height and why.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let height: UInt64
+        public let reason: String
+        public var description: String { "audit failed at height \(height): \(reason)" }
+    }
+
+    /// The re-executed state, readable by contracts.
+    final class MemoryState: StateReader {
+        let values = Mutex<[String: [UInt8]]>([:])
+        func value(forKey key: String) throws -> [UInt8]? { values.withLock { $0[key] } }
+    }
+
+    public static func audit(directory: DataDirectory, registry: ContractRegistry = .standard) throws -> Report {
+        let genesis = try Genesis.load(directory.genesis)
+        let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: genesis.proposer)
+        let store = try BlockStore(path: directory.database, readOnly: true)
+        defer { try? store.close() }
+        var report = Report()
+        report.vkey = verifier.vkey
+        guard let latest = try store.latestHeight() else { throw Failure(height: 0, reason: "no blocks") }
+        var log = MerkleLog()
+        var tree = SparseMerkleTree()
+        let state = MemoryState()
+        var previous: BlockHeader?
+        var nonces: Set<NonceKey> = []
+        for height in 0...latest {
+            func fail(_ reason: String) -> Failure { Failure(height: height, reason: reason) }
+            guard let block = try store.block(height: height) else { throw fail("block missing") }
+            let header = block.header
+            guard header.height == height else { throw fail("header says height \(header.height)") }
+            guard header.chainID == genesis.chainID else { throw fail("wrong chain id \(header.chainID)") }
+            guard header.proposer == genesis.proposer else { throw fail("proposer is not the chain's validator") }
+            guard genesis.proposer.isValidSignature(block.signature, for: header.encoded) else { throw fail("bad block signature") }
+            if let previous {
+                guard header.previousHash == previous.hash else { throw fail("previous hash does not link to block \(height - 1)") }
+                guard header.timeMillis >= previous.timeMillis else { throw fail("time goes backwards") }
+            } else {
+                guard header == genesis.header else { throw fail("block 0 is not the genesis block of genesis.json") }
+            }
+            let stored: [StoredTransaction]
+            do {
+                stored = try store.transactions(height: height)
+            } catch {
+                throw fail("unreadable transaction: \(error)")
+            }
+            guard UInt64(stored.count) == header.transactionCount else { throw fail("transaction count mismatch") }
+            var txs: [Transaction] = []
+            for s in stored {
+                let tx = s.transaction
+                guard s.leafIndex == log.size + UInt64(txs.count) else { throw fail("leaf index gap at \(s.leafIndex)") }
+                guard tx.chainID == genesis.chainID else { throw fail("transaction \(tx.id.hex) for another chain") }
+                do { try tx.verifySignature() } catch { throw fail("transaction \(tx.id.hex): \(error.message)") }
+                guard nonces.insert(NonceKey(tx.author, tx.nonce)).inserted else { throw fail("replayed nonce in \(tx.id.hex)") }
+                txs.append(tx)
+            }
+            guard BlockHeader.transactionsHash(txs.map(\.id)) == header.transactionsHash else {
+                throw fail("transactions hash mismatch")
+            }
+            for tx in txs { log.append(leafHash: tx.leafHash) }
+            guard log.size == header.logSize, log.root == header.logRoot else { throw fail("log root or size mismatch") }
+            if height > 0 {
+                let execution = registry.execute(
+                    transactions: txs, height: height, timeMillis: header.timeMillis, firstLeafIndex: header.logSize - UInt64(txs.count),
+                    base: state)
+                for (receipt, s) in zip(execution.receipts, stored) {
+                    let result = receipt.status == .committed ? receipt.result.canonicalBytes : nil
+                    guard receipt.status.rawValue == s.status, result == s.result, receipt.errorCode == s.errorCode else {
+                        throw fail("receipt of \(receipt.transactionID.hex) differs from re-execution")
+                    }
+                }
+                state.values.withLock { values in
+                    for w in execution.writes { values[w.key] = w.value }
+                }
+                for w in execution.writes { tree.set(key: Array(w.key.utf8), value: w.value) }
+            }
+            guard tree.root == header.stateRoot else { throw fail("state root mismatch") }
+            do {
+                let checkpoint = try Checkpoint.verify(note: block.checkpoint, verifier: verifier, origin: genesis.origin)
+                guard checkpoint.size == header.logSize, checkpoint.rootHash == header.logRoot else {
+                    throw LedgerError("bad_checkpoint", "checkpoint does not match the block")
+                }
+            } catch let error as LedgerError {
+                throw fail("checkpoint: \(error.message)")
+            }
+            report.transactions += UInt64(txs.count)
+            previous = header
+        }
+        // The state table must be exactly the re-executed state.
+        let expected = state.values.withLock { $0 }
+        var seen = 0
+        var firstBad: (String, UInt64)?
+        try store.forEachState { key, value in
+            seen += 1
+            if firstBad == nil && expected[key] != value { firstBad = (key, 0) }
+        }
+        if let (key, _) = firstBad {
+            throw Failure(height: latest, reason: "state entry \(key) differs from the re-executed state")
+        }
+        guard seen == expected.count else { throw Failure(height: latest, reason: "state table has \(seen) keys, re-execution \(expected.count)") }
+        report.blocks = latest + 1
+        report.stateKeys = expected.count
+        report.logRoot = log.root
+        report.stateRoot = tree.root
+        return report
+    }
+}

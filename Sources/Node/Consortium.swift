@@ -1,0 +1,30 @@
+import Foundation
+import LedgerCore
+import Store
+
+/// Creates a development consortium in a data directory: genesis, the node's key and keys for
+/// the demo principals of the README walk-through.
+public enum Consortium {
+    public static let demoPrincipals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b"]
+
+    /// Creates the directory's contents; refuses when a chain is already there.
+    @discardableResult
+    public static func create(
+        in directory: DataDirectory, chainID: String = "careledger-dev", timeMillis: UInt64 = LedgerNode.systemClock(),
+        principals: [String] = demoPrincipals
+    ) throws -> Genesis {
+        if directory.exists { throw LedgerError("already_initialised", "\(directory.path) already holds a chain") }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let nodeKey = SigningKey()
+        try KeyFile.save(nodeKey, to: directory.nodeKey, overwrite: true)
+        for name in principals {
+            try KeyFile.save(SigningKey(), to: "\(directory.keys)/\(name).key", overwrite: true)
+        }
+        let genesis = Genesis(chainID: chainID, proposer: nodeKey.publicKey, timeMillis: timeMillis)
+        // Written last: its presence marks a complete initialisation.
+        let tmp = directory.genesis + ".tmp"
+        try Data((genesis.json.canonicalString + "\n").utf8).write(to: URL(fileURLWithPath: tmp), options: .atomic)
+        guard rename(tmp, directory.genesis) == 0 else { throw LedgerError("io_error", "cannot write \(directory.genesis)") }
+        return genesis
+    }
+}

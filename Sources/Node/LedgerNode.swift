@@ -1,0 +1,272 @@
+import Domains
+import Foundation
+import LedgerCore
+import Logging
+import Metrics
+import Store
+import Synchronization
+
+/// How a node orders and limits work.
+public struct NodeConfiguration: Sendable {
+    /// Cut a block when this many transactions wait…
+    public var blockSize: Int = 2000
+    /// …or when the oldest has waited this long.
+    public var blockInterval: Duration = .milliseconds(20)
+    /// Most transactions in one block.
+    public var maxBlockTransactions: Int = 10_000
+    /// Most transactions waiting in the mempool.
+    public var mempoolCapacity: Int = 200_000
+
+    public init() {}
+}
+
+/// The committed head: what readers see.
+struct Head: Sendable {
+    var block: StoredBlock
+    var state: SparseMerkleTree
+}
+
+/// A complete single-process node: durable store, mempool, solo ordering, deterministic
+/// execution through the registered contracts, checkpoints.
+public final class LedgerNode: Sendable {
+    public let genesis: Genesis
+    public let store: BlockStore
+    public let registry: ContractRegistry
+    public let configuration: NodeConfiguration
+    public let noteVerifier: NoteVerifier
+    private let key: SigningKey
+    private let noteSigner: NoteSigner
+    private let mempool: Mempool
+    private let head: Mutex<Head>
+    private let log: Mutex<MerkleLog>
+    private let clock: @Sendable () -> UInt64
+    private let logger: Logger
+    private let committedCounter: Counter
+    private let failedCounter: Counter
+    private let blockCounter: Counter
+    private let heightGauge: Gauge
+    private let commitTimer: Metrics.Timer
+
+    /// Milliseconds since the Unix epoch from the system clock.
+    public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    /// Opens the node whose data is in `directory` (created by `Consortium.create`).
+    public init(
+        directory: DataDirectory, registry: ContractRegistry = .standard, configuration: NodeConfiguration = .init(),
+        clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock, metrics: (any MetricsFactory)? = nil,
+        logger: Logger = Logger(label: "careledger.node")
+    ) throws {
+        let genesis = try Genesis.load(directory.genesis)
+        let key = try KeyFile.load(directory.nodeKey)
+        guard key.publicKey == genesis.proposer else {
+            throw LedgerError("wrong_node_key", "node.key is not the proposer key named in genesis.json")
+        }
+        self.genesis = genesis
+        self.key = key
+        self.registry = registry
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        noteSigner = try NoteSigner(name: genesis.noteKeyName, key: key)
+        noteVerifier = noteSigner.verifier
+        let store = try BlockStore(path: directory.database)
+        self.store = store
+        mempool = Mempool(capacity: configuration.mempoolCapacity)
+        let factory = metrics ?? MetricsSystem.factory
+        committedCounter = Counter(label: "careledger_transactions_committed_total", dimensions: [], factory: factory)
+        failedCounter = Counter(label: "careledger_transactions_failed_total", dimensions: [], factory: factory)
+        blockCounter = Counter(label: "careledger_blocks_committed_total", dimensions: [], factory: factory)
+        heightGauge = Gauge(label: "careledger_height", dimensions: [], factory: factory)
+        commitTimer = Metrics.Timer(label: "careledger_block_commit_seconds", dimensions: [], factory: factory)
+
+        // Genesis block on first start.
+        if try store.latestHeight() == nil {
+            let header = genesis.header
+            let checkpoint = try noteSigner.sign(text: Checkpoint(origin: genesis.origin, size: 0, rootHash: MerkleHash.empty).text)
+            let block = StoredBlock(header: header, signature: key.signature(for: header.encoded), checkpoint: checkpoint)
+            try store.commitNow(block: block, transactions: [], writes: [], events: [])
+        }
+        guard let latest = try store.latestHeight(), let block = try store.block(height: latest) else {
+            throw LedgerError("corrupt_store", "no blocks in the store")
+        }
+        guard block.header.chainID == genesis.chainID else {
+            throw LedgerError("corrupt_store", "the store belongs to chain \(block.header.chainID)")
+        }
+        // Rebuild the log and the state tree from the committed rows and check them against the head.
+        var merkle = MerkleLog()
+        var nonces: [NonceKey] = []
+        try store.forEachTransaction { _, _, raw in
+            let tx = try Transaction(encoded: raw)
+            merkle.append(leafHash: tx.leafHash)
+            nonces.append(NonceKey(tx.author, tx.nonce))
+        }
+        var tree = SparseMerkleTree()
+        try store.forEachState { key, value in tree.set(key: Array(key.utf8), value: value) }
+        guard merkle.size == block.header.logSize, merkle.root == block.header.logRoot else {
+            throw LedgerError("corrupt_store", "log rebuilt from the store does not match block \(latest)")
+        }
+        guard tree.root == block.header.stateRoot else {
+            throw LedgerError("corrupt_store", "state rebuilt from the store does not match block \(latest)")
+        }
+        mempool.markCommitted(nonces)
+        head = Mutex(Head(block: block, state: tree))
+        log = Mutex(merkle)
+        heightGauge.record(Int64(latest))
+    }
+
+    // MARK: submission
+
+    /// Stateless checks of one transaction: chain, signature, contract, action, payload.
+    public func check(_ tx: Transaction) throws(LedgerError) {
+        guard tx.chainID == genesis.chainID else {
+            throw LedgerError("wrong_chain", "transaction is for chain \(tx.chainID), this node runs \(genesis.chainID)")
+        }
+        try tx.verifySignature()
+        try registry.validate(tx)
+    }
+
+    /// Checks a batch (signatures in parallel over all cores), admits it atomically and waits
+    /// until every transaction of it is committed. Throws `BatchRejection` when any is refused.
+    public func submit(_ txs: [Transaction]) async throws -> [Receipt] {
+        guard !txs.isEmpty else { return [] }
+        let errors = await Self.checkAll(txs, check: check)
+        if errors.contains(where: { $0 != nil }) { throw BatchRejection(items: errors) }
+        return try await mempool.submit(txs)
+    }
+
+    static func checkAll(_ txs: [Transaction], check: @escaping @Sendable (Transaction) throws(LedgerError) -> Void) async -> [LedgerError?] {
+        let chunks = txs.count < 64 ? 1 : ProcessInfo.processInfo.activeProcessorCount
+        @Sendable func one(_ tx: Transaction) -> LedgerError? {
+            do { try check(tx) } catch { return error }
+            return nil
+        }
+        if chunks == 1 { return txs.map(one) }
+        let size = (txs.count + chunks - 1) / chunks
+        return await withTaskGroup(of: (Int, [LedgerError?]).self) { group in
+            for start in stride(from: 0, to: txs.count, by: size) {
+                let slice = txs[start..<min(start + size, txs.count)]
+                group.addTask {
+                    (start, slice.map(one))
+                }
+            }
+            var out = [LedgerError?](repeating: nil, count: txs.count)
+            for await (start, errs) in group {
+                for (i, e) in errs.enumerated() { out[start + i] = e }
+            }
+            return out
+        }
+    }
+
+    public var pendingCount: Int { mempool.count }
+
+    // MARK: block production (solo ordering)
+
+    /// Cuts and commits blocks until cancelled.
+    public func run() async {
+        logger.info("node running", metadata: ["chain": "\(genesis.chainID)", "height": "\(height)"])
+        while !Task.isCancelled {
+            let batch = await mempool.nextBatch(
+                maxCount: configuration.blockSize, maxDelay: configuration.blockInterval, limit: configuration.maxBlockTransactions)
+            if batch.isEmpty { continue }
+            do {
+                let receipts = try await produceBlock(batch)
+                mempool.complete(batch, receipts: receipts)
+            } catch {
+                logger.error("block commit failed; stopping block production", metadata: ["error": "\(error)"])
+                mempool.fail(batch, error: LedgerError("commit_failed", "the block could not be committed: \(error)"))
+                mempool.close(LedgerError("node_stopped", "block production stopped after a commit failure"))
+                return
+            }
+        }
+        mempool.close(LedgerError("node_stopped", "the node is shutting down"))
+    }
+
+    /// Executes `txs` as the next block and commits it durably.
+    func produceBlock(_ txs: [Transaction]) async throws -> [Receipt] {
+        let start = DispatchTime.now()
+        let previous = head.withLock { $0 }
+        let height = previous.block.header.height + 1
+        let time = max(clock(), previous.block.header.timeMillis)
+        let firstLeaf = previous.block.header.logSize
+        let execution = registry.execute(
+            transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: store)
+        var tree = previous.state
+        for w in execution.writes { tree.set(key: Array(w.key.utf8), value: w.value) }
+        let (logSize, logRoot) = log.withLock { log -> (UInt64, Hash) in
+            for tx in txs { log.append(leafHash: tx.leafHash) }
+            return (log.size, log.root)
+        }
+        let header = BlockHeader(
+            chainID: genesis.chainID, height: height, previousHash: previous.block.header.hash, timeMillis: time,
+            logSize: logSize, logRoot: logRoot, stateRoot: tree.root, transactionCount: UInt64(txs.count),
+            transactionsHash: BlockHeader.transactionsHash(txs.map(\.id)), proposer: key.publicKey)
+        let checkpoint = try noteSigner.sign(text: Checkpoint(origin: genesis.origin, size: logSize, rootHash: logRoot).text)
+        let block = StoredBlock(header: header, signature: key.signature(for: header.encoded), checkpoint: checkpoint)
+        let outcomes = zip(txs, execution.receipts).map { tx, r in
+            TransactionOutcome(
+                transaction: tx, leafIndex: r.leafIndex, status: r.status.rawValue,
+                result: r.status == .committed ? r.result.canonicalBytes : nil, errorCode: r.errorCode, errorMessage: r.errorMessage)
+        }
+        do {
+            try await store.commit(block: block, transactions: outcomes, writes: execution.writes, events: execution.events)
+        } catch {
+            log.withLock { $0.truncate(to: firstLeaf) }
+            throw error
+        }
+        head.withLock { $0 = Head(block: block, state: tree) }
+        let failures = execution.receipts.filter { $0.status == .failed }.count
+        committedCounter.increment(by: Int64(txs.count - failures))
+        failedCounter.increment(by: Int64(failures))
+        blockCounter.increment()
+        heightGauge.record(Int64(height))
+        commitTimer.recordInterval(since: start)
+        return execution.receipts
+    }
+
+    // MARK: queries
+
+    public var height: UInt64 { head.withLock { $0.block.header.height } }
+    public var latestBlock: StoredBlock { head.withLock { $0.block } }
+    public var checkpoint: String { head.withLock { $0.block.checkpoint } }
+
+    /// The committed log size (proofs are served for sizes up to this).
+    public var logSize: UInt64 { head.withLock { $0.block.header.logSize } }
+
+    public func inclusionProof(leafIndex: UInt64, treeSize: UInt64) throws(LedgerError) -> [Hash] {
+        let committed = logSize
+        guard treeSize <= committed else {
+            throw LedgerError("tree_size_too_large", "tree size \(treeSize) exceeds the committed log size \(committed)")
+        }
+        return try log.withLock { (log) throws(LedgerError) in try log.inclusionProof(leafIndex: leafIndex, treeSize: treeSize) }
+    }
+
+    public func consistencyProof(from: UInt64, to: UInt64) throws(LedgerError) -> [Hash] {
+        let committed = logSize
+        guard to <= committed else { throw LedgerError("tree_size_too_large", "tree size \(to) exceeds the committed log size \(committed)") }
+        return try log.withLock { (log) throws(LedgerError) in try log.consistencyProof(from: from, to: to) }
+    }
+
+    public func root(size: UInt64) throws(LedgerError) -> Hash {
+        try log.withLock { (log) throws(LedgerError) in try log.root(size: size) }
+    }
+
+    /// A state value with its proof against the state root of the block it was read at.
+    public func state(key: String) throws -> (block: StoredBlock, value: [UInt8]?, proof: StateProof) {
+        for _ in 0..<10 {
+            let snapshot = head.withLock { $0 }
+            let value = try store.stateValue(forKey: key)
+            let proof = snapshot.state.proof(key: Array(key.utf8))
+            if proof.provenValueHash == value.map({ Hash.sha256($0) }) { return (snapshot.block, value, proof) }
+        }
+        throw LedgerError("busy", "state changed while it was read; retry")
+    }
+}
+
+extension MerkleLog {
+    /// Drops leaves past `size` (used only to undo an append whose block failed to commit).
+    mutating func truncate(to size: UInt64) {
+        var rebuilt = MerkleLog()
+        for i in 0..<size { rebuilt.append(leafHash: leafHash(at: i)) }
+        self = rebuilt
+    }
+}

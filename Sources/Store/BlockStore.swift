@@ -1,0 +1,268 @@
+import Foundation
+import GRDB
+import LedgerCore
+
+/// A block as stored: header, the proposer's signature over the header encoding, and the signed
+/// checkpoint note for the log after the block.
+public struct StoredBlock: Sendable, Hashable {
+    public let header: BlockHeader
+    public let signature: [UInt8]
+    public let checkpoint: String
+
+    public init(header: BlockHeader, signature: [UInt8], checkpoint: String) {
+        self.header = header
+        self.signature = signature
+        self.checkpoint = checkpoint
+    }
+}
+
+/// A committed transaction with its outcome.
+public struct StoredTransaction: Sendable {
+    public let transaction: Transaction
+    public let height: UInt64
+    public let leafIndex: UInt64
+    public let status: String
+    public let result: [UInt8]?
+    public let errorCode: String?
+    public let errorMessage: String?
+}
+
+/// One row of a block commit: a transaction and its outcome.
+public struct TransactionOutcome: Sendable {
+    public let transaction: Transaction
+    public let leafIndex: UInt64
+    public let status: String
+    public let result: [UInt8]?
+    public let errorCode: String?
+    public let errorMessage: String?
+
+    public init(transaction: Transaction, leafIndex: UInt64, status: String, result: [UInt8]?, errorCode: String?, errorMessage: String?) {
+        self.transaction = transaction
+        self.leafIndex = leafIndex
+        self.status = status
+        self.result = result
+        self.errorCode = errorCode
+        self.errorMessage = errorMessage
+    }
+}
+
+/// The node's durable store: SQLite in WAL mode with `synchronous=FULL`, so a commit is on disk
+/// when `commit` returns. A block, its transactions (the log leaves, in leaf order), their
+/// receipts and its state changes are written in one SQLite transaction.
+public final class BlockStore: Sendable {
+    public let path: String
+    private let pool: DatabasePool
+
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        var config = Configuration()
+        config.readonly = readOnly
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        config.busyMode = .timeout(10)
+        if readOnly && !FileManager.default.fileExists(atPath: path) {
+            throw LedgerError("no_data", "no ledger database at \(path)")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        if !readOnly { try Self.migrator.migrate(pool) }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                    CREATE TABLE blocks (
+                        height INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, header BLOB NOT NULL,
+                        signature BLOB NOT NULL, checkpoint TEXT NOT NULL);
+                    CREATE TABLE transactions (
+                        leaf_index INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, height INTEGER NOT NULL,
+                        author BLOB NOT NULL, nonce INTEGER NOT NULL, raw BLOB NOT NULL, status TEXT NOT NULL,
+                        result BLOB, error_code TEXT, error_message TEXT, UNIQUE (author, nonce));
+                    CREATE INDEX transactions_height ON transactions (height);
+                    CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL, height INTEGER NOT NULL);
+                    CREATE TABLE events (height INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (height, seq));
+                    """)
+        }
+        return m
+    }
+
+    // MARK: meta
+
+    public func setMeta(_ key: String, _ value: [UInt8]) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, Data(value)])
+        }
+    }
+
+    public func meta(_ key: String) throws -> [UInt8]? {
+        try pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]).map { Array($0) }
+        }
+    }
+
+    // MARK: commit
+
+    /// Writes a block and everything it carries atomically, then syncs.
+    public func commit(
+        block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)], events: [JSONValue]
+    ) async throws {
+        try await pool.write { db in
+            try Self.insert(db, block: block, transactions: transactions, writes: writes, events: events)
+        }
+    }
+
+    /// The blocking form of `commit`, for set-up code outside the async world.
+    public func commitNow(
+        block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)], events: [JSONValue]
+    ) throws {
+        try pool.write { db in
+            try Self.insert(db, block: block, transactions: transactions, writes: writes, events: events)
+        }
+    }
+
+    private static func insert(
+        _ db: Database, block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)],
+        events: [JSONValue]
+    ) throws {
+            let h = Int64(block.header.height)
+            try db.execute(
+                sql: "INSERT INTO blocks (height, hash, header, signature, checkpoint) VALUES (?, ?, ?, ?, ?)",
+                arguments: [h, Data(block.header.hash.bytes), Data(block.header.encoded), Data(block.signature), block.checkpoint])
+            let insertTx = try db.cachedStatement(
+                sql: """
+                    INSERT INTO transactions (leaf_index, id, height, author, nonce, raw, status, result, error_code, error_message)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            for t in transactions {
+                try insertTx.execute(arguments: [
+                    Int64(t.leafIndex), Data(t.transaction.id.bytes), h, Data(t.transaction.author.rawRepresentation),
+                    Int64(bitPattern: t.transaction.nonce), Data(t.transaction.encoded), t.status, t.result.map { Data($0) },
+                    t.errorCode, t.errorMessage,
+                ])
+            }
+            let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO state (key, value, height) VALUES (?, ?, ?)")
+            let delete = try db.cachedStatement(sql: "DELETE FROM state WHERE key = ?")
+            for w in writes {
+                if let value = w.value {
+                    try upsert.execute(arguments: [w.key, Data(value), h])
+                } else {
+                    try delete.execute(arguments: [w.key])
+                }
+            }
+            let insertEvent = try db.cachedStatement(sql: "INSERT INTO events (height, seq, body) VALUES (?, ?, ?)")
+            for (i, e) in events.enumerated() {
+                try insertEvent.execute(arguments: [h, i, Data(e.canonicalBytes)])
+            }
+    }
+
+    // MARK: reads
+
+    public func latestHeight() throws -> UInt64? {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM blocks").map { UInt64($0) } }
+    }
+
+    public func block(height: UInt64) throws -> StoredBlock? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT header, signature, checkpoint FROM blocks WHERE height = ?", arguments: [Int64(height)])
+            else { return nil }
+            return try Self.block(row)
+        }
+    }
+
+    public func blocks(from: UInt64, limit: Int) throws -> [StoredBlock] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT header, signature, checkpoint FROM blocks WHERE height >= ? ORDER BY height LIMIT ?",
+                arguments: [Int64(from), limit]
+            ).map { row throws in try Self.block(row) }
+        }
+    }
+
+    private static func block(_ row: Row) throws -> StoredBlock {
+        let header: Data = row["header"]
+        let signature: Data = row["signature"]
+        return StoredBlock(header: try BlockHeader(encoded: Array(header)), signature: Array(signature), checkpoint: row["checkpoint"])
+    }
+
+    public func transaction(id: Hash) throws -> StoredTransaction? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM transactions WHERE id = ?", arguments: [Data(id.bytes)]).map { row throws in
+                try Self.storedTransaction(row)
+            }
+        }
+    }
+
+    public func transaction(author: PublicKey, nonce: UInt64) throws -> StoredTransaction? {
+        try pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM transactions WHERE author = ? AND nonce = ?",
+                arguments: [Data(author.rawRepresentation), Int64(bitPattern: nonce)]
+            ).map { row throws in try Self.storedTransaction(row) }
+        }
+    }
+
+    public func transactions(height: UInt64) throws -> [StoredTransaction] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM transactions WHERE height = ? ORDER BY leaf_index", arguments: [Int64(height)])
+                .map { row throws in try Self.storedTransaction(row) }
+        }
+    }
+
+    private static func storedTransaction(_ row: Row) throws -> StoredTransaction {
+        let raw: Data = row["raw"]
+        let result: Data? = row["result"]
+        return StoredTransaction(
+            transaction: try Transaction(encoded: Array(raw)), height: UInt64(row["height"] as Int64),
+            leafIndex: UInt64(row["leaf_index"] as Int64), status: row["status"], result: result.map { Array($0) },
+            errorCode: row["error_code"], errorMessage: row["error_message"])
+    }
+
+    /// Visits every committed transaction in leaf order (for rebuilding the log and auditing).
+    public func forEachTransaction(_ body: (_ leafIndex: UInt64, _ height: UInt64, _ raw: [UInt8]) throws -> Void) throws {
+        try pool.read { db in
+            let cursor = try Row.fetchCursor(db, sql: "SELECT leaf_index, height, raw FROM transactions ORDER BY leaf_index")
+            while let row = try cursor.next() {
+                let raw: Data = row["raw"]
+                try body(UInt64(row["leaf_index"] as Int64), UInt64(row["height"] as Int64), Array(raw))
+            }
+        }
+    }
+
+    /// Visits every state entry in key order.
+    public func forEachState(_ body: (_ key: String, _ value: [UInt8]) throws -> Void) throws {
+        try pool.read { db in
+            let cursor = try Row.fetchCursor(db, sql: "SELECT key, value FROM state ORDER BY key")
+            while let row = try cursor.next() {
+                let value: Data = row["value"]
+                try body(row["key"], Array(value))
+            }
+        }
+    }
+
+    public func stateValue(forKey key: String) throws -> [UInt8]? {
+        try pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM state WHERE key = ?", arguments: [key]).map { Array($0) }
+        }
+    }
+
+    public func events(height: UInt64) throws -> [JSONValue] {
+        try pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT body FROM events WHERE height = ? ORDER BY seq", arguments: [Int64(height)])
+                .map { data throws in try JSONValue.parse(Array(data)) }
+        }
+    }
+
+    /// Runs raw SQL (tests use it to tamper with a database).
+    public func unsafeExecute(_ sql: String) throws {
+        try pool.write { db in try db.execute(sql: sql) }
+    }
+
+    public func close() throws { try pool.close() }
+}
+
+extension BlockStore: StateReader {
+    public func value(forKey key: String) throws -> [UInt8]? { try stateValue(forKey: key) }
+}

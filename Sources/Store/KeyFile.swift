@@ -1,0 +1,44 @@
+import Foundation
+import LedgerCore
+
+/// A principal's key file: JSON `{"type":"Ed25519","did":…,"publicKey":base64,"privateKey":base64 seed}`,
+/// written with permissions 0600 (created so, never widened).
+public enum KeyFile {
+    public static func save(_ key: SigningKey, to path: String, overwrite: Bool = false) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path) && !overwrite {
+            throw LedgerError("file_exists", "\(path) exists; refusing to overwrite a key")
+        }
+        let body: JSONValue = .object([
+            "type": .string("Ed25519"),
+            "did": .string(key.publicKey.did),
+            "publicKey": .string(Base64.encode(key.publicKey.rawRepresentation)),
+            "privateKey": .string(Base64.encode(key.seed)),
+        ])
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let tmp = path + ".tmp"
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw LedgerError("io_error", "cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        let bytes = body.canonicalBytes + [0x0a]
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        fsync(fd)
+        close(fd)
+        guard written == bytes.count else { throw LedgerError("io_error", "short write to \(tmp)") }
+        guard rename(tmp, path) == 0 else { throw LedgerError("io_error", "cannot rename \(tmp)") }
+    }
+
+    public static func load(_ path: String) throws -> SigningKey {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LedgerError("no_key_file", "cannot read key file \(path)")
+        }
+        let json = try JSONValue.parse(Array(data))
+        guard let seed = json["privateKey"]?.stringValue else { throw LedgerError("bad_key_file", "\(path) has no privateKey") }
+        let key = try SigningKey(seed: try Base64.decode(seed, field: "privateKey"))
+        if let did = json["did"]?.stringValue, did != key.publicKey.did {
+            throw LedgerError("bad_key_file", "\(path): did does not match the private key")
+        }
+        return key
+    }
+}
