@@ -1,0 +1,39 @@
+import Hummingbird
+import LedgerCore
+import Node
+
+/// The HTTP status of each stable error code; anything not listed is the caller's fault (400).
+enum APIError {
+    static func status(for code: String) -> HTTPResponse.Status {
+        switch code {
+        case "not_found", "leaf_not_in_tree": return .notFound
+        case "replayed_nonce", "duplicate_transaction", "already_notarized": return .conflict
+        case "body_too_large": return .contentTooLarge
+        case "unsupported_media_type": return .unsupportedMediaType
+        case "mempool_full", "node_stopped", "commit_failed", "busy": return .serviceUnavailable
+        case "internal_error", "corrupt_store", "state_unavailable": return .internalServerError
+        default: return .badRequest
+        }
+    }
+
+    static func body(_ error: LedgerError) -> JSONValue {
+        .object(["error": .object(["code": .string(error.code), "message": .string(error.message)])])
+    }
+
+    static func response(_ error: LedgerError) -> Response {
+        JSONResponse.make(body(error), status: status(for: error.code))
+    }
+}
+
+enum JSONResponse {
+    static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        var bytes = value.canonicalBytes
+        bytes.append(0x0a)
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func text(_ text: String, contentType: String = "text/plain; charset=utf-8") -> Response {
+        Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

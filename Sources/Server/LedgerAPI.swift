@@ -1,0 +1,261 @@
+import Domains
+import Foundation
+import Hummingbird
+import LedgerCore
+import Node
+import Prometheus
+import Store
+
+/// Server settings.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Largest request body accepted (bytes).
+    public var maxBodyBytes = 8 * 1024 * 1024
+    /// Most transactions in one batch request.
+    public var maxBatch = 10_000
+
+    public init(host: String = "127.0.0.1", port: Int = 8080) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// The `/v1` JSON API of one node.
+public struct LedgerAPI: Sendable {
+    public static let version = "0.1.0"
+    let node: LedgerNode
+    let configuration: ServerConfiguration
+    let registry: PrometheusCollectorRegistry
+
+    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry) {
+        self.node = node
+        self.configuration = configuration
+        self.registry = registry
+    }
+
+    /// Runs `body`, turning ledger errors into the standard error response.
+    func handle(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as LedgerError {
+            return APIError.response(error)
+        } catch let rejection as BatchRejection {
+            return APIError.response(rejection.first)
+        } catch {
+            return APIError.response(LedgerError("internal_error", "\(error)"))
+        }
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/v1/transactions") { request, _ in await handle { try await submit(request) } }
+        router.get("/v1/transactions/:id") { _, context in await handle { try transaction(context.parameters.get("id") ?? "") } }
+        router.get("/v1/proofs/inclusion") { request, _ in await handle { try inclusion(request.uri.queryParameters) } }
+        router.get("/v1/proofs/consistency") { request, _ in await handle { try consistency(request.uri.queryParameters) } }
+        router.get("/v1/checkpoint") { _, _ in JSONResponse.text(node.checkpoint) }
+        router.get("/v1/checkpoint/key") { _, _ in JSONResponse.text(node.noteVerifier.vkey + "\n") }
+        router.get("/v1/blocks/:height") { _, context in await handle { try block(context.parameters.get("height") ?? "") } }
+        router.get("/v1/blocks") { request, _ in await handle { try blocks(request.uri.queryParameters) } }
+        router.get("/v1/state/**") { _, context in
+            await handle { try state(context.parameters.getCatchAll().joined(separator: "/")) }
+        }
+        router.get("/healthz") { _, _ in
+            JSONResponse.make(.object(["status": .string("ok"), "chainId": .string(node.genesis.chainID), "height": .int(Int64(node.height))]))
+        }
+        router.get("/metrics") { _, _ in
+            JSONResponse.text(registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
+        return router
+    }
+
+    // MARK: handlers
+
+    func submit(_ request: Request) async throws -> Response {
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw LedgerError("unsupported_media_type", "send application/json")
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw LedgerError("body_too_large", "request body exceeds \(configuration.maxBodyBytes) bytes")
+        }
+        let json = try JSONValue.parse(Array(buffer.readableBytesView))
+        if let list = json["transactions"] {
+            guard case .array(let items) = list, json.objectValue?.count == 1 else {
+                throw LedgerError("bad_transaction", "a batch is {\"transactions\": [ … ]}")
+            }
+            guard !items.isEmpty else { throw LedgerError("bad_transaction", "empty batch") }
+            guard items.count <= configuration.maxBatch else {
+                throw LedgerError("batch_too_large", "at most \(configuration.maxBatch) transactions per batch")
+            }
+            var txs: [Transaction] = []
+            var decodeErrors: [LedgerError?] = []
+            for item in items {
+                do {
+                    txs.append(try Transaction(json: item))
+                    decodeErrors.append(nil)
+                } catch {
+                    decodeErrors.append(error)
+                }
+            }
+            if decodeErrors.contains(where: { $0 != nil }) { return batchRejected(decodeErrors, txs: nil) }
+            do {
+                let receipts = try await node.submit(txs)
+                return JSONResponse.make(.object(["results": .array(receipts.map(\.json))]))
+            } catch let rejection as BatchRejection {
+                return batchRejected(rejection.items, txs: txs)
+            }
+        }
+        let tx = try Transaction(json: json)
+        do {
+            let receipts = try await node.submit([tx])
+            return JSONResponse.make(receipts[0].json)
+        } catch let rejection as BatchRejection {
+            throw rejection.first
+        }
+    }
+
+    /// A refused batch: nothing admitted; the status of each item and the first error.
+    func batchRejected(_ errors: [LedgerError?], txs: [Transaction]?) -> Response {
+        let first = errors.compactMap { $0 }.first ?? LedgerError("rejected", "batch rejected")
+        let results: [JSONValue] = errors.enumerated().map { i, e in
+            var o: [String: JSONValue] = ["index": .int(Int64(i))]
+            if let txs { o["id"] = .string(txs[i].id.hex) }
+            if let e {
+                o["status"] = .string("rejected")
+                o["error"] = .object(["code": .string(e.code), "message": .string(e.message)])
+            } else {
+                o["status"] = .string("not_submitted")
+            }
+            return .object(o)
+        }
+        var body = APIError.body(LedgerError(first.code, "batch refused, nothing was submitted: \(first.message)"))
+        if case .object(var o) = body {
+            o["results"] = .array(results)
+            body = .object(o)
+        }
+        return JSONResponse.make(body, status: APIError.status(for: first.code))
+    }
+
+    func transactionID(_ text: String) throws -> Hash {
+        guard let id = try? Hash(hex: text) else { throw LedgerError("bad_id", "a transaction id is 64 hex digits") }
+        return id
+    }
+
+    func transaction(_ idText: String) throws -> Response {
+        let id = try transactionID(idText)
+        guard let stored = try node.store.transaction(id: id) else {
+            throw LedgerError("not_found", "no committed transaction \(id.hex)")
+        }
+        return JSONResponse.make(Self.transactionJSON(stored))
+    }
+
+    static func transactionJSON(_ stored: StoredTransaction) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "id": .string(stored.transaction.id.hex),
+            "status": .string(stored.status),
+            "height": .int(Int64(stored.height)),
+            "leafIndex": .int(Int64(stored.leafIndex)),
+            "raw": .string(Base64.encode(stored.transaction.encoded)),
+            "transaction": stored.transaction.jsonView,
+        ]
+        if let result = stored.result, let parsed = try? JSONValue.parse(result) { o["result"] = parsed }
+        if let code = stored.errorCode {
+            o["error"] = .object(["code": .string(code), "message": .string(stored.errorMessage ?? "")])
+        }
+        return .object(o)
+    }
+
+    func integer(_ params: Parameters, _ name: String, required: Bool, default value: UInt64? = nil) throws -> UInt64? {
+        guard let text = params.get(name) else {
+            if required { throw LedgerError("missing_parameter", "query parameter \(name) is required") }
+            return value
+        }
+        guard let n = UInt64(text) else { throw LedgerError("bad_parameter", "\(name) must be a non-negative integer") }
+        return n
+    }
+
+    func inclusion(_ params: Parameters) throws -> Response {
+        guard let idText = params.get("id") else { throw LedgerError("missing_parameter", "query parameter id is required") }
+        let id = try transactionID(String(idText))
+        guard let stored = try node.store.transaction(id: id) else {
+            throw LedgerError("not_found", "no committed transaction \(id.hex)")
+        }
+        let latest = node.latestBlock
+        let size = try integer(params, "treeSize", required: false) ?? latest.header.logSize
+        let proof = try node.inclusionProof(leafIndex: stored.leafIndex, treeSize: size)
+        var o: [String: JSONValue] = [
+            "id": .string(id.hex),
+            "leafIndex": .int(Int64(stored.leafIndex)),
+            "treeSize": .int(Int64(size)),
+            "leafHash": .string(stored.transaction.leafHash.base64),
+            "raw": .string(Base64.encode(stored.transaction.encoded)),
+            "rootHash": .string(try node.root(size: size).base64),
+            "hashes": .array(proof.map { .string($0.base64) }),
+        ]
+        if size == latest.header.logSize { o["checkpoint"] = .string(latest.checkpoint) }
+        return JSONResponse.make(.object(o))
+    }
+
+    func consistency(_ params: Parameters) throws -> Response {
+        let from = try integer(params, "from", required: true)!
+        let to = try integer(params, "to", required: true)!
+        let proof = try node.consistencyProof(from: from, to: to)
+        let latest = node.latestBlock
+        var o: [String: JSONValue] = [
+            "from": .int(Int64(from)), "to": .int(Int64(to)),
+            "fromRoot": .string(try node.root(size: from).base64), "toRoot": .string(try node.root(size: to).base64),
+            "hashes": .array(proof.map { .string($0.base64) }),
+        ]
+        if to == latest.header.logSize { o["checkpoint"] = .string(latest.checkpoint) }
+        return JSONResponse.make(.object(o))
+    }
+
+    static func blockJSON(_ block: StoredBlock, transactions: [StoredTransaction]?) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "header": block.header.json,
+            "headerRaw": .string(Base64.encode(block.header.encoded)),
+            "signature": .string(Base64.encode(block.signature)),
+            "checkpoint": .string(block.checkpoint),
+        ]
+        if let transactions {
+            o["transactions"] = .array(transactions.map { .object(["id": .string($0.transaction.id.hex), "status": .string($0.status), "leafIndex": .int(Int64($0.leafIndex))]) })
+        }
+        return .object(o)
+    }
+
+    func block(_ heightText: String) throws -> Response {
+        guard let height = UInt64(heightText) else { throw LedgerError("bad_parameter", "height must be a non-negative integer") }
+        guard let block = try node.store.block(height: height) else { throw LedgerError("not_found", "no block at height \(height)") }
+        return JSONResponse.make(Self.blockJSON(block, transactions: try node.store.transactions(height: height)))
+    }
+
+    func blocks(_ params: Parameters) throws -> Response {
+        let from = try integer(params, "from", required: false, default: 0)!
+        let limit = try integer(params, "limit", required: false, default: 20)!
+        guard (1...100).contains(limit) else { throw LedgerError("bad_parameter", "limit must be between 1 and 100") }
+        let list = try node.store.blocks(from: from, limit: Int(limit))
+        return JSONResponse.make(.object(["blocks": .array(list.map { Self.blockJSON($0, transactions: nil) }), "height": .int(Int64(node.height))]))
+    }
+
+    func state(_ key: String) throws -> Response {
+        guard !key.isEmpty, key.utf8.count <= 512 else { throw LedgerError("bad_parameter", "a state key is 1 to 512 bytes") }
+        let (block, value, proof) = try node.state(key: key)
+        var o: [String: JSONValue] = [
+            "key": .string(key),
+            "present": .bool(value != nil),
+            "height": .int(Int64(block.header.height)),
+            "stateRoot": .string(block.header.stateRoot.hex),
+            "proof": proof.json,
+        ]
+        if let value {
+            o["value"] = (try? JSONValue.parse(value)) ?? .string(Base64.encode(value))
+            o["valueRaw"] = .string(Base64.encode(value))
+        }
+        return JSONResponse.make(.object(o))
+    }
+}

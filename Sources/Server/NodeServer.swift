@@ -1,0 +1,49 @@
+import Hummingbird
+import Logging
+import Metrics
+import Node
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// Runs a node's block producer and its HTTP server together as services; stops both on
+/// SIGINT/SIGTERM or when the task is cancelled.
+public struct NodeServer: Sendable {
+    public let node: LedgerNode
+    public let configuration: ServerConfiguration
+    public let registry: PrometheusCollectorRegistry
+
+    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry) {
+        self.node = node
+        self.configuration = configuration
+        self.registry = registry
+    }
+
+    /// Starts serving; `onListening` gets the bound port (useful with port 0).
+    public func run(
+        handleSignals: Bool = true, logger: Logger = Logger(label: "careledger"),
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        let api = LedgerAPI(node: node, configuration: configuration, registry: registry)
+        let app = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "careledger"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let producer = BlockProducerService(node: node)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: producer), .init(service: app)],
+                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// The node's block production loop as a service.
+struct BlockProducerService: Service {
+    let node: LedgerNode
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await node.run() }
+    }
+}

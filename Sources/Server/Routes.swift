@@ -1,0 +1,40 @@
+/// Every route of the HTTP API, in one table: the router is built from these paths and the
+/// OpenAPI document describes exactly these (a test checks both ways).
+enum Routes {
+    struct Route: Sendable {
+        let method: String
+        /// Path in OpenAPI form (`{name}` parameters).
+        let path: String
+        let summary: String
+        let parameters: [(name: String, in: String, required: Bool, description: String)]
+        let responseType: String
+        let hasBody: Bool
+    }
+
+    static let all: [Route] = [
+        Route(method: "post", path: "/v1/transactions", summary: "Submit one signed transaction, or {\"transactions\":[…]} as a batch; answers after commit with each id and status",
+              parameters: [], responseType: "application/json", hasBody: true),
+        Route(method: "get", path: "/v1/transactions/{id}", summary: "A transaction: status, block height, leaf index, raw canonical bytes, decoded view",
+              parameters: [("id", "path", true, "transaction id (hex SHA-256)")], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/proofs/inclusion", summary: "RFC 9162 inclusion proof of a transaction",
+              parameters: [("id", "query", true, "transaction id (hex)"), ("treeSize", "query", false, "tree size (default: the latest checkpoint's)")],
+              responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/proofs/consistency", summary: "RFC 9162 consistency proof between two tree sizes",
+              parameters: [("from", "query", true, "smaller tree size (≥ 1)"), ("to", "query", true, "larger tree size")],
+              responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/checkpoint", summary: "The latest checkpoint, a C2SP tlog-checkpoint signed note", parameters: [],
+              responseType: "text/plain", hasBody: false),
+        Route(method: "get", path: "/v1/checkpoint/key", summary: "The checkpoint verifier key (C2SP vkey)", parameters: [],
+              responseType: "text/plain", hasBody: false),
+        Route(method: "get", path: "/v1/blocks/{height}", summary: "One block: header, signature, checkpoint, transaction ids",
+              parameters: [("height", "path", true, "block height")], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/blocks", summary: "Block headers from a height",
+              parameters: [("from", "query", false, "first height (default 0)"), ("limit", "query", false, "at most this many (default 20, max 100)")],
+              responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/state/{key}", summary: "A state entry with its sparse Merkle proof (membership or non-membership) against the latest state root",
+              parameters: [("key", "path", true, "state key, e.g. notary/<sha256 hex>")], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/healthz", summary: "Liveness and current height", parameters: [], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/metrics", summary: "Prometheus metrics", parameters: [], responseType: "text/plain", hasBody: false),
+        Route(method: "get", path: "/openapi.json", summary: "This document", parameters: [], responseType: "application/json", hasBody: false),
+    ]
+}
