@@ -1,0 +1,181 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import LedgerCore
+import Logging
+import NIOCore
+import Node
+import Prometheus
+import Server
+import Synchronization
+
+/// `careledger bench`: the full write path on this machine (HTTP ingest, signature checks,
+/// ordering, execution, durable commit) against the Ed25519 verification ceiling of all cores,
+/// measured in the same run.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Measure committed transactions per second against the Ed25519 ceiling.")
+    @Option(help: "Transactions to commit.") var transactions: Int = 60_000
+    @Option(help: "Transactions per HTTP request (batch).") var batch: Int = 500
+    @Option(help: "Concurrent HTTP requests in flight.") var concurrency: Int = 8
+    @Option(help: "Block size (transactions).") var blockSize: Int = 4000
+    @Option(help: "Block interval (ms).") var blockIntervalMs: Int = 10
+    @Option(help: "Seconds to measure the signature ceiling.") var ceilingSeconds: Double = 3
+    @Option(help: "Keep the bench's data directory here (default: a temporary one, removed).") var data: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard transactions >= batch, batch >= 1, concurrency >= 1, blockSize >= 1, blockIntervalMs >= 1, ceilingSeconds > 0 else {
+            throw ValidationError("need transactions ≥ batch ≥ 1 and positive concurrency, block size, interval and ceiling time")
+        }
+    }
+
+    func run() async throws {
+        let dir = data ?? NSTemporaryDirectory() + "careledger-bench-\(UInt64.random(in: 0..<UInt64.max))"
+        defer { if data == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        let directory = DataDirectory(dir)
+        if !directory.exists { try Consortium.create(in: directory, chainID: "bench", principals: []) }
+        var config = NodeConfiguration()
+        config.blockSize = blockSize
+        config.blockInterval = .milliseconds(blockIntervalMs)
+        config.maxBlockTransactions = max(blockSize, 10_000)
+        config.mempoolCapacity = max(200_000, concurrency * batch * 2)
+        let registry = PrometheusCollectorRegistry()
+        var logger = Logger(label: "careledger.bench")
+        logger.logLevel = .warning
+        let node = try LedgerNode(directory: directory, configuration: config, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
+        var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
+        serverConfig.maxBodyBytes = 64 * 1024 * 1024
+        let server = NodeServer(node: node, configuration: serverConfig, registry: registry)
+
+        // Sign everything before the clock starts.
+        let chain = node.genesis.chainID
+        let authors = (0..<64).map { _ in SigningKey() }
+        let runID = UInt64.random(in: 0..<UInt64.max)
+        let count = transactions
+        let bodies: [[UInt8]] = await withTaskGroup(of: (Int, [UInt8]).self) { group in
+            let batches = (count + batch - 1) / batch
+            for b in 0..<batches {
+                group.addTask { [batch] in
+                    var items: [JSONValue] = []
+                    for i in (b * batch)..<min(count, (b + 1) * batch) {
+                        let key = authors[i % authors.count]
+                        let digest = Hash.sha256(Array("bench \(runID) document \(i)".utf8))
+                        let tx = try! Transaction(
+                            chainID: chain, signer: key, nonce: UInt64(i), contract: "notary", action: "record",
+                            payload: .object(["hash": .string(digest.hex), "label": .string("bench document \(i)")]))
+                        items.append(.object(["raw": .string(Base64.encode(tx.encoded))]))
+                    }
+                    return (b, JSONValue.object(["transactions": .array(items)]).canonicalBytes)
+                }
+            }
+            var out = [[UInt8]](repeating: [], count: batches)
+            for await (i, body) in group { out[i] = body }
+            return out
+        }
+
+        let port = Mutex<Int?>(nil)
+        let serverTask = Task {
+            try await server.run(handleSignals: false, logger: logger) { p in port.withLock { $0 = p } }
+        }
+        defer { serverTask.cancel() }
+        var waited = 0
+        while port.withLock({ $0 }) == nil {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+            if waited > 1000 { throw LedgerError("internal_error", "bench server did not start") }
+        }
+        let url = "http://127.0.0.1:\(port.withLock { $0! })/v1/transactions"
+
+        // Load: `concurrency` workers take batches from a shared cursor.
+        let load = LoadState()
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask { [batch] in
+                                while true {
+                        let i = load.cursor.withLock { c -> Int in
+                            defer { c += 1 }
+                            return c
+                        }
+                        guard i < bodies.count else { return }
+                        var request = HTTPClientRequest(url: url)
+                        request.method = .POST
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(bytes: bodies[i]))
+                        let t0 = ContinuousClock.now
+                        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+                        let body = try await response.body.collect(upTo: 256 * 1024 * 1024)
+                        let elapsed = (ContinuousClock.now - t0) / .milliseconds(1)
+                        let n = min(batch, count - i * batch)
+                        if response.status != .ok {
+                            load.failures.withLock { $0 += n }
+                            FileHandle.standardError.write(Data("bench: batch \(i) answered \(response.status.code): \(String(buffer: body).prefix(200))\n".utf8))
+                        } else {
+                            load.latencies.withLock { $0.append(contentsOf: repeatElement(elapsed, count: n)) }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        serverTask.cancel()
+        let sorted = load.latencies.withLock { $0 }.sorted()
+        let committed = sorted.count
+        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        let txPerSecond = Double(committed) / seconds
+
+        // Ceiling: Ed25519 verifications per second over all cores.
+        let ceiling = await Self.verificationCeiling(seconds: ceilingSeconds)
+        let ratio = txPerSecond / ceiling
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let result: JSONValue = .object([
+            "transactions": .int(Int64(committed)), "failed": .int(Int64(load.failures.withLock { $0 })), "seconds": .double(seconds),
+            "committedPerSecond": .double(txPerSecond.rounded()), "p50Millis": .double(percentile(0.5)), "p99Millis": .double(percentile(0.99)),
+            "ed25519VerificationsPerSecond": .double(ceiling.rounded()), "ratio": .double((ratio * 1000).rounded() / 1000), "cores": .int(Int64(cores)),
+            "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "blockSize": .int(Int64(blockSize)),
+            "blockIntervalMs": .int(Int64(blockIntervalMs)), "height": .int(Int64(node.height)),
+        ])
+        output(result, json: json) {
+            """
+            careledger bench: \(committed) signed notary transactions over HTTP, batch \(batch), \(concurrency) in flight, \(cores) cores
+              committed:            \(String(format: "%.0f", txPerSecond)) tx/s (\(String(format: "%.2f", seconds)) s, \(node.height) blocks)
+              submit-to-commit:     p50 \(String(format: "%.1f", percentile(0.5))) ms, p99 \(String(format: "%.1f", percentile(0.99))) ms
+              Ed25519 ceiling:      \(String(format: "%.0f", ceiling)) verifications/s (all cores)
+              ratio:                \(String(format: "%.3f", ratio)) (target ≥ 0.8)
+            """
+        }
+        if load.failures.withLock({ $0 }) > 0 { throw LedgerError("internal_error", "\(load.failures.withLock { $0 }) transactions were not committed") }
+    }
+
+    /// Verifies signatures on every core for `seconds` and returns verifications per second.
+    static func verificationCeiling(seconds: Double) async -> Double {
+        let key = SigningKey()
+        let messages = (0..<256).map { Array("ceiling message \($0) with some padding to look like a transaction body".utf8) + [UInt8](repeating: 7, count: 150) }
+        let signatures = messages.map { key.signature(for: $0) }
+        let publicKey = key.publicKey
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let start = ContinuousClock.now
+        let deadline = start + .milliseconds(Int(seconds * 1000))
+        let total = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<cores {
+                group.addTask {
+                    var n = 0
+                    while ContinuousClock.now < deadline {
+                        for i in 0..<256 where publicKey.isValidSignature(signatures[i], for: messages[i]) { n += 1 }
+                    }
+                    return n
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        return Double(total) / ((ContinuousClock.now - start) / .seconds(1))
+    }
+}
+
+/// Counters shared by the bench's load workers.
+final class LoadState: Sendable {
+    let cursor = Mutex(0)
+    let latencies = Mutex<[Double]>([])
+    let failures = Mutex(0)
+}

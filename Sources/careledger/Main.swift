@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+
+/// `careledger`: runs a node and its tools.
+struct Careledger: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "careledger",
+        abstract: "CareLedger: a permissioned ledger for healthcare consortia.",
+        subcommands: [Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self])
+}
+
+/// Exit codes: 0 ok, 1 failure, 2 bad usage or input. Errors go to stderr on one line.
+@main
+enum Entry {
+    /// Codes that mean "the operation failed" rather than "the input was bad".
+    static let failureCodes: Set<String> = [
+        "verification_failed", "audit_failed", "connection_failed", "server_error", "io_error", "node_stopped", "commit_failed",
+        "mempool_full", "internal_error", "corrupt_store", "busy",
+    ]
+
+    static func main() async {
+        do {
+            var command = try Careledger.parseAsRoot()
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as LedgerError {
+            FileHandle.standardError.write(Data("error: \(error.code): \(error.message.replacingOccurrences(of: "\n", with: " "))\n".utf8))
+            exit(failureCodes.contains(error.code) ? 1 : 2)
+        } catch let error as ExitCode {
+            exit(error.rawValue)
+        } catch {
+            let code = Careledger.exitCode(for: error)
+            if code == .success {
+                Careledger.exit(withError: error)
+            }
+            let message = Careledger.fullMessage(for: error)
+            FileHandle.standardError.write(Data("error: \(message.split(separator: "\n").first ?? "")\n".utf8))
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data("(see `careledger help`)\n".utf8))
+                exit(2)
+            }
+            exit(1)
+        }
+    }
+}
+
+/// Prints a JSON value (canonical, one line) or text.
+func output(_ value: JSONValue, json: Bool, text: () -> String) {
+    if json {
+        print(value.canonicalString)
+    } else {
+        print(text())
+    }
+}
+
+func readInputFile(_ path: String) throws -> String {
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        throw LedgerError("no_file", "cannot read \(path)")
+    }
+    return text
+}

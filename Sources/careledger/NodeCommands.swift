@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import Logging
+import Node
+import Prometheus
+import Server
+
+struct DataOption: ParsableArguments {
+    @Option(name: .long, help: "Data directory of the node.")
+    var data: String = "./careledger-data"
+
+    var directory: DataDirectory { DataDirectory(data) }
+}
+
+struct NodeOptions: ParsableArguments {
+    @Option(name: .long, help: "HTTP listen address HOST:PORT (port 0 picks a free one).")
+    var http: String = "127.0.0.1:8080"
+
+    @Option(name: .long, help: "Cut a block when this many transactions wait.")
+    var blockSize: Int = 2000
+
+    @Option(name: .long, help: "…or when the oldest has waited this many milliseconds.")
+    var blockIntervalMs: Int = 20
+
+    @Option(name: .long, help: "Largest request body in bytes.")
+    var maxBodyBytes: Int = 8 * 1024 * 1024
+
+    @Option(name: .long, help: "Most transactions waiting in the mempool.")
+    var mempoolCapacity: Int = 200_000
+
+    func validate() throws {
+        _ = try address()
+        guard blockSize >= 1, blockIntervalMs >= 1, maxBodyBytes >= 1024, mempoolCapacity >= 1 else {
+            throw ValidationError("block size, interval, body limit and mempool capacity must be positive (body ≥ 1024)")
+        }
+    }
+
+    func address() throws -> (String, Int) {
+        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--http must be HOST:PORT, got \(http)")
+        }
+        return (String(http[..<colon]), port)
+    }
+
+    var nodeConfiguration: NodeConfiguration {
+        var c = NodeConfiguration()
+        c.blockSize = blockSize
+        c.blockInterval = .milliseconds(blockIntervalMs)
+        c.mempoolCapacity = mempoolCapacity
+        return c
+    }
+}
+
+/// Starts a node in the foreground until SIGINT/SIGTERM.
+func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool) async throws {
+    guard directory.exists else {
+        throw LedgerError("no_data", "no chain in \(directory.path): run `careledger init --data \(directory.path)` or `careledger up`")
+    }
+    let registry = PrometheusCollectorRegistry()
+    let node = try LedgerNode(
+        directory: directory, configuration: options.nodeConfiguration, metrics: PrometheusMetricsFactory(registry: registry))
+    let (host, port) = try options.address()
+    var serverConfig = ServerConfiguration(host: host, port: port)
+    serverConfig.maxBodyBytes = options.maxBodyBytes
+    let server = NodeServer(node: node, configuration: serverConfig, registry: registry)
+    try await server.run { port in
+        guard banner else { return }
+        let url = "http://\(host):\(port)"
+        let text = """
+            CareLedger node \(node.genesis.chainID) at height \(node.height)
+            API:            \(url)  (OpenAPI: \(url)/openapi.json)
+            Checkpoint key: \(node.noteVerifier.vkey)
+            Data:           \(directory.path)  (demo keys in \(directory.keys))
+            Stop with Ctrl-C.
+
+            """
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a development consortium in the data directory if none is there, then run the node.")
+    @OptionGroup var data: DataOption
+    @OptionGroup var options: NodeOptions
+
+    func run() async throws {
+        if !data.directory.exists {
+            let genesis = try Consortium.create(in: data.directory)
+            print("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))")
+        }
+        try await runNode(directory: data.directory, options: options, banner: true)
+    }
+}
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a chain: genesis, the node key and demo principal keys.")
+    @OptionGroup var data: DataOption
+    @Option(help: "Chain id.") var chainId: String = "careledger-dev"
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let genesis = try Consortium.create(in: data.directory, chainID: chainId)
+        let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: genesis.proposer)
+        output(.object(["chainId": .string(genesis.chainID), "data": .string(data.data), "vkey": .string(verifier.vkey)]), json: json) {
+            "Created chain \(genesis.chainID) in \(data.data)\nCheckpoint key: \(verifier.vkey)"
+        }
+    }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Run the node of an existing data directory.")
+    @OptionGroup var data: DataOption
+    @OptionGroup var options: NodeOptions
+
+    func run() async throws {
+        try await runNode(directory: data.directory, options: options, banner: true)
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify a node's data offline: signatures, hash links, Merkle roots, state roots, checkpoints.")
+    @OptionGroup var data: DataOption
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        guard data.directory.exists else { throw LedgerError("no_data", "no chain in \(data.data)") }
+        do {
+            let report = try Auditor.audit(directory: data.directory)
+            output(report.json, json: json) {
+                "OK: \(report.blocks) blocks, \(report.transactions) transactions, \(report.stateKeys) state keys verified\n"
+                    + "log root \(report.logRoot.base64)\nstate root \(report.stateRoot.hex)"
+            }
+        } catch let failure as Auditor.Failure {
+            if json {
+                print(JSONValue.object(["ok": .bool(false), "height": .int(Int64(failure.height)), "reason": .string(failure.reason)]).canonicalString)
+            }
+            throw LedgerError("audit_failed", "height \(failure.height): \(failure.reason)")
+        }
+    }
+}
