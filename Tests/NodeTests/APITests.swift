@@ -1,0 +1,157 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import Node
+import Prometheus
+import Testing
+
+@testable import Server
+
+@Suite struct APITests {
+    func withAPI(maxBody: Int = 8 * 1024 * 1024, _ body: @Sendable (any TestClientProtocol, LedgerNode) async throws -> Void) async throws {
+        let chain = try TempChain()
+        var c = NodeConfiguration()
+        c.blockInterval = .milliseconds(5)
+        let registry = PrometheusCollectorRegistry()
+        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        var sc = ServerConfiguration()
+        sc.maxBodyBytes = maxBody
+        let api = LedgerAPI(node: node, configuration: sc, registry: registry)
+        let app = Application(router: api.router())
+        try await withRunningNode(node) {
+            try await app.test(.router) { client in try await body(client, node) }
+        }
+    }
+
+    func json(_ response: TestResponse) throws -> JSONValue { try JSONValue.parse(Array(response.body.readableBytesView)) }
+
+    func post(_ client: any TestClientProtocol, _ body: JSONValue) async throws -> TestResponse {
+        try await client.execute(
+            uri: "/v1/transactions", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: body.canonicalBytes))
+    }
+
+    @Test func transactionsAndErrors() async throws {
+        try await withAPI { client, node in
+            let alice = SigningKey()
+            let tx = try notaryTx(alice, nonce: 1, document: "api")
+            let ok = try await post(client, .object(["raw": .string(Base64.encode(tx.encoded))]))
+            #expect(ok.status == .ok)
+            #expect(try json(ok)["status"] == .string("committed"))
+
+            // Field form, batch form.
+            let tx2 = try notaryTx(alice, nonce: 2, document: "api2")
+            let tx3 = try notaryTx(alice, nonce: 3, document: "api3")
+            let batch = try await post(client, .object(["transactions": .array([tx2.jsonView, .object(["raw": .string(Base64.encode(tx3.encoded))])])]))
+            #expect(batch.status == .ok)
+            let results = try json(batch)["results"]?.arrayValue ?? []
+            #expect(results.map { $0["id"] } == [.string(tx2.id.hex), .string(tx3.id.hex)])
+
+            let got = try await client.execute(uri: "/v1/transactions/\(tx.id.hex)", method: .get)
+            #expect(got.status == .ok)
+            let view = try json(got)
+            #expect(view["raw"] == .string(Base64.encode(tx.encoded)))
+            #expect(view["leafIndex"] == .int(0))
+            #expect(view["transaction"]?["contract"] == .string("notary"))
+
+            // Every error is a 4xx with a stable code, and nothing is written.
+            let before = node.logSize
+            func expectError(_ response: TestResponse, _ status: HTTPResponse.Status, _ code: String) throws {
+                #expect(response.status == status, "\(code)")
+                #expect(try json(response)["error"]?["code"] == .string(code))
+            }
+            try expectError(
+                try await client.execute(uri: "/v1/transactions", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{nope")),
+                .badRequest, "malformed_json")
+            var wrongType = tx.jsonView.objectValue!
+            wrongType["nonce"] = .string("1")
+            try expectError(try await post(client, .object(wrongType)), .badRequest, "bad_transaction")
+            try expectError(try await post(client, .object(["raw": .string(Base64.encode(tx.encoded))])), .conflict, "replayed_nonce")
+            var badSig = tx2.jsonView.objectValue!
+            badSig["nonce"] = .int(99)
+            try expectError(try await post(client, .object(badSig)), .badRequest, "bad_signature")
+            let otherChain = try notaryTx(alice, nonce: 50, document: "c", chain: "elsewhere")
+            try expectError(try await post(client, otherChain.jsonView), .badRequest, "wrong_chain")
+            let unknown = try Transaction(chainID: "test-chain", signer: alice, nonce: 51, contract: "ghost", action: "x", payload: .object([:]))
+            try expectError(try await post(client, unknown.jsonView), .badRequest, "unknown_contract")
+            let unknownAction = try Transaction(chainID: "test-chain", signer: alice, nonce: 52, contract: "notary", action: "x", payload: .object([:]))
+            try expectError(try await post(client, unknownAction.jsonView), .badRequest, "unknown_action")
+            let good = try notaryTx(alice, nonce: 60, document: "atomic")
+            let mixed = try await post(client, .object(["transactions": .array([good.jsonView, unknown.jsonView])]))
+            try expectError(mixed, .badRequest, "unknown_contract")
+            #expect(try json(mixed)["results"]?.arrayValue?.count == 2)
+            try expectError(try await client.execute(uri: "/v1/transactions/\(good.id.hex)", method: .get), .notFound, "not_found")
+            try expectError(try await client.execute(uri: "/v1/transactions/xyz", method: .get), .badRequest, "bad_id")
+            try expectError(try await client.execute(uri: "/v1/proofs/inclusion", method: .get), .badRequest, "missing_parameter")
+            try expectError(try await client.execute(uri: "/v1/proofs/consistency?from=0&to=1", method: .get), .badRequest, "bad_tree_sizes")
+            try expectError(try await client.execute(uri: "/v1/blocks/999", method: .get), .notFound, "not_found")
+            try expectError(try await client.execute(uri: "/v1/blocks?limit=1000", method: .get), .badRequest, "bad_parameter")
+            #expect(node.logSize == before)
+        }
+    }
+
+    @Test func oversizedBodyIsRefused() async throws {
+        try await withAPI(maxBody: 2048) { client, node in
+            let big = JSONValue.object(["raw": .string(String(repeating: "A", count: 4000))])
+            let response = try await post(client, big)
+            #expect(response.status == .contentTooLarge)
+            #expect(try json(response)["error"]?["code"] == .string("body_too_large"))
+            #expect(node.logSize == 0)
+        }
+    }
+
+    @Test func proofsCheckpointAndState() async throws {
+        try await withAPI { client, node in
+            let alice = SigningKey()
+            var ids: [Hash] = []
+            for i in 0..<5 {
+                let tx = try notaryTx(alice, nonce: UInt64(i), document: "p\(i)")
+                ids.append(tx.id)
+                #expect(try await post(client, tx.jsonView).status == .ok)
+            }
+            let vkey = String(buffer: try await client.execute(uri: "/v1/checkpoint/key", method: .get).body)
+            let verifier = try NoteVerifier(vkey: vkey.trimmingCharacters(in: .whitespacesAndNewlines))
+            let note = try await client.execute(uri: "/v1/checkpoint", method: .get)
+            #expect(note.headers[.contentType]?.hasPrefix("text/plain") == true)
+            let checkpoint = try Checkpoint.verify(note: String(buffer: note.body), verifier: verifier)
+            #expect(checkpoint.size == 5)
+            let inclusion = try json(try await client.execute(uri: "/v1/proofs/inclusion?id=\(ids[2].hex)", method: .get))
+            try MerkleProof.verifyInclusion(
+                leafHash: try Base64.decode(inclusion["leafHash"]!.stringValue!), leafIndex: 2, treeSize: checkpoint.size,
+                proof: inclusion["hashes"]!.arrayValue!.map { try Base64.decode($0.stringValue!) }, root: checkpoint.rootHash.bytes)
+            let consistency = try json(try await client.execute(uri: "/v1/proofs/consistency?from=2&to=5", method: .get))
+            try MerkleProof.verifyConsistency(
+                size1: 2, size2: 5, root1: try Base64.decode(consistency["fromRoot"]!.stringValue!), root2: checkpoint.rootHash.bytes,
+                proof: consistency["hashes"]!.arrayValue!.map { try Base64.decode($0.stringValue!) })
+            let key = "notary/\(Hash.sha256(Array("p1".utf8)).hex)"
+            let state = try json(try await client.execute(uri: "/v1/state/\(key)", method: .get))
+            #expect(state["present"] == .bool(true))
+            let proof = try StateProof(json: state["proof"]!)
+            try proof.verify(root: try Hash(hex: state["stateRoot"]!.stringValue!), key: Array(key.utf8), value: try Base64.decode(state["valueRaw"]!.stringValue!))
+            let blocks = try json(try await client.execute(uri: "/v1/blocks?from=0&limit=3", method: .get))
+            #expect(blocks["blocks"]?.arrayValue?.count == 3)
+            let block1 = try json(try await client.execute(uri: "/v1/blocks/1", method: .get))
+            #expect(block1["header"]?["height"] == .int(1))
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(metrics.contains("careledger_transactions_committed_total 5"))
+            #expect(try json(try await client.execute(uri: "/healthz", method: .get))["status"] == .string("ok"))
+        }
+    }
+
+    @Test func openAPIMatchesRoutes() async throws {
+        try await withAPI { client, _ in
+            let doc = try json(try await client.execute(uri: "/openapi.json", method: .get))
+            #expect(doc["openapi"] == .string("3.1.0"))
+            let paths = try #require(doc["paths"]?.objectValue)
+            #expect(Set(paths.keys) == Set(Routes.all.map(\.path)))
+            // Every documented GET path is served (not 404 for an unknown route).
+            for route in Routes.all where route.method == "get" {
+                let uri = route.path.replacingOccurrences(of: "{id}", with: String(repeating: "0", count: 64))
+                    .replacingOccurrences(of: "{height}", with: "0").replacingOccurrences(of: "{key}", with: "notary/x")
+                let response = try await client.execute(uri: uri, method: .get)
+                let code = response.status == .notFound ? (try? json(response))?["error"]?["code"]?.stringValue : "served"
+                #expect(code != nil, "\(route.path) is not routed")
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Domains
+import Foundation
+import LedgerCore
+import Node
+import Store
+import Testing
+
+@Suite struct NodeTests {
+    func configuration() -> NodeConfiguration {
+        var c = NodeConfiguration()
+        c.blockSize = 50
+        c.blockInterval = .milliseconds(5)
+        return c
+    }
+
+    @Test func commitsProvesAndRejects() async throws {
+        let chain = try TempChain()
+        let clock = TestClock()
+        let node = try LedgerNode(directory: chain.directory, configuration: configuration(), clock: clock.function)
+        let alice = SigningKey()
+        try await withRunningNode(node) {
+            let txs = try (0..<120).map { try notaryTx(alice, nonce: UInt64($0), document: "d\($0)") }
+            let receipts = try await node.submit(txs)
+            #expect(receipts.count == 120)
+            #expect(receipts.allSatisfy { $0.status == .committed })
+            #expect(Set(receipts.map(\.leafIndex)) == Set(0..<120))
+            #expect(node.logSize == 120)
+
+            // A second record of a committed hash fails deterministically with its own receipt.
+            let again = try await node.submit([try notaryTx(alice, nonce: 1000, document: "d7")])
+            #expect(again[0].status == .failed)
+            #expect(again[0].errorCode == "already_notarized")
+
+            // Replays, other chains, bad signatures, unknown contracts and actions are refused at the door.
+            await #expect(throws: BatchRejection.self) { try await node.submit([txs[3]]) }
+            do {
+                _ = try await node.submit([txs[3]])
+            } catch let r as BatchRejection {
+                #expect(r.first.code == "replayed_nonce")
+            }
+            let other = try notaryTx(alice, nonce: 5000, document: "x", chain: "other-chain")
+            #expect(try await rejection(node, [other]) == "wrong_chain")
+            let forged = try Transaction(
+                chainID: "test-chain", author: SigningKey().publicKey, nonce: 1, contract: "notary", action: "record",
+                payload: txs[0].payload, signature: txs[0].signature)
+            #expect(try await rejection(node, [forged]) == "bad_signature")
+            let unknown = try Transaction(chainID: "test-chain", signer: alice, nonce: 6000, contract: "nope", action: "record", payload: .object([:]))
+            #expect(try await rejection(node, [unknown]) == "unknown_contract")
+            let badAction = try Transaction(chainID: "test-chain", signer: alice, nonce: 6001, contract: "notary", action: "erase", payload: .object([:]))
+            #expect(try await rejection(node, [badAction]) == "unknown_action")
+            let badPayload = try Transaction(chainID: "test-chain", signer: alice, nonce: 6002, contract: "notary", action: "record", payload: .object(["hash": .string("zz")]))
+            #expect(try await rejection(node, [badPayload]) == "bad_payload")
+
+            // A batch with one bad transaction admits none of them.
+            let good = try notaryTx(alice, nonce: 7000, document: "batch-good")
+            #expect(try await rejection(node, [good, forged]) == "bad_signature")
+            #expect(try node.store.transaction(id: good.id) == nil)
+            #expect(try await node.submit([good])[0].status == .committed)
+
+            // Inclusion proofs verify against the signed checkpoint.
+            let verifier = try NoteVerifier(vkey: node.noteVerifier.vkey)
+            let checkpoint = try Checkpoint.verify(note: node.checkpoint, verifier: verifier, origin: chain.genesis.origin)
+            #expect(checkpoint.size == node.logSize)
+            for receipt in receipts.prefix(10) {
+                let stored = try #require(try node.store.transaction(id: receipt.transactionID))
+                let proof = try node.inclusionProof(leafIndex: stored.leafIndex, treeSize: checkpoint.size)
+                try MerkleProof.verifyInclusion(
+                    leafHash: stored.transaction.leafHash.bytes, leafIndex: stored.leafIndex, treeSize: checkpoint.size,
+                    proof: proof.map(\.bytes), root: checkpoint.rootHash.bytes)
+            }
+            let old = try #require(try node.store.block(height: 1))
+            let oldCheckpoint = try Checkpoint.verify(note: old.checkpoint, verifier: verifier)
+            let consistency = try node.consistencyProof(from: oldCheckpoint.size, to: checkpoint.size)
+            try MerkleProof.verifyConsistency(
+                size1: oldCheckpoint.size, size2: checkpoint.size, root1: oldCheckpoint.rootHash.bytes, root2: checkpoint.rootHash.bytes,
+                proof: consistency.map(\.bytes))
+            #expect(throws: LedgerError.code("tree_size_too_large")) { try node.inclusionProof(leafIndex: 0, treeSize: node.logSize + 1) }
+
+            // State proofs: membership of a notarised hash, absence of another.
+            let key = "notary/\(Hash.sha256(Array("d5".utf8)).hex)"
+            let (block, value, proof) = try node.state(key: key)
+            #expect(value != nil)
+            try proof.verify(root: block.header.stateRoot, key: Array(key.utf8), value: value)
+            let missing = "notary/\(Hash.sha256(Array("never".utf8)).hex)"
+            let (block2, value2, proof2) = try node.state(key: missing)
+            #expect(value2 == nil)
+            try proof2.verify(root: block2.header.stateRoot, key: Array(missing.utf8), value: nil)
+        }
+
+        // Restart: same head, nonces still used, audit passes.
+        let height = node.height
+        let root = node.latestBlock.header.logRoot
+        let reopened = try LedgerNode(directory: chain.directory, configuration: configuration(), clock: clock.function)
+        #expect(reopened.height == height)
+        #expect(reopened.latestBlock.header.logRoot == root)
+        try await withRunningNode(reopened) {
+            let replay = try notaryTx(alice, nonce: 3, document: "d3")
+            let code = try await rejection(reopened, [replay])
+            #expect(code == "replayed_nonce")
+        }
+        let report = try Auditor.audit(directory: chain.directory)
+        #expect(report.transactions == 122)
+        #expect(report.blocks == height + 1)
+    }
+
+    func rejection(_ node: LedgerNode, _ txs: [Transaction]) async throws -> String? {
+        do {
+            _ = try await node.submit(txs)
+            return nil
+        } catch let r as BatchRejection {
+            return r.first.code
+        }
+    }
+
+    @Test func auditFindsTampering() async throws {
+        let cases = [
+            ("UPDATE state SET value = CAST('{\"label\":\"forged\"}' AS BLOB) WHERE rowid = (SELECT MIN(rowid) FROM state)", "state"),
+            ("UPDATE transactions SET raw = CAST(X'00' || raw AS BLOB) WHERE leaf_index = 3", "transaction"),
+            ("UPDATE transactions SET status = 'failed' WHERE leaf_index = 4", "receipt"),
+            ("UPDATE blocks SET checkpoint = REPLACE(checkpoint, '\n4\n', '\n5\n') WHERE height = 2", "checkpoint"),
+            ("DELETE FROM transactions WHERE leaf_index = 5", "count"),
+        ]
+        for (sql, what) in cases {
+            let chain = try TempChain()
+            let node = try LedgerNode(directory: chain.directory, configuration: configuration(), clock: TestClock().function)
+            let alice = SigningKey()
+            try await withRunningNode(node) {
+                for i in 0..<4 {
+                    _ = try await node.submit([try notaryTx(alice, nonce: UInt64(2 * i), document: "a\(i)"), try notaryTx(alice, nonce: UInt64(2 * i + 1), document: "b\(i)")])
+                }
+            }
+            _ = try Auditor.audit(directory: chain.directory)
+            let store = try BlockStore(path: chain.directory.database)
+            try store.unsafeExecute(sql)
+            try store.close()
+            #expect(throws: Auditor.Failure.self, "tampering with \(what)") { try Auditor.audit(directory: chain.directory) }
+            do {
+                _ = try Auditor.audit(directory: chain.directory)
+            } catch let f as Auditor.Failure {
+                #expect(f.height >= 1 && f.height <= 4, "\(what): \(f)")
+            }
+            // A tampered store does not start either.
+            if what == "state" || what == "count" {
+                #expect(throws: LedgerError.self) { try LedgerNode(directory: chain.directory) }
+            }
+        }
+    }
+}

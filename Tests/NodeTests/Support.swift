@@ -1,0 +1,43 @@
+import Foundation
+import LedgerCore
+import Node
+
+/// A fresh data directory with a chain, removed at the end of the test.
+final class TempChain: Sendable {
+    let directory: DataDirectory
+    let genesis: Genesis
+
+    init(chainID: String = "test-chain") throws {
+        let path = NSTemporaryDirectory() + "careledger-test-\(UUID().uuidString)"
+        directory = DataDirectory(path)
+        genesis = try Consortium.create(in: directory, chainID: chainID, timeMillis: 1_700_000_000_000, principals: ["alice"])
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory.path) }
+}
+
+/// A deterministic clock for tests.
+final class TestClock: Sendable {
+    let now = Mutex<UInt64>(1_700_000_000_000)
+    var function: @Sendable () -> UInt64 {
+        { [self] in now.withLock { $0 += 1000; return $0 } }
+    }
+}
+
+import Synchronization
+
+func notaryTx(_ key: SigningKey, nonce: UInt64, document: String, chain: String = "test-chain") throws -> Transaction {
+    try Transaction(
+        chainID: chain, signer: key, nonce: nonce, contract: "notary", action: "record",
+        payload: .object(["hash": .string(Hash.sha256(Array(document.utf8)).hex), "label": .string("doc \(document)")]))
+}
+
+/// Runs the node's block producer for the duration of `body`.
+func withRunningNode<T: Sendable>(_ node: LedgerNode, _ body: () async throws -> T) async throws -> T {
+    let task = Task { await node.run() }
+    defer { task.cancel() }
+    let value = try await body()
+    task.cancel()
+    _ = await task.value
+    return value
+}
