@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["LedgerCore"],
+            dependencies: ["LedgerCore", "Store"],
             swiftSettings: strict
         ),
     ]

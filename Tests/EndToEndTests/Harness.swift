@@ -1,0 +1,112 @@
+import Foundation
+import LedgerCore
+import Synchronization
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Runs the real `careledger` binary built next to the test bundle.
+enum CLI {
+    static let binary: String = {
+        if let override = ProcessInfo.processInfo.environment["CARELEDGER_BIN"] { return override }
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = testBinary.deletingLastPathComponent()
+        // swift-testing runs the .xctest bundle binary; the executable sits beside the bundle.
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("careledger").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/careledger").path
+    }()
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A node process on a free loopback port; always stopped by `stop()` or deinit.
+final class NodeProcess: @unchecked Sendable {
+    let process = Process()
+    let data: String
+    private(set) var url = ""
+    private let output = Pipe()
+
+    init(data: String, command: String = "up", extra: [String] = []) throws {
+        self.data = data
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = [command, "--data", data, "--http", "127.0.0.1:0"] + extra
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait for the banner line with the API address.
+        var buffer = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            buffer += String(decoding: chunk, as: UTF8.self)
+            if let line = buffer.split(separator: "\n").first(where: { $0.hasPrefix("API:") }),
+                let address = line.split(separator: " ").first(where: { $0.hasPrefix("http://") })
+            {
+                url = String(address)
+                return
+            }
+        }
+        stop()
+        throw LedgerError("node_did_not_start", "no API address in: \(buffer)")
+    }
+
+    func stop(signal: Int32 = SIGTERM) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    deinit { stop(signal: SIGKILL) }
+}
+
+/// A tiny blocking HTTP client for tests.
+enum HTTP {
+    struct Response {
+        let status: Int
+        let body: [UInt8]
+        var json: JSONValue { (try? JSONValue.parse(body)) ?? .null }
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    static func request(_ method: String, _ url: String, body: [UInt8]? = nil, timeout: TimeInterval = 60) async throws -> Response {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        request.timeoutInterval = timeout
+        if let body {
+            request.httpBody = Data(body)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return Response(status: (response as! HTTPURLResponse).statusCode, body: Array(data))
+    }
+}
+
+func temporaryPath(_ name: String) -> String {
+    NSTemporaryDirectory() + "careledger-e2e-\(name)-\(UUID().uuidString)"
+}
