@@ -19,11 +19,11 @@ public struct ExecutionContext {
     public let timeMillis: UInt64
     public let transaction: Transaction
     private let base: any StateReader
-    private let blockWrites: [String: [UInt8]?]
+    private let blockWrites: BlockWrites
     public private(set) var writes: [String: [UInt8]?] = [:]
     public private(set) var events: [JSONValue] = []
 
-    init(height: UInt64, timeMillis: UInt64, transaction: Transaction, base: any StateReader, blockWrites: [String: [UInt8]?]) {
+    init(height: UInt64, timeMillis: UInt64, transaction: Transaction, base: any StateReader, blockWrites: BlockWrites) {
         self.height = height
         self.timeMillis = timeMillis
         self.transaction = transaction
@@ -33,7 +33,7 @@ public struct ExecutionContext {
 
     public func value(forKey key: String) throws(LedgerError) -> [UInt8]? {
         if let pending = writes[key] { return pending }
-        if let pending = blockWrites[key] { return pending }
+        if let pending = blockWrites.values[key] { return pending }
         do {
             return try base.value(forKey: key)
         } catch {
@@ -123,7 +123,7 @@ public struct ContractRegistry: Sendable {
     public func execute(
         transactions: [Transaction], height: UInt64, timeMillis: UInt64, firstLeafIndex: UInt64, base: any StateReader
     ) -> BlockExecution {
-        var blockWrites: [String: [UInt8]?] = [:]
+        let blockWrites = BlockWrites()
         var receipts: [Receipt] = []
         var events: [JSONValue] = []
         receipts.reserveCapacity(transactions.count)
@@ -137,7 +137,7 @@ public struct ContractRegistry: Sendable {
                 for key in context.writes.keys where !key.hasPrefix(contract.name + "/") {
                     throw LedgerError("forbidden_write", "contract \(contract.name) may not write \(key)")
                 }
-                for (key, value) in context.writes { blockWrites[key] = value }
+                for (key, value) in context.writes { blockWrites.values[key] = value }
                 events.append(contentsOf: context.events)
                 receipts.append(
                     Receipt(transactionID: tx.id, status: .committed, height: height, leafIndex: leaf, result: result, errorCode: nil, errorMessage: nil))
@@ -146,7 +146,7 @@ public struct ContractRegistry: Sendable {
                     Receipt(transactionID: tx.id, status: .failed, height: height, leafIndex: leaf, result: .null, errorCode: error.code, errorMessage: error.message))
             }
         }
-        let writes = blockWrites.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }.map { ($0.key, $0.value) }
+        let writes = blockWrites.values.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }.map { ($0.key, $0.value) }
         return BlockExecution(receipts: receipts, writes: writes, events: events)
     }
 }
@@ -157,4 +157,10 @@ public struct BlockExecution: Sendable {
     /// State writes in key order; a nil value deletes the key.
     public let writes: [(key: String, value: [UInt8]?)]
     public let events: [JSONValue]
+}
+
+/// The writes of the transactions executed so far in a block; shared by reference so that each
+/// transaction's context reads them without copying.
+final class BlockWrites {
+    var values: [String: [UInt8]?] = [:]
 }

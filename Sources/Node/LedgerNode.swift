@@ -38,6 +38,8 @@ public final class LedgerNode: Sendable {
     private let noteSigner: NoteSigner
     private let mempool: Mempool
     private let head: Mutex<Head>
+    /// The committed state values, in memory, so execution reads cost no database round trip.
+    private let stateCache: StateCache
     private let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
     private let logger: Logger
@@ -101,7 +103,12 @@ public final class LedgerNode: Sendable {
             nonces.append(NonceKey(tx.author, tx.nonce))
         }
         var tree = SparseMerkleTree()
-        try store.forEachState { key, value in tree.set(key: Array(key.utf8), value: value) }
+        var values: [String: [UInt8]] = [:]
+        try store.forEachState { key, value in
+            tree.set(key: Array(key.utf8), value: value)
+            values[key] = value
+        }
+        stateCache = StateCache(values)
         guard merkle.size == block.header.logSize, merkle.root == block.header.logRoot else {
             throw LedgerError("corrupt_store", "log rebuilt from the store does not match block \(latest)")
         }
@@ -189,7 +196,7 @@ public final class LedgerNode: Sendable {
         let time = max(clock(), previous.block.header.timeMillis)
         let firstLeaf = previous.block.header.logSize
         let execution = registry.execute(
-            transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: store)
+            transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: stateCache)
         var tree = previous.state
         for w in execution.writes { tree.set(key: Array(w.key.utf8), value: w.value) }
         let (logSize, logRoot) = log.withLock { log -> (UInt64, Hash) in
@@ -213,6 +220,7 @@ public final class LedgerNode: Sendable {
             log.withLock { $0.truncate(to: firstLeaf) }
             throw error
         }
+        stateCache.apply(execution.writes)
         head.withLock { $0 = Head(block: block, state: tree) }
         let failures = execution.receipts.filter { $0.status == .failed }.count
         committedCounter.increment(by: Int64(txs.count - failures))
@@ -254,7 +262,7 @@ public final class LedgerNode: Sendable {
     public func state(key: String) throws -> (block: StoredBlock, value: [UInt8]?, proof: StateProof) {
         for _ in 0..<10 {
             let snapshot = head.withLock { $0 }
-            let value = try store.stateValue(forKey: key)
+            let value = stateCache.value(forKey: key)
             let proof = snapshot.state.proof(key: Array(key.utf8))
             if proof.provenValueHash == value.map({ Hash.sha256($0) }) { return (snapshot.block, value, proof) }
         }
@@ -268,5 +276,18 @@ extension MerkleLog {
         var rebuilt = MerkleLog()
         for i in 0..<size { rebuilt.append(leafHash: leafHash(at: i)) }
         self = rebuilt
+    }
+}
+
+/// Committed state values in memory (the store holds the same rows durably).
+final class StateCache: StateReader {
+    private let values: Mutex<[String: [UInt8]]>
+
+    init(_ values: [String: [UInt8]]) { self.values = Mutex(values) }
+
+    func value(forKey key: String) -> [UInt8]? { values.withLock { $0[key] } }
+
+    func apply(_ writes: [(key: String, value: [UInt8]?)]) {
+        values.withLock { v in for w in writes { v[w.key] = w.value } }
     }
 }

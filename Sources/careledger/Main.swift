@@ -37,7 +37,8 @@ enum Entry {
             if code == .success {
                 Careledger.exit(withError: error)
             }
-            let message = Careledger.fullMessage(for: error)
+            var message = Careledger.fullMessage(for: error)
+            if message.hasPrefix("Error: ") { message.removeFirst(7) }
             FileHandle.standardError.write(Data("error: \(message.split(separator: "\n").first ?? "")\n".utf8))
             if code == .validationFailure {
                 FileHandle.standardError.write(Data("(see `careledger help`)\n".utf8))

@@ -88,7 +88,8 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         if !data.directory.exists {
             let genesis = try Consortium.create(in: data.directory)
-            print("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))")
+            FileHandle.standardOutput.write(
+                Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))\n".utf8))
         }
         try await runNode(directory: data.directory, options: options, banner: true)
     }
