@@ -9,19 +9,33 @@ public enum Base58 {
 
     public static func encode(_ bytes: [UInt8]) -> String {
         let zeros = bytes.prefix { $0 == 0 }.count
-        var digits = [UInt8]()  // base-58 digits, little endian
+        // Little-endian limbs in base 58^5, so each input byte costs a fifth of the digit-wise loop.
+        let limbBase: UInt64 = 656_356_768
+        var limbs = [UInt64]()
+        limbs.reserveCapacity(bytes.count / 3 + 1)
         for byte in bytes {
-            var carry = Int(byte)
-            for i in 0..<digits.count {
-                carry += Int(digits[i]) << 8
-                digits[i] = UInt8(carry % 58)
-                carry /= 58
+            var carry = UInt64(byte)
+            for i in 0..<limbs.count {
+                let v = limbs[i] << 8 + carry
+                limbs[i] = v % limbBase
+                carry = v / limbBase
             }
             while carry > 0 {
-                digits.append(UInt8(carry % 58))
-                carry /= 58
+                limbs.append(carry % limbBase)
+                carry /= limbBase
             }
         }
+        var digits = [UInt8]()  // little endian base-58 digits
+        digits.reserveCapacity(limbs.count * 5)
+        for (i, limb) in limbs.enumerated() {
+            var v = limb
+            for _ in 0..<5 {
+                digits.append(UInt8(v % 58))
+                v /= 58
+                if i == limbs.count - 1 && v == 0 { break }
+            }
+        }
+        while digits.last == 0 { digits.removeLast() }
         var out = [UInt8](repeating: alphabet[0], count: zeros)
         for d in digits.reversed() { out.append(alphabet[Int(d)]) }
         return String(decoding: out, as: UTF8.self)

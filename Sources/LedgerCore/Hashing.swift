@@ -19,6 +19,15 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
         Hash(unchecked: Array(SHA256.hash(data: data)))
     }
 
+    /// SHA-256(prefix || a || b), the shape of every Merkle node hash, without intermediate arrays.
+    public static func sha256(prefix: UInt8, _ a: [UInt8], _ b: [UInt8]) -> Hash {
+        var hasher = SHA256()
+        withUnsafeBytes(of: prefix) { hasher.update(bufferPointer: $0) }
+        a.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        b.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return Hash(unchecked: Array(hasher.finalize()))
+    }
+
     /// SHA-256 over the concatenation of several byte strings, without copying them together.
     public static func sha256(parts: [[UInt8]]) -> Hash {
         var hasher = SHA256()

@@ -1,13 +1,18 @@
+import Crypto
+
 /// RFC 9162 §2.1 hashing: leaf = SHA-256(0x00 || data), node = SHA-256(0x01 || left || right).
 public enum MerkleHash {
     public static let empty = Hash.sha256([UInt8]())
 
     public static func leaf<C: Collection>(_ data: C) -> Hash where C.Element == UInt8 {
-        Hash.sha256(parts: [[0], Array(data)])
+        var hasher = SHA256()
+        hasher.update(data: [0])
+        hasher.update(data: Array(data))
+        return Hash(unchecked: Array(hasher.finalize()))
     }
 
     public static func node(_ left: Hash, _ right: Hash) -> Hash {
-        Hash.sha256(parts: [[1], left.bytes, right.bytes])
+        Hash.sha256(prefix: 1, left.bytes, right.bytes)
     }
 }
 

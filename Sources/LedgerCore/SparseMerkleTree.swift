@@ -16,14 +16,14 @@ public struct SparseMerkleTree: Sendable {
             leaf = (key, value)
             left = nil
             right = nil
-            hash = Hash.sha256(parts: [[0], key.bytes, value.bytes])
+            hash = Hash.sha256(prefix: 0, key.bytes, value.bytes)
         }
 
         init(left: Node?, right: Node?) {
             leaf = nil
             self.left = left
             self.right = right
-            hash = Hash.sha256(parts: [[1], (left?.hash ?? .zero).bytes, (right?.hash ?? .zero).bytes])
+            hash = Hash.sha256(prefix: 1, (left?.hash ?? .zero).bytes, (right?.hash ?? .zero).bytes)
         }
     }
 

@@ -102,6 +102,17 @@ import Testing
         #expect(throws: LedgerError.code("bad_did")) { try PublicKey(did: "did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme") }
     }
 
+    @Test func base58RoundTrip() {
+        var rng = SplitMix64(seed: 58)
+        #expect(Base58.encode([0, 0, 1]) == "112")
+        #expect(Base58.encode(Array("hello world".utf8)) == "StV1DL6CwTryKyV")
+        for _ in 0..<300 {
+            let bytes = (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let withZeros = [UInt8](repeating: 0, count: Int.random(in: 0...2, using: &rng)) + bytes
+            #expect(Base58.decode(Base58.encode(withZeros)) == withZeros)
+        }
+    }
+
     @Test func strictJSON() throws {
         for bad in [#"{"a":1,"a":2}"#, "[1,]", "01", "\"\\ud800\"", "{} x", "[\"\u{01}\"]", "1.", "-"] {
             #expect(throws: LedgerError.code("malformed_json"), "\(bad)") { try JSONValue.parse(bad) }
