@@ -68,7 +68,7 @@ public enum Auditor {
             }
             let stored: [StoredTransaction]
             do {
-                stored = try store.transactions(height: height)
+                stored = try store.transactions(of: block)
             } catch {
                 throw fail("unreadable transaction: \(error)")
             }
@@ -113,6 +113,11 @@ public enum Auditor {
             }
             report.transactions += UInt64(txs.count)
             previous = header
+        }
+        // No transaction rows outside the blocks.
+        let rows = try store.transactionCount()
+        guard rows == log.size else {
+            throw Failure(height: latest, reason: "\(rows) transaction rows but the blocks hold \(log.size)")
         }
         // The state table must be exactly the re-executed state.
         let expected = state.values.withLock { $0 }

@@ -231,7 +231,7 @@ public struct LedgerAPI: Sendable {
     func block(_ heightText: String) throws -> Response {
         guard let height = UInt64(heightText) else { throw LedgerError("bad_parameter", "height must be a non-negative integer") }
         guard let block = try node.store.block(height: height) else { throw LedgerError("not_found", "no block at height \(height)") }
-        return JSONResponse.make(Self.blockJSON(block, transactions: try node.store.transactions(height: height)))
+        return JSONResponse.make(Self.blockJSON(block, transactions: try node.store.transactions(of: block)))
     }
 
     func blocks(_ params: Parameters) throws -> Response {

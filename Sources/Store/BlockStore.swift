@@ -80,8 +80,7 @@ public final class BlockStore: Sendable {
                     CREATE TABLE transactions (
                         leaf_index INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, height INTEGER NOT NULL,
                         author BLOB NOT NULL, nonce INTEGER NOT NULL, raw BLOB NOT NULL, status TEXT NOT NULL,
-                        result BLOB, error_code TEXT, error_message TEXT, UNIQUE (author, nonce));
-                    CREATE INDEX transactions_height ON transactions (height);
+                        result BLOB, error_code TEXT, error_message TEXT);
                     CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL, height INTEGER NOT NULL);
                     CREATE TABLE events (height INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (height, seq));
                     """)
@@ -195,19 +194,15 @@ public final class BlockStore: Sendable {
         }
     }
 
-    public func transaction(author: PublicKey, nonce: UInt64) throws -> StoredTransaction? {
-        try pool.read { db in
-            try Row.fetchOne(
-                db, sql: "SELECT * FROM transactions WHERE author = ? AND nonce = ?",
-                arguments: [Data(author.rawRepresentation), Int64(bitPattern: nonce)]
+    /// The transactions of a block: the leaves its header says it appended (a block's leaves are contiguous).
+    public func transactions(of block: StoredBlock) throws -> [StoredTransaction] {
+        let end = block.header.logSize
+        let start = end - min(end, block.header.transactionCount)
+        return try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM transactions WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
+                arguments: [Int64(start), Int64(end)]
             ).map { row throws in try Self.storedTransaction(row) }
-        }
-    }
-
-    public func transactions(height: UInt64) throws -> [StoredTransaction] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM transactions WHERE height = ? ORDER BY leaf_index", arguments: [Int64(height)])
-                .map { row throws in try Self.storedTransaction(row) }
         }
     }
 
@@ -218,6 +213,10 @@ public final class BlockStore: Sendable {
             transaction: try Transaction(encoded: Array(raw)), height: UInt64(row["height"] as Int64),
             leafIndex: UInt64(row["leaf_index"] as Int64), status: row["status"], result: result.map { Array($0) },
             errorCode: row["error_code"], errorMessage: row["error_message"])
+    }
+
+    public func transactionCount() throws -> UInt64 {
+        try pool.read { db in UInt64(try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions") ?? 0) }
     }
 
     /// Visits every committed transaction in leaf order (for rebuilding the log and auditing).

@@ -119,6 +119,7 @@ import Testing
             ("UPDATE transactions SET status = 'failed' WHERE leaf_index = 4", "receipt"),
             ("UPDATE blocks SET checkpoint = REPLACE(checkpoint, '\n4\n', '\n5\n') WHERE height = 2", "checkpoint"),
             ("DELETE FROM transactions WHERE leaf_index = 5", "count"),
+            ("INSERT INTO transactions SELECT leaf_index + 100, randomblob(32), height, author, nonce + 100, raw, status, result, error_code, error_message FROM transactions WHERE leaf_index = 0", "extra row"),
         ]
         for (sql, what) in cases {
             let chain = try TempChain()
@@ -138,6 +139,7 @@ import Testing
                 _ = try Auditor.audit(directory: chain.directory)
             } catch let f as Auditor.Failure {
                 #expect(f.height >= 1 && f.height <= 4, "\(what): \(f)")
+                if what == "extra row" { #expect(f.reason.contains("transaction rows")) }
             }
             // A tampered store does not start either.
             if what == "state" || what == "count" {
