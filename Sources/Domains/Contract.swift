@@ -146,7 +146,7 @@ public struct ContractRegistry: Sendable {
                     Receipt(transactionID: tx.id, status: .failed, height: height, leafIndex: leaf, result: .null, errorCode: error.code, errorMessage: error.message))
             }
         }
-        let writes = blockWrites.values.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }.map { ($0.key, $0.value) }
+        let writes = blockWrites.values.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { ($0.key, $0.value) }
         return BlockExecution(receipts: receipts, writes: writes, events: events)
     }
 }

@@ -1,3 +1,5 @@
+import Crypto
+
 /// A block header. Canonical encoding (version 1): version byte; chain id; height (varint);
 /// previous block hash (32); time in milliseconds since the Unix epoch (varint); log size after the
 /// block (varint); log root after the block (32); state root after the block (32); transaction
@@ -69,7 +71,11 @@ public struct BlockHeader: Hashable, Sendable {
     public var hash: Hash { Hash.sha256(encoded) }
 
     /// SHA-256 of the concatenated transaction ids.
-    public static func transactionsHash(_ ids: [Hash]) -> Hash { Hash.sha256(parts: ids.map(\.bytes)) }
+    public static func transactionsHash(_ ids: [Hash]) -> Hash {
+        var hasher = SHA256()
+        for id in ids { id.withBytes { hasher.update(bufferPointer: $0) } }
+        return Hash(digest: hasher.finalize())
+    }
 
     public var json: JSONValue {
         .object([

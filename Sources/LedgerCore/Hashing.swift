@@ -1,38 +1,63 @@
 import Crypto
 import Foundation
 
-/// A SHA-256 digest (32 bytes).
+/// A SHA-256 digest (32 bytes), stored inline (no heap allocation): Merkle trees make millions.
 public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    // The 32 bytes in memory order.
+    private var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
 
     public init(_ bytes: [UInt8]) throws(LedgerError) {
         guard bytes.count == 32 else { throw LedgerError("bad_hash", "a hash is 32 bytes, got \(bytes.count)") }
-        self.bytes = bytes
+        self.init(unchecked: bytes)
     }
 
-    init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+    init<B: Sequence>(unchecked bytes: B) where B.Element == UInt8 {
+        withUnsafeMutableBytes(of: &self) { raw in
+            var i = 0
+            for b in bytes where i < 32 {
+                raw[i] = b
+                i += 1
+            }
+        }
+    }
+
+    init(digest: SHA256Digest) {
+        withUnsafeMutableBytes(of: &self) { raw in
+            digest.withUnsafeBytes { d in raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: d.prefix(32))) }
+        }
+    }
+
+    /// The 32 bytes.
+    public var bytes: [UInt8] { withUnsafeBytes(of: self) { Array($0) } }
+
+    /// Calls `body` with the 32 bytes, without copying them.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: self) { try body($0) }
+    }
 
     /// All zero: the hash of an empty sparse Merkle subtree and the previous hash of the genesis block.
-    public static let zero = Hash(unchecked: [UInt8](repeating: 0, count: 32))
+    public static let zero = Hash()
+
+    private init() {}
 
     public static func sha256<D: DataProtocol>(_ data: D) -> Hash {
-        Hash(unchecked: Array(SHA256.hash(data: data)))
+        Hash(digest: SHA256.hash(data: data))
     }
 
     /// SHA-256(prefix || a || b), the shape of every Merkle node hash, without intermediate arrays.
-    public static func sha256(prefix: UInt8, _ a: [UInt8], _ b: [UInt8]) -> Hash {
+    public static func sha256(prefix: UInt8, _ a: Hash, _ b: Hash) -> Hash {
         var hasher = SHA256()
         withUnsafeBytes(of: prefix) { hasher.update(bufferPointer: $0) }
-        a.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        b.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return Hash(unchecked: Array(hasher.finalize()))
+        a.withBytes { hasher.update(bufferPointer: $0) }
+        b.withBytes { hasher.update(bufferPointer: $0) }
+        return Hash(digest: hasher.finalize())
     }
 
     /// SHA-256 over the concatenation of several byte strings, without copying them together.
     public static func sha256(parts: [[UInt8]]) -> Hash {
         var hasher = SHA256()
         for part in parts { hasher.update(data: part) }
-        return Hash(unchecked: Array(hasher.finalize()))
+        return Hash(digest: hasher.finalize())
     }
 
     public init(base64: String) throws(LedgerError) {
@@ -49,10 +74,15 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var base64: String { Data(bytes).base64EncodedString() }
     public var description: String { hex }
 
-    public static func < (lhs: Hash, rhs: Hash) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+    public static func < (lhs: Hash, rhs: Hash) -> Bool {
+        (lhs.w0.bigEndian, lhs.w1.bigEndian, lhs.w2.bigEndian, lhs.w3.bigEndian)
+            < (rhs.w0.bigEndian, rhs.w1.bigEndian, rhs.w2.bigEndian, rhs.w3.bigEndian)
+    }
 
     /// Bit `index` (0 = most significant bit of the first byte).
-    public func bit(_ index: Int) -> Bool { (bytes[index >> 3] >> (7 - UInt8(index & 7))) & 1 == 1 }
+    public func bit(_ index: Int) -> Bool {
+        withUnsafeBytes(of: self) { ($0[index >> 3] >> (7 - UInt8(index & 7))) & 1 == 1 }
+    }
 }
 
 /// Lower-case hexadecimal.

@@ -8,11 +8,11 @@ public enum MerkleHash {
         var hasher = SHA256()
         hasher.update(data: [0])
         hasher.update(data: Array(data))
-        return Hash(unchecked: Array(hasher.finalize()))
+        return Hash(digest: hasher.finalize())
     }
 
     public static func node(_ left: Hash, _ right: Hash) -> Hash {
-        Hash.sha256(prefix: 1, left.bytes, right.bytes)
+        Hash.sha256(prefix: 1, left, right)
     }
 }
 

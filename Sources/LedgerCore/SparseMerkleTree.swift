@@ -16,14 +16,14 @@ public struct SparseMerkleTree: Sendable {
             leaf = (key, value)
             left = nil
             right = nil
-            hash = Hash.sha256(prefix: 0, key.bytes, value.bytes)
+            hash = Hash.sha256(prefix: 0, key, value)
         }
 
         init(left: Node?, right: Node?) {
             leaf = nil
             self.left = left
             self.right = right
-            hash = Hash.sha256(prefix: 1, (left?.hash ?? .zero).bytes, (right?.hash ?? .zero).bytes)
+            hash = Hash.sha256(prefix: 1, left?.hash ?? .zero, right?.hash ?? .zero)
         }
     }
 
@@ -155,15 +155,14 @@ public struct StateProof: Sendable, Hashable {
             for i in 0..<siblings.count where leafKeyHash.bit(i) != keyHash.bit(i) {
                 throw LedgerError("bad_proof", "leaf \(leafKeyHash) is not on the path of \(keyHash)")
             }
-            h = Hash.sha256(parts: [[0], leafKeyHash.bytes, leafValueHash.bytes])
+            h = Hash.sha256(prefix: 0, leafKeyHash, leafValueHash)
         } else {
             guard leafKeyHash == nil && leafValueHash == nil else { throw LedgerError("bad_proof", "half a leaf") }
             h = .zero
         }
         for depth in stride(from: siblings.count - 1, through: 0, by: -1) {
             let sibling = siblings[depth]
-            h = keyHash.bit(depth)
-                ? Hash.sha256(parts: [[1], sibling.bytes, h.bytes]) : Hash.sha256(parts: [[1], h.bytes, sibling.bytes])
+            h = keyHash.bit(depth) ? Hash.sha256(prefix: 1, sibling, h) : Hash.sha256(prefix: 1, h, sibling)
         }
         guard h == root else { throw LedgerError("bad_proof", "state proof does not lead to the state root") }
     }
