@@ -29,6 +29,12 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // Standards on the edges: HPKE key wrapping, content encryption (pure).
+        .target(
+            name: "Standards",
+            dependencies: ["LedgerCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // SQLite (GRDB) block store, state store.
         .target(
             name: "Store",
@@ -36,7 +42,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Contracts (one folder per domain).
-        .target(name: "Domains", dependencies: ["LedgerCore"], swiftSettings: strict),
+        .target(name: "Domains", dependencies: ["LedgerCore", "Standards"], swiftSettings: strict),
         // Mempool, block production, ordering, the node service.
         .target(
             name: "Node",
@@ -62,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "careledger",
             dependencies: [
-                "LedgerCore", "Store", "Domains", "Node", "Server",
+                "LedgerCore", "Standards", "Store", "Domains", "Node", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,8 +79,13 @@ let package = Package(
         ),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], swiftSettings: strict),
         .testTarget(
+            name: "StandardsTests",
+            dependencies: ["Standards", "LedgerCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "NodeTests",
-            dependencies: ["LedgerCore", "Store", "Domains", "Node", "Server",
+            dependencies: ["LedgerCore", "Standards", "Store", "Domains", "Node", "Server",
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: strict
         ),

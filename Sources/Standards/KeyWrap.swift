@@ -1,0 +1,106 @@
+import Crypto
+import Foundation
+import LedgerCore
+
+/// An X25519 encryption key pair of a principal; its public half is published on chain.
+public struct EncryptionKey: Sendable {
+    public let privateKey: Curve25519.KeyAgreement.PrivateKey
+
+    public init() { privateKey = Curve25519.KeyAgreement.PrivateKey() }
+
+    public init(rawRepresentation: [UInt8]) throws(LedgerError) {
+        guard let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: rawRepresentation) else {
+            throw LedgerError("bad_private_key", "an X25519 private key is 32 bytes")
+        }
+        privateKey = key
+    }
+
+    public var rawRepresentation: [UInt8] { Array(privateKey.rawRepresentation) }
+    public var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
+}
+
+/// A content key wrapped for one reader with HPKE (RFC 9180) base mode,
+/// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM: `enc` is the encapsulated key,
+/// `ciphertext` the sealed content key.
+public struct WrappedKey: Sendable, Hashable {
+    public let enc: [UInt8]
+    public let ciphertext: [UInt8]
+
+    public init(enc: [UInt8], ciphertext: [UInt8]) {
+        self.enc = enc
+        self.ciphertext = ciphertext
+    }
+
+    public var json: JSONValue { .object(["enc": .string(Base64.encode(enc)), "ct": .string(Base64.encode(ciphertext))]) }
+
+    public init(json: JSONValue) throws(LedgerError) {
+        guard let enc = json["enc"]?.stringValue, let ct = json["ct"]?.stringValue else {
+            throw LedgerError("bad_wrapped_key", "a wrapped key is {\"enc\": base64, \"ct\": base64}")
+        }
+        self.enc = try Base64.decode(enc, field: "enc")
+        ciphertext = try Base64.decode(ct, field: "ct")
+        guard self.enc.count == 32, ciphertext.count == 32 + 16 else {
+            throw LedgerError("bad_wrapped_key", "a wrapped AES-256 key is a 32-byte enc and a 48-byte ct")
+        }
+    }
+}
+
+/// HPKE key wrapping of record content keys.
+public enum KeyWrap {
+    public static let ciphersuite = HPKE.Ciphersuite(kem: .Curve25519_HKDF_SHA256, kdf: .HKDF_SHA256, aead: .AES_GCM_256)
+    static let info = Data("careledger/record-key/v1".utf8)
+
+    /// Wraps `contentKey` for the holder of `recipient` (a raw X25519 public key); `context` (the
+    /// record id and version) is authenticated, so a wrapped key cannot be moved to another record.
+    public static func wrap(_ contentKey: SymmetricKey, for recipient: [UInt8], context: String) throws(LedgerError) -> WrappedKey {
+        do {
+            let publicKey = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: recipient)
+            var sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: ciphersuite, info: info)
+            let sealed = contentKey.withUnsafeBytes { Data($0) }
+            let ct = try sender.seal(sealed, authenticating: Data(context.utf8))
+            return WrappedKey(enc: Array(sender.encapsulatedKey), ciphertext: Array(ct))
+        } catch {
+            throw LedgerError("bad_encryption_key", "cannot wrap for this key: \(error)")
+        }
+    }
+
+    public static func unwrap(_ wrapped: WrappedKey, with key: EncryptionKey, context: String) throws(LedgerError) -> SymmetricKey {
+        do {
+            var recipient = try HPKE.Recipient(
+                privateKey: key.privateKey, ciphersuite: ciphersuite, info: info, encapsulatedKey: Data(wrapped.enc))
+            let raw = try recipient.open(Data(wrapped.ciphertext), authenticating: Data(context.utf8))
+            return SymmetricKey(data: raw)
+        } catch {
+            throw LedgerError("unwrap_failed", "the wrapped key does not open with this key")
+        }
+    }
+}
+
+/// AES-256-GCM content encryption: output is nonce (12) || ciphertext || tag (16).
+public enum ContentCipher {
+    public static func newKey() -> SymmetricKey { SymmetricKey(size: .bits256) }
+
+    public static func seal(_ plaintext: [UInt8], key: SymmetricKey, context: String) throws(LedgerError) -> [UInt8] {
+        do {
+            guard let combined = try AES.GCM.seal(plaintext, using: key, authenticating: Array(context.utf8)).combined else {
+                throw LedgerError("internal_error", "AES-GCM gave no combined form")
+            }
+            return Array(combined)
+        } catch let error as LedgerError {
+            throw error
+        } catch {
+            throw LedgerError("internal_error", "encryption failed: \(error)")
+        }
+    }
+
+    public static func open(_ sealed: [UInt8], key: SymmetricKey, context: String) throws(LedgerError) -> [UInt8] {
+        do {
+            return Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Array(context.utf8)))
+        } catch {
+            throw LedgerError("decryption_failed", "the ciphertext does not open with this key")
+        }
+    }
+
+    /// The salted hash that goes on chain instead of any hash of the content: SHA-256(salt || ciphertext).
+    public static func saltedHash(salt: [UInt8], ciphertext: [UInt8]) -> Hash { Hash.sha256(salt + ciphertext) }
+}
