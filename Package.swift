@@ -38,7 +38,7 @@ let package = Package(
         // SQLite (GRDB) block store, state store.
         .target(
             name: "Store",
-            dependencies: ["LedgerCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["LedgerCore", "Standards", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         // Contracts (one folder per domain).

@@ -104,8 +104,14 @@ public struct ContractRegistry: Sendable {
         self.contracts = byName
     }
 
-    /// The built-in contracts of this release.
-    public static let standard = ContractRegistry([NotaryContract()])
+    /// The built-in contracts of this release; `operators` (dids of the consortium's node keys)
+    /// admit organisations and record access events.
+    public static func standard(operators: Set<String>) -> ContractRegistry {
+        ContractRegistry([
+            NotaryContract(), IdentityContract(operators: operators), ConsentContract(), RecordsContract(),
+            AuditContract(operators: operators),
+        ])
+    }
 
     /// Stateless admission check: known contract and action, valid payload.
     public func validate(_ tx: Transaction) throws(LedgerError) {

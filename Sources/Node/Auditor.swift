@@ -39,8 +39,9 @@ public enum Auditor {
         func value(forKey key: String) throws -> [UInt8]? { values.withLock { $0[key] } }
     }
 
-    public static func audit(directory: DataDirectory, registry: ContractRegistry = .standard) throws -> Report {
+    public static func audit(directory: DataDirectory, registry: ContractRegistry? = nil) throws -> Report {
         let genesis = try Genesis.load(directory.genesis)
+        let registry = registry ?? .standard(operators: [genesis.proposer.did])
         let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: genesis.proposer)
         let store = try BlockStore(path: directory.database, readOnly: true)
         defer { try? store.close() }

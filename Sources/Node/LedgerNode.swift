@@ -54,7 +54,7 @@ public final class LedgerNode: Sendable {
 
     /// Opens the node whose data is in `directory` (created by `Consortium.create`).
     public init(
-        directory: DataDirectory, registry: ContractRegistry = .standard, configuration: NodeConfiguration = .init(),
+        directory: DataDirectory, registry: ContractRegistry? = nil, configuration: NodeConfiguration = .init(),
         clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock, metrics: (any MetricsFactory)? = nil,
         logger: Logger = Logger(label: "careledger.node")
     ) throws {
@@ -65,7 +65,7 @@ public final class LedgerNode: Sendable {
         }
         self.genesis = genesis
         self.key = key
-        self.registry = registry
+        self.registry = registry ?? .standard(operators: [genesis.proposer.did])
         self.configuration = configuration
         self.clock = clock
         self.logger = logger

@@ -1,10 +1,12 @@
 import Foundation
 import LedgerCore
+import Standards
 
-/// A principal's key file: JSON `{"type":"Ed25519","did":…,"publicKey":base64,"privateKey":base64 seed}`,
+/// A principal's key file: JSON `{"type":"Ed25519","did":…,"publicKey":base64,"privateKey":base64 seed,
+/// "encryptionPublicKey":base64,"encryptionPrivateKey":base64}` (Ed25519 for signing, X25519 for HPKE),
 /// written with permissions 0600 (created so, never widened).
 public enum KeyFile {
-    public static func save(_ key: SigningKey, to path: String, overwrite: Bool = false) throws {
+    public static func save(_ key: SigningKey, encryption: EncryptionKey = EncryptionKey(), to path: String, overwrite: Bool = false) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: path) && !overwrite {
             throw LedgerError("file_exists", "\(path) exists; refusing to overwrite a key")
@@ -14,6 +16,8 @@ public enum KeyFile {
             "did": .string(key.publicKey.did),
             "publicKey": .string(Base64.encode(key.publicKey.rawRepresentation)),
             "privateKey": .string(Base64.encode(key.seed)),
+            "encryptionPublicKey": .string(Base64.encode(encryption.publicKey)),
+            "encryptionPrivateKey": .string(Base64.encode(encryption.rawRepresentation)),
         ])
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -27,6 +31,17 @@ public enum KeyFile {
         close(fd)
         guard written == bytes.count else { throw LedgerError("io_error", "short write to \(tmp)") }
         guard rename(tmp, path) == 0 else { throw LedgerError("io_error", "cannot rename \(tmp)") }
+    }
+
+    /// The X25519 encryption key of a key file.
+    public static func loadEncryption(_ path: String) throws -> EncryptionKey {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LedgerError("no_key_file", "cannot read key file \(path)")
+        }
+        guard let raw = try JSONValue.parse(Array(data))["encryptionPrivateKey"]?.stringValue else {
+            throw LedgerError("bad_key_file", "\(path) has no encryptionPrivateKey")
+        }
+        return try EncryptionKey(rawRepresentation: try Base64.decode(raw, field: "encryptionPrivateKey"))
     }
 
     public static func load(_ path: String) throws -> SigningKey {

@@ -1,0 +1,114 @@
+import LedgerCore
+
+/// A registered principal as the chain knows it (no personal data: ids, role, keys, affiliation).
+public struct Principal: Sendable, Hashable {
+    public enum Role: String, Sendable, CaseIterable { case patient, practitioner, organisation, device }
+    public let did: String
+    public let role: Role
+    /// Raw X25519 public key used to wrap content keys for this principal.
+    public let encryptionKey: [UInt8]
+    /// The organisation a practitioner or device belongs to.
+    public let organisation: String?
+    public let name: String?
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "did": .string(did), "role": .string(role.rawValue), "encryptionKey": .string(Base64.encode(encryptionKey)),
+        ]
+        if let organisation { o["organisation"] = .string(organisation) }
+        if let name { o["name"] = .string(name) }
+        return .object(o)
+    }
+
+    public init(did: String, role: Role, encryptionKey: [UInt8], organisation: String?, name: String?) {
+        self.did = did
+        self.role = role
+        self.encryptionKey = encryptionKey
+        self.organisation = organisation
+        self.name = name
+    }
+
+    public init(json: JSONValue) throws(LedgerError) {
+        guard let did = json["did"]?.stringValue, let role = json["role"]?.stringValue.flatMap(Role.init(rawValue:)),
+            let key = json["encryptionKey"]?.stringValue
+        else { throw LedgerError("corrupt_state", "bad principal record") }
+        self.init(
+            did: did, role: role, encryptionKey: try Base64.decode(key), organisation: json["organisation"]?.stringValue,
+            name: json["name"]?.stringValue)
+    }
+
+    public static func key(_ did: String) -> String { "identity/\(did)" }
+
+    /// Reads a principal from state.
+    public static func load(_ did: String, from context: ExecutionContext) throws(LedgerError) -> Principal? {
+        guard let json = try context.json(forKey: key(did)) else { return nil }
+        return try Principal(json: json)
+    }
+}
+
+/// `identity`: registration of patients, organisations, practitioners and devices, each with an
+/// X25519 encryption key published on chain.
+///
+/// Action `register`, payload `{"role", "encryptionKey": base64 X25519, "subject"?: did, "name"?: string}`:
+/// - a patient registers herself (subject omitted), or a registered organisation registers her;
+/// - an organisation is registered by a consortium operator (until governance votes arrive);
+/// - a practitioner or device is registered (vouched for) by its organisation, the author.
+public struct IdentityContract: Contract {
+    public let name = "identity"
+    public let actions = ["register"]
+    /// Keys allowed to admit organisations.
+    public let operators: Set<String>
+
+    public init(operators: Set<String>) { self.operators = operators }
+
+    static let fields: Set<String> = ["role", "encryptionKey", "subject", "name"]
+
+    public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        let p = try Payload(payload, allowed: Self.fields)
+        guard Principal.Role(rawValue: try p.string("role")) != nil else {
+            throw LedgerError("bad_payload", "role must be patient, practitioner, organisation or device")
+        }
+        guard try Base64.decode(try p.string("encryptionKey"), field: "encryptionKey").count == 32 else {
+            throw LedgerError("bad_payload", "encryptionKey must be a base64 32-byte X25519 public key")
+        }
+        _ = try p.optionalDID("subject")
+        _ = try p.optionalString("name", maxLength: 128)
+    }
+
+    public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: Self.fields)
+        let role = Principal.Role(rawValue: try p.string("role"))!
+        let subject = try p.optionalDID("subject") ?? context.author
+        let author = context.author
+        var organisation: String?
+        switch role {
+        case .patient:
+            if subject != author {
+                guard try Principal.load(author, from: context)?.role == .organisation else {
+                    throw LedgerError("forbidden", "only the patient herself or a registered organisation registers a patient")
+                }
+            }
+        case .organisation:
+            guard operators.contains(author) else { throw LedgerError("forbidden", "organisations are admitted by a consortium operator") }
+            guard try p.optionalString("name", maxLength: 128) != nil else { throw LedgerError("bad_payload", "an organisation needs a name") }
+        case .practitioner, .device:
+            guard try Principal.load(author, from: context)?.role == .organisation else {
+                throw LedgerError("forbidden", "a \(role.rawValue) is registered by its organisation")
+            }
+            guard subject != author else { throw LedgerError("bad_payload", "subject must be the \(role.rawValue)'s did") }
+            organisation = author
+        }
+        if try Principal.load(subject, from: context) != nil {
+            throw LedgerError("already_registered", "\(subject) is already registered")
+        }
+        let principal = Principal(
+            did: subject, role: role, encryptionKey: try Base64.decode(try p.string("encryptionKey")), organisation: organisation,
+            name: role == .organisation ? try p.optionalString("name", maxLength: 128) : nil)
+        var record = principal.json.objectValue!
+        record["registeredBy"] = .string(author)
+        record["height"] = .int(Int64(context.height))
+        context.set(Principal.key(subject), .object(record))
+        context.emit(.object(["type": .string("identity.registered"), "did": .string(subject), "role": .string(role.rawValue)]))
+        return .object(record)
+    }
+}

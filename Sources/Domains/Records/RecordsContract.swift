@@ -1,0 +1,286 @@
+import LedgerCore
+import Standards
+
+/// What the chain holds about one version of a record: never the content, only the salted hash of
+/// its ciphertext (the salt lives in the custodian's vault), who wrote and endorsed it, and the
+/// content key wrapped (HPKE) for each reader.
+public struct RecordVersion: Sendable, Hashable {
+    public enum Status: String, Sendable { case pending, current, superseded }
+    public let version: Int64
+    public let saltedHash: String
+    public let author: String
+    public var endorsements: [String]
+    public let required: [String]
+    public var status: Status
+    public var wrappedKeys: [String: WrappedKey]
+    public let height: Int64
+    public let time: Int64
+
+    public var json: JSONValue {
+        .object([
+            "version": .int(version), "saltedHash": .string(saltedHash), "author": .string(author),
+            "endorsements": .array(endorsements.map { .string($0) }), "required": .array(required.map { .string($0) }),
+            "status": .string(status.rawValue), "wrappedKeys": .object(wrappedKeys.mapValues(\.json)),
+            "height": .int(height), "time": .int(time),
+        ])
+    }
+
+    public init(json: JSONValue) throws(LedgerError) {
+        guard let version = json["version"]?.intValue, let saltedHash = json["saltedHash"]?.stringValue,
+            let author = json["author"]?.stringValue, let status = json["status"]?.stringValue.flatMap(Status.init(rawValue:))
+        else { throw LedgerError("corrupt_state", "bad record version") }
+        self.version = version
+        self.saltedHash = saltedHash
+        self.author = author
+        self.status = status
+        endorsements = (json["endorsements"]?.arrayValue ?? []).compactMap(\.stringValue)
+        required = (json["required"]?.arrayValue ?? []).compactMap(\.stringValue)
+        var keys: [String: WrappedKey] = [:]
+        for (did, w) in json["wrappedKeys"]?.objectValue ?? [:] { keys[did] = try WrappedKey(json: w) }
+        wrappedKeys = keys
+        height = json["height"]?.intValue ?? 0
+        time = json["time"]?.intValue ?? 0
+    }
+
+    init(version: Int64, saltedHash: String, author: String, endorsements: [String], required: [String], status: Status,
+         wrappedKeys: [String: WrappedKey], height: Int64, time: Int64) {
+        self.version = version
+        self.saltedHash = saltedHash
+        self.author = author
+        self.endorsements = endorsements
+        self.required = required
+        self.status = status
+        self.wrappedKeys = wrappedKeys
+        self.height = height
+        self.time = time
+    }
+}
+
+/// A record: one FHIR resource of a patient, held by a custodian organisation, in versions.
+public struct RecordEntry: Sendable, Hashable {
+    public let id: String
+    public let patient: String
+    public let resourceType: String
+    public let custodian: String
+    public var versions: [RecordVersion]
+
+    /// The version in force: the latest whose endorsement policy is satisfied.
+    public var current: RecordVersion? { versions.last { $0.status == .current } }
+
+    public var json: JSONValue {
+        .object([
+            "id": .string(id), "patient": .string(patient), "resourceType": .string(resourceType), "custodian": .string(custodian),
+            "currentVersion": current.map { .int($0.version) } ?? .null, "versions": .array(versions.map(\.json)),
+        ])
+    }
+
+    public init(json: JSONValue) throws(LedgerError) {
+        guard let id = json["id"]?.stringValue, let patient = json["patient"]?.stringValue,
+            let resourceType = json["resourceType"]?.stringValue, let custodian = json["custodian"]?.stringValue
+        else { throw LedgerError("corrupt_state", "bad record") }
+        self.id = id
+        self.patient = patient
+        self.resourceType = resourceType
+        self.custodian = custodian
+        versions = try (json["versions"]?.arrayValue ?? []).map { (v) throws(LedgerError) in try RecordVersion(json: v) }
+    }
+
+    init(id: String, patient: String, resourceType: String, custodian: String) {
+        self.id = id
+        self.patient = patient
+        self.resourceType = resourceType
+        self.custodian = custodian
+        versions = []
+    }
+
+    public static func key(_ id: String) -> String { "records/\(id)" }
+    public static func indexKey(patient: String) -> String { "records/by-patient/\(patient)" }
+
+    /// The record content key context (authenticated by the content cipher and the key wrap).
+    public static func context(id: String, version: Int64) -> String { "\(id)/\(version)" }
+}
+
+/// Endorsement policies: which parties must sign before a version becomes current.
+public enum EndorsementPolicy {
+    /// The roles named in `parties` whose endorsement each resource type needs, besides the author.
+    public static let requiredParties: [String: [String]] = [
+        "DiagnosticReport": ["performer", "requester"],  // the lab organisation and the ordering practitioner
+    ]
+
+    static func required(resourceType: String, author: String, parties: [String: String]) throws(LedgerError) -> [String] {
+        var out = [author]
+        for role in requiredParties[resourceType] ?? [] {
+            guard let did = parties[role] else {
+                throw LedgerError("bad_payload", "a \(resourceType) names its \(role) in parties")
+            }
+            if !out.contains(did) { out.append(did) }
+        }
+        return out
+    }
+}
+
+/// `records`: versions of encrypted FHIR records.
+///
+/// - `put` `{"recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "wrappedKeys": {did: {enc, ct}},
+///   "parties"?: {role: did}}`: the author is the patient, or holds (herself or through her organisation) an active
+///   `treatment` permit for the resource type. The version is the previous one plus 1; the patient must have a wrapped key.
+/// - `endorse` `{"recordId", "version"}`: a required party endorses; the version becomes current when all have.
+/// - `share` `{"recordId", "version", "wrappedKeys"}`: the patient (or a delegate) adds wrapped keys for new grantees.
+public struct RecordsContract: Contract {
+    public let name = "records"
+    public let actions = ["put", "endorse", "share"]
+
+    public init() {}
+
+    static let putFields: Set<String> = ["recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "wrappedKeys", "parties"]
+
+    static func checkRecordID(_ id: String) throws(LedgerError) {
+        guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 46 }) else {
+            throw LedgerError("bad_payload", "recordId is 1-64 characters of A-Z a-z 0-9 - . (a FHIR id)")
+        }
+    }
+
+    static func wrappedKeys(_ p: Payload) throws(LedgerError) -> [String: WrappedKey] {
+        guard let o = p.fields["wrappedKeys"]?.objectValue, !o.isEmpty, o.count <= 256 else {
+            throw LedgerError("bad_payload", "wrappedKeys must map 1 to 256 dids to wrapped keys")
+        }
+        var out: [String: WrappedKey] = [:]
+        for (did, w) in o {
+            _ = try PublicKey(did: did)
+            out[did] = try WrappedKey(json: w)
+        }
+        return out
+    }
+
+    public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        switch action {
+        case "put":
+            let p = try Payload(payload, allowed: Self.putFields)
+            try Self.checkRecordID(try p.string("recordId"))
+            _ = try p.did("patient")
+            _ = try p.did("custodian")
+            guard try p.string("resourceType", maxLength: 64).first?.isUppercase == true else {
+                throw LedgerError("bad_payload", "resourceType must be a FHIR resource type")
+            }
+            guard try p.int("version") >= 1 else { throw LedgerError("bad_payload", "version starts at 1") }
+            _ = try Hash(hex: try p.string("saltedHash", maxLength: 64))
+            _ = try Self.wrappedKeys(p)
+            if let parties = p.fields["parties"] {
+                guard let o = parties.objectValue, o.count <= 8 else { throw LedgerError("bad_payload", "parties maps roles to dids") }
+                for (_, v) in o { _ = try PublicKey(did: v.stringValue ?? "") }
+            }
+        case "endorse":
+            let p = try Payload(payload, allowed: ["recordId", "version"])
+            try Self.checkRecordID(try p.string("recordId"))
+            _ = try p.int("version")
+        default:
+            let p = try Payload(payload, allowed: ["recordId", "version", "wrappedKeys"])
+            try Self.checkRecordID(try p.string("recordId"))
+            _ = try p.int("version")
+            _ = try Self.wrappedKeys(p)
+        }
+    }
+
+    public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let ctx = context
+        let state: (String) throws(LedgerError) -> JSONValue? = { (key) throws(LedgerError) in try ctx.json(forKey: key) }
+        let p = try Payload(payload, allowed: Self.putFields)
+        let recordID = try p.string("recordId")
+        let existing = try context.json(forKey: RecordEntry.key(recordID)).map { (j) throws(LedgerError) in try RecordEntry(json: j) }
+        switch action {
+        case "put":
+            let patient = try p.did("patient")
+            let resourceType = try p.string("resourceType", maxLength: 64)
+            guard try Principal.load(patient, from: context)?.role == .patient else {
+                throw LedgerError("unknown_patient", "\(patient) is not a registered patient")
+            }
+            let custodian = try p.did("custodian")
+            guard try Principal.load(custodian, from: context)?.role == .organisation else {
+                throw LedgerError("unknown_custodian", "custodian \(custodian) is not a registered organisation")
+            }
+            guard let author = try Principal.load(context.author, from: context) else {
+                throw LedgerError("unknown_principal", "the author is not registered")
+            }
+            let grants = try ConsentPolicy.grants(patient: patient, state: state)
+            if !ConsentPolicy.mayActFor(patient: patient, actor: author.did, grants: grants) {
+                let decision = ConsentPolicy.evaluate(
+                    grants: grants, patient: patient, reader: author.did, readerOrganisation: author.organisation, purpose: "treatment",
+                    resourceType: resourceType, time: Int64(context.timeMillis))
+                guard decision.permitted else { throw LedgerError("consent_denied", "cannot write: \(decision.reason)") }
+            }
+            var entry = existing ?? RecordEntry(id: recordID, patient: patient, resourceType: resourceType, custodian: custodian)
+            guard entry.patient == patient, entry.resourceType == resourceType else {
+                throw LedgerError("record_mismatch", "record \(recordID) belongs to another patient or resource type")
+            }
+            let version = try p.int("version")
+            let expected = Int64(entry.versions.count + 1)
+            guard version == expected else {
+                throw LedgerError("version_conflict", "record \(recordID) is at version \(expected - 1); the next version is \(expected)")
+            }
+            let keys = try Self.wrappedKeys(p)
+            guard keys[patient] != nil else { throw LedgerError("bad_payload", "the patient must have a wrapped key") }
+            var parties: [String: String] = [:]
+            for (role, did) in p.fields["parties"]?.objectValue ?? [:] { parties[role] = did.stringValue }
+            let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties)
+            var newVersion = RecordVersion(
+                version: version, saltedHash: try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex, author: author.did,
+                endorsements: [author.did], required: required, status: .pending, wrappedKeys: keys, height: Int64(context.height),
+                time: Int64(context.timeMillis))
+            if Set(required).isSubset(of: newVersion.endorsements) { newVersion.status = .current }
+            entry.versions.append(newVersion)
+            if newVersion.status == .current { Self.supersede(&entry, keeping: version) }
+            if existing == nil {
+                let index = try context.json(forKey: RecordEntry.indexKey(patient: patient))?["records"]?.arrayValue ?? []
+                context.set(RecordEntry.indexKey(patient: patient), .object(["records": .array(index + [.string(recordID)])]))
+            }
+            context.set(RecordEntry.key(recordID), entry.json)
+            context.emit(.object([
+                "type": .string("record.written"), "patient": .string(patient), "record": .string(recordID), "version": .int(version),
+                "status": .string(newVersion.status.rawValue),
+            ]))
+            return .object(["recordId": .string(recordID), "version": .int(version), "status": .string(newVersion.status.rawValue)])
+        case "endorse":
+            guard var entry = existing else { throw LedgerError("not_found", "no record \(recordID)") }
+            let version = try p.int("version")
+            guard let i = entry.versions.firstIndex(where: { $0.version == version }) else { throw LedgerError("not_found", "no version \(version)") }
+            guard entry.versions[i].required.contains(context.author) else {
+                throw LedgerError("forbidden", "the author is not a required endorser of this version")
+            }
+            guard entry.versions[i].status == .pending else { throw LedgerError("not_pending", "version \(version) is \(entry.versions[i].status.rawValue)") }
+            if !entry.versions[i].endorsements.contains(context.author) { entry.versions[i].endorsements.append(context.author) }
+            if Set(entry.versions[i].required).isSubset(of: entry.versions[i].endorsements) {
+                entry.versions[i].status = .current
+                Self.supersede(&entry, keeping: version)
+            }
+            context.set(RecordEntry.key(recordID), entry.json)
+            return .object(["recordId": .string(recordID), "version": .int(version), "status": .string(entry.versions[i].status.rawValue)])
+        default:
+            guard var entry = existing else { throw LedgerError("not_found", "no record \(recordID)") }
+            let grants = try ConsentPolicy.grants(patient: entry.patient, state: state)
+            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants) else {
+                throw LedgerError("forbidden", "only the patient or her delegate shares her keys")
+            }
+            let version = try p.int("version")
+            guard let i = entry.versions.firstIndex(where: { $0.version == version }) else { throw LedgerError("not_found", "no version \(version)") }
+            for (did, key) in try Self.wrappedKeys(p) {
+                guard try Principal.load(did, from: context) != nil else { throw LedgerError("unknown_principal", "\(did) is not registered") }
+                entry.versions[i].wrappedKeys[did] = key
+            }
+            context.set(RecordEntry.key(recordID), entry.json)
+            return .object(["recordId": .string(recordID), "version": .int(version), "shared": .int(Int64(entry.versions[i].wrappedKeys.count))])
+        }
+    }
+
+    /// Earlier current versions become superseded when `version` becomes current.
+    static func supersede(_ entry: inout RecordEntry, keeping version: Int64) {
+        for j in entry.versions.indices where entry.versions[j].status == .current && entry.versions[j].version < version {
+            entry.versions[j].status = .superseded
+        }
+        // A later version already current keeps precedence: an older one becoming current is superseded at once.
+        if entry.versions.contains(where: { $0.status == .current && $0.version > version }),
+            let k = entry.versions.firstIndex(where: { $0.version == version })
+        {
+            entry.versions[k].status = .superseded
+        }
+    }
+}
