@@ -42,7 +42,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Contracts (one folder per domain).
-        .target(name: "Domains", dependencies: ["LedgerCore", "Standards"], swiftSettings: strict),
+        .target(name: "Domains", dependencies: ["LedgerCore", "Standards", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Mempool, block production, ordering, the node service.
         .target(
             name: "Node",

@@ -166,6 +166,22 @@ public final class LedgerNode: Sendable {
 
     public var pendingCount: Int { mempool.count }
 
+    /// Signs a transaction with the node's own key (for events the node records itself, such as
+    /// access events), submits it and waits for its receipt.
+    public func submitAsNode(contract: String, action: String, payload: JSONValue) async throws -> Receipt {
+        let tx = try Transaction(
+            chainID: genesis.chainID, signer: key, nonce: UInt64.random(in: 0..<UInt64.max), contract: contract, action: action,
+            payload: payload)
+        do {
+            return try await submit([tx])[0]
+        } catch let rejection as BatchRejection {
+            throw rejection.first
+        }
+    }
+
+    /// A committed state value (latest block).
+    public func stateValue(forKey key: String) -> [UInt8]? { stateCache.value(forKey: key) }
+
     // MARK: block production (solo ordering)
 
     /// Cuts and commits blocks until cancelled.

@@ -6,7 +6,11 @@ import Node
 enum APIError {
     static func status(for code: String) -> HTTPResponse.Status {
         switch code {
-        case "not_found", "leaf_not_in_tree": return .notFound
+        case "not_found", "leaf_not_in_tree", "not_in_vault": return .notFound
+        case "unauthenticated": return .unauthorized
+        case "consent_denied", "forbidden": return .forbidden
+        case "no_key_for_reader", "no_current_version", "version_conflict": return .conflict
+        case "erased": return .gone
         case "replayed_nonce", "duplicate_transaction", "already_notarized": return .conflict
         case "body_too_large": return .contentTooLarge
         case "unsupported_media_type": return .unsupportedMediaType

@@ -27,11 +27,27 @@ public struct LedgerAPI: Sendable {
     let node: LedgerNode
     let configuration: ServerConfiguration
     let registry: PrometheusCollectorRegistry
+    let records: RecordsService
+    let auth: AuthService
 
-    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry) {
+    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault) {
         self.node = node
         self.configuration = configuration
         self.registry = registry
+        records = RecordsService(node: node, vault: vault)
+        auth = AuthService(chainID: node.genesis.chainID)
+    }
+
+    /// A JSON request body within the size limit.
+    func jsonBody(_ request: Request) async throws -> JSONValue {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw LedgerError("body_too_large", "request body exceeds \(configuration.maxBodyBytes) bytes")
+        }
+        return try JSONValue.parse(Array(buffer.readableBytesView))
     }
 
     /// Runs `body`, turning ledger errors into the standard error response.
@@ -67,6 +83,7 @@ public struct LedgerAPI: Sendable {
             JSONResponse.text(registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
+        RecordsAPI(api: self, records: records, auth: auth).register(on: router)
         return router
     }
 

@@ -12,11 +12,13 @@ public struct NodeServer: Sendable {
     public let node: LedgerNode
     public let configuration: ServerConfiguration
     public let registry: PrometheusCollectorRegistry
+    public let vault: Vault
 
-    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry) {
+    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault) {
         self.node = node
         self.configuration = configuration
         self.registry = registry
+        self.vault = vault
     }
 
     /// Starts serving; `onListening` gets the bound port (useful with port 0).
@@ -24,7 +26,7 @@ public struct NodeServer: Sendable {
         handleSignals: Bool = true, logger: Logger = Logger(label: "careledger"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let api = LedgerAPI(node: node, configuration: configuration, registry: registry)
+        let api = LedgerAPI(node: node, configuration: configuration, registry: registry, vault: vault)
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "careledger"),

@@ -19,7 +19,16 @@ enum OpenAPIDocument {
                         ])
                     })
             }
-            if route.hasBody {
+            if route.hasBody && route.path.hasPrefix("/v1/vault") {
+                operation["requestBody"] = .object([
+                    "required": .bool(true),
+                    "content": .object(["application/octet-stream": .object(["schema": .object(["type": .string("string"), "contentEncoding": .string("binary")])])]),
+                ])
+            } else if route.hasBody && route.path != "/v1/transactions" {
+                operation["requestBody"] = .object([
+                    "required": .bool(true), "content": .object(["application/json": .object(["schema": .object(["type": .string("object")])])]),
+                ])
+            } else if route.hasBody {
                 operation["requestBody"] = .object([
                     "required": .bool(true),
                     "content": .object(["application/json": .object(["schema": .object(["oneOf": .array([
@@ -76,6 +85,7 @@ enum OpenAPIDocument {
         if !route.parameters.isEmpty || route.hasBody { r["400"] = error }
         if route.path.contains("{") || route.path.contains("proofs") { r["404"] = error }
         if route.hasBody { r["409"] = error; r["413"] = error }
+        if route.summary.contains("authenticated") { r["401"] = error; r["403"] = error }
         return r
     }
 }

@@ -45,7 +45,7 @@ struct Bench: AsyncParsableCommand {
         let node = try LedgerNode(directory: directory, configuration: config, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
         var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
-        let server = NodeServer(node: node, configuration: serverConfig, registry: registry)
+        let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
 
         // Sign everything before the clock starts.
         let chain = node.genesis.chainID

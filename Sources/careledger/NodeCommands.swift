@@ -63,7 +63,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool) async
     let (host, port) = try options.address()
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes
-    let server = NodeServer(node: node, configuration: serverConfig, registry: registry)
+    let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
     try await server.run { port in
         guard banner else { return }
         let url = "http://\(host):\(port)"

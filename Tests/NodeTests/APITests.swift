@@ -17,7 +17,7 @@ import Testing
         let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         var sc = ServerConfiguration()
         sc.maxBodyBytes = maxBody
-        let api = LedgerAPI(node: node, configuration: sc, registry: registry)
+        let api = LedgerAPI(node: node, configuration: sc, registry: registry, vault: try Vault(path: chain.directory.vault))
         let app = Application(router: api.router())
         try await withRunningNode(node) {
             try await app.test(.router) { client in try await body(client, node) }
@@ -148,6 +148,7 @@ import Testing
             for route in Routes.all where route.method == "get" {
                 let uri = route.path.replacingOccurrences(of: "{id}", with: String(repeating: "0", count: 64))
                     .replacingOccurrences(of: "{height}", with: "0").replacingOccurrences(of: "{key}", with: "notary/x")
+                    .replacingOccurrences(of: "{did}", with: "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp")
                 let response = try await client.execute(uri: uri, method: .get)
                 let code = response.status == .notFound ? (try? json(response))?["error"]?["code"]?.stringValue : "served"
                 #expect(code != nil, "\(route.path) is not routed")

@@ -1,0 +1,54 @@
+import Crypto
+import LedgerCore
+import Standards
+
+/// Client-side sealing of a record version: the FHIR JSON is encrypted under a fresh AES-256-GCM
+/// key, the key wrapped with HPKE for each recipient, and the vault blob (salt || ciphertext)
+/// named by its salted hash. Only the `records.put` payload goes on chain.
+public struct SealedVersion: Sendable {
+    public let blob: [UInt8]
+    public let saltedHash: Hash
+    public let wrappedKeys: [String: WrappedKey]
+    public let contentKey: SymmetricKey
+
+    /// Seals `resource` for `recipients` (did → raw X25519 public key).
+    public init(resource: [UInt8], recordID: String, version: Int64, recipients: [String: [UInt8]]) throws(LedgerError) {
+        let context = RecordEntry.context(id: recordID, version: version)
+        let key = ContentCipher.newKey()
+        let ciphertext = try ContentCipher.seal(resource, key: key, context: context)
+        let salt = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        blob = salt + ciphertext
+        saltedHash = ContentCipher.saltedHash(salt: salt, ciphertext: ciphertext)
+        var wrapped: [String: WrappedKey] = [:]
+        for (did, publicKey) in recipients { wrapped[did] = try KeyWrap.wrap(key, for: publicKey, context: context) }
+        wrappedKeys = wrapped
+        contentKey = key
+    }
+
+    /// The `records.put` payload.
+    public func putPayload(recordID: String, patient: String, resourceType: String, version: Int64, custodian: String, parties: [String: String] = [:]) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "recordId": .string(recordID), "patient": .string(patient), "resourceType": .string(resourceType), "version": .int(version),
+            "saltedHash": .string(saltedHash.hex), "custodian": .string(custodian), "wrappedKeys": .object(wrappedKeys.mapValues(\.json)),
+        ]
+        if !parties.isEmpty { o["parties"] = .object(parties.mapValues { .string($0) }) }
+        return .object(o)
+    }
+
+    /// Opens a read answer (`RecordRead.json`) with the reader's encryption key.
+    public static func open(read: JSONValue, with key: EncryptionKey) throws(LedgerError) -> [UInt8] {
+        guard let ct = read["ciphertext"]?.stringValue, let wrappedJSON = read["wrappedKey"], let context = read["context"]?.stringValue else {
+            throw LedgerError("bad_read", "a record read has ciphertext, wrappedKey and context")
+        }
+        let contentKey = try KeyWrap.unwrap(try WrappedKey(json: wrappedJSON), with: key, context: context)
+        return try ContentCipher.open(try Base64.decode(ct, field: "ciphertext"), key: contentKey, context: context)
+    }
+
+    /// Re-wraps a version's content key (opened from the patient's own wrapped key) for new readers.
+    public static func rewrap(_ wrapped: WrappedKey, with key: EncryptionKey, context: String, for recipients: [String: [UInt8]]) throws(LedgerError) -> [String: WrappedKey] {
+        let contentKey = try KeyWrap.unwrap(wrapped, with: key, context: context)
+        var out: [String: WrappedKey] = [:]
+        for (did, publicKey) in recipients { out[did] = try KeyWrap.wrap(contentKey, for: publicKey, context: context) }
+        return out
+    }
+}

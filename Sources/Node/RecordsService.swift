@@ -1,0 +1,166 @@
+import Domains
+import Foundation
+import LedgerCore
+import Standards
+
+/// What a reader gets for one record: the metadata, and for the current version the ciphertext
+/// and the content key wrapped for the reader (end-to-end: the node never sees the content key).
+public struct RecordRead: Sendable {
+    public let record: RecordEntry
+    public let version: RecordVersion
+    public let ciphertext: [UInt8]
+    public let wrappedKey: WrappedKey
+    /// Whose key the wrapped key is for (the reader, or her organisation).
+    public let keyHolder: String
+
+    public var json: JSONValue {
+        .object([
+            "recordId": .string(record.id), "patient": .string(record.patient), "resourceType": .string(record.resourceType),
+            "custodian": .string(record.custodian), "version": .int(version.version), "author": .string(version.author),
+            "time": .int(version.time), "status": .string(version.status.rawValue),
+            "ciphertext": .string(Base64.encode(ciphertext)), "wrappedKey": wrappedKey.json, "keyHolder": .string(keyHolder),
+            "context": .string(RecordEntry.context(id: record.id, version: version.version)),
+        ])
+    }
+}
+
+/// Reads of health data: consent checked against the latest committed state, an access event
+/// committed to the ledger for every attempt (granted or denied), then the ciphertext and the
+/// key wrapped for the reader.
+public struct RecordsService: Sendable {
+    public let node: LedgerNode
+    public let vault: Vault
+
+    public init(node: LedgerNode, vault: Vault) {
+        self.node = node
+        self.vault = vault
+    }
+
+    func json(_ key: String) throws(LedgerError) -> JSONValue? {
+        guard let bytes = node.stateValue(forKey: key) else { return nil }
+        return try JSONValue.parse(bytes)
+    }
+
+    public func principal(_ did: String) throws(LedgerError) -> Principal? {
+        try json(Principal.key(did)).map { (j) throws(LedgerError) in try Principal(json: j) }
+    }
+
+    public func record(_ id: String) throws(LedgerError) -> RecordEntry? {
+        try json(RecordEntry.key(id)).map { (j) throws(LedgerError) in try RecordEntry(json: j) }
+    }
+
+    public func recordIDs(patient: String) throws(LedgerError) -> [String] {
+        (try json(RecordEntry.indexKey(patient: patient))?["records"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    public func grants(patient: String) throws(LedgerError) -> [ConsentGrant] {
+        try ConsentPolicy.grants(patient: patient) { (key) throws(LedgerError) in try json(key) }
+    }
+
+    /// Records an access event and waits for its commit.
+    func recordAccess(patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String) async throws {
+        let receipt = try await node.submitAsNode(
+            contract: "audit", action: "access",
+            payload: .object([
+                "patient": .string(patient), "reader": .string(reader), "records": .array(records.map { .string($0) }),
+                "purpose": .string(purpose), "outcome": .string(permitted ? "permit" : "deny"), "reason": .string(reason),
+            ]))
+        guard receipt.status == .committed else {
+            throw LedgerError("audit_failed", "the access event was not recorded: \(receipt.errorCode ?? "")")
+        }
+    }
+
+    func check(purpose: String) throws(LedgerError) {
+        guard ConsentGrant.purposes.contains(purpose) else {
+            throw LedgerError("bad_parameter", "purpose must be one of \(ConsentGrant.purposes.sorted().joined(separator: ", "))")
+        }
+    }
+
+    func decide(_ record: RecordEntry, reader: Principal, grants: [ConsentGrant], purpose: String) -> ConsentDecision {
+        ConsentPolicy.evaluate(
+            grants: grants, patient: record.patient, reader: reader.did, readerOrganisation: reader.organisation, purpose: purpose,
+            resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
+    }
+
+    func materialise(_ record: RecordEntry, reader: Principal) throws(LedgerError) -> RecordRead? {
+        guard let version = record.current else { return nil }
+        let holder: String
+        if version.wrappedKeys[reader.did] != nil {
+            holder = reader.did
+        } else if let org = reader.organisation, version.wrappedKeys[org] != nil {
+            holder = org
+        } else {
+            throw LedgerError("no_key_for_reader", "version \(version.version) of \(record.id) has no key wrapped for the reader; the patient must share it")
+        }
+        guard let blob = vault.get(try Hash(hex: version.saltedHash)) else {
+            throw LedgerError("not_in_vault", "this node does not hold the content of \(record.id) version \(version.version)")
+        }
+        return RecordRead(record: record, version: version, ciphertext: blob.ciphertext, wrappedKey: version.wrappedKeys[holder]!, keyHolder: holder)
+    }
+
+    /// One record, for `readerDID`, for `purpose`.
+    public func read(recordID: String, readerDID: String, purpose: String) async throws -> RecordRead {
+        try check(purpose: purpose)
+        guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
+        guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
+        let decision = decide(record, reader: reader, grants: try grants(patient: record.patient), purpose: purpose)
+        try await recordAccess(patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: decision.permitted, reason: decision.reason)
+        guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
+        guard let read = try materialise(record, reader: reader) else { throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)") }
+        return read
+    }
+
+    /// Every record of a patient the reader may see for `purpose`, with one access event.
+    public func timeline(patient: String, readerDID: String, purpose: String) async throws -> (reads: [RecordRead], withheld: Int) {
+        try check(purpose: purpose)
+        guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
+        guard try principal(patient)?.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
+        let grants = try grants(patient: patient)
+        var reads: [RecordRead] = []
+        var withheld = 0
+        for id in try recordIDs(patient: patient) {
+            guard let record = try record(id) else { continue }
+            if decide(record, reader: reader, grants: grants, purpose: purpose).permitted, let read = try? materialise(record, reader: reader) {
+                reads.append(read)
+            } else {
+                withheld += 1
+            }
+        }
+        let permitted = !reads.isEmpty || withheld == 0
+        try await recordAccess(
+            patient: patient, reader: reader.did, records: reads.map(\.record.id), purpose: purpose, permitted: permitted,
+            reason: "timeline: \(reads.count) returned, \(withheld) withheld")
+        guard permitted else { throw LedgerError("consent_denied", "no consent covers \(purpose) access to this patient's records") }
+        return (reads, withheld)
+    }
+
+    /// Every access event about the patient's data (the patient or her delegate only).
+    public func accessLog(patient: String, requesterDID: String) throws(LedgerError) -> [JSONValue] {
+        guard ConsentPolicy.mayActFor(patient: patient, actor: requesterDID, grants: try grants(patient: patient)) else {
+            throw LedgerError("forbidden", "only the patient or her delegate reads her access log")
+        }
+        let count = try json(AuditContract.countKey(patient: patient))?["count"]?.intValue ?? 0
+        var events: [JSONValue] = []
+        for i in 0..<count {
+            if let e = try json(AuditContract.eventKey(patient: patient, index: i)) { events.append(e) }
+        }
+        return events
+    }
+
+    /// Who a writer must wrap a new version's key for: the patient, and every principal with an
+    /// active treatment permit for the type (organisations included), with their encryption keys.
+    public func recipients(patient: String, resourceType: String) throws(LedgerError) -> [Principal] {
+        guard let p = try principal(patient), p.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
+        var out = [p]
+        let grants = try grants(patient: patient)
+        for g in grants where g.active && g.permit && !out.contains(where: { $0.did == g.grantee }) {
+            let candidate = try principal(g.grantee)
+            guard let candidate else { continue }
+            let decision = ConsentPolicy.evaluate(
+                grants: grants, patient: patient, reader: candidate.did, readerOrganisation: candidate.organisation,
+                purpose: g.purposes.first ?? "treatment", resourceType: resourceType, time: Int64(LedgerNode.systemClock()))
+            if decision.permitted || g.delegate { out.append(candidate) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import LedgerCore
+import Standards
+
+/// The custodian's off-chain store of encrypted record versions: one file per version, named by
+/// the salted hash that the chain holds, containing salt (32 bytes) || ciphertext. Files are
+/// written to a temporary name, synced, then renamed, before any transaction refers to them.
+public struct Vault: Sendable {
+    public let path: String
+    public static let maxBlobBytes = 16 * 1024 * 1024
+
+    public init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+
+    func file(_ hash: Hash) -> String { "\(path)/\(hash.hex)" }
+
+    /// Stores a blob after checking SHA-256(salt || ciphertext) == `saltedHash`.
+    public func put(saltedHash: Hash, blob: [UInt8]) throws {
+        guard blob.count > 32 + 28, blob.count <= Self.maxBlobBytes else {
+            throw LedgerError("bad_blob", "a vault blob is a 32-byte salt then an AES-GCM ciphertext, at most \(Self.maxBlobBytes) bytes")
+        }
+        guard Hash.sha256(blob) == saltedHash else {
+            throw LedgerError("hash_mismatch", "SHA-256(salt || ciphertext) is not \(saltedHash.hex)")
+        }
+        let target = file(saltedHash)
+        if FileManager.default.fileExists(atPath: target) { return }
+        let tmp = target + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw LedgerError("io_error", "cannot create \(tmp)") }
+        let written = blob.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == blob.count, synced == 0, rename(tmp, target) == 0 else {
+            unlink(tmp)
+            throw LedgerError("io_error", "cannot write the vault blob")
+        }
+        let dir = open(path, O_RDONLY)
+        if dir >= 0 {
+            fsync(dir)
+            close(dir)
+        }
+    }
+
+    /// (salt, ciphertext), or nil when this vault does not hold it (or it was erased).
+    public func get(_ saltedHash: Hash) -> (salt: [UInt8], ciphertext: [UInt8])? {
+        guard let data = FileManager.default.contents(atPath: file(saltedHash)), data.count > 32 else { return nil }
+        let bytes = Array(data)
+        return (Array(bytes[0..<32]), Array(bytes[32...]))
+    }
+
+    public func contains(_ saltedHash: Hash) -> Bool { FileManager.default.fileExists(atPath: file(saltedHash)) }
+}
+
+extension DataDirectory {
+    public var vault: String { path + "/vault" }
+}

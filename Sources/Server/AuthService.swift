@@ -1,0 +1,70 @@
+import Crypto
+import Foundation
+import Hummingbird
+import LedgerCore
+import Synchronization
+
+/// Proof of who is asking: a principal signs a fresh server challenge with her Ed25519 key and
+/// gets a short-lived bearer token (HMAC-SHA256 under a per-process secret). Private keys never
+/// reach the node.
+///
+/// The signed message is `careledger-auth\n<chain id>\n<challenge>\n`.
+public final class AuthService: Sendable {
+    public static let tokenLifetimeMillis: UInt64 = 15 * 60 * 1000
+    static let challengeLifetimeMillis: UInt64 = 2 * 60 * 1000
+    let chainID: String
+    private let secret = SymmetricKey(size: .bits256)
+    private let challenges = Mutex<[String: UInt64]>([:])
+
+    public init(chainID: String) { self.chainID = chainID }
+
+    public static func message(chainID: String, challenge: String) -> [UInt8] {
+        Array("careledger-auth\n\(chainID)\n\(challenge)\n".utf8)
+    }
+
+    public func challenge() -> (String, UInt64) {
+        let now = LedgerNode_now()
+        let value = Base64.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
+        challenges.withLock { c in
+            c = c.filter { $0.value > now }
+            if c.count < 100_000 { c[value] = now + Self.challengeLifetimeMillis }
+        }
+        return (value, now + Self.challengeLifetimeMillis)
+    }
+
+    public func token(did: String, challenge: String, signature: [UInt8]) throws(LedgerError) -> (String, UInt64) {
+        let now = LedgerNode_now()
+        let expiry = challenges.withLock { $0.removeValue(forKey: challenge) }
+        guard let expiry, expiry > now else { throw LedgerError("unauthenticated", "unknown or expired challenge") }
+        let key = try PublicKey(did: did)
+        guard key.isValidSignature(signature, for: Self.message(chainID: chainID, challenge: challenge)) else {
+            throw LedgerError("unauthenticated", "the challenge signature does not verify")
+        }
+        let until = now + Self.tokenLifetimeMillis
+        return ("\(did).\(until).\(mac(did: did, until: until))", until)
+    }
+
+    func mac(did: String, until: UInt64) -> String {
+        let tag = HMAC<SHA256>.authenticationCode(for: Array("\(did).\(until)".utf8), using: secret)
+        return Hex.encode(Array(tag))
+    }
+
+    /// The did behind `Authorization: Bearer <token>`.
+    public func authenticate(_ request: Request) throws(LedgerError) -> String {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw LedgerError("unauthenticated", "send Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
+        }
+        let parts = header.dropFirst(7).split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let until = UInt64(parts[1]) else { throw LedgerError("unauthenticated", "malformed token") }
+        let did = String(parts[0])
+        guard until > LedgerNode_now() else { throw LedgerError("unauthenticated", "token expired") }
+        let expected = Array(mac(did: did, until: until).utf8)
+        let given = Array(parts[2].utf8)
+        guard expected.count == given.count, zip(expected, given).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
+            throw LedgerError("unauthenticated", "bad token")
+        }
+        return did
+    }
+}
+
+func LedgerNode_now() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }

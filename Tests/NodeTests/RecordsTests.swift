@@ -1,0 +1,176 @@
+import Domains
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import Node
+import Prometheus
+import Standards
+import Store
+import Testing
+
+@testable import Server
+
+/// A principal of the tests: signing and encryption keys, held by the "client".
+struct Party {
+    let key: SigningKey
+    let encryption: EncryptionKey
+    var did: String { key.publicKey.did }
+
+    init(key: SigningKey = SigningKey()) {
+        self.key = key
+        encryption = EncryptionKey()
+    }
+}
+
+/// Drives the records API as a client would.
+struct RecordsClient {
+    let client: any TestClientProtocol
+    let chain = "test-chain"
+    var nonce = UInt64.random(in: 0..<(1 << 40))
+
+    func json(_ r: TestResponse) throws -> JSONValue { try JSONValue.parse(Array(r.body.readableBytesView)) }
+
+    mutating func submit(_ party: Party, _ contract: String, _ action: String, _ payload: JSONValue) async throws -> JSONValue {
+        nonce += 1
+        let tx = try Transaction(chainID: chain, signer: party.key, nonce: nonce, contract: contract, action: action, payload: payload)
+        let r = try await client.execute(
+            uri: "/v1/transactions", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: tx.jsonView.canonicalBytes))
+        return try json(r)
+    }
+
+    func token(_ party: Party) async throws -> String {
+        let challenge = try json(try await client.execute(uri: "/v1/auth/challenge", method: .post))["challenge"]!.stringValue!
+        let signature = party.key.signature(for: AuthService.message(chainID: chain, challenge: challenge))
+        let body: JSONValue = .object(["did": .string(party.did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))])
+        let r = try await client.execute(uri: "/v1/auth/token", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: body.canonicalBytes))
+        return try json(r)["token"]!.stringValue!
+    }
+
+    func get(_ uri: String, as party: Party) async throws -> TestResponse {
+        try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer \(try await token(party))"])
+    }
+
+    /// Seals a resource for the current recipients, uploads the blob and submits `records.put`.
+    mutating func put(_ author: Party, patient: Party, recordID: String, version: Int64, resource: JSONValue, custodian: Party, parties: [String: String] = [:]) async throws -> JSONValue {
+        let type = resource["resourceType"]!.stringValue!
+        let recipients = try json(try await get("/v1/patients/\(patient.did)/recipients?resourceType=\(type)", as: author))["recipients"]!.arrayValue!
+        var keys: [String: [UInt8]] = [:]
+        for r in recipients { keys[r["did"]!.stringValue!] = try Base64.decode(r["encryptionKey"]!.stringValue!) }
+        let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: recordID, version: version, recipients: keys)
+        let upload = try await client.execute(
+            uri: "/v1/vault/\(sealed.saltedHash.hex)", method: .put,
+            headers: [.authorization: "Bearer \(try await token(author))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: sealed.blob))
+        #expect(upload.status == .created)
+        return try await submit(author, "records", "put", sealed.putPayload(recordID: recordID, patient: patient.did, resourceType: type, version: version, custodian: custodian.did, parties: parties))
+    }
+}
+
+@Suite struct RecordsTests {
+    @Test func consentGovernsReadsAndEveryReadIsAudited() async throws {
+        let chain = try TempChain()
+        var c = NodeConfiguration()
+        c.blockInterval = .milliseconds(2)
+        let registry = PrometheusCollectorRegistry()
+        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        let api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: try Vault(path: chain.directory.vault))
+        let app = Application(router: api.router())
+        let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
+        let hospitalA = Party(), hospitalB = Party(), lab = Party(), drA = Party(), drB = Party(), patient = Party(), stranger = Party()
+
+        try await withRunningNode(node) {
+            try await app.test(.router) { client in
+                var rc = RecordsClient(client: client)
+                func register(_ author: Party, _ subject: Party, _ role: String, name: String? = nil) async throws -> JSONValue {
+                    var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
+                    if subject.did != author.did { p["subject"] = .string(subject.did) }
+                    if let name { p["name"] = .string(name) }
+                    return try await rc.submit(author, "identity", "register", .object(p))
+                }
+                // Organisations are admitted by the operator only.
+                #expect(try await register(hospitalA, hospitalA, "organisation", name: "A")["error"]?["code"] == .string("forbidden"))
+                #expect(try await register(operatorParty, hospitalA, "organisation", name: "Hospital A")["status"] == .string("committed"))
+                #expect(try await register(operatorParty, hospitalB, "organisation", name: "Hospital B")["status"] == .string("committed"))
+                #expect(try await register(operatorParty, lab, "organisation", name: "Lab")["status"] == .string("committed"))
+                #expect(try await register(hospitalA, drA, "practitioner")["status"] == .string("committed"))
+                #expect(try await register(hospitalB, drB, "practitioner")["status"] == .string("committed"))
+                #expect(try await register(drA, stranger, "practitioner")["error"]?["code"] == .string("forbidden"))
+                #expect(try await register(patient, patient, "patient")["status"] == .string("committed"))
+                #expect(try await register(patient, patient, "patient")["error"]?["code"] == .string("already_registered"))
+
+                // Dr A may not write before the patient consents; then she may.
+                let condition: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "code": .object(["text": .string("Asthma")])])
+                #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospitalA)["error"]?["code"] == .string("consent_denied"))
+                let grantA = try await rc.submit(patient, "consent", "grant", .object([
+                    "grantee": .string(drA.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+                ]))
+                #expect(grantA["status"] == .string("committed"))
+                #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospitalA)["result"]?["status"] == .string("current"))
+
+                // Dr A reads and decrypts; no health data on chain: the state holds a salted hash only.
+                let readA = try await rc.get("/v1/records/c1", as: drA)
+                #expect(readA.status == .ok)
+                #expect(try SealedVersion.open(read: try rc.json(readA), with: drA.encryption) == condition.canonicalBytes)
+                let onChain = String(decoding: node.stateValue(forKey: RecordEntry.key("c1")) ?? [], as: UTF8.self)
+                #expect(!onChain.contains("Asthma"))
+
+                // Dr B at hospital B cannot read: 403, and the denied attempt is on the ledger.
+                let denied = try await rc.get("/v1/records/c1", as: drB)
+                #expect(denied.status == .forbidden)
+                #expect(try rc.json(denied)["error"]?["code"] == .string("consent_denied"))
+                #expect(try await client.execute(uri: "/v1/records/c1", method: .get).status == .unauthorized)
+                #expect(try await client.execute(uri: "/v1/records/c1", method: .get, headers: [.authorization: "Bearer forged.1.x"]).status == .unauthorized)
+
+                // The patient grants hospital B (the organisation) and shares the key of the existing version.
+                let grantB = try await rc.submit(patient, "consent", "grant", .object([
+                    "grantee": .string(hospitalB.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("Condition")]),
+                ]))
+                let grantBID = try #require(grantB["result"]?["id"]?.stringValue)
+                let history = try rc.json(try await rc.get("/v1/records/c1/history", as: patient))
+                let mine = try WrappedKey(json: history["versions"]!.arrayValue![0]["wrappedKeys"]![patient.did]!)
+                let forB = try SealedVersion.rewrap(mine, with: patient.encryption, context: "c1/1", for: [hospitalB.did: hospitalB.encryption.publicKey])
+                #expect(try await rc.submit(patient, "records", "share", .object(["recordId": .string("c1"), "version": .int(1), "wrappedKeys": .object(forB.mapValues(\.json))]))["status"] == .string("committed"))
+                let readB = try await rc.get("/v1/records/c1", as: drB)
+                #expect(readB.status == .ok)
+                #expect(try rc.json(readB)["keyHolder"] == .string(hospitalB.did))
+                #expect(try SealedVersion.open(read: try rc.json(readB), with: hospitalB.encryption) == condition.canonicalBytes)
+                #expect(throws: LedgerError.self) { try SealedVersion.open(read: try rc.json(readB), with: drB.encryption) }
+
+                // The patient sees every access, denied ones too; others may not see her log.
+                let log = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: patient))["events"]!.arrayValue!
+                let byB = log.filter { $0["reader"] == .string(drB.did) }
+                #expect(byB.map { $0["outcome"] } == [.string("deny"), .string("permit")])
+                #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: drB).status == .forbidden)
+
+                // Revocation takes effect at its block: B is denied, and the next version is not wrapped for B.
+                #expect(try await rc.submit(patient, "consent", "revoke", .object(["grant": .string(grantBID)]))["status"] == .string("committed"))
+                #expect(try await rc.get("/v1/records/c1", as: drB).status == .forbidden)
+                let v2: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "code": .object(["text": .string("Asthma, controlled")])])
+                #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 2, resource: v2, custodian: hospitalA)["result"]?["status"] == .string("current"))
+                let history2 = try rc.json(try await rc.get("/v1/records/c1/history", as: drA))["versions"]!.arrayValue!
+                #expect(history2[1]["wrappedKeys"]?[hospitalB.did] == nil)
+                #expect(history2[0]["status"] == .string("superseded"))
+                #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 2, resource: v2, custodian: hospitalA)["error"]?["code"] == .string("version_conflict"))
+
+                // A lab report needs the lab and the ordering practitioner: pending until both endorse.
+                _ = try await rc.submit(patient, "consent", "grant", .object([
+                    "grantee": .string(lab.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("DiagnosticReport")]),
+                ]))
+                let report: JSONValue = .object(["resourceType": .string("DiagnosticReport"), "id": .string("r1"), "status": .string("final")])
+                let put = try await rc.put(lab, patient: patient, recordID: "r1", version: 1, resource: report, custodian: lab, parties: ["performer": lab.did, "requester": drA.did])
+                #expect(put["result"]?["status"] == .string("pending"))
+                #expect(try rc.json(try await rc.get("/v1/records/r1", as: patient))["error"]?["code"] == .string("no_current_version"))
+                #expect(try await rc.submit(drB, "records", "endorse", .object(["recordId": .string("r1"), "version": .int(1)]))["error"]?["code"] == .string("forbidden"))
+                #expect(try await rc.submit(drA, "records", "endorse", .object(["recordId": .string("r1"), "version": .int(1)]))["result"]?["status"] == .string("current"))
+                #expect(try await rc.get("/v1/records/r1", as: patient).status == .ok)
+
+                // The timeline: the patient sees both records.
+                let timeline = try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))
+                #expect(timeline["records"]?.arrayValue?.count == 2)
+            }
+        }
+        // Everything, access events included, passes the offline audit.
+        let report = try Auditor.audit(directory: chain.directory)
+        #expect(report.transactions > 20)
+    }
+}
