@@ -24,11 +24,15 @@ struct KeyCommand: ParsableCommand {
 
 /// Minimal JSON-over-HTTP client for the CLI.
 enum API {
-    static func request(_ method: HTTPMethod, _ url: String, body: [UInt8]? = nil, timeout: TimeAmount = .seconds(60)) async throws -> (status: Int, body: [UInt8]) {
+    static func request(
+        _ method: HTTPMethod, _ url: String, body: [UInt8]? = nil, contentType: String = "application/json", headers: [String: String] = [:],
+        timeout: TimeAmount = .seconds(60)
+    ) async throws -> (status: Int, body: [UInt8]) {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         do {
@@ -41,8 +45,10 @@ enum API {
     }
 
     /// JSON body of a 2xx answer; a 4xx/5xx becomes the server's error (exit 2 for 4xx, 1 for 5xx).
-    static func json(_ method: HTTPMethod, _ url: String, body: [UInt8]? = nil) async throws -> JSONValue {
-        let (status, bytes) = try await request(method, url, body: body)
+    static func json(
+        _ method: HTTPMethod, _ url: String, body: [UInt8]? = nil, contentType: String = "application/json", headers: [String: String] = [:]
+    ) async throws -> JSONValue {
+        let (status, bytes) = try await request(method, url, body: body, contentType: contentType, headers: headers)
         let parsed = try? JSONValue.parse(bytes)
         if status >= 400 {
             let code = parsed?["error"]?["code"]?.stringValue ?? "http_\(status)"

@@ -7,7 +7,10 @@ struct Careledger: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "careledger",
         abstract: "CareLedger: a permissioned ledger for healthcare consortia.",
-        subcommands: [Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self])
+        subcommands: [
+            Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self,
+            PrincipalCommand.self, PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self,
+        ])
 }
 
 /// Exit codes: 0 ok, 1 failure, 2 bad usage or input. Errors go to stderr on one line.
@@ -16,7 +19,7 @@ enum Entry {
     /// Codes that mean "the operation failed" rather than "the input was bad".
     static let failureCodes: Set<String> = [
         "verification_failed", "audit_failed", "connection_failed", "server_error", "io_error", "node_stopped", "commit_failed",
-        "mempool_full", "internal_error", "corrupt_store", "busy",
+        "mempool_full", "internal_error", "corrupt_store", "busy", "decryption_failed", "unwrap_failed", "consent_denied", "forbidden", "unauthenticated",
     ]
 
     static func main() async {

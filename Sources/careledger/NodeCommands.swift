@@ -53,7 +53,7 @@ struct NodeOptions: ParsableArguments {
 }
 
 /// Starts a node in the foreground until SIGINT/SIGTERM.
-func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool) async throws {
+func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, registerDemo: Bool = false) async throws {
     guard directory.exists else {
         throw LedgerError("no_data", "no chain in \(directory.path): run `careledger init --data \(directory.path)` or `careledger up`")
     }
@@ -65,6 +65,13 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool) async
     serverConfig.maxBodyBytes = options.maxBodyBytes
     let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
     try await server.run { port in
+        if registerDemo {
+            do {
+                try await DemoSetup.registerDemoPrincipals(node: node, directory: directory)
+            } catch {
+                FileHandle.standardError.write(Data("warning: demo principals not registered: \(error)\n".utf8))
+            }
+        }
         guard banner else { return }
         let url = "http://\(host):\(port)"
         let text = """
@@ -86,12 +93,13 @@ struct Up: AsyncParsableCommand {
     @OptionGroup var options: NodeOptions
 
     func run() async throws {
-        if !data.directory.exists {
+        let fresh = !data.directory.exists
+        if fresh {
             let genesis = try Consortium.create(in: data.directory)
             FileHandle.standardOutput.write(
                 Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))\n".utf8))
         }
-        try await runNode(directory: data.directory, options: options, banner: true)
+        try await runNode(directory: data.directory, options: options, banner: true, registerDemo: fresh)
     }
 }
 

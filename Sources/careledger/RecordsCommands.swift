@@ -1,0 +1,313 @@
+import ArgumentParser
+import Domains
+import Foundation
+import LedgerCore
+import NIOHTTP1
+import Standards
+import Store
+
+/// A principal talking to a node: signs transactions, authenticates reads, decrypts locally.
+struct Session {
+    let base: String
+    let key: SigningKey
+    let encryption: EncryptionKey?
+    var did: String { key.publicKey.did }
+    private(set) var chainID = ""
+    private var token: String?
+
+    init(node: String, keyFile: String) async throws {
+        base = node.hasSuffix("/") ? String(node.dropLast()) : node
+        key = try KeyFile.load(keyFile)
+        encryption = try? KeyFile.loadEncryption(keyFile)
+        guard let chain = try await API.json(.GET, base + "/healthz")["chainId"]?.stringValue else {
+            throw LedgerError("server_error", "node did not say its chain id")
+        }
+        chainID = chain
+    }
+
+    /// Signs, submits and waits; a failed receipt becomes an error with the contract's code.
+    func submit(_ contract: String, _ action: String, _ payload: JSONValue) async throws -> JSONValue {
+        let tx = try Transaction(
+            chainID: chainID, signer: key, nonce: UInt64.random(in: 0..<(1 << 62)), contract: contract, action: action, payload: payload)
+        let receipt = try await API.json(.POST, base + "/v1/transactions", body: JSONValue.object(["raw": .string(Base64.encode(tx.encoded))]).canonicalBytes)
+        if receipt["status"]?.stringValue == "failed" {
+            throw LedgerError(receipt["error"]?["code"]?.stringValue ?? "failed", receipt["error"]?["message"]?.stringValue ?? "transaction failed")
+        }
+        return receipt
+    }
+
+    mutating func authorization() async throws -> String {
+        if let token { return token }
+        let challenge = try await API.json(.POST, base + "/v1/auth/challenge")["challenge"]?.stringValue ?? ""
+        let signature = key.signature(for: Array("careledger-auth\n\(chainID)\n\(challenge)\n".utf8))
+        let body: JSONValue = .object(["did": .string(did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))])
+        guard let t = try await API.json(.POST, base + "/v1/auth/token", body: body.canonicalBytes)["token"]?.stringValue else {
+            throw LedgerError("unauthenticated", "no token")
+        }
+        token = t
+        return t
+    }
+
+    mutating func get(_ path: String) async throws -> JSONValue {
+        try await API.json(.GET, base + path, headers: ["Authorization": "Bearer \(try await authorization())"])
+    }
+
+    mutating func putBlob(_ hash: Hash, _ blob: [UInt8]) async throws {
+        _ = try await API.json(.PUT, base + "/v1/vault/\(hash.hex)", body: blob, contentType: "application/octet-stream",
+                               headers: ["Authorization": "Bearer \(try await authorization())"])
+    }
+
+    func requireEncryption() throws -> EncryptionKey {
+        guard let encryption else { throw LedgerError("bad_key_file", "this key file has no encryption key") }
+        return encryption
+    }
+}
+
+struct NodeKeyOptions: ParsableArguments {
+    @Option(help: "Node URL.") var node: String = "http://127.0.0.1:8080"
+    @Option(help: "Your key file.") var key: String
+    @Flag(help: "Print JSON.") var json = false
+}
+
+struct PrincipalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "principal", abstract: "Register principals.", subcommands: [Register.self, Show.self])
+
+    struct Register: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a principal: yourself (patient), or with --subject-key a patient, practitioner or device of your organisation, or (operator key) an organisation.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "patient, practitioner, organisation or device.") var role: String
+        @Option(help: "Key file of the principal to register (default: your own).") var subjectKey: String?
+        @Option(help: "Organisation name.") var name: String?
+
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let subjectFile = subjectKey ?? options.key
+            let subject = try KeyFile.load(subjectFile)
+            let encryption = try KeyFile.loadEncryption(subjectFile)
+            var payload: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(encryption.publicKey))]
+            if subject.publicKey != session.key.publicKey { payload["subject"] = .string(subject.publicKey.did) }
+            if let name { payload["name"] = .string(name) }
+            let receipt = try await session.submit("identity", "register", .object(payload))
+            output(receipt, json: options.json) { "registered \(subject.publicKey.did) as \(role)" }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a registered principal.")
+        @Option(help: "Node URL.") var node: String = "http://127.0.0.1:8080"
+        @Argument(help: "did:key") var did: String
+        func run() async throws {
+            let value = try await API.json(.GET, node + "/v1/principals/" + did)
+            print(value.canonicalString)
+        }
+    }
+}
+
+struct PatientCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "patient", abstract: "Patient actions.", subcommands: [Register.self, Timeline.self])
+
+    struct Register: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register yourself as a patient (your did and encryption key; no personal data).")
+        @OptionGroup var options: NodeKeyOptions
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let receipt = try await session.submit(
+                "identity", "register", .object(["role": .string("patient"), "encryptionKey": .string(Base64.encode(try session.requireEncryption().publicKey))]))
+            output(receipt, json: options.json) { "registered patient \(session.did)" }
+        }
+    }
+
+    struct Timeline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Read and decrypt every record of a patient you may see.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did (default: you).") var patient: String?
+        @Option(help: "Purpose of use.") var purpose: String = "treatment"
+        @Option(help: "Your organisation's key file, when keys are wrapped for it.") var orgKey: String?
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let answer = try await session.get("/v1/patients/\(patient ?? session.did)/records?purpose=\(purpose)")
+            var resources: [JSONValue] = []
+            for read in answer["records"]?.arrayValue ?? [] {
+                resources.append(try decrypt(read, session: session, orgKey: orgKey))
+            }
+            output(.object(["records": .array(resources), "withheld": answer["withheld"] ?? .int(0)]), json: options.json) {
+                resources.map(\.canonicalString).joined(separator: "\n") + "\n(\(resources.count) records, \(answer["withheld"]?.intValue ?? 0) withheld)"
+            }
+        }
+    }
+}
+
+/// Decrypts a read with the reader's key, or her organisation's when the key was wrapped for it.
+func decrypt(_ read: JSONValue, session: Session, orgKey: String?) throws -> JSONValue {
+    let holder = read["keyHolder"]?.stringValue
+    let key: EncryptionKey
+    if holder == session.did {
+        key = try session.requireEncryption()
+    } else if let orgKey {
+        key = try KeyFile.loadEncryption(orgKey)
+    } else {
+        throw LedgerError("no_key_for_reader", "the key is wrapped for \(holder ?? "?"): pass --org-key with that organisation's key file")
+    }
+    return try JSONValue.parse(try SealedVersion.open(read: read, with: key))
+}
+
+struct ConsentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consent", abstract: "Grant, revoke and list consent.", subcommands: [Grant.self, Revoke.self, List.self])
+
+    struct Grant: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Grant access to your records (and share the keys of the versions you hold with the grantee).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "Grantee did (practitioner, organisation or caregiver).") var grantee: String
+        @Option(help: "Purposes, comma-separated: treatment, payment, research, emergency.") var purpose: String = "treatment"
+        @Option(help: "Resource types, comma-separated, or * for all.") var types: String = "*"
+        @Option(help: "End of the period, ms since the epoch.") var until: Int64?
+        @Flag(help: "A deny rule instead of a permit.") var deny = false
+        @Flag(help: "The grantee may act for you (caregiver).") var delegate = false
+
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            var payload: [String: JSONValue] = [
+                "grantee": .string(grantee), "purposes": .array(purpose.split(separator: ",").map { .string(String($0)) }),
+                "resourceTypes": .array(types.split(separator: ",").map { .string(String($0)) }), "decision": .string(deny ? "deny" : "permit"),
+            ]
+            if let until { payload["end"] = .int(until) }
+            if delegate { payload["delegate"] = .bool(true) }
+            let receipt = try await session.submit("consent", "grant", .object(payload))
+            var shared = 0
+            if !deny {
+                let granteeKey = try Base64.decode(try await API.json(.GET, session.base + "/v1/principals/" + grantee)["encryptionKey"]?.stringValue ?? "")
+                let encryption = try session.requireEncryption()
+                let timeline = try await session.get("/v1/patients/\(session.did)/records")
+                let wanted = Set(types.split(separator: ",").map(String.init))
+                for read in timeline["records"]?.arrayValue ?? [] {
+                    guard wanted.contains("*") || wanted.contains(read["resourceType"]?.stringValue ?? ""),
+                        let id = read["recordId"]?.stringValue, let version = read["version"]?.intValue, let context = read["context"]?.stringValue
+                    else { continue }
+                    let keys = try SealedVersion.rewrap(try WrappedKey(json: read["wrappedKey"]!), with: encryption, context: context, for: [grantee: granteeKey])
+                    _ = try await session.submit("records", "share", .object(["recordId": .string(id), "version": .int(version), "wrappedKeys": .object(keys.mapValues(\.json))]))
+                    shared += 1
+                }
+            }
+            let id = receipt["result"]?["id"]?.stringValue ?? "?"
+            output(.object(["grant": .string(id), "shared": .int(Int64(shared))]), json: options.json) { "consent \(id) granted to \(grantee); keys of \(shared) records shared" }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a consent (effective at the block that commits it).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The consent id.") var grant: String
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let receipt = try await session.submit("consent", "revoke", .object(["grant": .string(grant)]))
+            output(receipt, json: options.json) { "consent \(grant) revoked at height \(receipt["height"]?.intValue ?? -1)" }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List your consents.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient (default: you; a delegate may list for her).") var patient: String?
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let answer = try await session.get("/v1/patients/\(patient ?? session.did)/consents")
+            output(answer, json: options.json) {
+                (answer["consents"]?.arrayValue ?? []).map { c in
+                    "\(c["id"]?.stringValue ?? "") \(c["status"]?.stringValue ?? "") \(c["decision"]?.stringValue ?? "") \(c["grantee"]?.stringValue ?? "") purposes=\(c["purposes"]?.canonicalString ?? "") types=\(c["resourceTypes"]?.canonicalString ?? "")"
+                }.joined(separator: "\n")
+            }
+        }
+    }
+}
+
+struct RecordCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "record", abstract: "Write, read and inspect encrypted FHIR records.", subcommands: [Put.self, Get.self, History.self])
+
+    struct Put: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Encrypt a FHIR R4 resource for the patient and her current grantees, store it in the custodian's vault and record it on chain.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var patient: String
+        @Option(help: "FHIR JSON file of the resource.") var file: String
+        @Option(help: "Custodian organisation did (the organisation whose node holds the content).") var custodian: String
+        @Option(help: "Record id (default: the resource's id).") var recordId: String?
+        @Option(help: "Endorsing parties, role=did, e.g. performer=did:key:…") var party: [String] = []
+
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let resource = try JSONValue.parse(try readInputFile(file))
+            guard let type = resource["resourceType"]?.stringValue else { throw LedgerError("bad_resource", "the file has no resourceType") }
+            guard let id = recordId ?? resource["id"]?.stringValue else { throw LedgerError("bad_resource", "give --record-id or an id in the resource") }
+            var version: Int64 = 1
+            do {
+                let history = try await session.get("/v1/records/\(id)/history")
+                version = Int64(history["versions"]?.arrayValue?.count ?? 0) + 1
+            } catch let error as LedgerError where error.code == "not_found" {
+                version = 1
+            }
+            var recipients: [String: [UInt8]] = [:]
+            for r in try await session.get("/v1/patients/\(patient)/recipients?resourceType=\(type)")["recipients"]?.arrayValue ?? [] {
+                recipients[r["did"]?.stringValue ?? ""] = try Base64.decode(r["encryptionKey"]?.stringValue ?? "")
+            }
+            let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: id, version: version, recipients: recipients)
+            try await session.putBlob(sealed.saltedHash, sealed.blob)
+            var parties: [String: String] = [:]
+            for p in party {
+                let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2 else { throw ValidationError("--party is role=did") }
+                parties[kv[0]] = kv[1]
+            }
+            let receipt = try await session.submit("records", "put", sealed.putPayload(recordID: id, patient: patient, resourceType: type, version: version, custodian: custodian, parties: parties))
+            output(receipt, json: options.json) {
+                "record \(id) version \(version): \(receipt["result"]?["status"]?.stringValue ?? "?") (keys wrapped for \(recipients.count) readers)"
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Read a record (consent-checked and audited) and decrypt it locally.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "Record id.") var id: String
+        @Option(help: "Purpose of use.") var purpose: String = "treatment"
+        @Option(help: "Your organisation's key file, when the key is wrapped for it.") var orgKey: String?
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let read = try await session.get("/v1/records/\(id)?purpose=\(purpose)")
+            let resource = try decrypt(read, session: session, orgKey: orgKey)
+            print(resource.canonicalString)
+        }
+    }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A record's versions: salted hashes, authors, endorsements, status.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "Record id.") var id: String
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let history = try await session.get("/v1/records/\(id)/history")
+            output(history, json: options.json) {
+                (history["versions"]?.arrayValue ?? []).map { v in
+                    "v\(v["version"]?.intValue ?? 0) \(v["status"]?.stringValue ?? "") by \(v["author"]?.stringValue ?? "") at height \(v["height"]?.intValue ?? 0), readers \(v["wrappedKeys"]?.objectValue?.count ?? 0)"
+                }.joined(separator: "\n")
+            }
+        }
+    }
+}
+
+struct AccessLogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "access-log", abstract: "Every access to your data (HIPAA-style accounting of disclosures).")
+    @OptionGroup var options: NodeKeyOptions
+    @Option(help: "The patient (default: you).") var patient: String?
+    func run() async throws {
+        var session = try await Session(node: options.node, keyFile: options.key)
+        let answer = try await session.get("/v1/patients/\(patient ?? session.did)/access-log")
+        output(answer, json: options.json) {
+            (answer["events"]?.arrayValue ?? []).map { e in
+                let when = Date(timeIntervalSince1970: Double(e["time"]?.intValue ?? 0) / 1000)
+                return "\(ISO8601DateFormatter().string(from: when)) \(e["outcome"]?.stringValue ?? "") \(e["reader"]?.stringValue ?? "") purpose=\(e["purpose"]?.stringValue ?? "") records=\(e["records"]?.canonicalString ?? "")"
+            }.joined(separator: "\n")
+        }
+    }
+}
