@@ -1,0 +1,51 @@
+import Foundation
+import LedgerCore
+import Testing
+
+/// The README walk-through, through the real CLI against a real node process.
+@Suite(.serialized) struct PatientWalkthroughTests {
+    func did(_ file: String) throws -> String {
+        try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file))))["did"]!.stringValue!
+    }
+
+    @Test func grantReadRevoke() async throws {
+        let data = temporaryPath("patient")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let node = try NodeProcess(data: data)
+        defer { node.stop() }
+        let keys = data + "/keys"
+        let alice = try did("\(keys)/alice.key"), bob = try did("\(keys)/dr-bob.key"), carol = try did("\(keys)/dr-carol.key")
+        let hospitalA = try did("\(keys)/hospital-a.key")
+        let file = data + "/condition.json"
+        try #"{"resourceType":"Condition","id":"asthma-1","code":{"text":"Asthma"}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        func cl(_ args: [String]) throws -> CLI.Result { try CLI.run(args + ["--node", node.url]) }
+
+        #expect(try cl(["consent", "grant", "--key", "\(keys)/alice.key", "--grantee", bob]).status == 0)
+        let put = try cl(["record", "put", "--key", "\(keys)/dr-bob.key", "--patient", alice, "--file", file, "--custodian", hospitalA])
+        #expect(put.status == 0, "\(put.stderr)")
+        // Dr Carol at hospital B cannot read.
+        let denied = try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"])
+        #expect(denied.status == 1)
+        #expect(denied.stderr.contains("consent_denied"))
+        // Alice grants her; she reads the decrypted resource.
+        let grant = try cl(["consent", "grant", "--key", "\(keys)/alice.key", "--grantee", carol, "--types", "Condition", "--json"])
+        #expect(grant.status == 0, "\(grant.stderr)")
+        let grantID = try JSONValue.parse(grant.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["grant"]!.stringValue!
+        let read = try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"])
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(try JSONValue.parse(read.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["code"]?["text"] == .string("Asthma"))
+        // Alice sees Carol's denied and granted reads.
+        let log = try cl(["access-log", "--key", "\(keys)/alice.key", "--json"])
+        let events = try JSONValue.parse(log.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["events"]!.arrayValue!
+        #expect(events.filter { $0["reader"] == .string(carol) }.map { $0["outcome"] } == [.string("deny"), .string("permit")])
+        // Alice revokes; a new version is written; Carol cannot read it.
+        #expect(try cl(["consent", "revoke", "--key", "\(keys)/alice.key", "--grant", grantID]).status == 0)
+        try #"{"resourceType":"Condition","id":"asthma-1","code":{"text":"Asthma, controlled"}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try cl(["record", "put", "--key", "\(keys)/dr-bob.key", "--patient", alice, "--file", file, "--custodian", hospitalA]).status == 0)
+        #expect(try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"]).status == 1)
+        let own = try cl(["record", "get", "--key", "\(keys)/alice.key", "--id", "asthma-1"])
+        #expect(own.stdout.contains("Asthma, controlled"))
+        node.stop()
+        #expect(try CLI.run(["audit", "--data", data]).status == 0)
+    }
+}
