@@ -40,6 +40,8 @@ public final class LedgerNode: Sendable {
     private let head: Mutex<Head>
     /// The committed state values, in memory, so execution reads cost no database round trip.
     private let stateCache: StateCache
+    /// Committed events, for the server-sent event streams.
+    public let events = EventHub()
     private let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
     private let logger: Logger
@@ -202,6 +204,7 @@ public final class LedgerNode: Sendable {
             }
         }
         mempool.close(LedgerError("node_stopped", "the node is shutting down"))
+        events.finish()
     }
 
     /// Executes `txs` as the next block and commits it durably.
@@ -255,6 +258,7 @@ public final class LedgerNode: Sendable {
         blockCounter.increment()
         heightGauge.record(Int64(height))
         commitTimer.recordInterval(since: start)
+        events.publish(height: height, events: execution.events)
         return execution.receipts
     }
 

@@ -30,10 +30,36 @@ public struct RecordRead: Sendable {
 public struct RecordsService: Sendable {
     public let node: LedgerNode
     public let vault: Vault
+    /// How long a break-the-glass access lasts.
+    public let breakGlassWindowMillis: Int64
 
-    public init(node: LedgerNode, vault: Vault) {
+    public init(node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000) {
         self.node = node
         self.vault = vault
+        self.breakGlassWindowMillis = breakGlassWindowMillis
+    }
+
+    /// Consent, else break-the-glass: an emergency read by a practitioner with a stated reason opens a
+    /// time-boxed window; reads inside an open window need no new reason. Returns the decision and
+    /// the break-the-glass fields for the access event.
+    func authorise(patient: String, resourceType: String?, reader: Principal, grants: [ConsentGrant], purpose: String, reason: String?)
+        throws(LedgerError) -> (ConsentDecision, [String: JSONValue])
+    {
+        let now = Int64(LedgerNode.systemClock())
+        let consent = ConsentPolicy.evaluate(
+            grants: grants, patient: patient, reader: reader.did, readerOrganisation: reader.organisation, purpose: purpose,
+            resourceType: resourceType ?? "*", time: now)
+        guard !consent.permitted, purpose == "emergency" else { return (consent, [:]) }
+        if let open = try json(AuditContract.breakGlassKey(patient: patient, reader: reader.did)), let until = open["until"]?.intValue, until > now {
+            return (ConsentDecision(permitted: true, grant: nil, reason: "break-the-glass window open until \(until)"),
+                    ["breakGlass": .bool(true), "until": .int(until), "reason": .string(reason ?? "within an open break-the-glass window")])
+        }
+        guard reader.role == .practitioner else { return (consent, [:]) }
+        guard let reason, reason.count >= 10 else {
+            throw LedgerError("break_glass_reason_required", "an emergency access without consent needs a stated reason (10 characters or more)")
+        }
+        return (ConsentDecision(permitted: true, grant: nil, reason: "break-the-glass: \(reason)"),
+                ["breakGlass": .bool(true), "until": .int(now + breakGlassWindowMillis), "reason": .string(reason)])
     }
 
     func json(_ key: String) throws(LedgerError) -> JSONValue? {
@@ -58,13 +84,15 @@ public struct RecordsService: Sendable {
     }
 
     /// Records an access event and waits for its commit.
-    func recordAccess(patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String) async throws {
-        let receipt = try await node.submitAsNode(
-            contract: "audit", action: "access",
-            payload: .object([
-                "patient": .string(patient), "reader": .string(reader), "records": .array(records.map { .string($0) }),
-                "purpose": .string(purpose), "outcome": .string(permitted ? "permit" : "deny"), "reason": .string(reason),
-            ]))
+    func recordAccess(
+        patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String, extra: [String: JSONValue] = [:]
+    ) async throws {
+        var payload: [String: JSONValue] = [
+            "patient": .string(patient), "reader": .string(reader), "records": .array(records.map { .string($0) }),
+            "purpose": .string(purpose), "outcome": .string(permitted ? "permit" : "deny"), "reason": .string(reason),
+        ]
+        for (k, v) in extra { payload[k] = v }
+        let receipt = try await node.submitAsNode(contract: "audit", action: "access", payload: .object(payload))
         guard receipt.status == .committed else {
             throw LedgerError("audit_failed", "the access event was not recorded: \(receipt.errorCode ?? "")")
         }
@@ -76,11 +104,6 @@ public struct RecordsService: Sendable {
         }
     }
 
-    func decide(_ record: RecordEntry, reader: Principal, grants: [ConsentGrant], purpose: String) -> ConsentDecision {
-        ConsentPolicy.evaluate(
-            grants: grants, patient: record.patient, reader: reader.did, readerOrganisation: reader.organisation, purpose: purpose,
-            resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
-    }
 
     func materialise(_ record: RecordEntry, reader: Principal) throws(LedgerError) -> RecordRead? {
         guard let version = record.current else { return nil }
@@ -99,28 +122,46 @@ public struct RecordsService: Sendable {
     }
 
     /// One record, for `readerDID`, for `purpose`.
-    public func read(recordID: String, readerDID: String, purpose: String) async throws -> RecordRead {
+    public func read(recordID: String, readerDID: String, purpose: String, reason: String? = nil) async throws -> RecordRead {
         try check(purpose: purpose)
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
-        let decision = decide(record, reader: reader, grants: try grants(patient: record.patient), purpose: purpose)
-        try await recordAccess(patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: decision.permitted, reason: decision.reason)
+        let decision: ConsentDecision
+        let extra: [String: JSONValue]
+        do {
+            (decision, extra) = try authorise(
+                patient: record.patient, resourceType: record.resourceType, reader: reader, grants: try grants(patient: record.patient),
+                purpose: purpose, reason: reason)
+        } catch {
+            // A refused emergency access is an access attempt too: on the ledger before the refusal.
+            try await recordAccess(patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: false, reason: error.message)
+            throw error
+        }
+        try await recordAccess(
+            patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: decision.permitted, reason: decision.reason,
+            extra: extra)
         guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
         guard let read = try materialise(record, reader: reader) else { throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)") }
         return read
     }
 
     /// Every record of a patient the reader may see for `purpose`, with one access event.
-    public func timeline(patient: String, readerDID: String, purpose: String) async throws -> (reads: [RecordRead], withheld: Int) {
+    public func timeline(patient: String, readerDID: String, purpose: String, reason: String? = nil) async throws -> (reads: [RecordRead], withheld: Int) {
         try check(purpose: purpose)
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         guard try principal(patient)?.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
         let grants = try grants(patient: patient)
         var reads: [RecordRead] = []
         var withheld = 0
+        var breakGlass: [String: JSONValue] = [:]
         for id in try recordIDs(patient: patient) {
             guard let record = try record(id) else { continue }
-            if decide(record, reader: reader, grants: grants, purpose: purpose).permitted, let read = try? materialise(record, reader: reader) {
+            let authorised = try? authorise(
+                patient: patient, resourceType: record.resourceType, reader: reader, grants: grants, purpose: purpose, reason: reason)
+            let decision = authorised?.0 ?? ConsentDecision(permitted: false, grant: nil, reason: "break-the-glass needs a reason")
+            let extra = authorised?.1 ?? [:]
+            if !extra.isEmpty { breakGlass = extra }
+            if decision.permitted, let read = try? materialise(record, reader: reader) {
                 reads.append(read)
             } else {
                 withheld += 1
@@ -129,7 +170,7 @@ public struct RecordsService: Sendable {
         let permitted = !reads.isEmpty || withheld == 0
         try await recordAccess(
             patient: patient, reader: reader.did, records: reads.map(\.record.id), purpose: purpose, permitted: permitted,
-            reason: "timeline: \(reads.count) returned, \(withheld) withheld")
+            reason: "timeline: \(reads.count) returned, \(withheld) withheld", extra: permitted ? breakGlass : [:])
         guard permitted else { throw LedgerError("consent_denied", "no consent covers \(purpose) access to this patient's records") }
         return (reads, withheld)
     }
@@ -162,5 +203,15 @@ public struct RecordsService: Sendable {
             if decision.permitted || g.delegate { out.append(candidate) }
         }
         return out
+    }
+
+    /// Whether a committed event concerns `did`: her records, her consents (as patient or grantee),
+    /// accesses to her data and break-the-glass alerts — for the patient and her delegates.
+    public func concerns(_ event: JSONValue, did: String) -> Bool {
+        if event["grantee"]?.stringValue == did || event["did"]?.stringValue == did { return true }
+        guard let patient = event["patient"]?.stringValue else { return false }
+        if patient == did { return true }
+        guard let grants = try? grants(patient: patient) else { return false }
+        return ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants)
     }
 }

@@ -11,6 +11,22 @@ struct RecordsAPI: Sendable {
     let auth: AuthService
 
     func register(on router: Router<BasicRequestContext>) {
+        router.get("/v1/events") { request, _ in
+            await api.handle {
+                let did = try auth.authenticate(request)
+                let stream = records.node.events.subscribe()
+                let records = records
+                let body = ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: ": careledger events for \(did)\n\n"))
+                    for await event in stream where records.concerns(event.body, did: did) {
+                        let type = event.body["type"]?.stringValue ?? "event"
+                        try await writer.write(ByteBuffer(string: "id: \(event.height)-\(event.index)\nevent: \(type)\ndata: \(event.body.canonicalString)\n\n"))
+                    }
+                    try await writer.finish(nil)
+                }
+                return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+            }
+        }
         router.post("/v1/auth/challenge") { _, _ in
             let (challenge, expires) = auth.challenge()
             return JSONResponse.make(.object(["challenge": .string(challenge), "expiresAt": .int(Int64(expires))]))
@@ -51,7 +67,8 @@ struct RecordsAPI: Sendable {
             await api.handle {
                 let reader = try auth.authenticate(request)
                 let read = try await records.read(
-                    recordID: context.parameters.get("id") ?? "", readerDID: reader, purpose: request.uri.queryParameters.get("purpose") ?? "treatment")
+                    recordID: context.parameters.get("id") ?? "", readerDID: reader, purpose: request.uri.queryParameters.get("purpose") ?? "treatment",
+                    reason: request.uri.queryParameters.get("reason").map { String($0) })
                 return JSONResponse.make(read.json)
             }
         }
@@ -73,7 +90,8 @@ struct RecordsAPI: Sendable {
             await api.handle {
                 let reader = try auth.authenticate(request)
                 let (reads, withheld) = try await records.timeline(
-                    patient: context.parameters.get("did") ?? "", readerDID: reader, purpose: request.uri.queryParameters.get("purpose") ?? "treatment")
+                    patient: context.parameters.get("did") ?? "", readerDID: reader, purpose: request.uri.queryParameters.get("purpose") ?? "treatment",
+                    reason: request.uri.queryParameters.get("reason").map { String($0) })
                 return JSONResponse.make(.object(["records": .array(reads.map(\.json)), "withheld": .int(Int64(withheld))]))
             }
         }

@@ -7,7 +7,10 @@ import Testing
     @Test func cliAndHTTPWithProofsAndAudit() async throws {
         let data = temporaryPath("walk")
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let node = try NodeProcess(data: data)
+        // `init` then `node` (not `up`, which also registers the demo principals), so the log starts empty.
+        #expect(try CLI.run(["init", "--data", data]).status == 0)
+        #expect(try CLI.run(["init", "--data", data]).status == 2)
+        let node = try NodeProcess(data: data, command: "node")
         defer { node.stop() }
 
         // Submit through the CLI…

@@ -3,19 +3,38 @@ import LedgerCore
 /// `audit`: access events, appended by the custodian node for every read of health data, granted
 /// or denied: who, what, when (block time), purpose, outcome, and for break-the-glass the reason.
 ///
-/// Action `access` `{"patient", "reader", "records": [ids], "purpose", "outcome": "permit"|"deny", "reason"?}`;
-/// only a consortium operator (a node key) records access events.
+/// Action `access` `{"patient", "reader", "records": [ids], "purpose", "outcome": "permit"|"deny", "reason"?,
+/// "breakGlass"?: true, "until"?: ms}`; only a consortium operator (a node key) records access events.
+/// A break-the-glass access opens (or uses) a time-boxed window for that reader and patient and is
+/// queued for review; action `review` `{"patient", "index", "outcome": "justified"|"unjustified", "note"?}`
+/// is the review by the reader's organisation (its privacy officer signs with the organisation key).
 public struct AuditContract: Contract {
     public let name = "audit"
-    public let actions = ["access"]
+    public let actions = ["access", "review"]
     public let operators: Set<String>
 
     public init(operators: Set<String>) { self.operators = operators }
 
-    static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason"]
+    static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason", "breakGlass", "until"]
+    static let reviewFields: Set<String> = ["patient", "index", "outcome", "note"]
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        if action == "review" {
+            let p = try Payload(payload, allowed: Self.reviewFields)
+            _ = try p.did("patient")
+            _ = try p.int("index")
+            guard ["justified", "unjustified"].contains(try p.string("outcome")) else {
+                throw LedgerError("bad_payload", "outcome is justified or unjustified")
+            }
+            _ = try p.optionalString("note", maxLength: 1024)
+            return
+        }
         let p = try Payload(payload, allowed: Self.fields)
+        if p.fields["breakGlass"] != nil {
+            guard p.fields["breakGlass"]?.boolValue != nil, try p.optionalInt("until") != nil, try p.optionalString("reason", maxLength: 1024) != nil else {
+                throw LedgerError("bad_payload", "a break-the-glass access carries breakGlass, until and reason")
+            }
+        }
         _ = try p.did("patient")
         _ = try p.did("reader")
         guard let records = p.fields["records"]?.arrayValue, records.count <= 10_000, records.allSatisfy({ $0.stringValue != nil }) else {
@@ -28,8 +47,11 @@ public struct AuditContract: Contract {
 
     public static func countKey(patient: String) -> String { "audit/\(patient)" }
     public static func eventKey(patient: String, index: Int64) -> String { "audit/\(patient)/\(index)" }
+    public static func breakGlassKey(patient: String, reader: String) -> String { "audit/break-glass/\(patient)/\(reader)" }
+    public static func reviewKey(patient: String, index: Int64) -> String { "audit/review/\(patient)/\(index)" }
 
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        if action == "review" { return try review(payload, context: &context) }
         guard operators.contains(context.author) else { throw LedgerError("forbidden", "access events are recorded by the custodian node") }
         let p = try Payload(payload, allowed: Self.fields)
         let patient = try p.did("patient")
@@ -41,10 +63,40 @@ public struct AuditContract: Contract {
         event["recordedBy"] = .string(context.author)
         context.set(Self.eventKey(patient: patient, index: count), .object(event))
         context.set(Self.countKey(patient: patient), .object(["count": .int(count + 1)]))
+        if p.fields["breakGlass"]?.boolValue == true, p.fields["outcome"]?.stringValue == "permit" {
+            let reader = try p.did("reader")
+            context.set(Self.breakGlassKey(patient: patient, reader: reader), .object(["until": .int(try p.int("until")), "index": .int(count)]))
+            context.set(Self.reviewKey(patient: patient, index: count), .object(["status": .string("pending"), "reader": .string(reader)]))
+            context.emit(.object([
+                "type": .string("break-glass"), "patient": .string(patient), "reader": .string(reader), "index": .int(count),
+                "reason": p.fields["reason"] ?? .null,
+            ]))
+        }
         context.emit(.object([
             "type": .string("access"), "patient": .string(patient), "reader": p.fields["reader"]!, "outcome": p.fields["outcome"]!,
             "index": .int(count),
         ]))
         return .object(event)
+    }
+
+    func review(_ payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: Self.reviewFields)
+        let patient = try p.did("patient")
+        let index = try p.int("index")
+        guard let pending = try context.json(forKey: Self.reviewKey(patient: patient, index: index)) else {
+            throw LedgerError("not_found", "no break-the-glass access \(index) to review")
+        }
+        guard pending["status"]?.stringValue == "pending", let reader = pending["reader"]?.stringValue else {
+            throw LedgerError("already_reviewed", "access \(index) was already reviewed")
+        }
+        guard let readerPrincipal = try Principal.load(reader, from: context), readerPrincipal.organisation == context.author else {
+            throw LedgerError("forbidden", "the reader's organisation reviews a break-the-glass access")
+        }
+        let result: JSONValue = .object([
+            "status": .string(try p.string("outcome")), "reader": .string(reader), "reviewedBy": .string(context.author),
+            "note": p.fields["note"] ?? .null, "height": .int(Int64(context.height)),
+        ])
+        context.set(Self.reviewKey(patient: patient, index: index), result)
+        return result
     }
 }

@@ -77,6 +77,12 @@ public struct ConsentDecision: Sendable, Hashable {
     public let permitted: Bool
     public let grant: String?
     public let reason: String
+
+    public init(permitted: Bool, grant: String?, reason: String) {
+        self.permitted = permitted
+        self.grant = grant
+        self.reason = reason
+    }
 }
 
 /// Consent evaluation against the state: the patient always reads her own data; an active deny
