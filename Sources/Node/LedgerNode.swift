@@ -42,6 +42,10 @@ public final class LedgerNode: Sendable {
     private let stateCache: StateCache
     /// Committed events, for the server-sent event streams.
     public let events = EventHub()
+    /// Runs after each commit with the block's events, before receipts are delivered (the vault's erasure hook).
+    private let afterCommit = Mutex<(@Sendable (UInt64, [JSONValue]) -> Void)?>(nil)
+
+    public func setAfterCommit(_ hook: @escaping @Sendable (UInt64, [JSONValue]) -> Void) { afterCommit.withLock { $0 = hook } }
     private let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
     private let logger: Logger
@@ -258,6 +262,7 @@ public final class LedgerNode: Sendable {
         blockCounter.increment()
         heightGauge.record(Int64(height))
         commitTimer.recordInterval(since: start)
+        if let hook = afterCommit.withLock({ $0 }) { hook(height, execution.events) }
         events.publish(height: height, events: execution.events)
         return execution.receipts
     }

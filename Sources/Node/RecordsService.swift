@@ -39,6 +39,18 @@ public struct RecordsService: Sendable {
         self.breakGlassWindowMillis = breakGlassWindowMillis
     }
 
+    /// Destroys the vault blobs of erased records as their erasure commits.
+    public func installErasure() {
+        let vault = vault
+        node.setAfterCommit { _, events in
+            for e in events where e["type"]?.stringValue == "record.erased" {
+                for h in e["saltedHashes"]?.arrayValue ?? [] {
+                    if let hash = try? Hash(hex: h.stringValue ?? "") { vault.destroy(hash) }
+                }
+            }
+        }
+    }
+
     /// Consent, else break-the-glass: an emergency read by a practitioner with a stated reason opens a
     /// time-boxed window; reads inside an open window need no new reason. Returns the decision and
     /// the break-the-glass fields for the access event.
@@ -126,6 +138,7 @@ public struct RecordsService: Sendable {
         try check(purpose: purpose)
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
+        guard record.erasedAtHeight == nil else { throw LedgerError("erased", "record \(recordID) was erased at the patient's request") }
         let decision: ConsentDecision
         let extra: [String: JSONValue]
         do {
@@ -155,7 +168,7 @@ public struct RecordsService: Sendable {
         var withheld = 0
         var breakGlass: [String: JSONValue] = [:]
         for id in try recordIDs(patient: patient) {
-            guard let record = try record(id) else { continue }
+            guard let record = try record(id), record.erasedAtHeight == nil else { continue }
             let authorised = try? authorise(
                 patient: patient, resourceType: record.resourceType, reader: reader, grants: grants, purpose: purpose, reason: reason)
             let decision = authorised?.0 ?? ConsentDecision(permitted: false, grant: nil, reason: "break-the-glass needs a reason")

@@ -50,6 +50,21 @@ public struct Vault: Sendable {
         return (Array(bytes[0..<32]), Array(bytes[32...]))
     }
 
+    /// Crypto-shredding: overwrites then unlinks the blob (salt and ciphertext). Returns whether it was here.
+    @discardableResult
+    public func destroy(_ saltedHash: Hash) -> Bool {
+        let target = file(saltedHash)
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: target))?[.size] as? Int else { return false }
+        let fd = open(target, O_WRONLY)
+        if fd >= 0 {
+            let zeros = [UInt8](repeating: 0, count: size)
+            _ = zeros.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            fsync(fd)
+            close(fd)
+        }
+        return unlink(target) == 0
+    }
+
     public func contains(_ saltedHash: Hash) -> Bool { FileManager.default.fileExists(atPath: file(saltedHash)) }
 }
 

@@ -35,6 +35,7 @@ public struct LedgerAPI: Sendable {
         self.configuration = configuration
         self.registry = registry
         records = RecordsService(node: node, vault: vault)
+        records.installErasure()
         auth = AuthService(chainID: node.genesis.chainID)
     }
 

@@ -77,6 +77,7 @@ struct RecordsAPI: Sendable {
                 let reader = try auth.authenticate(request)
                 let id = context.parameters.get("id") ?? ""
                 guard let record = try records.record(id) else { throw LedgerError("not_found", "no record \(id)") }
+                guard record.erasedAtHeight == nil else { throw LedgerError("erased", "record \(id) was erased") }
                 let grants = try records.grants(patient: record.patient)
                 guard let principal = try records.principal(reader) else { throw LedgerError("unknown_principal", "the reader is not registered") }
                 let decision = ConsentPolicy.evaluate(

@@ -167,6 +167,23 @@ struct RecordsClient {
                 // The timeline: the patient sees both records.
                 let timeline = try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))
                 #expect(timeline["records"]?.arrayValue?.count == 2)
+
+                // Erasure: only the patient; the vault blobs are destroyed, reads answer 410, the record cannot be rewritten.
+                let versions = try rc.json(try await rc.get("/v1/records/c1/history", as: patient))["versions"]!.arrayValue!
+                let hashes = try versions.map { try Hash(hex: $0["saltedHash"]!.stringValue!) }
+                let vault = try Vault(path: chain.directory.vault)
+                #expect(hashes.allSatisfy { vault.contains($0) })
+                #expect(try await rc.submit(drA, "records", "erase", .object(["recordId": .string("c1")]))["error"]?["code"] == .string("forbidden"))
+                let erased = try await rc.submit(patient, "records", "erase", .object(["recordId": .string("c1")]))
+                #expect(erased["status"] == .string("committed"))
+                #expect(hashes.allSatisfy { !vault.contains($0) })
+                let gone = try await rc.get("/v1/records/c1", as: patient)
+                #expect(gone.status == .gone)
+                #expect(try rc.json(gone)["error"]?["code"] == .string("erased"))
+                #expect(try await rc.get("/v1/records/c1/history", as: patient).status == .gone)
+                let state = try #require(node.stateValue(forKey: RecordEntry.key("c1")))
+                #expect(try RecordEntry(json: try JSONValue.parse(state)).versions.allSatisfy { $0.wrappedKeys.isEmpty })
+                #expect(try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))["records"]?.arrayValue?.count == 1)
             }
         }
         // Everything, access events included, passes the offline audit.

@@ -63,6 +63,8 @@ public struct RecordEntry: Sendable, Hashable {
     public let resourceType: String
     public let custodian: String
     public var versions: [RecordVersion]
+    /// Height of the erasure, when the patient had the record erased.
+    public var erasedAtHeight: Int64?
 
     /// The version in force: the latest whose endorsement policy is satisfied.
     public var current: RecordVersion? { versions.last { $0.status == .current } }
@@ -71,6 +73,7 @@ public struct RecordEntry: Sendable, Hashable {
         .object([
             "id": .string(id), "patient": .string(patient), "resourceType": .string(resourceType), "custodian": .string(custodian),
             "currentVersion": current.map { .int($0.version) } ?? .null, "versions": .array(versions.map(\.json)),
+            "erasedAtHeight": erasedAtHeight.map { .int($0) } ?? .null,
         ])
     }
 
@@ -83,6 +86,7 @@ public struct RecordEntry: Sendable, Hashable {
         self.resourceType = resourceType
         self.custodian = custodian
         versions = try (json["versions"]?.arrayValue ?? []).map { (v) throws(LedgerError) in try RecordVersion(json: v) }
+        erasedAtHeight = json["erasedAtHeight"]?.intValue
     }
 
     init(id: String, patient: String, resourceType: String, custodian: String) {
@@ -126,9 +130,12 @@ public enum EndorsementPolicy {
 ///   `treatment` permit for the resource type. The version is the previous one plus 1; the patient must have a wrapped key.
 /// - `endorse` `{"recordId", "version"}`: a required party endorses; the version becomes current when all have.
 /// - `share` `{"recordId", "version", "wrappedKeys"}`: the patient (or a delegate) adds wrapped keys for new grantees.
+/// - `erase` `{"recordId"}`: the patient (or a delegate) has a record erased: the state drops its wrapped keys, the
+///   custodian nodes destroy the vault blobs (ciphertext and salt, so the salted hashes left in the log link to
+///   nothing), reads answer 410 Gone, and the committed receipt is the signed erasure receipt.
 public struct RecordsContract: Contract {
     public let name = "records"
-    public let actions = ["put", "endorse", "share"]
+    public let actions = ["put", "endorse", "share", "erase"]
 
     public init() {}
 
@@ -169,6 +176,9 @@ public struct RecordsContract: Contract {
                 guard let o = parties.objectValue, o.count <= 8 else { throw LedgerError("bad_payload", "parties maps roles to dids") }
                 for (_, v) in o { _ = try PublicKey(did: v.stringValue ?? "") }
             }
+        case "erase":
+            let p = try Payload(payload, allowed: ["recordId"])
+            try Self.checkRecordID(try p.string("recordId"))
         case "endorse":
             let p = try Payload(payload, allowed: ["recordId", "version"])
             try Self.checkRecordID(try p.string("recordId"))
@@ -187,7 +197,28 @@ public struct RecordsContract: Contract {
         let p = try Payload(payload, allowed: Self.putFields)
         let recordID = try p.string("recordId")
         let existing = try context.json(forKey: RecordEntry.key(recordID)).map { (j) throws(LedgerError) in try RecordEntry(json: j) }
+        if let existing, existing.erasedAtHeight != nil {
+            throw LedgerError("erased", "record \(recordID) was erased")
+        }
         switch action {
+        case "erase":
+            guard var entry = existing else { throw LedgerError("not_found", "no record \(recordID)") }
+            let grants = try ConsentPolicy.grants(patient: entry.patient, state: state)
+            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants) else {
+                throw LedgerError("forbidden", "only the patient or her delegate erases her records")
+            }
+            let destroyed = entry.versions.map { JSONValue.string($0.saltedHash) }
+            for i in entry.versions.indices {
+                entry.versions[i].wrappedKeys = [:]
+                entry.versions[i].status = .superseded
+            }
+            entry.erasedAtHeight = Int64(context.height)
+            context.set(RecordEntry.key(recordID), entry.json)
+            context.emit(.object([
+                "type": .string("record.erased"), "patient": .string(entry.patient), "record": .string(recordID),
+                "custodian": .string(entry.custodian), "saltedHashes": .array(destroyed),
+            ]))
+            return .object(["recordId": .string(recordID), "erasedAtHeight": .int(Int64(context.height)), "versions": .int(Int64(destroyed.count))])
         case "put":
             let patient = try p.did("patient")
             let resourceType = try p.string("resourceType", maxLength: 64)
