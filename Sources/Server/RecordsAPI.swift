@@ -87,6 +87,19 @@ struct RecordsAPI: Sendable {
                 return JSONResponse.make(record.json)
             }
         }
+        router.get("/v1/recovery/:did/kit") { request, context in
+            await api.handle {
+                let requester = try auth.authenticate(request)
+                let patient = context.parameters.get("did") ?? ""
+                guard let bytes = records.node.stateValue(forKey: RecoveryContract.requestKey(patient)),
+                    let open = try? JSONValue.parse(bytes), open["requester"]?.stringValue == requester
+                else { throw LedgerError("forbidden", "only the key that opened the recovery request fetches the kit") }
+                guard let setupBytes = records.node.stateValue(forKey: RecoveryContract.key(patient)),
+                    let kit = try JSONValue.parse(setupBytes)["kit"]?.stringValue, let blob = records.vault.get(try Hash(hex: kit))
+                else { throw LedgerError("not_in_vault", "this node does not hold the recovery kit") }
+                return JSONResponse.make(.object(["salt": .string(Base64.encode(blob.salt)), "ciphertext": .string(Base64.encode(blob.ciphertext))]))
+            }
+        }
         router.get("/v1/patients/:did/records") { request, context in
             await api.handle {
                 let reader = try auth.authenticate(request)

@@ -54,6 +54,8 @@ enum Routes {
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/recipients", summary: "Who a new version's key must be wrapped for, with their encryption keys (authenticated)",
               parameters: [("did", "path", true, "the patient's did"), ("resourceType", "query", true, "FHIR resource type")], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/recovery/{did}/kit", summary: "The encrypted recovery kit, for the key that opened the recovery request (authenticated)",
+              parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/events", summary: "Server-sent events of committed blocks that concern the caller (authenticated): records, consents, accesses, break-the-glass alerts",
               parameters: [], responseType: "text/event-stream", hasBody: false),
         Route(method: "get", path: "/healthz", summary: "Liveness and current height", parameters: [], responseType: "application/json", hasBody: false),

@@ -1,0 +1,99 @@
+import LedgerCore
+import Standards
+
+/// `recovery`: a patient's key recovery through guardians, k of n (Shamir), with no node ever
+/// holding her private key or the recovery secret in the clear.
+///
+/// The patient's client makes a random 32-byte recovery secret S, encrypts her key file with S
+/// (the "kit", stored in the vault under its salted hash), splits S into n Shamir shares and wraps
+/// each share with HPKE for its guardian.
+/// - `setup` `{"threshold", "kit": salted hash, "shares": {guardian did: {"x", "enc", "ct"}}}` (the patient);
+/// - `request` `{"patient", "encryptionKey"}`: signed by the patient's new key after a loss; opens a request;
+/// - `approve` `{"patient", "x", "enc", "ct"}`: a guardian re-wraps her share for the request's encryption key;
+///   with `threshold` approvals the request is `ready`: the patient combines the shares on her device.
+public struct RecoveryContract: Contract {
+    public let name = "recovery"
+    public let actions = ["setup", "request", "approve"]
+
+    public init() {}
+
+    public static func key(_ patient: String) -> String { "recovery/\(patient)" }
+    public static func requestKey(_ patient: String) -> String { "recovery/\(patient)/request" }
+    public static func context(patient: String, x: Int64) -> String { "recovery/\(patient)/\(x)" }
+
+    public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        switch action {
+        case "setup":
+            let p = try Payload(payload, allowed: ["threshold", "kit", "shares"])
+            _ = try Hash(hex: try p.string("kit", maxLength: 64))
+            guard let shares = p.fields["shares"]?.objectValue, (1...32).contains(shares.count) else {
+                throw LedgerError("bad_payload", "shares maps 1 to 32 guardian dids to wrapped shares")
+            }
+            let threshold = try p.int("threshold")
+            guard threshold >= 1, threshold <= shares.count else { throw LedgerError("bad_payload", "need 1 ≤ threshold ≤ guardians") }
+            for (did, share) in shares {
+                _ = try PublicKey(did: did)
+                guard let x = share["x"]?.intValue, (1...255).contains(x) else { throw LedgerError("bad_payload", "share x is 1...255") }
+                _ = try WrappedKey(json: share)
+            }
+        case "request":
+            let p = try Payload(payload, allowed: ["patient", "encryptionKey"])
+            _ = try p.did("patient")
+            guard try Base64.decode(try p.string("encryptionKey"), field: "encryptionKey").count == 32 else {
+                throw LedgerError("bad_payload", "encryptionKey is a base64 X25519 public key")
+            }
+        default:
+            let p = try Payload(payload, allowed: ["patient", "x", "enc", "ct"])
+            _ = try p.did("patient")
+            _ = try p.int("x")
+            _ = try WrappedKey(json: payload)
+        }
+    }
+
+    public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        switch action {
+        case "setup":
+            guard try Principal.load(context.author, from: context)?.role == .patient else {
+                throw LedgerError("forbidden", "a registered patient sets up her own recovery")
+            }
+            for did in payload["shares"]!.objectValue!.keys where try Principal.load(did, from: context) == nil {
+                throw LedgerError("unknown_principal", "guardian \(did) is not registered")
+            }
+            var o = payload.objectValue!
+            o["patient"] = .string(context.author)
+            o["height"] = .int(Int64(context.height))
+            context.set(Self.key(context.author), .object(o))
+            context.set(Self.requestKey(context.author), nil)
+            return .object(["patient": .string(context.author), "guardians": .int(Int64(o["shares"]!.objectValue!.count)), "threshold": o["threshold"]!])
+        case "request":
+            let patient = payload["patient"]!.stringValue!
+            guard try context.json(forKey: Self.key(patient)) != nil else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
+            let request: JSONValue = .object([
+                "patient": .string(patient), "requester": .string(context.author), "encryptionKey": payload["encryptionKey"]!,
+                "approvals": .object([:]), "status": .string("open"), "height": .int(Int64(context.height)),
+            ])
+            context.set(Self.requestKey(patient), request)
+            context.emit(.object(["type": .string("recovery.requested"), "patient": .string(patient), "requester": .string(context.author)]))
+            return request
+        default:
+            let patient = payload["patient"]!.stringValue!
+            guard let setup = try context.json(forKey: Self.key(patient)), let threshold = setup["threshold"]?.intValue else {
+                throw LedgerError("not_found", "\(patient) has no recovery set up")
+            }
+            guard let guardianShare = setup["shares"]?[context.author] else { throw LedgerError("forbidden", "the author is not a guardian") }
+            guard guardianShare["x"]?.intValue == payload["x"]?.intValue else { throw LedgerError("bad_payload", "x is not this guardian's share") }
+            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue, request["status"] != .string("ready") else {
+                throw LedgerError("no_open_request", "no open recovery request for \(patient)")
+            }
+            var approvals = request["approvals"]?.objectValue ?? [:]
+            approvals[context.author] = .object(["x": payload["x"]!, "enc": payload["enc"]!, "ct": payload["ct"]!])
+            request["approvals"] = .object(approvals)
+            if Int64(approvals.count) >= threshold {
+                request["status"] = .string("ready")
+                context.emit(.object(["type": .string("recovery.ready"), "patient": .string(patient)]))
+            }
+            context.set(Self.requestKey(patient), .object(request))
+            return .object(["patient": .string(patient), "approvals": .int(Int64(approvals.count)), "status": request["status"]!])
+        }
+    }
+}
