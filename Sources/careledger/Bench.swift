@@ -13,7 +13,9 @@ import Synchronization
 /// ordering, execution, durable commit) against the Ed25519 verification ceiling of all cores,
 /// measured in the same run.
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure committed transactions per second against the Ed25519 ceiling.")
+    static let configuration = CommandConfiguration(
+        abstract: "Measure committed transactions per second against the Ed25519 ceiling (`bench records`: timeline reads).",
+        subcommands: [RecordsBench.self])
     @Option(help: "Transactions to commit.") var transactions: Int = 60_000
     @Option(help: "Transactions per HTTP request (batch).") var batch: Int = 500
     @Option(help: "Concurrent HTTP requests in flight.") var concurrency: Int = 8

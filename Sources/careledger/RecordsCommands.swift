@@ -16,9 +16,13 @@ struct Session {
     private var token: String?
 
     init(node: String, keyFile: String) async throws {
+        try await self.init(node: node, signing: try KeyFile.load(keyFile), encryption: try? KeyFile.loadEncryption(keyFile))
+    }
+
+    init(node: String, signing: SigningKey, encryption: EncryptionKey?) async throws {
         base = node.hasSuffix("/") ? String(node.dropLast()) : node
-        key = try KeyFile.load(keyFile)
-        encryption = try? KeyFile.loadEncryption(keyFile)
+        key = signing
+        self.encryption = encryption
         guard let chain = try await API.json(.GET, base + "/healthz")["chainId"]?.stringValue else {
             throw LedgerError("server_error", "node did not say its chain id")
         }
