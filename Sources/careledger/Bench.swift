@@ -14,8 +14,13 @@ import Synchronization
 /// measured in the same run.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure committed transactions per second against the Ed25519 ceiling (`bench records`: timeline reads).",
-        subcommands: [RecordsBench.self])
+        abstract: "Benchmarks: `bench` (= `bench ledger`) the write path, `bench records` timeline reads.",
+        subcommands: [LedgerBench.self, RecordsBench.self], defaultSubcommand: LedgerBench.self)
+}
+
+struct LedgerBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger", abstract: "Measure committed transactions per second against the Ed25519 ceiling.")
     @Option(help: "Transactions to commit.") var transactions: Int = 60_000
     @Option(help: "Transactions per HTTP request (batch).") var batch: Int = 500
     @Option(help: "Concurrent HTTP requests in flight.") var concurrency: Int = 8
