@@ -85,6 +85,7 @@ public struct LedgerAPI: Sendable {
         }
         router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
+        FHIRAPI(api: self, records: records, auth: auth).register(on: router)
         return router
     }
 

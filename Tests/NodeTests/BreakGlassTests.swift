@@ -85,6 +85,35 @@ import Testing
                 #expect(try await rc.submit(hospitalA, "audit", "review", .object(["patient": .string(patient.did), "index": index, "outcome": .string("justified")]))["error"]?["code"] == .string("forbidden"))
                 #expect(try await rc.submit(hospitalB, "audit", "review", .object(["patient": .string(patient.did), "index": index, "outcome": .string("justified")]))["status"] == .string("committed"))
                 #expect(try await rc.submit(hospitalB, "audit", "review", .object(["patient": .string(patient.did), "index": index, "outcome": .string("justified")]))["error"]?["code"] == .string("already_reviewed"))
+                // The FHIR facade serves the ledger's own Consent and AuditEvent data, valid FHIR R4.
+                let metadata = try rc.json(try await client.execute(uri: "/fhir/metadata", method: .get))
+                #expect(metadata["resourceType"] == .string("CapabilityStatement"))
+                #expect(metadata["fhirVersion"] == .string("4.0.1"))
+                let consents = try rc.json(try await rc.get("/fhir/Consent?patient=\(patient.did)", as: caregiver))
+                #expect(consents["resourceType"] == .string("Bundle"))
+                let consentResources = consents["entry"]!.arrayValue!.map { $0["resource"]! }
+                #expect(consentResources.count == 2)
+                for r in consentResources { #expect(FHIRValidator.validate(r).isEmpty, "\(FHIRValidator.validate(r))") }
+                let oneID = consentResources[0]["id"]!.stringValue!
+                let one = try await rc.get("/fhir/Consent/\(oneID)", as: patient)
+                #expect(try rc.json(one)["id"] == .string(oneID))
+                #expect(one.headers[.contentType]?.hasPrefix("application/fhir+json") == true)
+                let audit = try rc.json(try await rc.get("/fhir/AuditEvent?patient=\(patient.did)", as: patient))
+                let auditResources = audit["entry"]!.arrayValue!.map { $0["resource"]! }
+                #expect(auditResources.count >= 3)
+                for r in auditResources { #expect(FHIRValidator.validate(r).isEmpty, "\(FHIRValidator.validate(r))") }
+                #expect(auditResources.contains { $0["agent"]?[0]?["purposeOfUse"]?[0]?["coding"]?[0]?["code"] == .string("BTG") } == true)
+                #expect(auditResources.contains { $0["outcome"] == .string("4") })
+                let forbidden = try await rc.get("/fhir/AuditEvent?patient=\(patient.did)", as: drB)
+                #expect(forbidden.status == .forbidden)
+                #expect(try rc.json(forbidden)["resourceType"] == .string("OperationOutcome"))
+                let anonymous = try await client.execute(uri: "/fhir/Consent?patient=\(patient.did)", method: .get)
+                #expect(anonymous.status == .unauthorized)
+                #expect(try rc.json(anonymous)["issue"]?[0]?["code"] == .string("login"))
+                let unsupported = try await client.execute(uri: "/fhir/Starship", method: .get)
+                #expect(unsupported.status == .notFound)
+                #expect(try rc.json(unsupported)["resourceType"] == .string("OperationOutcome"))
+
                 // Nobody but the node records access events.
                 #expect(try await rc.submit(drB, "audit", "access", .object([
                     "patient": .string(patient.did), "reader": .string(drB.did), "records": .array([]), "purpose": .string("treatment"), "outcome": .string("permit"),

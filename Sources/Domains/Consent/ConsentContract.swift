@@ -69,6 +69,8 @@ public struct ConsentGrant: Sendable, Hashable {
     }
 
     static func key(patient: String, id: String) -> String { "consent/\(patient)/\(id)" }
+    /// Consent id → patient, so a consent can be read by its id alone.
+    public static func idKey(_ id: String) -> String { "consent/by-id/\(id)" }
     static func indexKey(patient: String) -> String { "consent/\(patient)" }
 }
 
@@ -187,6 +189,7 @@ public struct ConsentContract: Contract {
             permit: (try p.optionalString("decision") ?? "permit") == "permit", delegate: p.fields["delegate"]?.boolValue ?? false)
         context.set(ConsentGrant.key(patient: patient, id: id), grant.json)
         context.set(ConsentGrant.indexKey(patient: patient), .object(["grants": .array(grants.map { .string($0.id) } + [.string(id)])]))
+        context.set(ConsentGrant.idKey(id), .object(["patient": .string(patient)]))
         context.emit(.object(["type": .string("consent.granted"), "patient": .string(patient), "grant": .string(id), "grantee": .string(grantee)]))
         return grant.json
     }

@@ -12,6 +12,13 @@ public struct FHIRIssue: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(severity.rawValue) \(code) at \(expression): \(diagnostics)" }
 
+    public init(severity: Severity, code: String, diagnostics: String, expression: String) {
+        self.severity = severity
+        self.code = code
+        self.diagnostics = diagnostics
+        self.expression = expression
+    }
+
     public var json: JSONValue {
         .object([
             "severity": .string(severity.rawValue), "code": .string(code), "diagnostics": .string(diagnostics),

@@ -1,0 +1,182 @@
+import Domains
+import Foundation
+import Hummingbird
+import LedgerCore
+import Node
+import Standards
+
+/// The FHIR R4 facade under `/fhir`. This release serves what comes from the ledger's own data:
+/// Consent (read, search by patient) from the consent grants, AuditEvent (search by patient) from
+/// the access events. Every error is an OperationOutcome. The CapabilityStatement lists exactly this.
+struct FHIRAPI: Sendable {
+    let api: LedgerAPI
+    let records: RecordsService
+    let auth: AuthService
+    static let contentType = "application/fhir+json; fhirVersion=4.0"
+    static let didSystem = "urn:ietf:rfc:3986"
+
+    static func respond(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: value.canonicalBytes)))
+    }
+
+    /// Runs `body`; ledger errors become OperationOutcomes with the HTTP status of their code.
+    func handle(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as LedgerError {
+            let code: String
+            switch error.code {
+            case "unauthenticated": code = "login"
+            case "forbidden", "consent_denied": code = "forbidden"
+            case "not_found": code = "not-found"
+            case "not_supported": code = "not-supported"
+            default: code = "invalid"
+            }
+            let issue = FHIRIssue(severity: .error, code: code, diagnostics: "\(error.code): \(error.message)", expression: "$this")
+            let status = error.code == "not_supported" ? HTTPResponse.Status.notFound : APIError.status(for: error.code)
+            return Self.respond(FHIRValidator.operationOutcome([issue]), status: status)
+        } catch {
+            let issue = FHIRIssue(severity: .fatal, code: "exception", diagnostics: "\(error)", expression: "$this")
+            return Self.respond(FHIRValidator.operationOutcome([issue]), status: .internalServerError)
+        }
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/fhir/metadata") { _, _ in Self.respond(Self.capabilityStatement()) }
+        router.get("/fhir/Consent/:id") { request, context in
+            await handle {
+                let requester = try auth.authenticate(request)
+                let id = context.parameters.get("id") ?? ""
+                guard let bytes = records.node.stateValue(forKey: ConsentGrant.idKey(id)), let patient = try JSONValue.parse(bytes)["patient"]?.stringValue,
+                    let grant = try records.grants(patient: patient).first(where: { $0.id == id })
+                else { throw LedgerError("not_found", "Consent/\(id) is not known") }
+                try mayRead(patient: patient, requester: requester)
+                return Self.respond(Self.consent(grant))
+            }
+        }
+        router.get("/fhir/Consent") { request, _ in
+            await handle {
+                let requester = try auth.authenticate(request)
+                let patient = try patientParameter(request)
+                try mayRead(patient: patient, requester: requester)
+                return Self.respond(Self.searchset(try records.grants(patient: patient).map(Self.consent)))
+            }
+        }
+        router.get("/fhir/AuditEvent") { request, _ in
+            await handle {
+                let requester = try auth.authenticate(request)
+                let patient = try patientParameter(request)
+                let events = try records.accessLog(patient: patient, requesterDID: requester)
+                return Self.respond(Self.searchset(events.map { Self.auditEvent($0, patient: patient) }))
+            }
+        }
+        router.get("/fhir/:type") { _, context in
+            await handle { throw LedgerError("not_supported", "\(context.parameters.get("type") ?? "") is not served by this facade yet; see /fhir/metadata") }
+        }
+    }
+
+    /// `patient=<did>` or `patient=urn:ietf:rfc:3986|<did>`.
+    func patientParameter(_ request: Request) throws -> String {
+        guard var value = request.uri.queryParameters.get("patient") else {
+            throw LedgerError("missing_parameter", "search by patient: ?patient=<did>")
+        }
+        if value.hasPrefix(Self.didSystem + "|") { value.removeFirst(Self.didSystem.count + 1) }
+        _ = try PublicKey(did: value)
+        return value
+    }
+
+    func mayRead(patient: String, requester: String) throws {
+        guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: try records.grants(patient: patient)) else {
+            throw LedgerError("forbidden", "only the patient or her delegate reads her consents")
+        }
+    }
+
+    static func identifier(_ did: String) -> JSONValue { .object(["identifier": .object(["system": .string(didSystem), "value": .string(did)])]) }
+
+    static let purposeCodes = ["treatment": "TREAT", "payment": "HPAYMT", "research": "HRESCH", "emergency": "ETREAT"]
+
+    static func consent(_ g: ConsentGrant) -> JSONValue {
+        var period: [String: JSONValue] = [:]
+        if let start = g.start { period["start"] = .string(instant(start)) }
+        if let end = g.end { period["end"] = .string(instant(end)) }
+        var provision: [String: JSONValue] = [
+            "type": .string(g.permit ? "permit" : "deny"),
+            "actor": .array([.object([
+                "role": .object(["coding": .array([.object([
+                    "system": .string("http://terminology.hl7.org/CodeSystem/v3-ParticipationType"), "code": .string(g.delegate ? "DELEGATEE" : "IRCP"),
+                ])])]),
+                "reference": identifier(g.grantee),
+            ])]),
+            "purpose": .array(g.purposes.map { .object(["system": .string("http://terminology.hl7.org/CodeSystem/v3-ActReason"), "code": .string(purposeCodes[$0] ?? $0)]) }),
+        ]
+        if !g.resourceTypes.contains("*") {
+            provision["class"] = .array(g.resourceTypes.map { .object(["system": .string("http://hl7.org/fhir/resource-types"), "code": .string($0)]) })
+        }
+        if !period.isEmpty { provision["period"] = .object(period) }
+        return .object([
+            "resourceType": .string("Consent"), "id": .string(g.id), "status": .string(g.active ? "active" : "inactive"),
+            "scope": .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/consentscope"), "code": .string("patient-privacy")])])]),
+            "category": .array([.object(["coding": .array([.object(["system": .string("http://loinc.org"), "code": .string("59284-0")])])])]),
+            "patient": identifier(g.patient), "provision": .object(provision),
+        ])
+    }
+
+    static func auditEvent(_ e: JSONValue, patient: String) -> JSONValue {
+        let permitted = e["outcome"]?.stringValue == "permit"
+        let purpose = e["purpose"]?.stringValue ?? "treatment"
+        var agent: [String: JSONValue] = [
+            "who": identifier(e["reader"]?.stringValue ?? ""), "requestor": .bool(true),
+            "purposeOfUse": .array([.object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/v3-ActReason"), "code": .string(purposeCodes[purpose] ?? purpose)])])])]),
+        ]
+        if e["breakGlass"]?.boolValue == true {
+            agent["purposeOfUse"] = .array([.object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/v3-ActReason"), "code": .string("BTG")])])])])
+        }
+        var entities: [JSONValue] = [.object(["what": identifier(patient), "type": .object(["system": .string("http://terminology.hl7.org/CodeSystem/audit-entity-type"), "code": .string("1")])])]
+        for r in e["records"]?.arrayValue ?? [] {
+            entities.append(.object(["what": .object(["identifier": .object(["system": .string("urn:careledger:record"), "value": r])]), "type": .object(["system": .string("http://terminology.hl7.org/CodeSystem/audit-entity-type"), "code": .string("2")])]))
+        }
+        return .object([
+            "resourceType": .string("AuditEvent"), "id": .string("\(e["height"]?.intValue ?? 0)-\(e["index"]?.intValue ?? 0)"),
+            "type": .object(["system": .string("http://dicom.nema.org/resources/ontology/DCM"), "code": .string("110110"), "display": .string("Patient Record")]),
+            "action": .string("R"), "recorded": .string(instant(e["time"]?.intValue ?? 0)),
+            "outcome": .string(permitted ? "0" : "4"), "outcomeDesc": .string(e["reason"]?.stringValue ?? (permitted ? "permitted" : "denied")),
+            "agent": .array([.object(agent)]),
+            "source": .object(["observer": identifier(e["recordedBy"]?.stringValue ?? "")]),
+            "entity": .array(entities),
+        ])
+    }
+
+    static func instant(_ millis: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+
+    static func searchset(_ resources: [JSONValue]) -> JSONValue {
+        .object([
+            "resourceType": .string("Bundle"), "type": .string("searchset"), "total": .int(Int64(resources.count)),
+            "entry": .array(resources.map { .object(["resource": $0, "search": .object(["mode": .string("match")])]) }),
+        ])
+    }
+
+    static func capabilityStatement() -> JSONValue {
+        func resource(_ type: String, read: Bool) -> JSONValue {
+            var interactions: [JSONValue] = [.object(["code": .string("search-type")])]
+            if read { interactions.insert(.object(["code": .string("read")]), at: 0) }
+            return .object([
+                "type": .string(type), "interaction": .array(interactions),
+                "searchParam": .array([.object(["name": .string("patient"), "type": .string("token"), "documentation": .string("the patient's did:key")])]),
+            ])
+        }
+        return .object([
+            "resourceType": .string("CapabilityStatement"), "status": .string("active"), "date": .string("2026-11-25"),
+            "kind": .string("instance"), "fhirVersion": .string("4.0.1"), "format": .array([.string("json")]),
+            "software": .object(["name": .string("CareLedger"), "version": .string(LedgerAPI.version)]),
+            "rest": .array([.object([
+                "mode": .string("server"),
+                "security": .object(["description": .string("Bearer token from POST /v1/auth/challenge and /v1/auth/token (Ed25519 signature of the challenge)")]),
+                "resource": .array([resource("Consent", read: true), resource("AuditEvent", read: false)]),
+            ])]),
+        ])
+    }
+}
