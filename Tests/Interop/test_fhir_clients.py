@@ -1,0 +1,107 @@
+"""The FHIR facade driven by a real FHIR client library (fhirclient, SMART on FHIR's Python client).
+
+Starts `careledger up` on a free loopback port in a temporary directory, authenticates as the demo
+patient alice (Ed25519 signature of the server challenge, with the `cryptography` package), grants
+consent through the CLI, then reads the CapabilityStatement, Consent and AuditEvent resources through
+fhirclient's R4 models (which refuse resources that do not match the R4 structure).
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fhirclient import client
+from fhirclient.models.auditevent import AuditEvent
+from fhirclient.models.capabilitystatement import CapabilityStatement
+from fhirclient.models.consent import Consent
+
+BINARY = os.environ.get("CARELEDGER_BIN", os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "careledger"))
+
+
+@pytest.fixture(scope="module")
+def node():
+    data = tempfile.mkdtemp(prefix="careledger-interop-")
+    process = subprocess.Popen([BINARY, "up", "--data", data, "--http", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    url = None
+    deadline = time.time() + 60
+    while time.time() < deadline and url is None:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.search(r"API:\s+(http://\S+)", line)
+        if match:
+            url = match.group(1)
+    if url is None:
+        process.kill()
+        pytest.fail("node did not start")
+    try:
+        yield url, data
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def key(data, name):
+    with open(os.path.join(data, "keys", f"{name}.key")) as f:
+        return json.load(f)
+
+
+def token(url, keyfile):
+    chain = requests.get(url + "/healthz").json()["chainId"]
+    challenge = requests.post(url + "/v1/auth/challenge").json()["challenge"]
+    signer = Ed25519PrivateKey.from_private_bytes(base64.b64decode(keyfile["privateKey"]))
+    signature = signer.sign(f"careledger-auth\n{chain}\n{challenge}\n".encode())
+    answer = requests.post(url + "/v1/auth/token", json={"did": keyfile["did"], "challenge": challenge, "signature": base64.b64encode(signature).decode()})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["token"]
+
+
+def fhir(url, bearer=None):
+    smart = client.FHIRClient(settings={"app_id": "careledger-interop", "api_base": url + "/fhir/"})
+    if bearer:
+        smart.server.session.headers["Authorization"] = f"Bearer {bearer}"
+    return smart
+
+
+def test_capability_statement_parses_as_r4(node):
+    url, _ = node
+    statement = CapabilityStatement.read_from("metadata", fhir(url).server)
+    assert statement.fhirVersion == "4.0.1"
+    types = {r.type for r in statement.rest[0].resource}
+    assert {"Consent", "AuditEvent"} <= types
+
+
+def test_consent_and_audit_events_through_fhirclient(node):
+    url, data = node
+    alice, bob = key(data, "alice"), key(data, "dr-bob")
+    granted = subprocess.run([BINARY, "consent", "grant", "--node", url, "--key", os.path.join(data, "keys", "alice.key"), "--grantee", bob["did"], "--json"], capture_output=True, text=True)
+    assert granted.returncode == 0, granted.stderr
+    grant_id = json.loads(granted.stdout)["grant"]
+
+    server = fhir(url, token(url, alice)).server
+    consents = Consent.where(struct={"patient": alice["did"]}).perform_resources(server)
+    assert [c.id for c in consents] == [grant_id]
+    assert consents[0].status == "active"
+    assert consents[0].provision.type == "permit"
+    assert consents[0].provision.actor[0].reference.identifier.value == bob["did"]
+    one = Consent.read(grant_id, server)
+    assert one.patient.identifier.value == alice["did"]
+
+    # Dr Bob's token cannot read Alice's consents: the facade answers an OperationOutcome (HTTP 403).
+    bob_server = fhir(url, token(url, bob)).server
+    with pytest.raises(Exception):
+        Consent.where(struct={"patient": alice["did"]}).perform_resources(bob_server)
+
+    # The CLI's timeline read during the grant is an access event: it comes back as an R4 AuditEvent.
+    events = AuditEvent.where(struct={"patient": alice["did"]}).perform_resources(server)
+    assert len(events) >= 1
+    assert all(e.type.code == "110110" for e in events)
+    assert any(e.agent[0].who.identifier.value == alice["did"] for e in events)
