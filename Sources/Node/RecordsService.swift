@@ -117,8 +117,12 @@ public struct RecordsService: Sendable {
     }
 
 
-    func materialise(_ record: RecordEntry, reader: Principal) throws(LedgerError) -> RecordRead? {
-        guard let version = record.current else { return nil }
+    func materialise(_ record: RecordEntry, reader: Principal, version number: Int64? = nil) throws(LedgerError) -> RecordRead? {
+        let chosen = number.map { n in record.versions.first { $0.version == n } } ?? record.current
+        guard let version = chosen else {
+            if let number { throw LedgerError("not_found", "record \(record.id) has no version \(number)") }
+            return nil
+        }
         let holder: String
         if version.wrappedKeys[reader.did] != nil {
             holder = reader.did
@@ -134,7 +138,7 @@ public struct RecordsService: Sendable {
     }
 
     /// One record, for `readerDID`, for `purpose`.
-    public func read(recordID: String, readerDID: String, purpose: String, reason: String? = nil) async throws -> RecordRead {
+    public func read(recordID: String, readerDID: String, purpose: String, reason: String? = nil, version: Int64? = nil) async throws -> RecordRead {
         try check(purpose: purpose)
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
@@ -154,7 +158,7 @@ public struct RecordsService: Sendable {
             patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: decision.permitted, reason: decision.reason,
             extra: extra)
         guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
-        guard let read = try materialise(record, reader: reader) else { throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)") }
+        guard let read = try materialise(record, reader: reader, version: version) else { throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)") }
         return read
     }
 

@@ -11,6 +11,7 @@ enum APIError {
         case "consent_denied", "forbidden", "break_glass_reason_required": return .forbidden
         case "no_key_for_reader", "no_current_version", "version_conflict": return .conflict
         case "erased": return .gone
+        case "precondition_failed": return .preconditionFailed
         case "replayed_nonce", "duplicate_transaction", "already_notarized": return .conflict
         case "body_too_large": return .contentTooLarge
         case "unsupported_media_type": return .unsupportedMediaType

@@ -12,6 +12,7 @@ struct FHIRAPI: Sendable {
     let api: LedgerAPI
     let records: RecordsService
     let auth: AuthService
+    let acting: ActingOrganisation?
     static let contentType = "application/fhir+json; fhirVersion=4.0"
     static let didSystem = "urn:ietf:rfc:3986"
 
@@ -23,6 +24,11 @@ struct FHIRAPI: Sendable {
     func handle(_ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
+        } catch let invalid as FHIRInvalid {
+            return Self.respond(FHIRValidator.operationOutcome(invalid.issues), status: .badRequest)
+        } catch let rejection as BatchRejection {
+            let issue = FHIRIssue(severity: .error, code: "invalid", diagnostics: "\(rejection.first.code): \(rejection.first.message)", expression: "$this")
+            return Self.respond(FHIRValidator.operationOutcome([issue]), status: APIError.status(for: rejection.first.code))
         } catch let error as LedgerError {
             let code: String
             switch error.code {
@@ -33,7 +39,8 @@ struct FHIRAPI: Sendable {
             default: code = "invalid"
             }
             let issue = FHIRIssue(severity: .error, code: code, diagnostics: "\(error.code): \(error.message)", expression: "$this")
-            let status = error.code == "not_supported" ? HTTPResponse.Status.notFound : APIError.status(for: error.code)
+            let status: HTTPResponse.Status =
+                error.code == "not_supported" ? .notFound : error.code == "precondition_failed" ? .preconditionFailed : APIError.status(for: error.code)
             return Self.respond(FHIRValidator.operationOutcome([issue]), status: status)
         } catch {
             let issue = FHIRIssue(severity: .fatal, code: "exception", diagnostics: "\(error)", expression: "$this")
@@ -42,7 +49,7 @@ struct FHIRAPI: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
-        router.get("/fhir/metadata") { _, _ in Self.respond(Self.capabilityStatement()) }
+        router.get("/fhir/metadata") { _, _ in Self.respond(capabilityStatement()) }
         router.get("/fhir/Consent/:id") { request, context in
             await handle {
                 let requester = try auth.authenticate(request)
@@ -70,8 +77,12 @@ struct FHIRAPI: Sendable {
                 return Self.respond(Self.searchset(events.map { Self.auditEvent($0, patient: patient) }))
             }
         }
-        router.get("/fhir/:type") { _, context in
-            await handle { throw LedgerError("not_supported", "\(context.parameters.get("type") ?? "") is not served by this facade yet; see /fhir/metadata") }
+        if let acting {
+            FHIRRecords(fhir: self, acting: acting).register(on: router)
+        } else {
+            router.get("/fhir/:type") { _, context in
+                await handle { throw LedgerError("not_supported", "\(context.parameters.get("type") ?? "") is served only by a node acting for an organisation") }
+            }
         }
     }
 
@@ -159,7 +170,12 @@ struct FHIRAPI: Sendable {
         ])
     }
 
-    static func capabilityStatement() -> JSONValue {
+    static let clinicalTypes = [
+        "Patient", "Observation", "Condition", "MedicationRequest", "MedicationDispense", "DiagnosticReport", "Immunization",
+        "AllergyIntolerance", "Encounter", "Procedure", "CarePlan",
+    ]
+
+    func capabilityStatement() -> JSONValue {
         func resource(_ type: String, read: Bool) -> JSONValue {
             var interactions: [JSONValue] = [.object(["code": .string("search-type")])]
             if read { interactions.insert(.object(["code": .string("read")]), at: 0) }
@@ -168,6 +184,19 @@ struct FHIRAPI: Sendable {
                 "searchParam": .array([.object(["name": .string("patient"), "type": .string("token"), "documentation": .string("the patient's did:key")])]),
             ])
         }
+        func clinical(_ type: String) -> JSONValue {
+            .object([
+                "type": .string(type), "versioning": .string("versioned-update"), "readHistory": .bool(true), "updateCreate": .bool(true),
+                "conditionalUpdate": .bool(false),
+                "interaction": .array(["read", "vread", "history-instance", "create", "update", "search-type"].map { .object(["code": .string($0)]) }),
+                "searchParam": .array([
+                    .object(["name": .string("patient"), "type": .string("reference")]), .object(["name": .string("subject"), "type": .string("reference")]),
+                    .object(["name": .string("_lastUpdated"), "type": .string("date")]),
+                ]),
+            ])
+        }
+        var resources = [resource("Consent", read: true), resource("AuditEvent", read: false)]
+        if acting != nil { resources += Self.clinicalTypes.map(clinical) }
         return .object([
             "resourceType": .string("CapabilityStatement"), "status": .string("active"), "date": .string("2026-11-25"),
             "kind": .string("instance"), "fhirVersion": .string("4.0.1"), "format": .array([.string("json")]),
@@ -175,7 +204,7 @@ struct FHIRAPI: Sendable {
             "rest": .array([.object([
                 "mode": .string("server"),
                 "security": .object(["description": .string("Bearer token from POST /v1/auth/challenge and /v1/auth/token (Ed25519 signature of the challenge)")]),
-                "resource": .array([resource("Consent", read: true), resource("AuditEvent", read: false)]),
+                "resource": .array(resources),
             ])]),
         ])
     }

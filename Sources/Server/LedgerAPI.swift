@@ -29,8 +29,12 @@ public struct LedgerAPI: Sendable {
     let registry: PrometheusCollectorRegistry
     let records: RecordsService
     let auth: AuthService
+    let acting: ActingOrganisation?
 
-    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault) {
+    public init(
+        node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil
+    ) {
+        self.acting = acting
         self.node = node
         self.configuration = configuration
         self.registry = registry
@@ -85,7 +89,7 @@ public struct LedgerAPI: Sendable {
         }
         router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
-        FHIRAPI(api: self, records: records, auth: auth).register(on: router)
+        FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
         return router
     }
 

@@ -13,8 +13,12 @@ public struct NodeServer: Sendable {
     public let configuration: ServerConfiguration
     public let registry: PrometheusCollectorRegistry
     public let vault: Vault
+    public let acting: ActingOrganisation?
 
-    public init(node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault) {
+    public init(
+        node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil
+    ) {
+        self.acting = acting
         self.node = node
         self.configuration = configuration
         self.registry = registry
@@ -26,7 +30,7 @@ public struct NodeServer: Sendable {
         handleSignals: Bool = true, logger: Logger = Logger(label: "careledger"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let api = LedgerAPI(node: node, configuration: configuration, registry: registry, vault: vault)
+        let api = LedgerAPI(node: node, configuration: configuration, registry: registry, vault: vault, acting: acting)
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "careledger"),

@@ -5,6 +5,7 @@ import Logging
 import Node
 import Prometheus
 import Server
+import Store
 
 struct DataOption: ParsableArguments {
     @Option(name: .long, help: "Data directory of the node.")
@@ -28,6 +29,9 @@ struct NodeOptions: ParsableArguments {
 
     @Option(name: .long, help: "Most transactions waiting in the mempool.")
     var mempoolCapacity: Int = 200_000
+
+    @Option(name: .long, help: "Key file of the organisation this node acts for in the FHIR facade (`up`: keys/hospital-a.key when present).")
+    var actFor: String?
 
     func validate() throws {
         _ = try address()
@@ -53,7 +57,7 @@ struct NodeOptions: ParsableArguments {
 }
 
 /// Starts a node in the foreground until SIGINT/SIGTERM.
-func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, registerDemo: Bool = false) async throws {
+func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, registerDemo: Bool = false, defaultActFor: String? = nil) async throws {
     guard directory.exists else {
         throw LedgerError("no_data", "no chain in \(directory.path): run `careledger init --data \(directory.path)` or `careledger up`")
     }
@@ -63,7 +67,12 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     let (host, port) = try options.address()
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes
-    let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
+    var actingFor: ActingOrganisation?
+    if let file = options.actFor ?? defaultActFor.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil }) {
+        actingFor = ActingOrganisation(signing: try KeyFile.load(file), encryption: try KeyFile.loadEncryption(file))
+    }
+    let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor)
+    let acting = actingFor
     try await server.run { port in
         if registerDemo {
             do {
@@ -77,6 +86,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
         let text = """
             CareLedger node \(node.genesis.chainID) at height \(node.height)
             API:            \(url)  (OpenAPI: \(url)/openapi.json)
+            FHIR R4:        \(url)/fhir\(acting.map { " (acting for \($0.did))" } ?? " (Consent and AuditEvent only)")
             Checkpoint key: \(node.noteVerifier.vkey)
             Data:           \(directory.path)  (demo keys in \(directory.keys))
             Stop with Ctrl-C.
@@ -99,7 +109,8 @@ struct Up: AsyncParsableCommand {
             FileHandle.standardOutput.write(
                 Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))\n".utf8))
         }
-        try await runNode(directory: data.directory, options: options, banner: true, registerDemo: fresh)
+        try await runNode(
+            directory: data.directory, options: options, banner: true, registerDemo: fresh, defaultActFor: data.directory.keys + "/hospital-a.key")
     }
 }
 

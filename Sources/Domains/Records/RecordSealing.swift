@@ -26,12 +26,16 @@ public struct SealedVersion: Sendable {
     }
 
     /// The `records.put` payload.
-    public func putPayload(recordID: String, patient: String, resourceType: String, version: Int64, custodian: String, parties: [String: String] = [:]) -> JSONValue {
+    public func putPayload(
+        recordID: String, patient: String, resourceType: String, version: Int64, custodian: String, parties: [String: String] = [:],
+        onBehalfOf: String? = nil
+    ) -> JSONValue {
         var o: [String: JSONValue] = [
             "recordId": .string(recordID), "patient": .string(patient), "resourceType": .string(resourceType), "version": .int(version),
             "saltedHash": .string(saltedHash.hex), "custodian": .string(custodian), "wrappedKeys": .object(wrappedKeys.mapValues(\.json)),
         ]
         if !parties.isEmpty { o["parties"] = .object(parties.mapValues { .string($0) }) }
+        if let onBehalfOf { o["onBehalfOf"] = .string(onBehalfOf) }
         return .object(o)
     }
 

@@ -15,10 +15,12 @@ public struct RecordVersion: Sendable, Hashable {
     public var wrappedKeys: [String: WrappedKey]
     public let height: Int64
     public let time: Int64
+    /// The practitioner an organisation's node wrote for.
+    public var onBehalfOf: String?
 
     public var json: JSONValue {
         .object([
-            "version": .int(version), "saltedHash": .string(saltedHash), "author": .string(author),
+            "version": .int(version), "saltedHash": .string(saltedHash), "author": .string(author), "onBehalfOf": onBehalfOf.map { .string($0) } ?? .null,
             "endorsements": .array(endorsements.map { .string($0) }), "required": .array(required.map { .string($0) }),
             "status": .string(status.rawValue), "wrappedKeys": .object(wrappedKeys.mapValues(\.json)),
             "height": .int(height), "time": .int(time),
@@ -40,6 +42,7 @@ public struct RecordVersion: Sendable, Hashable {
         wrappedKeys = keys
         height = json["height"]?.intValue ?? 0
         time = json["time"]?.intValue ?? 0
+        onBehalfOf = json["onBehalfOf"]?.stringValue
     }
 
     init(version: Int64, saltedHash: String, author: String, endorsements: [String], required: [String], status: Status,
@@ -139,7 +142,7 @@ public struct RecordsContract: Contract {
 
     public init() {}
 
-    static let putFields: Set<String> = ["recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "wrappedKeys", "parties"]
+    static let putFields: Set<String> = ["recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "wrappedKeys", "parties", "onBehalfOf"]
 
     static func checkRecordID(_ id: String) throws(LedgerError) {
         guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 46 }) else {
@@ -233,9 +236,18 @@ public struct RecordsContract: Contract {
                 throw LedgerError("unknown_principal", "the author is not registered")
             }
             let grants = try ConsentPolicy.grants(patient: patient, state: state)
-            if !ConsentPolicy.mayActFor(patient: patient, actor: author.did, grants: grants) {
+            // An organisation's node may write on behalf of one of its practitioners.
+            let onBehalfOf = try p.optionalDID("onBehalfOf")
+            if let onBehalfOf {
+                guard author.role == .organisation, try Principal.load(onBehalfOf, from: context)?.organisation == author.did else {
+                    throw LedgerError("forbidden", "onBehalfOf must be a practitioner of the authoring organisation")
+                }
+            }
+            let writer = onBehalfOf ?? author.did
+            let writerOrganisation = onBehalfOf != nil ? author.did : author.organisation
+            if !ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants) {
                 let decision = ConsentPolicy.evaluate(
-                    grants: grants, patient: patient, reader: author.did, readerOrganisation: author.organisation, purpose: "treatment",
+                    grants: grants, patient: patient, reader: writer, readerOrganisation: writerOrganisation, purpose: "treatment",
                     resourceType: resourceType, time: Int64(context.timeMillis))
                 guard decision.permitted else { throw LedgerError("consent_denied", "cannot write: \(decision.reason)") }
             }
@@ -257,6 +269,7 @@ public struct RecordsContract: Contract {
                 version: version, saltedHash: try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex, author: author.did,
                 endorsements: [author.did], required: required, status: .pending, wrappedKeys: keys, height: Int64(context.height),
                 time: Int64(context.timeMillis))
+            newVersion.onBehalfOf = onBehalfOf
             if Set(required).isSubset(of: newVersion.endorsements) { newVersion.status = .current }
             entry.versions.append(newVersion)
             if newVersion.status == .current { Self.supersede(&entry, keeping: version) }

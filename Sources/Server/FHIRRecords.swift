@@ -1,0 +1,221 @@
+import Crypto
+import Domains
+import Foundation
+import Hummingbird
+import LedgerCore
+import Node
+import Standards
+
+/// The organisation a node acts for in the FHIR facade: its signing key (it signs the record
+/// transactions, naming the practitioner in `onBehalfOf`) and its encryption key (it opens keys
+/// wrapped for the organisation). Organisation keys only: no patient key is ever on a node.
+public struct ActingOrganisation: Sendable {
+    public let signing: SigningKey
+    public let encryption: EncryptionKey
+    public var did: String { signing.publicKey.did }
+
+    public init(signing: SigningKey, encryption: EncryptionKey) {
+        self.signing = signing
+        self.encryption = encryption
+    }
+}
+
+/// Clinical resources through `/fhir`, for the practitioners of the organisation the node acts for:
+/// create (POST), update (PUT with If-Match), read, vread, `_history`, search by patient/subject and
+/// `_lastUpdated`. Patients are `Patient/<multibase>` for `did:key:<multibase>`.
+struct FHIRRecords: Sendable {
+    let fhir: FHIRAPI
+    let acting: ActingOrganisation
+
+    var records: RecordsService { fhir.records }
+    var node: LedgerNode { fhir.records.node }
+
+    static func patientReference(_ did: String) -> String { "Patient/" + did.dropFirst("did:key:".count) }
+
+    /// The patient a resource is about: Patient.id, or its `subject`/`patient` reference.
+    static func patientDID(of resource: JSONValue) throws(LedgerError) -> String {
+        let type = resource["resourceType"]?.stringValue ?? ""
+        let reference: String?
+        if type == "Patient" {
+            reference = resource["id"]?.stringValue.map { "Patient/\($0)" }
+        } else {
+            reference = (resource["subject"] ?? resource["patient"])?["reference"]?.stringValue
+        }
+        guard let reference, reference.hasPrefix("Patient/") else {
+            throw LedgerError("bad_resource", "the resource must name its patient as Patient/<did:key multibase> in subject or patient")
+        }
+        let did = "did:key:" + reference.dropFirst("Patient/".count)
+        _ = try PublicKey(did: did)
+        return did
+    }
+
+    /// The authenticated user must be the organisation or one of its practitioners.
+    func user(_ request: Request) throws -> String {
+        let did = try fhir.auth.authenticate(request)
+        let organisation = try records.principal(did)?.organisation
+        guard did == acting.did || organisation == acting.did else {
+            throw LedgerError("forbidden", "this node's FHIR facade serves the practitioners of \(acting.did)")
+        }
+        return did
+    }
+
+    func body(_ request: Request) async throws -> JSONValue {
+        let value = try await fhir.api.jsonBody(request)
+        let issues = FHIRValidator.validate(value)
+        if !issues.isEmpty { throw FHIRInvalid(issues: issues) }
+        return value
+    }
+
+    /// Seals and commits a version; answers the stored resource.
+    func write(_ resource: JSONValue, id: String, version: Int64, user: String) async throws -> JSONValue {
+        let type = resource["resourceType"]!.stringValue!
+        let patient = try Self.patientDID(of: resource)
+        var stored = resource.objectValue!
+        stored["id"] = .string(id)
+        stored["meta"] = .object(["versionId": .string(String(version)), "lastUpdated": .string(FHIRAPI.instant(Int64(LedgerNode.systemClock())))])
+        var recipients: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
+        for p in try records.recipients(patient: patient, resourceType: type) { recipients[p.did] = p.encryptionKey }
+        let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
+        try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
+        let tx = try Transaction(
+            chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records", action: "put",
+            payload: sealed.putPayload(recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, onBehalfOf: user == acting.did ? nil : user))
+        let receipt: Receipt
+        do {
+            receipt = try await node.submit([tx])[0]
+        } catch let rejection as BatchRejection {
+            throw rejection.first
+        }
+        guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "write refused") }
+        return .object(stored)
+    }
+
+    /// Opens a read with the organisation's key.
+    func open(_ read: RecordRead) throws -> JSONValue {
+        guard let wrapped = read.version.wrappedKeys[acting.did] else {
+            throw LedgerError("no_key_for_reader", "this version's key is not wrapped for \(acting.did)")
+        }
+        let context = RecordEntry.context(id: read.record.id, version: read.version.version)
+        let key = try KeyWrap.unwrap(wrapped, with: acting.encryption, context: context)
+        return try JSONValue.parse(try ContentCipher.open(read.ciphertext, key: key, context: context))
+    }
+
+    func respond(_ resource: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        var response = FHIRAPI.respond(resource, status: status)
+        if let v = resource["meta"]?["versionId"]?.stringValue { response.headers[.eTag] = "W/\"\(v)\"" }
+        if status == .created, let type = resource["resourceType"]?.stringValue, let id = resource["id"]?.stringValue,
+            let v = resource["meta"]?["versionId"]?.stringValue
+        {
+            response.headers[.location] = "/fhir/\(type)/\(id)/_history/\(v)"
+        }
+        return response
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/fhir/:type") { request, context in
+            await fhir.handle {
+                let user = try user(request)
+                let resource = try await body(request)
+                guard resource["resourceType"]?.stringValue == context.parameters.get("type") else {
+                    throw LedgerError("bad_resource", "resourceType does not match the URL")
+                }
+                let id = UUID().uuidString.lowercased()
+                return respond(try await write(resource, id: id, version: 1, user: user), status: .created)
+            }
+        }
+        router.put("/fhir/:type/:id") { request, context in
+            await fhir.handle {
+                let user = try user(request)
+                let resource = try await body(request)
+                let id = context.parameters.get("id") ?? ""
+                guard resource["resourceType"]?.stringValue == context.parameters.get("type"), resource["id"]?.stringValue == id else {
+                    throw LedgerError("bad_resource", "resourceType and id must match the URL")
+                }
+                let existing = try records.record(id)
+                let next = Int64((existing?.versions.count ?? 0) + 1)
+                if let match = request.headers[.ifMatch] {
+                    let expected = "W/\"\(next - 1)\""
+                    guard match == expected || match == "\"\(next - 1)\"" else {
+                        throw LedgerError("precondition_failed", "If-Match \(match) does not match the current version \(expected)")
+                    }
+                }
+                return respond(try await write(resource, id: id, version: next, user: user), status: existing == nil ? .created : .ok)
+            }
+        }
+        router.get("/fhir/:type/:id") { request, context in
+            await fhir.handle {
+                let user = try user(request)
+                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request))
+                guard read.record.resourceType == context.parameters.get("type") else { throw LedgerError("not_found", "no such resource") }
+                return respond(try open(read))
+            }
+        }
+        router.get("/fhir/:type/:id/_history/:vid") { request, context in
+            await fhir.handle {
+                let user = try user(request)
+                guard let vid = Int64(context.parameters.get("vid") ?? "") else { throw LedgerError("not_found", "no such version") }
+                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), version: vid)
+                guard read.record.resourceType == context.parameters.get("type") else { throw LedgerError("not_found", "no such resource") }
+                return respond(try open(read))
+            }
+        }
+        router.get("/fhir/:type/:id/_history") { request, context in
+            await fhir.handle {
+                let user = try user(request)
+                let id = context.parameters.get("id") ?? ""
+                guard let record = try records.record(id), record.resourceType == context.parameters.get("type") else {
+                    throw LedgerError("not_found", "no such resource")
+                }
+                var entries: [JSONValue] = []
+                for v in record.versions.reversed() {
+                    let read = try await records.read(recordID: id, readerDID: user, purpose: purpose(request), version: v.version)
+                    entries.append(.object(["resource": try open(read), "request": .object(["method": .string(v.version == 1 ? "POST" : "PUT"), "url": .string("\(record.resourceType)/\(id)")])]))
+                }
+                return FHIRAPI.respond(.object(["resourceType": .string("Bundle"), "type": .string("history"), "total": .int(Int64(entries.count)), "entry": .array(entries)]))
+            }
+        }
+        router.get("/fhir/:type") { request, context in
+            await fhir.handle {
+                let user = try user(request)
+                let type = context.parameters.get("type") ?? ""
+                guard FHIRValidator.supported.contains(type) else { throw LedgerError("not_supported", "\(type) is not supported") }
+                guard let reference = request.uri.queryParameters.get("patient") ?? request.uri.queryParameters.get("subject") else {
+                    throw LedgerError("missing_parameter", "search by patient=Patient/<id> or subject=Patient/<id>")
+                }
+                let patient = "did:key:" + (reference.hasPrefix("Patient/") ? String(reference.dropFirst(8)) : reference)
+                _ = try PublicKey(did: patient)
+                let (bound, after) = try lastUpdated(request)
+                let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request))
+                var matches: [JSONValue] = []
+                for read in reads where read.record.resourceType == type {
+                    if let bound, after ? read.version.time < bound : read.version.time > bound { continue }
+                    matches.append(try open(read))
+                }
+                return FHIRAPI.respond(FHIRAPI.searchset(matches))
+            }
+        }
+    }
+
+    func purpose(_ request: Request) -> String { request.uri.queryParameters.get("purpose") ?? "treatment" }
+
+    /// `_lastUpdated=geYYYY-MM-DD…` or `le…` (gt/lt treated as ge/le at millisecond precision).
+    func lastUpdated(_ request: Request) throws -> (Int64?, Bool) {
+        guard let value = request.uri.queryParameters.get("_lastUpdated") else { return (nil, true) }
+        let prefix = String(value.prefix(2))
+        let after = ["ge", "gt"].contains(prefix)
+        let text = ["ge", "gt", "le", "lt"].contains(prefix) ? String(value.dropFirst(2)) : value
+        let formatter = ISO8601DateFormatter()
+        var date = formatter.date(from: text)
+        if date == nil {
+            formatter.formatOptions = [.withFullDate]
+            date = formatter.date(from: text)
+        }
+        guard let date else { throw LedgerError("bad_parameter", "_lastUpdated must be ge/le followed by a date or instant") }
+        return (Int64(date.timeIntervalSince1970 * 1000), after)
+    }
+}
+
+/// A resource refused by validation: answered as an OperationOutcome listing every issue.
+struct FHIRInvalid: Error {
+    let issues: [FHIRIssue]
+}

@@ -1,0 +1,113 @@
+import Domains
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import Node
+import Prometheus
+import Standards
+import Store
+import Testing
+
+@testable import Server
+
+@Suite struct FHIRRecordsTests {
+    @Test func createReadUpdateHistorySearchThroughTheFacade() async throws {
+        let chain = try TempChain()
+        var c = NodeConfiguration()
+        c.blockInterval = .milliseconds(2)
+        let registry = PrometheusCollectorRegistry()
+        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
+        let hospital = Party(), other = Party(), doctor = Party(), outsider = Party(), patient = Party()
+        let acting = ActingOrganisation(signing: hospital.key, encryption: hospital.encryption)
+        let api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: try Vault(path: chain.directory.vault), acting: acting)
+        let app = Application(router: api.router())
+        let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
+
+        try await withRunningNode(node) {
+            try await app.test(.router) { client in
+                var rc = RecordsClient(client: client)
+                for (author, subject, role, name) in [
+                    (operatorParty, hospital, "organisation", "H"), (operatorParty, other, "organisation", "O"), (hospital, doctor, "practitioner", nil),
+                    (other, outsider, "practitioner", nil), (patient, patient, "patient", nil),
+                ] as [(Party, Party, String, String?)] {
+                    var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
+                    if subject.did != author.did { p["subject"] = .string(subject.did) }
+                    if let name { p["name"] = .string(name) }
+                    #expect(try await rc.submit(author, "identity", "register", .object(p))["status"] == .string("committed"))
+                }
+                func send(_ method: HTTPRequest.Method, _ uri: String, as party: Party, _ body: JSONValue? = nil, headers extra: HTTPFields = [:]) async throws -> TestResponse {
+                    var headers: HTTPFields = [.authorization: "Bearer \(try await rc.token(party))", .contentType: "application/fhir+json"]
+                    headers.append(contentsOf: extra)
+                    return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
+                }
+                let observation: JSONValue = .object([
+                    "resourceType": .string("Observation"), "status": .string("final"),
+                    "code": .object(["coding": .array([.object(["system": .string("http://loinc.org"), "code": .string("8867-4")])]), "text": .string("Heart rate")]),
+                    "subject": .object(["reference": .string(patientRef)]), "valueQuantity": .object(["value": .int(72), "unit": .string("/min")]),
+                ])
+                // Without consent the write is refused with an OperationOutcome.
+                let refused = try await send(.post, "/fhir/Observation", as: doctor, observation)
+                #expect(refused.status == .forbidden)
+                #expect(try rc.json(refused)["resourceType"] == .string("OperationOutcome"))
+                _ = try await rc.submit(patient, "consent", "grant", .object([
+                    "grantee": .string(hospital.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+                ]))
+                // Invalid resources are refused with the element at fault.
+                var broken = observation.objectValue!
+                broken["status"] = nil
+                let invalid = try await send(.post, "/fhir/Observation", as: doctor, .object(broken))
+                #expect(invalid.status == .badRequest)
+                #expect(try rc.json(invalid)["issue"]?[0]?["expression"]?[0] == .string("Observation.status"))
+
+                let created = try await send(.post, "/fhir/Observation", as: doctor, observation)
+                #expect(created.status == .created)
+                let stored = try rc.json(created)
+                let id = try #require(stored["id"]?.stringValue)
+                #expect(created.headers[.eTag] == "W/\"1\"")
+                #expect(created.headers[.location] == "/fhir/Observation/\(id)/_history/1")
+                // The version on chain names the doctor the hospital wrote for.
+                let entry = try RecordEntry(json: try JSONValue.parse(node.stateValue(forKey: RecordEntry.key(id))!))
+                #expect(entry.versions[0].author == hospital.did)
+                #expect(entry.versions[0].onBehalfOf == doctor.did)
+
+                let read = try rc.json(try await send(.get, "/fhir/Observation/\(id)", as: doctor))
+                #expect(read["valueQuantity"]?["value"] == .int(72))
+                #expect(FHIRValidator.validate(read).isEmpty)
+
+                // Update needs the current version in If-Match.
+                var changed = stored.objectValue!
+                changed["valueQuantity"] = .object(["value": .int(80), "unit": .string("/min")])
+                changed["meta"] = nil
+                let stale = try await send(.put, "/fhir/Observation/\(id)", as: doctor, .object(changed), headers: [.ifMatch: "W/\"7\""])
+                #expect(stale.status == .preconditionFailed)
+                let updated = try await send(.put, "/fhir/Observation/\(id)", as: doctor, .object(changed), headers: [.ifMatch: "W/\"1\""])
+                #expect(updated.status == .ok)
+                #expect(updated.headers[.eTag] == "W/\"2\"")
+                #expect(try rc.json(try await send(.get, "/fhir/Observation/\(id)", as: doctor))["valueQuantity"]?["value"] == .int(80))
+                #expect(try rc.json(try await send(.get, "/fhir/Observation/\(id)/_history/1", as: doctor))["valueQuantity"]?["value"] == .int(72))
+                let history = try rc.json(try await send(.get, "/fhir/Observation/\(id)/_history", as: doctor))
+                #expect(history["type"] == .string("history"))
+                #expect(history["entry"]?.arrayValue?.map { $0["resource"]?["meta"]?["versionId"] } == [.string("2"), .string("1")])
+
+                // Search by patient and _lastUpdated.
+                let search = try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)", as: doctor))
+                #expect(search["total"] == .int(1))
+                #expect(try rc.json(try await send(.get, "/fhir/Observation?subject=\(patientRef)&_lastUpdated=ge2000-01-01", as: doctor))["total"] == .int(1))
+                #expect(try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)&_lastUpdated=le2000-01-01", as: doctor))["total"] == .int(0))
+                #expect(try rc.json(try await send(.get, "/fhir/Condition?patient=\(patientRef)", as: doctor))["total"] == .int(0))
+
+                // Another organisation's practitioner is not served by this node's facade.
+                #expect(try await send(.get, "/fhir/Observation/\(id)", as: outsider).status == .forbidden)
+                // The patient herself reads through /v1 (the key is wrapped for her), not through the organisation's facade.
+                let own = try rc.json(try await rc.get("/v1/records/\(id)", as: patient))
+                #expect(try JSONValue.parse(try SealedVersion.open(read: own, with: patient.encryption))["valueQuantity"]?["value"] == .int(80))
+                // The CapabilityStatement lists the clinical types it really serves.
+                let metadata = try rc.json(try await client.execute(uri: "/fhir/metadata", method: .get))
+                let types = metadata["rest"]?[0]?["resource"]?.arrayValue?.compactMap { $0["type"]?.stringValue } ?? []
+                #expect(types.contains("Observation") && types.contains("Consent"))
+            }
+        }
+    }
+}
