@@ -6,7 +6,7 @@
 /// every preceding byte). The transaction id is SHA-256 of the whole canonical encoding.
 public struct Transaction: Hashable, Sendable {
     public static let version: UInt8 = 1
-    public static let maxPayloadBytes = 64 * 1024
+    public static let maxPayloadBytes = 2 * 1024 * 1024
 
     public let chainID: String
     public let author: PublicKey

@@ -72,14 +72,16 @@ struct FHIRRecords: Sendable {
         let patient = try Self.patientDID(of: resource)
         var stored = resource.objectValue!
         stored["id"] = .string(id)
-        stored["meta"] = .object(["versionId": .string(String(version)), "lastUpdated": .string(FHIRAPI.instant(Int64(LedgerNode.systemClock())))])
+        stored["meta"] = Self.meta(stored["meta"], version: version, lastUpdated: FHIRAPI.instant(Int64(LedgerNode.systemClock())))
         var recipients: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
         for p in try records.recipients(patient: patient, resourceType: type) { recipients[p.did] = p.encryptionKey }
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
         try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
         let tx = try Transaction(
             chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records", action: "put",
-            payload: sealed.putPayload(recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, onBehalfOf: user == acting.did ? nil : user))
+            payload: sealed.putPayload(
+                recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user),
+                onBehalfOf: user == acting.did ? nil : user))
         let receipt: Receipt
         do {
             receipt = try await node.submit([tx])[0]
@@ -88,6 +90,13 @@ struct FHIRRecords: Sendable {
         }
         guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "write refused") }
         return .object(stored)
+    }
+
+    /// Endorsing parties for types with a policy: through the facade the organisation performs and the
+    /// authenticated practitioner requests (she signs in with her own key; the organisation signs for her).
+    func parties(_ type: String, user: String) -> [String: String] {
+        guard EndorsementPolicy.requiredParties[type] != nil else { return [:] }
+        return ["performer": acting.did, "requester": user]
     }
 
     /// Opens a read with the organisation's key.
@@ -111,7 +120,119 @@ struct FHIRRecords: Sendable {
         return response
     }
 
+    /// The client's meta (tags, profiles, security labels) with the server's versionId and lastUpdated.
+    static func meta(_ given: JSONValue?, version: Int64, lastUpdated: String) -> JSONValue {
+        var meta = given?.objectValue ?? [:]
+        meta["versionId"] = .string(String(version))
+        meta["lastUpdated"] = .string(lastUpdated)
+        return .object(meta)
+    }
+
+    /// Replaces every reference found in `map` (fullUrl → Type/id), at any depth.
+    static func rewrite(_ value: JSONValue, _ map: [String: String]) -> JSONValue {
+        switch value {
+        case .object(let o):
+            var out: [String: JSONValue] = [:]
+            for (k, v) in o {
+                if k == "reference", let r = v.stringValue, let mapped = map[r] {
+                    out[k] = .string(mapped)
+                } else {
+                    out[k] = rewrite(v, map)
+                }
+            }
+            return .object(out)
+        case .array(let a): return .array(a.map { rewrite($0, map) })
+        default: return value
+        }
+    }
+
+    /// A FHIR transaction Bundle (POST entries, PUT entries with ids): all entries commit in one
+    /// ledger transaction or none does. The patient is named by a Patient entry whose identifier is
+    /// her did (system urn:ietf:rfc:3986), or by the entries' references to Patient/<multibase>;
+    /// entries without a patient reference (Organization, Practitioner…) are filed under her record.
+    func transaction(_ bundle: JSONValue, user: String) async throws -> JSONValue {
+        guard bundle["type"]?.stringValue == "transaction", let entries = bundle["entry"]?.arrayValue, !entries.isEmpty else {
+            throw LedgerError("bad_resource", "POST /fhir takes a Bundle of type transaction with entries")
+        }
+        var map: [String: String] = [:]
+        var patients: Set<String> = []
+        var planned: [(resource: JSONValue, type: String, id: String, version: Int64, method: String)] = []
+        for (i, entry) in entries.enumerated() {
+            guard let resource = entry["resource"], let type = resource["resourceType"]?.stringValue else {
+                throw LedgerError("bad_resource", "entry \(i) has no resource")
+            }
+            let method = entry["request"]?["method"]?.stringValue ?? "POST"
+            guard method == "POST" || method == "PUT" else { throw LedgerError("not_supported", "entry \(i): only POST and PUT are supported in transactions") }
+            var id: String
+            if type == "Patient" {
+                let identifiers = resource["identifier"]?.arrayValue ?? []
+                guard let did = identifiers.first(where: { $0["system"]?.stringValue == FHIRAPI.didSystem })?["value"]?.stringValue,
+                    try records.principal(did)?.role == .patient
+                else { throw LedgerError("unknown_patient", "entry \(i): a Patient needs an identifier (system \(FHIRAPI.didSystem)) with the did of a registered patient") }
+                patients.insert(did)
+                id = String(did.dropFirst("did:key:".count))
+            } else if method == "PUT", let given = resource["id"]?.stringValue {
+                id = given
+            } else {
+                id = UUID().uuidString.lowercased()
+            }
+            let existing = try records.record(id)
+            if method == "POST" && existing != nil && type != "Patient" { id = UUID().uuidString.lowercased() }
+            let version = Int64((try records.record(id)?.versions.count ?? 0) + 1)
+            if let fullUrl = entry["fullUrl"]?.stringValue { map[fullUrl] = "\(type)/\(id)" }
+            planned.append((resource, type, id, version, method))
+        }
+        for item in planned {
+            let rewritten = Self.rewrite(item.resource, map)
+            if item.type != "Patient", let did = try? Self.patientDID(of: rewritten) { patients.insert(did) }
+        }
+        guard patients.count == 1, let patient = patients.first else {
+            throw LedgerError("bad_resource", "a transaction Bundle is about exactly one patient (found \(patients.count))")
+        }
+        var recipientsByType: [String: [String: [UInt8]]] = [:]
+        var puts: [JSONValue] = []
+        var answers: [JSONValue] = []
+        let now = FHIRAPI.instant(Int64(LedgerNode.systemClock()))
+        for item in planned {
+            var stored = Self.rewrite(item.resource, map).objectValue!
+            stored["id"] = .string(item.id)
+            stored["meta"] = Self.meta(stored["meta"], version: item.version, lastUpdated: now)
+            if recipientsByType[item.type] == nil {
+                var r: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
+                for p in try records.recipients(patient: patient, resourceType: item.type) { r[p.did] = p.encryptionKey }
+                recipientsByType[item.type] = r
+            }
+            let sealed = try SealedVersion(
+                resource: JSONValue.object(stored).canonicalBytes, recordID: item.id, version: item.version, recipients: recipientsByType[item.type]!)
+            try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
+            puts.append(sealed.putPayload(
+                recordID: item.id, patient: patient, resourceType: item.type, version: item.version, custodian: acting.did,
+                parties: parties(item.type, user: user), onBehalfOf: user == acting.did ? nil : user))
+            answers.append(.object(["response": .object([
+                "status": .string(item.version == 1 ? "201 Created" : "200 OK"), "location": .string("\(item.type)/\(item.id)/_history/\(item.version)"),
+                "etag": .string("W/\"\(item.version)\""), "lastModified": .string(now),
+            ])]))
+        }
+        let tx = try Transaction(
+            chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records", action: "bundle",
+            payload: .object(["puts": .array(puts)]))
+        let receipt: Receipt
+        do {
+            receipt = try await node.submit([tx])[0]
+        } catch let rejection as BatchRejection {
+            throw rejection.first
+        }
+        guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "transaction refused") }
+        return .object(["resourceType": .string("Bundle"), "type": .string("transaction-response"), "entry": .array(answers)])
+    }
+
     func register(on router: Router<BasicRequestContext>) {
+        router.post("/fhir") { request, _ in
+            await fhir.handle {
+                let user = try user(request)
+                return FHIRAPI.respond(try await transaction(try await body(request), user: user))
+            }
+        }
         router.post("/fhir/:type") { request, context in
             await fhir.handle {
                 let user = try user(request)

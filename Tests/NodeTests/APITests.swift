@@ -4,6 +4,7 @@ import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+import Standards
 import Testing
 
 @testable import Server
@@ -17,7 +18,9 @@ import Testing
         let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         var sc = ServerConfiguration()
         sc.maxBodyBytes = maxBody
-        let api = LedgerAPI(node: node, configuration: sc, registry: registry, vault: try Vault(path: chain.directory.vault))
+        let api = LedgerAPI(
+            node: node, configuration: sc, registry: registry, vault: try Vault(path: chain.directory.vault),
+            acting: ActingOrganisation(signing: SigningKey(), encryption: EncryptionKey()))
         let app = Application(router: api.router())
         try await withRunningNode(node) {
             try await app.test(.router) { client in try await body(client, node) }
@@ -149,8 +152,10 @@ import Testing
                 let uri = route.path.replacingOccurrences(of: "{id}", with: String(repeating: "0", count: 64))
                     .replacingOccurrences(of: "{height}", with: "0").replacingOccurrences(of: "{key}", with: "notary/x")
                     .replacingOccurrences(of: "{did}", with: "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp")
+                    .replacingOccurrences(of: "{type}", with: "Observation").replacingOccurrences(of: "{vid}", with: "1")
                 let response = try await client.execute(uri: uri, method: .get)
-                let code = response.status == .notFound ? (try? json(response))?["error"]?["code"]?.stringValue : "served"
+                let body = try? json(response)
+                let code = response.status == .notFound ? (body?["error"]?["code"]?.stringValue ?? body?["resourceType"]?.stringValue) : "served"
                 #expect(code != nil, "\(route.path) is not routed")
             }
         }

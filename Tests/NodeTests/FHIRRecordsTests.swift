@@ -110,4 +110,107 @@ import Testing
             }
         }
     }
+
+    /// The Synthea patient bundles import through the transaction endpoint and read back equal.
+    @Test func syntheaBundlesImportAndReadBackEqual() async throws {
+        let chain = try TempChain()
+        var c = NodeConfiguration()
+        c.blockInterval = .milliseconds(2)
+        let registry = PrometheusCollectorRegistry()
+        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
+        let hospital = Party(), doctor = Party()
+        let api = LedgerAPI(
+            node: node, configuration: ServerConfiguration(), registry: registry, vault: try Vault(path: chain.directory.vault),
+            acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let app = Application(router: api.router())
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/vectors/fhir/synthea")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
+        #expect(files.count == 3)
+
+        try await withRunningNode(node) {
+            try await app.test(.router) { client in
+                var rc = RecordsClient(client: client)
+                func register(_ author: Party, _ subject: Party, _ role: String, name: String? = nil) async throws {
+                    var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
+                    if subject.did != author.did { p["subject"] = .string(subject.did) }
+                    if let name { p["name"] = .string(name) }
+                    #expect(try await rc.submit(author, "identity", "register", .object(p))["status"] == .string("committed"))
+                }
+                try await register(operatorParty, hospital, "organisation", name: "Synthea General")
+                try await register(hospital, doctor, "practitioner")
+                var imported = 0
+                for file in files {
+                    // The hospital registers the patient; her keys are made on the importing side and handed to her.
+                    let patient = Party()
+                    try await register(hospital, patient, "patient")
+                    _ = try await rc.submit(patient, "consent", "grant", .object([
+                        "grantee": .string(hospital.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+                    ]))
+                    var bundle = try JSONValue.parse(Array(try Data(contentsOf: folder.appendingPathComponent(file)))).objectValue!
+                    var entries = bundle["entry"]!.arrayValue!
+                    for (i, e) in entries.enumerated() where e["resource"]?["resourceType"] == .string("Patient") {
+                        var entry = e.objectValue!
+                        var resource = entry["resource"]!.objectValue!
+                        resource["identifier"] = .array((resource["identifier"]?.arrayValue ?? []) + [.object(["system": .string("urn:ietf:rfc:3986"), "value": .string(patient.did)])])
+                        entry["resource"] = .object(resource)
+                        entries[i] = .object(entry)
+                    }
+                    bundle["entry"] = .array(entries)
+                    let response = try await client.execute(
+                        uri: "/fhir", method: .post,
+                        headers: [.authorization: "Bearer \(try await rc.token(doctor))", .contentType: "application/fhir+json"],
+                        body: ByteBuffer(bytes: JSONValue.object(bundle).canonicalBytes))
+                    #expect(response.status == .ok, "\(file): \(String(buffer: response.body).prefix(300))")
+                    let answer = try rc.json(response)
+                    #expect(answer["type"] == .string("transaction-response"))
+                    let locations = answer["entry"]!.arrayValue!.map { $0["response"]!["location"]!.stringValue! }
+                    #expect(locations.count == entries.count)
+                    // fullUrl → Type/id, as the server assigned them.
+                    var map: [String: String] = [:]
+                    for (e, location) in zip(entries, locations) {
+                        let parts = location.split(separator: "/")
+                        map[e["fullUrl"]!.stringValue!] = "\(parts[0])/\(parts[1])"
+                    }
+                    for (e, location) in zip(entries, locations) {
+                        let parts = location.split(separator: "/")
+                        let read = try await client.execute(
+                            uri: "/fhir/\(parts[0])/\(parts[1])", method: .get, headers: [.authorization: "Bearer \(try await rc.token(doctor))"])
+                        #expect(read.status == .ok)
+                        var back = try rc.json(read).objectValue!
+                        var meta = back["meta"]?.objectValue ?? [:]
+                        #expect(meta["versionId"] == .string("1"))
+                        meta["versionId"] = nil
+                        meta["lastUpdated"] = nil
+                        back["meta"] = meta.isEmpty ? nil : .object(meta)
+                        back["id"] = nil
+                        var original = FHIRRecords.rewrite(e["resource"]!, map).objectValue!
+                        original["id"] = nil
+                        #expect(JSONValue.object(back) == JSONValue.object(original), "\(location)")
+                        imported += 1
+                    }
+                    // Search by patient returns the patient's Observations.
+                    let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
+                    let observations = entries.filter { $0["resource"]?["resourceType"] == .string("Observation") }.count
+                    let search = try rc.json(try await client.execute(
+                        uri: "/fhir/Observation?patient=\(patientRef)", method: .get, headers: [.authorization: "Bearer \(try await rc.token(doctor))"]))
+                    #expect(search["total"] == .int(Int64(observations)))
+                }
+                #expect(imported == 312)
+
+                // Atomicity: a bundle with one entry about another (unregistered) patient commits nothing.
+                let before = node.logSize
+                let bad: JSONValue = .object([
+                    "resourceType": .string("Bundle"), "type": .string("transaction"),
+                    "entry": .array([.object(["resource": .object(["resourceType": .string("Condition"), "subject": .object(["reference": .string("Patient/z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp")])]), "request": .object(["method": .string("POST"), "url": .string("Condition")])])]),
+                ])
+                let refused = try await client.execute(
+                    uri: "/fhir", method: .post, headers: [.authorization: "Bearer \(try await rc.token(doctor))"], body: ByteBuffer(bytes: bad.canonicalBytes))
+                #expect(refused.status.code >= 400)
+                #expect(try rc.json(refused)["resourceType"] == .string("OperationOutcome"))
+                #expect(node.logSize <= before + 1)
+            }
+        }
+    }
 }

@@ -133,12 +133,13 @@ public enum EndorsementPolicy {
 ///   `treatment` permit for the resource type. The version is the previous one plus 1; the patient must have a wrapped key.
 /// - `endorse` `{"recordId", "version"}`: a required party endorses; the version becomes current when all have.
 /// - `share` `{"recordId", "version", "wrappedKeys"}`: the patient (or a delegate) adds wrapped keys for new grantees.
+/// - `bundle` `{"puts": [put payloads]}`: several puts in one transaction, all or none (FHIR transaction Bundles).
 /// - `erase` `{"recordId"}`: the patient (or a delegate) has a record erased: the state drops its wrapped keys, the
 ///   custodian nodes destroy the vault blobs (ciphertext and salt, so the salted hashes left in the log link to
 ///   nothing), reads answer 410 Gone, and the committed receipt is the signed erasure receipt.
 public struct RecordsContract: Contract {
     public let name = "records"
-    public let actions = ["put", "endorse", "share", "erase"]
+    public let actions = ["put", "endorse", "share", "erase", "bundle"]
 
     public init() {}
 
@@ -164,6 +165,12 @@ public struct RecordsContract: Contract {
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
         switch action {
+        case "bundle":
+            let p = try Payload(payload, allowed: ["puts"])
+            guard let puts = p.fields["puts"]?.arrayValue, (1...2000).contains(puts.count) else {
+                throw LedgerError("bad_payload", "puts is an array of 1 to 2000 put payloads")
+            }
+            for put in puts { try validate(action: "put", payload: put) }
         case "put":
             let p = try Payload(payload, allowed: Self.putFields)
             try Self.checkRecordID(try p.string("recordId"))
@@ -195,6 +202,12 @@ public struct RecordsContract: Contract {
     }
 
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        if action == "bundle" {
+            // Each put sees the writes of the previous ones; any failure discards them all.
+            var results: [JSONValue] = []
+            for put in payload["puts"]?.arrayValue ?? [] { results.append(try execute(action: "put", payload: put, context: &context)) }
+            return .object(["results": .array(results)])
+        }
         let ctx = context
         let state: (String) throws(LedgerError) -> JSONValue? = { (key) throws(LedgerError) in try ctx.json(forKey: key) }
         let p = try Payload(payload, allowed: Self.putFields)
@@ -267,7 +280,7 @@ public struct RecordsContract: Contract {
             let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties)
             var newVersion = RecordVersion(
                 version: version, saltedHash: try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex, author: author.did,
-                endorsements: [author.did], required: required, status: .pending, wrappedKeys: keys, height: Int64(context.height),
+                endorsements: [author.did] + (onBehalfOf.map { [$0] } ?? []), required: required, status: .pending, wrappedKeys: keys, height: Int64(context.height),
                 time: Int64(context.timeMillis))
             newVersion.onBehalfOf = onBehalfOf
             if Set(required).isSubset(of: newVersion.endorsements) { newVersion.status = .current }
