@@ -105,3 +105,39 @@ def test_consent_and_audit_events_through_fhirclient(node):
     assert len(events) >= 1
     assert all(e.type.code == "110110" for e in events)
     assert any(e.agent[0].who.identifier.value == alice["did"] for e in events)
+
+
+def test_create_read_search_observation_through_fhirclient(node):
+    """Dr Bob (Hospital A, whose organisation this dev node acts for) writes and reads through fhirclient models."""
+    from fhirclient.models.observation import Observation
+
+    url, data = node
+    alice, bob = key(data, "alice"), key(data, "dr-bob")
+    granted = subprocess.run([BINARY, "consent", "grant", "--node", url, "--key", os.path.join(data, "keys", "alice.key"), "--grantee", bob["did"]], capture_output=True, text=True)
+    assert granted.returncode == 0, granted.stderr
+    patient_ref = "Patient/" + alice["did"][len("did:key:"):]
+    server = fhir(url, token(url, bob)).server
+
+    observation = Observation({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+        "subject": {"reference": patient_ref},
+        "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+    })
+    created = observation.create(server)
+    assert created["resourceType"] == "Observation"
+    read = Observation.read(created["id"], server)
+    assert read.valueQuantity.value == 72
+    assert read.subject.reference == patient_ref
+    assert read.meta.versionId == "1"
+    found = Observation.where(struct={"patient": patient_ref}).perform_resources(server)
+    assert [o.id for o in found] == [created["id"]]
+
+    # An invalid resource is refused with an OperationOutcome naming the element.
+    answer = requests.post(url + "/fhir/Observation", json={"resourceType": "Observation", "code": {"text": "x"}, "subject": {"reference": patient_ref}},
+                           headers={"Authorization": f"Bearer {token(url, bob)}"})
+    assert answer.status_code == 400
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["expression"] == ["Observation.status"]
