@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
+import HTTPTypes
 import Hummingbird
 import LedgerCore
+import Standards
 import Synchronization
 
 /// Proof of who is asking: a principal signs a fresh server challenge with her Ed25519 key and
@@ -49,8 +51,18 @@ public final class AuthService: Sendable {
         return Hex.encode(Array(tag))
     }
 
-    /// The did behind `Authorization: Bearer <token>`.
+    /// The did behind the request: an RFC 9421 HTTP message signature (`Signature-Input` and
+    /// `Signature`, Ed25519, keyid = the signer's did:key), or `Authorization: Bearer <token>`.
     public func authenticate(_ request: Request) throws(LedgerError) -> String {
+        if let input = request.headers[HTTPField.Name("Signature-Input")!], let signature = request.headers[HTTPField.Name("Signature")!] {
+            var headers: [String: [String]] = [:]
+            for field in request.headers { headers[field.name.canonicalName, default: []].append(field.value) }
+            let query = request.uri.query.map { "?\($0)" } ?? ""
+            let message = HTTPMessageSignature.Request(
+                method: request.method.rawValue, scheme: request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http",
+                authority: request.head.authority ?? "", path: request.uri.path, query: query, headers: headers)
+            return try HTTPMessageSignature.verify(signatureInput: input, signature: signature, request: message, now: Int64(LedgerNode_now() / 1000))
+        }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw LedgerError("unauthenticated", "send Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
         }

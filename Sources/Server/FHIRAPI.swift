@@ -69,6 +69,25 @@ struct FHIRAPI: Sendable {
                 return Self.respond(Self.searchset(try records.grants(patient: patient).map(Self.consent)))
             }
         }
+        router.get("/fhir/Provenance") { request, _ in
+            await handle {
+                let requester = try auth.authenticate(request)
+                guard let target = request.uri.queryParameters.get("target"), let slash = target.firstIndex(of: "/") else {
+                    throw LedgerError("missing_parameter", "search Provenance by target=Type/id")
+                }
+                let id = String(target[target.index(after: slash)...])
+                guard let record = try records.record(id), record.resourceType == String(target[..<slash]) else {
+                    throw LedgerError("not_found", "\(target) is not known")
+                }
+                let grants = try records.grants(patient: record.patient)
+                let principal = try records.principal(requester)
+                let decision = ConsentPolicy.evaluate(
+                    grants: grants, patient: record.patient, reader: requester, readerOrganisation: principal?.organisation, purpose: "treatment",
+                    resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
+                guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
+                return Self.respond(Self.searchset(record.versions.map { Self.provenance(record, $0) }))
+            }
+        }
         router.get("/fhir/AuditEvent") { request, _ in
             await handle {
                 let requester = try auth.authenticate(request)
@@ -157,6 +176,29 @@ struct FHIRAPI: Sendable {
         ])
     }
 
+    /// The FHIR Provenance of one record version, from the chain: what, when (block time), who wrote
+    /// it (and for whom), who endorsed it, and the ledger position that proves it.
+    static func provenance(_ record: RecordEntry, _ v: RecordVersion) -> JSONValue {
+        let authorRole: JSONValue = .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/provenance-participant-type"), "code": .string("author")])])])
+        var author: [String: JSONValue] = ["type": authorRole, "who": identifier(v.onBehalfOf ?? v.author)]
+        if v.onBehalfOf != nil { author["onBehalfOf"] = identifier(v.author) }
+        var agents: [JSONValue] = [.object(author)]
+        for e in v.endorsements where e != v.author && e != v.onBehalfOf {
+            agents.append(.object([
+                "type": .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/provenance-participant-type"), "code": .string("verifier")])])]),
+                "who": identifier(e),
+            ]))
+        }
+        return .object([
+            "resourceType": .string("Provenance"), "id": .string("\(record.id)-\(v.version)"),
+            "target": .array([.object(["reference": .string("\(record.resourceType)/\(record.id)/_history/\(v.version)")])]),
+            "recorded": .string(instant(v.time)),
+            "activity": .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/v3-DataOperation"), "code": .string(v.version == 1 ? "CREATE" : "UPDATE")])])]),
+            "agent": .array(agents),
+            "entity": .array([.object(["role": .string("source"), "what": .object(["identifier": .object(["system": .string("urn:careledger:block-height"), "value": .string(String(v.height))])])])]),
+        ])
+    }
+
     static func instant(_ millis: Int64) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -196,6 +238,10 @@ struct FHIRAPI: Sendable {
             ])
         }
         var resources = [resource("Consent", read: true), resource("AuditEvent", read: false)]
+        resources.append(.object([
+            "type": .string("Provenance"), "interaction": .array([.object(["code": .string("search-type")])]),
+            "searchParam": .array([.object(["name": .string("target"), "type": .string("reference")])]),
+        ]))
         if acting != nil { resources += Self.clinicalTypes.map(clinical) }
         return .object([
             "resourceType": .string("CapabilityStatement"), "status": .string("active"), "date": .string("2026-11-25"),

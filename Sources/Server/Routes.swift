@@ -80,6 +80,8 @@ enum Routes {
               parameters: [("patient", "query", true, "the patient's did")], responseType: "application/fhir+json", hasBody: false),
         Route(method: "get", path: "/fhir/Consent/{id}", summary: "One FHIR Consent (authenticated: the patient or her delegate)",
               parameters: [("id", "path", true, "consent id")], responseType: "application/fhir+json", hasBody: false),
+        Route(method: "get", path: "/fhir/Provenance", summary: "FHIR Provenance of every version of a record, from the chain (authenticated, consent-checked)",
+              parameters: [("target", "query", true, "Type/id")], responseType: "application/fhir+json", hasBody: false),
         Route(method: "get", path: "/fhir/AuditEvent", summary: "FHIR AuditEvent resources for every access to a patient's data (authenticated: the patient or her delegate)",
               parameters: [("patient", "query", true, "the patient's did")], responseType: "application/fhir+json", hasBody: false),
         Route(method: "get", path: "/healthz", summary: "Liveness and current height", parameters: [], responseType: "application/json", hasBody: false),

@@ -91,6 +91,16 @@ import Testing
                 #expect(history["type"] == .string("history"))
                 #expect(history["entry"]?.arrayValue?.map { $0["resource"]?["meta"]?["versionId"] } == [.string("2"), .string("1")])
 
+                // Each write yields a Provenance, from the chain: the doctor as author, for the hospital.
+                let provenance = try rc.json(try await send(.get, "/fhir/Provenance?target=Observation/\(id)", as: doctor))
+                let provenances = provenance["entry"]!.arrayValue!.map { $0["resource"]! }
+                #expect(provenances.count == 2)
+                for p in provenances { #expect(FHIRValidator.validate(p).isEmpty, "\(FHIRValidator.validate(p))") }
+                #expect(provenances[0]["agent"]?[0]?["who"]?["identifier"]?["value"] == .string(doctor.did))
+                #expect(provenances[0]["agent"]?[0]?["onBehalfOf"]?["identifier"]?["value"] == .string(hospital.did))
+                #expect(provenances[1]["target"]?[0]?["reference"] == .string("Observation/\(id)/_history/2"))
+                #expect(try await send(.get, "/fhir/Provenance?target=Observation/\(id)", as: outsider).status == .forbidden)
+
                 // Search by patient and _lastUpdated.
                 let search = try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)", as: doctor))
                 #expect(search["total"] == .int(1))

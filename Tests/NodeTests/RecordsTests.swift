@@ -1,5 +1,6 @@
 import Domains
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
@@ -110,6 +111,17 @@ struct RecordsClient {
                 // Dr A reads and decrypts; no health data on chain: the state holds a salted hash only.
                 let readA = try await rc.get("/v1/records/c1", as: drA)
                 #expect(readA.status == .ok)
+                // The same read authenticated by an RFC 9421 HTTP message signature instead of a token.
+                let message = HTTPMessageSignature.Request(method: "GET", scheme: "http", authority: "localhost", path: "/v1/records/c1", query: "", headers: [:])
+                let (input, signature) = try HTTPMessageSignature.sign(request: message, key: drA.key, created: Int64(Date().timeIntervalSince1970))
+                let signed = try await client.execute(
+                    uri: "/v1/records/c1", method: .get,
+                    headers: [HTTPField.Name("Signature-Input")!: input, HTTPField.Name("Signature")!: signature])
+                #expect(signed.status == .ok, "\(String(buffer: signed.body))")
+                let tampered = try await client.execute(
+                    uri: "/v1/records/c2", method: .get,
+                    headers: [HTTPField.Name("Signature-Input")!: input, HTTPField.Name("Signature")!: signature])
+                #expect(tampered.status == .unauthorized)
                 #expect(try SealedVersion.open(read: try rc.json(readA), with: drA.encryption) == condition.canonicalBytes)
                 let onChain = String(decoding: node.stateValue(forKey: RecordEntry.key("c1")) ?? [], as: UTF8.self)
                 #expect(!onChain.contains("Asthma"))
