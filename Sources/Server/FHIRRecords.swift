@@ -190,6 +190,7 @@ struct FHIRRecords: Sendable {
             throw LedgerError("bad_resource", "a transaction Bundle is about exactly one patient (found \(patients.count))")
         }
         var recipientsByType: [String: [String: [UInt8]]] = [:]
+        let session = KeyWrapSession()
         var puts: [JSONValue] = []
         var answers: [JSONValue] = []
         let now = FHIRAPI.instant(Int64(LedgerNode.systemClock()))
@@ -203,7 +204,8 @@ struct FHIRRecords: Sendable {
                 recipientsByType[item.type] = r
             }
             let sealed = try SealedVersion(
-                resource: JSONValue.object(stored).canonicalBytes, recordID: item.id, version: item.version, recipients: recipientsByType[item.type]!)
+                resource: JSONValue.object(stored).canonicalBytes, recordID: item.id, version: item.version, recipients: recipientsByType[item.type]!,
+                session: session)
             try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
             puts.append(sealed.putPayload(
                 recordID: item.id, patient: patient, resourceType: item.type, version: item.version, custodian: acting.did,

@@ -21,17 +21,26 @@ public struct EncryptionKey: Sendable {
 
 /// A content key wrapped for one reader with HPKE (RFC 9180) base mode,
 /// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM: `enc` is the encapsulated key,
-/// `ciphertext` the sealed content key.
+/// `ciphertext` the sealed content key. In `exported` form (a writer's session, see
+/// `KeyWrapSession`) several wrapped keys share one `enc`, and each content key is sealed
+/// (AES-256-GCM, nonce || ct || tag) under a secret exported from that HPKE context (§5.3) with
+/// the record context, so a reader pays one X25519 per writer session instead of one per version.
 public struct WrappedKey: Sendable, Hashable {
     public let enc: [UInt8]
     public let ciphertext: [UInt8]
+    public let exported: Bool
 
-    public init(enc: [UInt8], ciphertext: [UInt8]) {
+    public init(enc: [UInt8], ciphertext: [UInt8], exported: Bool = false) {
         self.enc = enc
         self.ciphertext = ciphertext
+        self.exported = exported
     }
 
-    public var json: JSONValue { .object(["enc": .string(Base64.encode(enc)), "ct": .string(Base64.encode(ciphertext))]) }
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["enc": .string(Base64.encode(enc)), "ct": .string(Base64.encode(ciphertext))]
+        if exported { o["mode"] = .string("export") }
+        return .object(o)
+    }
 
     public init(json: JSONValue) throws(LedgerError) {
         guard let enc = json["enc"]?.stringValue, let ct = json["ct"]?.stringValue else {
@@ -39,8 +48,13 @@ public struct WrappedKey: Sendable, Hashable {
         }
         self.enc = try Base64.decode(enc, field: "enc")
         ciphertext = try Base64.decode(ct, field: "ct")
-        guard self.enc.count == 32, ciphertext.count == 32 + 16 else {
-            throw LedgerError("bad_wrapped_key", "a wrapped AES-256 key is a 32-byte enc and a 48-byte ct")
+        switch json["mode"] {
+        case nil: exported = false
+        case .string("export")?: exported = true
+        default: throw LedgerError("bad_wrapped_key", "mode is absent or \"export\"")
+        }
+        guard self.enc.count == 32, ciphertext.count == (exported ? 12 + 32 + 16 : 32 + 16) else {
+            throw LedgerError("bad_wrapped_key", "a wrapped AES-256 key is a 32-byte enc and a 48-byte ct (60 in export mode)")
         }
     }
 }
@@ -64,12 +78,69 @@ public enum KeyWrap {
         }
     }
 
+    static let exportLabel = "careledger/record-key-export/v1/"
+
     public static func unwrap(_ wrapped: WrappedKey, with key: EncryptionKey, context: String) throws(LedgerError) -> SymmetricKey {
+        if wrapped.exported { return try KeyUnwrapper(key: key).unwrap(wrapped, context: context) }
         do {
             var recipient = try HPKE.Recipient(
                 privateKey: key.privateKey, ciphersuite: ciphersuite, info: info, encapsulatedKey: Data(wrapped.enc))
             let raw = try recipient.open(Data(wrapped.ciphertext), authenticating: Data(context.utf8))
             return SymmetricKey(data: raw)
+        } catch {
+            throw LedgerError("unwrap_failed", "the wrapped key does not open with this key")
+        }
+    }
+}
+
+/// A writer's wrapping session: one HPKE encapsulation per reader, reused for every content key
+/// wrapped for that reader in the session (export mode). Not for concurrent use.
+public final class KeyWrapSession {
+    private var senders: [[UInt8]: (enc: [UInt8], sender: HPKE.Sender)] = [:]
+
+    public init() {}
+
+    public func wrap(_ contentKey: SymmetricKey, for recipient: [UInt8], context: String) throws(LedgerError) -> WrappedKey {
+        do {
+            if senders[recipient] == nil {
+                let publicKey = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: recipient)
+                let sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: KeyWrap.ciphersuite, info: KeyWrap.info)
+                senders[recipient] = (Array(sender.encapsulatedKey), sender)
+            }
+            let (enc, sender) = senders[recipient]!
+            let kek = try sender.exportSecret(context: Data((KeyWrap.exportLabel + context).utf8), outputByteCount: 32)
+            let raw = contentKey.withUnsafeBytes { Data($0) }
+            guard let sealed = try AES.GCM.seal(raw, using: kek, authenticating: Data(context.utf8)).combined else {
+                throw LedgerError("internal_error", "AES-GCM gave no combined form")
+            }
+            return WrappedKey(enc: enc, ciphertext: Array(sealed), exported: true)
+        } catch let error as LedgerError {
+            throw error
+        } catch {
+            throw LedgerError("bad_encryption_key", "cannot wrap for this key: \(error)")
+        }
+    }
+}
+
+/// A reader's unwrapping context: decapsulates each distinct `enc` once. Not for concurrent use.
+public final class KeyUnwrapper {
+    let key: EncryptionKey
+    private var recipients: [[UInt8]: HPKE.Recipient] = [:]
+
+    public init(key: EncryptionKey) { self.key = key }
+
+    public func unwrap(_ wrapped: WrappedKey, context: String) throws(LedgerError) -> SymmetricKey {
+        guard wrapped.exported else { return try KeyWrap.unwrap(wrapped, with: key, context: context) }
+        do {
+            let recipient: HPKE.Recipient
+            if let cached = recipients[wrapped.enc] {
+                recipient = cached
+            } else {
+                recipient = try HPKE.Recipient(privateKey: key.privateKey, ciphersuite: KeyWrap.ciphersuite, info: KeyWrap.info, encapsulatedKey: Data(wrapped.enc))
+                recipients[wrapped.enc] = recipient
+            }
+            let kek = try recipient.exportSecret(context: Data((KeyWrap.exportLabel + context).utf8), outputByteCount: 32)
+            return SymmetricKey(data: try AES.GCM.open(AES.GCM.SealedBox(combined: wrapped.ciphertext), using: kek, authenticating: Data(context.utf8)))
         } catch {
             throw LedgerError("unwrap_failed", "the wrapped key does not open with this key")
         }

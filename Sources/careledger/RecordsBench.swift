@@ -70,6 +70,7 @@ struct RecordsBench: AsyncParsableCommand {
         // The doctor writes the timeline: sealed on her side, blobs in the vault, puts in batches.
         var doctorSession = try await Session(node: base, signing: doctor, encryption: doctorEnc)
         let vault = try Vault(path: directory.vault)
+        let session = KeyWrapSession()
         var batch: [JSONValue] = []
         for i in 0..<resources {
             let resource: JSONValue = .object([
@@ -78,7 +79,7 @@ struct RecordsBench: AsyncParsableCommand {
             ])
             let sealed = try SealedVersion(
                 resource: resource.canonicalBytes, recordID: "obs-\(i)", version: 1,
-                recipients: [patient.publicKey.did: patientEnc.publicKey, doctor.publicKey.did: doctorEnc.publicKey])
+                recipients: [patient.publicKey.did: patientEnc.publicKey, doctor.publicKey.did: doctorEnc.publicKey], session: session)
             try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
             batch.append(try tx(doctor, "records", "put", sealed.putPayload(
                 recordID: "obs-\(i)", patient: patient.publicKey.did, resourceType: "Observation", version: 1, custodian: hospital.publicKey.did)))
@@ -97,8 +98,9 @@ struct RecordsBench: AsyncParsableCommand {
             let answer = try await doctorSession.get("/v1/patients/\(patient.publicKey.did)/records")
             serverLatencies.append((ContinuousClock.now - t0) / .milliseconds(1))
             var opened = 0
+            let unwrapper = KeyUnwrapper(key: doctorEnc)  // fresh per read: a cold read
             for read in answer["records"]?.arrayValue ?? [] {
-                _ = try SealedVersion.open(read: read, with: doctorEnc)
+                _ = try SealedVersion.open(read: read, with: doctorEnc, unwrapper: unwrapper)
                 opened += 1
             }
             guard opened == resources else { throw LedgerError("internal_error", "read \(opened) of \(resources) resources") }

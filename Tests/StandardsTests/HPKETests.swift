@@ -65,4 +65,21 @@ import Testing
         #expect(try ContentCipher.open(sealed, key: back, context: "rec-1/1") == Array("{\"resourceType\":\"Observation\"}".utf8))
         #expect(throws: LedgerError.code("decryption_failed")) { try ContentCipher.open(sealed, key: ContentCipher.newKey(), context: "rec-1/1") }
     }
+
+    @Test func sessionWrapsShareOneEncapsulationAndStayBoundToTheirRecord() throws {
+        let reader = EncryptionKey()
+        let session = KeyWrapSession()
+        let keys = (0..<5).map { _ in ContentCipher.newKey() }
+        let wrapped = try keys.enumerated().map { i, k in try session.wrap(k, for: reader.publicKey, context: "rec-\(i)/1") }
+        #expect(Set(wrapped.map(\.enc)).count == 1)
+        let unwrapper = KeyUnwrapper(key: reader)
+        for (i, w) in wrapped.enumerated() {
+            let back = try WrappedKey(json: w.json)
+            #expect(back.exported)
+            #expect(try unwrapper.unwrap(back, context: "rec-\(i)/1") == keys[i])
+            #expect(try KeyWrap.unwrap(back, with: reader, context: "rec-\(i)/1") == keys[i])
+        }
+        #expect(throws: LedgerError.code("unwrap_failed")) { try unwrapper.unwrap(wrapped[0], context: "rec-1/1") }
+        #expect(throws: LedgerError.code("unwrap_failed")) { try KeyUnwrapper(key: EncryptionKey()).unwrap(wrapped[0], context: "rec-0/1") }
+    }
 }

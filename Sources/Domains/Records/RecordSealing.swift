@@ -12,7 +12,8 @@ public struct SealedVersion: Sendable {
     public let contentKey: SymmetricKey
 
     /// Seals `resource` for `recipients` (did → raw X25519 public key).
-    public init(resource: [UInt8], recordID: String, version: Int64, recipients: [String: [UInt8]]) throws(LedgerError) {
+    /// With a `session`, keys for a reader share one HPKE encapsulation across the session's versions.
+    public init(resource: [UInt8], recordID: String, version: Int64, recipients: [String: [UInt8]], session: KeyWrapSession? = nil) throws(LedgerError) {
         let context = RecordEntry.context(id: recordID, version: version)
         let key = ContentCipher.newKey()
         let ciphertext = try ContentCipher.seal(resource, key: key, context: context)
@@ -20,7 +21,13 @@ public struct SealedVersion: Sendable {
         blob = salt + ciphertext
         saltedHash = ContentCipher.saltedHash(salt: salt, ciphertext: ciphertext)
         var wrapped: [String: WrappedKey] = [:]
-        for (did, publicKey) in recipients { wrapped[did] = try KeyWrap.wrap(key, for: publicKey, context: context) }
+        for (did, publicKey) in recipients {
+            if let session {
+                wrapped[did] = try session.wrap(key, for: publicKey, context: context)
+            } else {
+                wrapped[did] = try KeyWrap.wrap(key, for: publicKey, context: context)
+            }
+        }
         wrappedKeys = wrapped
         contentKey = key
     }
@@ -40,11 +47,17 @@ public struct SealedVersion: Sendable {
     }
 
     /// Opens a read answer (`RecordRead.json`) with the reader's encryption key.
-    public static func open(read: JSONValue, with key: EncryptionKey) throws(LedgerError) -> [UInt8] {
+    public static func open(read: JSONValue, with key: EncryptionKey, unwrapper: KeyUnwrapper? = nil) throws(LedgerError) -> [UInt8] {
         guard let ct = read["ciphertext"]?.stringValue, let wrappedJSON = read["wrappedKey"], let context = read["context"]?.stringValue else {
             throw LedgerError("bad_read", "a record read has ciphertext, wrappedKey and context")
         }
-        let contentKey = try KeyWrap.unwrap(try WrappedKey(json: wrappedJSON), with: key, context: context)
+        let wrapped = try WrappedKey(json: wrappedJSON)
+        let contentKey: SymmetricKey
+        if let unwrapper {
+            contentKey = try unwrapper.unwrap(wrapped, context: context)
+        } else {
+            contentKey = try KeyWrap.unwrap(wrapped, with: key, context: context)
+        }
         return try ContentCipher.open(try Base64.decode(ct, field: "ciphertext"), key: contentKey, context: context)
     }
 
