@@ -235,6 +235,14 @@ private struct JSONParser {
 
     mutating func parseString() throws(LedgerError) -> String {
         index += 1
+        // Fast path: no escapes before the closing quote.
+        var end = index
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            guard let s = String(validating: bytes[index..<end], as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+            index = end + 1
+            return s
+        }
         var out = [UInt8]()
         while true {
             guard index < bytes.count else { throw fail("unterminated string") }

@@ -2,6 +2,7 @@ import Domains
 import Foundation
 import LedgerCore
 import Standards
+import Synchronization
 
 /// What a reader gets for one record: the metadata, and for the current version the ciphertext
 /// and the content key wrapped for the reader (end-to-end: the node never sees the content key).
@@ -32,6 +33,8 @@ public struct RecordsService: Sendable {
     public let vault: Vault
     /// How long a break-the-glass access lasts.
     public let breakGlassWindowMillis: Int64
+    /// Parsed record entries, valid while their state bytes are unchanged.
+    private let parsed = ParsedRecords()
 
     public init(node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000) {
         self.node = node
@@ -84,7 +87,12 @@ public struct RecordsService: Sendable {
     }
 
     public func record(_ id: String) throws(LedgerError) -> RecordEntry? {
-        try json(RecordEntry.key(id)).map { (j) throws(LedgerError) in try RecordEntry(json: j) }
+        let key = RecordEntry.key(id)
+        guard let bytes = node.stateValue(forKey: key) else { return nil }
+        if let cached = parsed.entry(key, bytes) { return cached }
+        let entry = try RecordEntry(json: try JSONValue.parse(bytes))
+        parsed.store(key, bytes, entry)
+        return entry
     }
 
     public func recordIDs(patient: String) throws(LedgerError) -> [String] {
@@ -230,5 +238,24 @@ public struct RecordsService: Sendable {
         if patient == did { return true }
         guard let grants = try? grants(patient: patient) else { return false }
         return ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants)
+    }
+}
+
+/// A cache of parsed record entries keyed by state key, checked against the current state bytes.
+final class ParsedRecords: Sendable {
+    private let entries = Mutex<[String: ([UInt8], RecordEntry)]>([:])
+
+    func entry(_ key: String, _ bytes: [UInt8]) -> RecordEntry? {
+        entries.withLock { e in
+            guard let (cachedBytes, entry) = e[key], cachedBytes == bytes else { return nil }
+            return entry
+        }
+    }
+
+    func store(_ key: String, _ bytes: [UInt8], _ entry: RecordEntry) {
+        entries.withLock { e in
+            if e.count > 100_000 { e.removeAll(keepingCapacity: true) }
+            e[key] = (bytes, entry)
+        }
     }
 }
