@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import LedgerCore
+import Node
 import Standards
 import Synchronization
 
@@ -25,7 +26,7 @@ public final class AuthService: Sendable {
     }
 
     public func challenge() -> (String, UInt64) {
-        let now = LedgerNode_now()
+        let now = LedgerNode.systemClock()
         let value = Base64.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
         challenges.withLock { c in
             c = c.filter { $0.value > now }
@@ -35,7 +36,7 @@ public final class AuthService: Sendable {
     }
 
     public func token(did: String, challenge: String, signature: [UInt8]) throws(LedgerError) -> (String, UInt64) {
-        let now = LedgerNode_now()
+        let now = LedgerNode.systemClock()
         let expiry = challenges.withLock { $0.removeValue(forKey: challenge) }
         guard let expiry, expiry > now else { throw LedgerError("unauthenticated", "unknown or expired challenge") }
         let key = try PublicKey(did: did)
@@ -61,7 +62,7 @@ public final class AuthService: Sendable {
             let message = HTTPMessageSignature.Request(
                 method: request.method.rawValue, scheme: request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http",
                 authority: request.head.authority ?? "", path: request.uri.path, query: query, headers: headers)
-            return try HTTPMessageSignature.verify(signatureInput: input, signature: signature, request: message, now: Int64(LedgerNode_now() / 1000))
+            return try HTTPMessageSignature.verify(signatureInput: input, signature: signature, request: message, now: Int64(LedgerNode.systemClock() / 1000))
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw LedgerError("unauthenticated", "send Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
@@ -69,7 +70,7 @@ public final class AuthService: Sendable {
         let parts = header.dropFirst(7).split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let until = UInt64(parts[1]) else { throw LedgerError("unauthenticated", "malformed token") }
         let did = String(parts[0])
-        guard until > LedgerNode_now() else { throw LedgerError("unauthenticated", "token expired") }
+        guard until > LedgerNode.systemClock() else { throw LedgerError("unauthenticated", "token expired") }
         let expected = Array(mac(did: did, until: until).utf8)
         let given = Array(parts[2].utf8)
         guard expected.count == given.count, zip(expected, given).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
@@ -79,4 +80,3 @@ public final class AuthService: Sendable {
     }
 }
 
-func LedgerNode_now() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
