@@ -99,14 +99,7 @@ public struct LedgerAPI: Sendable {
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw LedgerError("unsupported_media_type", "send application/json")
         }
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: configuration.maxBodyBytes)
-        } catch {
-            throw LedgerError("body_too_large", "request body exceeds \(configuration.maxBodyBytes) bytes")
-        }
-        let json = try JSONValue.parse(Array(buffer.readableBytesView))
+        let json = try await jsonBody(request)
         if let list = json["transactions"] {
             guard case .array(let items) = list, json.objectValue?.count == 1 else {
                 throw LedgerError("bad_transaction", "a batch is {\"transactions\": [ … ]}")

@@ -46,13 +46,9 @@ struct LedgerBench: AsyncParsableCommand {
         config.blockInterval = .milliseconds(blockIntervalMs)
         config.maxBlockTransactions = max(blockSize, 10_000)
         config.mempoolCapacity = max(200_000, concurrency * batch * 2)
-        let registry = PrometheusCollectorRegistry()
-        var logger = Logger(label: "careledger.bench")
-        logger.logLevel = .warning
-        let node = try LedgerNode(directory: directory, configuration: config, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
-        var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
-        serverConfig.maxBodyBytes = 64 * 1024 * 1024
-        let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
+        let bench = try await BenchNode.start(directory: directory, configuration: config)
+        defer { bench.stop() }
+        let node = bench.node
 
         // Sign everything before the clock starts.
         let chain = node.genesis.chainID
@@ -80,18 +76,7 @@ struct LedgerBench: AsyncParsableCommand {
             return out
         }
 
-        let port = Mutex<Int?>(nil)
-        let serverTask = Task {
-            try await server.run(handleSignals: false, logger: logger) { p in port.withLock { $0 = p } }
-        }
-        defer { serverTask.cancel() }
-        var waited = 0
-        while port.withLock({ $0 }) == nil {
-            try await Task.sleep(for: .milliseconds(10))
-            waited += 1
-            if waited > 1000 { throw LedgerError("internal_error", "bench server did not start") }
-        }
-        let url = "http://127.0.0.1:\(port.withLock { $0! })/v1/transactions"
+        let url = bench.baseURL + "/v1/transactions"
 
         // Load: `concurrency` workers take batches from a shared cursor.
         let load = LoadState()
@@ -126,7 +111,7 @@ struct LedgerBench: AsyncParsableCommand {
             try await group.waitForAll()
         }
         let seconds = (ContinuousClock.now - started) / .seconds(1)
-        serverTask.cancel()
+        bench.stop()
         let sorted = load.latencies.withLock { $0 }.sorted()
         let committed = sorted.count
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
@@ -185,4 +170,34 @@ final class LoadState: Sendable {
     let cursor = Mutex(0)
     let latencies = Mutex<[Double]>([])
     let failures = Mutex(0)
+}
+
+/// A node and its HTTP server on a free loopback port, for the benchmarks; logs warnings only.
+struct BenchNode {
+    let node: LedgerNode
+    let baseURL: String
+    private let task: Task<Void, any Error>
+
+    static func start(directory: DataDirectory, configuration: NodeConfiguration) async throws -> BenchNode {
+        let registry = PrometheusCollectorRegistry()
+        var logger = Logger(label: "careledger.bench")
+        logger.logLevel = .warning
+        let node = try LedgerNode(directory: directory, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
+        var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
+        serverConfig.maxBodyBytes = 64 * 1024 * 1024
+        let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
+        let port = Mutex<Int?>(nil)
+        let task = Task { try await server.run(handleSignals: false, logger: logger) { p in port.withLock { $0 = p } } }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while port.withLock({ $0 }) == nil {
+            guard ContinuousClock.now < deadline else {
+                task.cancel()
+                throw LedgerError("internal_error", "the bench server did not start")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return BenchNode(node: node, baseURL: "http://127.0.0.1:\(port.withLock { $0! })", task: task)
+    }
+
+    func stop() { task.cancel() }
 }

@@ -29,18 +29,9 @@ struct RecordsBench: AsyncParsableCommand {
         try Consortium.create(in: directory, chainID: "bench", principals: [])
         var config = NodeConfiguration()
         config.blockInterval = .milliseconds(blockIntervalMs)
-        let registry = PrometheusCollectorRegistry()
-        var logger = Logger(label: "careledger.bench")
-        logger.logLevel = .warning
-        let node = try LedgerNode(directory: directory, configuration: config, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
-        var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
-        serverConfig.maxBodyBytes = 64 * 1024 * 1024
-        let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
-        let port = Mutex<Int?>(nil)
-        let serverTask = Task { try await server.run(handleSignals: false, logger: logger) { p in port.withLock { $0 = p } } }
-        defer { serverTask.cancel() }
-        while port.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(10)) }
-        let base = "http://127.0.0.1:\(port.withLock { $0! })"
+        let bench = try await BenchNode.start(directory: directory, configuration: config)
+        defer { bench.stop() }
+        let base = bench.baseURL
 
         // Principals: the operator admits a hospital, which registers a doctor; a patient registers herself.
         let operatorKey = try KeyFile.load(directory.nodeKey)
@@ -121,7 +112,7 @@ struct RecordsBench: AsyncParsableCommand {
             _ = try await API.json(.POST, base + "/v1/transactions", body: try tx(patient, "consent", "revoke", .object(["grant": .string(id)])).canonicalBytes)
             consentLatencies.append((ContinuousClock.now - t1) / .milliseconds(1))
         }
-        serverTask.cancel()
+        bench.stop()
         latencies.sort()
         serverLatencies.sort()
         consentLatencies.sort()
