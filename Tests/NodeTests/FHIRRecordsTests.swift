@@ -13,29 +13,18 @@ import Testing
 
 @Suite struct FHIRRecordsTests {
     @Test func createReadUpdateHistorySearchThroughTheFacade() async throws {
-        let chain = try TempChain()
-        var c = NodeConfiguration()
-        c.blockInterval = .milliseconds(2)
-        let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
-        let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
         let hospital = Party(), other = Party(), doctor = Party(), outsider = Party(), patient = Party()
-        let acting = ActingOrganisation(signing: hospital.key, encryption: hospital.encryption)
-        let api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: try Vault(path: chain.directory.vault), acting: acting)
-        let app = Application(router: api.router())
+        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let node = network.node, operatorParty = network.operatorParty
         let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
 
-        try await withRunningNode(node) {
-            try await app.test(.router) { client in
+        try await network.run { client in
                 var rc = RecordsClient(client: client)
                 for (author, subject, role, name) in [
                     (operatorParty, hospital, "organisation", "H"), (operatorParty, other, "organisation", "O"), (hospital, doctor, "practitioner", nil),
                     (other, outsider, "practitioner", nil), (patient, patient, "patient", nil),
                 ] as [(Party, Party, String, String?)] {
-                    var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
-                    if subject.did != author.did { p["subject"] = .string(subject.did) }
-                    if let name { p["name"] = .string(name) }
-                    #expect(try await rc.submit(author, "identity", "register", .object(p))["status"] == .string("committed"))
+                    #expect(try await rc.register(author, subject, role, name: name)["status"] == .string("committed"))
                 }
                 func send(_ method: HTTPRequest.Method, _ uri: String, as party: Party, _ body: JSONValue? = nil, headers extra: HTTPFields = [:]) async throws -> TestResponse {
                     var headers: HTTPFields = [.authorization: "Bearer \(try await rc.token(party))", .contentType: "application/fhir+json"]
@@ -117,36 +106,23 @@ import Testing
                 let metadata = try rc.json(try await client.execute(uri: "/fhir/metadata", method: .get))
                 let types = metadata["rest"]?[0]?["resource"]?.arrayValue?.compactMap { $0["type"]?.stringValue } ?? []
                 #expect(types.contains("Observation") && types.contains("Consent"))
-            }
         }
     }
 
     /// The Synthea patient bundles import through the transaction endpoint and read back equal.
     @Test func syntheaBundlesImportAndReadBackEqual() async throws {
-        let chain = try TempChain()
-        var c = NodeConfiguration()
-        c.blockInterval = .milliseconds(2)
-        let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
-        let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
         let hospital = Party(), doctor = Party()
-        let api = LedgerAPI(
-            node: node, configuration: ServerConfiguration(), registry: registry, vault: try Vault(path: chain.directory.vault),
-            acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
-        let app = Application(router: api.router())
+        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let node = network.node, operatorParty = network.operatorParty
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/vectors/fhir/synthea")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
         #expect(files.count == 3)
 
-        try await withRunningNode(node) {
-            try await app.test(.router) { client in
+        try await network.run { client in
                 var rc = RecordsClient(client: client)
                 func register(_ author: Party, _ subject: Party, _ role: String, name: String? = nil) async throws {
-                    var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
-                    if subject.did != author.did { p["subject"] = .string(subject.did) }
-                    if let name { p["name"] = .string(name) }
-                    #expect(try await rc.submit(author, "identity", "register", .object(p))["status"] == .string("committed"))
+                    #expect(try await rc.register(author, subject, role, name: name)["status"] == .string("committed"))
                 }
                 try await register(operatorParty, hospital, "organisation", name: "Synthea General")
                 try await register(hospital, doctor, "practitioner")
@@ -220,7 +196,6 @@ import Testing
                 #expect(refused.status.code >= 400)
                 #expect(try rc.json(refused)["resourceType"] == .string("OperationOutcome"))
                 #expect(node.logSize <= before + 1)
-            }
         }
     }
 }

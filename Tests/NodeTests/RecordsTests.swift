@@ -67,26 +67,55 @@ struct RecordsClient {
     }
 }
 
-@Suite struct RecordsTests {
-    @Test func consentGovernsReadsAndEveryReadIsAudited() async throws {
-        let chain = try TempChain()
+extension RecordsClient {
+    /// Submits `identity.register` for `subject`, signed by `author`.
+    mutating func register(_ author: Party, _ subject: Party, _ role: String, name: String? = nil) async throws -> JSONValue {
+        var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
+        if subject.did != author.did { p["subject"] = .string(subject.did) }
+        if let name { p["name"] = .string(name) }
+        return try await submit(author, "identity", "register", .object(p))
+    }
+}
+
+/// A node on a fresh chain with its API (optionally acting for an organisation), for the records tests.
+struct TestNetwork {
+    let chain: TempChain
+    let node: LedgerNode
+    let api: LedgerAPI
+    let vault: Vault
+    /// The consortium operator (the node key), who admits organisations.
+    let operatorParty: Party
+
+    init(acting: ActingOrganisation? = nil) throws {
+        chain = try TempChain()
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
-        let api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: try Vault(path: chain.directory.vault))
+        node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        vault = try Vault(path: chain.directory.vault)
+        api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting)
+        operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
+    }
+
+    /// Runs the block producer and the router around `body`.
+    func run(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let app = Application(router: api.router())
-        let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
+        try await withRunningNode(node) {
+            try await app.test(.router) { client in try await body(client) }
+        }
+    }
+}
+
+@Suite struct RecordsTests {
+    @Test func consentGovernsReadsAndEveryReadIsAudited() async throws {
+        let network = try TestNetwork()
+        let node = network.node, chain = network.chain, operatorParty = network.operatorParty
         let hospitalA = Party(), hospitalB = Party(), lab = Party(), drA = Party(), drB = Party(), patient = Party(), stranger = Party()
 
-        try await withRunningNode(node) {
-            try await app.test(.router) { client in
+        try await network.run { client in
                 var rc = RecordsClient(client: client)
                 func register(_ author: Party, _ subject: Party, _ role: String, name: String? = nil) async throws -> JSONValue {
-                    var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
-                    if subject.did != author.did { p["subject"] = .string(subject.did) }
-                    if let name { p["name"] = .string(name) }
-                    return try await rc.submit(author, "identity", "register", .object(p))
+                    try await rc.register(author, subject, role, name: name)
                 }
                 // Organisations are admitted by the operator only.
                 #expect(try await register(hospitalA, hospitalA, "organisation", name: "A")["error"]?["code"] == .string("forbidden"))
@@ -196,7 +225,6 @@ struct RecordsClient {
                 let state = try #require(node.stateValue(forKey: RecordEntry.key("c1")))
                 #expect(try RecordEntry(json: try JSONValue.parse(state)).versions.allSatisfy { $0.wrappedKeys.isEmpty })
                 #expect(try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))["records"]?.arrayValue?.count == 1)
-            }
         }
         // Everything, access events included, passes the offline audit.
         let report = try Auditor.audit(directory: chain.directory)

@@ -14,22 +14,16 @@ import Testing
 
 @Suite struct RecoveryTests {
     @Test func twoOfThreeGuardiansRecoverThePatientsKeys() async throws {
-        let chain = try TempChain()
-        var c = NodeConfiguration()
-        c.blockInterval = .milliseconds(2)
-        let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
-        let api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: try Vault(path: chain.directory.vault))
-        let app = Application(router: api.router())
+        let network = try TestNetwork()
+        let node = network.node
         let patient = Party()
         let guardians = [Party(), Party(), Party()]
         let newDevice = Party()
 
-        try await withRunningNode(node) {
-            try await app.test(.router) { client in
+        try await network.run { client in
                 var rc = RecordsClient(client: client)
                 for p in [patient] + guardians {
-                    #expect(try await rc.submit(p, "identity", "register", .object(["role": .string("patient"), "encryptionKey": .string(Base64.encode(p.encryption.publicKey))]))["status"] == .string("committed"))
+                    #expect(try await rc.register(p, p, "patient")["status"] == .string("committed"))
                 }
                 // On her device: a secret S, the kit (her private keys under S) in the vault, S split 2 of 3.
                 let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
@@ -89,7 +83,6 @@ import Testing
                 let plain = try ContentCipher.open(try Base64.decode(kit["ciphertext"]!.stringValue!), key: SymmetricKey(data: recovered), context: "recovery-kit/\(patient.did)")
                 let keys = try JSONValue.parse(plain)
                 #expect(try SigningKey(seed: try Base64.decode(keys["privateKey"]!.stringValue!)).publicKey.did == patient.did)
-            }
         }
     }
 }
