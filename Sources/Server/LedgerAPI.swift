@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes = 8 * 1024 * 1024
     /// Most transactions in one batch request.
     public var maxBatch = 10_000
+    /// How long a break-the-glass access stays open.
+    public var breakGlassWindowMillis: Int64 = 4 * 3600 * 1000
 
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
@@ -38,7 +40,7 @@ public struct LedgerAPI: Sendable {
         self.node = node
         self.configuration = configuration
         self.registry = registry
-        records = RecordsService(node: node, vault: vault)
+        records = RecordsService(node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis)
         records.installErasure()
         auth = AuthService(chainID: node.genesis.chainID)
     }

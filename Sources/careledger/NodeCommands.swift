@@ -30,13 +30,16 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Most transactions waiting in the mempool.")
     var mempoolCapacity: Int = 200_000
 
+    @Option(name: .long, help: "Minutes a break-the-glass access stays open.")
+    var breakGlassMinutes: Int = 240
+
     @Option(name: .long, help: "Key file of the organisation this node acts for in the FHIR facade (`up`: keys/hospital-a.key when present).")
     var actFor: String?
 
     func validate() throws {
         _ = try address()
-        guard blockSize >= 1, blockIntervalMs >= 1, maxBodyBytes >= 1024, mempoolCapacity >= 1 else {
-            throw ValidationError("block size, interval, body limit and mempool capacity must be positive (body ≥ 1024)")
+        guard blockSize >= 1, blockIntervalMs >= 1, maxBodyBytes >= 1024, mempoolCapacity >= 1, (1...10_080).contains(breakGlassMinutes) else {
+            throw ValidationError("block size, interval, body limit and mempool capacity must be positive (body ≥ 1024), break-glass 1 to 10080 minutes")
         }
     }
 
@@ -67,6 +70,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     let (host, port) = try options.address()
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes
+    serverConfig.breakGlassWindowMillis = Int64(options.breakGlassMinutes) * 60_000
     var actingFor: ActingOrganisation?
     if let file = options.actFor ?? defaultActFor.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil }) {
         actingFor = ActingOrganisation(signing: try KeyFile.load(file), encryption: try KeyFile.loadEncryption(file))
