@@ -175,9 +175,14 @@ public final class LedgerNode: Sendable {
     /// Signs a transaction with the node's own key (for events the node records itself, such as
     /// access events), submits it and waits for its receipt.
     public func submitAsNode(contract: String, action: String, payload: JSONValue) async throws -> Receipt {
-        let tx = try Transaction(
-            chainID: genesis.chainID, signer: key, nonce: UInt64.random(in: 0..<UInt64.max), contract: contract, action: action,
-            payload: payload)
+        try await submit(
+            try Transaction(
+                chainID: genesis.chainID, signer: key, nonce: UInt64.random(in: 0..<UInt64.max), contract: contract, action: action,
+                payload: payload))
+    }
+
+    /// Submits one transaction and waits for its receipt; a refusal throws its `LedgerError`.
+    public func submit(_ tx: Transaction) async throws -> Receipt {
         do {
             return try await submit([tx])[0]
         } catch let rejection as BatchRejection {

@@ -77,19 +77,19 @@ struct FHIRRecords: Sendable {
         for p in try records.recipients(patient: patient, resourceType: type) { recipients[p.did] = p.encryptionKey }
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
         try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
-        let tx = try Transaction(
-            chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records", action: "put",
-            payload: sealed.putPayload(
-                recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user),
-                onBehalfOf: user == acting.did ? nil : user))
-        let receipt: Receipt
-        do {
-            receipt = try await node.submit([tx])[0]
-        } catch let rejection as BatchRejection {
-            throw rejection.first
-        }
-        guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "write refused") }
+        try await commit("put", sealed.putPayload(
+            recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user),
+            onBehalfOf: user == acting.did ? nil : user))
         return .object(stored)
+    }
+
+    /// Signs a `records` action with the organisation's key and waits for it; a failed receipt throws the contract's error.
+    func commit(_ action: String, _ payload: JSONValue) async throws {
+        let receipt = try await node.submit(
+            try Transaction(
+                chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records",
+                action: action, payload: payload))
+        guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "write refused") }
     }
 
     /// Endorsing parties for types with a policy: through the facade the organisation performs and the
@@ -215,16 +215,7 @@ struct FHIRRecords: Sendable {
                 "etag": .string("W/\"\(item.version)\""), "lastModified": .string(now),
             ])]))
         }
-        let tx = try Transaction(
-            chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records", action: "bundle",
-            payload: .object(["puts": .array(puts)]))
-        let receipt: Receipt
-        do {
-            receipt = try await node.submit([tx])[0]
-        } catch let rejection as BatchRejection {
-            throw rejection.first
-        }
-        guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "transaction refused") }
+        try await commit("bundle", .object(["puts": .array(puts)]))
         return .object(["resourceType": .string("Bundle"), "type": .string("transaction-response"), "entry": .array(answers)])
     }
 

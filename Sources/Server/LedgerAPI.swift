@@ -47,14 +47,17 @@ public struct LedgerAPI: Sendable {
 
     /// A JSON request body within the size limit.
     func jsonBody(_ request: Request) async throws -> JSONValue {
+        try JSONValue.parse(try await Self.body(request, limit: configuration.maxBodyBytes))
+    }
+
+    /// The request body, refused with `body_too_large` past `limit` bytes.
+    static func body(_ request: Request, limit: Int) async throws -> [UInt8] {
         var request = request
-        let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: configuration.maxBodyBytes)
+            return Array(try await request.collectBody(upTo: limit).readableBytesView)
         } catch {
-            throw LedgerError("body_too_large", "request body exceeds \(configuration.maxBodyBytes) bytes")
+            throw LedgerError("body_too_large", "request body exceeds \(limit) bytes")
         }
-        return try JSONValue.parse(Array(buffer.readableBytesView))
     }
 
     /// Runs `body`, turning ledger errors into the standard error response.
@@ -128,13 +131,7 @@ public struct LedgerAPI: Sendable {
                 return batchRejected(rejection.items, txs: txs)
             }
         }
-        let tx = try Transaction(json: json)
-        do {
-            let receipts = try await node.submit([tx])
-            return JSONResponse.make(receipts[0].json)
-        } catch let rejection as BatchRejection {
-            throw rejection.first
-        }
+        return JSONResponse.make(try await node.submit(try Transaction(json: json)).json)
     }
 
     /// A refused batch: nothing admitted; the status of each item and the first error.

@@ -9,28 +9,16 @@ import ServiceLifecycle
 /// Runs a node's block producer and its HTTP server together as services; stops both on
 /// SIGINT/SIGTERM or when the task is cancelled.
 public struct NodeServer: Sendable {
-    public let node: LedgerNode
-    public let configuration: ServerConfiguration
-    public let registry: PrometheusCollectorRegistry
-    public let vault: Vault
-    public let acting: ActingOrganisation?
+    public let api: LedgerAPI
 
-    public init(
-        node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil
-    ) {
-        self.acting = acting
-        self.node = node
-        self.configuration = configuration
-        self.registry = registry
-        self.vault = vault
-    }
+    public init(api: LedgerAPI) { self.api = api }
 
     /// Starts serving; `onListening` gets the bound port (useful with port 0).
     public func run(
         handleSignals: Bool = true, logger: Logger = Logger(label: "careledger"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let api = LedgerAPI(node: node, configuration: configuration, registry: registry, vault: vault, acting: acting)
+        let node = api.node, configuration = api.configuration
         let app = Application(
             router: api.router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "careledger"),

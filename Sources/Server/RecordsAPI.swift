@@ -52,14 +52,7 @@ struct RecordsAPI: Sendable {
             await api.handle {
                 _ = try auth.authenticate(request)
                 let hash = try Hash(hex: context.parameters.get("hash") ?? "")
-                var request = request
-                let buffer: ByteBuffer
-                do {
-                    buffer = try await request.collectBody(upTo: Vault.maxBlobBytes)
-                } catch {
-                    throw LedgerError("body_too_large", "a vault blob is at most \(Vault.maxBlobBytes) bytes")
-                }
-                try records.vault.put(saltedHash: hash, blob: Array(buffer.readableBytesView))
+                try records.vault.put(saltedHash: hash, blob: try await LedgerAPI.body(request, limit: Vault.maxBlobBytes))
                 return JSONResponse.make(.object(["saltedHash": .string(hash.hex), "stored": .bool(true)]), status: .created)
             }
         }

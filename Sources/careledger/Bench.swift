@@ -185,7 +185,7 @@ struct BenchNode {
         let node = try LedgerNode(directory: directory, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
         var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
-        let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault))
+        let server = NodeServer(api: LedgerAPI(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault)))
         let port = Mutex<Int?>(nil)
         let task = Task { try await server.run(handleSignals: false, logger: logger) { p in port.withLock { $0 = p } } }
         let deadline = ContinuousClock.now + .seconds(30)

@@ -75,7 +75,8 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     if let file = options.actFor ?? defaultActFor.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil }) {
         actingFor = ActingOrganisation(signing: try KeyFile.load(file), encryption: try KeyFile.loadEncryption(file))
     }
-    let server = NodeServer(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor)
+    let server = NodeServer(
+        api: LedgerAPI(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor))
     let acting = actingFor
     try await server.run { port in
         if registerDemo {

@@ -3,39 +3,31 @@ import LedgerCore
 import Testing
 
 @Suite struct MerkleTests {
-    @Test func inclusionVectors() throws {
-        let files = try Vectors.files("merkle/inclusion")
+    /// Runs `verify` on every vector of `folder`: it must throw exactly when the vector says `wantErr`.
+    func checkVectors(_ folder: String, _ verify: (String, JSONValue) throws -> Void) throws {
+        let files = try Vectors.files(folder)
         #expect(files.count > 40)
         for file in files {
             let v = try Vectors.json(file)
-            let wantErr = v["wantErr"]?.boolValue ?? false
             var failed = false
-            do {
-                try MerkleProof.verifyInclusion(
-                    leafHash: v.base64Bytes("leafHash"), leafIndex: try Vectors.unsigned(file, "leafIdx"),
-                    treeSize: try Vectors.unsigned(file, "treeSize"), proof: v.base64List("proof"), root: v.base64Bytes("root"))
-            } catch {
-                failed = true
-            }
-            #expect(failed == wantErr, "\(file)")
+            do { try verify(file, v) } catch { failed = true }
+            #expect(failed == (v["wantErr"]?.boolValue ?? false), "\(file)")
+        }
+    }
+
+    @Test func inclusionVectors() throws {
+        try checkVectors("merkle/inclusion") { file, v in
+            try MerkleProof.verifyInclusion(
+                leafHash: v.base64Bytes("leafHash"), leafIndex: try Vectors.unsigned(file, "leafIdx"),
+                treeSize: try Vectors.unsigned(file, "treeSize"), proof: v.base64List("proof"), root: v.base64Bytes("root"))
         }
     }
 
     @Test func consistencyVectors() throws {
-        let files = try Vectors.files("merkle/consistency")
-        #expect(files.count > 40)
-        for file in files {
-            let v = try Vectors.json(file)
-            let wantErr = v["wantErr"]?.boolValue ?? false
-            var failed = false
-            do {
-                try MerkleProof.verifyConsistency(
-                    size1: try Vectors.unsigned(file, "size1"), size2: try Vectors.unsigned(file, "size2"),
-                    root1: v.base64Bytes("root1"), root2: v.base64Bytes("root2"), proof: v.base64List("proof"))
-            } catch {
-                failed = true
-            }
-            #expect(failed == wantErr, "\(file)")
+        try checkVectors("merkle/consistency") { file, v in
+            try MerkleProof.verifyConsistency(
+                size1: try Vectors.unsigned(file, "size1"), size2: try Vectors.unsigned(file, "size2"),
+                root1: v.base64Bytes("root1"), root2: v.base64Bytes("root2"), proof: v.base64List("proof"))
         }
     }
 
