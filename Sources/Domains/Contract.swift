@@ -109,7 +109,7 @@ public struct ContractRegistry: Sendable {
     public static func standard(operators: Set<String>) -> ContractRegistry {
         ContractRegistry([
             NotaryContract(), IdentityContract(operators: operators), ConsentContract(), RecordsContract(),
-            AuditContract(operators: operators), RecoveryContract(),
+            AuditContract(operators: operators), RecoveryContract(), SupplyContract(operators: operators),
         ])
     }
 

@@ -247,6 +247,16 @@ public final class BlockStore: Sendable {
         }
     }
 
+    /// The committed state keys that start with `prefix`, in key order (a range scan on the primary key).
+    public func stateKeys(prefix: String, limit: Int) throws -> [String] {
+        // Every key starting with the prefix sorts between prefix and prefix + U+10FFFF.
+        try pool.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT key FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+                arguments: [prefix, prefix + "\u{10FFFF}", limit])
+        }
+    }
+
     public func events(height: UInt64) throws -> [JSONValue] {
         try pool.read { db in
             try Data.fetchAll(db, sql: "SELECT body FROM events WHERE height = ? ORDER BY seq", arguments: [Int64(height)])

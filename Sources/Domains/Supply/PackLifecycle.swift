@@ -1,0 +1,236 @@
+import LedgerCore
+import Standards
+
+/// The serial-level state machine, applied event by event (CBV 2.0 business steps):
+/// commissioning (by the product's MAH or a named manufacturer) → packing into containers →
+/// shipping (custody in transit to the receiver) → receiving (by that receiver only) → dispensing or
+/// another decommissioning (destroying, stolen, …). Operations on a container apply to its contents;
+/// an item inside a container cannot move on its own until it is unpacked.
+struct PackLifecycle {
+    var context: ExecutionContext
+    var author: String { context.author }
+
+    init(context: ExecutionContext) { self.context = context }
+
+    mutating func apply(_ payload: JSONValue) throws(LedgerError) -> JSONValue {
+        let list = payload["events"]!.arrayValue!
+        guard try SupplyContract.party(author, in: context) != nil else {
+            throw LedgerError("forbidden", "\(author) is not a supply-chain party")
+        }
+        var duplicates: [JSONValue] = []
+        var applied = 0
+        for (index, json) in list.enumerated() {
+            let event = try SupplyEvent(json: json)
+            if try context.value(forKey: SupplyState.event(event.hash)) != nil {
+                duplicates.append(.string(event.hash))
+                continue
+            }
+            do throws(LedgerError) {
+                try apply(event)
+            } catch {
+                throw LedgerError(error.code, "event \(index) (\(event.bizStep)): \(error.message)")
+            }
+            context.set(SupplyState.event(event.hash), .object(["height": .int(Int64(context.height)), "by": .string(author)]))
+            applied += 1
+        }
+        return .object(["applied": .int(Int64(applied)), "duplicates": .array(duplicates)])
+    }
+
+    mutating func apply(_ e: SupplyEvent) throws(LedgerError) {
+        if e.disposition == "recalled", !e.lots.isEmpty {
+            for lot in e.lots { _ = try SupplyContract.recallLot(gtin: lot.gtin, lot: lot.lot, reason: "EPCIS recall event", &context) }
+            return
+        }
+        switch (e.type, e.bizStep) {
+        case (.object, "commissioning"):
+            guard e.action == .add else { throw LedgerError("bad_event", "commissioning is an ObjectEvent with action ADD") }
+            for item in e.items { try commission(item) }
+        case (.transformation, _):
+            for input in e.items { try setStatus(input.key, .decommissioned, recursive: false) }
+            for output in e.outputs { try commission(output) }
+        case (.aggregation, _) where e.action == .add:
+            try pack(e)
+        case (.aggregation, _) where e.action == .delete:
+            try unpack(e)
+        case (.object, "shipping"):
+            guard let to = e.destination else { throw LedgerError("bad_event", "a shipping event names the receiving party (destinationList owning_party)") }
+            guard try SupplyContract.party(to, in: context) != nil else { throw LedgerError("unknown_party", "the receiver \(to) is not a supply-chain party") }
+            for item in e.items { try ship(item.key, to: to) }
+        case (.object, "receiving"):
+            for item in e.items { try receive(item.key) }
+        case (.object, "void_shipping"):
+            for item in e.items { try voidShipping(item.key) }
+        case (.object, "dispensing"), (.object, "retail_selling"):
+            for item in e.items { try setStatus(item.key, .dispensed, recursive: false) }
+        case (.object, "destroying"):
+            for item in e.items { try setStatus(item.key, .destroyed, recursive: true) }
+        case (.object, "decommissioning"):
+            let status: PackStatus =
+                switch e.disposition {
+                case "stolen": .stolen
+                case "destroyed", "disposed": .destroyed
+                case "dispensed": .dispensed
+                default: .decommissioned
+                }
+            for item in e.items { try setStatus(item.key, status, recursive: true) }
+        case (.object, _) where e.disposition == "stolen":
+            for item in e.items { try setStatus(item.key, .stolen, recursive: true) }
+        default:
+            // Observations (inspecting, storing, holding…): the items must exist; nothing changes.
+            for item in e.items { _ = try load(item.key) }
+        }
+    }
+
+    // MARK: Items
+
+    func load(_ key: String) throws(LedgerError) -> SupplyItem {
+        guard let json = try context.json(forKey: SupplyItem.stateKey(key)) else {
+            throw LedgerError("unknown_item", "item \(key.prefix(12))… was never commissioned")
+        }
+        return try SupplyItem(json: json)
+    }
+
+    mutating func save(_ key: String, _ item: SupplyItem) { context.set(SupplyItem.stateKey(key), item.json) }
+
+    /// The outermost container of an item (custody follows it), with the item itself when loose.
+    func top(_ key: String) throws(LedgerError) -> (key: String, item: SupplyItem) {
+        var key = key
+        var item = try load(key)
+        var depth = 0
+        while let parent = item.parent {
+            depth += 1
+            guard depth < 16 else { throw LedgerError("corrupt_state", "containers nested too deep") }
+            key = parent
+            item = try load(parent)
+        }
+        return (key, item)
+    }
+
+    /// The author must hold the item (through its outermost container), not in transit.
+    func requireHeld(_ key: String) throws(LedgerError) {
+        let holder = try top(key).item
+        guard holder.owner == author, holder.custody == .held else {
+            throw LedgerError(
+                "custody_violation", "item \(key.prefix(12))… is \(holder.custody == .inTransit ? "in transit" : "held") by another party")
+        }
+    }
+
+    mutating func commission(_ item: SupplyEvent.Item) throws(LedgerError) {
+        guard try context.value(forKey: SupplyItem.stateKey(item.key)) == nil else {
+            throw LedgerError("already_commissioned", "item \(item.key.prefix(12))… is already commissioned")
+        }
+        guard let gtin = item.gtin else {
+            save(item.key, SupplyItem(kind: .container, gtin: nil, lot: nil, expiry: nil, owner: author, commissionedAt: context.height))
+            return
+        }
+        guard let product = try context.json(forKey: SupplyState.product(gtin)) else {
+            throw LedgerError("unknown_product", "GTIN \(gtin) is not a registered product")
+        }
+        let manufacturers = product["manufacturers"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        guard product["mah"]?.stringValue == author || manufacturers.contains(author) else {
+            throw LedgerError("forbidden", "packs of \(gtin) are commissioned by its MAH or a named manufacturer")
+        }
+        guard let lot = item.lot, let expiry = item.expiry else {
+            throw LedgerError("bad_event", "commissioning a pack needs its lot and expiry date (ilmd)")
+        }
+        if let record = try context.json(forKey: SupplyState.lot(lot)) {
+            guard record["gtin"]?.stringValue == gtin else { throw LedgerError("conflict", "lot key belongs to another product") }
+            if record["recalled"]?.boolValue == true { throw LedgerError("recalled", "the lot is recalled") }
+        } else {
+            context.set(SupplyState.lot(lot), .object(["gtin": .string(gtin), "recalled": .bool(false), "mah": product["mah"]!]))
+        }
+        context.set(SupplyState.lotItemPrefix(lot) + item.key, .object([:]))
+        save(item.key, SupplyItem(kind: .pack, gtin: gtin, lot: lot, expiry: expiry, owner: author, commissionedAt: context.height))
+    }
+
+    mutating func pack(_ e: SupplyEvent) throws(LedgerError) {
+        guard let parentKey = e.parent else { throw LedgerError("bad_event", "an aggregation names its parent") }
+        var parent: SupplyItem
+        if try context.value(forKey: SupplyItem.stateKey(parentKey)) == nil {
+            parent = SupplyItem(kind: .container, gtin: nil, lot: nil, expiry: nil, owner: author, commissionedAt: context.height)
+        } else {
+            try requireHeld(parentKey)
+            parent = try load(parentKey)
+        }
+        for child in e.items {
+            guard child.key != parentKey else { throw LedgerError("bad_event", "an item cannot contain itself") }
+            var item = try load(child.key)
+            if item.parent == parentKey { continue }
+            guard item.parent == nil else { throw LedgerError("custody_violation", "item \(child.key.prefix(12))… is already packed elsewhere") }
+            try requireHeld(child.key)
+            guard item.status == .active else { throw LedgerError("invalid_state", "a \(item.status.rawValue) pack cannot be packed") }
+            item.parent = parentKey
+            parent.children.append(child.key)
+            save(child.key, item)
+        }
+        save(parentKey, parent)
+    }
+
+    mutating func unpack(_ e: SupplyEvent) throws(LedgerError) {
+        guard let parentKey = e.parent else { throw LedgerError("bad_event", "a disaggregation names its parent") }
+        try requireHeld(parentKey)
+        var parent = try load(parentKey)
+        let holder = try top(parentKey).item
+        let keys = e.items.isEmpty ? parent.children : e.items.map(\.key)
+        for key in keys {
+            var item = try load(key)
+            guard item.parent == parentKey else { throw LedgerError("bad_event", "item \(key.prefix(12))… is not in that container") }
+            item.parent = nil
+            item.owner = holder.owner
+            item.custody = .held
+            item.destination = nil
+            parent.children.removeAll { $0 == key }
+            save(key, item)
+        }
+        save(parentKey, parent)
+    }
+
+    mutating func ship(_ key: String, to: String) throws(LedgerError) {
+        var item = try load(key)
+        guard item.parent == nil else { throw LedgerError("custody_violation", "item \(key.prefix(12))… is inside a container: ship the container") }
+        try requireHeld(key)
+        guard item.status == .active else { throw LedgerError("invalid_state", "a \(item.status.rawValue) pack cannot be shipped") }
+        item.custody = .inTransit
+        item.destination = to
+        save(key, item)
+    }
+
+    mutating func receive(_ key: String) throws(LedgerError) {
+        var item = try load(key)
+        guard item.parent == nil, item.custody == .inTransit, item.destination == author else {
+            throw LedgerError("custody_violation", "item \(key.prefix(12))… was not shipped to \(author)")
+        }
+        item.owner = author
+        item.custody = .held
+        item.destination = nil
+        save(key, item)
+    }
+
+    mutating func voidShipping(_ key: String) throws(LedgerError) {
+        var item = try load(key)
+        guard item.owner == author, item.custody == .inTransit else { throw LedgerError("custody_violation", "no shipment of this item to void") }
+        item.custody = .held
+        item.destination = nil
+        save(key, item)
+    }
+
+    mutating func setStatus(_ key: String, _ status: PackStatus, recursive: Bool) throws(LedgerError) {
+        try requireHeld(key)
+        var item = try load(key)
+        if item.kind == .pack {
+            guard item.status == .active else {
+                throw LedgerError("already_decommissioned", "pack \(key.prefix(12))… is already \(item.status.rawValue)")
+            }
+            item.status = status
+            item.statusBy = author
+            item.statusTime = context.timeMillis
+            save(key, item)
+        } else {
+            guard recursive else { throw LedgerError("bad_event", "\(status.rawValue) applies to packs, not to a container") }
+            for child in item.children {
+                let inner = try load(child)
+                if inner.kind == .container || inner.status == .active { try setStatus(child, status, recursive: true) }
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+import LedgerCore
+import Standards
+
+/// `supply`: serial-level pack lifecycle from the factory to the patient.
+///
+/// Actions:
+/// - `party` `{"party": did, "roles": [...], "glns"?: [13 digits], "companyPrefixes"?: [digits]}`: a consortium operator
+///   admits a registered organisation to the supply chain with its roles (manufacturer, mah, wholesaler, logistics,
+///   pharmacy, hospital, regulator), its locations (GLN) and its GS1 company prefixes.
+/// - `product` `{"gtin", "name"?, "manufacturers"?: [did]}`: the marketing authorisation holder registers a product
+///   whose GTIN falls under one of its company prefixes.
+/// - `events` `{"events": [...], "document"?: {...}}`: EPCIS events as the node derived them (see `SupplyEvent`),
+///   all applied or none; an event whose hash id is already on the chain is skipped and reported as a duplicate.
+/// - `reactivate` `{"item"}`: undo a decommissioning within 240 h by the party that did it (Regulation (EU)
+///   2016/161 Art. 13), never for stolen or destroyed packs, expired packs or recalled lots.
+/// - `lock` / `unlock` `{"item", "reason"}`: the MAH or a regulator locks a pack under investigation.
+/// - `recall` `{"gtin", "lot", "reason"}`: the MAH or a regulator recalls a lot (by its blinded key).
+/// - `alert` `{"rule", "outcome", "recipients": [did], ...}`: a node records a verification alert.
+public struct SupplyContract: Contract {
+    public let name = "supply"
+    public let actions = ["party", "product", "events", "reactivate", "lock", "unlock", "recall", "alert"]
+    public let operators: Set<String>
+    /// The reactivation window (Art. 13(b): 10 days).
+    public static let reactivationWindowMillis: UInt64 = 240 * 3_600_000
+
+    public init(operators: Set<String>) { self.operators = operators }
+
+    public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        switch action {
+        case "party":
+            let p = try Payload(payload, allowed: ["party", "roles", "glns", "companyPrefixes"])
+            _ = try p.did("party")
+            _ = try p.strings("roles", allowed: Set(SupplyRole.allCases.map(\.rawValue)))
+            for gln in p.fields["glns"] == nil ? [] : try p.strings("glns") where !Self.isGS1Key(gln, length: 13) {
+                throw LedgerError("bad_payload", "GLN \(gln) must be 13 digits with a valid check digit")
+            }
+            for prefix in p.fields["companyPrefixes"] == nil ? [] : try p.strings("companyPrefixes")
+            where !(4...12).contains(prefix.count) || !prefix.utf8.allSatisfy({ (48...57).contains($0) }) {
+                throw LedgerError("bad_payload", "company prefix \(prefix) must be 4 to 12 digits")
+            }
+        case "product":
+            let p = try Payload(payload, allowed: ["gtin", "name", "manufacturers"])
+            guard Self.isGS1Key(try p.string("gtin"), length: 14) else {
+                throw LedgerError("bad_payload", "gtin must be 14 digits with a valid check digit")
+            }
+            _ = try p.optionalString("name", maxLength: 200)
+            if p.fields["manufacturers"] != nil { for m in try p.strings("manufacturers") { _ = try PublicKey(did: m) } }
+        case "events":
+            let p = try Payload(payload, allowed: ["events", "document"])
+            guard let list = p.fields["events"]?.arrayValue, !list.isEmpty, list.count <= 10_000 else {
+                throw LedgerError("bad_payload", "events must be an array of 1 to 10000 events")
+            }
+            for e in list { _ = try SupplyEvent(json: e) }
+        case "reactivate":
+            _ = try Self.itemKey(try Payload(payload, allowed: ["item"]), "item")
+        case "lock", "unlock":
+            let p = try Payload(payload, allowed: ["item", "reason"])
+            _ = try Self.itemKey(p, "item")
+            _ = try p.string("reason", maxLength: 1024)
+        case "recall":
+            let p = try Payload(payload, allowed: ["gtin", "lot", "reason"])
+            guard Self.isGS1Key(try p.string("gtin"), length: 14) else { throw LedgerError("bad_payload", "gtin must be 14 digits") }
+            _ = try Self.itemKey(p, "lot")
+            _ = try p.string("reason", maxLength: 1024)
+        default:
+            let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state"])
+            _ = try p.string("rule", maxLength: 64)
+            _ = try p.string("outcome", maxLength: 64)
+            for r in try p.strings("recipients") { _ = try PublicKey(did: r) }
+            _ = try p.optionalString("detail", maxLength: 1024)
+        }
+    }
+
+    static func isGS1Key(_ text: String, length: Int) -> Bool {
+        let bytes = Array(text.utf8)
+        return bytes.count == length && bytes.allSatisfy({ (48...57).contains($0) })
+            && GS1ApplicationIdentifier.checkDigit(of: bytes.dropLast()) == bytes.last
+    }
+
+    static func itemKey(_ p: Payload, _ field: String) throws(LedgerError) -> String {
+        let key = try p.string(field, maxLength: 64)
+        guard key.utf8.count == 64, Hex.decode(key) != nil else { throw LedgerError("bad_payload", "\(field) must be a 64-hex blinded key") }
+        return key
+    }
+
+    public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        switch action {
+        case "party": return try registerParty(payload, &context)
+        case "product": return try registerProduct(payload, &context)
+        case "events":
+            var lifecycle = PackLifecycle(context: context)
+            let result = try lifecycle.apply(payload)
+            context = lifecycle.context
+            return result
+        case "reactivate": return try reactivate(payload, &context)
+        case "lock", "unlock": return try lock(action == "lock", payload, &context)
+        case "recall": return try recall(payload, &context)
+        default: return try alert(payload, &context)
+        }
+    }
+
+    // MARK: Parties and products
+
+    public static func party(_ did: String, in context: ExecutionContext) throws(LedgerError) -> (roles: Set<SupplyRole>, prefixes: [String])? {
+        guard let json = try context.json(forKey: SupplyState.party(did)) else { return nil }
+        let roles = Set(json["roles"]?.arrayValue?.compactMap { $0.stringValue.flatMap(SupplyRole.init(rawValue:)) } ?? [])
+        return (roles, json["companyPrefixes"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+    }
+
+    func registerParty(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        guard operators.contains(context.author) else { throw LedgerError("forbidden", "supply-chain parties are admitted by a consortium operator") }
+        let p = try Payload(payload, allowed: ["party", "roles", "glns", "companyPrefixes"])
+        let did = try p.did("party")
+        guard let principal = try Principal.load(did, from: context), principal.role == .organisation else {
+            throw LedgerError("unknown_principal", "\(did) is not a registered organisation")
+        }
+        let roles = try p.strings("roles")
+        let glns = p.fields["glns"] == nil ? [] : try p.strings("glns")
+        for gln in glns {
+            if let holder = try context.json(forKey: SupplyState.location(gln))?["party"]?.stringValue, holder != did {
+                throw LedgerError("conflict", "GLN \(gln) belongs to \(holder)")
+            }
+            context.set(SupplyState.location(gln), .object(["party": .string(did)]))
+        }
+        if roles.contains(SupplyRole.regulator.rawValue) {
+            var list = try context.json(forKey: SupplyState.regulators)?["parties"]?.arrayValue ?? []
+            if !list.contains(.string(did)) { list.append(.string(did)) }
+            context.set(SupplyState.regulators, .object(["parties": .array(list)]))
+        }
+        let record: JSONValue = .object([
+            "party": .string(did), "roles": .array(roles.map { .string($0) }), "glns": .array(glns.map { .string($0) }),
+            "companyPrefixes": p.fields["companyPrefixes"] ?? .array([]),
+        ])
+        context.set(SupplyState.party(did), record)
+        return record
+    }
+
+    func registerProduct(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: ["gtin", "name", "manufacturers"])
+        let gtin = try p.string("gtin")
+        guard let party = try Self.party(context.author, in: context), party.roles.contains(.mah) else {
+            throw LedgerError("forbidden", "products are registered by a marketing authorisation holder")
+        }
+        guard party.prefixes.contains(where: { gtin.dropFirst().hasPrefix($0) }) else {
+            throw LedgerError("forbidden", "GTIN \(gtin) is not under a company prefix of \(context.author)")
+        }
+        if let existing = try context.json(forKey: SupplyState.product(gtin)), existing["mah"]?.stringValue != context.author {
+            throw LedgerError("conflict", "GTIN \(gtin) is registered by another holder")
+        }
+        var o: [String: JSONValue] = ["gtin": .string(gtin), "mah": .string(context.author), "manufacturers": p.fields["manufacturers"] ?? .array([])]
+        if let name = p.fields["name"] { o["name"] = name }
+        context.set(SupplyState.product(gtin), .object(o))
+        return .object(o)
+    }
+
+    // MARK: Status changes outside EPCIS
+
+    func reactivate(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let key = try Self.itemKey(try Payload(payload, allowed: ["item"]), "item")
+        guard var item = try context.json(forKey: SupplyItem.stateKey(key)).map(SupplyItem.init(json:)) else {
+            throw LedgerError("unknown_item", "no such pack")
+        }
+        guard item.status.reversible else {
+            throw LedgerError("not_reversible", "a pack in state \(item.status.rawValue) cannot be reactivated")
+        }
+        guard item.statusBy == context.author else {
+            throw LedgerError("forbidden", "only the party that decommissioned the pack may reactivate it")
+        }
+        guard let at = item.statusTime, context.timeMillis <= at + Self.reactivationWindowMillis else {
+            throw LedgerError("window_exceeded", "the 240-hour reactivation window has passed")
+        }
+        if let expiry = item.expiry, expiry < GS1Date(millis: context.timeMillis).iso {
+            throw LedgerError("expired", "an expired pack cannot be reactivated")
+        }
+        if let lot = item.lot, try context.json(forKey: SupplyState.lot(lot))?["recalled"]?.boolValue == true {
+            throw LedgerError("recalled", "a pack of a recalled lot cannot be reactivated")
+        }
+        item.status = .active
+        item.statusBy = context.author
+        item.statusTime = context.timeMillis
+        context.set(SupplyItem.stateKey(key), item.json)
+        return item.json
+    }
+
+    func lock(_ locking: Bool, _ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: ["item", "reason"])
+        let key = try Self.itemKey(p, "item")
+        guard var item = try context.json(forKey: SupplyItem.stateKey(key)).map(SupplyItem.init(json:)), let gtin = item.gtin else {
+            throw LedgerError("unknown_item", "no such pack")
+        }
+        let mah = try context.json(forKey: SupplyState.product(gtin))?["mah"]?.stringValue
+        let isRegulator = try Self.party(context.author, in: context)?.roles.contains(.regulator) == true
+        guard isRegulator || mah == context.author else { throw LedgerError("forbidden", "the MAH or a regulator locks a pack") }
+        if locking {
+            guard item.status == .active else { throw LedgerError("invalid_state", "only an active pack can be locked (it is \(item.status.rawValue))") }
+            item.status = .locked
+        } else {
+            guard item.status == .locked else { throw LedgerError("invalid_state", "the pack is not locked") }
+            item.status = .active
+        }
+        item.statusBy = context.author
+        item.statusTime = context.timeMillis
+        context.set(SupplyItem.stateKey(key), item.json)
+        return item.json
+    }
+
+    func recall(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: ["gtin", "lot", "reason"])
+        let gtin = try p.string("gtin")
+        let lot = try Self.itemKey(p, "lot")
+        return try Self.recallLot(gtin: gtin, lot: lot, reason: try p.string("reason", maxLength: 1024), &context)
+    }
+
+    static func recallLot(gtin: String, lot: String, reason: String, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        guard let product = try context.json(forKey: SupplyState.product(gtin)) else { throw LedgerError("unknown_product", "GTIN \(gtin) is not registered") }
+        let isRegulator = try party(context.author, in: context)?.roles.contains(.regulator) == true
+        guard isRegulator || product["mah"]?.stringValue == context.author else {
+            throw LedgerError("forbidden", "a lot is recalled by its MAH or a regulator")
+        }
+        guard var record = try context.json(forKey: SupplyState.lot(lot))?.objectValue, record["gtin"]?.stringValue == gtin else {
+            throw LedgerError("unknown_lot", "no lot with that key for GTIN \(gtin)")
+        }
+        if record["recalled"]?.boolValue == true { throw LedgerError("already_recalled", "the lot is already recalled") }
+        record["recalled"] = .bool(true)
+        record["recalledBy"] = .string(context.author)
+        record["recalledAt"] = .int(Int64(context.height))
+        record["reason"] = .string(reason)
+        context.set(SupplyState.lot(lot), .object(record))
+        context.emit(.object([
+            "type": .string("supply.recall"), "gtin": .string(gtin), "lot": .string(lot), "by": .string(context.author),
+            "mah": product["mah"] ?? .null, "reason": .string(reason),
+        ]))
+        return .object(record)
+    }
+
+    func alert(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        guard operators.contains(context.author) else { throw LedgerError("forbidden", "alerts are recorded by a consortium node") }
+        let id = context.transaction.id.hex
+        var o = payload.objectValue!
+        o["id"] = .string(id)
+        o["time"] = .int(Int64(context.timeMillis))
+        o["height"] = .int(Int64(context.height))
+        context.set(SupplyState.alert(id), .object(o))
+        var seen = Set<String>()
+        for recipient in payload["recipients"]!.arrayValue!.compactMap(\.stringValue) where seen.insert(recipient).inserted {
+            context.set(SupplyState.inboxPrefix(recipient) + Self.sortable(context.height) + "-" + id, .object([:]))
+        }
+        var event = o
+        event["type"] = .string("supply.alert")
+        context.emit(.object(event))
+        return .object(o)
+    }
+
+    /// A zero-padded height, so that inbox keys sort in commit order.
+    static func sortable(_ height: UInt64) -> String {
+        let s = String(height)
+        return String(repeating: "0", count: max(0, 12 - s.count)) + s
+    }
+}

@@ -1,0 +1,120 @@
+import LedgerCore
+
+/// An EPCIS 2.0 event as the chain holds it: its CBV 2.0 event hash id, type, action, CBV business
+/// step and disposition, and the blinded keys of the items it names (serials never in the clear).
+/// Derived by the node from the EPCIS document, which itself stays off-chain, encrypted for the parties.
+///
+/// JSON: `{"hash": 64 hex, "type", "action"?, "bizStep", "disposition"?, "time": ms,
+/// "items": [{"key", "gtin"?, "lot"?, "expiry"?}], "parent"?: key, "outputs"?: [item], "to"?: did,
+/// "lots"?: [{"gtin", "lot"}]}`; `gtin`, `lot` (blinded) and `expiry` (YYYY-MM-DD) come with commissioning.
+public struct SupplyEvent: Sendable, Hashable {
+    public enum EventType: String, Sendable { case object = "ObjectEvent", aggregation = "AggregationEvent", transformation = "TransformationEvent" }
+    public enum Action: String, Sendable { case add = "ADD", observe = "OBSERVE", delete = "DELETE" }
+
+    public struct Item: Sendable, Hashable {
+        public var key: String
+        public var gtin: String?
+        public var lot: String?
+        public var expiry: String?
+
+        public init(key: String, gtin: String? = nil, lot: String? = nil, expiry: String? = nil) {
+            self.key = key
+            self.gtin = gtin
+            self.lot = lot
+            self.expiry = expiry
+        }
+
+        var json: JSONValue {
+            var o: [String: JSONValue] = ["key": .string(key)]
+            if let gtin { o["gtin"] = .string(gtin) }
+            if let lot { o["lot"] = .string(lot) }
+            if let expiry { o["expiry"] = .string(expiry) }
+            return .object(o)
+        }
+    }
+
+    public var hash: String
+    public var type: EventType
+    public var action: Action?
+    public var bizStep: String
+    public var disposition: String?
+    public var timeMillis: Int64
+    public var items: [Item]
+    public var parent: String?
+    public var outputs: [Item]
+    public var destination: String?
+    /// Class-level lots (GTIN + blinded lot) the event names, e.g. a recall.
+    public var lots: [(gtin: String, lot: String)]
+
+    public init(
+        hash: String, type: EventType, action: Action?, bizStep: String, disposition: String?, timeMillis: Int64, items: [Item],
+        parent: String? = nil, outputs: [Item] = [], destination: String? = nil, lots: [(gtin: String, lot: String)] = []
+    ) {
+        self.hash = hash
+        self.type = type
+        self.action = action
+        self.bizStep = bizStep
+        self.disposition = disposition
+        self.timeMillis = timeMillis
+        self.items = items
+        self.parent = parent
+        self.outputs = outputs
+        self.destination = destination
+        self.lots = lots
+    }
+
+    public static func == (a: SupplyEvent, b: SupplyEvent) -> Bool { a.json == b.json }
+    public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "hash": .string(hash), "type": .string(type.rawValue), "bizStep": .string(bizStep), "time": .int(timeMillis),
+            "items": .array(items.map(\.json)),
+        ]
+        if let action { o["action"] = .string(action.rawValue) }
+        if let disposition { o["disposition"] = .string(disposition) }
+        if let parent { o["parent"] = .string(parent) }
+        if !outputs.isEmpty { o["outputs"] = .array(outputs.map(\.json)) }
+        if let destination { o["to"] = .string(destination) }
+        if !lots.isEmpty { o["lots"] = .array(lots.map { .object(["gtin": .string($0.gtin), "lot": .string($0.lot)]) }) }
+        return .object(o)
+    }
+
+    static let fields: Set<String> = ["hash", "type", "action", "bizStep", "disposition", "time", "items", "parent", "outputs", "to", "lots"]
+
+    public init(json: JSONValue) throws(LedgerError) {
+        let p = try Payload(json, allowed: Self.fields)
+        let hash = try p.string("hash", maxLength: 64)
+        guard hash.utf8.count == 64, Hex.decode(hash) != nil else { throw LedgerError("bad_payload", "event hash must be 64 hex digits") }
+        guard let type = EventType(rawValue: try p.string("type")) else { throw LedgerError("bad_payload", "unknown event type") }
+        let action = try p.optionalString("action").map { (a: String) throws(LedgerError) -> Action in
+            guard let action = Action(rawValue: a) else { throw LedgerError("bad_payload", "action is ADD, OBSERVE or DELETE") }
+            return action
+        }
+        func items(_ field: String) throws(LedgerError) -> [Item] {
+            guard let list = p.fields[field]?.arrayValue else { return [] }
+            guard list.count <= 100_000 else { throw LedgerError("bad_payload", "too many items in one event") }
+            var out: [Item] = []
+            out.reserveCapacity(list.count)
+            for entry in list {
+                let q = try Payload(entry, allowed: ["key", "gtin", "lot", "expiry"])
+                let item = Item(
+                    key: try SupplyContract.itemKey(q, "key"), gtin: try q.optionalString("gtin", maxLength: 14),
+                    lot: try q.fields["lot"] == nil ? nil : SupplyContract.itemKey(q, "lot"), expiry: try q.optionalString("expiry", maxLength: 10))
+                if let gtin = item.gtin, !SupplyContract.isGS1Key(gtin, length: 14) { throw LedgerError("bad_payload", "bad GTIN \(gtin)") }
+                out.append(item)
+            }
+            return out
+        }
+        var lots: [(gtin: String, lot: String)] = []
+        for entry in p.fields["lots"]?.arrayValue ?? [] {
+            let q = try Payload(entry, allowed: ["gtin", "lot"])
+            lots.append((try q.string("gtin", maxLength: 14), try SupplyContract.itemKey(q, "lot")))
+        }
+        self.init(
+            hash: hash, type: type, action: action, bizStep: try p.string("bizStep", maxLength: 64),
+            disposition: try p.optionalString("disposition", maxLength: 64), timeMillis: try p.int("time"), items: try items("items"),
+            parent: try p.fields["parent"] == nil ? nil : SupplyContract.itemKey(p, "parent"), outputs: try items("outputs"),
+            destination: try p.optionalDID("to"), lots: lots)
+    }
+}

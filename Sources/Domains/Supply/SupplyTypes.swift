@@ -1,0 +1,136 @@
+import Crypto
+import LedgerCore
+import Standards
+
+/// The blinding of serial-level identifiers: the chain never holds a GTIN+serial, SSCC or lot in the
+/// clear, only HMAC-SHA256 of it under a consortium secret, so nobody holding a copy of the chain
+/// can enumerate serials; a node that holds the secret computes the key of a scanned pack.
+public struct SupplyKeys: Sendable {
+    private let secret: SymmetricKey
+
+    public init(secret: [UInt8]) { self.secret = SymmetricKey(data: secret) }
+
+    func key(_ parts: String...) -> String {
+        Hex.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(parts.joined(separator: "\u{1D}").utf8), using: secret)))
+    }
+
+    /// A serialised pack: GTIN (14 digits) + serial (AI 21).
+    public func pack(gtin: String, serial: String) -> String { key("01", gtin, "21", serial) }
+    /// A logistic unit (SSCC, AI 00).
+    public func container(sscc: String) -> String { key("00", sscc) }
+    /// A batch of a product (AI 01 + AI 10).
+    public func lot(gtin: String, lot: String) -> String { key("01", gtin, "10", lot) }
+}
+
+/// Roles of an organisation in the supply chain (checked by the contract).
+public enum SupplyRole: String, Sendable, CaseIterable {
+    case manufacturer, mah, wholesaler, logistics, pharmacy, hospital, regulator
+
+    /// Roles that hold stock and dispense or sell it.
+    public static let holders: Set<SupplyRole> = [.wholesaler, .logistics, .pharmacy, .hospital]
+}
+
+/// The state of a serialised pack (EU FMD pack states; `active` is saleable).
+public enum PackStatus: String, Sendable, CaseIterable {
+    case active, dispensed, destroyed, stolen, sample, freeSample = "free_sample", exported, checkedOut = "checked_out", locked
+    case decommissioned
+
+    /// States that may be undone by the same party within the reactivation window (Regulation (EU)
+    /// 2016/161 Art. 13); stolen and destroyed never, locked by unlocking.
+    public var reversible: Bool { [.dispensed, .sample, .freeSample, .exported, .checkedOut, .decommissioned].contains(self) }
+}
+
+/// A serialised item on the chain: a pack (GTIN + serial) or a container (SSCC) holding items.
+public struct SupplyItem: Sendable, Hashable {
+    public enum Kind: String, Sendable { case pack, container }
+    public enum Custody: String, Sendable { case held, inTransit = "in_transit" }
+
+    public var kind: Kind
+    public var gtin: String?
+    public var lot: String?
+    public var expiry: String?
+    public var status: PackStatus
+    public var owner: String
+    public var custody: Custody
+    /// The receiver of a shipment in transit.
+    public var destination: String?
+    /// The container this item is packed in (custody then follows the container).
+    public var parent: String?
+    public var children: [String]
+    public var commissionedAt: UInt64
+    /// Who changed the status last, and when (block time, ms): for the reactivation rule.
+    public var statusBy: String?
+    public var statusTime: UInt64?
+
+    public static func stateKey(_ key: String) -> String { "supply/item/\(key)" }
+
+    public init(kind: Kind, gtin: String?, lot: String?, expiry: String?, owner: String, commissionedAt: UInt64) {
+        self.kind = kind
+        self.gtin = gtin
+        self.lot = lot
+        self.expiry = expiry
+        self.status = .active
+        self.owner = owner
+        self.custody = .held
+        self.destination = nil
+        self.parent = nil
+        self.children = []
+        self.commissionedAt = commissionedAt
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "kind": .string(kind.rawValue), "status": .string(status.rawValue), "owner": .string(owner), "custody": .string(custody.rawValue),
+            "commissionedAt": .int(Int64(commissionedAt)),
+        ]
+        if let gtin { o["gtin"] = .string(gtin) }
+        if let lot { o["lot"] = .string(lot) }
+        if let expiry { o["expiry"] = .string(expiry) }
+        if let destination { o["destination"] = .string(destination) }
+        if let parent { o["parent"] = .string(parent) }
+        if !children.isEmpty { o["children"] = .array(children.map { .string($0) }) }
+        if let statusBy { o["statusBy"] = .string(statusBy) }
+        if let statusTime { o["statusTime"] = .int(Int64(statusTime)) }
+        return .object(o)
+    }
+
+    public init(json: JSONValue) throws(LedgerError) {
+        guard let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)),
+            let status = json["status"]?.stringValue.flatMap(PackStatus.init(rawValue:)), let owner = json["owner"]?.stringValue,
+            let custody = json["custody"]?.stringValue.flatMap(Custody.init(rawValue:)), let at = json["commissionedAt"]?.intValue
+        else { throw LedgerError("corrupt_state", "bad supply item") }
+        self.kind = kind
+        self.gtin = json["gtin"]?.stringValue
+        self.lot = json["lot"]?.stringValue
+        self.expiry = json["expiry"]?.stringValue
+        self.status = status
+        self.owner = owner
+        self.custody = custody
+        self.destination = json["destination"]?.stringValue
+        self.parent = json["parent"]?.stringValue
+        self.children = json["children"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        self.commissionedAt = UInt64(at)
+        self.statusBy = json["statusBy"]?.stringValue
+        self.statusTime = json["statusTime"]?.intValue.map { UInt64($0) }
+    }
+}
+
+/// Paths of the supply contract's state.
+public enum SupplyState {
+    public static func party(_ did: String) -> String { "supply/party/\(did)" }
+    public static func location(_ gln: String) -> String { "supply/gln/\(gln)" }
+    public static func product(_ gtin: String) -> String { "supply/product/\(gtin)" }
+    public static func lot(_ lotKey: String) -> String { "supply/lot/\(lotKey)" }
+    /// Index of a lot's packs (value: empty object), listed by prefix for recall reports.
+    public static func lotItemPrefix(_ lotKey: String) -> String { "supply/lotitem/\(lotKey)/" }
+    public static func event(_ hash: String) -> String { "supply/event/\(hash)" }
+    public static let regulators = "supply/regulators"
+    public static func alert(_ id: String) -> String { "supply/alert/\(id)" }
+    /// Index of the alerts addressed to a party, listed by prefix.
+    public static func inboxPrefix(_ did: String) -> String { "supply/inbox/\(did)/" }
+}
+
+extension GS1Date {
+    /// The calendar date (UTC) of a block time in milliseconds.
+    public init(millis: UInt64) { self.init(daysSinceEpoch: Int(millis / 86_400_000)) }
+}

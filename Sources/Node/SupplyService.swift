@@ -1,0 +1,321 @@
+import Domains
+import Foundation
+import LedgerCore
+import Standards
+import Store
+import Synchronization
+
+/// The supply-chain service of a node: EPCIS ingestion (validate, hash, blind, seal the document
+/// for the parties, submit the derived events), pack verification (EU FMD / DSCSA VRS terms) with
+/// dispensing, counterfeit rules and alerts, recall reports.
+public final class SupplyService: Sendable {
+    public let node: LedgerNode
+    let vault: Vault
+    public let keys: SupplyKeys
+    let clock: @Sendable () -> UInt64
+    /// Two scans of one pack by different parties within this window raise `simultaneous_scans`.
+    public let scanWindowMillis: UInt64
+    private let scans = Mutex<[String: (party: String, time: UInt64)]>([:])
+    private let alertQueue: AsyncStream<JSONValue>.Continuation
+    private let alertStream: AsyncStream<JSONValue>
+
+    public init(node: LedgerNode, vault: Vault, secret: [UInt8], scanWindowMillis: UInt64 = 600_000, clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock) {
+        self.node = node
+        self.vault = vault
+        self.keys = SupplyKeys(secret: secret)
+        self.clock = clock
+        self.scanWindowMillis = scanWindowMillis
+        (alertStream, alertQueue) = AsyncStream<JSONValue>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+    }
+
+    /// The consortium's serial-blinding secret in the data directory (created on first use).
+    public static func secret(in directory: DataDirectory) throws -> [UInt8] {
+        let path = directory.path + "/supply.secret"
+        if let data = FileManager.default.contents(atPath: path), data.count == 32 { return Array(data) }
+        let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        guard FileManager.default.createFile(atPath: path, contents: Data(secret), attributes: [.posixPermissions: 0o600]) else {
+            throw LedgerError("io_error", "cannot write \(path)")
+        }
+        return secret
+    }
+
+    func json(_ key: String) throws(LedgerError) -> JSONValue? {
+        guard let bytes = node.stateValue(forKey: key) else { return nil }
+        return try JSONValue.parse(bytes)
+    }
+
+    public func party(_ did: String) throws(LedgerError) -> JSONValue? { try json(SupplyState.party(did)) }
+
+    // MARK: EPCIS ingestion
+
+    /// Validates an EPCIS 2.0 document, derives the chain's view of its events (hash ids, blinded
+    /// keys, receiving parties), seals the document for the author and the receivers in the vault,
+    /// and submits one `supply.events` transaction signed by `author`. All or nothing.
+    public func ingest(document: JSONValue, author: SigningKey) async throws -> JSONValue {
+        let parsed = try EPCISDocument.parse(document)
+        let hashes = try EPCISEventHash.hashIDs(document: document)
+        var events: [JSONValue] = []
+        var parties: Set<String> = [author.publicKey.did]
+        events.reserveCapacity(parsed.events.count)
+        for (index, (event, hashID)) in zip(parsed.events, hashes).enumerated() {
+            do throws(LedgerError) {
+                let derived = try derive(event, hashID: hashID)
+                if let to = derived.destination { parties.insert(to) }
+                events.append(derived.json)
+            } catch {
+                throw LedgerError(error.code, "event \(index): \(error.message)")
+            }
+        }
+        var payload: [String: JSONValue] = ["events": .array(events)]
+        // The document itself (commercial data) stays off-chain, encrypted for the parties.
+        var recipients: [String: [UInt8]] = [:]
+        for did in parties {
+            if let p = try json(Principal.key(did)), let key = p["encryptionKey"]?.stringValue { recipients[did] = try Base64.decode(key) }
+        }
+        if !recipients.isEmpty {
+            let id = Hash.sha256(document.canonicalBytes).hex
+            let sealed = try SealedVersion(resource: document.canonicalBytes, recordID: "epcis/\(id)", version: 1, recipients: recipients)
+            try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
+            payload["document"] = .object([
+                "id": .string(id), "saltedHash": .string(sealed.saltedHash.hex), "wrappedKeys": .object(sealed.wrappedKeys.mapValues(\.json)),
+            ])
+        }
+        let tx = try Transaction(
+            chainID: node.genesis.chainID, signer: author, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "events",
+            payload: .object(payload))
+        let receipt = try await node.submit(tx)
+        guard receipt.status == .committed else {
+            throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "the document was refused")
+        }
+        var answer: [String: JSONValue] = [:]
+        answer["transaction"] = .string(receipt.transactionID.hex)
+        answer["height"] = .int(Int64(receipt.height))
+        answer["events"] = .int(Int64(events.count))
+        answer["applied"] = receipt.result["applied"] ?? .int(0)
+        answer["duplicates"] = receipt.result["duplicates"] ?? .array([])
+        answer["hashes"] = .array(hashes.map { JSONValue.string($0) })
+        return .object(answer)
+    }
+
+    func itemKey(_ epc: EPC) throws(LedgerError) -> String {
+        switch epc {
+        case .sgtin(let gtin, let serial): return keys.pack(gtin: gtin, serial: serial)
+        case .sscc(let sscc): return keys.container(sscc: sscc)
+        default: throw LedgerError("bad_epcis", "only serialised items (SGTIN, SSCC) can be tracked, not \(epc)")
+        }
+    }
+
+    /// The registered party behind an EPCIS party or location id (PGLN/SGLN/GLN URI, or a did).
+    func resolveParty(_ id: String) throws(LedgerError) -> String {
+        if id.hasPrefix("did:key:") { return id }
+        guard case .gln(let gln, _) = try EPC.parse(id) else { throw LedgerError("unknown_party", "\(id) is not a GLN") }
+        guard let did = try json(SupplyState.location(gln))?["party"]?.stringValue else {
+            throw LedgerError("unknown_party", "GLN \(gln) is not registered to a party")
+        }
+        return did
+    }
+
+    func derive(_ e: EPCISEvent, hashID: String) throws(LedgerError) -> SupplyEvent {
+        let hex = String(hashID.dropFirst("ni:///sha-256;".count).prefix(64))
+        let type: SupplyEvent.EventType
+        switch e.type {
+        case .object: type = .object
+        case .aggregation: type = .aggregation
+        case .transformation: type = .transformation
+        default: throw LedgerError("bad_epcis", "\(e.type.rawValue) is not part of the pack lifecycle")
+        }
+        let bizStep = e.bizStep ?? "other"
+        let commissioning = bizStep == "commissioning"
+        func item(_ epc: EPC, commissioned: Bool) throws(LedgerError) -> SupplyEvent.Item {
+            var out = SupplyEvent.Item(key: try itemKey(epc))
+            if commissioned, case .sgtin(let gtin, _) = epc {
+                guard let lot = e.lot, let expiry = e.expiry else {
+                    throw LedgerError("bad_epcis", "commissioning a pack needs ilmd cbvmda:lotNumber and cbvmda:itemExpirationDate")
+                }
+                out.gtin = gtin
+                out.lot = keys.lot(gtin: gtin, lot: lot)
+                out.expiry = expiry.iso
+            }
+            return out
+        }
+        var items: [SupplyEvent.Item] = []
+        var lots: [(gtin: String, lot: String)] = []
+        for epc in e.epcs { items.append(try item(epc, commissioned: commissioning)) }
+        for q in e.quantities {
+            if case .lgtin(let gtin, let lot) = q { lots.append((gtin, keys.lot(gtin: gtin, lot: lot))) }
+        }
+        let destination: String? = try (bizStep == "shipping" ? e.destinationParty : nil).map { (id: String) throws(LedgerError) in try resolveParty(id) }
+        return SupplyEvent(
+            hash: hex, type: type, action: e.action.flatMap(SupplyEvent.Action.init(rawValue:)), bizStep: bizStep, disposition: e.disposition,
+            timeMillis: e.timeMillis, items: items, parent: try e.parent.map { (p: EPC) throws(LedgerError) in try itemKey(p) },
+            outputs: try e.outputs.map { (o: EPC) throws(LedgerError) in try item(o, commissioned: true) }, destination: destination, lots: lots)
+    }
+
+    // MARK: Verification
+
+    /// Verifies a scanned pack against the chain at the latest block (read-only).
+    /// `verifier` is the authenticated party (nil for an anonymous check).
+    public func verify(_ scan: GS1ElementString, verifier user: String?) throws(LedgerError) -> PackVerification {
+        // A pharmacist or device verifies for its organisation.
+        let verifier = try user.map { (did: String) throws(LedgerError) -> String in
+            try json(Principal.key(did))?["organisation"]?.stringValue ?? did
+        }
+        let result = try PackVerification.check(
+            scan: scan, keys: keys, today: GS1Date(millis: clock()), verifier: verifier, verifierRoles: try verifier.map { (did: String) throws(LedgerError) in try roles(of: did) } ?? [],
+            state: json)
+        if let verifier, let key = result.packKey {
+            let now = clock()
+            let previous = scans.withLock { scans -> (party: String, time: UInt64)? in
+                defer {
+                    if scans.count > 1_000_000 { scans.removeAll(keepingCapacity: true) }
+                    scans[key] = (verifier, now)
+                }
+                return scans[key]
+            }
+            if let previous, previous.party != verifier, now - previous.time <= scanWindowMillis, result.outcome != .unknownSerial {
+                raise(result, rule: "simultaneous_scans", detail: "scanned by \(previous.party) \((now - previous.time) / 1000) s earlier", extra: [previous.party])
+            }
+        }
+        if let rule = result.rule { raise(result, rule: rule, detail: result.detail, extra: []) }
+        return result
+    }
+
+    func roles(of did: String) throws(LedgerError) -> Set<SupplyRole> {
+        Set((try party(did)?["roles"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap(SupplyRole.init(rawValue:)) })
+    }
+
+    /// Verifies, and when the pack is verified decommissions it as dispensed in the same step
+    /// (signed by the pharmacy's organisation key); answers after the block commits.
+    public func dispense(_ scan: GS1ElementString, verifier: String, organisation: SigningKey) async throws -> PackVerification {
+        let result = try verify(scan, verifier: verifier)
+        guard result.outcome == .verified, let key = result.packKey else { return result }
+        let hash = Hash.sha256(Array("dispense/\(key)/\(clock())/\(UInt64.random(in: 0..<UInt64.max))".utf8)).hex
+        let event = SupplyEvent(
+            hash: hash, type: .object, action: .observe, bizStep: "dispensing", disposition: "dispensed", timeMillis: Int64(clock()),
+            items: [SupplyEvent.Item(key: key)])
+        let tx = try Transaction(
+            chainID: node.genesis.chainID, signer: organisation, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "events",
+            payload: .object(["events": .array([event.json])]))
+        let receipt = try await node.submit(tx)
+        if receipt.status == .committed { return result.dispensed(height: receipt.height) }
+        // The state changed between the check and the block (a second dispense raced this one).
+        let again = try verify(scan, verifier: verifier)
+        if again.outcome == .verified { throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "dispensing was refused") }
+        return again
+    }
+
+    // MARK: Alerts
+
+    func raise(_ result: PackVerification, rule: String, detail: String?, extra: [String]) {
+        var recipients = Set(extra)
+        if let verifier = result.verifier { recipients.insert(verifier) }
+        if let mah = result.mah { recipients.insert(mah) }
+        if let holder = result.holder { recipients.insert(holder) }
+        for r in (try? json(SupplyState.regulators))?["parties"]?.arrayValue ?? [] { if let s = r.stringValue { recipients.insert(s) } }
+        var o: [String: JSONValue] = [
+            "rule": .string(rule), "outcome": .string(result.outcome.rawValue), "recipients": .array(recipients.sorted().map { .string($0) }),
+        ]
+        if let gtin = result.gtin { o["gtin"] = .string(gtin) }
+        if let key = result.packKey { o["item"] = .string(key) }
+        if let verifier = result.verifier { o["verifier"] = .string(verifier) }
+        if let state = result.state { o["state"] = .string(state) }
+        if let detail { o["detail"] = .string(String(detail.prefix(1000))) }
+        alertQueue.yield(.object(o))
+    }
+
+    /// The alerts addressed to a party, newest last.
+    public func alerts(for did: String, limit: Int = 100) throws -> [JSONValue] {
+        try node.store.stateKeys(prefix: SupplyState.inboxPrefix(did), limit: 100_000).suffix(limit).compactMap { key in
+            try json(SupplyState.alert(String(key.split(separator: "-").last ?? "")))
+        }
+    }
+
+    /// Records queued alerts on chain and fans lot recalls out to the current holders; runs until cancelled.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await alert in self.alertStream {
+                    _ = try? await self.node.submitAsNode(contract: "supply", action: "alert", payload: alert)
+                }
+            }
+            group.addTask {
+                for await event in self.node.events.subscribe() where event.body["type"]?.stringValue == "supply.recall" {
+                    await self.recalled(event.body)
+                }
+            }
+            group.addTask { [alertQueue] in
+                await withTaskCancellationHandler {
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                } onCancel: {
+                    alertQueue.finish()
+                }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    func recalled(_ event: JSONValue) async {
+        guard let gtin = event["gtin"]?.stringValue, let lot = event["lot"]?.stringValue, let report = try? recallReport(gtin: gtin, lotKey: lot) else { return }
+        var recipients = Set(report.holders)
+        if let mah = event["mah"]?.stringValue { recipients.insert(mah) }
+        for r in (try? json(SupplyState.regulators))?["parties"]?.arrayValue ?? [] { if let s = r.stringValue { recipients.insert(s) } }
+        let payload: JSONValue = .object([
+            "rule": .string("lot_recalled"), "outcome": .string("recalled"), "gtin": .string(gtin), "lot": .string(lot),
+            "recipients": .array(recipients.sorted().map { .string($0) }),
+            "detail": .string("\(report.packs.count) packs; \(report.holders.count) current holders"),
+        ])
+        _ = try? await node.submitAsNode(contract: "supply", action: "alert", payload: payload)
+    }
+
+    // MARK: Recall report
+
+    public struct RecallReport: Sendable {
+        public let gtin: String
+        public let recalled: Bool
+        public let packs: [JSONValue]
+        public let holders: [String]
+
+        public var json: JSONValue {
+            .object([
+                "gtin": .string(gtin), "recalled": .bool(recalled), "packCount": .int(Int64(packs.count)),
+                "holders": .array(holders.map { .string($0) }), "packs": .array(packs),
+            ])
+        }
+    }
+
+    public func recallReport(gtin: String, lot: String) throws -> RecallReport {
+        try recallReport(gtin: gtin, lotKey: keys.lot(gtin: gtin, lot: lot))
+    }
+
+    /// Where every pack of a lot is now: its status, holder (through its outermost container) and custody.
+    public func recallReport(gtin: String, lotKey: String) throws -> RecallReport {
+        guard let lot = try json(SupplyState.lot(lotKey)), lot["gtin"]?.stringValue == gtin else {
+            throw LedgerError("unknown_lot", "no such lot of \(gtin)")
+        }
+        let prefix = SupplyState.lotItemPrefix(lotKey)
+        var packs: [JSONValue] = []
+        var holders = Set<String>()
+        for key in try node.store.stateKeys(prefix: prefix, limit: 1_000_000) {
+            let itemKey = String(key.dropFirst(prefix.count))
+            guard let json = try json(SupplyItem.stateKey(itemKey)) else { continue }
+            let item = try SupplyItem(json: json)
+            var top = item
+            var container: String?
+            while let parent = top.parent, let p = try self.json(SupplyItem.stateKey(parent)) {
+                container = parent
+                top = try SupplyItem(json: p)
+            }
+            var o: [String: JSONValue] = [
+                "item": .string(itemKey), "status": .string(item.status.rawValue), "holder": .string(top.owner), "custody": .string(top.custody.rawValue),
+            ]
+            if let to = top.destination { o["destination"] = .string(to) }
+            if let container { o["container"] = .string(container) }
+            if item.status == .active {
+                holders.insert(top.owner)
+                if let to = top.destination { holders.insert(to) }
+            }
+            packs.append(.object(o))
+        }
+        return RecallReport(gtin: gtin, recalled: lot["recalled"]?.boolValue ?? false, packs: packs, holders: holders.sorted())
+    }
+}

@@ -1,0 +1,78 @@
+import LedgerCore
+
+/// An identifier in an EPCIS event, from its EPC URN (GS1 EPC Tag Data Standard 2.x §6) or its
+/// GS1 Digital Link URI form: a serialised trade item, a logistic unit, a class of trade items with a
+/// lot, a location or party, or anything else (kept as written).
+public enum EPC: Sendable, Hashable {
+    case sgtin(gtin: String, serial: String)
+    case sscc(String)
+    case lgtin(gtin: String, lot: String)
+    /// A GTIN without lot (`urn:epc:idpat:sgtin:CP.IR.*`).
+    case gtinClass(gtin: String)
+    /// A GLN (sgln, pgln; AI 414/417), with its extension when there is one.
+    case gln(String, extension: String?)
+    case other(String)
+
+    /// Parses a URN or Digital Link URI; a malformed GS1 URN is an error, an unknown scheme is `.other`.
+    public static func parse(_ text: String) throws(LedgerError) -> EPC {
+        if text.hasPrefix("urn:epc:") { return try parseURN(text) }
+        if text.hasPrefix("https://") || text.hasPrefix("http://") {
+            guard let scan = try? GS1ElementString.parse(text, today: GS1Date(year: 2000, month: 1, day: 1)) else { return .other(text) }
+            if let gtin = scan.gtin, let serial = scan.serial { return .sgtin(gtin: gtin, serial: serial) }
+            if let gtin = scan.gtin, let lot = scan.lot { return .lgtin(gtin: gtin, lot: lot) }
+            if let gtin = scan.gtin { return .gtinClass(gtin: gtin) }
+            if let sscc = scan["00"] { return .sscc(sscc) }
+            if let gln = scan["414"] ?? scan["417"] { return .gln(gln, extension: scan["254"]) }
+            return .other(text)
+        }
+        return .other(text)
+    }
+
+    static func parseURN(_ text: String) throws(LedgerError) -> EPC {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 5 else { return .other(text) }
+        let fields = parts[4].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        func bad(_ why: String) -> LedgerError { LedgerError("bad_epc", "\(text): \(why)") }
+        func digits(_ s: String) -> Bool { !s.isEmpty && s.utf8.allSatisfy { (48...57).contains($0) } }
+        func withCheckDigit(_ body: String) -> String {
+            body + String(UnicodeScalar(GS1ApplicationIdentifier.checkDigit(of: Array(body.utf8))))
+        }
+        func gtin(_ companyPrefix: String, _ itemReference: String) throws(LedgerError) -> String {
+            guard digits(companyPrefix), digits(itemReference), companyPrefix.count + itemReference.count == 13 else {
+                throw bad("company prefix and item reference must be 13 digits together")
+            }
+            return withCheckDigit(String(itemReference.prefix(1)) + companyPrefix + itemReference.dropFirst())
+        }
+        func decoded(_ s: String) throws(LedgerError) -> String {
+            let value = try GS1ElementString.percentDecoded(s)
+            guard !value.isEmpty, value.utf8.count <= 20, value.utf8.allSatisfy(GS1ApplicationIdentifier.isCharacterSet82) else {
+                throw bad("'\(value)' must be 1 to 20 characters of GS1 character set 82")
+            }
+            return value
+        }
+        switch (parts[2], parts[3]) {
+        case ("id", "sgtin"):
+            guard fields.count == 3 else { throw bad("sgtin is CompanyPrefix.ItemReference.Serial") }
+            return .sgtin(gtin: try gtin(fields[0], fields[1]), serial: try decoded(fields[2]))
+        case ("class", "lgtin"):
+            guard fields.count == 3 else { throw bad("lgtin is CompanyPrefix.ItemReference.Lot") }
+            return .lgtin(gtin: try gtin(fields[0], fields[1]), lot: try decoded(fields[2]))
+        case ("idpat", "sgtin"):
+            guard fields.count == 3, fields[2] == "*" else { throw bad("sgtin pattern is CompanyPrefix.ItemReference.*") }
+            return .gtinClass(gtin: try gtin(fields[0], fields[1]))
+        case ("id", "sscc"):
+            guard fields.count == 2, digits(fields[0]), digits(fields[1]), fields[0].count + fields[1].count == 17 else {
+                throw bad("sscc is CompanyPrefix.SerialReference, 17 digits together")
+            }
+            return .sscc(withCheckDigit(String(fields[1].prefix(1)) + fields[0] + fields[1].dropFirst()))
+        case ("id", "sgln"), ("id", "pgln"):
+            guard fields.count >= 2, digits(fields[0]), fields[0].count + fields[1].count == 12, fields[1].isEmpty || digits(fields[1]) else {
+                throw bad("\(parts[3]) is CompanyPrefix.LocationReference, 12 digits together")
+            }
+            let ext = fields.count > 2 && fields[2] != "0" ? try decoded(fields[2]) : nil
+            return .gln(withCheckDigit(fields[0] + fields[1]), extension: ext)
+        default:
+            return .other(text)
+        }
+    }
+}

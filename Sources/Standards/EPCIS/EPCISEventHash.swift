@@ -1,0 +1,323 @@
+import Crypto
+import LedgerCore
+
+/// The CBV 2.0 EPCIS event hash ID (GS1 CBV 2.0 §8.9, `ni:///sha-256;<hex>?ver=CBV2.0`): a pre-hash
+/// string of the event's fields in a fixed order with canonical values, then SHA-256. Follows the
+/// reference implementation (github.com/RalphTro/epcis-event-hash-generator) and passes its vectors.
+public enum EPCISEventHash {
+    /// The hash ids of a document's events, in document order.
+    public static func hashIDs(document: JSONValue) throws(LedgerError) -> [String] {
+        try preHashes(document: document).map(hashID(preHash:))
+    }
+
+    public static func hashID(preHash: String) -> String {
+        "ni:///sha-256;" + Hex.encode(Array(SHA256.hash(data: Array(preHash.utf8)))) + "?ver=CBV2.0"
+    }
+
+    /// The pre-hash strings of a document's events (or of a bare event).
+    public static func preHashes(document: JSONValue) throws(LedgerError) -> [String] {
+        let ns = namespaces(document)
+        let ignore = ignoredFields(document, ns)
+        let events: [JSONValue]
+        if let body = document["epcisBody"] {
+            if let list = body["eventList"]?.arrayValue {
+                events = list
+            } else if let list = body["queryResults"]?["resultsBody"]?["eventList"]?.arrayValue {
+                events = list
+            } else if let event = body["event"] {
+                events = [event]
+            } else {
+                throw LedgerError("bad_epcis", "no events in epcisBody")
+            }
+        } else {
+            events = [document]
+        }
+        return events.map { preHash(event: $0, ns: ns, ignore: ignore) }
+    }
+
+    // MARK: Namespaces
+
+    static let gs1Vocabulary = "https://gs1.org/voc/"
+    static let wellKnown: [String: String] = [
+        "gs1": gs1Vocabulary, "cbv": EPCISCanonicalValue.cbv, "epcis": "https://ref.gs1.org/epcis/", "cbvmda": "urn:epcglobal:cbv:mda:",
+    ]
+
+    static func namespaces(_ document: JSONValue) -> [String: String] {
+        var ns = wellKnown
+        let context = document["@context"]
+        for c in context?.arrayValue ?? [context ?? .null] {
+            for (k, v) in c.objectValue ?? [:] { if let s = v.stringValue { ns[k] = s } }
+        }
+        return ns
+    }
+
+    static func expandKey(_ key: String, _ ns: [String: String]) -> String {
+        guard let colon = key.firstIndex(of: ":"), let uri = ns[String(key[..<colon])] else { return key }
+        return "{" + uri + "}" + key[key.index(after: colon)...]
+    }
+
+    static func expandValue(_ value: String, _ ns: [String: String]) -> String {
+        guard let colon = value.firstIndex(of: ":"), let uri = ns[String(value[..<colon])] else { return value }
+        return uri + value[value.index(after: colon)...]
+    }
+
+    static func ignoredFields(_ document: JSONValue, _ ns: [String: String]) -> Set<String> {
+        var out = Set<String>()
+        for holder in [document, document["epcisBody"]?["queryResults"] ?? .null] {
+            for (k, v) in holder.objectValue ?? [:] where k == "ignoreFields" || k.hasSuffix(":ignoreFields") {
+                for f in v.arrayValue ?? [] { if let s = f.stringValue { out.insert(expandKey(s, ns)) } }
+            }
+        }
+        return out
+    }
+
+    // MARK: Bare vocabulary strings (JSON-LD @vocab terms)
+
+    static func words(_ s: String) -> Set<String> { Set(s.split(separator: " ").map(String.init)) }
+    static let bizSteps = words(
+        "accepting arriving assembling collecting commissioning consigning creating_class_instance cycle_counting decommissioning departing destroying disassembling dispensing encoding entering_exiting holding inspecting installing killing loading other packing picking receiving removing repackaging repairing replacing reserving retail_selling sampling sensor_reporting shipping staging_outbound stock_taking stocking storing transporting unloading unpacking void_shipping"
+    )
+    static let dispositions = words(
+        "active available completeness_verified completeness_inferred conformant container_closed container_open damaged destroyed dispensed disposed encoded expired in_progress in_transit inactive mismatch_instance mismatch_class mismatch_quantity needs_replacement no_pedigree_match non_conformant non_sellable_other partially_dispensed recalled reserved retail_sold returned sellable_accessible sellable_not_accessible stolen unavailable unknown"
+    )
+    static let businessTransactionTypes = words("bol cert desadv inv pedigree po poc prodorder recadv rma testprd testres upevt")
+    static let sourceDestinationTypes = words("owning_party possessing_party location")
+    static let components = words(
+        "x y z axial_distance azimuth height spherical_radius polar_angle elevation_angle easting northing latitude longitude altitude")
+    static let measurementTypes = words(
+        "AbsoluteHumidity AbsorbedDose AbsorbedDoseRate Acceleration Radioactivity Altitude AmountOfSubstance AmountOfSubstancePerUnitVolume Angle AngularAcceleration AngularMomentum AngularVelocity Area Capacitance Conductance Conductivity Count Density Dimensionless DoseEquivalent DoseEquivalentRate DynamicViscosity ElectricCharge ElectricCurrent ElectricCurrentDensity ElectricFieldStrength Energy Exposure Force Frequency Illuminance Inductance Irradiance KinematicViscosity Length LinearMomentum Luminance LuminousFlux LuminousIntensity MagneticFlux MagneticFluxDensity MagneticVectorPotential Mass MassConcentration MassFlowRate MassPerAreaTime MemoryCapacity MolalityOfSolute MolarEnergy MolarMass MolarVolume Power Pressure RadiantFlux RadiantIntensity RelativeHumidity Resistance Resistivity SolidAngle SpecificVolume Speed SurfaceDensity SurfaceTension Temperature Time Torque Voltage Volume VolumeFlowRate VolumeFraction VolumetricFlux Wavenumber"
+    )
+    static let exceptions: Set<String> = ["ALARM_CONDITION", "ERROR_CONDITION"]
+
+    static func bare(_ value: JSONValue?, _ terms: Set<String>, _ prefix: String) -> JSONValue? {
+        guard let value else { return nil }
+        if let s = value.stringValue, terms.contains(s) { return .string(prefix + s) }
+        return value
+    }
+
+    static func expandBareStrings(_ event: JSONValue) -> JSONValue {
+        guard var e = event.objectValue else { return event }
+        let cbv = EPCISCanonicalValue.cbv
+        if e["bizStep"] != nil { e["bizStep"] = bare(e["bizStep"], bizSteps, cbv + "BizStep-") }
+        if e["disposition"] != nil { e["disposition"] = bare(e["disposition"], dispositions, cbv + "Disp-") }
+        if var pd = e["persistentDisposition"]?.objectValue {
+            for k in ["set", "unset"] {
+                if let list = pd[k]?.arrayValue {
+                    pd[k] = .array(list.map { bare($0, dispositions, cbv + "Disp-")! })
+                } else if pd[k] != nil {
+                    pd[k] = bare(pd[k], dispositions, cbv + "Disp-")
+                }
+            }
+            e["persistentDisposition"] = .object(pd)
+        }
+        for (list, terms, prefix) in [
+            ("bizTransactionList", businessTransactionTypes, "BTT-"), ("sourceList", sourceDestinationTypes, "SDT-"),
+            ("destinationList", sourceDestinationTypes, "SDT-"),
+        ] {
+            guard let items = e[list]?.arrayValue else { continue }
+            e[list] = .array(
+                items.map { item in
+                    guard var o = item.objectValue, o["type"] != nil else { return item }
+                    o["type"] = bare(o["type"], terms, cbv + prefix)
+                    return .object(o)
+                })
+        }
+        if let elements = e["sensorElementList"]?.arrayValue {
+            e["sensorElementList"] = .array(
+                elements.map { element in
+                    guard var se = element.objectValue, let reports = se["sensorReport"] else { return element }
+                    func fix(_ r: JSONValue) -> JSONValue {
+                        guard var o = r.objectValue else { return r }
+                        if o["type"] != nil { o["type"] = bare(o["type"], measurementTypes, gs1Vocabulary) }
+                        if o["exception"] != nil { o["exception"] = bare(o["exception"], exceptions, gs1Vocabulary) }
+                        if o["component"] != nil { o["component"] = bare(o["component"], components, cbv + "Comp-") }
+                        return .object(o)
+                    }
+                    se["sensorReport"] = reports.arrayValue.map { .array($0.map(fix)) } ?? fix(reports)
+                    return .object(se)
+                })
+        }
+        return .object(e)
+    }
+
+    // MARK: The tree
+
+    final class Node {
+        var name: String
+        var value: String
+        var kids: [Node]
+        let pair: Bool
+
+        init(_ name: String, _ value: String = "", _ kids: [Node] = [], pair: Bool = false) {
+            self.name = name
+            self.value = value
+            self.kids = kids
+            self.pair = pair
+        }
+    }
+
+    static let skippedKeys: Set<String> = ["rdfs:comment", "comment", "#text", "@context"]
+    static let pairLists: Set<String> = ["bizTransactionList", "sourceList", "destinationList"]
+
+    static func build(_ key: String, _ value: JSONValue, _ ns: [String: String], _ ignore: Set<String>) -> [Node] {
+        switch value {
+        case .array(let items): return items.flatMap { build(key, $0, ns, ignore) }
+        case .object(let members):
+            var kids: [Node] = []
+            for (k, v) in members {
+                let ek = expandKey(k, ns)
+                if skippedKeys.contains(k) || ignore.contains(ek) || ek == "{http://www.w3.org/2000/01/rdf-schema#}comment" { continue }
+                kids += build(ek, v, ns, ignore)
+            }
+            return [Node(key, "", kids)]
+        case .null: return []
+        case .bool(let b): return [Node(key, b ? "true" : "false")]
+        case .int(let i): return [Node(key, String(i))]
+        case .double(let d):
+            return [Node(key, d == d.rounded(.towardZero) ? EPCISCanonicalValue.integerString(d) : EPCISCanonicalValue.pythonRepr(d))]
+        case .string(let s): return [Node(key, expandValue(s, ns))]
+        }
+    }
+
+    /// Aligns the JSON tree with the XML data model: `xList` wrappers, source/destination/business
+    /// transaction pairs, `childEPCs`, and the quantity element names.
+    static func correct(_ node: Node) -> Node {
+        if node.pair { return node }
+        var groups: [(String, [Node])] = []
+        var kids: [Node] = []
+        for k in node.kids {
+            if k.name.hasSuffix("List") {
+                let item = Node(String(k.name.dropLast(4)), k.value, k.kids)
+                if let i = groups.firstIndex(where: { $0.0 == k.name }) { groups[i].1.append(item) } else { groups.append((k.name, [item])) }
+            } else {
+                kids.append(k)
+            }
+        }
+        for (name, items) in groups {
+            var list = items
+            if pairLists.contains(name) {
+                let inner = String(name.dropLast(4))
+                list = items.map { item in Node("", "", item.kids.filter { $0.name == "type" } + item.kids.filter { $0.name == inner }, pair: true) }
+            }
+            kids.append(Node(name, "", list))
+        }
+        let childEPCs = kids.filter { $0.name == "childEPCs" }
+        if !childEPCs.isEmpty {
+            kids = kids.filter { $0.name != "childEPCs" } + [Node("childEPCs", "", childEPCs.map { Node("epc", $0.value) })]
+        }
+        node.kids = kids.map(correct)
+        if node.name == "inputEPC" || node.name == "outputEPC" {
+            node.name = "epc"
+        } else if ["inputQuantity", "outputQuantity", "childQuantity"].contains(node.name) || (node.name == "quantity" && !node.kids.isEmpty) {
+            node.name = "quantityElement"
+        }
+        return node
+    }
+
+    // MARK: Ordering
+
+    struct Order {
+        let entries: [(name: String, sub: Order?)]
+        init(_ entries: [(String, Order?)]) { self.entries = entries.map { (name: $0.0, sub: $0.1) } }
+        init(leaves: String) { self.init(leaves.split(separator: " ").map { (String($0), nil) }) }
+    }
+
+    static let quantity = Order([("epcClass", nil), ("quantity", nil), ("uom", nil)])
+    static let epcs = Order([("epc", nil)])
+    static let propertyOrder = Order([
+        ("eventTime", nil), ("eventTimeZoneOffset", nil), ("certificationInfo", nil), ("epcList", epcs), ("parentID", nil), ("inputEPCList", epcs),
+        ("childEPCs", epcs), ("quantityList", Order([("quantityElement", quantity)])), ("childQuantityList", Order([("quantityElement", quantity)])),
+        ("inputQuantityList", Order([("quantityElement", quantity)])), ("outputEPCList", epcs),
+        ("outputQuantityList", Order([("quantityElement", quantity)])), ("action", nil), ("transformationID", nil), ("bizStep", nil),
+        ("disposition", nil), ("persistentDisposition", Order([("set", nil), ("unset", nil)])), ("readPoint", Order([("id", nil)])),
+        ("bizLocation", Order([("id", nil)])),
+        (
+            "sensorElementList",
+            Order([
+                (
+                    "sensorElement",
+                    Order([
+                        ("sensorMetadata", Order(leaves: "time startTime endTime deviceID deviceMetadata rawData dataProcessingMethod bizRules")),
+                        (
+                            "sensorReport",
+                            Order(
+                                leaves:
+                                    "type exception deviceID deviceMetadata rawData dataProcessingMethod time microorganism chemicalSubstance value component stringValue booleanValue hexBinaryValue uriValue minValue maxValue meanValue sDev percRank percValue uom coordinateReferenceSystem"
+                            )
+                        ),
+                    ])
+                )
+            ])
+        ),
+    ])
+    static let notHashed: Set<String> = ["recordTime", "eventID", "type", "errorDeclaration"]
+
+    static func isExtension(_ name: String) -> Bool { name.contains("{") && name.contains("/}") }
+
+    /// Python's `sorted` on strings: by code point, which is UTF-8 byte order.
+    static func sortedByCodePoint(_ values: [String]) -> [String] {
+        values.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    static func trimmed(_ s: String) -> String {
+        var sub = Substring(s)
+        while let f = sub.first, f.isWhitespace { sub.removeFirst() }
+        while let l = sub.last, l.isWhitespace { sub.removeLast() }
+        return String(sub)
+    }
+
+    static func ordered(_ kids: inout [Node], _ order: Order, top: Bool) -> String {
+        var extensions: [Node] = []
+        if !top && kids.count > 1 {
+            extensions = kids.filter { isExtension($0.name) }
+            kids.removeAll { isExtension($0.name) }
+        }
+        var out = ""
+        for (name, sub) in order.entries {
+            var values: [String] = []
+            for c in kids where c.name == name {
+                let s = element(c, sub)
+                if !s.isEmpty { values.append(s) }
+                if c.kids.isEmpty { kids.removeAll { $0 === c } }
+            }
+            out += sortedByCodePoint(values).joined()
+        }
+        return out + (extensions.isEmpty ? "" : generic(extensions))
+    }
+
+    static func element(_ c: Node, _ sub: Order?) -> String {
+        var grand = ""
+        if let sub { grand = ordered(&c.kids, sub, top: false) }
+        var text = ""
+        if !c.value.isEmpty {
+            var t = trimmed(c.value)
+            let low = c.name.lowercased()
+            t = low.contains("time") && !low.contains("offset") ? EPCISCanonicalValue.time(t) : EPCISCanonicalValue.canonical(t)
+            if !t.isEmpty { text = "=" + t }
+        }
+        return text.isEmpty && grand.isEmpty ? "" : c.name + text + grand
+    }
+
+    static func generic(_ kids: [Node]) -> String {
+        var values: [String] = []
+        for c in kids {
+            if c.pair {
+                values.append(generic(c.kids))
+            } else {
+                let t = trimmed(c.value)
+                values.append(c.name + (t.isEmpty ? "" : "=" + EPCISCanonicalValue.canonical(t)) + generic(c.kids))
+            }
+        }
+        if kids.count > 1 && !kids.contains(where: { ["bizTransaction", "source", "destination"].contains($0.name) }) {
+            values = sortedByCodePoint(values)
+        }
+        return values.joined()
+    }
+
+    static func preHash(event: JSONValue, ns: [String: String], ignore: Set<String>) -> String {
+        let expanded = expandBareStrings(event)
+        guard let root = build("event", expanded, ns, ignore).first.map(correct) else { return "eventType=" }
+        let head = "eventType=" + (event["type"]?.stringValue ?? "") + ordered(&root.kids, propertyOrder, top: true)
+        return head + generic(root.kids.filter { !notHashed.contains($0.name) })
+    }
+}
