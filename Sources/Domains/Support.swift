@@ -41,6 +41,12 @@ struct Payload {
         fields[key] == nil || fields[key] == .null ? nil : try int(key)
     }
 
+    /// A list that may be missing or empty.
+    func optionalStrings(_ key: String, allowed: Set<String>? = nil) throws(LedgerError) -> [String] {
+        if fields[key] == nil || fields[key] == .null || fields[key] == .array([]) { return [] }
+        return try strings(key, allowed: allowed)
+    }
+
     func strings(_ key: String, allowed: Set<String>? = nil) throws(LedgerError) -> [String] {
         guard let list = fields[key]?.arrayValue, !list.isEmpty, list.count <= 64 else {
             throw LedgerError("bad_payload", "\(key) must be a non-empty array of at most 64 strings")

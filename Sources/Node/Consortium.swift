@@ -5,7 +5,7 @@ import Store
 /// Creates a development consortium in a data directory: genesis, the node's key and keys for
 /// the demo principals of the README walk-through.
 public enum Consortium {
-    public static let demoPrincipals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b"]
+    public static let demoPrincipals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b", "pharma-co", "wholesaler", "pharmacy", "regulator"]
 
     /// Creates the directory's contents; refuses when a chain is already there.
     @discardableResult
@@ -20,6 +20,7 @@ public enum Consortium {
         for name in principals {
             try KeyFile.save(SigningKey(), to: "\(directory.keys)/\(name).key", overwrite: true)
         }
+        _ = try SupplyService.secret(in: directory)
         let genesis = Genesis(chainID: chainID, proposer: nodeKey.publicKey, timeMillis: timeMillis)
         // Written last: its presence marks a complete initialisation.
         let tmp = directory.genesis + ".tmp"

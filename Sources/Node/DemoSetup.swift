@@ -14,6 +14,18 @@ public enum DemoSetup {
         ("dr-bob", "practitioner", "hospital-a", nil),
         ("dr-carol", "practitioner", "hospital-b", nil),
         ("alice", "patient", "alice", nil),
+        ("pharma-co", "organisation", nil, "Pharma Co"),
+        ("wholesaler", "organisation", nil, "Wholesaler W"),
+        ("pharmacy", "organisation", nil, "Pharmacy P"),
+        ("regulator", "organisation", nil, "Medicines Regulator"),
+    ]
+
+    /// The demo supply-chain organisations: roles, GLNs and GS1 company prefixes (GS1 example numbers).
+    public static let supplyOrganisations: [(name: String, roles: [String], glns: [String], prefixes: [String])] = [
+        ("pharma-co", ["manufacturer", "mah"], ["9506000000008"], ["950600"]),
+        ("wholesaler", ["wholesaler"], ["9506000000015"], []),
+        ("pharmacy", ["pharmacy"], ["9506000000022"], []),
+        ("regulator", ["regulator"], [], []),
     ]
 
     public static func registerDemoPrincipals(node: LedgerNode, directory: DataDirectory) async throws {
@@ -33,6 +45,16 @@ public enum DemoSetup {
                 chainID: node.genesis.chainID, signer: author, nonce: UInt64.random(in: 0..<UInt64.max), contract: "identity",
                 action: "register", payload: .object(payload))
             _ = try await node.submit([tx])
+        }
+        for org in supplyOrganisations {
+            let path = "\(directory.keys)/\(org.name).key"
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            _ = try await node.submitAsNode(
+                contract: "supply", action: "party",
+                payload: .object([
+                    "party": .string(try KeyFile.load(path).publicKey.did), "roles": .array(org.roles.map { .string($0) }),
+                    "glns": .array(org.glns.map { .string($0) }), "companyPrefixes": .array(org.prefixes.map { .string($0) }),
+                ]))
         }
     }
 }

@@ -233,6 +233,12 @@ public struct RecordsService: Sendable {
     /// Whether a committed event concerns `did`: her records, her consents (as patient or grantee),
     /// accesses to her data and break-the-glass alerts — for the patient and her delegates.
     public func concerns(_ event: JSONValue, did: String) -> Bool {
+        if event["type"]?.stringValue == "supply.alert" {
+            let recipients = event["recipients"]?.arrayValue ?? []
+            if recipients.contains(.string(did)) { return true }
+            guard let organisation = (try? principal(did))??.organisation else { return false }
+            return recipients.contains(.string(organisation))
+        }
         if event["grantee"]?.stringValue == did || event["did"]?.stringValue == did { return true }
         guard let patient = event["patient"]?.stringValue else { return false }
         if patient == did { return true }

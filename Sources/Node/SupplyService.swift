@@ -18,6 +18,8 @@ public final class SupplyService: Sendable {
     private let scans = Mutex<[String: (party: String, time: UInt64)]>([:])
     private let alertQueue: AsyncStream<JSONValue>.Continuation
     private let alertStream: AsyncStream<JSONValue>
+    /// Alerts queued but not yet committed, and who waits for none to be left.
+    private let pendingAlerts = Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
 
     public init(node: LedgerNode, vault: Vault, secret: [UInt8], scanWindowMillis: UInt64 = 600_000, clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock) {
         self.node = node
@@ -220,7 +222,20 @@ public final class SupplyService: Sendable {
         if let verifier = result.verifier { o["verifier"] = .string(verifier) }
         if let state = result.state { o["state"] = .string(state) }
         if let detail { o["detail"] = .string(String(detail.prefix(1000))) }
+        pendingAlerts.withLock { $0.count += 1 }
         alertQueue.yield(.object(o))
+    }
+
+    /// Returns once every alert raised so far is committed (or given up).
+    public func alertsRecorded() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = pendingAlerts.withLock { p -> Bool in
+                if p.count == 0 { return true }
+                p.waiters.append(c)
+                return false
+            }
+            if ready { c.resume() }
+        }
     }
 
     /// The alerts addressed to a party, newest last.
@@ -236,6 +251,13 @@ public final class SupplyService: Sendable {
             group.addTask {
                 for await alert in self.alertStream {
                     _ = try? await self.node.submitAsNode(contract: "supply", action: "alert", payload: alert)
+                    let waiters = self.pendingAlerts.withLock { p -> [CheckedContinuation<Void, Never>] in
+                        p.count -= 1
+                        guard p.count == 0 else { return [] }
+                        defer { p.waiters.removeAll() }
+                        return p.waiters
+                    }
+                    for w in waiters { w.resume() }
                 }
             }
             group.addTask {

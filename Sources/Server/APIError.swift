@@ -8,11 +8,15 @@ enum APIError {
         switch code {
         case "not_found", "leaf_not_in_tree", "not_in_vault": return .notFound
         case "unauthenticated": return .unauthorized
-        case "consent_denied", "forbidden", "break_glass_reason_required": return .forbidden
+        case "consent_denied", "forbidden", "break_glass_reason_required", "not_acting_for": return .forbidden
         case "no_key_for_reader", "no_current_version", "version_conflict": return .conflict
         case "erased": return .gone
         case "precondition_failed": return .preconditionFailed
         case "replayed_nonce", "duplicate_transaction", "already_notarized": return .conflict
+        case "already_commissioned", "custody_violation", "already_decommissioned", "already_recalled", "conflict", "invalid_state", "not_reversible",
+            "window_exceeded":
+            return .conflict
+        case "unknown_lot": return .notFound
         case "body_too_large": return .contentTooLarge
         case "unsupported_media_type": return .unsupportedMediaType
         case "mempool_full", "node_stopped", "commit_failed", "busy": return .serviceUnavailable

@@ -32,11 +32,21 @@ public struct LedgerAPI: Sendable {
     let records: RecordsService
     let auth: AuthService
     let acting: ActingOrganisation?
+    /// The organisations whose keys this node holds for supply-chain writes (by did).
+    let organisations: [String: ActingOrganisation]
+    public let supply: SupplyService
 
+    /// `organisations`: the keys this node may sign supply-chain events with (the acting organisation is one);
+    /// `supplySecret`: the consortium's serial-blinding secret (random when nil: a throw-away chain).
     public init(
-        node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil
+        node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil,
+        organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil
     ) {
         self.acting = acting
+        var byDID: [String: ActingOrganisation] = [:]
+        for o in organisations + (acting.map { [$0] } ?? []) { byDID[o.did] = o }
+        self.organisations = byDID
+        supply = SupplyService(node: node, vault: vault, secret: supplySecret ?? (0..<32).map { _ in UInt8.random(in: 0...255) })
         self.node = node
         self.configuration = configuration
         self.registry = registry
@@ -95,6 +105,7 @@ public struct LedgerAPI: Sendable {
         router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
         FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
+        SupplyAPI(api: self, supply: supply, auth: auth, organisations: organisations).register(on: router)
         return router
     }
 

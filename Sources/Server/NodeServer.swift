@@ -25,9 +25,10 @@ public struct NodeServer: Sendable {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
         let producer = BlockProducerService(node: node)
+        let supply = SupplyAlertService(supply: api.supply)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: producer), .init(service: app)],
+                services: [.init(service: producer), .init(service: supply), .init(service: app)],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
         try await group.run()
@@ -39,5 +40,13 @@ struct BlockProducerService: Service {
     let node: LedgerNode
     func run() async throws {
         await cancelWhenGracefulShutdown { await node.run() }
+    }
+}
+
+/// Records supply-chain alerts on chain and fans recalls out to the holders.
+struct SupplyAlertService: Service {
+    let supply: SupplyService
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await supply.run() }
     }
 }

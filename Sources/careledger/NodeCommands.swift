@@ -33,8 +33,10 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Minutes a break-the-glass access stays open.")
     var breakGlassMinutes: Int = 240
 
-    @Option(name: .long, help: "Key file of the organisation this node acts for in the FHIR facade (`up`: keys/hospital-a.key when present).")
-    var actFor: String?
+    @Option(
+        name: .long,
+        help: "Key file of an organisation this node acts for (repeatable): the first in the FHIR facade, all for supply-chain writes (`up`: the demo organisations).")
+    var actFor: [String] = []
 
     func validate() throws {
         _ = try address()
@@ -60,7 +62,7 @@ struct NodeOptions: ParsableArguments {
 }
 
 /// Starts a node in the foreground until SIGINT/SIGTERM.
-func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, registerDemo: Bool = false, defaultActFor: String? = nil) async throws {
+func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, registerDemo: Bool = false, defaultActFor: [String] = []) async throws {
     guard directory.exists else {
         throw LedgerError("no_data", "no chain in \(directory.path): run `careledger init --data \(directory.path)` or `careledger up`")
     }
@@ -71,12 +73,13 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes
     serverConfig.breakGlassWindowMillis = Int64(options.breakGlassMinutes) * 60_000
-    var actingFor: ActingOrganisation?
-    if let file = options.actFor ?? defaultActFor.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil }) {
-        actingFor = ActingOrganisation(signing: try KeyFile.load(file), encryption: try KeyFile.loadEncryption(file))
-    }
+    let files = options.actFor.isEmpty ? defaultActFor.filter { FileManager.default.fileExists(atPath: $0) } : options.actFor
+    let organisations = try files.map { ActingOrganisation(signing: try KeyFile.load($0), encryption: try KeyFile.loadEncryption($0)) }
+    let actingFor = organisations.first
     let server = NodeServer(
-        api: LedgerAPI(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor))
+        api: LedgerAPI(
+            node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor,
+            organisations: organisations, supplySecret: try SupplyService.secret(in: directory)))
     let acting = actingFor
     try await server.run { port in
         if registerDemo {
@@ -115,7 +118,8 @@ struct Up: AsyncParsableCommand {
                 Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))\n".utf8))
         }
         try await runNode(
-            directory: data.directory, options: options, banner: true, registerDemo: fresh, defaultActFor: data.directory.keys + "/hospital-a.key")
+            directory: data.directory, options: options, banner: true, registerDemo: fresh,
+            defaultActFor: (["hospital-a"] + DemoSetup.supplyOrganisations.map(\.name)).map { data.directory.keys + "/\($0).key" })
     }
 }
 

@@ -56,6 +56,10 @@ struct Session {
         try await API.json(.GET, base + path, headers: ["Authorization": "Bearer \(try await authorization())"])
     }
 
+    mutating func post(_ path: String, _ body: JSONValue) async throws -> JSONValue {
+        try await API.json(.POST, base + path, body: body.canonicalBytes, headers: ["Authorization": "Bearer \(try await authorization())"])
+    }
+
     mutating func putBlob(_ hash: Hash, _ blob: [UInt8]) async throws {
         _ = try await API.json(.PUT, base + "/v1/vault/\(hash.hex)", body: blob, contentType: "application/octet-stream",
                                headers: ["Authorization": "Bearer \(try await authorization())"])

@@ -86,20 +86,23 @@ struct TestNetwork {
     /// The consortium operator (the node key), who admits organisations.
     let operatorParty: Party
 
-    init(acting: ActingOrganisation? = nil) throws {
+    init(acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = []) throws {
         chain = try TempChain()
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
         node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
-        api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting)
+        api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting, organisations: organisations)
         operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
     }
 
     /// Runs the block producer and the router around `body`.
     func run(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let app = Application(router: api.router())
+        let supply = api.supply
+        let alerts = Task { await supply.run() }
+        defer { alerts.cancel() }
         try await withRunningNode(node) {
             try await app.test(.router) { client in try await body(client) }
         }

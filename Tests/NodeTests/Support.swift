@@ -41,3 +41,19 @@ func withRunningNode<T: Sendable>(_ node: LedgerNode, _ body: () async throws ->
     _ = await task.value
     return value
 }
+
+/// Runs `body`, failing instead of hanging when it does not finish within `seconds` (a guard, not a wait for work).
+func withDeadline<T: Sendable>(seconds: Int, _ body: @escaping @Sendable () async -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw LedgerError("deadline", "did not finish within \(seconds) s")
+        }
+        return value
+    }
+}

@@ -31,10 +31,10 @@ public struct SupplyContract: Contract {
             let p = try Payload(payload, allowed: ["party", "roles", "glns", "companyPrefixes"])
             _ = try p.did("party")
             _ = try p.strings("roles", allowed: Set(SupplyRole.allCases.map(\.rawValue)))
-            for gln in p.fields["glns"] == nil ? [] : try p.strings("glns") where !Self.isGS1Key(gln, length: 13) {
+            for gln in try p.optionalStrings("glns") where !Self.isGS1Key(gln, length: 13) {
                 throw LedgerError("bad_payload", "GLN \(gln) must be 13 digits with a valid check digit")
             }
-            for prefix in p.fields["companyPrefixes"] == nil ? [] : try p.strings("companyPrefixes")
+            for prefix in try p.optionalStrings("companyPrefixes")
             where !(4...12).contains(prefix.count) || !prefix.utf8.allSatisfy({ (48...57).contains($0) }) {
                 throw LedgerError("bad_payload", "company prefix \(prefix) must be 4 to 12 digits")
             }
@@ -44,7 +44,7 @@ public struct SupplyContract: Contract {
                 throw LedgerError("bad_payload", "gtin must be 14 digits with a valid check digit")
             }
             _ = try p.optionalString("name", maxLength: 200)
-            if p.fields["manufacturers"] != nil { for m in try p.strings("manufacturers") { _ = try PublicKey(did: m) } }
+            for m in try p.optionalStrings("manufacturers") { _ = try PublicKey(did: m) }
         case "events":
             let p = try Payload(payload, allowed: ["events", "document"])
             guard let list = p.fields["events"]?.arrayValue, !list.isEmpty, list.count <= 10_000 else {
@@ -115,7 +115,7 @@ public struct SupplyContract: Contract {
             throw LedgerError("unknown_principal", "\(did) is not a registered organisation")
         }
         let roles = try p.strings("roles")
-        let glns = p.fields["glns"] == nil ? [] : try p.strings("glns")
+        let glns = try p.optionalStrings("glns")
         for gln in glns {
             if let holder = try context.json(forKey: SupplyState.location(gln))?["party"]?.stringValue, holder != did {
                 throw LedgerError("conflict", "GLN \(gln) belongs to \(holder)")

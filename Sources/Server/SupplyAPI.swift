@@ -1,0 +1,104 @@
+import Domains
+import Foundation
+import Hummingbird
+import LedgerCore
+import Node
+import Standards
+
+/// `/v1/supply`: EPCIS ingestion, pack verification (and dispensing), recalls, recall reports and
+/// alerts. Writes are signed by the caller's organisation key, which this node must hold (a node
+/// acts for its own organisation; a development node for the demo organisations).
+struct SupplyAPI: Sendable {
+    let api: LedgerAPI
+    let supply: SupplyService
+    let auth: AuthService
+    let organisations: [String: ActingOrganisation]
+
+    var node: LedgerNode { supply.node }
+
+    /// The authenticated user and the organisation it acts for (itself, or the organisation of a practitioner/device).
+    func caller(_ request: Request) throws -> (user: String, organisation: String) {
+        let did = try auth.authenticate(request)
+        let principal = try JSONValue.parse(node.stateValue(forKey: Principal.key(did)) ?? Array("{}".utf8))
+        return (did, principal["organisation"]?.stringValue ?? did)
+    }
+
+    func signer(for organisation: String) throws -> SigningKey {
+        guard let acting = organisations[organisation] else {
+            throw LedgerError("not_acting_for", "this node does not hold the key of \(organisation); use that organisation's node")
+        }
+        return acting.signing
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/supply/epcis") { request, _ in
+            await api.handle {
+                let (_, organisation) = try caller(request)
+                let key = try signer(for: organisation)
+                let document = try await api.jsonBody(request)
+                return JSONResponse.make(try await supply.ingest(document: document, author: key), status: .created)
+            }
+        }
+        router.post("/v1/supply/verify") { request, _ in
+            await api.handle {
+                let (user, organisation) = try caller(request)
+                let body = try await api.jsonBody(request)
+                let today = GS1Date(millis: LedgerNode.systemClock())
+                func scan(_ value: JSONValue?) throws -> GS1ElementString {
+                    guard let text = value?.stringValue else { throw LedgerError("bad_request", "scan must be the scanned text") }
+                    return try GS1ElementString.parse(text, today: today)
+                }
+                if let list = body["scans"]?.arrayValue {
+                    guard list.count <= 1000, body["dispense"] == nil else {
+                        throw LedgerError("bad_request", "a bulk verification holds at most 1000 scans and does not dispense")
+                    }
+                    let parsed = try list.map(scan)
+                    let results = try parsed.map { try supply.verify($0, verifier: user).json }
+                    return JSONResponse.make(.object(["results": .array(results)]))
+                }
+                let pack = try scan(body["scan"])
+                if body["dispense"]?.boolValue == true {
+                    return JSONResponse.make(try await supply.dispense(pack, verifier: user, organisation: try signer(for: organisation)).json)
+                }
+                return JSONResponse.make(try supply.verify(pack, verifier: user).json)
+            }
+        }
+        router.post("/v1/supply/recalls") { request, _ in
+            await api.handle {
+                let (_, organisation) = try caller(request)
+                let body = try await api.jsonBody(request)
+                guard let gtin = body["gtin"]?.stringValue, let lot = body["lot"]?.stringValue, let reason = body["reason"]?.stringValue else {
+                    throw LedgerError("bad_request", "send {\"gtin\", \"lot\", \"reason\"}")
+                }
+                let tx = try Transaction(
+                    chainID: node.genesis.chainID, signer: try signer(for: organisation), nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply",
+                    action: "recall",
+                    payload: .object(["gtin": .string(gtin), "lot": .string(supply.keys.lot(gtin: gtin, lot: lot)), "reason": .string(reason)]))
+                let receipt = try await node.submit(tx)
+                guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "") }
+                return JSONResponse.make(receipt.json, status: .created)
+            }
+        }
+        router.get("/v1/supply/recalls/report") { request, _ in
+            await api.handle {
+                let (_, organisation) = try caller(request)
+                let q = request.uri.queryParameters
+                guard let gtin = q["gtin"].map(String.init), let lot = q["lot"].map(String.init) else {
+                    throw LedgerError("bad_request", "gtin and lot are required")
+                }
+                let product = try node.stateValue(forKey: SupplyState.product(gtin)).map { try JSONValue.parse($0) }
+                let roles = try supply.party(organisation)?["roles"]?.arrayValue ?? []
+                guard product?["mah"]?.stringValue == organisation || roles.contains(.string("regulator")) else {
+                    throw LedgerError("forbidden", "the report is for the product's MAH and regulators")
+                }
+                return JSONResponse.make(try supply.recallReport(gtin: gtin, lot: lot).json)
+            }
+        }
+        router.get("/v1/supply/alerts") { request, _ in
+            await api.handle {
+                let (_, organisation) = try caller(request)
+                return JSONResponse.make(.object(["alerts": .array(try supply.alerts(for: organisation))]))
+            }
+        }
+    }
+}

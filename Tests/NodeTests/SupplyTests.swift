@@ -1,0 +1,240 @@
+import Domains
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import Node
+import Standards
+import Store
+import Testing
+
+@testable import Server
+
+/// EPCIS documents for the tests: GTIN 09506000100012 (company prefix 950600), serials SN…, lot LOTA1.
+enum Pharma {
+    static let gtin = "09506000100012"
+    static func sgtin(_ serial: String) -> String { "urn:epc:id:sgtin:950600.0010001.\(serial)" }
+    static let caseSSCC = "urn:epc:id:sscc:950600.00000000017"
+    static func pgln(_ reference: String) -> String { "urn:epc:id:pgln:950600.\(reference)" }
+    static func scan(_ serial: String, lot: String = "LOTA1", expiry: String = "300131") -> String {
+        "01\(gtin)17\(expiry)10\(lot)\u{1D}21\(serial)"
+    }
+
+    static func event(_ type: String = "ObjectEvent", action: String? = "OBSERVE", bizStep: String, disposition: String? = nil, time: String,
+                      fields: [String: JSONValue]) -> JSONValue {
+        var e: [String: JSONValue] = [
+            "type": .string(type), "bizStep": .string(bizStep), "eventTime": .string(time), "eventTimeZoneOffset": .string("+01:00"),
+        ]
+        if let action { e["action"] = .string(action) }
+        if let disposition { e["disposition"] = .string(disposition) }
+        for (k, v) in fields { e[k] = v }
+        return .object(e)
+    }
+
+    static func document(_ events: [JSONValue]) -> JSONValue {
+        .object([
+            "@context": .array([.string("https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld")]), "type": .string("EPCISDocument"),
+            "schemaVersion": .string("2.0"), "creationDate": .string("2026-11-25T10:00:00Z"),
+            "epcisBody": .object(["eventList": .array(events)]),
+        ])
+    }
+
+    static func list(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+
+    static func commissioning(_ serials: [String], lot: String = "LOTA1", expiry: String = "2030-01-31", time: String = "2026-11-25T09:00:00.000+01:00") -> JSONValue {
+        event(action: "ADD", bizStep: "commissioning", disposition: "active", time: time, fields: [
+            "epcList": list(serials.map(sgtin)),
+            "ilmd": .object(["cbvmda:lotNumber": .string(lot), "cbvmda:itemExpirationDate": .string(expiry)]),
+        ])
+    }
+
+    static func shipping(_ epcs: [String], to party: String, time: String) -> JSONValue {
+        event(bizStep: "shipping", disposition: "in_transit", time: time, fields: [
+            "epcList": list(epcs),
+            "destinationList": .array([.object(["type": .string("owning_party"), "destination": .string(party)])]),
+        ])
+    }
+
+    static func receiving(_ epcs: [String], time: String) -> JSONValue {
+        event(bizStep: "receiving", disposition: "in_progress", time: time, fields: ["epcList": list(epcs)])
+    }
+}
+
+/// Drives /v1/supply as the organisations' systems would.
+struct SupplyClient {
+    var rc: RecordsClient
+
+    func post(_ path: String, _ body: JSONValue, as party: Party) async throws -> (HTTPResponse.Status, JSONValue) {
+        let r = try await rc.client.execute(
+            uri: path, method: .post, headers: [.authorization: "Bearer \(try await rc.token(party))", .contentType: "application/json"],
+            body: ByteBuffer(bytes: body.canonicalBytes))
+        return (r.status, try rc.json(r))
+    }
+
+    func ingest(_ events: [JSONValue], as party: Party) async throws -> (HTTPResponse.Status, JSONValue) {
+        try await post("/v1/supply/epcis", Pharma.document(events), as: party)
+    }
+
+    func verify(_ scan: String, as party: Party, dispense: Bool = false) async throws -> JSONValue {
+        var body: [String: JSONValue] = ["scan": .string(scan)]
+        if dispense { body["dispense"] = .bool(true) }
+        return try await post("/v1/supply/verify", .object(body), as: party).1
+    }
+}
+
+@Suite struct SupplyTests {
+    @Test func packLifecycleVerificationRecallAndAlerts() async throws {
+        let pharma = Party(), wholesaler = Party(), pharmacy = Party(), otherPharmacy = Party(), regulator = Party(), pharmacist = Party()
+        let orgs = [pharma, wholesaler, pharmacy, otherPharmacy, regulator].map { ActingOrganisation(signing: $0.key, encryption: $0.encryption) }
+        let network = try TestNetwork(organisations: orgs)
+        let operatorParty = network.operatorParty
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            for (party, name) in [(pharma, "Pharma"), (wholesaler, "W"), (pharmacy, "P"), (otherPharmacy, "P2"), (regulator, "R")] {
+                #expect(try await rc.register(operatorParty, party, "organisation", name: name)["status"] == .string("committed"))
+            }
+            #expect(try await rc.register(pharmacy, pharmacist, "practitioner")["status"] == .string("committed"))
+            let parties: [(Party, [String], [String], [String])] = [
+                (pharma, ["manufacturer", "mah"], ["9506000000008"], ["950600"]), (wholesaler, ["wholesaler"], ["9506000000015"], []),
+                (pharmacy, ["pharmacy"], ["9506000000022"], []), (otherPharmacy, ["pharmacy"], ["9506000000039"], []), (regulator, ["regulator"], [], []),
+            ]
+            for (party, roles, glns, prefixes) in parties {
+                let payload: JSONValue = .object([
+                    "party": .string(party.did), "roles": Pharma.list(roles), "glns": Pharma.list(glns), "companyPrefixes": Pharma.list(prefixes),
+                ])
+                #expect(try await rc.submit(pharma, "supply", "party", payload)["error"]?["code"] == .string("forbidden"))
+                #expect(try await rc.submit(operatorParty, "supply", "party", payload)["status"] == .string("committed"))
+            }
+            // Only the holder of the company prefix registers the GTIN.
+            #expect(try await rc.submit(wholesaler, "supply", "product", .object(["gtin": .string(Pharma.gtin)]))["error"]?["code"] == .string("forbidden"))
+            #expect(try await rc.submit(pharma, "supply", "product", .object(["gtin": .string(Pharma.gtin), "name": .string("Amoxicillin 500 mg")]))["status"] == .string("committed"))
+
+            let sc = SupplyClient(rc: rc)
+            let serials = ["SN0001", "SN0002", "SN0003", "SN0004"]
+
+            // A document with one invalid event is refused whole; nothing of it is applied.
+            let bad = Pharma.event(action: "ADD", bizStep: "commissioning", time: "not a time", fields: ["epcList": Pharma.list([Pharma.sgtin("SN0009")])])
+            let (badStatus, badBody) = try await sc.ingest([Pharma.commissioning(["SN0008"]), bad], as: pharma)
+            #expect(badStatus == .badRequest)
+            #expect(badBody["error"]?["message"]?.stringValue?.contains("event 1") == true)
+            #expect(try await sc.verify(Pharma.scan("SN0008"), as: pharmacy)["outcome"] == .string("unknown_serial"))
+
+            // Only the MAH or a named manufacturer commissions; the refused document changes nothing.
+            #expect(try await sc.ingest([Pharma.commissioning(["SN0005"])], as: wholesaler).1["error"]?["code"] == .string("forbidden"))
+
+            // Commission four packs and a case, pack three into the case, ship the case to the wholesaler.
+            let commission = [
+                Pharma.commissioning(serials),
+                Pharma.event(action: "ADD", bizStep: "commissioning", time: "2026-11-25T09:00:01.000+01:00", fields: ["epcList": Pharma.list([Pharma.caseSSCC])]),
+                Pharma.event("AggregationEvent", action: "ADD", bizStep: "packing", time: "2026-11-25T09:05:00.000+01:00", fields: [
+                    "parentID": .string(Pharma.caseSSCC), "childEPCs": Pharma.list(serials.prefix(3).map(Pharma.sgtin)),
+                ]),
+            ]
+            let (status, first) = try await sc.ingest(commission, as: pharma)
+            #expect(status == .created)
+            #expect(first["applied"] == .int(3))
+            #expect(first["hashes"]?.arrayValue?.count == 3)
+            // The same document again: recognised by its event hashes, not applied twice.
+            let (_, again) = try await sc.ingest(commission, as: pharma)
+            #expect(again["applied"] == .int(0))
+            #expect(again["duplicates"]?.arrayValue?.count == 3)
+
+            // A pack inside the case cannot travel alone.
+            let wGLN = Pharma.pgln("000001"), pGLN = Pharma.pgln("000002")
+            #expect(try await sc.ingest([Pharma.shipping([Pharma.sgtin("SN0001")], to: wGLN, time: "2026-11-25T10:00:00Z")], as: pharma).1["error"]?["code"]
+                == .string("custody_violation"))
+            #expect(try await sc.ingest([Pharma.shipping([Pharma.caseSSCC], to: wGLN, time: "2026-11-25T10:00:00Z")], as: pharma).0 == .created)
+            // Only the named receiver can receive it.
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.caseSSCC], time: "2026-11-25T12:00:00Z")], as: pharmacy).1["error"]?["code"]
+                == .string("custody_violation"))
+            // In transit to the wholesaler: the manufacturer's scan is fine for verification; a pharmacy's is suspect.
+            #expect(try await sc.verify(Pharma.scan("SN0001"), as: pharmacy)["outcome"] == .string("suspect"))
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.caseSSCC], time: "2026-11-25T12:00:00Z")], as: wholesaler).0 == .created)
+            // Unpack and ship one pack on to the pharmacy, which receives it.
+            let unpack = Pharma.event("AggregationEvent", action: "DELETE", bizStep: "unpacking", time: "2026-11-25T13:00:00Z", fields: [
+                "parentID": .string(Pharma.caseSSCC),
+            ])
+            #expect(try await sc.ingest([unpack, Pharma.shipping([Pharma.sgtin("SN0001"), Pharma.sgtin("SN0002")], to: pGLN, time: "2026-11-25T13:05:00Z")], as: wholesaler).0 == .created)
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0001"), Pharma.sgtin("SN0002")], time: "2026-11-25T15:00:00Z")], as: pharmacy).0 == .created)
+
+            // Verification, in EMVS/VRS terms; a pharmacist verifies for her pharmacy.
+            let ok = try await sc.verify(Pharma.scan("SN0001"), as: pharmacist)
+            #expect(ok["outcome"] == .string("verified"))
+            #expect(ok["vrs"]?["verified"] == .bool(true))
+            #expect(ok["product"] == .string("Amoxicillin 500 mg"))
+            let wrongLot = try await sc.verify(Pharma.scan("SN0001", lot: "LOTB2"), as: pharmacy)
+            #expect(wrongLot["outcome"] == .string("batch_mismatch"))
+            #expect(wrongLot["emvs"]?["alert"] == .string("A68"))
+            #expect(wrongLot["vrs"]?["verificationFailureReason"] == .string("No_match_GTIN_Serial_Lot"))
+            let wrongExpiry = try await sc.verify(Pharma.scan("SN0001", expiry: "300228"), as: pharmacy)
+            #expect(wrongExpiry["outcome"] == .string("expiry_mismatch"))
+            #expect(wrongExpiry["emvs"]?["alert"] == .string("A52"))
+            let unknown = try await sc.verify(Pharma.scan("SN9999"), as: pharmacy)
+            #expect(unknown["outcome"] == .string("unknown_serial"))
+            #expect(unknown["emvs"]?["alert"] == .string("A3"))
+            #expect(try await sc.verify("01095060001000291730013110LOTA1\u{1D}21SN0001", as: pharmacy)["outcome"] == .string("unknown_product"))
+            // SN0003 is at the wholesaler: the other pharmacy's scan is suspect (chain of custody).
+            let suspect = try await sc.verify(Pharma.scan("SN0003"), as: otherPharmacy)
+            #expect(suspect["outcome"] == .string("suspect"))
+            #expect(suspect["alert"] == .string("custody_mismatch"))
+            // A malformed scan is a 400 with the parser's code.
+            #expect(try await sc.post("/v1/supply/verify", .object(["scan": .string("0109506000100013")]), as: pharmacy).1["error"]?["code"] == .string("gs1_check_digit"))
+
+            // Dispensing verifies and decommissions in one step; a second dispense of the same serial is refused.
+            let dispensed = try await sc.verify(Pharma.scan("SN0001"), as: pharmacy, dispense: true)
+            #expect(dispensed["outcome"] == .string("verified"))
+            #expect(dispensed["dispensed"] == .bool(true))
+            let twice = try await sc.verify(Pharma.scan("SN0001"), as: pharmacy, dispense: true)
+            #expect(twice["outcome"] == .string("already_decommissioned"))
+            #expect(twice["state"] == .string("dispensed"))
+            #expect(twice["emvs"]?["alert"] == .string("A7"))
+            // The same serial scanned at another pharmacy: the alert names the rule.
+            #expect(try await sc.verify(Pharma.scan("SN0001"), as: otherPharmacy)["alert"] == .string("scanned_after_decommission"))
+
+            // Reactivation: by the party that dispensed, within 240 h; not by another.
+            let item = network.api.supply.keys.pack(gtin: Pharma.gtin, serial: "SN0001")
+            #expect(try await rc.submit(otherPharmacy, "supply", "reactivate", .object(["item": .string(item)]))["error"]?["code"] == .string("forbidden"))
+            #expect(try await rc.submit(pharmacy, "supply", "reactivate", .object(["item": .string(item)]))["status"] == .string("committed"))
+            #expect(try await sc.verify(Pharma.scan("SN0001"), as: pharmacy)["outcome"] == .string("verified"))
+
+            // Recall of the lot: verification answers recalled from the next block; holders are alerted; the report says where every pack is.
+            let events = network.node.events.subscribe()
+            let recallAlert = Task {
+                for await event in events where event.body["rule"] == .string("lot_recalled") { return event.body }
+                return JSONValue.null
+            }
+            #expect(try await sc.post("/v1/supply/recalls", .object(["gtin": .string(Pharma.gtin), "lot": .string("LOTA1"), "reason": .string("sterility")]), as: wholesaler).1["error"]?["code"] == .string("forbidden"))
+            #expect(try await sc.post("/v1/supply/recalls", .object(["gtin": .string(Pharma.gtin), "lot": .string("LOTA1"), "reason": .string("sterility")]), as: regulator).0 == .created)
+            let recalled = try await sc.verify(Pharma.scan("SN0002"), as: pharmacy)
+            #expect(recalled["outcome"] == .string("recalled"))
+            #expect(recalled["vrs"]?["additionalInfo"] == .string("Recalled"))
+            let fanOut = try await withDeadline(seconds: 60) { await recallAlert.value }
+            let recipients = Set(fanOut["recipients"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            #expect(recipients.isSuperset(of: [pharma.did, wholesaler.did, pharmacy.did, regulator.did]))
+            #expect(!recipients.contains(otherPharmacy.did))
+            let report = try JSONValue.parse(Array(try await rc.get("/v1/supply/recalls/report?gtin=\(Pharma.gtin)&lot=LOTA1", as: pharma).body.readableBytesView))
+            #expect(report["packCount"] == .int(4))
+            let holders = (report["packs"]?.arrayValue ?? []).map { $0["holder"]?.stringValue ?? "" }.sorted()
+            #expect(holders == [pharma.did, pharmacy.did, pharmacy.did, wholesaler.did].sorted())
+            #expect(try await rc.get("/v1/supply/recalls/report?gtin=\(Pharma.gtin)&lot=LOTA1", as: pharmacy).status == .forbidden)
+
+            // Alerts reach the MAH and the regulator, each naming its rule.
+            try await withDeadline(seconds: 60) { await network.api.supply.alertsRecorded() }
+            let alerts = try JSONValue.parse(Array(try await rc.get("/v1/supply/alerts", as: regulator).body.readableBytesView))["alerts"]?.arrayValue ?? []
+            let rules = Set(alerts.compactMap { $0["rule"]?.stringValue })
+            #expect(rules.isSuperset(of: ["batch_mismatch", "expiry_mismatch", "never_commissioned", "custody_mismatch", "scanned_after_decommission", "lot_recalled"]))
+        }
+        // No serial, lot or EPCIS document in the clear on the chain.
+        var clear = 0
+        try network.node.store.forEachState { key, value in
+            let text = key + String(decoding: value, as: UTF8.self)
+            if text.contains("SN000") || text.contains("LOTA1") || text.contains("950600.") { clear += 1 }
+        }
+        try network.node.store.forEachTransaction { _, _, raw in
+            let text = String(decoding: raw, as: UTF8.self)
+            if text.contains("SN000") || text.contains("LOTA1") || text.contains("950600.") { clear += 1 }
+        }
+        #expect(clear == 0)
+    }
+}
