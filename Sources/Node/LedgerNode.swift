@@ -35,6 +35,8 @@ public final class LedgerNode: Sendable {
     public let configuration: NodeConfiguration
     public let noteVerifier: NoteVerifier
     private let key: SigningKey
+    /// The node's key, for node-signed transactions of the services on this node (alerts, access events).
+    var signingKey: SigningKey { key }
     private let noteSigner: NoteSigner
     private let mempool: Mempool
     private let head: Mutex<Head>
@@ -48,12 +50,14 @@ public final class LedgerNode: Sendable {
     public func setAfterCommit(_ hook: @escaping @Sendable (UInt64, [JSONValue]) -> Void) { afterCommit.withLock { $0 = hook } }
     private let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
-    private let logger: Logger
+    let logger: Logger
     private let committedCounter: Counter
     private let failedCounter: Counter
     private let blockCounter: Counter
     private let heightGauge: Gauge
     private let commitTimer: Metrics.Timer
+    /// Held while this node has the data directory open: a second node on it is refused.
+    private let directoryLock: DirectoryLock
 
     /// Milliseconds since the Unix epoch from the system clock.
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -65,6 +69,7 @@ public final class LedgerNode: Sendable {
         logger: Logger = Logger(label: "careledger.node")
     ) throws {
         let genesis = try Genesis.load(directory.genesis)
+        directoryLock = try DirectoryLock(path: directory.path + "/node.lock")
         let key = try KeyFile.load(directory.nodeKey)
         guard key.publicKey == genesis.proposer else {
             throw LedgerError("wrong_node_key", "node.key is not the proposer key named in genesis.json")
@@ -274,6 +279,9 @@ public final class LedgerNode: Sendable {
 
     // MARK: queries
 
+    /// Releases the data directory (the node must not be used afterwards); a stopped node's process may reopen it.
+    public func close() { directoryLock.release() }
+
     public var height: UInt64 { head.withLock { $0.block.header.height } }
     public var latestBlock: StoredBlock { head.withLock { $0.block } }
     public var checkpoint: String { head.withLock { $0.block.checkpoint } }
@@ -331,4 +339,29 @@ final class StateCache: StateReader {
     func apply(_ writes: [(key: String, value: [UInt8]?)]) {
         values.withLock { v in for w in writes { v[w.key] = w.value } }
     }
+}
+
+/// An exclusive advisory lock (flock) on a file in the data directory, released when the node is
+/// released or the process ends (even on SIGKILL).
+final class DirectoryLock: Sendable {
+    private let fd: Mutex<Int32>
+
+    init(path: String) throws {
+        let fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw LedgerError("io_error", "cannot open \(path)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw LedgerError("data_locked", "another node is running on this data directory (\(path) is locked)")
+        }
+        self.fd = Mutex(fd)
+    }
+
+    func release() {
+        fd.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
+    }
+
+    deinit { release() }
 }

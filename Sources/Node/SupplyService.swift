@@ -16,10 +16,15 @@ public final class SupplyService: Sendable {
     /// Two scans of one pack by different parties within this window raise `simultaneous_scans`.
     public let scanWindowMillis: UInt64
     private let scans = Mutex<[String: (party: String, time: UInt64)]>([:])
-    private let alertQueue: AsyncStream<JSONValue>.Continuation
-    private let alertStream: AsyncStream<JSONValue>
-    /// Alerts queued but not yet committed, and who waits for none to be left.
-    private let pendingAlerts = Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
+    private let parsed = Mutex<[String: (bytes: [UInt8], value: JSONValue)]>([:])
+    /// When each (rule, pack or lot, verifier) last raised an alert: repeats within `scanWindowMillis` are not raised again.
+    private let raised = Mutex<[String: UInt64]>([:])
+    /// Alerts raised and not yet committed (at most `maxQueuedAlerts`; more are counted and dropped),
+    /// who waits for none to be left, and a wake-up for the loop that commits them in batches.
+    private let pendingAlerts = Mutex<(queue: [JSONValue], inFlight: Int, dropped: Int, waiters: [CheckedContinuation<Void, Never>])>(([], 0, 0, []))
+    private let alertSignal: AsyncStream<Void>.Continuation
+    private let alertWakeUps: AsyncStream<Void>
+    static let maxQueuedAlerts = 100_000
 
     public init(node: LedgerNode, vault: Vault, secret: [UInt8], scanWindowMillis: UInt64 = 600_000, clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock) {
         self.node = node
@@ -27,7 +32,7 @@ public final class SupplyService: Sendable {
         self.keys = SupplyKeys(secret: secret)
         self.clock = clock
         self.scanWindowMillis = scanWindowMillis
-        (alertStream, alertQueue) = AsyncStream<JSONValue>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+        (alertWakeUps, alertSignal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// The consortium's serial-blinding secret in the data directory (created on first use).
@@ -41,9 +46,16 @@ public final class SupplyService: Sendable {
         return secret
     }
 
+    /// A state value, parsed; parsed values are cached and reused while the state bytes are unchanged.
     func json(_ key: String) throws(LedgerError) -> JSONValue? {
         guard let bytes = node.stateValue(forKey: key) else { return nil }
-        return try JSONValue.parse(bytes)
+        if let cached = parsed.withLock({ $0[key] }), cached.bytes == bytes { return cached.value }
+        let value = try JSONValue.parse(bytes)
+        parsed.withLock { cache in
+            if cache.count >= 200_000 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = (bytes, value)
+        }
+        return value
     }
 
     public func party(_ did: String) throws(LedgerError) -> JSONValue? { try json(SupplyState.party(did)) }
@@ -209,6 +221,15 @@ public final class SupplyService: Sendable {
     // MARK: Alerts
 
     func raise(_ result: PackVerification, rule: String, detail: String?, extra: [String]) {
+        let now = clock()
+        let fresh = raised.withLock { raised -> Bool in
+            let key = "\(rule)|\(result.packKey ?? result.gtin ?? "")|\(result.verifier ?? "")"
+            if let last = raised[key], now - last < scanWindowMillis { return false }
+            if raised.count > 1_000_000 { raised.removeAll(keepingCapacity: true) }
+            raised[key] = now
+            return true
+        }
+        guard fresh else { return }
         var recipients = Set(extra)
         if let verifier = result.verifier { recipients.insert(verifier) }
         if let mah = result.mah { recipients.insert(mah) }
@@ -222,15 +243,17 @@ public final class SupplyService: Sendable {
         if let verifier = result.verifier { o["verifier"] = .string(verifier) }
         if let state = result.state { o["state"] = .string(state) }
         if let detail { o["detail"] = .string(String(detail.prefix(1000))) }
-        pendingAlerts.withLock { $0.count += 1 }
-        alertQueue.yield(.object(o))
+        pendingAlerts.withLock { p in
+            if p.queue.count < Self.maxQueuedAlerts { p.queue.append(.object(o)) } else { p.dropped += 1 }
+        }
+        alertSignal.yield()
     }
 
     /// Returns once every alert raised so far is committed (or given up).
     public func alertsRecorded() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let ready = pendingAlerts.withLock { p -> Bool in
-                if p.count == 0 { return true }
+                if p.queue.isEmpty && p.inFlight == 0 { return true }
                 p.waiters.append(c)
                 return false
             }
@@ -249,11 +272,19 @@ public final class SupplyService: Sendable {
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await alert in self.alertStream {
-                    _ = try? await self.node.submitAsNode(contract: "supply", action: "alert", payload: alert)
+                // Every wake-up commits all queued alerts in one batch of transactions.
+                for await _ in self.alertWakeUps {
+                    let batch = self.pendingAlerts.withLock { p -> [JSONValue] in
+                        defer {
+                            p.inFlight = p.queue.count
+                            p.queue.removeAll()
+                        }
+                        return p.queue
+                    }
+                    if !batch.isEmpty { await self.record(batch) }
                     let waiters = self.pendingAlerts.withLock { p -> [CheckedContinuation<Void, Never>] in
-                        p.count -= 1
-                        guard p.count == 0 else { return [] }
+                        p.inFlight = 0
+                        guard p.queue.isEmpty else { return [] }
                         defer { p.waiters.removeAll() }
                         return p.waiters
                     }
@@ -265,14 +296,28 @@ public final class SupplyService: Sendable {
                     await self.recalled(event.body)
                 }
             }
-            group.addTask { [alertQueue] in
+            group.addTask { [alertSignal] in
                 await withTaskCancellationHandler {
                     while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                 } onCancel: {
-                    alertQueue.finish()
+                    alertSignal.finish()
                 }
             }
             await group.waitForAll()
+        }
+    }
+
+    /// Commits alerts as node-signed `supply.alert` transactions, in one batch.
+    func record(_ alerts: [JSONValue]) async {
+        do {
+            let txs = try alerts.map { alert in
+                try Transaction(
+                    chainID: node.genesis.chainID, signer: node.signingKey, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "alert",
+                    payload: alert)
+            }
+            _ = try await node.submit(txs)
+        } catch {
+            node.logger.warning("supply alerts not recorded", metadata: ["count": "\(alerts.count)", "error": "\(error)"])
         }
     }
 

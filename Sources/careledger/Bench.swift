@@ -14,8 +14,8 @@ import Synchronization
 /// measured in the same run.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: `bench` (= `bench ledger`) the write path, `bench records` timeline reads.",
-        subcommands: [LedgerBench.self, RecordsBench.self], defaultSubcommand: LedgerBench.self)
+        abstract: "Benchmarks: `bench` (= `bench ledger`) the write path, `bench records` timeline reads, `bench supply` EPCIS ingestion and pack verification.",
+        subcommands: [LedgerBench.self, RecordsBench.self, SupplyBench.self], defaultSubcommand: LedgerBench.self)
 }
 
 struct LedgerBench: AsyncParsableCommand {
@@ -168,6 +168,7 @@ struct LedgerBench: AsyncParsableCommand {
 /// Counters shared by the bench's load workers.
 final class LoadState: Sendable {
     let cursor = Mutex(0)
+    let cursor2 = Mutex(0)
     let latencies = Mutex<[Double]>([])
     let failures = Mutex(0)
 }
@@ -178,14 +179,17 @@ struct BenchNode {
     let baseURL: String
     private let task: Task<Void, any Error>
 
-    static func start(directory: DataDirectory, configuration: NodeConfiguration) async throws -> BenchNode {
+    static func start(directory: DataDirectory, configuration: NodeConfiguration, organisations: [ActingOrganisation] = []) async throws -> BenchNode {
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "careledger.bench")
         logger.logLevel = .warning
         let node = try LedgerNode(directory: directory, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
         var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
-        let server = NodeServer(api: LedgerAPI(node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault)))
+        let server = NodeServer(
+            api: LedgerAPI(
+                node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), organisations: organisations,
+                supplySecret: try SupplyService.secret(in: directory)))
         let port = Mutex<Int?>(nil)
         let task = Task { try await server.run(handleSignals: false, logger: logger) { p in port.withLock { $0 = p } } }
         let deadline = ContinuousClock.now + .seconds(30)

@@ -90,6 +90,9 @@ import Testing
         // Restart: same head, nonces still used, audit passes.
         let height = node.height
         let root = node.latestBlock.header.logRoot
+        // A second node on the same data directory is refused while the first has it open.
+        #expect(throws: LedgerError.code("data_locked")) { try LedgerNode(directory: chain.directory) }
+        node.close()
         let reopened = try LedgerNode(directory: chain.directory, configuration: configuration(), clock: clock.function)
         #expect(reopened.height == height)
         #expect(reopened.latestBlock.header.logRoot == root)
@@ -142,8 +145,9 @@ import Testing
                 if what == "extra row" { #expect(f.reason.contains("transaction rows")) }
             }
             // A tampered store does not start either.
+            node.close()
             if what == "state" || what == "count" {
-                #expect(throws: LedgerError.self) { try LedgerNode(directory: chain.directory) }
+                #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: chain.directory) }
             }
         }
     }

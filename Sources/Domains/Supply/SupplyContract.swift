@@ -66,7 +66,13 @@ public struct SupplyContract: Contract {
             let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state"])
             _ = try p.string("rule", maxLength: 64)
             _ = try p.string("outcome", maxLength: 64)
-            for r in try p.strings("recipients") { _ = try PublicKey(did: r) }
+            guard let recipients = p.fields["recipients"]?.arrayValue, !recipients.isEmpty, recipients.count <= 10_000 else {
+                throw LedgerError("bad_payload", "recipients must be an array of 1 to 10000 dids")
+            }
+            for r in recipients {
+                guard let did = r.stringValue else { throw LedgerError("bad_payload", "recipients holds a non-string") }
+                _ = try PublicKey(did: did)
+            }
             _ = try p.optionalString("detail", maxLength: 1024)
         }
     }
