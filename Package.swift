@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "LedgerCore", "Node", "Domains",
+                "LedgerCore", "Standards", "Store", "Node", "Domains",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -239,7 +239,7 @@ public struct RecordsService: Sendable {
             guard let organisation = (try? principal(did))??.organisation else { return false }
             return recipients.contains(.string(organisation))
         }
-        if event["grantee"]?.stringValue == did || event["did"]?.stringValue == did { return true }
+        if event["grantee"]?.stringValue == did || event["did"]?.stringValue == did || event["prescriber"]?.stringValue == did { return true }
         guard let patient = event["patient"]?.stringValue else { return false }
         if patient == did { return true }
         guard let grants = try? grants(patient: patient) else { return false }

@@ -26,9 +26,16 @@ public final class SupplyService: Sendable {
     private let alertWakeUps: AsyncStream<Void>
     static let maxQueuedAlerts = 100_000
 
-    public init(node: LedgerNode, vault: Vault, secret: [UInt8], scanWindowMillis: UInt64 = 600_000, clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock) {
+    /// Off-chain, this node only: packs dispensed to patients and the notices owed to them.
+    public let local: LocalIndex
+
+    public init(
+        node: LedgerNode, vault: Vault, secret: [UInt8], scanWindowMillis: UInt64 = 600_000,
+        clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock
+    ) throws {
         self.node = node
         self.vault = vault
+        local = try LocalIndex(path: vault.path + "/supply-local.sqlite")
         self.keys = SupplyKeys(secret: secret)
         self.clock = clock
         self.scanWindowMillis = scanWindowMillis
@@ -293,7 +300,7 @@ public final class SupplyService: Sendable {
             }
             group.addTask {
                 for await event in self.node.events.subscribe() where event.body["type"]?.stringValue == "supply.recall" {
-                    await self.recalled(event.body)
+                    await self.recalled(event.body, height: event.height)
                 }
             }
             group.addTask { [alertSignal] in
@@ -321,7 +328,39 @@ public final class SupplyService: Sendable {
         }
     }
 
-    func recalled(_ event: JSONValue) async {
+    /// Remembers (off-chain, on this node) that a pack of `lotKey` was dispensed to `patient`, so that a
+    /// later recall of the lot reaches her and her prescriber.
+    public func noteDispensed(_ d: LocalIndex.Dispensed) throws { try local.recordDispensed(d) }
+
+    /// The recall notices this node holds for a patient or prescriber.
+    public func notices(for did: String) throws -> [JSONValue] { try local.notices(for: did) }
+
+    /// Notifies the patients this node dispensed packs of a recalled lot to, and their prescribers:
+    /// stored notices and a live event on this node's stream (never on the chain: it links a patient to a medicine).
+    func notifyPatients(gtin: String, lotKey: String, reason: String?, height: UInt64) {
+        guard let dispensed = try? local.dispensed(lotKey: lotKey), !dispensed.isEmpty else { return }
+        var live: [JSONValue] = []
+        for d in dispensed {
+            var o: [String: JSONValue] = [
+                "type": .string("supply.recall-notice"), "patient": .string(d.patient), "gtin": .string(gtin), "recordId": .string(d.recordID),
+                "reason": reason.map { .string($0) } ?? .null, "height": .int(Int64(height)),
+            ]
+            if let p = d.prescriber { o["prescriber"] = .string(p) }
+            let notice = JSONValue.object(o)
+            do {
+                try local.addNotice(notice, recipients: [d.patient] + (d.prescriber.map { [$0] } ?? []))
+                live.append(notice)
+            } catch {
+                node.logger.error("recall notice not stored", metadata: ["error": "\(error)"])
+            }
+        }
+        node.events.publish(height: height, events: live)
+    }
+
+    func recalled(_ event: JSONValue, height: UInt64) async {
+        if let gtin = event["gtin"]?.stringValue, let lot = event["lot"]?.stringValue {
+            notifyPatients(gtin: gtin, lotKey: lot, reason: event["reason"]?.stringValue, height: height)
+        }
         guard let gtin = event["gtin"]?.stringValue, let lot = event["lot"]?.stringValue, let report = try? recallReport(gtin: gtin, lotKey: lot) else { return }
         var recipients = Set(report.holders)
         if let mah = event["mah"]?.stringValue { recipients.insert(mah) }

@@ -41,12 +41,12 @@ public struct LedgerAPI: Sendable {
     public init(
         node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil,
         organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil
-    ) {
+    ) throws {
         self.acting = acting
         var byDID: [String: ActingOrganisation] = [:]
         for o in organisations + (acting.map { [$0] } ?? []) { byDID[o.did] = o }
         self.organisations = byDID
-        supply = SupplyService(node: node, vault: vault, secret: supplySecret ?? (0..<32).map { _ in UInt8.random(in: 0...255) })
+        supply = try SupplyService(node: node, vault: vault, secret: supplySecret ?? (0..<32).map { _ in UInt8.random(in: 0...255) })
         self.node = node
         self.configuration = configuration
         self.registry = registry

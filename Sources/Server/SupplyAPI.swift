@@ -4,6 +4,7 @@ import Hummingbird
 import LedgerCore
 import Node
 import Standards
+import Store
 
 /// `/v1/supply`: EPCIS ingestion, pack verification (and dispensing), recalls, recall reports and
 /// alerts. Writes are signed by the caller's organisation key, which this node must hold (a node
@@ -23,11 +24,54 @@ struct SupplyAPI: Sendable {
         return (did, principal["organisation"]?.stringValue ?? did)
     }
 
-    func signer(for organisation: String) throws -> SigningKey {
+    func signer(for organisation: String) throws -> SigningKey { try actingOrganisation(organisation).signing }
+
+    func actingOrganisation(_ organisation: String) throws -> ActingOrganisation {
         guard let acting = organisations[organisation] else {
             throw LedgerError("not_acting_for", "this node does not hold the key of \(organisation); use that organisation's node")
         }
-        return acting.signing
+        return acting
+    }
+
+    /// Closing the loop: a MedicationDispense in the patient's record (when she consents to the
+    /// pharmacy writing it), written through the same path as the FHIR facade, and remembered on this
+    /// node so that a recall of the lot reaches her and her prescriber.
+    func recordDispense(
+        _ result: PackVerification, scan: GS1ElementString, patient: String, prescriber: String?, user: String, acting: ActingOrganisation, height: UInt64
+    ) async throws -> JSONValue {
+        guard let gtin = result.gtin, let serial = scan.serial, let packKey = result.packKey else { return .null }
+        let id = "md-" + String(Hash.sha256(Array("\(packKey)/\(height)".utf8)).hex.prefix(24))
+        var medication: [String: JSONValue] = [
+            "resourceType": .string("Medication"), "id": .string("pack"),
+            "code": .object([
+                "coding": .array([.object(["system": .string("https://www.gs1.org/gtin"), "code": .string(gtin)])]),
+                "text": .string(result.productName ?? gtin),
+            ]),
+        ]
+        var batch: [String: JSONValue] = [:]
+        if let lot = scan.lot { batch["lotNumber"] = .string(lot) }
+        if let expiry = scan.expiry { batch["expirationDate"] = .string(expiry.iso) }
+        if !batch.isEmpty { medication["batch"] = .object(batch) }
+        let resource: JSONValue = .object([
+            "resourceType": .string("MedicationDispense"), "id": .string(id), "status": .string("completed"),
+            "contained": .array([.object(medication)]),
+            "identifier": .array([.object(["system": .string("https://id.gs1.org"), "value": .string("https://id.gs1.org/01/\(gtin)/21/\(serial)")])]),
+            "medicationReference": .object(["reference": .string("#pack")]),
+            "subject": .object(["reference": .string(FHIRRecords.patientReference(patient))]),
+            "whenHandedOver": .string(FHIRAPI.instant(Int64(LedgerNode.systemClock()))),
+        ])
+        let issues = FHIRValidator.validate(resource)
+        guard issues.isEmpty else { throw LedgerError("internal_error", "MedicationDispense is invalid: \(issues)") }
+        let writer = FHIRRecords(fhir: FHIRAPI(api: api, records: api.records, auth: auth, acting: acting), acting: acting)
+        do {
+            _ = try await writer.write(resource, id: id, version: 1, user: user)
+        } catch let error as LedgerError {
+            return .object(["written": .bool(false), "reason": .string(error.code)])
+        }
+        try supply.noteDispensed(
+            LocalIndex.Dispensed(
+                lotKey: supply.keys.lot(gtin: gtin, lot: scan.lot ?? ""), patient: patient, prescriber: prescriber, recordID: id, gtin: gtin, height: height))
+        return .object(["written": .bool(true), "id": .string(id), "resourceType": .string("MedicationDispense")])
     }
 
     func register(on router: Router<BasicRequestContext>) {
@@ -58,7 +102,25 @@ struct SupplyAPI: Sendable {
                 }
                 let pack = try scan(body["scan"])
                 if body["dispense"]?.boolValue == true {
-                    return JSONResponse.make(try await supply.dispense(pack, verifier: user, organisation: try signer(for: organisation)).json)
+                    let patient = try body["patient"].map { (value: JSONValue) throws -> String in
+                        guard let did = value.stringValue, try api.records.principal(did)?.role == .patient else {
+                            throw LedgerError("unknown_patient", "patient must be the did of a registered patient")
+                        }
+                        return did
+                    }
+                    let prescriber = try body["prescriber"].map { (value: JSONValue) throws -> String in
+                        guard let did = value.stringValue, try api.records.principal(did)?.role == .practitioner else {
+                            throw LedgerError("unknown_prescriber", "prescriber must be the did of a registered practitioner")
+                        }
+                        return did
+                    }
+                    let acting = try actingOrganisation(organisation)
+                    let result = try await supply.dispense(pack, verifier: user, organisation: acting.signing)
+                    var answer = result.json.objectValue ?? [:]
+                    if let patient, let height = result.dispensedAtHeight {
+                        answer["record"] = try await recordDispense(result, scan: pack, patient: patient, prescriber: prescriber, user: user, acting: acting, height: height)
+                    }
+                    return JSONResponse.make(.object(answer))
                 }
                 return JSONResponse.make(try supply.verify(pack, verifier: user).json)
             }
@@ -92,6 +154,12 @@ struct SupplyAPI: Sendable {
                     throw LedgerError("forbidden", "the report is for the product's MAH and regulators")
                 }
                 return JSONResponse.make(try supply.recallReport(gtin: gtin, lot: lot).json)
+            }
+        }
+        router.get("/v1/supply/notices") { request, _ in
+            await api.handle {
+                let did = try auth.authenticate(request)
+                return JSONResponse.make(.object(["notices": .array(try supply.notices(for: did))]))
             }
         }
         router.get("/v1/supply/alerts") { request, _ in

@@ -187,7 +187,7 @@ struct BenchNode {
         var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
         let server = NodeServer(
-            api: LedgerAPI(
+            api: try LedgerAPI(
                 node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), organisations: organisations,
                 supplySecret: try SupplyService.secret(in: directory)))
         let port = Mutex<Int?>(nil)

@@ -77,7 +77,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     let organisations = try files.map { ActingOrganisation(signing: try KeyFile.load($0), encryption: try KeyFile.loadEncryption($0)) }
     let actingFor = organisations.first
     let server = NodeServer(
-        api: LedgerAPI(
+        api: try LedgerAPI(
             node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor,
             organisations: organisations, supplySecret: try SupplyService.secret(in: directory)))
     let acting = actingFor

@@ -18,7 +18,7 @@ import Testing
         let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         var sc = ServerConfiguration()
         sc.maxBodyBytes = maxBody
-        let api = LedgerAPI(
+        let api = try LedgerAPI(
             node: node, configuration: sc, registry: registry, vault: try Vault(path: chain.directory.vault),
             acting: ActingOrganisation(signing: SigningKey(), encryption: EncryptionKey()))
         let app = Application(router: api.router())

@@ -21,7 +21,7 @@ import Testing
         let vault = try Vault(path: chain.directory.vault)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.breakGlassWindowMillis = 90 * 60 * 1000
-        let api = LedgerAPI(node: node, configuration: serverConfiguration, registry: registry, vault: vault)
+        let api = try LedgerAPI(node: node, configuration: serverConfiguration, registry: registry, vault: vault)
         let app = Application(router: api.router())
         let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
         let hospitalA = Party(), hospitalB = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party()

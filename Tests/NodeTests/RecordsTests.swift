@@ -93,7 +93,7 @@ struct TestNetwork {
         let registry = PrometheusCollectorRegistry()
         node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
-        api = LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting, organisations: organisations)
+        api = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting, organisations: organisations)
         operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
     }
 

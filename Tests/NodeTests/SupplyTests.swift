@@ -84,13 +84,15 @@ struct SupplyClient {
 }
 
 @Suite struct SupplyTests {
-    @Test func packLifecycleVerificationRecallAndAlerts() async throws {
+    /// The organisations of the tests: a manufacturer (MAH, company prefix 950600), a wholesaler, two pharmacies, a regulator.
+    struct World {
         let pharma = Party(), wholesaler = Party(), pharmacy = Party(), otherPharmacy = Party(), regulator = Party(), pharmacist = Party()
-        let orgs = [pharma, wholesaler, pharmacy, otherPharmacy, regulator].map { ActingOrganisation(signing: $0.key, encryption: $0.encryption) }
-        let network = try TestNetwork(organisations: orgs)
-        let operatorParty = network.operatorParty
-        try await network.run { client in
-            var rc = RecordsClient(client: client)
+        var organisations: [ActingOrganisation] {
+            [pharma, wholesaler, pharmacy, otherPharmacy, regulator].map { ActingOrganisation(signing: $0.key, encryption: $0.encryption) }
+        }
+
+        /// Registers the organisations (operator), the pharmacist (her pharmacy), their supply roles (operator only) and the product (its MAH only).
+        func admit(_ rc: inout RecordsClient, operatorParty: Party) async throws {
             for (party, name) in [(pharma, "Pharma"), (wholesaler, "W"), (pharmacy, "P"), (otherPharmacy, "P2"), (regulator, "R")] {
                 #expect(try await rc.register(operatorParty, party, "organisation", name: name)["status"] == .string("committed"))
             }
@@ -106,9 +108,20 @@ struct SupplyClient {
                 #expect(try await rc.submit(pharma, "supply", "party", payload)["error"]?["code"] == .string("forbidden"))
                 #expect(try await rc.submit(operatorParty, "supply", "party", payload)["status"] == .string("committed"))
             }
-            // Only the holder of the company prefix registers the GTIN.
             #expect(try await rc.submit(wholesaler, "supply", "product", .object(["gtin": .string(Pharma.gtin)]))["error"]?["code"] == .string("forbidden"))
             #expect(try await rc.submit(pharma, "supply", "product", .object(["gtin": .string(Pharma.gtin), "name": .string("Amoxicillin 500 mg")]))["status"] == .string("committed"))
+        }
+    }
+
+    @Test func packLifecycleVerificationRecallAndAlerts() async throws {
+        let world = World()
+        let pharma = world.pharma, wholesaler = world.wholesaler, pharmacy = world.pharmacy, otherPharmacy = world.otherPharmacy
+        let regulator = world.regulator, pharmacist = world.pharmacist
+        let network = try TestNetwork(organisations: world.organisations)
+        let operatorParty = network.operatorParty
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            try await world.admit(&rc, operatorParty: operatorParty)
 
             let sc = SupplyClient(rc: rc)
             let serials = ["SN0001", "SN0002", "SN0003", "SN0004"]
@@ -236,5 +249,90 @@ struct SupplyClient {
             if text.contains("SN000") || text.contains("LOTA1") || text.contains("950600.") { clear += 1 }
         }
         #expect(clear == 0)
+    }
+
+    /// Dispensing to a consenting patient adds a MedicationDispense to her record; a later recall of the
+    /// lot notifies her and her prescriber (off-chain, from the dispensing node); without consent the
+    /// pack is still dispensed but nothing is written.
+    @Test func dispensingClosesTheLoopWithThePatient() async throws {
+        let world = World()
+        let pharmacy = world.pharmacy, pharma = world.pharma, pharmacist = world.pharmacist
+        let patient = Party(), other = Party(), prescriber = Party(), hospital = Party()
+        let network = try TestNetwork(organisations: world.organisations)
+        let operatorParty = network.operatorParty
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            try await world.admit(&rc, operatorParty: operatorParty)
+            #expect(try await rc.register(operatorParty, hospital, "organisation", name: "H")["status"] == .string("committed"))
+            #expect(try await rc.register(hospital, prescriber, "practitioner")["status"] == .string("committed"))
+            #expect(try await rc.register(patient, patient, "patient")["status"] == .string("committed"))
+            #expect(try await rc.register(other, other, "patient")["status"] == .string("committed"))
+            #expect(try await rc.submit(patient, "consent", "grant", .object([
+                "grantee": .string(pharmacy.did), "purposes": Pharma.list(["treatment"]), "resourceTypes": Pharma.list(["MedicationDispense"]),
+            ]))["status"] == .string("committed"))
+            let sc = SupplyClient(rc: rc)
+            let pGLN = Pharma.pgln("000002")
+            #expect(try await sc.ingest([Pharma.commissioning(["SN0101", "SN0102"]), Pharma.shipping([Pharma.sgtin("SN0101"), Pharma.sgtin("SN0102")], to: pGLN, time: "2026-11-25T10:00:00Z")], as: pharma).0 == .created)
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0101"), Pharma.sgtin("SN0102")], time: "2026-11-25T11:00:00Z")], as: pharmacy).0 == .created)
+
+            // A patient who is not registered is refused before anything happens.
+            #expect(try await sc.post("/v1/supply/verify", .object(["scan": .string(Pharma.scan("SN0101")), "dispense": .bool(true), "patient": .string(Party().did)]), as: pharmacist).1["error"]?["code"] == .string("unknown_patient"))
+            #expect(try await sc.verify(Pharma.scan("SN0101"), as: pharmacist)["outcome"] == .string("verified"))
+
+            let (_, answer) = try await sc.post("/v1/supply/verify", .object([
+                "scan": .string(Pharma.scan("SN0101")), "dispense": .bool(true), "patient": .string(patient.did), "prescriber": .string(prescriber.did),
+            ]), as: pharmacist)
+            #expect(answer["dispensed"] == .bool(true))
+            #expect(answer["record"]?["written"] == .bool(true))
+            let recordID = try #require(answer["record"]?["id"]?.stringValue)
+            // The patient reads it and decrypts it with her own key: a MedicationDispense naming the pack.
+            let read = try rc.json(try await rc.get("/v1/records/\(recordID)", as: patient))
+            let resource = try JSONValue.parse(try SealedVersion.open(read: read, with: patient.encryption))
+            #expect(resource["resourceType"] == .string("MedicationDispense"))
+            #expect(resource["contained"]?[0]?["batch"]?["lotNumber"] == .string("LOTA1"))
+            #expect(resource["identifier"]?[0]?["value"] == .string("https://id.gs1.org/01/\(Pharma.gtin)/21/SN0101"))
+
+            // No consent: dispensed all the same, nothing written to her record.
+            let (_, noConsent) = try await sc.post("/v1/supply/verify", .object([
+                "scan": .string(Pharma.scan("SN0102")), "dispense": .bool(true), "patient": .string(other.did),
+            ]), as: pharmacist)
+            #expect(noConsent["dispensed"] == .bool(true))
+            #expect(noConsent["record"]?["written"] == .bool(false))
+            #expect(noConsent["record"]?["reason"] == .string("consent_denied"))
+
+            // The recall reaches the patient and her prescriber; not the other patient (no record, no notice).
+            let events = network.node.events.subscribe()
+            let notice = Task {
+                for await event in events where event.body["type"] == .string("supply.recall-notice") { return event.body }
+                return JSONValue.null
+            }
+            #expect(try await sc.post("/v1/supply/recalls", .object(["gtin": .string(Pharma.gtin), "lot": .string("LOTA1"), "reason": .string("mislabelled")]), as: pharma).0 == .created)
+            let live = try await withDeadline(seconds: 60) { await notice.value }
+            #expect(live["patient"] == .string(patient.did))
+            #expect(live["prescriber"] == .string(prescriber.did))
+            #expect(network.api.records.concerns(live, did: patient.did))
+            #expect(network.api.records.concerns(live, did: prescriber.did))
+            #expect(!network.api.records.concerns(live, did: other.did))
+            for did in [patient, prescriber] {
+                let notices = try rc.json(try await rc.get("/v1/supply/notices", as: did))["notices"]?.arrayValue ?? []
+                #expect(notices.count == 1)
+                #expect(notices.first?["recordId"] == .string(recordID))
+                #expect(notices.first?["reason"] == .string("mislabelled"))
+            }
+            #expect(try rc.json(try await rc.get("/v1/supply/notices", as: other))["notices"]?.arrayValue?.isEmpty == true)
+        }
+        // The link between the patient and the lot (or the pack) is not on the chain.
+        let lotKey = network.api.supply.keys.lot(gtin: Pharma.gtin, lot: "LOTA1")
+        let packKey = network.api.supply.keys.pack(gtin: Pharma.gtin, serial: "SN0101")
+        var linked = 0
+        try network.node.store.forEachState { key, value in
+            let text = key + String(decoding: value, as: UTF8.self)
+            if text.contains(patient.did) && (text.contains(lotKey) || text.contains(packKey)) { linked += 1 }
+        }
+        try network.node.store.forEachTransaction { _, _, raw in
+            let text = String(decoding: raw, as: UTF8.self)
+            if text.contains(patient.did) && (text.contains(lotKey) || text.contains(packKey) || text.contains("SN0101")) { linked += 1 }
+        }
+        #expect(linked == 0)
     }
 }

@@ -5,13 +5,17 @@ import Standards
 /// The blinding of serial-level identifiers: the chain never holds a GTIN+serial, SSCC or lot in the
 /// clear, only HMAC-SHA256 of it under a consortium secret, so nobody holding a copy of the chain
 /// can enumerate serials; a node that holds the secret computes the key of a scanned pack.
-public struct SupplyKeys: Sendable {
-    private let secret: SymmetricKey
+public struct SupplyKeys: @unchecked Sendable {
+    /// HMAC state after the key (copied per use, so the key schedule is computed once). A value type,
+    /// never mutated in place: safe to share.
+    private let prepared: HMAC<SHA256>
 
-    public init(secret: [UInt8]) { self.secret = SymmetricKey(data: secret) }
+    public init(secret: [UInt8]) { prepared = HMAC<SHA256>(key: SymmetricKey(data: secret)) }
 
     func key(_ parts: String...) -> String {
-        Hex.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(parts.joined(separator: "\u{1D}").utf8), using: secret)))
+        var mac = prepared
+        mac.update(data: Array(parts.joined(separator: "\u{1D}").utf8))
+        return Hex.encode(Array(mac.finalize()))
     }
 
     /// A serialised pack: GTIN (14 digits) + serial (AI 21).
