@@ -1,0 +1,151 @@
+import Domains
+import LedgerCore
+import Standards
+import Synchronization
+import Testing
+
+/// An in-memory chain for contract-level tests: blocks at chosen times, state as a dictionary.
+final class MemoryChain: StateReader, @unchecked Sendable {
+    var state: [String: [UInt8]] = [:]
+    var height: UInt64 = 0
+    let registry: ContractRegistry
+    let operatorKey = SigningKey()
+    var nonce: UInt64 = 0
+
+    init() { registry = .standard(operators: [operatorKey.publicKey.did]) }
+
+    func value(forKey key: String) throws -> [UInt8]? { state[key] }
+
+    /// Executes one transaction in its own block at `time` (ms); returns its receipt.
+    @discardableResult
+    func run(_ signer: SigningKey, _ contract: String, _ action: String, _ payload: JSONValue, time: UInt64 = 1_790_000_000_000) -> Receipt {
+        nonce += 1
+        height += 1
+        let tx = try! Transaction(chainID: "memory", signer: signer, nonce: nonce, contract: contract, action: action, payload: payload)
+        let execution = registry.execute(transactions: [tx], height: height, timeMillis: time, firstLeafIndex: nonce, base: self)
+        for (key, value) in execution.writes { state[key] = value }
+        return execution.receipts[0]
+    }
+
+    func item(_ key: String) throws -> SupplyItem { try SupplyItem(json: try JSONValue.parse(state[SupplyItem.stateKey(key)]!)) }
+}
+
+@Suite struct PackLifecycleTests {
+    static let day: UInt64 = 86_400_000
+    let keys = SupplyKeys(secret: Array(repeating: 7, count: 32))
+    let gtin = "09506000100012"
+
+    /// A chain with a manufacturer (MAH), a pharmacy, a regulator, the product, and packs held by the pharmacy.
+    func world(packs: [String]) -> (MemoryChain, mah: SigningKey, pharmacy: SigningKey, regulator: SigningKey) {
+        let chain = MemoryChain()
+        let mah = SigningKey(), pharmacy = SigningKey(), regulator = SigningKey()
+        for (key, roles, prefixes) in [(mah, ["manufacturer", "mah"], ["950600"]), (pharmacy, ["pharmacy"], []), (regulator, ["regulator"], [])] {
+            #expect(chain.run(chain.operatorKey, "identity", "register", .object([
+                "role": .string("organisation"), "subject": .string(key.publicKey.did), "encryptionKey": .string(Base64.encode(EncryptionKey().publicKey)), "name": .string("Org"),
+            ])).status == .committed)
+            let r = chain.run(chain.operatorKey, "supply", "party", .object([
+                "party": .string(key.publicKey.did), "roles": .array(roles.map { .string($0) }), "companyPrefixes": .array(prefixes.map { .string($0) }),
+            ]))
+            #expect(r.status == .committed, "\(r.errorMessage ?? "")")
+        }
+        #expect(chain.run(mah, "supply", "product", .object(["gtin": .string(gtin)])).status == .committed)
+        let lot = keys.lot(gtin: gtin, lot: "L1")
+        let items = packs.map { JSONValue.object(["key": .string(keys.pack(gtin: gtin, serial: $0)), "gtin": .string(gtin), "lot": .string(lot), "expiry": .string("2027-01-31")]) }
+        #expect(events(chain, mah, [event("commissioning", action: "ADD", items: items)]).status == .committed)
+        let keysOnly = packs.map { JSONValue.object(["key": .string(keys.pack(gtin: gtin, serial: $0))]) }
+        #expect(events(chain, mah, [event("shipping", items: keysOnly, to: pharmacy.publicKey.did)]).status == .committed)
+        #expect(events(chain, pharmacy, [event("receiving", items: keysOnly)]).status == .committed)
+        return (chain, mah, pharmacy, regulator)
+    }
+
+    func event(_ bizStep: String, action: String = "OBSERVE", disposition: String? = nil, items: [JSONValue], to: String? = nil, type: String = "ObjectEvent", extra: [String: JSONValue] = [:]) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "hash": .string(Hash.sha256(Array("\(bizStep) \(items) \(UInt64.random(in: 0..<UInt64.max))".utf8)).hex), "type": .string(type),
+            "action": .string(action), "bizStep": .string(bizStep), "time": .int(0), "items": .array(items),
+        ]
+        if let disposition { o["disposition"] = .string(disposition) }
+        if let to { o["to"] = .string(to) }
+        for (k, v) in extra { o[k] = v }
+        return .object(o)
+    }
+
+    func events(_ chain: MemoryChain, _ author: SigningKey, _ list: [JSONValue], time: UInt64 = 1_790_000_000_000) -> Receipt {
+        chain.run(author, "supply", "events", .object(["events": .array(list)]), time: time)
+    }
+
+    func pack(_ serial: String) -> JSONValue { .object(["key": .string(keys.pack(gtin: gtin, serial: serial))]) }
+    func key(_ serial: String) -> String { keys.pack(gtin: gtin, serial: serial) }
+
+    @Test func reactivationWindowAndIrreversibleStates() throws {
+        let (chain, _, pharmacy, _) = world(packs: ["A", "B", "C"])
+        let t0: UInt64 = 1_790_000_000_000
+        #expect(events(chain, pharmacy, [event("dispensing", disposition: "dispensed", items: [pack("A"), pack("B")])], time: t0).status == .committed)
+        #expect(events(chain, pharmacy, [event("decommissioning", disposition: "stolen", items: [pack("C")])], time: t0).status == .committed)
+        #expect(try chain.item(key("C")).status == .stolen)
+        // Within 240 h: undone. After: refused. Stolen: never.
+        #expect(chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("A"))]), time: t0 + 10 * Self.day - 1).status == .committed)
+        let late = chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("B"))]), time: t0 + 10 * Self.day + 1)
+        #expect(late.errorCode == "window_exceeded")
+        #expect(chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("C"))]), time: t0 + 1).errorCode == "not_reversible")
+        // An expired pack is not reactivated (expiry 2027-01-31).
+        #expect(events(chain, pharmacy, [event("dispensing", disposition: "dispensed", items: [pack("A")])], time: 1_802_000_000_000).status == .committed)
+        #expect(chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("A"))]), time: 1_802_000_000_000 + 1).errorCode == "expired")
+    }
+
+    @Test func lockRecallByEventAndContainers() throws {
+        let (chain, mah, pharmacy, regulator) = world(packs: ["A", "B", "C", "D"])
+        // Lock and unlock: MAH or regulator only.
+        #expect(chain.run(pharmacy, "supply", "lock", .object(["item": .string(key("A")), "reason": .string("x")])).errorCode == "forbidden")
+        #expect(chain.run(regulator, "supply", "lock", .object(["item": .string(key("A")), "reason": .string("investigation")])).status == .committed)
+        #expect(try chain.item(key("A")).status == .locked)
+        #expect(events(chain, pharmacy, [event("dispensing", disposition: "dispensed", items: [pack("A")])]).errorCode == "already_decommissioned")
+        #expect(chain.run(mah, "supply", "unlock", .object(["item": .string(key("A")), "reason": .string("cleared")])).status == .committed)
+
+        // Packing at the pharmacy, then destroying the case destroys its contents.
+        let caseKey = keys.container(sscc: "195060010000000011")
+        #expect(events(chain, pharmacy, [event("packing", action: "ADD", items: [pack("B"), pack("C")], type: "AggregationEvent", extra: ["parent": .string(caseKey)])]).status == .committed)
+        #expect(events(chain, pharmacy, [event("destroying", disposition: "destroyed", items: [.object(["key": .string(caseKey)])])]).status == .committed)
+        #expect(try chain.item(key("B")).status == .destroyed)
+        #expect(try chain.item(key("C")).status == .destroyed)
+
+        // A recall as an EPCIS event (disposition recalled on the lot class) by the MAH; not by the pharmacy.
+        let lots: JSONValue = .array([.object(["gtin": .string(gtin), "lot": .string(keys.lot(gtin: gtin, lot: "L1"))])])
+        #expect(events(chain, pharmacy, [event("holding", disposition: "recalled", items: [], extra: ["lots": lots])]).errorCode == "forbidden")
+        #expect(events(chain, mah, [event("holding", disposition: "recalled", items: [], extra: ["lots": lots])]).status == .committed)
+        let lot = try JSONValue.parse(chain.state[SupplyState.lot(keys.lot(gtin: gtin, lot: "L1"))]!)
+        #expect(lot["recalled"] == .bool(true))
+        // A recalled lot takes no new packs.
+        let more = JSONValue.object(["key": .string(key("E")), "gtin": .string(gtin), "lot": .string(keys.lot(gtin: gtin, lot: "L1")), "expiry": .string("2027-01-31")])
+        #expect(events(chain, mah, [event("commissioning", action: "ADD", items: [more])]).errorCode == "recalled")
+
+        // Verification sees the states: locked, destroyed and recalled packs are not verified.
+        func verify(_ serial: String) throws -> PackVerification.Outcome {
+            let scan = try GS1ElementString.parse("01\(gtin)17270131" + "10L1\u{1D}21\(serial)", today: GS1Date(year: 2026, month: 11, day: 25))
+            return try PackVerification.check(scan: scan, keys: keys, today: GS1Date(year: 2026, month: 11, day: 25), verifier: nil, verifierRoles: []) { k throws(LedgerError) in
+                try chain.state[k].map { bytes throws(LedgerError) in try JSONValue.parse(bytes) }
+            }.outcome
+        }
+        #expect(try verify("D") == .recalled)
+        #expect(try verify("ZZ") == .unknownSerial)
+    }
+
+    @Test func transformationAndExpiry() throws {
+        let (chain, mah, pharmacy, _) = world(packs: ["A"])
+        // Repackaging (parallel distribution): the input pack is decommissioned, the output commissioned by the MAH.
+        let out = JSONValue.object(["key": .string(key("R1")), "gtin": .string(gtin), "lot": .string(keys.lot(gtin: gtin, lot: "L2")), "expiry": .string("2026-12-31")])
+        #expect(events(chain, pharmacy, [event("repackaging", items: [pack("A")], type: "TransformationEvent", extra: ["outputs": .array([out])])]).errorCode == "forbidden")
+        let transfer = events(chain, pharmacy, [event("shipping", items: [pack("A")], to: mah.publicKey.did)])
+        #expect(transfer.status == .committed)
+        #expect(events(chain, mah, [event("receiving", items: [pack("A")])]).status == .committed)
+        #expect(events(chain, mah, [event("repackaging", items: [pack("A")], type: "TransformationEvent", extra: ["outputs": .array([out])])]).status == .committed)
+        #expect(try chain.item(key("A")).status == .decommissioned)
+        #expect(try chain.item(key("R1")).status == .active)
+        // Expired: verification after the expiry date answers expired.
+        let scan = try GS1ElementString.parse("01\(gtin)17261231" + "10L2\u{1D}21R1", today: GS1Date(year: 2027, month: 1, day: 5))
+        let result = try PackVerification.check(scan: scan, keys: keys, today: GS1Date(year: 2027, month: 1, day: 5), verifier: nil, verifierRoles: []) { k throws(LedgerError) in
+            try chain.state[k].map { bytes throws(LedgerError) in try JSONValue.parse(bytes) }
+        }
+        #expect(result.outcome == .expired)
+        #expect(result.vrs["additionalInfo"] == .string("Expired"))
+    }
+}
