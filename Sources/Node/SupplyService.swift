@@ -73,20 +73,8 @@ public final class SupplyService: Sendable {
     /// keys, receiving parties), seals the document for the author and the receivers in the vault,
     /// and submits one `supply.events` transaction signed by `author`. All or nothing.
     public func ingest(document: JSONValue, author: SigningKey) async throws -> JSONValue {
-        let parsed = try EPCISDocument.parse(document)
-        let hashes = try EPCISEventHash.hashIDs(document: document)
-        var events: [JSONValue] = []
-        var parties: Set<String> = [author.publicKey.did]
-        events.reserveCapacity(parsed.events.count)
-        for (index, (event, hashID)) in zip(parsed.events, hashes).enumerated() {
-            do throws(LedgerError) {
-                let derived = try derive(event, hashID: hashID)
-                if let to = derived.destination { parties.insert(to) }
-                events.append(derived.json)
-            } catch {
-                throw LedgerError(error.code, "event \(index): \(error.message)")
-            }
-        }
+        let (events, hashes, receivers) = try derive(document: document)
+        let parties = receivers.union([author.publicKey.did])
         var payload: [String: JSONValue] = ["events": .array(events)]
         // The document itself (commercial data) stays off-chain, encrypted for the parties.
         var recipients: [String: [UInt8]] = [:]
@@ -116,6 +104,26 @@ public final class SupplyService: Sendable {
         answer["duplicates"] = receipt.result["duplicates"] ?? .array([])
         answer["hashes"] = .array(hashes.map { JSONValue.string($0) })
         return .object(answer)
+    }
+
+    /// Validates a document and derives the chain's view of its events; also answers their hash ids
+    /// and the parties that receive shipments. Synchronous on purpose: the work is CPU only.
+    func derive(document: JSONValue) throws(LedgerError) -> (events: [JSONValue], hashes: [String], receivers: Set<String>) {
+        let parsed = try EPCISDocument.parse(document)
+        let hashes = try EPCISEventHash.hashIDs(document: document)
+        var events: [JSONValue] = []
+        var receivers: Set<String> = []
+        events.reserveCapacity(parsed.events.count)
+        for (index, (event, hashID)) in zip(parsed.events, hashes).enumerated() {
+            do throws(LedgerError) {
+                let derived = try derive(event, hashID: hashID)
+                if let to = derived.destination { receivers.insert(to) }
+                events.append(derived.json)
+            } catch {
+                throw LedgerError(error.code, "event \(index): \(error.message)")
+            }
+        }
+        return (events, hashes, receivers)
     }
 
     func itemKey(_ epc: EPC) throws(LedgerError) -> String {

@@ -24,6 +24,11 @@ struct SupplyAPI: Sendable {
         return (did, principal["organisation"]?.stringValue ?? did)
     }
 
+    /// The signing key of the caller's organisation. Not inlined: inlining it into the async
+    /// handlers crashes the Swift 6.3.1 optimiser (coroutine splitting) in release builds.
+    @inline(never)
+    func organisationKey(_ request: Request) throws -> SigningKey { try signer(for: try caller(request).organisation) }
+
     func signer(for organisation: String) throws -> SigningKey { try actingOrganisation(organisation).signing }
 
     func actingOrganisation(_ organisation: String) throws -> ActingOrganisation {
@@ -75,98 +80,98 @@ struct SupplyAPI: Sendable {
     }
 
     func register(on router: Router<BasicRequestContext>) {
-        router.post("/v1/supply/epcis") { request, _ in
-            await api.handle {
-                let (_, organisation) = try caller(request)
-                let key = try signer(for: organisation)
-                let document = try await api.jsonBody(request)
-                return JSONResponse.make(try await supply.ingest(document: document, author: key), status: .created)
-            }
+        router.post("/v1/supply/epcis") { request, _ in await api.handle { try await ingest(request) } }
+        router.post("/v1/supply/verify") { request, _ in await api.handle { try await verify(request) } }
+        router.post("/v1/supply/recalls") { request, _ in await api.handle { try await recall(request) } }
+        router.get("/v1/supply/recalls/report") { request, _ in await api.handle { try report(request) } }
+        router.get("/v1/supply/notices") { request, _ in await api.handle { try notices(request) } }
+        router.get("/v1/supply/alerts") { request, _ in await api.handle { try alerts(request) } }
+    }
+
+    func ingest(_ request: Request) async throws -> Response {
+        let key = try organisationKey(request)
+        let document = try await api.jsonBody(request)
+        let result = try await supply.ingest(document: document, author: key)
+        return JSONResponse.make(result, status: .created)
+    }
+
+    func verify(_ request: Request) async throws -> Response {
+        let (user, organisation) = try caller(request)
+        let body = try await api.jsonBody(request)
+        let today = GS1Date(millis: LedgerNode.systemClock())
+        func scan(_ value: JSONValue?) throws -> GS1ElementString {
+            guard let text = value?.stringValue else { throw LedgerError("bad_request", "scan must be the scanned text") }
+            return try GS1ElementString.parse(text, today: today)
         }
-        router.post("/v1/supply/verify") { request, _ in
-            await api.handle {
-                let (user, organisation) = try caller(request)
-                let body = try await api.jsonBody(request)
-                let today = GS1Date(millis: LedgerNode.systemClock())
-                func scan(_ value: JSONValue?) throws -> GS1ElementString {
-                    guard let text = value?.stringValue else { throw LedgerError("bad_request", "scan must be the scanned text") }
-                    return try GS1ElementString.parse(text, today: today)
-                }
-                if let list = body["scans"]?.arrayValue {
-                    guard list.count <= 1000, body["dispense"] == nil else {
-                        throw LedgerError("bad_request", "a bulk verification holds at most 1000 scans and does not dispense")
-                    }
-                    let parsed = try list.map(scan)
-                    let results = try parsed.map { try supply.verify($0, verifier: user).json }
-                    return JSONResponse.make(.object(["results": .array(results)]))
-                }
-                let pack = try scan(body["scan"])
-                if body["dispense"]?.boolValue == true {
-                    let patient = try body["patient"].map { (value: JSONValue) throws -> String in
-                        guard let did = value.stringValue, try api.records.principal(did)?.role == .patient else {
-                            throw LedgerError("unknown_patient", "patient must be the did of a registered patient")
-                        }
-                        return did
-                    }
-                    let prescriber = try body["prescriber"].map { (value: JSONValue) throws -> String in
-                        guard let did = value.stringValue, try api.records.principal(did)?.role == .practitioner else {
-                            throw LedgerError("unknown_prescriber", "prescriber must be the did of a registered practitioner")
-                        }
-                        return did
-                    }
-                    let acting = try actingOrganisation(organisation)
-                    let result = try await supply.dispense(pack, verifier: user, organisation: acting.signing)
-                    var answer = result.json.objectValue ?? [:]
-                    if let patient, let height = result.dispensedAtHeight {
-                        answer["record"] = try await recordDispense(result, scan: pack, patient: patient, prescriber: prescriber, user: user, acting: acting, height: height)
-                    }
-                    return JSONResponse.make(.object(answer))
-                }
-                return JSONResponse.make(try supply.verify(pack, verifier: user).json)
+        if let list = body["scans"]?.arrayValue {
+            guard list.count <= 1000, body["dispense"] == nil else {
+                throw LedgerError("bad_request", "a bulk verification holds at most 1000 scans and does not dispense")
             }
+            let parsed = try list.map(scan)
+            let results = try parsed.map { try supply.verify($0, verifier: user).json }
+            return JSONResponse.make(.object(["results": .array(results)]))
         }
-        router.post("/v1/supply/recalls") { request, _ in
-            await api.handle {
-                let (_, organisation) = try caller(request)
-                let body = try await api.jsonBody(request)
-                guard let gtin = body["gtin"]?.stringValue, let lot = body["lot"]?.stringValue, let reason = body["reason"]?.stringValue else {
-                    throw LedgerError("bad_request", "send {\"gtin\", \"lot\", \"reason\"}")
-                }
-                let tx = try Transaction(
-                    chainID: node.genesis.chainID, signer: try signer(for: organisation), nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply",
-                    action: "recall",
-                    payload: .object(["gtin": .string(gtin), "lot": .string(supply.keys.lot(gtin: gtin, lot: lot)), "reason": .string(reason)]))
-                let receipt = try await node.submit(tx)
-                guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "") }
-                return JSONResponse.make(receipt.json, status: .created)
-            }
+        let pack = try scan(body["scan"])
+        guard body["dispense"]?.boolValue == true else { return JSONResponse.make(try supply.verify(pack, verifier: user).json) }
+        return JSONResponse.make(try await dispense(pack, body: body, user: user, organisation: organisation))
+    }
+
+    func dispense(_ pack: GS1ElementString, body: JSONValue, user: String, organisation: String) async throws -> JSONValue {
+        let patient = try registered(body["patient"], role: .patient, code: "unknown_patient", what: "patient")
+        let prescriber = try registered(body["prescriber"], role: .practitioner, code: "unknown_prescriber", what: "prescriber")
+        let acting = try actingOrganisation(organisation)
+        let result = try await supply.dispense(pack, verifier: user, organisation: acting.signing)
+        var answer = result.json.objectValue ?? [:]
+        if let patient, let height = result.dispensedAtHeight {
+            answer["record"] = try await recordDispense(result, scan: pack, patient: patient, prescriber: prescriber, user: user, acting: acting, height: height)
         }
-        router.get("/v1/supply/recalls/report") { request, _ in
-            await api.handle {
-                let (_, organisation) = try caller(request)
-                let q = request.uri.queryParameters
-                guard let gtin = q["gtin"].map(String.init), let lot = q["lot"].map(String.init) else {
-                    throw LedgerError("bad_request", "gtin and lot are required")
-                }
-                let product = try node.stateValue(forKey: SupplyState.product(gtin)).map { try JSONValue.parse($0) }
-                let roles = try supply.party(organisation)?["roles"]?.arrayValue ?? []
-                guard product?["mah"]?.stringValue == organisation || roles.contains(.string("regulator")) else {
-                    throw LedgerError("forbidden", "the report is for the product's MAH and regulators")
-                }
-                return JSONResponse.make(try supply.recallReport(gtin: gtin, lot: lot).json)
-            }
+        return .object(answer)
+    }
+
+    /// The did in `value` when it names a registered principal with `role`; nil when absent.
+    func registered(_ value: JSONValue?, role: Principal.Role, code: String, what: String) throws -> String? {
+        guard let value else { return nil }
+        guard let did = value.stringValue, try api.records.principal(did)?.role == role else {
+            throw LedgerError(code, "\(what) must be the did of a registered \(role.rawValue)")
         }
-        router.get("/v1/supply/notices") { request, _ in
-            await api.handle {
-                let did = try auth.authenticate(request)
-                return JSONResponse.make(.object(["notices": .array(try supply.notices(for: did))]))
-            }
+        return did
+    }
+
+    func recall(_ request: Request) async throws -> Response {
+        let (_, organisation) = try caller(request)
+        let body = try await api.jsonBody(request)
+        guard let gtin = body["gtin"]?.stringValue, let lot = body["lot"]?.stringValue, let reason = body["reason"]?.stringValue else {
+            throw LedgerError("bad_request", "send {\"gtin\", \"lot\", \"reason\"}")
         }
-        router.get("/v1/supply/alerts") { request, _ in
-            await api.handle {
-                let (_, organisation) = try caller(request)
-                return JSONResponse.make(.object(["alerts": .array(try supply.alerts(for: organisation))]))
-            }
+        let tx = try Transaction(
+            chainID: node.genesis.chainID, signer: try signer(for: organisation), nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply",
+            action: "recall", payload: .object(["gtin": .string(gtin), "lot": .string(supply.keys.lot(gtin: gtin, lot: lot)), "reason": .string(reason)]))
+        let receipt = try await node.submit(tx)
+        guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "") }
+        return JSONResponse.make(receipt.json, status: .created)
+    }
+
+    func report(_ request: Request) throws -> Response {
+        let (_, organisation) = try caller(request)
+        let q = request.uri.queryParameters
+        guard let gtin = q["gtin"].map(String.init), let lot = q["lot"].map(String.init) else {
+            throw LedgerError("bad_request", "gtin and lot are required")
         }
+        let product = try node.stateValue(forKey: SupplyState.product(gtin)).map { try JSONValue.parse($0) }
+        let roles = try supply.party(organisation)?["roles"]?.arrayValue ?? []
+        guard product?["mah"]?.stringValue == organisation || roles.contains(.string("regulator")) else {
+            throw LedgerError("forbidden", "the report is for the product's MAH and regulators")
+        }
+        return JSONResponse.make(try supply.recallReport(gtin: gtin, lot: lot).json)
+    }
+
+    func notices(_ request: Request) throws -> Response {
+        let did = try auth.authenticate(request)
+        return JSONResponse.make(.object(["notices": .array(try supply.notices(for: did))]))
+    }
+
+    func alerts(_ request: Request) throws -> Response {
+        let (_, organisation) = try caller(request)
+        return JSONResponse.make(.object(["alerts": .array(try supply.alerts(for: organisation))]))
     }
 }
