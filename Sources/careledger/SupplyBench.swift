@@ -90,23 +90,10 @@ struct SupplyBench: AsyncParsableCommand {
         let pharmaToken = try await Self.token(base: base, key: pharma)
         let load = LoadState()
         let ingestStart = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<ingestConcurrency {
-                group.addTask {
-                    while true {
-                        let i = load.cursor.withLock { c -> Int in
-                            defer { c += 1 }
-                            return c
-                        }
-                        guard i < docs.count else { return }
-                        let t0 = ContinuousClock.now
-                        let (status, body) = try await Self.post(base + "/v1/supply/epcis", docs[i], token: pharmaToken)
-                        guard status == 201 else { throw LedgerError("internal_error", "ingest answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
-                        load.latencies.withLock { $0.append((ContinuousClock.now - t0) / .milliseconds(1)) }
-                    }
-                }
-            }
-            try await group.waitForAll()
+        try await load.drive(count: docs.count, workers: ingestConcurrency) { i in
+            let (status, body) = try await Self.post(base + "/v1/supply/epcis", docs[i], token: pharmaToken)
+            guard status == 201 else { throw LedgerError("internal_error", "ingest answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
+            return 1
         }
         let ingestSeconds = (ContinuousClock.now - ingestStart) / .seconds(1)
         let ingestLatencies = load.latencies.withLock { $0 }.sorted()
@@ -144,28 +131,9 @@ struct SupplyBench: AsyncParsableCommand {
         let verify = LoadState()
         let verifyStart = ContinuousClock.now
         let count = verifications
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    var local: [Double] = []
-                    while true {
-                        let i = verify.cursor.withLock { c -> Int in
-                            defer { c += 1 }
-                            return c
-                        }
-                        guard i < count else { break }
-                        let t0 = ContinuousClock.now
-                        let (status, body) = try await Self.post(base + "/v1/supply/verify", scans[i % scans.count], token: pharmacyToken)
-                        local.append((ContinuousClock.now - t0) / .milliseconds(1))
-                        guard status == 200, (try? JSONValue.parse(body))?["outcome"] == .string("verified") else {
-                            verify.failures.withLock { $0 += 1 }
-                            continue
-                        }
-                    }
-                    verify.latencies.withLock { $0.append(contentsOf: local) }
-                }
-            }
-            try await group.waitForAll()
+        try await verify.drive(count: count, workers: concurrency) { i in
+            let (status, body) = try await Self.post(base + "/v1/supply/verify", scans[i % scans.count], token: pharmacyToken)
+            return status == 200 && (try? JSONValue.parse(body))?["outcome"] == .string("verified") ? 1 : nil
         }
         let verifySeconds = (ContinuousClock.now - verifyStart) / .seconds(1)
         let verifyLatencies = verify.latencies.withLock { $0 }.sorted()
@@ -178,31 +146,14 @@ struct SupplyBench: AsyncParsableCommand {
         let bulkState = LoadState()
         let bulkRequests = (count + bulk - 1) / bulk
         let bulkStart = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    var local: [Double] = []
-                    while true {
-                        let i = bulkState.cursor.withLock { c -> Int in
-                            defer { c += 1 }
-                            return c
-                        }
-                        guard i < bulkRequests else { break }
-                        let t0 = ContinuousClock.now
-                        let (status, body) = try await Self.post(base + "/v1/supply/verify", bulkBodies[i % bulkBodies.count], token: pharmacyToken)
-                        local.append((ContinuousClock.now - t0) / .milliseconds(1))
-                        let results = (try? JSONValue.parse(body))?["results"]?.arrayValue ?? []
-                        let verified = results.filter { $0["outcome"] == .string("verified") }.count
-                        if status != 200 || verified != results.count || results.isEmpty { bulkState.failures.withLock { $0 += 1 } }
-                        bulkState.cursor2.withLock { $0 += results.count }
-                    }
-                    bulkState.latencies.withLock { $0.append(contentsOf: local) }
-                }
-            }
-            try await group.waitForAll()
+        try await bulkState.drive(count: bulkRequests, workers: concurrency) { i in
+            let (status, body) = try await Self.post(base + "/v1/supply/verify", bulkBodies[i % bulkBodies.count], token: pharmacyToken)
+            let results = (try? JSONValue.parse(body))?["results"]?.arrayValue ?? []
+            let verified = results.filter { $0["outcome"] == .string("verified") }.count
+            return status == 200 && verified == results.count && !results.isEmpty ? verified : nil
         }
         let bulkSeconds = (ContinuousClock.now - bulkStart) / .seconds(1)
-        let bulkVerified = bulkState.cursor2.withLock { $0 }
+        let bulkVerified = bulkState.done.withLock { $0 }
         let bulkLatencies = bulkState.latencies.withLock { $0 }.sorted()
 
         // The verification engine alone (no HTTP), all cores.
