@@ -62,7 +62,7 @@ public struct RecordsService: Sendable {
     {
         let now = Int64(LedgerNode.systemClock())
         let consent = ConsentPolicy.evaluate(
-            grants: grants, patient: patient, reader: reader.did, readerOrganisation: reader.organisation, purpose: purpose,
+            grants: grants, patient: patient, reader: reader.did, readerGroups: reader.groups, purpose: purpose,
             resourceType: resourceType ?? "*", time: now)
         guard !consent.permitted, purpose == "emergency" else { return (consent, [:]) }
         if let open = try json(AuditContract.breakGlassKey(patient: patient, reader: reader.did)), let until = open["until"]?.intValue, until > now {
@@ -219,13 +219,20 @@ public struct RecordsService: Sendable {
         guard let p = try principal(patient), p.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
         var out = [p]
         let grants = try grants(patient: patient)
-        for g in grants where g.active && g.permit && !out.contains(where: { $0.did == g.grantee }) {
-            let candidate = try principal(g.grantee)
-            guard let candidate else { continue }
-            let decision = ConsentPolicy.evaluate(
-                grants: grants, patient: patient, reader: candidate.did, readerOrganisation: candidate.organisation,
-                purpose: g.purposes.first ?? "treatment", resourceType: resourceType, time: Int64(LedgerNode.systemClock()))
-            if decision.permitted || g.delegate { out.append(candidate) }
+        for g in grants where g.active && g.permit {
+            guard let grantee = try principal(g.grantee) else { continue }
+            // A care team's members read with their own keys.
+            var candidates = [grantee]
+            if grantee.role == .careteam {
+                candidates = []
+                for did in grantee.members { if let member = try principal(did) { candidates.append(member) } }
+            }
+            for candidate in candidates where !out.contains(where: { $0.did == candidate.did }) {
+                let decision = ConsentPolicy.evaluate(
+                    grants: grants, patient: patient, reader: candidate.did, readerGroups: candidate.groups,
+                    purpose: g.purposes.first ?? "treatment", resourceType: resourceType, time: Int64(LedgerNode.systemClock()))
+                if decision.permitted || g.delegate { out.append(candidate) }
+            }
         }
         return out
     }

@@ -82,7 +82,7 @@ struct FHIRAPI: Sendable {
                 let grants = try records.grants(patient: record.patient)
                 let principal = try records.principal(requester)
                 let decision = ConsentPolicy.evaluate(
-                    grants: grants, patient: record.patient, reader: requester, readerOrganisation: principal?.organisation, purpose: "treatment",
+                    grants: grants, patient: record.patient, reader: requester, readerGroups: principal?.groups ?? [], purpose: "treatment",
                     resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
                 guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
                 return Self.respond(Self.searchset(record.versions.map { Self.provenance(record, $0) }))

@@ -74,7 +74,7 @@ struct RecordsAPI: Sendable {
                 let grants = try records.grants(patient: record.patient)
                 guard let principal = try records.principal(reader) else { throw LedgerError("unknown_principal", "the reader is not registered") }
                 let decision = ConsentPolicy.evaluate(
-                    grants: grants, patient: record.patient, reader: reader, readerOrganisation: principal.organisation, purpose: "treatment",
+                    grants: grants, patient: record.patient, reader: reader, readerGroups: principal.groups, purpose: "treatment",
                     resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
                 guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
                 return JSONResponse.make(record.json)

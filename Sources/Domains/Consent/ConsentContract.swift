@@ -101,11 +101,11 @@ public enum ConsentPolicy {
     }
 
     public static func evaluate(
-        grants: [ConsentGrant], patient: String, reader: String, readerOrganisation: String?, purpose: String, resourceType: String,
+        grants: [ConsentGrant], patient: String, reader: String, readerGroups: [String], purpose: String, resourceType: String,
         time: Int64
     ) -> ConsentDecision {
         if reader == patient { return ConsentDecision(permitted: true, grant: nil, reason: "the patient herself") }
-        let actors: Set<String> = readerOrganisation.map { [reader, $0] } ?? [reader]
+        let actors = Set([reader] + readerGroups)
         let applicable = grants.filter { $0.applies(to: actors, purpose: purpose, resourceType: resourceType, time: time) }
         if let deny = applicable.first(where: { !$0.permit }) {
             return ConsentDecision(permitted: false, grant: deny.id, reason: "denied by consent \(deny.id)")

@@ -2,14 +2,20 @@ import LedgerCore
 
 /// A registered principal as the chain knows it (no personal data: ids, role, keys, affiliation).
 public struct Principal: Sendable, Hashable {
-    public enum Role: String, Sendable, CaseIterable { case patient, practitioner, organisation, device }
+    public enum Role: String, Sendable, CaseIterable { case patient, practitioner, organisation, device, careteam }
     public let did: String
     public let role: Role
     /// Raw X25519 public key used to wrap content keys for this principal.
     public let encryptionKey: [UInt8]
-    /// The organisation a practitioner or device belongs to.
+    /// The organisation a practitioner, device or care team belongs to.
     public let organisation: String?
     public let name: String?
+    /// For a practitioner or device: the care teams it is a member of. For a care team: its members.
+    public var careTeams: [String] = []
+    public var members: [String] = []
+
+    /// Who the principal acts as part of, for consent: its organisation and its care teams.
+    public var groups: [String] { (organisation.map { [$0] } ?? []) + careTeams }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -17,6 +23,8 @@ public struct Principal: Sendable, Hashable {
         ]
         if let organisation { o["organisation"] = .string(organisation) }
         if let name { o["name"] = .string(name) }
+        if !careTeams.isEmpty { o["careTeams"] = .array(careTeams.map { .string($0) }) }
+        if role == .careteam { o["members"] = .array(members.map { .string($0) }) }
         return .object(o)
     }
 
@@ -35,6 +43,8 @@ public struct Principal: Sendable, Hashable {
         self.init(
             did: did, role: role, encryptionKey: try Base64.decode(key), organisation: json["organisation"]?.stringValue,
             name: json["name"]?.stringValue)
+        careTeams = json["careTeams"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        members = json["members"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     public static func key(_ did: String) -> String { "identity/\(did)" }
@@ -52,10 +62,13 @@ public struct Principal: Sendable, Hashable {
 /// Action `register`, payload `{"role", "encryptionKey": base64 X25519, "subject"?: did, "name"?: string}`:
 /// - a patient registers herself (subject omitted), or a registered organisation registers her;
 /// - an organisation is registered by a consortium operator (until governance votes arrive);
-/// - a practitioner or device is registered (vouched for) by its organisation, the author.
+/// - a practitioner or device is registered (vouched for) by its organisation, the author;
+/// - a care team (FHIR CareTeam; a consent grantee like a practitioner) is registered by its organisation,
+///   which holds its keys; action `members` `{"team", "add"?: [did], "remove"?: [did]}` by that
+///   organisation changes who is in it (registered practitioners, at most 256).
 public struct IdentityContract: Contract {
     public let name = "identity"
-    public let actions = ["register"]
+    public let actions = ["register", "members"]
     /// Keys allowed to admit organisations.
     public let operators: Set<String>
 
@@ -64,9 +77,15 @@ public struct IdentityContract: Contract {
     static let fields: Set<String> = ["role", "encryptionKey", "subject", "name"]
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        if action == "members" {
+            let p = try Payload(payload, allowed: ["team", "add", "remove"])
+            _ = try p.did("team")
+            for did in try p.optionalStrings("add") + p.optionalStrings("remove") { _ = try PublicKey(did: did) }
+            return
+        }
         let p = try Payload(payload, allowed: Self.fields)
         guard Principal.Role(rawValue: try p.string("role")) != nil else {
-            throw LedgerError("bad_payload", "role must be patient, practitioner, organisation or device")
+            throw LedgerError("bad_payload", "role must be patient, practitioner, organisation, device or careteam")
         }
         guard try Base64.decode(try p.string("encryptionKey"), field: "encryptionKey").count == 32 else {
             throw LedgerError("bad_payload", "encryptionKey must be a base64 32-byte X25519 public key")
@@ -76,6 +95,7 @@ public struct IdentityContract: Contract {
     }
 
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        if action == "members" { return try members(payload, &context) }
         let p = try Payload(payload, allowed: Self.fields)
         let role = Principal.Role(rawValue: try p.string("role"))!
         let subject = try p.optionalDID("subject") ?? context.author
@@ -91,6 +111,13 @@ public struct IdentityContract: Contract {
         case .organisation:
             guard operators.contains(author) else { throw LedgerError("forbidden", "organisations are admitted by a consortium operator") }
             guard try p.optionalString("name", maxLength: 128) != nil else { throw LedgerError("bad_payload", "an organisation needs a name") }
+        case .careteam:
+            guard try Principal.load(author, from: context)?.role == .organisation else {
+                throw LedgerError("forbidden", "a care team is registered by its organisation")
+            }
+            guard subject != author else { throw LedgerError("bad_payload", "subject must be the care team's did") }
+            guard try p.optionalString("name", maxLength: 128) != nil else { throw LedgerError("bad_payload", "a care team needs a name") }
+            organisation = author
         case .practitioner, .device:
             guard try Principal.load(author, from: context)?.role == .organisation else {
                 throw LedgerError("forbidden", "a \(role.rawValue) is registered by its organisation")
@@ -103,12 +130,49 @@ public struct IdentityContract: Contract {
         }
         let principal = Principal(
             did: subject, role: role, encryptionKey: try Base64.decode(try p.string("encryptionKey")), organisation: organisation,
-            name: role == .organisation ? try p.optionalString("name", maxLength: 128) : nil)
+            name: role == .organisation || role == .careteam ? try p.optionalString("name", maxLength: 128) : nil)
         var record = principal.json.objectValue!
         record["registeredBy"] = .string(author)
         record["height"] = .int(Int64(context.height))
         context.set(Principal.key(subject), .object(record))
         context.emit(.object(["type": .string("identity.registered"), "did": .string(subject), "role": .string(role.rawValue)]))
         return .object(record)
+    }
+
+    /// Adds and removes care team members; each member's principal lists its teams (consent reads it).
+    func members(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: ["team", "add", "remove"])
+        let teamDID = try p.did("team")
+        guard var team = try Principal.load(teamDID, from: context), team.role == .careteam else {
+            throw LedgerError("not_found", "\(teamDID) is not a registered care team")
+        }
+        guard team.organisation == context.author else { throw LedgerError("forbidden", "a care team's members are managed by its organisation") }
+        for did in try p.optionalStrings("add") where !team.members.contains(did) {
+            guard var member = try Principal.load(did, from: context), member.role == .practitioner else {
+                throw LedgerError("unknown_principal", "\(did) is not a registered practitioner")
+            }
+            team.members.append(did)
+            member.careTeams.append(teamDID)
+            try Self.save(member, &context)
+        }
+        for did in try p.optionalStrings("remove") where team.members.contains(did) {
+            team.members.removeAll { $0 == did }
+            if var member = try Principal.load(did, from: context) {
+                member.careTeams.removeAll { $0 == teamDID }
+                try Self.save(member, &context)
+            }
+        }
+        guard team.members.count <= 256 else { throw LedgerError("bad_payload", "a care team has at most 256 members") }
+        try Self.save(team, &context)
+        context.emit(.object(["type": .string("identity.careteam"), "did": .string(teamDID), "members": .array(team.members.map { .string($0) })]))
+        return team.json
+    }
+
+    /// Rewrites a principal, keeping who registered it and when.
+    static func save(_ principal: Principal, _ context: inout ExecutionContext) throws(LedgerError) {
+        var record = try context.json(forKey: Principal.key(principal.did))?.objectValue ?? [:]
+        for (k, v) in principal.json.objectValue! { record[k] = v }
+        if principal.careTeams.isEmpty { record["careTeams"] = nil }
+        context.set(Principal.key(principal.did), .object(record))
     }
 }

@@ -257,10 +257,10 @@ public struct RecordsContract: Contract {
                 }
             }
             let writer = onBehalfOf ?? author.did
-            let writerOrganisation = onBehalfOf != nil ? author.did : author.organisation
+            let writerGroups = try onBehalfOf.map { (did: String) throws(LedgerError) in try Principal.load(did, from: context)?.groups ?? [] } ?? author.groups
             if !ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants) {
                 let decision = ConsentPolicy.evaluate(
-                    grants: grants, patient: patient, reader: writer, readerOrganisation: writerOrganisation, purpose: "treatment",
+                    grants: grants, patient: patient, reader: writer, readerGroups: writerGroups, purpose: "treatment",
                     resourceType: resourceType, time: Int64(context.timeMillis))
                 guard decision.permitted else { throw LedgerError("consent_denied", "cannot write: \(decision.reason)") }
             }
