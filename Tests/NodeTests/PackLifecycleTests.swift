@@ -87,6 +87,13 @@ final class MemoryChain: StateReader, @unchecked Sendable {
         let late = chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("B"))]), time: t0 + 10 * Self.day + 1)
         #expect(late.errorCode == "window_exceeded")
         #expect(chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("C"))]), time: t0 + 1).errorCode == "not_reversible")
+        // EU FMD states without a CBV business step: by the holder only; exported can be undone, like dispensed.
+        #expect(chain.run(pharmacy, "supply", "decommission", .object(["item": .string(key("B")), "state": .string("active")])).errorCode == "bad_payload")
+        let (other, _, _, regulator) = world(packs: ["X"])
+        #expect(other.run(regulator, "supply", "decommission", .object(["item": .string(key("X")), "state": .string("exported")])).errorCode == "custody_violation")
+        #expect(chain.run(pharmacy, "supply", "decommission", .object(["item": .string(key("A")), "state": .string("exported")]), time: t0 + 20).status == .committed)
+        #expect(try chain.item(key("A")).status == .exported)
+        #expect(chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("A"))]), time: t0 + 30).status == .committed)
         // An expired pack is not reactivated (expiry 2027-01-31).
         #expect(events(chain, pharmacy, [event("dispensing", disposition: "dispensed", items: [pack("A")])], time: 1_802_000_000_000).status == .committed)
         #expect(chain.run(pharmacy, "supply", "reactivate", .object(["item": .string(key("A"))]), time: 1_802_000_000_000 + 1).errorCode == "expired")

@@ -62,6 +62,8 @@ struct PackLifecycle {
             for item in e.items { try voidShipping(item.key) }
         case (.object, "dispensing"), (.object, "retail_selling"):
             for item in e.items { try setStatus(item.key, .dispensed, recursive: false) }
+        case (.object, "sampling"):
+            for item in e.items { try setStatus(item.key, .sample, recursive: true) }
         case (.object, "destroying"):
             for item in e.items { try setStatus(item.key, .destroyed, recursive: true) }
         case (.object, "decommissioning"):

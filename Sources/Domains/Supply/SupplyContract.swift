@@ -11,6 +11,8 @@ import Standards
 ///   whose GTIN falls under one of its company prefixes.
 /// - `events` `{"events": [...], "document"?: {...}}`: EPCIS events as the node derived them (see `SupplyEvent`),
 ///   all applied or none; an event whose hash id is already on the chain is skipped and reported as a duplicate.
+/// - `decommission` `{"item", "state"}`: the holder sets an EU FMD state CBV has no business step for
+///   (sample, free_sample, exported, checked_out) or any other inactive state, for a pack or a whole case.
 /// - `reactivate` `{"item"}`: undo a decommissioning within 240 h by the party that did it (Regulation (EU)
 ///   2016/161 Art. 13), never for stolen or destroyed packs, expired packs or recalled lots.
 /// - `lock` / `unlock` `{"item", "reason"}`: the MAH or a regulator locks a pack under investigation.
@@ -18,7 +20,7 @@ import Standards
 /// - `alert` `{"rule", "outcome", "recipients": [did], ...}`: a node records a verification alert.
 public struct SupplyContract: Contract {
     public let name = "supply"
-    public let actions = ["party", "product", "events", "reactivate", "lock", "unlock", "recall", "alert"]
+    public let actions = ["party", "product", "events", "decommission", "reactivate", "lock", "unlock", "recall", "alert"]
     public let operators: Set<String>
     /// The reactivation window (Art. 13(b): 10 days).
     public static let reactivationWindowMillis: UInt64 = 240 * 3_600_000
@@ -53,6 +55,12 @@ public struct SupplyContract: Contract {
             for e in list { _ = try SupplyEvent(json: e) }
         case "reactivate":
             _ = try Self.itemKey(try Payload(payload, allowed: ["item"]), "item")
+        case "decommission":
+            let p = try Payload(payload, allowed: ["item", "state"])
+            _ = try Self.itemKey(p, "item")
+            guard let state = PackStatus(rawValue: try p.string("state")), state != .active, state != .locked else {
+                throw LedgerError("bad_payload", "state must be an inactive pack state (dispensed, destroyed, stolen, sample, free_sample, exported, checked_out, decommissioned)")
+            }
         case "lock", "unlock":
             let p = try Payload(payload, allowed: ["item", "reason"])
             _ = try Self.itemKey(p, "item")
@@ -99,6 +107,14 @@ public struct SupplyContract: Contract {
             context = lifecycle.context
             return result
         case "reactivate": return try reactivate(payload, &context)
+        case "decommission":
+            let p = try Payload(payload, allowed: ["item", "state"])
+            let key = try Self.itemKey(p, "item")
+            guard try Self.party(context.author, in: context) != nil else { throw LedgerError("forbidden", "\(context.author) is not a supply-chain party") }
+            var lifecycle = PackLifecycle(context: context)
+            try lifecycle.setStatus(key, PackStatus(rawValue: try p.string("state"))!, recursive: true)
+            context = lifecycle.context
+            return try lifecycle.load(key).json
         case "lock", "unlock": return try lock(action == "lock", payload, &context)
         case "recall": return try recall(payload, &context)
         default: return try alert(payload, &context)
