@@ -42,16 +42,24 @@ public struct RecordsService: Sendable {
         self.breakGlassWindowMillis = breakGlassWindowMillis
     }
 
-    /// Destroys the vault blobs of erased records as their erasure commits.
+    /// Destroys the vault blobs of erased records as their erasure commits, after first sweeping the
+    /// blobs of every erasure already committed (a node stopped between an erasure's commit and the
+    /// deletion of its blobs finishes the deletion when it starts again).
     public func installErasure() {
         let vault = vault
-        node.setAfterCommit { _, events in
+        @Sendable func shred(_ events: [JSONValue]) {
             for e in events where e["type"]?.stringValue == "record.erased" {
                 for h in e["saltedHashes"]?.arrayValue ?? [] {
                     if let hash = try? Hash(hex: h.stringValue ?? "") { vault.destroy(hash) }
                 }
             }
         }
+        do {
+            shred(try node.store.events(containing: #""type":"record.erased""#))
+        } catch {
+            node.logger.error("erasure sweep failed", metadata: ["error": "\(error)"])
+        }
+        node.setAfterCommit { _, events in shred(events) }
     }
 
     /// Consent, else break-the-glass: an emergency read by a practitioner with a stated reason opens a

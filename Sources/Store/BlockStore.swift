@@ -247,6 +247,14 @@ public final class BlockStore: Sendable {
         }
     }
 
+    /// Every committed event whose canonical JSON contains `fragment` (e.g. `"type":"record.erased"`), in commit order.
+    public func events(containing fragment: String) throws -> [JSONValue] {
+        try pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT body FROM events WHERE instr(body, ?) > 0 ORDER BY height, seq", arguments: [Data(fragment.utf8)])
+                .map { data throws in try JSONValue.parse(Array(data)) }
+        }
+    }
+
     /// The committed state keys that start with `prefix`, in key order (a range scan on the primary key).
     public func stateKeys(prefix: String, limit: Int) throws -> [String] {
         // Every key starting with the prefix sorts between prefix and prefix + U+10FFFF.

@@ -229,6 +229,12 @@ struct TestNetwork {
                 #expect(try RecordEntry(json: try JSONValue.parse(state)).versions.allSatisfy { $0.wrappedKeys.isEmpty })
                 #expect(try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))["records"]?.arrayValue?.count == 1)
         }
+        // A node stopped between an erasure's commit and the deletion of its blobs deletes them when it starts again.
+        let leftover = try #require(try network.node.store.events(containing: #""type":"record.erased""#).first?["saltedHashes"]?[0]?.stringValue)
+        let leftoverPath = chain.directory.vault + "/" + leftover
+        #expect(FileManager.default.createFile(atPath: leftoverPath, contents: Data(repeating: 1, count: 100)))
+        _ = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault)
+        #expect(!FileManager.default.fileExists(atPath: leftoverPath))
         // Everything, access events included, passes the offline audit.
         let report = try Auditor.audit(directory: chain.directory)
         #expect(report.transactions > 20)
