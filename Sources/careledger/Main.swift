@@ -10,7 +10,7 @@ struct Careledger: AsyncParsableCommand {
         subcommands: [
             Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self,
             PrincipalCommand.self, PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self,
-            GS1Command.self, DrugCommand.self, EPCISCommand.self, SupplyCommand.self, AuthCommand.self,
+            RecoveryCommand.self, GS1Command.self, DrugCommand.self, EPCISCommand.self, SupplyCommand.self, AuthCommand.self,
         ])
 }
 

@@ -48,4 +48,34 @@ import Testing
         node.stop()
         #expect(try CLI.run(["audit", "--data", data]).status == 0)
     }
+
+    /// Key recovery through the CLI: Alice names three guardians (2 of 3), loses her device, asks from
+    /// a new key; two guardians approve; the new device rebuilds her key file.
+    @Test func recoverThroughGuardians() async throws {
+        let data = temporaryPath("recovery")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let node = try NodeProcess(data: data)
+        defer { node.stop() }
+        let keys = data + "/keys"
+        func cl(_ args: [String]) throws -> CLI.Result { try CLI.run(args + ["--node", node.url]) }
+        let alice = try did("\(keys)/alice.key")
+        let guardians = try ["dr-bob", "dr-carol", "hospital-a"].map { try did("\(keys)/\($0).key") }
+        let setup = try cl(["recovery", "setup", "--key", "\(keys)/alice.key", "--threshold", "2", "--guardian"] + guardians)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        let newKey = data + "/new-device.key"
+        #expect(try CLI.run(["key", "generate", "--out", newKey]).status == 0)
+        #expect(try cl(["recovery", "request", "--key", newKey, "--patient", alice]).status == 0)
+        // Not a guardian: refused on her own device, nothing submitted.
+        #expect(try cl(["recovery", "approve", "--key", "\(keys)/alice.key", "--patient", alice]).stderr.hasPrefix("error: not_a_guardian"))
+        #expect(try cl(["recovery", "approve", "--key", "\(keys)/dr-bob.key", "--patient", alice]).stdout.contains("open"))
+        let early = try cl(["recovery", "complete", "--key", newKey, "--patient", alice, "--out", data + "/early.key"])
+        #expect(early.status != 0)
+        #expect(try cl(["recovery", "approve", "--key", "\(keys)/hospital-a.key", "--patient", alice]).stdout.contains("ready"))
+        let out = data + "/recovered.key"
+        let complete = try cl(["recovery", "complete", "--key", newKey, "--patient", alice, "--out", out])
+        #expect(complete.status == 0, "\(complete.stderr)")
+        #expect(try did(out) == alice)
+        let mode = try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
 }

@@ -26,63 +26,45 @@ import Testing
                     #expect(try await rc.register(p, p, "patient")["status"] == .string("committed"))
                 }
                 // On her device: a secret S, the kit (her private keys under S) in the vault, S split 2 of 3.
-                let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
-                let kitPlain = JSONValue.object([
-                    "privateKey": .string(Base64.encode(patient.key.seed)), "encryptionPrivateKey": .string(Base64.encode(patient.encryption.rawRepresentation)),
-                ]).canonicalBytes
-                let kitCipher = try ContentCipher.seal(kitPlain, key: SymmetricKey(data: secret), context: "recovery-kit/\(patient.did)")
-                let salt = (0..<32).map { _ in UInt8.random(in: 0...255) }
-                let kitHash = ContentCipher.saltedHash(salt: salt, ciphertext: kitCipher)
+                let setup = try RecoveryKit.setup(
+                    signing: patient.key, encryption: patient.encryption, guardians: guardians.map { ($0.did, $0.encryption.publicKey) }, threshold: 2)
                 let upload = try await client.execute(
-                    uri: "/v1/vault/\(kitHash.hex)", method: .put, headers: [.authorization: "Bearer \(try await rc.token(patient))"],
-                    body: ByteBuffer(bytes: salt + kitCipher))
+                    uri: "/v1/vault/\(setup.kitHash.hex)", method: .put, headers: [.authorization: "Bearer \(try await rc.token(patient))"],
+                    body: ByteBuffer(bytes: setup.blob))
                 #expect(upload.status == .created)
-                let shares = try Shamir.split(secret, threshold: 2, count: 3)
-                var wrapped: [String: JSONValue] = [:]
-                for (g, share) in zip(guardians, shares) {
-                    let w = try KeyWrap.wrap(SymmetricKey(data: share.y), for: g.encryption.publicKey, context: RecoveryContract.context(patient: patient.did, x: Int64(share.x)))
-                    var o = w.json.objectValue!
-                    o["x"] = .int(Int64(share.x))
-                    wrapped[g.did] = .object(o)
-                }
-                let setup = try await rc.submit(patient, "recovery", "setup", .object(["threshold": .int(2), "kit": .string(kitHash.hex), "shares": .object(wrapped)]))
-                #expect(setup["status"] == .string("committed"))
-                // The chain holds wrapped shares only: no share and no secret in the clear.
-                let onChain = node.stateValue(forKey: RecoveryContract.key(patient.did)) ?? []
-                #expect(!String(decoding: onChain, as: UTF8.self).contains(Base64.encode(shares[0].y)))
+                #expect(try await rc.submit(patient, "recovery", "setup", setup.payload)["status"] == .string("committed"))
+                // The chain holds wrapped shares only: no key of hers in the clear.
+                let onChain = String(decoding: node.stateValue(forKey: RecoveryContract.key(patient.did)) ?? [], as: UTF8.self)
+                #expect(!onChain.contains(Base64.encode(patient.key.seed)) && !onChain.contains(Base64.encode(patient.encryption.rawRepresentation)))
 
                 // She loses her device. A new key opens a request; a stranger cannot approve; two guardians do.
                 #expect(try await rc.submit(newDevice, "recovery", "request", .object(["patient": .string(patient.did), "encryptionKey": .string(Base64.encode(newDevice.encryption.publicKey))]))["status"] == .string("committed"))
                 #expect(try await rc.get("/v1/recovery/\(patient.did)/kit", as: guardians[0]).status == .forbidden)
+                let state = try JSONValue.parse(node.stateValue(forKey: RecoveryContract.key(patient.did))!)
                 func approve(_ index: Int) async throws -> JSONValue {
-                    let g = guardians[index]
-                    let mine = wrapped[g.did]!
-                    let x = mine["x"]!.intValue!
-                    let context = RecoveryContract.context(patient: patient.did, x: x)
-                    let share = try KeyWrap.unwrap(try WrappedKey(json: mine), with: g.encryption, context: context)
-                    var o = try KeyWrap.wrap(share, for: newDevice.encryption.publicKey, context: context).json.objectValue!
-                    o["patient"] = .string(patient.did)
-                    o["x"] = .int(x)
-                    return try await rc.submit(g, "recovery", "approve", .object(o))
+                    let request = try JSONValue.parse(node.stateValue(forKey: RecoveryContract.requestKey(patient.did))!)
+                    let payload = try RecoveryKit.approval(patient: patient.did, setup: state, request: request, guardian: guardians[index].did, key: guardians[index].encryption)
+                    return try await rc.submit(guardians[index], "recovery", "approve", payload)
                 }
-                #expect(try await rc.submit(Party(), "recovery", "approve", .object(["patient": .string(patient.did), "x": .int(1), "enc": wrapped[guardians[0].did]!["enc"]!, "ct": wrapped[guardians[0].did]!["ct"]!]))["status"] == .string("failed"))
+                let shareOfFirst = state["shares"]![guardians[0].did]!
+                #expect(try await rc.submit(Party(), "recovery", "approve", .object(["patient": .string(patient.did), "x": .int(1), "enc": shareOfFirst["enc"]!, "ct": shareOfFirst["ct"]!]))["status"] == .string("failed"))
+                #expect(throws: LedgerError.code("not_a_guardian")) {
+                    try RecoveryKit.approval(patient: patient.did, setup: state, request: .object([:]), guardian: newDevice.did, key: newDevice.encryption)
+                }
                 #expect(try await approve(0)["result"]?["status"] == .string("open"))
+                let early = try JSONValue.parse(node.stateValue(forKey: RecoveryContract.requestKey(patient.did))!)
+                #expect(throws: LedgerError.code("not_ready")) {
+                    try RecoveryKit.recover(patient: patient.did, request: early, newKey: newDevice.encryption, kitCiphertext: [])
+                }
                 #expect(try await approve(2)["result"]?["status"] == .string("ready"))
 
                 // On the new device: the two shares and the kit rebuild the old keys.
                 let request = try JSONValue.parse(node.stateValue(forKey: RecoveryContract.requestKey(patient.did))!)
-                var rebuilt: [Shamir.Share] = []
-                for (_, a) in request["approvals"]!.objectValue! {
-                    let x = a["x"]!.intValue!
-                    let key = try KeyWrap.unwrap(try WrappedKey(json: a), with: newDevice.encryption, context: RecoveryContract.context(patient: patient.did, x: x))
-                    rebuilt.append(Shamir.Share(x: UInt8(x), y: key.withUnsafeBytes { Array($0) }))
-                }
-                let recovered = try Shamir.combine(rebuilt)
-                #expect(recovered == secret)
                 let kit = try rc.json(try await rc.get("/v1/recovery/\(patient.did)/kit", as: newDevice))
-                let plain = try ContentCipher.open(try Base64.decode(kit["ciphertext"]!.stringValue!), key: SymmetricKey(data: recovered), context: "recovery-kit/\(patient.did)")
-                let keys = try JSONValue.parse(plain)
-                #expect(try SigningKey(seed: try Base64.decode(keys["privateKey"]!.stringValue!)).publicKey.did == patient.did)
+                let keys = try RecoveryKit.recover(
+                    patient: patient.did, request: request, newKey: newDevice.encryption, kitCiphertext: try Base64.decode(kit["ciphertext"]!.stringValue!))
+                #expect(keys.signing.publicKey.did == patient.did)
+                #expect(keys.encryption.rawRepresentation == patient.encryption.rawRepresentation)
         }
     }
 }

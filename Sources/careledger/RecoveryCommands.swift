@@ -1,0 +1,105 @@
+import ArgumentParser
+import Domains
+import Foundation
+import LedgerCore
+import Standards
+import Store
+
+/// `careledger recovery …`: a patient's key recovery through guardians (k of n). Every secret step
+/// runs here, on the patient's or guardian's device; the node only stores the sealed kit and the
+/// wrapped shares.
+struct RecoveryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recovery", abstract: "Key recovery through guardians (Shamir k of n).",
+        subcommands: [Setup.self, Request.self, Approve.self, Complete.self])
+
+    static func state(_ session: Session, _ key: String) async throws -> JSONValue? {
+        let answer = try await API.json(.GET, session.base + "/v1/state/" + key)
+        return answer["present"]?.boolValue == true ? answer["value"] : nil
+    }
+
+    struct Setup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Seal your keys under a fresh secret (the kit, in the vault) and give a share of the secret to each guardian.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(parsing: .upToNextOption, help: "The guardians' dids (registered principals).") var guardian: [String]
+        @Option(help: "How many guardians it takes to recover.") var threshold: Int
+
+        func validate() throws {
+            guard !guardian.isEmpty, guardian.count <= 32, (1...guardian.count).contains(threshold), Set(guardian).count == guardian.count else {
+                throw ValidationError("give 1 to 32 distinct guardians and 1 ≤ threshold ≤ guardians")
+            }
+        }
+
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            var guardians: [(did: String, encryptionKey: [UInt8])] = []
+            for did in guardian {
+                let principal = try await API.json(.GET, session.base + "/v1/principals/" + did)
+                guard let key = principal["encryptionKey"]?.stringValue else { throw LedgerError("unknown_principal", "\(did) is not registered") }
+                guardians.append((did, try Base64.decode(key)))
+            }
+            let setup = try RecoveryKit.setup(signing: session.key, encryption: try session.requireEncryption(), guardians: guardians, threshold: threshold)
+            try await session.putBlob(setup.kitHash, setup.blob)
+            let receipt = try await session.submit("recovery", "setup", setup.payload)
+            output(receipt, json: options.json) { "recovery set up: \(threshold) of \(guardian.count) guardians" }
+        }
+    }
+
+    struct Request: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "From a new device (a new key file, `careledger key generate`), ask the guardians to recover a patient's keys.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var patient: String
+
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let receipt = try await session.submit(
+                "recovery", "request",
+                .object(["patient": .string(patient), "encryptionKey": .string(Base64.encode(try session.requireEncryption().publicKey))]))
+            output(receipt, json: options.json) { "recovery requested for \(patient); the guardians approve with `careledger recovery approve`" }
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "As a guardian, hand your share to the open request (re-wrapped for its key).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var patient: String
+
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            guard let setup = try await RecoveryCommand.state(session, RecoveryContract.key(patient)) else {
+                throw LedgerError("not_found", "\(patient) has not set up recovery")
+            }
+            guard let request = try await RecoveryCommand.state(session, RecoveryContract.requestKey(patient)) else {
+                throw LedgerError("no_request", "no open recovery request for \(patient)")
+            }
+            let payload = try RecoveryKit.approval(patient: patient, setup: setup, request: request, guardian: session.did, key: try session.requireEncryption())
+            let receipt = try await session.submit("recovery", "approve", payload)
+            output(receipt, json: options.json) { "approved; the request is \(receipt["result"]?["status"]?.stringValue ?? "?")" }
+        }
+    }
+
+    struct Complete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "On the new device, once enough guardians approved: rebuild the patient's keys into a key file (mode 0600).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var patient: String
+        @Option(help: "Where to write the recovered key file.") var out: String
+
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            guard let request = try await RecoveryCommand.state(session, RecoveryContract.requestKey(patient)) else {
+                throw LedgerError("no_request", "no recovery request for \(patient)")
+            }
+            let kit = try await session.get("/v1/recovery/\(patient)/kit")
+            guard let ciphertext = kit["ciphertext"]?.stringValue else { throw LedgerError("server_error", "the node sent no kit") }
+            let keys = try RecoveryKit.recover(
+                patient: patient, request: request, newKey: try session.requireEncryption(), kitCiphertext: try Base64.decode(ciphertext))
+            try KeyFile.save(keys.signing, encryption: keys.encryption, to: out)
+            output(.object(["did": .string(keys.signing.publicKey.did), "file": .string(out)]), json: options.json) {
+                "recovered \(keys.signing.publicKey.did) into \(out)"
+            }
+        }
+    }
+}
