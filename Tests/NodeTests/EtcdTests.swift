@@ -1,0 +1,123 @@
+import Foundation
+import LedgerCore
+import Node
+import Synchronization
+import Testing
+
+/// The etcd client and the ordering building blocks against a real etcd.
+@Suite(.serialized) struct EtcdTests {
+    @Test func clientBasics() async throws {
+        let etcd = try await EtcdProcess()
+        let c = etcd.client
+        let revision = try await c.put("/t/a", Array("1".utf8))
+        #expect(revision > 0)
+        #expect(try await c.get("/t/a")?.value == Array("1".utf8))
+        #expect(try await c.get("/t/missing") == nil)
+        // Create-if-absent: the first wins, later ones leave the value alone.
+        #expect(try await c.createIfAbsent("/t/b", Array("first".utf8)))
+        #expect(try await !c.createIfAbsent("/t/b", Array("second".utf8)))
+        #expect(try await c.get("/t/b")?.value == Array("first".utf8))
+        // Prefix ranges do not spill into neighbouring prefixes.
+        try await c.put("/t/c", [0xFF, 0x00])
+        try await c.put("/u/a", [1])
+        #expect(try await c.range(prefix: "/t/").kvs.map(\.key) == ["/t/a", "/t/b", "/t/c"])
+        #expect(try await c.range(prefix: "/t/").kvs.last?.value == [0xFF, 0x00])
+        // Delete-if-value, and keys tied to a revoked lease disappear.
+        #expect(try await !c.deleteIfValue("/t/b", Array("second".utf8)))
+        #expect(try await c.deleteIfValue("/t/b", Array("first".utf8)))
+        let lease = try await c.grantLease(ttlSeconds: 30)
+        try await c.put("/t/leased", [1], lease: lease)
+        #expect(try await c.keepAlive(lease: lease) > 0)
+        try await c.revoke(lease: lease)
+        #expect(try await c.get("/t/leased") == nil)
+        #expect(try await c.keepAlive(lease: lease) == 0)
+        // A member that does not exist: a clear error, and the client falls over to the next endpoint.
+        let fallback = EtcdClient(endpoints: ["http://127.0.0.1:1", etcd.url], timeout: .seconds(2))
+        #expect(try await fallback.get("/t/a")?.value == Array("1".utf8))
+        await #expect(throws: LedgerError.code("etcd_unavailable")) { try await EtcdClient(endpoints: ["http://127.0.0.1:1"], timeout: .seconds(2)).get("/t/a") }
+    }
+
+    /// Two proposers race for every height: exactly one entry is decided per height, both learn
+    /// whether they won, and a watcher sees every decision once, in height order.
+    @Test func oneDecisionPerHeight() async throws {
+        let etcd = try await EtcdProcess()
+        let log = EtcdBlockLog(client: etcd.client, chainID: "race")
+        let start = try await etcd.client.status().revision
+        let heights: UInt64 = 40
+        let watcher = Task {
+            var seen: [(UInt64, [UInt8])] = []
+            for try await batch in log.watch(fromRevision: start + 1) {
+                seen.append(contentsOf: batch.map { ($0.height, $0.entry) })
+                if seen.count >= Int(heights) { break }
+            }
+            return seen
+        }
+        let wins = try await withThrowingTaskGroup(of: [UInt64: String].self) { group in
+            for proposer in ["A", "B"] {
+                group.addTask {
+                    var won: [UInt64: String] = [:]
+                    for h in 1...heights where try await log.propose(height: h, entry: Array("\(proposer)\(h)".utf8)) { won[h] = proposer }
+                    return won
+                }
+            }
+            var all: [[UInt64: String]] = []
+            for try await w in group { all.append(w) }
+            return all
+        }
+        // No height won twice, every height won once.
+        #expect(Set(wins[0].keys).isDisjoint(with: Set(wins[1].keys)))
+        #expect(wins[0].count + wins[1].count == Int(heights))
+        let decided = try await log.entries(from: 1)
+        #expect(decided.entries.map(\.height) == Array(1...heights))
+        for (h, entry) in decided.entries {
+            let winner = wins[0][h] ?? wins[1][h]!
+            #expect(entry == Array("\(winner)\(h)".utf8))
+        }
+        let seen = try await withDeadline(seconds: 30) { try? await watcher.value }
+        #expect(seen?.map(\.0) == Array(1...heights))
+        #expect(try await log.entries(from: 30, limit: 5).entries.map(\.height) == [30, 31, 32, 33, 34])
+    }
+
+    @Test func leaderElectionAndFailover() async throws {
+        let etcd = try await EtcdProcess()
+        let election = EtcdElection(client: etcd.client, chainID: "elect", ttlSeconds: 2)
+        let a = try #require(try await election.tryLead(as: "node-a"))
+        #expect(try await election.tryLead(as: "node-b") == nil)
+        #expect(try await election.leader() == "node-a")
+        #expect(try await election.renew(lease: a))
+        // A resigns: B wins the next round.
+        try await election.resign(lease: a)
+        #expect(try await election.leader() == nil)
+        let b = try #require(try await election.tryLead(as: "node-b"))
+        #expect(try await election.leader() == "node-b")
+        // B stops renewing (a crash): its lease expires and the role is free again (bounded wait on etcd's clock).
+        let deadline = ContinuousClock.now + .seconds(15)
+        while try await election.leader() != nil {
+            #expect(ContinuousClock.now < deadline, "the lease did not expire")
+            if ContinuousClock.now >= deadline { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try await !election.renew(lease: b))
+        #expect(try await election.tryLead(as: "node-c") != nil)
+    }
+
+    /// Compaction keeps what etcd holds from growing: old entries go, the history before the current
+    /// revision is dropped, and a watch from a compacted revision fails with `etcd_compacted`.
+    @Test func compaction() async throws {
+        let etcd = try await EtcdProcess()
+        let log = EtcdBlockLog(client: etcd.client, chainID: "compact")
+        let before = try await etcd.client.status().revision
+        for h in UInt64(1)...10 { #expect(try await log.propose(height: h, entry: [UInt8(h)])) }
+        try await log.compact(keepingFrom: 6)
+        #expect(try await log.entries(from: 0).entries.map(\.height) == [6, 7, 8, 9, 10])
+        var failure: LedgerError?
+        do {
+            for try await _ in log.watch(fromRevision: before) {}
+        } catch let error as LedgerError {
+            failure = error
+        }
+        #expect(failure?.code == "etcd_compacted")
+        // New decisions still go through after compaction.
+        #expect(try await log.propose(height: 11, entry: [11]))
+    }
+}
