@@ -12,6 +12,14 @@ enum EPCISCanonicalValue {
     ]
 
     static func canonical(_ value: String) -> String {
+        // Most values (names, codes, plain text) need nothing: no number can start them, and without
+        // '.' and ':' they are neither a URI, nor an EPC, nor an old CBV URN.
+        var hasDot = false, hasColon = false
+        for b in value.utf8 {
+            if b == 46 { hasDot = true } else if b == 58 { hasColon = true }
+            if hasDot && hasColon { break }
+        }
+        if !hasDot && !hasColon, let first = value.utf8.first, !isDigit(first), first != 43, first != 45 { return value }
         var t = value
         if t.contains("urn:epcglobal:cbv:") { for (old, new) in oldCBV { t = t.replacing(old, with: new) } }
         t = number(t)

@@ -206,20 +206,27 @@ extension EPCISCanonicalValue {
     static let primaryAIs = ["00", "01", "253", "255", "401", "402", "414", "417", "8003", "8004", "8006", "8010", "8017", "8018"]
     static let canonicalHostAIs = ["01", "8006", "8010", "414", "417", "8017", "8018", "255", "00", "253", "401", "402", "8003", "8004"]
 
-    /// `/KEY/` followed by four digits and at least one more character that is not `/`.
-    static func hasKeyValue(_ b: [UInt8], keys: [String], in range: Range<Int>) -> Int? {
-        for k in keys {
-            let needle = Array("/\(k)/".utf8)
-            var i = range.lowerBound
-            while i + needle.count <= range.upperBound {
-                if b[i] == 47, Array(b[i..<i + needle.count]) == needle {
-                    let v = i + needle.count
-                    if v + 5 <= b.count, b[v..<v + 4].allSatisfy(isDigit), b[v + 4] != 47 { return i }
+    static let candidateKeySet: Set<String> = Set(candidateKeys)
+
+    /// Whether some `/KEY/` (KEY a primary AI or its short name) starting before `range.upperBound`
+    /// is followed by four digits and at least one more character that is not `/`. One pass over the slashes.
+    static func hasKeyValue(_ b: [UInt8], in range: Range<Int>) -> Bool {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            if b[i] == 47 {
+                var j = i + 1
+                while j < b.count, b[j] != 47, j - i <= 6 { j += 1 }
+                // b[i+1..<j] is the segment; it must be a key, followed by '/', inside the range.
+                if j < b.count, b[j] == 47, j + 1 <= range.upperBound, j - i - 1 >= 2,
+                    candidateKeySet.contains(String(decoding: b[(i + 1)..<j], as: UTF8.self))
+                {
+                    let v = j + 1
+                    if v + 5 <= b.count, b[v..<v + 4].allSatisfy(isDigit), b[v + 4] != 47 { return true }
                 }
-                i += 1
             }
+            i += 1
         }
-        return nil
+        return false
     }
 
     /// A Digital Link value character (`V` in the reference): `"'-.0-9;<=>?A-Z_a-z`.
@@ -232,7 +239,7 @@ extension EPCISCanonicalValue {
         // Candidate: somewhere before '?' or '#', a key segment with a value of 4+ digits and more.
         let schemeEnd = input.hasPrefix("https:") ? 6 : 5
         let pathEnd = b.firstIndex(where: { $0 == 63 || $0 == 35 }) ?? b.count
-        guard hasKeyValue(b, keys: candidateKeys, in: schemeEnd..<pathEnd) != nil else { return nil }
+        guard hasKeyValue(b, in: schemeEnd..<pathEnd) else { return nil }
         if let q = b.firstIndex(of: 63) { b = Array(b[..<q]) }
         var u = String(decoding: b, as: UTF8.self)
         for (name, ai) in shortNames { u = u.replacing("/\(name)/", with: "/\(ai)/") }

@@ -259,7 +259,20 @@ public enum EPCISEventHash {
         values.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
+    /// A name containing "time" (any case) but not "offset": its value is a timestamp.
+    static func isTimeName(_ name: String) -> Bool {
+        let b = Array(name.utf8)
+        func contains(_ word: String) -> Bool {
+            let w = Array(word.utf8)
+            guard b.count >= w.count else { return false }
+            for start in 0...(b.count - w.count) where (0..<w.count).allSatisfy({ b[start + $0] | 0x20 == w[$0] }) { return true }
+            return false
+        }
+        return contains("time") && !contains("offset")
+    }
+
     static func trimmed(_ s: String) -> String {
+        if let f = s.first, let l = s.last, !f.isWhitespace, !l.isWhitespace { return s }
         var sub = Substring(s)
         while let f = sub.first, f.isWhitespace { sub.removeFirst() }
         while let l = sub.last, l.isWhitespace { sub.removeLast() }
@@ -275,11 +288,13 @@ public enum EPCISEventHash {
         var out = ""
         for (name, sub) in order.entries {
             var values: [String] = []
+            var consumed = false
             for c in kids where c.name == name {
                 let s = element(c, sub)
                 if !s.isEmpty { values.append(s) }
-                if c.kids.isEmpty { kids.removeAll { $0 === c } }
+                if c.kids.isEmpty { consumed = true }
             }
+            if consumed { kids.removeAll { $0.name == name && $0.kids.isEmpty } }
             out += sortedByCodePoint(values).joined()
         }
         return out + (extensions.isEmpty ? "" : generic(extensions))
@@ -291,8 +306,7 @@ public enum EPCISEventHash {
         var text = ""
         if !c.value.isEmpty {
             var t = trimmed(c.value)
-            let low = c.name.lowercased()
-            t = low.contains("time") && !low.contains("offset") ? EPCISCanonicalValue.time(t) : EPCISCanonicalValue.canonical(t)
+            t = isTimeName(c.name) ? EPCISCanonicalValue.time(t) : EPCISCanonicalValue.canonical(t)
             if !t.isEmpty { text = "=" + t }
         }
         return text.isEmpty && grand.isEmpty ? "" : c.name + text + grand
