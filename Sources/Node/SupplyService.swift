@@ -184,11 +184,14 @@ public final class SupplyService: Sendable {
 
     /// Verifies a scanned pack against the chain at the latest block (read-only).
     /// `verifier` is the authenticated party (nil for an anonymous check).
+    /// The organisation a principal acts for in the supply chain: its own, or itself.
+    public func organisation(of did: String) throws(LedgerError) -> String {
+        try json(Principal.key(did))?["organisation"]?.stringValue ?? did
+    }
+
     public func verify(_ scan: GS1ElementString, verifier user: String?) throws(LedgerError) -> PackVerification {
         // A pharmacist or device verifies for its organisation.
-        let verifier = try user.map { (did: String) throws(LedgerError) -> String in
-            try json(Principal.key(did))?["organisation"]?.stringValue ?? did
-        }
+        let verifier = try user.map { (did: String) throws(LedgerError) -> String in try organisation(of: did) }
         let result = try PackVerification.check(
             scan: scan, keys: keys, today: GS1Date(millis: clock()), verifier: verifier, verifierRoles: try verifier.map { (did: String) throws(LedgerError) in try roles(of: did) } ?? [],
             state: json)

@@ -18,6 +18,10 @@ public final class AuthService: Sendable {
     let chainID: String
     private let secret = SymmetricKey(size: .bits256)
     private let challenges = Mutex<[String: UInt64]>([:])
+    /// Tokens whose MAC was already checked (their expiry is still checked on every use).
+    private let verifiedTokens = Mutex<[String: String]>([:])
+    static let signatureInput = HTTPField.Name("Signature-Input")!
+    static let signature = HTTPField.Name("Signature")!
 
     public init(chainID: String) { self.chainID = chainID }
 
@@ -55,7 +59,7 @@ public final class AuthService: Sendable {
     /// The did behind the request: an RFC 9421 HTTP message signature (`Signature-Input` and
     /// `Signature`, Ed25519, keyid = the signer's did:key), or `Authorization: Bearer <token>`.
     public func authenticate(_ request: Request) throws(LedgerError) -> String {
-        if let input = request.headers[HTTPField.Name("Signature-Input")!], let signature = request.headers[HTTPField.Name("Signature")!] {
+        if let input = request.headers[Self.signatureInput], let signature = request.headers[Self.signature] {
             var headers: [String: [String]] = [:]
             for field in request.headers { headers[field.name.canonicalName, default: []].append(field.value) }
             let query = request.uri.query.map { "?\($0)" } ?? ""
@@ -71,10 +75,16 @@ public final class AuthService: Sendable {
         guard parts.count == 3, let until = UInt64(parts[1]) else { throw LedgerError("unauthenticated", "malformed token") }
         let did = String(parts[0])
         guard until > LedgerNode.systemClock() else { throw LedgerError("unauthenticated", "token expired") }
+        let token = String(header.dropFirst(7))
+        if verifiedTokens.withLock({ $0[token] }) == did { return did }
         let expected = Array(mac(did: did, until: until).utf8)
         let given = Array(parts[2].utf8)
         guard expected.count == given.count, zip(expected, given).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
             throw LedgerError("unauthenticated", "bad token")
+        }
+        verifiedTokens.withLock { cache in
+            if cache.count >= 100_000 { cache.removeAll(keepingCapacity: true) }
+            cache[token] = did
         }
         return did
     }

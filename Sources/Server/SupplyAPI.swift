@@ -20,8 +20,7 @@ struct SupplyAPI: Sendable {
     /// The authenticated user and the organisation it acts for (itself, or the organisation of a practitioner/device).
     func caller(_ request: Request) throws -> (user: String, organisation: String) {
         let did = try auth.authenticate(request)
-        let principal = try JSONValue.parse(node.stateValue(forKey: Principal.key(did)) ?? Array("{}".utf8))
-        return (did, principal["organisation"]?.stringValue ?? did)
+        return (did, try supply.organisation(of: did))
     }
 
     /// The signing key of the caller's organisation. Not inlined: inlining it into the async
