@@ -205,9 +205,10 @@ struct FHIRAPI: Sendable {
         return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
     }
 
-    static func searchset(_ resources: [JSONValue]) -> JSONValue {
+    /// A searchset Bundle; `total` is the number of matches when the page (`_count`) holds fewer.
+    static func searchset(_ resources: [JSONValue], total: Int? = nil) -> JSONValue {
         .object([
-            "resourceType": .string("Bundle"), "type": .string("searchset"), "total": .int(Int64(resources.count)),
+            "resourceType": .string("Bundle"), "type": .string("searchset"), "total": .int(Int64(total ?? resources.count)),
             "entry": .array(resources.map { .object(["resource": $0, "search": .object(["mode": .string("match")])]) }),
         ])
     }
@@ -233,7 +234,10 @@ struct FHIRAPI: Sendable {
                 "interaction": .array(["read", "vread", "history-instance", "create", "update", "search-type"].map { .object(["code": .string($0)]) }),
                 "searchParam": .array([
                     .object(["name": .string("patient"), "type": .string("reference")]), .object(["name": .string("subject"), "type": .string("reference")]),
-                    .object(["name": .string("_lastUpdated"), "type": .string("date")]),
+                    .object(["name": .string("_lastUpdated"), "type": .string("date")]), .object(["name": .string("code"), "type": .string("token")]),
+                    .object(["name": .string("category"), "type": .string("token")]), .object(["name": .string("status"), "type": .string("token")]),
+                    .object(["name": .string("date"), "type": .string("date")]), .object(["name": .string("_count"), "type": .string("number")]),
+                    .object(["name": .string("_sort"), "type": .string("string")]),
                 ]),
             ])
         }

@@ -299,13 +299,16 @@ struct FHIRRecords: Sendable {
                 let patient = "did:key:" + (reference.hasPrefix("Patient/") ? String(reference.dropFirst(8)) : reference)
                 _ = try PublicKey(did: patient)
                 let (bound, after) = try lastUpdated(request)
+                let handled: Set<String> = ["patient", "subject", "_lastUpdated", "purpose", "reason"]
+                let search = try FHIRSearch(request.uri.queryParameters.filter { !handled.contains(String($0.key)) }.map { (String($0.key), String($0.value)) })
                 let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request))
-                var matches: [JSONValue] = []
+                var candidates: [(resource: JSONValue, lastUpdated: Int64)] = []
                 for read in reads where read.record.resourceType == type {
                     if let bound, after ? read.version.time < bound : read.version.time > bound { continue }
-                    matches.append(try open(read))
+                    candidates.append((try open(read), read.version.time))
                 }
-                return FHIRAPI.respond(FHIRAPI.searchset(matches))
+                let (page, total) = search.apply(candidates)
+                return FHIRAPI.respond(FHIRAPI.searchset(page, total: total))
             }
         }
     }

@@ -182,6 +182,28 @@ import Testing
                     let search = try rc.json(try await client.execute(
                         uri: "/fhir/Observation?patient=\(patientRef)", method: .get, headers: [.authorization: "Bearer \(try await rc.token(doctor))"]))
                     #expect(search["total"] == .int(Int64(observations)))
+                    // Search parameters, checked against the bundle itself.
+                    func count(_ query: String) async throws -> JSONValue {
+                        try rc.json(try await client.execute(
+                            uri: "/fhir/Observation?patient=\(patientRef)&\(query)", method: .get, headers: [.authorization: "Bearer \(try await rc.token(doctor))"]))
+                    }
+                    let obs = entries.compactMap { $0["resource"] }.filter { $0["resourceType"] == .string("Observation") }
+                    let vital = obs.filter { o in (o["category"]?.arrayValue ?? []).contains { ($0["coding"]?.arrayValue ?? []).contains { $0["code"] == .string("vital-signs") } } }
+                    #expect(try await count("category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs")["total"] == .int(Int64(vital.count)))
+                    #expect(try await count("category=vital-signs")["total"] == .int(Int64(vital.count)))
+                    let firstCode = try #require(obs.first?["code"]?["coding"]?[0])
+                    let sameCode = obs.filter { ($0["code"]?["coding"]?.arrayValue ?? []).contains { $0["code"] == firstCode["code"] && $0["system"] == firstCode["system"] } }
+                    #expect(try await count("code=\(firstCode["system"]!.stringValue!)|\(firstCode["code"]!.stringValue!)")["total"] == .int(Int64(sameCode.count)))
+                    #expect(try await count("code=http://example.org/none|\(firstCode["code"]!.stringValue!)")["total"] == .int(0))
+                    let dates = obs.compactMap { $0["effectiveDateTime"]?.stringValue }.sorted()
+                    let middle = String(dates[dates.count / 2].prefix(10))
+                    #expect(try await count("date=ge\(middle)")["total"] == .int(Int64(dates.filter { String($0.prefix(10)) >= middle }.count)))
+                    #expect(try await count("date=lt\(middle)&status=final")["total"] == .int(Int64(obs.filter { ($0["effectiveDateTime"]?.stringValue.map { String($0.prefix(10)) < middle } ?? false) && $0["status"] == .string("final") }.count)))
+                    let newest = try await count("_sort=-date&_count=3")
+                    #expect(newest["total"] == .int(Int64(observations)))
+                    #expect(newest["entry"]?.arrayValue?.count == 3)
+                    #expect(newest["entry"]?[0]?["resource"]?["effectiveDateTime"] == .string(dates.last!))
+                    #expect(try await count("unknown=1")["issue"]?[0]?["code"] != nil)
                 }
                 #expect(imported == 312)
 
