@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import LedgerCore
 
 /// A block as stored: header, the proposer's signature over the header encoding, and the signed
@@ -130,31 +131,67 @@ public final class BlockStore: Sendable {
             try db.execute(
                 sql: "INSERT INTO blocks (height, hash, header, signature, checkpoint) VALUES (?, ?, ?, ?, ?)",
                 arguments: [h, Data(block.header.hash.bytes), Data(block.header.encoded), Data(block.signature), block.checkpoint])
+            // The per-row inserts bind straight from the byte arrays (no Data copies, no boxed
+            // arguments): they are most of the time a block's commit takes.
             let insertTx = try db.cachedStatement(
                 sql: """
                     INSERT INTO transactions (leaf_index, id, height, author, nonce, raw, status, result, error_code, error_message)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
             for t in transactions {
-                try insertTx.execute(arguments: [
-                    Int64(t.leafIndex), Data(t.transaction.id.bytes), h, Data(t.transaction.author.rawRepresentation),
-                    Int64(bitPattern: t.transaction.nonce), Data(t.transaction.encoded), t.status, t.result.map { Data($0) },
-                    t.errorCode, t.errorMessage,
-                ])
+                let s = insertTx.sqliteStatement
+                sqlite3_reset(s)
+                sqlite3_bind_int64(s, 1, Int64(t.leafIndex))
+                t.transaction.id.withBytes { bindBlob(s, 2, $0) }
+                sqlite3_bind_int64(s, 3, h)
+                t.transaction.author.rawRepresentation.withUnsafeBytes { bindBlob(s, 4, $0) }
+                sqlite3_bind_int64(s, 5, Int64(bitPattern: t.transaction.nonce))
+                t.transaction.encoded.withUnsafeBytes { bindBlob(s, 6, $0) }
+                bindText(s, 7, t.status)
+                if let result = t.result { result.withUnsafeBytes { bindBlob(s, 8, $0) } } else { sqlite3_bind_null(s, 8) }
+                if let code = t.errorCode { bindText(s, 9, code) } else { sqlite3_bind_null(s, 9) }
+                if let message = t.errorMessage { bindText(s, 10, message) } else { sqlite3_bind_null(s, 10) }
+                try step(db, s)
             }
             let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO state (key, value, height) VALUES (?, ?, ?)")
             let delete = try db.cachedStatement(sql: "DELETE FROM state WHERE key = ?")
             for w in writes {
                 if let value = w.value {
-                    try upsert.execute(arguments: [w.key, Data(value), h])
+                    let s = upsert.sqliteStatement
+                    sqlite3_reset(s)
+                    bindText(s, 1, w.key)
+                    value.withUnsafeBytes { bindBlob(s, 2, $0) }
+                    sqlite3_bind_int64(s, 3, h)
+                    try step(db, s)
                 } else {
                     try delete.execute(arguments: [w.key])
                 }
             }
             let insertEvent = try db.cachedStatement(sql: "INSERT INTO events (height, seq, body) VALUES (?, ?, ?)")
             for (i, e) in events.enumerated() {
-                try insertEvent.execute(arguments: [h, i, Data(e.canonicalBytes)])
+                let s = insertEvent.sqliteStatement
+                sqlite3_reset(s)
+                sqlite3_bind_int64(s, 1, h)
+                sqlite3_bind_int64(s, 2, Int64(i))
+                e.canonicalBytes.withUnsafeBytes { bindBlob(s, 3, $0) }
+                try step(db, s)
             }
+    }
+
+    private static func bindBlob(_ s: SQLiteStatement, _ index: Int32, _ bytes: UnsafeRawBufferPointer) {
+        // SQLITE_TRANSIENT: SQLite copies the bytes before the call returns.
+        sqlite3_bind_blob(s, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+    }
+
+    private static func bindText(_ s: SQLiteStatement, _ index: Int32, _ text: String) {
+        sqlite3_bind_text(s, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+    }
+
+    private static func step(_ db: Database, _ s: SQLiteStatement) throws {
+        let code = sqlite3_step(s)
+        guard code == SQLITE_DONE else {
+            throw LedgerError("corrupt_store", "SQLite insert failed (\(code)): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+        }
     }
 
     // MARK: reads

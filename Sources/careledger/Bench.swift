@@ -194,7 +194,7 @@ struct BenchNode {
     static func start(directory: DataDirectory, configuration: NodeConfiguration, organisations: [ActingOrganisation] = []) async throws -> BenchNode {
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "careledger.bench")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["CARELEDGER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         let node = try LedgerNode(directory: directory, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
         var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
