@@ -347,7 +347,7 @@ final class DirectoryLock: Sendable {
     private let fd: Mutex<Int32>
 
     init(path: String) throws {
-        let fd = open(path, O_RDWR | O_CREAT, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw LedgerError("io_error", "cannot open \(path)") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)

@@ -45,10 +45,21 @@ public final class SupplyService: Sendable {
     /// The consortium's serial-blinding secret in the data directory (created on first use).
     public static func secret(in directory: DataDirectory) throws -> [UInt8] {
         let path = directory.path + "/supply.secret"
-        if let data = FileManager.default.contents(atPath: path), data.count == 32 { return Array(data) }
+        if let data = FileManager.default.contents(atPath: path) {
+            // Never replaced: a new secret would make every pack on the chain unknown.
+            guard data.count == 32 else { throw LedgerError("corrupt_store", "\(path) must hold 32 bytes; restore it from a consortium member") }
+            return Array(data)
+        }
         let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
-        guard FileManager.default.createFile(atPath: path, contents: Data(secret), attributes: [.posixPermissions: 0o600]) else {
-            throw LedgerError("io_error", "cannot write \(path)")
+        let tmp = path + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
+        guard FileManager.default.createFile(atPath: tmp, contents: Data(secret), attributes: [.posixPermissions: 0o600]) else {
+            throw LedgerError("io_error", "cannot write \(tmp)")
+        }
+        // link(2) fails if the file appeared meanwhile: the first secret written wins.
+        defer { unlink(tmp) }
+        guard link(tmp, path) == 0 else {
+            guard let data = FileManager.default.contents(atPath: path), data.count == 32 else { throw LedgerError("io_error", "cannot create \(path)") }
+            return Array(data)
         }
         return secret
     }
@@ -66,6 +77,9 @@ public final class SupplyService: Sendable {
     }
 
     public func party(_ did: String) throws(LedgerError) -> JSONValue? { try json(SupplyState.party(did)) }
+
+    /// A serialised item by its blinded key.
+    public func item(_ key: String) throws(LedgerError) -> SupplyItem? { try json(SupplyItem.stateKey(key)).map(SupplyItem.init(json:)) }
 
     // MARK: EPCIS ingestion
 
@@ -183,28 +197,32 @@ public final class SupplyService: Sendable {
     // MARK: Verification
 
     /// Verifies a scanned pack against the chain at the latest block (read-only).
-    /// `verifier` is the authenticated party (nil for an anonymous check).
     /// The organisation a principal acts for in the supply chain: its own, or itself.
     public func organisation(of did: String) throws(LedgerError) -> String {
         try json(Principal.key(did))?["organisation"]?.stringValue ?? did
     }
 
+    /// Verifies a scanned pack against the chain at the latest block (read-only). `verifier` is the
+    /// authenticated principal (nil for an anonymous check). Only supply-chain parties (and their
+    /// members) raise alerts and learn who decommissioned a pack; anyone else — a patient checking her
+    /// pack — gets the outcome alone, and leaves nothing on the chain.
     public func verify(_ scan: GS1ElementString, verifier user: String?) throws(LedgerError) -> PackVerification {
         // A pharmacist or device verifies for its organisation.
         let verifier = try user.map { (did: String) throws(LedgerError) -> String in try organisation(of: did) }
+        let roles = try verifier.map { (did: String) throws(LedgerError) in try self.roles(of: did) } ?? []
         let result = try PackVerification.check(
-            scan: scan, keys: keys, today: GS1Date(millis: clock()), verifier: verifier, verifierRoles: try verifier.map { (did: String) throws(LedgerError) in try roles(of: did) } ?? [],
-            state: json)
-        if let verifier, let key = result.packKey {
-            let now = clock()
-            let previous = scans.withLock { scans -> (party: String, time: UInt64)? in
+            scan: scan, keys: keys, today: GS1Date(millis: clock()), verifier: verifier, verifierRoles: roles, state: json)
+        guard let verifier, !roles.isEmpty else { return result }
+        if let key = result.packKey {
+            let (previous, now) = scans.withLock { scans -> ((party: String, time: UInt64)?, UInt64) in
+                let now = clock()
                 defer {
                     if scans.count > 1_000_000 { scans.removeAll(keepingCapacity: true) }
                     scans[key] = (verifier, now)
                 }
-                return scans[key]
+                return (scans[key], now)
             }
-            if let previous, previous.party != verifier, now - previous.time <= scanWindowMillis, result.outcome != .unknownSerial {
+            if let previous, previous.party != verifier, now >= previous.time, now - previous.time <= scanWindowMillis, result.outcome != .unknownSerial {
                 raise(result, rule: "simultaneous_scans", detail: "scanned by \(previous.party) \((now - previous.time) / 1000) s earlier", extra: [previous.party])
             }
         }
@@ -239,10 +257,10 @@ public final class SupplyService: Sendable {
     // MARK: Alerts
 
     func raise(_ result: PackVerification, rule: String, detail: String?, extra: [String]) {
-        let now = clock()
         let fresh = raised.withLock { raised -> Bool in
+            let now = clock()
             let key = "\(rule)|\(result.packKey ?? result.gtin ?? "")|\(result.verifier ?? "")"
-            if let last = raised[key], now - last < scanWindowMillis { return false }
+            if let last = raised[key], now < last || now - last < scanWindowMillis { return false }
             if raised.count > 1_000_000 { raised.removeAll(keepingCapacity: true) }
             raised[key] = now
             return true
@@ -310,9 +328,17 @@ public final class SupplyService: Sendable {
                 }
             }
             group.addTask {
-                for await event in self.node.events.subscribe() where event.body["type"]?.stringValue == "supply.recall" {
-                    await self.recalled(event.body, height: event.height)
+                // Recalls are handled from the stored events past a saved cursor, so none is missed
+                // across restarts or when the live stream drops events; the live stream only wakes this up.
+                let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+                let live = self.node.events.subscribe()
+                let listener = Task {
+                    for await event in live where event.body["type"]?.stringValue == "supply.recall" { wake.yield() }
+                    wake.finish()
                 }
+                await self.handleRecalls()
+                for await _ in wakeUps { await self.handleRecalls() }
+                listener.cancel()
             }
             group.addTask { [alertSignal] in
                 await withTaskCancellationHandler {
@@ -368,6 +394,25 @@ public final class SupplyService: Sendable {
         node.events.publish(height: height, events: live)
     }
 
+    /// Handles every committed recall past the saved cursor, then moves the cursor.
+    /// A node's first start begins at the current height (older recalls were another node's to fan out).
+    func handleRecalls() async {
+        do {
+            guard let after = try local.cursor("recalls") else {
+                try local.setCursor("recalls", node.height)
+                return
+            }
+            let pending = try node.store.events(containing: #""type":"supply.recall""#, after: after)
+            for (index, (height, event)) in pending.enumerated() {
+                await recalled(event, height: height)
+                // The cursor moves once a height's recalls are all handled (at least once, never skipped).
+                if index == pending.count - 1 || pending[index + 1].height != height { try local.setCursor("recalls", height) }
+            }
+        } catch {
+            node.logger.error("recall fan-out failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     func recalled(_ event: JSONValue, height: UInt64) async {
         if let gtin = event["gtin"]?.stringValue, let lot = event["lot"]?.stringValue {
             notifyPatients(gtin: gtin, lotKey: lot, reason: event["reason"]?.stringValue, height: height)
@@ -418,9 +463,11 @@ public final class SupplyService: Sendable {
             let item = try SupplyItem(json: json)
             var top = item
             var container: String?
-            while let parent = top.parent, let p = try self.json(SupplyItem.stateKey(parent)) {
+            var depth = 0
+            while let parent = top.parent, depth < 16, let p = try self.json(SupplyItem.stateKey(parent)) {
                 container = parent
                 top = try SupplyItem(json: p)
+                depth += 1
             }
             var o: [String: JSONValue] = [
                 "item": .string(itemKey), "status": .string(item.status.rawValue), "holder": .string(top.owner), "custody": .string(top.custody.rawValue),

@@ -44,7 +44,8 @@ struct SupplyAPI: Sendable {
         _ result: PackVerification, scan: GS1ElementString, patient: String, prescriber: String?, user: String, acting: ActingOrganisation, height: UInt64
     ) async throws -> JSONValue {
         guard let gtin = result.gtin, let serial = scan.serial, let packKey = result.packKey else { return .null }
-        let id = "md-" + String(Hash.sha256(Array("\(packKey)/\(height)".utf8)).hex.prefix(24))
+        // A random id: one derived from the pack or the block would let anyone holding the chain link the record to the pack.
+        let id = "md-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) })
         var medication: [String: JSONValue] = [
             "resourceType": .string("Medication"), "id": .string("pack"),
             "code": .object([
@@ -72,9 +73,11 @@ struct SupplyAPI: Sendable {
         } catch let error as LedgerError {
             return .object(["written": .bool(false), "reason": .string(error.code)])
         }
-        try supply.noteDispensed(
-            LocalIndex.Dispensed(
-                lotKey: supply.keys.lot(gtin: gtin, lot: scan.lot ?? ""), patient: patient, prescriber: prescriber, recordID: id, gtin: gtin, height: height))
+        // The lot the pack was commissioned in (the scan may not carry AI 10).
+        if let lotKey = try supply.item(packKey)?.lot {
+            try supply.noteDispensed(
+                LocalIndex.Dispensed(lotKey: lotKey, patient: patient, prescriber: prescriber, recordID: id, gtin: gtin, height: height))
+        }
         return .object(["written": .bool(true), "id": .string(id), "resourceType": .string("MedicationDispense")])
     }
 
@@ -96,6 +99,9 @@ struct SupplyAPI: Sendable {
 
     func verify(_ request: Request) async throws -> Response {
         let (user, organisation) = try caller(request)
+        guard try api.records.principal(user) != nil else {
+            throw LedgerError("forbidden", "verification is for registered principals (patients, practitioners, organisations, devices)")
+        }
         let body = try await api.jsonBody(request)
         let today = GS1Date(millis: LedgerNode.systemClock())
         func scan(_ value: JSONValue?) throws -> GS1ElementString {

@@ -140,17 +140,16 @@ public final class BlockStore: Sendable {
                     """)
             for t in transactions {
                 let s = insertTx.sqliteStatement
-                sqlite3_reset(s)
                 sqlite3_bind_int64(s, 1, Int64(t.leafIndex))
-                t.transaction.id.withBytes { bindBlob(s, 2, $0) }
+                try t.transaction.id.withBytes { try bindBlob(s, 2, $0) }
                 sqlite3_bind_int64(s, 3, h)
-                t.transaction.author.rawRepresentation.withUnsafeBytes { bindBlob(s, 4, $0) }
+                try t.transaction.author.rawRepresentation.withUnsafeBytes { try bindBlob(s, 4, $0) }
                 sqlite3_bind_int64(s, 5, Int64(bitPattern: t.transaction.nonce))
-                t.transaction.encoded.withUnsafeBytes { bindBlob(s, 6, $0) }
-                bindText(s, 7, t.status)
-                if let result = t.result { result.withUnsafeBytes { bindBlob(s, 8, $0) } } else { sqlite3_bind_null(s, 8) }
-                if let code = t.errorCode { bindText(s, 9, code) } else { sqlite3_bind_null(s, 9) }
-                if let message = t.errorMessage { bindText(s, 10, message) } else { sqlite3_bind_null(s, 10) }
+                try t.transaction.encoded.withUnsafeBytes { try bindBlob(s, 6, $0) }
+                try bindText(s, 7, t.status)
+                if let result = t.result { try result.withUnsafeBytes { try bindBlob(s, 8, $0) } } else { sqlite3_bind_null(s, 8) }
+                if let code = t.errorCode { try bindText(s, 9, code) } else { sqlite3_bind_null(s, 9) }
+                if let message = t.errorMessage { try bindText(s, 10, message) } else { sqlite3_bind_null(s, 10) }
                 try step(db, s)
             }
             let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO state (key, value, height) VALUES (?, ?, ?)")
@@ -158,9 +157,8 @@ public final class BlockStore: Sendable {
             for w in writes {
                 if let value = w.value {
                     let s = upsert.sqliteStatement
-                    sqlite3_reset(s)
-                    bindText(s, 1, w.key)
-                    value.withUnsafeBytes { bindBlob(s, 2, $0) }
+                    try bindText(s, 1, w.key)
+                    try value.withUnsafeBytes { try bindBlob(s, 2, $0) }
                     sqlite3_bind_int64(s, 3, h)
                     try step(db, s)
                 } else {
@@ -170,27 +168,32 @@ public final class BlockStore: Sendable {
             let insertEvent = try db.cachedStatement(sql: "INSERT INTO events (height, seq, body) VALUES (?, ?, ?)")
             for (i, e) in events.enumerated() {
                 let s = insertEvent.sqliteStatement
-                sqlite3_reset(s)
                 sqlite3_bind_int64(s, 1, h)
                 sqlite3_bind_int64(s, 2, Int64(i))
-                e.canonicalBytes.withUnsafeBytes { bindBlob(s, 3, $0) }
+                try e.canonicalBytes.withUnsafeBytes { try bindBlob(s, 3, $0) }
                 try step(db, s)
             }
     }
 
-    private static func bindBlob(_ s: SQLiteStatement, _ index: Int32, _ bytes: UnsafeRawBufferPointer) {
+    private static func bindBlob(_ s: SQLiteStatement, _ index: Int32, _ bytes: UnsafeRawBufferPointer) throws {
         // SQLITE_TRANSIENT: SQLite copies the bytes before the call returns.
-        sqlite3_bind_blob(s, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        let rc = sqlite3_bind_blob(
+            s, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        guard rc == SQLITE_OK else { throw LedgerError("commit_failed", "SQLite bind failed (\(rc))") }
     }
 
-    private static func bindText(_ s: SQLiteStatement, _ index: Int32, _ text: String) {
-        sqlite3_bind_text(s, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+    private static func bindText(_ s: SQLiteStatement, _ index: Int32, _ text: String) throws {
+        let rc = sqlite3_bind_text(s, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        guard rc == SQLITE_OK else { throw LedgerError("commit_failed", "SQLite bind failed (\(rc))") }
     }
 
+    /// Runs an INSERT, then resets it and drops its bindings (no copy of a row outlives the row).
     private static func step(_ db: Database, _ s: SQLiteStatement) throws {
         let code = sqlite3_step(s)
+        sqlite3_reset(s)
+        sqlite3_clear_bindings(s)
         guard code == SQLITE_DONE else {
-            throw LedgerError("corrupt_store", "SQLite insert failed (\(code)): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+            throw LedgerError("commit_failed", "SQLite insert failed (\(code)): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
         }
     }
 
@@ -286,9 +289,16 @@ public final class BlockStore: Sendable {
 
     /// Every committed event whose canonical JSON contains `fragment` (e.g. `"type":"record.erased"`), in commit order.
     public func events(containing fragment: String) throws -> [JSONValue] {
+        try events(containing: fragment, after: nil).map(\.body)
+    }
+
+    /// The committed events above height `after` (all when nil) whose canonical JSON contains `fragment`, with their heights.
+    public func events(containing fragment: String, after height: UInt64?) throws -> [(height: UInt64, body: JSONValue)] {
         try pool.read { db in
-            try Data.fetchAll(db, sql: "SELECT body FROM events WHERE instr(body, ?) > 0 ORDER BY height, seq", arguments: [Data(fragment.utf8)])
-                .map { data throws in try JSONValue.parse(Array(data)) }
+            try Row.fetchAll(
+                db, sql: "SELECT height, body FROM events WHERE height > ? AND instr(body, ?) > 0 ORDER BY height, seq",
+                arguments: [height.map { Int64($0) } ?? -1, Data(fragment.utf8)]
+            ).map { row throws in (UInt64(row["height"] as Int64), try JSONValue.parse(Array(row["body"] as Data))) }
         }
     }
 

@@ -23,7 +23,19 @@ public final class LocalIndex: Sendable {
                     CREATE INDEX notices_recipient ON notices (recipient);
                     """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        }
         try migrator.migrate(queue)
+    }
+
+    /// A saved position (e.g. the last height whose recalls were handled).
+    public func cursor(_ name: String) throws -> UInt64? {
+        try queue.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [name]).map { UInt64($0) } }
+    }
+
+    public func setCursor(_ name: String, _ value: UInt64) throws {
+        try queue.write { db in try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [name, Int64(value)]) }
     }
 
     public struct Dispensed: Sendable, Hashable {

@@ -117,7 +117,9 @@ import Testing
             failure = error
         }
         #expect(failure?.code == "etcd_compacted")
-        // New decisions still go through after compaction.
+        // A compacted height can never be decided again; new heights still go through.
+        #expect(try await !log.propose(height: 3, entry: [99]))
+        #expect(try await log.entries(from: 0).entries.map(\.height) == [6, 7, 8, 9, 10])
         #expect(try await log.propose(height: 11, entry: [11]))
     }
 }

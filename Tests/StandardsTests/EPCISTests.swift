@@ -1,6 +1,6 @@
 import Foundation
 import LedgerCore
-import Standards
+@testable import Standards
 import Testing
 
 @Suite struct EPCISTests {
@@ -33,5 +33,18 @@ import Testing
             events += ids.count
         }
         #expect(events >= 40)
+    }
+
+    /// Numbers are written in their shortest form, integers exactly even beyond 64 bits (Python's str(int(x))).
+    @Test func numberCanonicalisation() {
+        #expect(EPCISCanonicalValue.number("452.0") == "452")
+        #expect(EPCISCanonicalValue.number("0.50") == "0.5")
+        #expect(EPCISCanonicalValue.number("+007") == "7")
+        #expect(EPCISCanonicalValue.number("1e3") == "1000")
+        #expect(EPCISCanonicalValue.number("1.9e19") == "19000000000000000000")
+        #expect(EPCISCanonicalValue.number("18446744073709551616") == "18446744073709551616")
+        #expect(EPCISCanonicalValue.number("1e22") == "10000000000000000000000")
+        #expect(EPCISCanonicalValue.number("-2.5e20") == "-250000000000000000000")
+        #expect(EPCISCanonicalValue.number("LOT42") == "LOT42")
     }
 }

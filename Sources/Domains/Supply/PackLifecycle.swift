@@ -153,9 +153,17 @@ struct PackLifecycle {
         } else {
             try requireHeld(parentKey)
             parent = try load(parentKey)
+            guard parent.kind == .container else { throw LedgerError("bad_event", "a pack cannot contain other items") }
+        }
+        // The parent's ancestors: none of the children may be one of them (no container inside itself).
+        var ancestors: Set<String> = [parentKey]
+        var walk = parent
+        while let up = walk.parent, ancestors.count <= 16 {
+            ancestors.insert(up)
+            walk = try load(up)
         }
         for child in e.items {
-            guard child.key != parentKey else { throw LedgerError("bad_event", "an item cannot contain itself") }
+            guard !ancestors.contains(child.key) else { throw LedgerError("bad_event", "an item cannot contain itself or a container it is in") }
             var item = try load(child.key)
             if item.parent == parentKey { continue }
             guard item.parent == nil else { throw LedgerError("custody_violation", "item \(child.key.prefix(12))… is already packed elsewhere") }

@@ -161,7 +161,8 @@ public struct PackVerification: Sendable {
             return result(.locked, state: item.status.rawValue, rule: "pack_locked", product: product, holder: holder)
         }
         if item.status != .active {
-            let elsewhere = verifier != nil && item.statusBy != nil && item.statusBy != verifier
+            // Who decommissioned it is for supply-chain parties only.
+            let elsewhere = !verifierRoles.isEmpty && verifier != nil && item.statusBy != nil && item.statusBy != verifier
             return result(
                 .decommissioned, state: item.status.rawValue, rule: elsewhere ? "scanned_after_decommission" : "already_decommissioned",
                 detail: elsewhere ? "the pack was \(item.status.rawValue) by \(item.statusBy!)" : nil, product: product, holder: holder)

@@ -141,6 +141,21 @@ public struct EtcdClient: Sendable {
         return answer["succeeded"]?.boolValue == true
     }
 
+    /// Creates `key` only if it does not exist and `guardKey`'s value sorts before `below` (both compared
+    /// as bytes in one transaction).
+    public func createIfAbsent(_ key: String, _ value: [UInt8], whileValueOf guardKey: String, isLessThan below: String) async throws -> Bool {
+        let answer = try await call(
+            "/v3/kv/txn",
+            .object([
+                "compare": .array([
+                    .object(["key": Self.b64(key), "target": .string("CREATE"), "create_revision": .string("0")]),
+                    .object(["key": Self.b64(guardKey), "target": .string("VALUE"), "result": .string("LESS"), "value": Self.b64(below)]),
+                ]),
+                "success": .array([.object(["request_put": .object(["key": Self.b64(key), "value": .string(Base64.encode(value))])])]),
+            ]))
+        return answer["succeeded"]?.boolValue == true
+    }
+
     /// Deletes `key` only if its value is still `expected` (used to give up a role one holds).
     public func deleteIfValue(_ key: String, _ expected: [UInt8]) async throws -> Bool {
         let answer = try await call(

@@ -17,17 +17,24 @@ public struct EtcdBlockLog: Sendable {
     public var blocksPrefix: String { prefix + "blocks/" }
 
     /// Heights as fixed-width decimals, so that key order is height order.
-    public func key(height: UInt64) -> String {
-        let s = String(height)
-        return blocksPrefix + String(repeating: "0", count: 20 - s.count) + s
-    }
+    public func key(height: UInt64) -> String { blocksPrefix + Self.padded(height) }
 
     public func height(ofKey key: String) -> UInt64? { key.hasPrefix(blocksPrefix) ? UInt64(key.dropFirst(blocksPrefix.count)) : nil }
 
     /// Proposes `entry` for `height`; answers whether it was decided by this call. Whatever happens,
     /// at most one entry is ever decided for a height.
+    /// The lowest height etcd still holds (heights below were compacted away); proposals must be above it.
+    public var floorKey: String { prefix + "floor" }
+
+    static func padded(_ height: UInt64) -> String {
+        let s = String(height)
+        return String(repeating: "0", count: 20 - s.count) + s
+    }
+
     public func propose(height: UInt64, entry: [UInt8]) async throws -> Bool {
-        try await client.createIfAbsent(key(height: height), entry)
+        // The floor starts at 0 (created once); a compacted height can never be decided again.
+        _ = try await client.createIfAbsent(floorKey, Array(Self.padded(0).utf8))
+        return try await client.createIfAbsent(key(height: height), entry, whileValueOf: floorKey, isLessThan: Self.padded(height))
     }
 
     /// The decided entries from `height` on, in height order (at most `limit`, 0 = all), and the revision read at.
@@ -61,6 +68,8 @@ public struct EtcdBlockLog: Sendable {
     /// Forgets etcd's history of entries up to `height` (they are in every node's own store by then):
     /// deletes nothing that is still needed, and compacts the revisions before the current one.
     public func compact(keepingFrom height: UInt64) async throws {
+        // First raise the floor, so that no proposal for a height about to be deleted can succeed.
+        try await client.put(floorKey, Array(Self.padded(height - 1).utf8))
         let (kvs, revision) = try await client.range(prefix: blocksPrefix)
         for kv in kvs { if let h = self.height(ofKey: kv.key), h < height { _ = try await client.deleteIfValue(kv.key, kv.value) } }
         try await client.compact(revision: revision)

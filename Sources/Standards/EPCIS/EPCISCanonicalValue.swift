@@ -60,7 +60,13 @@ enum EPCISCanonicalValue {
     static func integerString(_ x: Double) -> String {
         if abs(x) < 9.0e18 { return String(Int64(x)) }
         // x = significand * 2^exponent exactly; multiply out in base 1e9.
-        var limbs: [UInt64] = [UInt64(x.significandBitPattern | (1 << 52))]
+        // Base-1e9 limbs (least significant first) of the 53-bit significand, then doubled up to the exponent.
+        var significand = UInt64(x.significandBitPattern | (1 << 52))
+        var limbs: [UInt64] = []
+        while significand > 0 {
+            limbs.append(significand % 1_000_000_000)
+            significand /= 1_000_000_000
+        }
         var shift = Int(x.exponent) - 52
         while shift > 0 {
             let step = min(shift, 30)
@@ -75,17 +81,6 @@ enum EPCISCanonicalValue {
                 carry /= 1_000_000_000
             }
             shift -= step
-        }
-        // Normalise the first limb (it started as a 53-bit number).
-        var carry: UInt64 = 0
-        for k in limbs.indices {
-            let v = limbs[k] + carry
-            limbs[k] = v % 1_000_000_000
-            carry = v / 1_000_000_000
-        }
-        while carry > 0 {
-            limbs.append(carry % 1_000_000_000)
-            carry /= 1_000_000_000
         }
         var s = String(limbs.last!)
         for limb in limbs.dropLast().reversed() {
