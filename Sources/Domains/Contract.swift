@@ -48,7 +48,8 @@ public struct ExecutionContext {
 
     /// Writes a key; the contract may only write under its own prefix `<contract>/`.
     public mutating func set(_ key: String, _ value: JSONValue?) {
-        writes[key] = value.map(\.canonicalBytes)
+        // `.some(nil)` records a deletion; assigning nil would drop the write instead.
+        writes[key] = .some(value.map(\.canonicalBytes))
     }
 
     public mutating func emit(_ event: JSONValue) { events.append(event) }

@@ -96,7 +96,7 @@ public final class SupplyService: Sendable {
             if let p = try json(Principal.key(did)), let key = p["encryptionKey"]?.stringValue { recipients[did] = try Base64.decode(key) }
         }
         if !recipients.isEmpty {
-            let id = Hash.sha256(document.canonicalBytes).hex
+            let id = keys.document(document.canonicalBytes)
             let sealed = try SealedVersion(resource: document.canonicalBytes, recordID: "epcis/\(id)", version: 1, recipients: recipients)
             try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
             payload["document"] = .object([
@@ -159,7 +159,8 @@ public final class SupplyService: Sendable {
     }
 
     func derive(_ e: EPCISEvent, hashID: String) throws(LedgerError) -> SupplyEvent {
-        let hex = String(hashID.dropFirst("ni:///sha-256;".count).prefix(64))
+        // Keyed like the serials: the CBV hash of an event is over data holding them, so a plain hash could confirm a guess.
+        let hex = keys.event(String(hashID.dropFirst("ni:///sha-256;".count).prefix(64)))
         let type: SupplyEvent.EventType
         switch e.type {
         case .object: type = .object
@@ -299,7 +300,7 @@ public final class SupplyService: Sendable {
 
     /// The alerts addressed to a party, newest last.
     public func alerts(for did: String, limit: Int = 100) throws -> [JSONValue] {
-        try node.store.stateKeys(prefix: SupplyState.inboxPrefix(did), limit: 100_000).suffix(limit).compactMap { key in
+        try node.store.stateKeys(prefix: SupplyState.inboxPrefix(did), limit: limit, descending: true).reversed().compactMap { key in
             try json(SupplyState.alert(String(key.split(separator: "-").last ?? "")))
         }
     }

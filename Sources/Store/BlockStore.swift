@@ -303,11 +303,11 @@ public final class BlockStore: Sendable {
     }
 
     /// The committed state keys that start with `prefix`, in key order (a range scan on the primary key).
-    public func stateKeys(prefix: String, limit: Int) throws -> [String] {
+    public func stateKeys(prefix: String, limit: Int, descending: Bool = false) throws -> [String] {
         // Every key starting with the prefix sorts between prefix and prefix + U+10FFFF.
         try pool.read { db in
             try String.fetchAll(
-                db, sql: "SELECT key FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+                db, sql: "SELECT key FROM state WHERE key >= ? AND key < ? ORDER BY key \(descending ? "DESC" : "ASC") LIMIT ?",
                 arguments: [prefix, prefix + "\u{10FFFF}", limit])
         }
     }

@@ -136,6 +136,24 @@ final class MemoryChain: StateReader, @unchecked Sendable {
         #expect(try verify("ZZ") == .unknownSerial)
     }
 
+    /// Re-admitting a party replaces its record: a regulator demoted stops receiving alerts, freed GLNs can be taken.
+    @Test func readmissionReplacesRolesAndLocations() throws {
+        let (chain, _, pharmacy, regulator) = world(packs: [])
+        func admit(_ key: SigningKey, _ roles: [String], _ glns: [String]) -> Receipt {
+            chain.run(chain.operatorKey, "supply", "party", .object([
+                "party": .string(key.publicKey.did), "roles": .array(roles.map { .string($0) }), "glns": .array(glns.map { .string($0) }),
+            ]))
+        }
+        func regulators() throws -> [JSONValue] { try JSONValue.parse(chain.state[SupplyState.regulators]!)["parties"]?.arrayValue ?? [] }
+        #expect(try regulators() == [.string(regulator.publicKey.did)])
+        #expect(admit(regulator, ["wholesaler"], []).status == .committed)
+        #expect(try regulators().isEmpty)
+        #expect(admit(pharmacy, ["pharmacy"], ["9506000000022"]).status == .committed)
+        #expect(admit(regulator, ["pharmacy"], ["9506000000022"]).errorCode == "conflict")
+        #expect(admit(pharmacy, ["pharmacy"], ["9506000000039"]).status == .committed)
+        #expect(admit(regulator, ["pharmacy"], ["9506000000022"]).status == .committed)
+    }
+
     @Test func transformationAndExpiry() throws {
         let (chain, mah, pharmacy, _) = world(packs: ["A"])
         // Repackaging (parallel distribution): the input pack is decommissioned, the output commissioned by the MAH.

@@ -138,16 +138,23 @@ public struct SupplyContract: Contract {
         }
         let roles = try p.strings("roles")
         let glns = try p.optionalStrings("glns")
+        // Re-admission replaces the party's record: locations it no longer has are freed.
+        if let previous = try context.json(forKey: SupplyState.party(did)) {
+            for old in previous["glns"]?.arrayValue?.compactMap(\.stringValue) ?? [] where !glns.contains(old) {
+                context.set(SupplyState.location(old), nil)
+            }
+        }
         for gln in glns {
             if let holder = try context.json(forKey: SupplyState.location(gln))?["party"]?.stringValue, holder != did {
                 throw LedgerError("conflict", "GLN \(gln) belongs to \(holder)")
             }
             context.set(SupplyState.location(gln), .object(["party": .string(did)]))
         }
-        if roles.contains(SupplyRole.regulator.rawValue) {
-            var list = try context.json(forKey: SupplyState.regulators)?["parties"]?.arrayValue ?? []
-            if !list.contains(.string(did)) { list.append(.string(did)) }
-            context.set(SupplyState.regulators, .object(["parties": .array(list)]))
+        var regulators = try context.json(forKey: SupplyState.regulators)?["parties"]?.arrayValue ?? []
+        let wasRegulator = regulators.contains(.string(did))
+        if roles.contains(SupplyRole.regulator.rawValue) != wasRegulator {
+            if wasRegulator { regulators.removeAll { $0 == .string(did) } } else { regulators.append(.string(did)) }
+            context.set(SupplyState.regulators, .object(["parties": .array(regulators)]))
         }
         let record: JSONValue = .object([
             "party": .string(did), "roles": .array(roles.map { .string($0) }), "glns": .array(glns.map { .string($0) }),

@@ -22,6 +22,16 @@ public struct SupplyKeys: @unchecked Sendable {
     public func pack(gtin: String, serial: String) -> String { key("01", gtin, "21", serial) }
     /// A logistic unit (SSCC, AI 00).
     public func container(sscc: String) -> String { key("00", sscc) }
+    /// An EPCIS event, by its CBV 2.0 hash (hex): the chain's de-duplication key.
+    public func event(_ hashHex: String) -> String { key("event", hashHex) }
+
+    /// An EPCIS document, by its canonical bytes: its id in the vault's sealed copy.
+    public func document(_ canonicalBytes: [UInt8]) -> String {
+        var mac = prepared
+        mac.update(data: Array("document\u{1D}".utf8) + canonicalBytes)
+        return Hex.encode(Array(mac.finalize()))
+    }
+
     /// A batch of a product (AI 01 + AI 10).
     public func lot(gtin: String, lot: String) -> String { key("01", gtin, "10", lot) }
 }
