@@ -86,14 +86,16 @@ struct TestNetwork {
     /// The consortium operator (the node key), who admits organisations.
     let operatorParty: Party
 
-    init(acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = []) throws {
+    init(acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil) throws {
         chain = try TempChain()
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
         node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
-        api = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting, organisations: organisations)
+        api = try LedgerAPI(
+            node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting, organisations: organisations,
+            supplySecret: supplySecret)
         operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
     }
 

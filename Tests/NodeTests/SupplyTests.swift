@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
+import Prometheus
 import Standards
 import Store
 import Testing
@@ -334,5 +335,49 @@ struct SupplyClient {
             if text.contains(patient.did) && (text.contains(lotKey) || text.contains(packKey) || text.contains("SN0101")) { linked += 1 }
         }
         #expect(linked == 0)
+    }
+}
+
+/// A recall committed while a node's supply service is not running is fanned out when it starts again
+/// (handled from the stored events past the saved cursor, not from the live stream).
+@Suite struct RecallCatchUpTests {
+    @Test func recallCommittedWhileTheServiceIsDownIsHandledAtStart() async throws {
+        let world = SupplyTests.World()
+        let secret = [UInt8](repeating: 42, count: 32)
+        let network = try TestNetwork(organisations: world.organisations, supplySecret: secret)
+        let operatorParty = network.operatorParty
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            try await world.admit(&rc, operatorParty: operatorParty)
+            let sc = SupplyClient(rc: rc)
+            #expect(try await sc.ingest([Pharma.commissioning(["SN0201"])], as: world.pharma).0 == .created)
+        }
+        // The node restarts without its supply service: the regulator's recall commits unseen.
+        network.node.close()
+        let lot = SupplyKeys(secret: secret).lot(gtin: Pharma.gtin, lot: "LOTA1")
+        let recall = try Transaction(
+            chainID: network.node.genesis.chainID, signer: world.regulator.key, nonce: 77, contract: "supply", action: "recall",
+            payload: .object(["gtin": .string(Pharma.gtin), "lot": .string(lot), "reason": .string("while down")]))
+        let second = try LedgerNode(directory: network.chain.directory)
+        let receipt = try await withRunningNode(second) { try await second.submit(recall) }
+        #expect(receipt.status == .committed)
+        second.close()
+        // Started again with its supply service: the fan-out to the holders is recorded.
+        let third = try LedgerNode(directory: network.chain.directory)
+        let api = try LedgerAPI(
+            node: third, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault,
+            organisations: world.organisations, supplySecret: secret)
+        let events = third.events.subscribe()
+        let supply = api.supply
+        let service = Task { await supply.run() }
+        defer { service.cancel() }
+        let alert = try await withRunningNode(third) {
+            try await withDeadline(seconds: 60) { () -> JSONValue in
+                for await event in events where event.body["rule"] == .string("lot_recalled") { return event.body }
+                return .null
+            }
+        }
+        #expect(alert["recipients"]?.arrayValue?.contains(.string(world.pharma.did)) == true)
+        #expect(alert["detail"] == .string("1 packs; 1 current holders"))
     }
 }
