@@ -41,6 +41,7 @@ public enum Auditor {
 
     public static func audit(directory: DataDirectory, registry: ContractRegistry? = nil) throws -> Report {
         let genesis = try Genesis.load(directory.genesis)
+        try genesis.requireSigned()
         let registry = registry ?? .standard(operators: [genesis.proposer.did])
         let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: genesis.proposer)
         let store = try BlockStore(path: directory.database, readOnly: true)

@@ -11,7 +11,7 @@ public enum Consortium {
     @discardableResult
     public static func create(
         in directory: DataDirectory, chainID: String = "careledger-dev", timeMillis: UInt64 = LedgerNode.systemClock(),
-        principals: [String] = demoPrincipals
+        principals: [String] = demoPrincipals, members: [String] = []
     ) throws -> Genesis {
         if directory.exists { throw LedgerError("already_initialised", "\(directory.path) already holds a chain") }
         try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -21,11 +21,9 @@ public enum Consortium {
             try KeyFile.save(SigningKey(), to: "\(directory.keys)/\(name).key", overwrite: true)
         }
         _ = try SupplyService.secret(in: directory)
-        let genesis = Genesis(chainID: chainID, proposer: nodeKey.publicKey, timeMillis: timeMillis)
+        let genesis = Genesis(chainID: chainID, proposer: nodeKey.publicKey, timeMillis: timeMillis, members: members)
         // Written last: its presence marks a complete initialisation.
-        let tmp = directory.genesis + ".tmp"
-        try Data((genesis.json.canonicalString + "\n").utf8).write(to: URL(fileURLWithPath: tmp), options: .atomic)
-        guard rename(tmp, directory.genesis) == 0 else { throw LedgerError("io_error", "cannot write \(directory.genesis)") }
+        try genesis.save(to: directory.genesis)
         return genesis
     }
 }

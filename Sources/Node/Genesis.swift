@@ -1,35 +1,94 @@
 import Foundation
 import LedgerCore
 
-/// The founding document of a chain: its id, the log origin, the proposer (validator) key and the
-/// genesis time. Stored as `genesis.json` in the data directory; block 0 is derived from it.
+/// The founding document of a chain: its id, the log origin, the proposer (validator) key, the
+/// genesis time and the founding members, each of whom signs it. Stored as `genesis.json` in the data
+/// directory; block 0 is derived from it; a node refuses to start until every founding member has signed.
 public struct Genesis: Sendable, Hashable {
     public let chainID: String
     public let origin: String
     public let proposer: PublicKey
     public let timeMillis: UInt64
+    /// The founding members' dids (none for a development chain).
+    public let members: [String]
+    /// Member did → base64 Ed25519 signature over `signingBytes`.
+    public let signatures: [String: String]
 
-    public init(chainID: String, proposer: PublicKey, timeMillis: UInt64, origin: String? = nil) {
+    public init(chainID: String, proposer: PublicKey, timeMillis: UInt64, origin: String? = nil, members: [String] = [], signatures: [String: String] = [:]) {
         self.chainID = chainID
         self.origin = origin ?? "careledger/\(chainID)"
         self.proposer = proposer
         self.timeMillis = timeMillis
+        self.members = members
+        self.signatures = signatures
     }
 
-    public var json: JSONValue {
-        .object([
+    /// Everything but the signatures.
+    var body: JSONValue {
+        var o: [String: JSONValue] = [
             "chainId": .string(chainID),
             "origin": .string(origin),
             "proposer": .string(proposer.did),
             "time": .int(Int64(timeMillis)),
-        ])
+        ]
+        if !members.isEmpty { o["members"] = .array(members.map { .string($0) }) }
+        return .object(o)
+    }
+
+    /// What each founding member signs: a domain prefix and the canonical JSON of the body.
+    public var signingBytes: [UInt8] { Array("careledger-genesis\n".utf8) + body.canonicalBytes }
+
+    public var json: JSONValue {
+        var o = body.objectValue!
+        if !signatures.isEmpty { o["signatures"] = .object(signatures.mapValues { .string($0) }) }
+        return .object(o)
     }
 
     public init(json: JSONValue) throws(LedgerError) {
         guard let chainID = json["chainId"]?.stringValue, let origin = json["origin"]?.stringValue,
             let proposer = json["proposer"]?.stringValue, let time = json["time"]?.intValue, time >= 0
         else { throw LedgerError("bad_genesis", "genesis needs chainId, origin, proposer and time") }
-        self.init(chainID: chainID, proposer: try PublicKey(did: proposer), timeMillis: UInt64(time), origin: origin)
+        var members: [String] = []
+        for m in json["members"]?.arrayValue ?? [] {
+            guard let did = m.stringValue else { throw LedgerError("bad_genesis", "members are dids") }
+            _ = try PublicKey(did: did)
+            members.append(did)
+        }
+        guard Set(members).count == members.count else { throw LedgerError("bad_genesis", "a member is listed twice") }
+        var signatures: [String: String] = [:]
+        for (did, sig) in json["signatures"]?.objectValue ?? [:] {
+            guard let text = sig.stringValue else { throw LedgerError("bad_genesis", "signatures are base64 strings") }
+            signatures[did] = text
+        }
+        self.init(chainID: chainID, proposer: try PublicKey(did: proposer), timeMillis: UInt64(time), origin: origin, members: members, signatures: signatures)
+    }
+
+    /// The genesis with `key`'s signature added; the key must be a founding member's.
+    public func signed(by key: SigningKey) throws(LedgerError) -> Genesis {
+        let did = key.publicKey.did
+        guard members.contains(did) else { throw LedgerError("not_a_member", "\(did) is not a founding member of \(chainID)") }
+        var all = signatures
+        all[did] = Base64.encode(key.signature(for: signingBytes))
+        return Genesis(chainID: chainID, proposer: proposer, timeMillis: timeMillis, origin: origin, members: members, signatures: all)
+    }
+
+    /// The founding members who have not signed yet; throws when a signature is invalid or not a member's.
+    public func unsignedMembers() throws(LedgerError) -> [String] {
+        for (did, text) in signatures {
+            guard members.contains(did) else { throw LedgerError("bad_genesis", "\(did) signed but is not a founding member") }
+            guard try PublicKey(did: did).isValidSignature(try Base64.decode(text), for: signingBytes) else {
+                throw LedgerError("bad_genesis", "the signature of \(did) does not verify: the genesis was changed after it signed")
+            }
+        }
+        return members.filter { signatures[$0] == nil }
+    }
+
+    /// Refuses a genesis that some founding member has not signed (or whose signatures do not verify).
+    public func requireSigned() throws(LedgerError) {
+        let missing = try unsignedMembers()
+        guard missing.isEmpty else {
+            throw LedgerError("genesis_unsigned", "founding members still to sign genesis.json: \(missing.joined(separator: ", "))")
+        }
     }
 
     public static func load(_ path: String) throws -> Genesis {
@@ -37,6 +96,13 @@ public struct Genesis: Sendable, Hashable {
             throw LedgerError("no_data", "no genesis file at \(path): run `careledger init` first")
         }
         return try Genesis(json: try JSONValue.parse(Array(data)))
+    }
+
+    /// Writes the genesis atomically (temporary file, then rename).
+    public func save(to path: String) throws {
+        let tmp = path + ".tmp"
+        try Data((json.canonicalString + "\n").utf8).write(to: URL(fileURLWithPath: tmp), options: .atomic)
+        guard rename(tmp, path) == 0 else { throw LedgerError("io_error", "cannot write \(path)") }
     }
 
     /// The genesis block header: height 0, empty log, empty state.

@@ -69,6 +69,7 @@ public final class LedgerNode: Sendable {
         logger: Logger = Logger(label: "careledger.node")
     ) throws {
         let genesis = try Genesis.load(directory.genesis)
+        try genesis.requireSigned()
         directoryLock = try DirectoryLock(path: directory.path + "/node.lock")
         let key = try KeyFile.load(directory.nodeKey)
         guard key.publicKey == genesis.proposer else {

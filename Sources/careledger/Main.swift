@@ -10,7 +10,7 @@ struct Careledger: AsyncParsableCommand {
         subcommands: [
             Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self,
             PrincipalCommand.self, PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self,
-            RecoveryCommand.self, GS1Command.self, DrugCommand.self, EPCISCommand.self, SupplyCommand.self, AuthCommand.self,
+            GenesisCommand.self, RecoveryCommand.self, GS1Command.self, DrugCommand.self, EPCISCommand.self, SupplyCommand.self, AuthCommand.self,
         ])
 }
 
@@ -20,7 +20,7 @@ enum Entry {
     /// Codes that mean "the operation failed" rather than "the input was bad".
     static let failureCodes: Set<String> = [
         "verification_failed", "audit_failed", "connection_failed", "server_error", "io_error", "node_stopped", "commit_failed",
-        "mempool_full", "internal_error", "corrupt_store", "busy", "decryption_failed", "unwrap_failed", "consent_denied", "forbidden", "unauthenticated",
+        "mempool_full", "internal_error", "corrupt_store", "busy", "genesis_unsigned", "data_locked", "decryption_failed", "unwrap_failed", "consent_denied", "forbidden", "unauthenticated",
     ]
 
     static func main() async {

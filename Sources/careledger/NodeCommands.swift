@@ -127,10 +127,13 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a chain: genesis, the node key and demo principal keys.")
     @OptionGroup var data: DataOption
     @Option(help: "Chain id.") var chainId: String = "careledger-dev"
+    @Option(parsing: .upToNextOption, help: "Founding members' dids: each must sign genesis.json (`careledger genesis sign`) before the node starts.")
+    var member: [String] = []
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let genesis = try Consortium.create(in: data.directory, chainID: chainId)
+        for did in member { _ = try PublicKey(did: did) }
+        let genesis = try Consortium.create(in: data.directory, chainID: chainId, members: member)
         let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: genesis.proposer)
         output(.object(["chainId": .string(genesis.chainID), "data": .string(data.data), "vkey": .string(verifier.vkey)]), json: json) {
             "Created chain \(genesis.chainID) in \(data.data)\nCheckpoint key: \(verifier.vkey)"
@@ -167,6 +170,43 @@ struct Audit: ParsableCommand {
                 print(JSONValue.object(["ok": .bool(false), "height": .int(Int64(failure.height)), "reason": .string(failure.reason)]).canonicalString)
             }
             throw LedgerError("audit_failed", "height \(failure.height): \(failure.reason)")
+        }
+    }
+}
+
+/// `careledger genesis …`: the founding document and its members' signatures.
+struct GenesisCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "genesis", abstract: "Show and sign the chain's genesis (every founding member signs it).", subcommands: [Show.self, Sign.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The genesis, its founding members and who has signed (exit 1 while some have not).")
+        @OptionGroup var data: DataOption
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let genesis = try Genesis.load(data.directory.genesis)
+            let missing = try genesis.unsignedMembers()
+            output(.object(["genesis": genesis.json, "unsigned": .array(missing.map { .string($0) })]), json: json) {
+                "chain \(genesis.chainID), \(genesis.members.count) founding members, \(genesis.members.count - missing.count) signed"
+                    + (missing.isEmpty ? "" : "\nstill to sign: " + missing.joined(separator: ", "))
+            }
+            if !missing.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add your signature (a founding member's key) to genesis.json.")
+        @OptionGroup var data: DataOption
+        @Option(help: "Your key file.") var key: String
+
+        func run() throws {
+            let genesis = try Genesis.load(data.directory.genesis)
+            _ = try genesis.unsignedMembers()
+            let signed = try genesis.signed(by: try KeyFile.load(key))
+            try signed.save(to: data.directory.genesis)
+            let missing = try signed.unsignedMembers()
+            print(missing.isEmpty ? "signed; every founding member has signed" : "signed; still to sign: \(missing.joined(separator: ", "))")
         }
     }
 }
