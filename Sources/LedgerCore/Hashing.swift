@@ -132,3 +132,12 @@ public enum Base64 {
         return Array(data)
     }
 }
+
+/// Random bytes from the system's cryptographically secure generator (keys, salts, secrets, ids) —
+/// for the edges of the system; contract execution never uses randomness.
+public enum RandomBytes {
+    public static func make(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+}

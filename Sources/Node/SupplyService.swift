@@ -50,7 +50,7 @@ public final class SupplyService: Sendable {
             guard data.count == 32 else { throw LedgerError("corrupt_store", "\(path) must hold 32 bytes; restore it from a consortium member") }
             return Array(data)
         }
-        let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let secret = RandomBytes.make(32)
         let tmp = path + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
         guard FileManager.default.createFile(atPath: tmp, contents: Data(secret), attributes: [.posixPermissions: 0o600]) else {
             throw LedgerError("io_error", "cannot write \(tmp)")
@@ -77,6 +77,9 @@ public final class SupplyService: Sendable {
     }
 
     public func party(_ did: String) throws(LedgerError) -> JSONValue? { try json(SupplyState.party(did)) }
+
+    /// A registered product by its GTIN.
+    public func product(_ gtin: String) throws(LedgerError) -> JSONValue? { try json(SupplyState.product(gtin)) }
 
     /// A serialised item by its blinded key.
     public func item(_ key: String) throws(LedgerError) -> SupplyItem? { try json(SupplyItem.stateKey(key)).map(SupplyItem.init(json:)) }

@@ -31,7 +31,7 @@ public final class AuthService: Sendable {
 
     public func challenge() -> (String, UInt64) {
         let now = LedgerNode.systemClock()
-        let value = Base64.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
+        let value = Base64.encode(RandomBytes.make(32))
         challenges.withLock { c in
             c = c.filter { $0.value > now }
             if c.count < 100_000 { c[value] = now + Self.challengeLifetimeMillis }

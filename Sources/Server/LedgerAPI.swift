@@ -46,7 +46,7 @@ public struct LedgerAPI: Sendable {
         var byDID: [String: ActingOrganisation] = [:]
         for o in organisations + (acting.map { [$0] } ?? []) { byDID[o.did] = o }
         self.organisations = byDID
-        supply = try SupplyService(node: node, vault: vault, secret: supplySecret ?? (0..<32).map { _ in UInt8.random(in: 0...255) })
+        supply = try SupplyService(node: node, vault: vault, secret: supplySecret ?? RandomBytes.make(32))
         self.node = node
         self.configuration = configuration
         self.registry = registry

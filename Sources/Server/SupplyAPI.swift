@@ -45,7 +45,7 @@ struct SupplyAPI: Sendable {
     ) async throws -> JSONValue {
         guard let gtin = result.gtin, let serial = scan.serial, let packKey = result.packKey else { return .null }
         // A random id: one derived from the pack or the block would let anyone holding the chain link the record to the pack.
-        let id = "md-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) })
+        let id = "md-" + Hex.encode(RandomBytes.make(12))
         var medication: [String: JSONValue] = [
             "resourceType": .string("Medication"), "id": .string("pack"),
             "code": .object([
@@ -162,7 +162,7 @@ struct SupplyAPI: Sendable {
         guard let gtin = q["gtin"].map(String.init), let lot = q["lot"].map(String.init) else {
             throw LedgerError("bad_request", "gtin and lot are required")
         }
-        let product = try node.stateValue(forKey: SupplyState.product(gtin)).map { try JSONValue.parse($0) }
+        let product = try supply.product(gtin)
         let roles = try supply.party(organisation)?["roles"]?.arrayValue ?? []
         guard product?["mah"]?.stringValue == organisation || roles.contains(.string("regulator")) else {
             throw LedgerError("forbidden", "the report is for the product's MAH and regulators")

@@ -17,7 +17,7 @@ public struct SealedVersion: Sendable {
         let context = RecordEntry.context(id: recordID, version: version)
         let key = ContentCipher.newKey()
         let ciphertext = try ContentCipher.seal(resource, key: key, context: context)
-        let salt = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let salt = RandomBytes.make(32)
         blob = salt + ciphertext
         saltedHash = ContentCipher.saltedHash(salt: salt, ciphertext: ciphertext)
         var wrapped: [String: WrappedKey] = [:]

@@ -21,12 +21,12 @@ public enum RecoveryKit {
         throws(LedgerError) -> Setup
     {
         let patient = signing.publicKey.did
-        let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let secret = RandomBytes.make(32)
         let plain = JSONValue.object([
             "privateKey": .string(Base64.encode(signing.seed)), "encryptionPrivateKey": .string(Base64.encode(encryption.rawRepresentation)),
         ]).canonicalBytes
         let ciphertext = try ContentCipher.seal(plain, key: SymmetricKey(data: secret), context: kitContext(patient))
-        let salt = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let salt = RandomBytes.make(32)
         let kitHash = ContentCipher.saltedHash(salt: salt, ciphertext: ciphertext)
         let shares = try Shamir.split(secret, threshold: threshold, count: guardians.count)
         var wrapped: [String: JSONValue] = [:]
