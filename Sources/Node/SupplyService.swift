@@ -465,14 +465,9 @@ public final class SupplyService: Sendable {
             let itemKey = String(key.dropFirst(prefix.count))
             guard let json = try json(SupplyItem.stateKey(itemKey)) else { continue }
             let item = try SupplyItem(json: json)
-            var top = item
-            var container: String?
-            var depth = 0
-            while let parent = top.parent, depth < 16, let p = try self.json(SupplyItem.stateKey(parent)) {
-                container = parent
-                top = try SupplyItem(json: p)
-                depth += 1
-            }
+            let outermost = try item.containers(load: self.item).last
+            let top = outermost?.item ?? item
+            let container = outermost?.key
             var o: [String: JSONValue] = [
                 "item": .string(itemKey), "status": .string(item.status.rawValue), "holder": .string(top.owner), "custody": .string(top.custody.rawValue),
             ]

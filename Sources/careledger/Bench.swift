@@ -216,4 +216,11 @@ struct BenchNode {
     }
 
     func stop() { task.cancel() }
+
+    /// A new chain in a temporary directory (no demo principals); the caller removes `directory.path`.
+    static func temporaryChain(_ name: String) throws -> DataDirectory {
+        let directory = DataDirectory(NSTemporaryDirectory() + "careledger-bench-\(name)-\(UInt64.random(in: 0..<UInt64.max))")
+        try Consortium.create(in: directory, chainID: "bench", principals: [])
+        return directory
+    }
 }

@@ -23,10 +23,8 @@ struct RecordsBench: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let dir = NSTemporaryDirectory() + "careledger-bench-records-\(UInt64.random(in: 0..<UInt64.max))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let directory = DataDirectory(dir)
-        try Consortium.create(in: directory, chainID: "bench", principals: [])
+        let directory = try BenchNode.temporaryChain("records")
+        defer { try? FileManager.default.removeItem(atPath: directory.path) }
         var config = NodeConfiguration()
         config.blockInterval = .milliseconds(blockIntervalMs)
         let bench = try await BenchNode.start(directory: directory, configuration: config)

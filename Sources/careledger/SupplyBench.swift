@@ -35,10 +35,8 @@ struct SupplyBench: AsyncParsableCommand {
     static func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
 
     func run() async throws {
-        let dir = NSTemporaryDirectory() + "careledger-bench-supply-\(UInt64.random(in: 0..<UInt64.max))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let directory = DataDirectory(dir)
-        try Consortium.create(in: directory, chainID: "bench", principals: [])
+        let directory = try BenchNode.temporaryChain("supply")
+        defer { try? FileManager.default.removeItem(atPath: directory.path) }
         var config = NodeConfiguration()
         config.blockInterval = .milliseconds(blockIntervalMs)
         let pharma = SigningKey(), pharmacy = SigningKey()

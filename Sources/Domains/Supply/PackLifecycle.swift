@@ -96,16 +96,12 @@ struct PackLifecycle {
 
     /// The outermost container of an item (custody follows it), with the item itself when loose.
     func top(_ key: String) throws(LedgerError) -> (key: String, item: SupplyItem) {
-        var key = key
-        var item = try load(key)
-        var depth = 0
-        while let parent = item.parent {
-            depth += 1
-            guard depth < 16 else { throw LedgerError("corrupt_state", "containers nested too deep") }
-            key = parent
-            item = try load(parent)
-        }
-        return (key, item)
+        let item = try load(key)
+        return try item.containers(load: find).last ?? (key, item)
+    }
+
+    func find(_ key: String) throws(LedgerError) -> SupplyItem? {
+        try context.json(forKey: SupplyItem.stateKey(key)).map(SupplyItem.init(json:))
     }
 
     /// The author must hold the item (through its outermost container), not in transit.
@@ -155,13 +151,8 @@ struct PackLifecycle {
             parent = try load(parentKey)
             guard parent.kind == .container else { throw LedgerError("bad_event", "a pack cannot contain other items") }
         }
-        // The parent's ancestors: none of the children may be one of them (no container inside itself).
-        var ancestors: Set<String> = [parentKey]
-        var walk = parent
-        while let up = walk.parent, ancestors.count <= 16 {
-            ancestors.insert(up)
-            walk = try load(up)
-        }
+        // The parent and its containers: none of the children may be one of them (no container inside itself).
+        let ancestors = Set([parentKey] + (try parent.containers(load: find)).map(\.key))
         for child in e.items {
             guard !ancestors.contains(child.key) else { throw LedgerError("bad_event", "an item cannot contain itself or a container it is in") }
             var item = try load(child.key)

@@ -141,12 +141,7 @@ public struct PackVerification: Sendable {
                 detail: lotKnown ? "serial number never commissioned" : "serial number never commissioned; batch not found", product: product)
         }
         let item = try SupplyItem(json: json)
-        var top = item
-        var depth = 0
-        while let parent = top.parent, depth < 16, let p = try state(SupplyItem.stateKey(parent)) {
-            top = try SupplyItem(json: p)
-            depth += 1
-        }
+        let top = try item.containers { k throws(LedgerError) in try state(SupplyItem.stateKey(k)).map(SupplyItem.init(json:)) }.last?.item ?? item
         let holder = top.owner
         if let lot = scan.lot, keys.lot(gtin: gtin, lot: lot) != item.lot {
             return result(.batchMismatch, rule: "batch_mismatch", detail: "the batch differs from the one the pack was commissioned with", product: product, holder: holder)

@@ -78,6 +78,19 @@ public struct SupplyItem: Sendable, Hashable {
 
     public static func stateKey(_ key: String) -> String { "supply/item/\(key)" }
 
+    /// The containers an item is in, innermost first (at most 16 levels; custody follows the outermost).
+    public func containers(load: (String) throws(LedgerError) -> SupplyItem?) throws(LedgerError) -> [(key: String, item: SupplyItem)] {
+        var out: [(key: String, item: SupplyItem)] = []
+        var current = self
+        while let parent = current.parent {
+            guard out.count < 16 else { throw LedgerError("corrupt_state", "containers nested too deep") }
+            guard let container = try load(parent) else { throw LedgerError("corrupt_state", "container \(parent.prefix(12))… is missing") }
+            out.append((parent, container))
+            current = container
+        }
+        return out
+    }
+
     public init(kind: Kind, gtin: String?, lot: String?, expiry: String?, owner: String, commissionedAt: UInt64) {
         self.kind = kind
         self.gtin = gtin

@@ -19,7 +19,6 @@ public struct EPCISEvent: Sendable, Hashable {
     public let parent: EPC?
     public let quantities: [EPC]
     public let outputs: [EPC]
-    public let sources: [(type: String, id: String)]
     public let destinations: [(type: String, id: String)]
     /// Instance/lot master data (CBV 2.0 §8.3): `lotNumber`, `itemExpirationDate`.
     public let lot: String?
@@ -137,6 +136,7 @@ public struct EPCISDocument: Sendable {
             }
             return out
         }
+        _ = try sourceDestination("sourceList", "source")  // validated; the lifecycle needs only the destination
         var parent: EPC?
         if let p = e["parentID"] {
             guard let s = p.stringValue else { throw LedgerError("bad_epcis", "parentID must be a string") }
@@ -162,7 +162,7 @@ public struct EPCISDocument: Sendable {
             type: type, action: action, bizStep: e["bizStep"]?.stringValue.map { cbvShortName($0, vocabulary: "BizStep") },
             disposition: e["disposition"]?.stringValue.map { cbvShortName($0, vocabulary: "Disp") }, timeMillis: timeMillis,
             epcs: epcList, parent: parent, quantities: quantityList, outputs: type == .transformation ? try epcs("outputEPCList") : [],
-            sources: try sourceDestination("sourceList", "source"), destinations: try sourceDestination("destinationList", "destination"),
+            destinations: try sourceDestination("destinationList", "destination"),
             lot: lot, expiry: expiry, json: e)
     }
 }
