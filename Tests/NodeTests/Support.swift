@@ -58,46 +58,19 @@ func withDeadline<T: Sendable>(seconds: Int, _ body: @escaping @Sendable () asyn
     }
 }
 
-/// A one-member etcd cluster on free loopback ports in a temporary directory (the `etcd` binary from
-/// PATH: `scripts/test` installs Debian's etcd-server), stopped when released.
-final class EtcdProcess: @unchecked Sendable {
-    let process = Process()
-    let directory: String
-    let url: String
+/// A one-member etcd cluster on free loopback ports in a temporary directory, stopped and removed when released.
+final class EtcdProcess: Sendable {
+    let cluster: LocalEtcdCluster
 
-    init() async throws {
-        directory = NSTemporaryDirectory() + "careledger-etcd-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let client = Int.random(in: 20_000..<40_000), peer = client + 1
-        url = "http://127.0.0.1:\(client)"
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":").map { "\($0)/etcd" }
-            .first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let path else { throw LedgerError("no_etcd", "etcd is not on PATH (scripts/test installs etcd-server)") }
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = [
-            "--name", "test", "--data-dir", directory + "/data", "--listen-client-urls", url, "--advertise-client-urls", url,
-            "--listen-peer-urls", "http://127.0.0.1:\(peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer)",
-            "--initial-cluster", "test=http://127.0.0.1:\(peer)",
-        ]
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let etcd = EtcdClient(endpoints: [url], timeout: .seconds(2))
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
-            if (try? await etcd.status()) != nil { break }
-            guard ContinuousClock.now < deadline, process.isRunning else { throw LedgerError("no_etcd", "etcd did not start on \(url)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+    init(members: Int = 1) async throws {
+        cluster = try await LocalEtcdCluster(members: members, directory: NSTemporaryDirectory() + "careledger-etcd-\(UUID().uuidString)")
     }
 
-    var client: EtcdClient { EtcdClient(endpoints: [url]) }
+    var url: String { cluster.clientURLs[0] }
+    var client: EtcdClient { cluster.client }
 
     deinit {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: directory)
+        cluster.stop()
+        try? FileManager.default.removeItem(atPath: cluster.directory)
     }
 }
