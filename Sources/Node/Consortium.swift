@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Standards
 import Store
 
 /// Creates a development consortium in a data directory: genesis, the node's key and keys for
@@ -24,6 +25,37 @@ public enum Consortium {
         let genesis = Genesis(chainID: chainID, proposer: nodeKey.publicKey, timeMillis: timeMillis, members: members)
         // Written last: its presence marks a complete initialisation.
         try genesis.save(to: directory.genesis)
+        return genesis
+    }
+
+    /// Creates the data directories of a consortium network: one node per organisation, each with its
+    /// own node key (a validator), one genesis naming every validator and founding member, signed by
+    /// each member, and the consortium's shared supply secret. `members` are the organisations' keys
+    /// (the founding members who sign genesis); the demo principals' keys are the same in every directory.
+    @discardableResult
+    public static func createNetwork(
+        in directories: [DataDirectory], chainID: String, timeMillis: UInt64 = LedgerNode.systemClock(), members: [SigningKey] = [],
+        principals: [String] = demoPrincipals
+    ) throws -> Genesis {
+        guard !directories.isEmpty else { throw LedgerError("bad_request", "a network needs at least one node") }
+        for d in directories where d.exists { throw LedgerError("already_initialised", "\(d.path) already holds a chain") }
+        let nodeKeys = directories.map { _ in SigningKey() }
+        let principalKeys = principals.map { ($0, SigningKey(), EncryptionKey()) }
+        let secret = RandomBytes.make(32)
+        var genesis = Genesis(
+            chainID: chainID, proposer: nodeKeys[0].publicKey, timeMillis: timeMillis, members: members.map(\.publicKey.did),
+            validators: nodeKeys.map(\.publicKey))
+        for m in members { genesis = try genesis.signed(by: m) }
+        for (d, key) in zip(directories, nodeKeys) {
+            try FileManager.default.createDirectory(atPath: d.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try KeyFile.save(key, to: d.nodeKey, overwrite: true)
+            for (name, signing, encryption) in principalKeys {
+                try KeyFile.save(signing, encryption: encryption, to: "\(d.keys)/\(name).key", overwrite: true)
+            }
+            guard FileManager.default.createFile(atPath: d.path + "/supply.secret", contents: Data(secret), attributes: [.posixPermissions: 0o600])
+            else { throw LedgerError("io_error", "cannot write \(d.path)/supply.secret") }
+            try genesis.save(to: d.genesis)
+        }
         return genesis
     }
 }

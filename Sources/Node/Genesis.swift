@@ -13,15 +13,28 @@ public struct Genesis: Sendable, Hashable {
     public let members: [String]
     /// Member did → base64 Ed25519 signature over `signingBytes`.
     public let signatures: [String: String]
+    /// The validator keys of a consortium (each organisation's node key); empty for a single-node chain,
+    /// whose only validator is the proposer.
+    public let validatorKeys: [PublicKey]
 
-    public init(chainID: String, proposer: PublicKey, timeMillis: UInt64, origin: String? = nil, members: [String] = [], signatures: [String: String] = [:]) {
+    public init(
+        chainID: String, proposer: PublicKey, timeMillis: UInt64, origin: String? = nil, members: [String] = [], signatures: [String: String] = [:],
+        validators: [PublicKey] = []
+    ) {
         self.chainID = chainID
         self.origin = origin ?? "careledger/\(chainID)"
         self.proposer = proposer
         self.timeMillis = timeMillis
         self.members = members
         self.signatures = signatures
+        validatorKeys = validators
     }
+
+    /// The validator set of the first block: the consortium's validators, or the proposer alone.
+    public var validators: [PublicKey] { validatorKeys.isEmpty ? [proposer] : validatorKeys }
+
+    /// Votes needed for finality.
+    public var quorum: Int { Quorum.size(validators: validators.count) }
 
     /// Everything but the signatures.
     var body: JSONValue {
@@ -32,6 +45,7 @@ public struct Genesis: Sendable, Hashable {
             "time": .int(Int64(timeMillis)),
         ]
         if !members.isEmpty { o["members"] = .array(members.map { .string($0) }) }
+        if !validatorKeys.isEmpty { o["validators"] = .array(validatorKeys.map { .string($0.did) }) }
         return .object(o)
     }
 
@@ -55,12 +69,19 @@ public struct Genesis: Sendable, Hashable {
             members.append(did)
         }
         guard Set(members).count == members.count else { throw LedgerError("bad_genesis", "a member is listed twice") }
+        var validators: [PublicKey] = []
+        for v in json["validators"]?.arrayValue ?? [] {
+            guard let did = v.stringValue else { throw LedgerError("bad_genesis", "validators are dids") }
+            validators.append(try PublicKey(did: did))
+        }
+        guard Set(validators).count == validators.count else { throw LedgerError("bad_genesis", "a validator is listed twice") }
         var signatures: [String: String] = [:]
         for (did, sig) in json["signatures"]?.objectValue ?? [:] {
             guard let text = sig.stringValue else { throw LedgerError("bad_genesis", "signatures are base64 strings") }
             signatures[did] = text
         }
-        self.init(chainID: chainID, proposer: try PublicKey(did: proposer), timeMillis: UInt64(time), origin: origin, members: members, signatures: signatures)
+        self.init(chainID: chainID, proposer: try PublicKey(did: proposer), timeMillis: UInt64(time), origin: origin, members: members, signatures: signatures,
+            validators: validators)
     }
 
     /// The genesis with `key`'s signature added; the key must be a founding member's.
@@ -69,7 +90,8 @@ public struct Genesis: Sendable, Hashable {
         guard members.contains(did) else { throw LedgerError("not_a_member", "\(did) is not a founding member of \(chainID)") }
         var all = signatures
         all[did] = Base64.encode(key.signature(for: signingBytes))
-        return Genesis(chainID: chainID, proposer: proposer, timeMillis: timeMillis, origin: origin, members: members, signatures: all)
+        return Genesis(
+            chainID: chainID, proposer: proposer, timeMillis: timeMillis, origin: origin, members: members, signatures: all, validators: validatorKeys)
     }
 
     /// The founding members who have not signed yet; throws when a signature is invalid or not a member's.

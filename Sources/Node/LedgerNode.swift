@@ -16,6 +16,10 @@ public struct NodeConfiguration: Sendable {
     public var maxBlockTransactions: Int = 10_000
     /// Most transactions waiting in the mempool.
     public var mempoolCapacity: Int = 200_000
+    /// Where blocks are ordered: in this process (`nil`, solo) or through the etcd cluster at these endpoints.
+    public var etcdEndpoints: [String]? = nil
+    /// Most bytes of transactions in one block proposed through etcd (its request limit is 1.5 MiB by default).
+    public var maxProposalBytes: Int = 1 << 20
 
     public init() {}
 }
@@ -56,8 +60,19 @@ public final class LedgerNode: Sendable {
     private let blockCounter: Counter
     private let heightGauge: Gauge
     private let commitTimer: Metrics.Timer
+    private let alarmCounter: Counter
     /// Held while this node has the data directory open: a second node on it is refused.
     private let directoryLock: DirectoryLock
+    /// Serialises block preparation and commit (the etcd leader's proposals and the applier).
+    let commitLock = AsyncLock()
+    /// The highest height with a quorum certificate.
+    private let finalHeight: Mutex<UInt64>
+    private let finalWaiters = Mutex<[(UInt64, UUID, CheckedContinuation<Void, Never>)]>([])
+
+    /// The validator set (from genesis; governance changes are not there yet).
+    public var validators: [PublicKey] { genesis.validators }
+    public var publicKey: PublicKey { key.publicKey }
+    public var isValidator: Bool { genesis.validators.contains(key.publicKey) }
 
     /// Milliseconds since the Unix epoch from the system clock.
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -72,8 +87,12 @@ public final class LedgerNode: Sendable {
         try genesis.requireSigned()
         directoryLock = try DirectoryLock(path: directory.path + "/node.lock")
         let key = try KeyFile.load(directory.nodeKey)
-        guard key.publicKey == genesis.proposer else {
-            throw LedgerError("wrong_node_key", "node.key is not the proposer key named in genesis.json")
+        guard key.publicKey == genesis.proposer || genesis.validators.contains(key.publicKey) else {
+            throw LedgerError("wrong_node_key", "node.key is neither the proposer nor a validator named in genesis.json")
+        }
+        if configuration.etcdEndpoints == nil && genesis.validators != [key.publicKey] {
+            throw LedgerError(
+                "needs_etcd", "this chain has \(genesis.validators.count) validators: its blocks are ordered through etcd (--etcd), not solo")
         }
         self.genesis = genesis
         self.key = key
@@ -92,6 +111,7 @@ public final class LedgerNode: Sendable {
         blockCounter = Counter(label: "careledger_blocks_committed_total", dimensions: [], factory: factory)
         heightGauge = Gauge(label: "careledger_height", dimensions: [], factory: factory)
         commitTimer = Metrics.Timer(label: "careledger_block_commit_seconds", dimensions: [], factory: factory)
+        alarmCounter = Counter(label: "careledger_alarms_total", dimensions: [], factory: factory)
 
         // Genesis block on first start.
         if try store.latestHeight() == nil {
@@ -128,6 +148,7 @@ public final class LedgerNode: Sendable {
             throw LedgerError("corrupt_store", "state rebuilt from the store does not match block \(latest)")
         }
         mempool.markCommitted(nonces)
+        finalHeight = Mutex(try store.latestCertifiedHeight() ?? 0)
         head = Mutex(Head(block: block, state: tree))
         log = Mutex(merkle)
         heightGauge.record(Int64(latest))
@@ -201,9 +222,15 @@ public final class LedgerNode: Sendable {
 
     // MARK: block production (solo ordering)
 
-    /// Cuts and commits blocks until cancelled.
+    /// Orders, executes and commits blocks until cancelled: solo, or through etcd when configured.
     public func run() async {
         logger.info("node running", metadata: ["chain": "\(genesis.chainID)", "height": "\(height)"])
+        if let endpoints = configuration.etcdEndpoints {
+            await EtcdOrderer(node: self, client: EtcdClient(endpoints: endpoints)).run()
+            mempool.close(LedgerError("node_stopped", "the node is shutting down"))
+            events.finish()
+            return
+        }
         while !Task.isCancelled {
             let batch = await mempool.nextBatch(
                 maxCount: configuration.blockSize, maxDelay: configuration.blockInterval, limit: configuration.maxBlockTransactions)
@@ -222,16 +249,36 @@ public final class LedgerNode: Sendable {
         events.finish()
     }
 
-    /// Executes `txs` as the next block and commits it durably.
+    /// Executes `txs` as the next block and commits it durably (solo ordering: this node is the only
+    /// validator, so its own vote is the block's quorum certificate).
     func produceBlock(_ txs: [Transaction]) async throws -> [Receipt] {
+        await commitLock.lock()
+        defer { commitLock.unlock() }
+        let prepared = prepare(txs, timeMillis: nil, proposer: key.publicKey)
+        let vote = BlockVote(header: prepared.header, signer: key)
+        return try await commit(prepared, signature: key.signature(for: prepared.header.encoded), certificate: QuorumCertificate(votes: [vote]))
+    }
+
+    /// A block executed but not yet committed (its leaves are appended to the in-memory log: commit it
+    /// or `discard` it before preparing another).
+    struct PreparedBlock {
+        let transactions: [Transaction]
+        let header: BlockHeader
+        let execution: BlockExecution
+        let tree: SparseMerkleTree
+        let firstLeaf: UInt64
+        let start: DispatchTime
+    }
+
+    /// Executes `txs` over the committed head as the next block, at `timeMillis` (nil: now, never before the previous block).
+    func prepare(_ txs: [Transaction], timeMillis: UInt64?, proposer: PublicKey) -> PreparedBlock {
         let start = DispatchTime.now()
         let previous = head.withLock { $0 }
         let height = previous.block.header.height + 1
-        let time = max(clock(), previous.block.header.timeMillis)
+        let time = timeMillis ?? max(clock(), previous.block.header.timeMillis)
         let firstLeaf = previous.block.header.logSize
         let execution = registry.execute(
             transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: stateCache)
-        let t1 = DispatchTime.now()
         var tree = previous.state
         for w in execution.writes { tree.set(key: Array(w.key.utf8), value: w.value) }
         let (logSize, logRoot) = log.withLock { log -> (UInt64, Hash) in
@@ -241,9 +288,26 @@ public final class LedgerNode: Sendable {
         let header = BlockHeader(
             chainID: genesis.chainID, height: height, previousHash: previous.block.header.hash, timeMillis: time,
             logSize: logSize, logRoot: logRoot, stateRoot: tree.root, transactionCount: UInt64(txs.count),
-            transactionsHash: BlockHeader.transactionsHash(txs.map(\.id)), proposer: key.publicKey)
-        let checkpoint = try noteSigner.sign(text: Checkpoint(origin: genesis.origin, size: logSize, rootHash: logRoot).text)
-        let block = StoredBlock(header: header, signature: key.signature(for: header.encoded), checkpoint: checkpoint)
+            transactionsHash: BlockHeader.transactionsHash(txs.map(\.id)), proposer: proposer)
+        return PreparedBlock(transactions: txs, header: header, execution: execution, tree: tree, firstLeaf: firstLeaf, start: start)
+    }
+
+    /// Undoes a prepared block that will not be committed.
+    func discard(_ prepared: PreparedBlock) { log.withLock { $0.truncate(to: prepared.firstLeaf) } }
+
+    /// Commits a prepared block durably with its proposer's signature (and certificate, when known),
+    /// publishes it and delivers the receipts of the transactions this node admitted.
+    @discardableResult
+    func commit(_ prepared: PreparedBlock, signature: [UInt8], certificate: QuorumCertificate?, meta: [(String, [UInt8])] = []) async throws -> [Receipt] {
+        let header = prepared.header, execution = prepared.execution, txs = prepared.transactions
+        let checkpoint: String
+        do {
+            checkpoint = try noteSigner.sign(text: Checkpoint(origin: genesis.origin, size: header.logSize, rootHash: header.logRoot).text)
+        } catch {
+            discard(prepared)
+            throw error
+        }
+        let block = StoredBlock(header: header, signature: signature, checkpoint: checkpoint)
         let outcomes = zip(txs, execution.receipts).map { tx, r in
             TransactionOutcome(
                 transaction: tx, leafIndex: r.leafIndex, status: r.status.rawValue,
@@ -251,32 +315,103 @@ public final class LedgerNode: Sendable {
         }
         let t2 = DispatchTime.now()
         do {
-            try await store.commit(block: block, transactions: outcomes, writes: execution.writes, events: execution.events)
+            try await store.commit(
+                block: block, transactions: outcomes, writes: execution.writes, events: execution.events, certificate: certificate?.encoded, meta: meta)
         } catch {
-            log.withLock { $0.truncate(to: firstLeaf) }
+            discard(prepared)
             throw error
         }
         let t3 = DispatchTime.now()
         logger.debug(
             "block committed",
             metadata: [
-                "height": "\(height)", "transactions": "\(txs.count)",
-                "executeMicros": "\((t1.uptimeNanoseconds - start.uptimeNanoseconds) / 1000)",
-                "treeLogSignMicros": "\((t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1000)",
+                "height": "\(header.height)", "transactions": "\(txs.count)",
+                "prepareMicros": "\((t2.uptimeNanoseconds - prepared.start.uptimeNanoseconds) / 1000)",
                 "commitMicros": "\((t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1000)",
             ])
         stateCache.apply(execution.writes)
-        head.withLock { $0 = Head(block: block, state: tree) }
+        head.withLock { $0 = Head(block: block, state: prepared.tree) }
         let failures = execution.receipts.filter { $0.status == .failed }.count
         committedCounter.increment(by: Int64(txs.count - failures))
         failedCounter.increment(by: Int64(failures))
         blockCounter.increment()
-        heightGauge.record(Int64(height))
-        commitTimer.recordInterval(since: start)
-        if let hook = afterCommit.withLock({ $0 }) { hook(height, execution.events) }
-        events.publish(height: height, events: execution.events)
+        heightGauge.record(Int64(header.height))
+        commitTimer.recordInterval(since: prepared.start)
+        if certificate != nil { markFinal(header.height) }
+        if let hook = afterCommit.withLock({ $0 }) { hook(header.height, execution.events) }
+        events.publish(height: header.height, events: execution.events)
+        if configuration.etcdEndpoints != nil { mempool.complete(txs, receipts: execution.receipts) }
         return execution.receipts
     }
+
+    // MARK: finality
+
+    /// The highest final height (a quorum of validators signed it and every block below).
+    public var lastFinalHeight: UInt64 { finalHeight.withLock { $0 } }
+
+    func markFinal(_ height: UInt64) {
+        let ready = finalHeight.withLock { h -> [CheckedContinuation<Void, Never>] in
+            h = max(h, height)
+            return finalWaiters.withLock { waiters in
+                let done = waiters.filter { $0.0 <= h }.map(\.2)
+                waiters.removeAll { $0.0 <= h }
+                return done
+            }
+        }
+        for c in ready { c.resume() }
+    }
+
+    /// Waits until `height` is final (or `timeout` passes: answers false).
+    public func waitFinal(_ height: UInt64, timeout: Duration = .seconds(30)) async -> Bool {
+        if lastFinalHeight >= height { return true }
+        let id = UUID()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = finalHeight.withLock { h -> Bool in
+                if h >= height { return true }
+                finalWaiters.withLock { $0.append((height, id, c)) }
+                return false
+            }
+            if now { return c.resume() }
+            Task {
+                try? await Task.sleep(for: timeout)
+                let late = finalWaiters.withLock { w -> CheckedContinuation<Void, Never>? in
+                    guard let i = w.firstIndex(where: { $0.1 == id }) else { return nil }
+                    return w.remove(at: i).2
+                }
+                late?.resume()
+            }
+        }
+        return lastFinalHeight >= height
+    }
+
+    /// The stored quorum certificate of a block.
+    public func certificate(height: UInt64) throws -> QuorumCertificate? {
+        try store.certificate(height: height).map { try QuorumCertificate(encoded: $0) }
+    }
+
+    /// Whether `tx` (by author and nonce) is in a committed block.
+    func isCommitted(_ tx: Transaction) -> Bool { mempool.isCommitted(tx) }
+
+    /// Admitted transactions to forward to the ordering service (etcd mode).
+    func nextForwardBatch() async -> [Transaction] {
+        await mempool.nextBatch(maxCount: configuration.blockSize, maxDelay: configuration.blockInterval, limit: configuration.maxBlockTransactions)
+    }
+
+    /// Keeps misbehaviour evidence (a refused proposal, an equivocation, a fork) and raises the alarm:
+    /// an error in the log and `careledger_alarms_total`.
+    func alarm(height: UInt64, validator: String, kind: String, detail: String, first: [UInt8]?, second: [UInt8]?) {
+        let evidence = BlockStore.Evidence(
+            height: height, validator: validator, kind: kind, detail: detail, first: first, second: second, timeMillis: clock())
+        let fresh = (try? store.addEvidence(evidence)) ?? true
+        guard fresh else { return }
+        alarmCounter.increment()
+        logger.error("alarm: \(kind)", metadata: ["height": "\(height)", "validator": "\(validator)", "detail": "\(detail)"])
+    }
+
+    func sign(_ message: [UInt8]) -> [UInt8] { key.signature(for: message) }
+    func vote(for header: BlockHeader) -> BlockVote { BlockVote(header: header, signer: key) }
+    var now: UInt64 { clock() }
+    func stopAdmission(_ error: LedgerError) { mempool.close(error) }
 
     // MARK: queries
 

@@ -54,6 +54,8 @@ final class Mempool: Sendable {
 
     var count: Int { state.withLock { $0.count } }
 
+    func isCommitted(_ tx: Transaction) -> Bool { state.withLock { $0.committedNonces.contains(NonceKey(tx.author, tx.nonce)) } }
+
     func markCommitted(_ keys: [NonceKey]) {
         state.withLock { s in for k in keys { s.committedNonces.insert(k) } }
     }

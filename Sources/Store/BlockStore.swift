@@ -86,7 +86,78 @@ public final class BlockStore: Sendable {
                     CREATE TABLE events (height INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (height, seq));
                     """)
         }
+        m.registerMigration("v2-consensus") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE certificates (height INTEGER PRIMARY KEY, body BLOB NOT NULL);
+                    CREATE TABLE evidence (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, height INTEGER NOT NULL, validator TEXT NOT NULL, kind TEXT NOT NULL,
+                        detail TEXT NOT NULL, first BLOB, second BLOB, time INTEGER NOT NULL,
+                        UNIQUE (height, validator, kind));
+                    """)
+        }
         return m
+    }
+
+    // MARK: finality and evidence
+
+    /// Stores the quorum certificate of a committed block (kept once; a later one for the same height is ignored).
+    public func saveCertificate(height: UInt64, _ body: [UInt8]) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO certificates (height, body) VALUES (?, ?)", arguments: [Int64(height), Data(body)])
+        }
+    }
+
+    public func certificate(height: UInt64) throws -> [UInt8]? {
+        try pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT body FROM certificates WHERE height = ?", arguments: [Int64(height)]).map { Array($0) }
+        }
+    }
+
+    /// The highest height with a certificate.
+    public func latestCertifiedHeight() throws -> UInt64? {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM certificates").map { UInt64($0) } }
+    }
+
+    /// One piece of misbehaviour evidence (two conflicting signed messages, or a refused proposal).
+    public struct Evidence: Sendable {
+        public let height: UInt64
+        public let validator: String
+        public let kind: String
+        public let detail: String
+        public let first: [UInt8]?
+        public let second: [UInt8]?
+        public let timeMillis: UInt64
+        public init(height: UInt64, validator: String, kind: String, detail: String, first: [UInt8]?, second: [UInt8]?, timeMillis: UInt64) {
+            self.height = height
+            self.validator = validator
+            self.kind = kind
+            self.detail = detail
+            self.first = first
+            self.second = second
+            self.timeMillis = timeMillis
+        }
+    }
+
+    /// Keeps evidence; answers false when the same (height, validator, kind) was already kept.
+    @discardableResult
+    public func addEvidence(_ e: Evidence) throws -> Bool {
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO evidence (height, validator, kind, detail, first, second, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [Int64(e.height), e.validator, e.kind, e.detail, e.first.map { Data($0) }, e.second.map { Data($0) }, Int64(e.timeMillis)])
+            return db.changesCount > 0
+        }
+    }
+
+    public func evidence() throws -> [Evidence] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT height, validator, kind, detail, first, second, time FROM evidence ORDER BY id").map { row in
+                Evidence(
+                    height: UInt64(row[0] as Int64), validator: row[1], kind: row[2], detail: row[3], first: (row[4] as Data?).map { Array($0) },
+                    second: (row[5] as Data?).map { Array($0) }, timeMillis: UInt64(row[6] as Int64))
+            }
+        }
     }
 
     // MARK: meta
@@ -106,11 +177,20 @@ public final class BlockStore: Sendable {
     // MARK: commit
 
     /// Writes a block and everything it carries atomically, then syncs.
+    /// `certificate` (its quorum certificate, when already known) and `meta` entries commit with it.
     public func commit(
-        block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)], events: [JSONValue]
+        block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)], events: [JSONValue],
+        certificate: [UInt8]? = nil, meta: [(String, [UInt8])] = []
     ) async throws {
         try await pool.write { db in
             try Self.insert(db, block: block, transactions: transactions, writes: writes, events: events)
+            if let certificate {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO certificates (height, body) VALUES (?, ?)", arguments: [Int64(block.header.height), Data(certificate)])
+            }
+            for (key, value) in meta {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, Data(value)])
+            }
         }
     }
 

@@ -10,6 +10,14 @@ public struct EtcdClient: Sendable {
     public let endpoints: [String]
     public let timeout: TimeAmount
 
+    /// The HTTP client for etcd: watches hold a connection each for as long as they run, so the pool
+    /// allows many per member (the shared client's 8 per host would be taken by a few watches).
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     public init(endpoints: [String], timeout: TimeAmount = .seconds(10)) {
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.timeout = timeout
@@ -76,7 +84,7 @@ public struct EtcdClient: Sendable {
             let status: UInt
             let bytes: [UInt8]
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+                let response = try await Self.http.execute(request, timeout: timeout)
                 status = response.status.code
                 bytes = Array(try await response.body.collect(upTo: 64 * 1024 * 1024).readableBytesView)
             } catch {
@@ -167,6 +175,19 @@ public struct EtcdClient: Sendable {
         return answer["succeeded"]?.boolValue == true
     }
 
+    /// Deletes the keys in [`start`, `end`) in one request; answers how many went.
+    @discardableResult
+    public func deleteRange(from start: String, to end: String) async throws -> Int64 {
+        Self.int(try await call("/v3/kv/deleterange", .object(["key": Self.b64(start), "range_end": Self.b64(end)]))["deleted"])
+    }
+
+    /// Deletes these keys in one transaction (absent ones are ignored).
+    public func delete(keys: [String]) async throws {
+        guard !keys.isEmpty else { return }
+        _ = try await call(
+            "/v3/kv/txn", .object(["success": .array(keys.map { .object(["request_delete_range": .object(["key": Self.b64($0)])]) })]))
+    }
+
     public func grantLease(ttlSeconds: Int64) async throws -> Int64 {
         let id = Self.int(try await call("/v3/lease/grant", .object(["TTL": .string(String(ttlSeconds))]))["ID"])
         guard id != 0 else { throw LedgerError("etcd_error", "no lease granted") }
@@ -224,7 +245,7 @@ public struct EtcdClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body.canonicalBytes))
             let response: HTTPClientResponse
             do {
-                response = try await HTTPClient.shared.execute(request, timeout: .hours(24 * 365))
+                response = try await Self.http.execute(request, timeout: .hours(24 * 365))
             } catch {
                 lastError = "\(endpoint): \(error)"
                 continue

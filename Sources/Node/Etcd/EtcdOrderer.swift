@@ -1,0 +1,457 @@
+import Foundation
+import LedgerCore
+import Logging
+import Store
+import Synchronization
+
+/// Orders a consortium node's blocks through etcd and certifies them (issue: consortium network).
+///
+/// Keys under `/careledger/<chain id>/`:
+/// - `queue/<time><node>…`: batches of admitted transactions each node forwards (one value per batch);
+/// - `blocks/<slot>`: the decided proposals, one per slot, written with a compare-and-swap that only
+///   succeeds while the slot is free (`EtcdBlockLog`); the valid proposals, in slot order, are the chain;
+/// - `leader`: the elected proposer, held with a lease (`EtcdElection`);
+/// - `votes/<height>/<validator>/<block hash>`: each validator's signed vote for the block it executed.
+///
+/// Every node applies every decided slot: it checks the proposer's signature and validator membership,
+/// the link to its head, every transaction's signature, re-executes the block and accepts it only when
+/// it computes exactly the proposed header (state root, log root…). A slot that fails any check is
+/// skipped by every honest node alike (the checks are deterministic) and kept as evidence. A block is
+/// final when a quorum of validators voted for it; the quorum certificate is stored with the block.
+final class EtcdOrderer: Sendable {
+    let node: LedgerNode
+    let client: EtcdClient
+    let slots: EtcdBlockLog
+    let election: EtcdElection
+    let prefix: String
+    let me: String
+    private let appliedSlot: Mutex<UInt64>
+    private let votes = Mutex<[UInt64: [PublicKey: BlockVote]]>([:])
+    private let sequence = Atomic<UInt64>(0)
+    private let logger: Logger
+
+    static let slotMetaKey = "etcd.slot"
+
+    init(node: LedgerNode, client: EtcdClient) {
+        self.node = node
+        self.client = client
+        slots = EtcdBlockLog(client: client, chainID: node.genesis.chainID)
+        election = EtcdElection(client: client, chainID: node.genesis.chainID, ttlSeconds: 2)
+        prefix = "/careledger/\(node.genesis.chainID)/"
+        me = node.publicKey.did
+        let stored = (try? node.store.meta(Self.slotMetaKey)).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0
+        appliedSlot = Mutex(stored)
+        logger = node.logger
+    }
+
+    var queuePrefix: String { prefix + "queue/" }
+    var votesPrefix: String { prefix + "votes/" }
+
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.forwardLoop() }
+            group.addTask { await self.applyLoop() }
+            group.addTask { await self.voteLoop() }
+            if node.isValidator { group.addTask { await self.leaderLoop() } }
+            await group.waitForAll()
+        }
+    }
+
+    // MARK: forwarding admitted transactions
+
+    /// Sends the node's admitted transactions to the ordering queue; retries until etcd takes them.
+    func forwardLoop() async {
+        while !Task.isCancelled {
+            let batch = await node.nextForwardBatch()
+            if batch.isEmpty { continue }
+            for chunk in Self.chunks(batch, maxBytes: node.configuration.maxProposalBytes) {
+                var w = BinaryWriter(capacity: chunk.reduce(16) { $0 + $1.encoded.count + 3 })
+                w.writeVarint(UInt64(chunk.count))
+                for tx in chunk { w.writeBytes(tx.encoded) }
+                let key = queuePrefix + EtcdBlockLog.padded(node.now) + "-" + String(node.publicKey.did.suffix(8)) + "-"
+                    + EtcdBlockLog.padded(sequence.add(1, ordering: .relaxed).newValue)
+                while !Task.isCancelled {
+                    do {
+                        try await client.put(key, w.bytes)
+                        break
+                    } catch {
+                        logger.warning("cannot forward transactions to etcd; retrying", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+            }
+        }
+    }
+
+    static func chunks(_ txs: [Transaction], maxBytes: Int) -> [[Transaction]] {
+        var out: [[Transaction]] = [[]]
+        var size = 0
+        for tx in txs {
+            if size + tx.encoded.count > maxBytes && !out[out.count - 1].isEmpty {
+                out.append([])
+                size = 0
+            }
+            out[out.count - 1].append(tx)
+            size += tx.encoded.count
+        }
+        return out
+    }
+
+    static func decodeBatch(_ bytes: [UInt8]) -> [Transaction] {
+        var r = BinaryReader(bytes)
+        guard let count = try? r.readVarint(), count <= 1 << 20 else { return [] }
+        var txs: [Transaction] = []
+        for _ in 0..<count {
+            guard let raw = try? r.readBytes(limit: 1 << 20), let tx = try? Transaction(encoded: raw) else { return txs }
+            txs.append(tx)
+        }
+        return txs
+    }
+
+    // MARK: applying decided slots
+
+    func applyLoop() async {
+        while !Task.isCancelled {
+            do {
+                let revision = try await catchUp()
+                for try await _ in slots.watch(fromRevision: revision + 1) {
+                    _ = try await catchUp()
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("etcd watch of decided blocks failed; re-reading", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+    }
+
+    /// Applies every decided slot after the last applied one, in order; answers the etcd revision read at.
+    @discardableResult
+    func catchUp() async throws -> Int64 {
+        await node.commitLock.lock()
+        defer { node.commitLock.unlock() }
+        return try await catchUpLocked()
+    }
+
+    /// `catchUp` with the node's commit lock already held.
+    func catchUpLocked() async throws -> Int64 {
+        var revision: Int64 = 0
+        while true {
+            let from = appliedSlot.withLock { $0 } + 1
+            let (entries, rev) = try await slots.entries(from: from, limit: 32)
+            revision = rev
+            if entries.isEmpty { return revision }
+            for (slot, entry) in entries where slot >= from {
+                try await apply(slot: slot, entry: entry)
+            }
+        }
+    }
+
+    /// Applies or skips one decided slot (the commit lock is held).
+    func apply(slot: UInt64, entry: [UInt8]) async throws {
+        let proposal: BlockProposal
+        do {
+            proposal = try BlockProposal(encoded: entry)
+        } catch {
+            refuse(slot: slot, height: node.height + 1, validator: "unknown", kind: "invalid_proposal", detail: "undecodable: \(error)", first: entry)
+            return
+        }
+        let header = proposal.header
+        let proposer = header.proposer.did
+        func skip(_ kind: String, _ detail: String) {
+            refuse(slot: slot, height: header.height, validator: proposer, kind: kind, detail: detail, first: entry)
+        }
+        guard header.chainID == node.genesis.chainID else { return skip("invalid_proposal", "for chain \(header.chainID)") }
+        guard node.validators.contains(header.proposer) else { return skip("invalid_proposal", "the proposer is not a validator") }
+        guard proposal.isSignatureValid else { return skip("bad_signature", "the proposer's signature over the header does not verify") }
+        let head = node.latestBlock.header
+        if header.height <= head.height {
+            // Already committed here (this node proposed it, or it is replayed after a restart): it must be the same block.
+            let mine = try node.store.block(height: header.height)
+            if mine?.header.hash != header.hash {
+                skip("conflicting_block", "a different block for height \(header.height), which is already committed")
+            }
+            return advance(to: slot)
+        }
+        guard header.height == head.height + 1, header.previousHash == head.hash else {
+            return skip("invalid_proposal", "does not extend the head (height \(head.height))")
+        }
+        guard header.timeMillis >= head.timeMillis else { return skip("invalid_proposal", "its time is before the previous block's") }
+        var txs: [Transaction] = []
+        txs.reserveCapacity(proposal.transactions.count)
+        for raw in proposal.transactions {
+            guard let tx = try? Transaction(encoded: raw) else { return skip("invalid_proposal", "a transaction does not decode") }
+            txs.append(tx)
+        }
+        if let problem = await Self.problem(in: txs, node: node) { return skip("invalid_proposal", problem) }
+        let prepared = node.prepare(txs, timeMillis: header.timeMillis, proposer: header.proposer)
+        guard prepared.header == header else {
+            node.discard(prepared)
+            let what =
+                prepared.header.stateRoot != header.stateRoot
+                ? "state root \(prepared.header.stateRoot.hex) computed here, \(header.stateRoot.hex) proposed"
+                : "header computed here differs from the proposal"
+            logger.error("refusing a proposed block: \(what)", metadata: ["height": "\(header.height)", "proposer": "\(proposer)"])
+            return skip("state_mismatch", what)
+        }
+        try await node.commit(prepared, signature: proposal.signature, certificate: nil, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
+        advance(to: slot)
+        await castVote(prepared.header)
+    }
+
+    /// Why a block's transactions cannot be applied (nil when they can): bad signature or chain, a nonce
+    /// already committed, or used twice in the block.
+    static func problem(in txs: [Transaction], node: LedgerNode) async -> String? {
+        var seen: Set<NonceKey> = []
+        for tx in txs {
+            if node.isCommitted(tx) { return "transaction \(tx.id.hex) replays a committed nonce" }
+            if !seen.insert(NonceKey(tx.author, tx.nonce)).inserted { return "transaction \(tx.id.hex) repeats a nonce of the block" }
+        }
+        let chain = node.genesis.chainID
+        let errors = await LedgerNode.checkAll(txs) { (tx) throws(LedgerError) in
+            guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
+            try tx.verifySignature()
+        }
+        if let i = errors.firstIndex(where: { $0 != nil }) { return "transaction \(txs[i].id.hex): \(errors[i]!.message)" }
+        return nil
+    }
+
+    private func advance(to slot: UInt64) { appliedSlot.withLock { $0 = max($0, slot) } }
+
+    private func refuse(slot: UInt64, height: UInt64, validator: String, kind: String, detail: String, first: [UInt8]) {
+        advance(to: slot)
+        node.alarm(height: height, validator: validator, kind: kind, detail: "slot \(slot): \(detail)", first: first, second: nil)
+    }
+
+    // MARK: leading
+
+    /// Competes for the proposer role; while holding it, cuts blocks from the queue and proposes them.
+    func leaderLoop() async {
+        while !Task.isCancelled {
+            guard let lease = try? await election.tryLead(as: me) else {
+                try? await Task.sleep(for: .milliseconds(500))
+                continue
+            }
+            logger.info("leading block proposal", metadata: ["node": "\(me)"])
+            let leading = Atomic<Bool>(true)
+            let renewer = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    if (try? await election.renew(lease: lease)) != true {
+                        leading.store(false, ordering: .relaxed)
+                        return
+                    }
+                }
+            }
+            while !Task.isCancelled && leading.load(ordering: .relaxed) {
+                do {
+                    if try await !proposeOnce() { try? await Task.sleep(for: node.configuration.blockInterval) }
+                } catch {
+                    logger.warning("block proposal failed", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            renewer.cancel()
+            if Task.isCancelled { try? await election.resign(lease: lease) }
+            logger.info("no longer leading", metadata: ["node": "\(me)"])
+        }
+    }
+
+    /// Cuts one block from the queued transactions and proposes it for the next slot; answers false
+    /// when there was nothing to propose.
+    func proposeOnce() async throws -> Bool {
+        let (queued, _) = try await client.range(prefix: queuePrefix, limit: 256)
+        if queued.isEmpty { return false }
+        await node.commitLock.lock()
+        var locked = true
+        defer { if locked { node.commitLock.unlock() } }
+        try await catchUpLocked()
+        let limit = node.configuration.maxBlockTransactions, maxBytes = node.configuration.maxProposalBytes
+        var chosen: [Transaction] = []
+        var consumed: [String] = []
+        var seen: Set<NonceKey> = []
+        var bytes = 0
+        for kv in queued {
+            let txs = Self.decodeBatch(kv.value)
+            if !chosen.isEmpty && (chosen.count + txs.count > limit || bytes + kv.value.count > maxBytes) { break }
+            consumed.append(kv.key)
+            bytes += kv.value.count
+            for tx in txs where !node.isCommitted(tx) && seen.insert(NonceKey(tx.author, tx.nonce)).inserted { chosen.append(tx) }
+        }
+        // Whatever a faulty node queued with a bad signature or for another chain is dropped here.
+        let chain = node.genesis.chainID
+        let errors = await LedgerNode.checkAll(chosen) { (tx) throws(LedgerError) in
+            guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
+            try tx.verifySignature()
+        }
+        chosen = zip(chosen, errors).filter { $0.1 == nil }.map(\.0)
+        if chosen.isEmpty {
+            try await deleteQueued(consumed)
+            return true
+        }
+        let prepared = node.prepare(chosen, timeMillis: nil, proposer: node.publicKey)
+        let signature = node.sign(prepared.header.encoded)
+        let proposal = BlockProposal(header: prepared.header, signature: signature, transactions: chosen.map(\.encoded))
+        let slot = appliedSlot.withLock { $0 } + 1
+        let won: Bool
+        do {
+            won = try await slots.propose(height: slot, entry: proposal.encoded)
+        } catch {
+            node.discard(prepared)
+            throw error
+        }
+        guard won else {
+            node.discard(prepared)
+            return true
+        }
+        try await node.commit(prepared, signature: signature, certificate: nil, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
+        advance(to: slot)
+        locked = false
+        node.commitLock.unlock()
+        await castVote(prepared.header)
+        try await deleteQueued(consumed)
+        if slot % 1000 == 0 { await compact() }
+        return true
+    }
+
+    private func deleteQueued(_ keys: [String]) async throws {
+        for start in stride(from: 0, to: keys.count, by: 100) { try await client.delete(keys: Array(keys[start..<min(start + 100, keys.count)])) }
+    }
+
+    /// Keeps etcd small: slots far behind (every node has them in its store; a node further behind syncs
+    /// from a peer) and votes of long-final heights go, then the history is compacted.
+    func compact() async {
+        let slot = appliedSlot.withLock { $0 }, final = node.lastFinalHeight
+        do {
+            if final > 2000 { try await client.deleteRange(from: votesPrefix, to: votesPrefix + EtcdBlockLog.padded(final - 1000)) }
+            if slot > 20_000 { try await slots.compact(keepingFrom: slot - 10_000) }
+        } catch {
+            logger.warning("etcd compaction failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: votes and finality
+
+    func voteKey(_ vote: BlockVote) -> String {
+        votesPrefix + EtcdBlockLog.padded(vote.height) + "/" + vote.validator.did + "/" + vote.blockHash.hex
+    }
+
+    /// Signs and publishes this validator's vote for a block it committed.
+    func castVote(_ header: BlockHeader) async {
+        guard node.isValidator else { return tryFinalize() }
+        let vote = node.vote(for: header)
+        record(vote)
+        for attempt in 0..<20 {
+            do {
+                try await client.put(voteKey(vote), vote.encoded)
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cannot publish a vote; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    func voteLoop() async {
+        while !Task.isCancelled {
+            do {
+                let from = node.lastFinalHeight + 1
+                let (kvs, revision) = try await client.range(from: votesPrefix + EtcdBlockLog.padded(from), withinPrefix: votesPrefix)
+                for kv in kvs { if let vote = try? BlockVote(encoded: kv.value) { record(vote) } }
+                for try await events in client.watch(prefix: votesPrefix, fromRevision: revision + 1) {
+                    for e in events where e.kind == .put { if let vote = try? BlockVote(encoded: e.kv.value) { record(vote) } }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("etcd watch of votes failed; re-reading", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+    }
+
+    /// Takes a vote in: invalid ones are ignored, a second different vote of one validator at one height
+    /// is kept as equivocation evidence; then any height with a quorum becomes final.
+    func record(_ vote: BlockVote) {
+        guard vote.chainID == node.genesis.chainID, node.validators.contains(vote.validator), vote.isSignatureValid else { return }
+        let conflict: BlockVote? = votes.withLock { all in
+            if let earlier = all[vote.height]?[vote.validator] {
+                return earlier.blockHash == vote.blockHash ? nil : earlier
+            }
+            all[vote.height, default: [:]][vote.validator] = vote
+            return nil
+        }
+        if let conflict {
+            node.alarm(
+                height: vote.height, validator: vote.validator.did, kind: "equivocation",
+                detail: "two votes at height \(vote.height): \(conflict.blockHash.hex) and \(vote.blockHash.hex)", first: conflict.encoded,
+                second: vote.encoded)
+            return
+        }
+        tryFinalize()
+    }
+
+    /// Makes final every committed height whose block has a quorum of votes (its certificate stored).
+    func tryFinalize() {
+        let head = node.height, final = node.lastFinalHeight, quorum = node.genesis.quorum
+        guard head > final else { return }
+        let candidates: [(UInt64, [BlockVote])] = votes.withLock { all in
+            all.keys.filter { $0 > final && $0 <= head }.sorted().map { ($0, Array(all[$0]!.values)) }
+        }
+        var certified: [(UInt64, QuorumCertificate)] = []
+        for (height, heightVotes) in candidates {
+            guard let block = try? node.store.block(height: height) else { continue }
+            let hash = block.header.hash
+            let groups = Dictionary(grouping: heightVotes, by: \.blockHash)
+            if let (other, _) = groups.first(where: { $0.key != hash && $0.value.count >= quorum }) {
+                node.alarm(
+                    height: height, validator: me, kind: "fork",
+                    detail: "a quorum signed block \(other.hex) at height \(height); this node committed \(hash.hex)", first: nil, second: nil)
+                continue
+            }
+            let forMine = groups[hash] ?? []
+            if forMine.count >= quorum { certified.append((height, QuorumCertificate(votes: Array(forMine.prefix(quorum))))) }
+        }
+        guard let top = certified.last?.0 else { return }
+        votes.withLock { all in for h in all.keys where h + 1000 < top { all[h] = nil } }
+        let node = self.node
+        Task {
+            do {
+                for (height, certificate) in certified { try await node.store.saveCertificate(height: height, certificate.encoded) }
+                node.markFinal(top)
+            } catch {
+                node.logger.error("cannot store a quorum certificate", metadata: ["height": "\(top)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// A lock for async code: one holder at a time, waiters resumed in arrival order.
+final class AsyncLock: Sendable {
+    private let state = Mutex<(locked: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func lock() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if !s.locked {
+                    s.locked = true
+                    return true
+                }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func unlock() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty {
+                s.locked = false
+                return nil
+            }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import LedgerCore
+import Domains
+import Node
+import Store
+import Synchronization
+import Testing
+
+/// A consortium of in-process nodes, one data directory each, ordered through a real etcd.
+final class ConsortiumNet: @unchecked Sendable {
+    let etcd: EtcdProcess
+    let directories: [DataDirectory]
+    let genesis: Genesis
+    let chainID = "consortium-test"
+    private let lock = NSLock()
+    private var nodes: [LedgerNode?]
+    private var tasks: [Task<Void, Never>?]
+
+    init(nodes count: Int, etcdMembers: Int = 1) async throws {
+        etcd = try await EtcdProcess(members: etcdMembers)
+        let base = NSTemporaryDirectory() + "careledger-net-\(UUID().uuidString)"
+        directories = (0..<count).map { DataDirectory("\(base)/node-\($0)") }
+        genesis = try Consortium.createNetwork(in: directories, chainID: chainID, timeMillis: 1_700_000_000_000, principals: ["alice"])
+        nodes = Array(repeating: nil, count: count)
+        tasks = Array(repeating: nil, count: count)
+        for i in 0..<count { try start(i) }
+    }
+
+    func start(_ i: Int) throws {
+        var configuration = NodeConfiguration()
+        configuration.etcdEndpoints = etcd.cluster.clientURLs
+        let node = try LedgerNode(directory: directories[i], configuration: configuration)
+        let task = Task { await node.run() }
+        lock.withLock {
+            nodes[i] = node
+            tasks[i] = task
+        }
+    }
+
+    /// Stops node `i` as a crash would for the others: its tasks end, its directory is released.
+    func stop(_ i: Int) async {
+        let (node, task) = lock.withLock { (nodes[i], tasks[i]) }
+        task?.cancel()
+        await task?.value
+        node?.close()
+        lock.withLock {
+            nodes[i] = nil
+            tasks[i] = nil
+        }
+    }
+
+    func node(_ i: Int) -> LedgerNode { lock.withLock { nodes[i]! } }
+    var running: [LedgerNode] { lock.withLock { nodes.compactMap { $0 } } }
+
+    func key(_ i: Int) throws -> SigningKey { try KeyFile.load(directories[i].nodeKey) }
+
+    func shutdown() async {
+        for i in directories.indices { await stop(i) }
+        try? FileManager.default.removeItem(atPath: (directories[0].path as NSString).deletingLastPathComponent)
+    }
+
+    func tx(_ signer: SigningKey, _ n: Int) throws -> Transaction {
+        try notaryTx(signer, nonce: UInt64(n), document: "doc-\(n)-\(signer.publicKey.did.suffix(6))", chain: chainID)
+    }
+}
+
+/// Polls `condition` until it holds; fails the test (without hanging) after `seconds`.
+func eventually(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("not within \(seconds) s: \(what)")
+    throw LedgerError("deadline", what)
+}
+
+/// The consortium network (issue 5): blocks ordered through etcd, executed and certified by every
+/// organisation's validator, forged blocks refused, equivocation kept as evidence, a stopped node catching up.
+@Suite(.serialized) struct ConsortiumTests {
+    /// Transactions sent to any node end up in the same blocks on every node; each block gets a quorum
+    /// certificate of the validators' votes that verifies offline.
+    @Test func fourValidatorsAgreeAndFinalise() async throws {
+        let net = try await ConsortiumNet(nodes: 4)
+        defer { Task { await net.shutdown() } }
+        let alice = SigningKey()
+        let receipts = try await withThrowingTaskGroup(of: [Receipt].self) { group in
+            for i in 0..<4 {
+                group.addTask { try await net.node(i).submit((0..<25).map { try net.tx(alice, i * 100 + $0) }) }
+            }
+            var all: [Receipt] = []
+            for try await r in group { all += r }
+            return all
+        }
+        #expect(receipts.count == 100)
+        #expect(receipts.allSatisfy { $0.status == .committed })
+        let top = receipts.map(\.height).max()!
+        for node in net.running { #expect(await node.waitFinal(top, timeout: .seconds(30)), "node \(node.publicKey.did) did not finalise \(top)") }
+
+        // The same chain everywhere, block by block, with the same leaf for every transaction.
+        let reference = net.node(0)
+        for h in 1...top {
+            let hash = try reference.store.block(height: h)!.header.hash
+            for node in net.running { #expect(try node.store.block(height: h)?.header.hash == hash, "height \(h)") }
+        }
+        for r in receipts {
+            for node in net.running { #expect(try node.store.transaction(id: r.transactionID)?.leafIndex == r.leafIndex) }
+        }
+        // The certificate of the top block: a quorum (3 of 4) of validator votes, checkable with the genesis alone.
+        #expect(net.genesis.quorum == 3)
+        let header = try reference.store.block(height: top)!.header
+        let certificate = try #require(try reference.certificate(height: top))
+        try certificate.verify(header: header, validators: net.genesis.validators)
+        #expect(certificate.votes.count >= 3)
+        // Tampering with a vote breaks the certificate.
+        let short = QuorumCertificate(votes: Array(certificate.votes.prefix(2)))
+        #expect(throws: LedgerError.code("bad_certificate")) { try short.verify(header: header, validators: net.genesis.validators) }
+        // A replayed transaction is refused by every node.
+        await #expect(throws: LedgerError.code("replayed_nonce")) { try await net.node(2).submit(try net.tx(alice, 0)) }
+    }
+
+    /// Proposals that are not a validator's, badly signed, or with a state root the nodes do not compute
+    /// are refused by every node and kept as evidence, and the chain goes on; a validator that votes for
+    /// two blocks at one height is caught.
+    @Test func forgedBlocksAreRefusedAndEquivocationDetected() async throws {
+        let net = try await ConsortiumNet(nodes: 4)
+        defer { Task { await net.shutdown() } }
+        let alice = SigningKey()
+        let first = try await net.node(0).submit(try net.tx(alice, 1))
+        for node in net.running { #expect(await node.waitFinal(first.height)) }
+
+        let slots = EtcdBlockLog(client: net.etcd.client, chainID: net.chainID)
+        func nextSlot() async throws -> UInt64 { (try await slots.entries(from: 1).entries.map(\.height).max() ?? 0) + 1 }
+        let head = net.node(0).latestBlock.header
+        func header(proposer: PublicKey, stateRoot: Hash) -> BlockHeader {
+            BlockHeader(
+                chainID: net.chainID, height: head.height + 1, previousHash: head.hash, timeMillis: head.timeMillis + 1, logSize: head.logSize,
+                logRoot: head.logRoot, stateRoot: stateRoot, transactionCount: 0, transactionsHash: BlockHeader.transactionsHash([]),
+                proposer: proposer)
+        }
+        let outsider = SigningKey()
+        let validator3 = try net.key(3)
+        // 1. Proposed by a key that is not a validator.
+        let h1 = header(proposer: outsider.publicKey, stateRoot: head.stateRoot)
+        #expect(try await slots.propose(height: try await nextSlot(), entry: BlockProposal(header: h1, signature: outsider.signature(for: h1.encoded), transactions: []).encoded))
+        // 2. Claims a validator as proposer but is signed by someone else.
+        let h2 = header(proposer: validator3.publicKey, stateRoot: head.stateRoot)
+        #expect(try await slots.propose(height: try await nextSlot(), entry: BlockProposal(header: h2, signature: outsider.signature(for: h2.encoded), transactions: []).encoded))
+        // 3. Really signed by validator 3, but with a state root no honest node computes.
+        let h3 = header(proposer: validator3.publicKey, stateRoot: Hash.sha256(Array("forged".utf8)))
+        #expect(try await slots.propose(height: try await nextSlot(), entry: BlockProposal(header: h3, signature: validator3.signature(for: h3.encoded), transactions: []).encoded))
+
+        // The chain goes on past the refused slots, with the same blocks everywhere.
+        let second = try await net.node(1).submit(try net.tx(alice, 2))
+        #expect(second.height == head.height + 1)
+        for node in net.running {
+            #expect(await node.waitFinal(second.height))
+            #expect(try node.store.block(height: second.height)?.header.hash == net.node(1).store.block(height: second.height)?.header.hash)
+            #expect(try node.store.block(height: second.height)?.header.stateRoot != h3.stateRoot)
+        }
+        for node in net.running {
+            try await eventually("evidence of the three forged proposals") {
+                let kinds = Set(try node.store.evidence().map(\.kind))
+                return kinds.isSuperset(of: ["invalid_proposal", "bad_signature", "state_mismatch"])
+            }
+            let mismatch = try #require(try node.store.evidence().first { $0.kind == "state_mismatch" })
+            #expect(mismatch.validator == validator3.publicKey.did)
+        }
+
+        // Equivocation: validator 3 also signs a vote for another block at a height it already voted for.
+        let other = header(proposer: validator3.publicKey, stateRoot: Hash.sha256(Array("other".utf8)))
+        let fake = BlockVote(header: BlockHeader(
+            chainID: net.chainID, height: first.height, previousHash: other.previousHash, timeMillis: other.timeMillis, logSize: other.logSize,
+            logRoot: other.logRoot, stateRoot: other.stateRoot, transactionCount: 0, transactionsHash: other.transactionsHash, proposer: other.proposer),
+            signer: validator3)
+        try await net.etcd.client.put(
+            "/careledger/\(net.chainID)/votes/\(String(format: "%020llu", first.height))/\(validator3.publicKey.did)/\(fake.blockHash.hex)", fake.encoded)
+        for node in net.running {
+            try await eventually("equivocation evidence on every node") {
+                try node.store.evidence().contains { $0.kind == "equivocation" && $0.validator == validator3.publicKey.did && $0.second != nil }
+            }
+        }
+        // A vote by a non-validator is ignored (no evidence names it).
+        #expect(try net.node(0).store.evidence().allSatisfy { $0.validator != outsider.publicKey.did || $0.kind != "equivocation" })
+    }
+
+    /// One validator stops: the three others keep finalising (3 of 4 is a quorum). It restarts and
+    /// catches up, verifying every block. Then the etcd leader is killed: ordering resumes after the
+    /// election with nothing lost or applied twice.
+    @Test func aStoppedNodeCatchesUpAndOrderingSurvivesTheEtcdLeader() async throws {
+        let net = try await ConsortiumNet(nodes: 4, etcdMembers: 3)
+        defer { Task { await net.shutdown() } }
+        let alice = SigningKey()
+        _ = try await net.node(0).submit((0..<10).map { try net.tx(alice, $0) })
+        await net.stop(3)
+        var acknowledged: [Receipt] = []
+        for round in 0..<5 {
+            acknowledged += try await net.node(round % 3).submit((0..<20).map { try net.tx(alice, 100 + round * 20 + $0) })
+        }
+        let top = acknowledged.map(\.height).max()!
+        for i in 0..<3 { #expect(await net.node(i).waitFinal(top), "node \(i) without node 3") }
+
+        try net.start(3)
+        let caughtUp = net.node(3)
+        try await eventually("node 3 catches up to \(top)") { caughtUp.height >= top }
+        for h in 1...top { #expect(try caughtUp.store.block(height: h)?.header.hash == net.node(0).store.block(height: h)?.header.hash) }
+
+        // Kill the etcd leader; ordering resumes through the other members.
+        let leader = try #require(await net.etcd.cluster.leaderIndex())
+        net.etcd.cluster.kill(member: leader)
+        let after = try await net.node(1).submit((0..<20).map { try net.tx(alice, 1000 + $0) })
+        acknowledged += after
+        let last = after.map(\.height).max()!
+        for node in net.running { #expect(await node.waitFinal(last, timeout: .seconds(60))) }
+        // Every acknowledged transaction is on every node, exactly once, at the same leaf.
+        for node in net.running {
+            #expect(try node.store.transactionCount() == UInt64(10 + acknowledged.count))
+            for r in acknowledged { #expect(try node.store.transaction(id: r.transactionID)?.leafIndex == r.leafIndex) }
+        }
+    }
+}
