@@ -16,10 +16,12 @@ public enum Auditor {
         public var logRoot = MerkleHash.empty
         public var stateRoot = Hash.zero
         public var vkey = ""
+        /// The highest block with a verified quorum certificate.
+        public var finalHeight: UInt64 = 0
 
         public var json: JSONValue {
             .object([
-                "ok": .bool(true), "blocks": .int(Int64(blocks)), "transactions": .int(Int64(transactions)),
+                "ok": .bool(true), "blocks": .int(Int64(blocks)), "transactions": .int(Int64(transactions)), "finalHeight": .int(Int64(finalHeight)),
                 "stateKeys": .int(Int64(stateKeys)), "logRoot": .string(logRoot.base64), "stateRoot": .string(stateRoot.hex),
                 "vkey": .string(vkey),
             ])
@@ -42,8 +44,10 @@ public enum Auditor {
     public static func audit(directory: DataDirectory, registry: ContractRegistry? = nil) throws -> Report {
         let genesis = try Genesis.load(directory.genesis)
         try genesis.requireSigned()
-        let registry = registry ?? .standard(operators: [genesis.proposer.did])
-        let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: genesis.proposer)
+        let registry = registry ?? .standard(operators: genesis.operators)
+        // Checkpoints are signed by the node that holds the data (in a consortium, each its own).
+        let nodeKey = (try? KeyFile.load(directory.nodeKey))?.publicKey ?? genesis.proposer
+        let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: nodeKey)
         let store = try BlockStore(path: directory.database, readOnly: true)
         defer { try? store.close() }
         var report = Report()
@@ -60,8 +64,18 @@ public enum Auditor {
             let header = block.header
             guard header.height == height else { throw fail("header says height \(header.height)") }
             guard header.chainID == genesis.chainID else { throw fail("wrong chain id \(header.chainID)") }
-            guard header.proposer == genesis.proposer else { throw fail("proposer is not the chain's validator") }
-            guard genesis.proposer.isValidSignature(block.signature, for: header.encoded) else { throw fail("bad block signature") }
+            guard header.proposer == genesis.proposer || genesis.validators.contains(header.proposer) else {
+                throw fail("proposer is not a validator of the chain")
+            }
+            guard header.proposer.isValidSignature(block.signature, for: header.encoded) else { throw fail("bad block signature") }
+            if let certificate = try store.certificate(height: height) {
+                do {
+                    try QuorumCertificate(encoded: certificate).verify(header: header, validators: genesis.validators)
+                } catch {
+                    throw fail("quorum certificate: \(error.message)")
+                }
+                report.finalHeight = height
+            }
             if let previous {
                 guard header.previousHash == previous.hash else { throw fail("previous hash does not link to block \(height - 1)") }
                 guard header.timeMillis >= previous.timeMillis else { throw fail("time goes backwards") }

@@ -33,6 +33,10 @@ public struct Genesis: Sendable, Hashable {
     /// The validator set of the first block: the consortium's validators, or the proposer alone.
     public var validators: [PublicKey] { validatorKeys.isEmpty ? [proposer] : validatorKeys }
 
+    /// The keys that may act as the chain's operator in the contracts (admit parties, organisations…):
+    /// the proposer and every validator, until governance transactions take this over.
+    public var operators: Set<String> { Set(validators.map(\.did) + [proposer.did]) }
+
     /// Votes needed for finality.
     public var quorum: Int { Quorum.size(validators: validators.count) }
 

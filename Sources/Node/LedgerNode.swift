@@ -96,7 +96,7 @@ public final class LedgerNode: Sendable {
         }
         self.genesis = genesis
         self.key = key
-        self.registry = registry ?? .standard(operators: [genesis.proposer.did])
+        self.registry = registry ?? .standard(operators: genesis.operators)
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
@@ -226,7 +226,7 @@ public final class LedgerNode: Sendable {
     public func run() async {
         logger.info("node running", metadata: ["chain": "\(genesis.chainID)", "height": "\(height)"])
         if let endpoints = configuration.etcdEndpoints {
-            await EtcdOrderer(node: self, client: EtcdClient(endpoints: endpoints)).run()
+            await EtcdOrderer(node: self, client: EtcdClient(endpoints: endpoints, timeout: .seconds(3))).run()
             mempool.close(LedgerError("node_stopped", "the node is shutting down"))
             events.finish()
             return
@@ -406,6 +406,12 @@ public final class LedgerNode: Sendable {
         guard fresh else { return }
         alarmCounter.increment()
         logger.error("alarm: \(kind)", metadata: ["height": "\(height)", "validator": "\(validator)", "detail": "\(detail)"])
+    }
+
+    /// The did of the node that leads block proposal through etcd (nil in solo mode or when none leads).
+    public func orderingLeader() async throws -> String? {
+        guard let endpoints = configuration.etcdEndpoints else { return nil }
+        return try await EtcdElection(client: EtcdClient(endpoints: endpoints, timeout: .seconds(2)), chainID: genesis.chainID).leader()
     }
 
     func sign(_ message: [UInt8]) -> [UInt8] { key.signature(for: message) }

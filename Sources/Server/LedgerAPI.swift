@@ -89,7 +89,20 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/transactions/:id") { _, context in await handle { try transaction(context.parameters.get("id") ?? "") } }
         router.get("/v1/proofs/inclusion") { request, _ in await handle { try inclusion(request.uri.queryParameters) } }
         router.get("/v1/proofs/consistency") { request, _ in await handle { try consistency(request.uri.queryParameters) } }
-        router.get("/v1/checkpoint") { _, _ in JSONResponse.text(node.checkpoint) }
+        router.get("/v1/checkpoint") { request, _ in
+            await handle {
+                switch request.uri.queryParameters.get("final") {
+                case nil, "false": return JSONResponse.text(node.checkpoint)
+                case "true":
+                    // The checkpoint of the last final block: its log is certified by a quorum of validators.
+                    guard let block = try node.store.block(height: node.lastFinalHeight) else { throw LedgerError("not_found", "no final block") }
+                    return JSONResponse.text(block.checkpoint)
+                default: throw LedgerError("bad_parameter", "final is true or false")
+                }
+            }
+        }
+        router.get("/v1/consensus") { _, _ in await handle { try await consensus() } }
+        router.get("/v1/consensus/evidence") { _, _ in await handle { try evidence() } }
         router.get("/v1/checkpoint/key") { _, _ in JSONResponse.text(node.noteVerifier.vkey + "\n") }
         router.get("/v1/blocks/:height") { _, context in await handle { try block(context.parameters.get("height") ?? "") } }
         router.get("/v1/blocks") { request, _ in await handle { try blocks(request.uri.queryParameters) } }
@@ -97,7 +110,11 @@ public struct LedgerAPI: Sendable {
             await handle { try state(context.parameters.getCatchAll().joined(separator: "/")) }
         }
         router.get("/healthz") { _, _ in
-            JSONResponse.make(.object(["status": .string("ok"), "chainId": .string(node.genesis.chainID), "height": .int(Int64(node.height))]))
+            JSONResponse.make(
+                .object([
+                    "status": .string("ok"), "chainId": .string(node.genesis.chainID), "height": .int(Int64(node.height)),
+                    "finalHeight": .int(Int64(node.lastFinalHeight)),
+                ]))
         }
         router.get("/metrics") { _, _ in
             JSONResponse.text(registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
@@ -137,12 +154,29 @@ public struct LedgerAPI: Sendable {
             if decodeErrors.contains(where: { $0 != nil }) { return batchRejected(decodeErrors, txs: nil) }
             do {
                 let receipts = try await node.submit(txs)
-                return JSONResponse.make(.object(["results": .array(receipts.map(\.json))]))
+                try await waitFinality(request, receipts)
+                return JSONResponse.make(.object(["results": .array(receipts.map(receiptJSON))]))
             } catch let rejection as BatchRejection {
                 return batchRejected(rejection.items, txs: txs)
             }
         }
-        return JSONResponse.make(try await node.submit(try Transaction(json: json)).json)
+        let receipt = try await node.submit(try Transaction(json: json))
+        try await waitFinality(request, [receipt])
+        return JSONResponse.make(receiptJSON(receipt))
+    }
+
+    /// With `?wait=final`, waits until the receipts' blocks are final (a quorum of validators signed them).
+    func waitFinality(_ request: Request, _ receipts: [Receipt]) async throws {
+        guard let wait = request.uri.queryParameters.get("wait") else { return }
+        guard wait == "final" || wait == "commit" else { throw LedgerError("bad_parameter", "wait is commit (the default) or final") }
+        if wait == "final", let top = receipts.map(\.height).max() { _ = await node.waitFinal(top, timeout: .seconds(30)) }
+    }
+
+    /// A receipt, saying whether its block is final yet.
+    func receiptJSON(_ receipt: Receipt) -> JSONValue {
+        guard case .object(var o) = receipt.json else { return receipt.json }
+        o["final"] = .bool(receipt.height <= node.lastFinalHeight)
+        return .object(o)
     }
 
     /// A refused batch: nothing admitted; the status of each item and the first error.
@@ -177,7 +211,9 @@ public struct LedgerAPI: Sendable {
         guard let stored = try node.store.transaction(id: id) else {
             throw LedgerError("not_found", "no committed transaction \(id.hex)")
         }
-        return JSONResponse.make(Self.transactionJSON(stored))
+        guard case .object(var o) = Self.transactionJSON(stored) else { return JSONResponse.make(Self.transactionJSON(stored)) }
+        o["final"] = .bool(stored.height <= node.lastFinalHeight)
+        return JSONResponse.make(.object(o))
     }
 
     static func transactionJSON(_ stored: StoredTransaction) -> JSONValue {
@@ -257,7 +293,10 @@ public struct LedgerAPI: Sendable {
     func block(_ heightText: String) throws -> Response {
         guard let height = UInt64(heightText) else { throw LedgerError("bad_parameter", "height must be a non-negative integer") }
         guard let block = try node.store.block(height: height) else { throw LedgerError("not_found", "no block at height \(height)") }
-        return JSONResponse.make(Self.blockJSON(block, transactions: try node.store.transactions(of: block)))
+        guard case .object(var o) = Self.blockJSON(block, transactions: try node.store.transactions(of: block)) else { throw LedgerError("internal_error", "block") }
+        o["final"] = .bool(height <= node.lastFinalHeight)
+        if let certificate = try node.certificate(height: height) { o["certificate"] = certificate.json }
+        return JSONResponse.make(.object(o))
     }
 
     func blocks(_ params: Parameters) throws -> Response {
@@ -265,7 +304,48 @@ public struct LedgerAPI: Sendable {
         let limit = try integer(params, "limit", required: false, default: 20)!
         guard (1...100).contains(limit) else { throw LedgerError("bad_parameter", "limit must be between 1 and 100") }
         let list = try node.store.blocks(from: from, limit: Int(limit))
-        return JSONResponse.make(.object(["blocks": .array(list.map { Self.blockJSON($0, transactions: nil) }), "height": .int(Int64(node.height))]))
+        let final = node.lastFinalHeight
+        let items: [JSONValue] = list.map { block in
+            guard case .object(var o) = Self.blockJSON(block, transactions: nil) else { return .null }
+            o["final"] = .bool(block.header.height <= final)
+            return .object(o)
+        }
+        return JSONResponse.make(.object(["blocks": .array(items), "height": .int(Int64(node.height)), "finalHeight": .int(Int64(final))]))
+    }
+
+    /// The node's view of the consortium: validators, quorum, heights, ordering and its leader, evidence.
+    func consensus() async throws -> Response {
+        var o: [String: JSONValue] = [
+            "chainId": .string(node.genesis.chainID),
+            "node": .string(node.publicKey.did),
+            "validator": .bool(node.isValidator),
+            "validators": .array(node.validators.map { .string($0.did) }),
+            "quorum": .int(Int64(node.genesis.quorum)),
+            "height": .int(Int64(node.height)),
+            "finalHeight": .int(Int64(node.lastFinalHeight)),
+            "ordering": .string(node.configuration.etcdEndpoints == nil ? "solo" : "etcd"),
+            "evidence": .int(Int64(try node.store.evidence().count)),
+        ]
+        if node.configuration.etcdEndpoints == nil {
+            o["leader"] = .string(node.publicKey.did)
+        } else if let leader = try? await node.orderingLeader() {
+            o["leader"] = .string(leader)
+        }
+        return JSONResponse.make(.object(o))
+    }
+
+    /// Misbehaviour this node has seen: refused proposals, equivocating validators, forks.
+    func evidence() throws -> Response {
+        let items: [JSONValue] = try node.store.evidence().map { e in
+            var o: [String: JSONValue] = [
+                "height": .int(Int64(e.height)), "validator": .string(e.validator), "kind": .string(e.kind), "detail": .string(e.detail),
+                "time": .int(Int64(e.timeMillis)),
+            ]
+            if let first = e.first { o["first"] = .string(Base64.encode(first)) }
+            if let second = e.second { o["second"] = .string(Base64.encode(second)) }
+            return .object(o)
+        }
+        return JSONResponse.make(.object(["evidence": .array(items)]))
     }
 
     func state(_ key: String) throws -> Response {

@@ -11,6 +11,7 @@ struct Careledger: AsyncParsableCommand {
             Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self,
             PrincipalCommand.self, PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self,
             GenesisCommand.self, RecoveryCommand.self, GS1Command.self, DrugCommand.self, EPCISCommand.self, SupplyCommand.self, AuthCommand.self,
+            ClusterCommand.self,
         ])
 }
 

@@ -38,8 +38,20 @@ struct NodeOptions: ParsableArguments {
         help: "Key file of an organisation this node acts for (repeatable): the first in the FHIR facade, all for supply-chain writes (`up`: the demo organisations).")
     var actFor: [String] = []
 
+    @Option(name: .long, help: "Order blocks through the etcd cluster at these client URLs (comma-separated) instead of solo.")
+    var etcd: String?
+
+    var etcdEndpoints: [String]? {
+        etcd.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
     func validate() throws {
         _ = try address()
+        if let endpoints = etcdEndpoints {
+            guard !endpoints.isEmpty, endpoints.allSatisfy({ $0.hasPrefix("http://") || $0.hasPrefix("https://") }) else {
+                throw ValidationError("--etcd takes http(s) client URLs, comma-separated")
+            }
+        }
         guard blockSize >= 1, blockIntervalMs >= 1, maxBodyBytes >= 1024, mempoolCapacity >= 1, (1...10_080).contains(breakGlassMinutes) else {
             throw ValidationError("block size, interval, body limit and mempool capacity must be positive (body ≥ 1024), break-glass 1 to 10080 minutes")
         }
@@ -57,6 +69,7 @@ struct NodeOptions: ParsableArguments {
         c.blockSize = blockSize
         c.blockInterval = .milliseconds(blockIntervalMs)
         c.mempoolCapacity = mempoolCapacity
+        c.etcdEndpoints = etcdEndpoints
         return c
     }
 }

@@ -56,12 +56,25 @@ final class ConsortiumNet: @unchecked Sendable {
 
     func shutdown() async {
         for i in directories.indices { await stop(i) }
+        etcd.cluster.stop()
         try? FileManager.default.removeItem(atPath: (directories[0].path as NSString).deletingLastPathComponent)
     }
 
     func tx(_ signer: SigningKey, _ n: Int) throws -> Transaction {
         try notaryTx(signer, nonce: UInt64(n), document: "doc-\(n)-\(signer.publicKey.did.suffix(6))", chain: chainID)
     }
+}
+
+/// Runs `body` with a fresh network and always shuts it down (nodes, then etcd), even when `body` throws.
+func withNetwork(nodes: Int, etcdMembers: Int = 1, _ body: (ConsortiumNet) async throws -> Void) async throws {
+    let net = try await ConsortiumNet(nodes: nodes, etcdMembers: etcdMembers)
+    do {
+        try await body(net)
+    } catch {
+        await net.shutdown()
+        throw error
+    }
+    await net.shutdown()
 }
 
 /// Polls `condition` until it holds; fails the test (without hanging) after `seconds`.
@@ -81,16 +94,15 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     /// Transactions sent to any node end up in the same blocks on every node; each block gets a quorum
     /// certificate of the validators' votes that verifies offline.
     @Test func fourValidatorsAgreeAndFinalise() async throws {
-        let net = try await ConsortiumNet(nodes: 4)
-        defer { Task { await net.shutdown() } }
-        let alice = SigningKey()
-        let receipts = try await withThrowingTaskGroup(of: [Receipt].self) { group in
-            for i in 0..<4 {
-                group.addTask { try await net.node(i).submit((0..<25).map { try net.tx(alice, i * 100 + $0) }) }
-            }
-            var all: [Receipt] = []
-            for try await r in group { all += r }
-            return all
+        try await withNetwork(nodes: 4) { net in
+            let alice = SigningKey()
+            let receipts = try await withThrowingTaskGroup(of: [Receipt].self) { group in
+                for i in 0..<4 {
+                    group.addTask { try await net.node(i).submit((0..<25).map { try net.tx(alice, i * 100 + $0) }) }
+                }
+                var all: [Receipt] = []
+                for try await r in group { all += r }
+                return all
         }
         #expect(receipts.count == 100)
         #expect(receipts.allSatisfy { $0.status == .committed })
@@ -117,26 +129,26 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         #expect(throws: LedgerError.code("bad_certificate")) { try short.verify(header: header, validators: net.genesis.validators) }
         // A replayed transaction is refused by every node.
         await #expect(throws: LedgerError.code("replayed_nonce")) { try await net.node(2).submit(try net.tx(alice, 0)) }
+        }
     }
 
     /// Proposals that are not a validator's, badly signed, or with a state root the nodes do not compute
     /// are refused by every node and kept as evidence, and the chain goes on; a validator that votes for
     /// two blocks at one height is caught.
     @Test func forgedBlocksAreRefusedAndEquivocationDetected() async throws {
-        let net = try await ConsortiumNet(nodes: 4)
-        defer { Task { await net.shutdown() } }
-        let alice = SigningKey()
-        let first = try await net.node(0).submit(try net.tx(alice, 1))
-        for node in net.running { #expect(await node.waitFinal(first.height)) }
+        try await withNetwork(nodes: 4) { net in
+            let alice = SigningKey()
+            let first = try await net.node(0).submit(try net.tx(alice, 1))
+            for node in net.running { #expect(await node.waitFinal(first.height)) }
 
-        let slots = EtcdBlockLog(client: net.etcd.client, chainID: net.chainID)
-        func nextSlot() async throws -> UInt64 { (try await slots.entries(from: 1).entries.map(\.height).max() ?? 0) + 1 }
-        let head = net.node(0).latestBlock.header
-        func header(proposer: PublicKey, stateRoot: Hash) -> BlockHeader {
-            BlockHeader(
-                chainID: net.chainID, height: head.height + 1, previousHash: head.hash, timeMillis: head.timeMillis + 1, logSize: head.logSize,
-                logRoot: head.logRoot, stateRoot: stateRoot, transactionCount: 0, transactionsHash: BlockHeader.transactionsHash([]),
-                proposer: proposer)
+            let slots = EtcdBlockLog(client: net.etcd.client, chainID: net.chainID)
+            func nextSlot() async throws -> UInt64 { (try await slots.entries(from: 1).entries.map(\.height).max() ?? 0) + 1 }
+            let head = net.node(0).latestBlock.header
+            func header(proposer: PublicKey, stateRoot: Hash) -> BlockHeader {
+                BlockHeader(
+                    chainID: net.chainID, height: head.height + 1, previousHash: head.hash, timeMillis: head.timeMillis + 1, logSize: head.logSize,
+                    logRoot: head.logRoot, stateRoot: stateRoot, transactionCount: 0, transactionsHash: BlockHeader.transactionsHash([]),
+                    proposer: proposer)
         }
         let outsider = SigningKey()
         let validator3 = try net.key(3)
@@ -182,40 +194,53 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         }
         // A vote by a non-validator is ignored (no evidence names it).
         #expect(try net.node(0).store.evidence().allSatisfy { $0.validator != outsider.publicKey.did || $0.kind != "equivocation" })
+        }
     }
 
     /// One validator stops: the three others keep finalising (3 of 4 is a quorum). It restarts and
     /// catches up, verifying every block. Then the etcd leader is killed: ordering resumes after the
     /// election with nothing lost or applied twice.
     @Test func aStoppedNodeCatchesUpAndOrderingSurvivesTheEtcdLeader() async throws {
-        let net = try await ConsortiumNet(nodes: 4, etcdMembers: 3)
-        defer { Task { await net.shutdown() } }
-        let alice = SigningKey()
-        _ = try await net.node(0).submit((0..<10).map { try net.tx(alice, $0) })
-        await net.stop(3)
-        var acknowledged: [Receipt] = []
-        for round in 0..<5 {
-            acknowledged += try await net.node(round % 3).submit((0..<20).map { try net.tx(alice, 100 + round * 20 + $0) })
-        }
-        let top = acknowledged.map(\.height).max()!
-        for i in 0..<3 { #expect(await net.node(i).waitFinal(top), "node \(i) without node 3") }
+        try await withNetwork(nodes: 4, etcdMembers: 3) { net in
+            let alice = SigningKey()
+            _ = try await net.node(0).submit((0..<10).map { try net.tx(alice, $0) })
+            await net.stop(3)
+            trace("node 3 stopped")
+            var acknowledged: [Receipt] = []
+            for round in 0..<5 {
+                acknowledged += try await net.node(round % 3).submit((0..<20).map { try net.tx(alice, 100 + round * 20 + $0) })
+            }
+            let top = acknowledged.map(\.height).max()!
+            for i in 0..<3 { #expect(await net.node(i).waitFinal(top), "node \(i) without node 3") }
+            trace("final without node 3")
 
-        try net.start(3)
-        let caughtUp = net.node(3)
-        try await eventually("node 3 catches up to \(top)") { caughtUp.height >= top }
-        for h in 1...top { #expect(try caughtUp.store.block(height: h)?.header.hash == net.node(0).store.block(height: h)?.header.hash) }
+            try net.start(3)
+            let caughtUp = net.node(3)
+            try await eventually("node 3 catches up to \(top)") { caughtUp.height >= top }
+            for h in 1...top { #expect(try caughtUp.store.block(height: h)?.header.hash == net.node(0).store.block(height: h)?.header.hash) }
+            trace("node 3 caught up")
 
-        // Kill the etcd leader; ordering resumes through the other members.
-        let leader = try #require(await net.etcd.cluster.leaderIndex())
-        net.etcd.cluster.kill(member: leader)
-        let after = try await net.node(1).submit((0..<20).map { try net.tx(alice, 1000 + $0) })
-        acknowledged += after
-        let last = after.map(\.height).max()!
-        for node in net.running { #expect(await node.waitFinal(last, timeout: .seconds(60))) }
-        // Every acknowledged transaction is on every node, exactly once, at the same leaf.
-        for node in net.running {
-            #expect(try node.store.transactionCount() == UInt64(10 + acknowledged.count))
-            for r in acknowledged { #expect(try node.store.transaction(id: r.transactionID)?.leafIndex == r.leafIndex) }
+            // Kill the etcd leader; ordering resumes through the other members.
+            let leader = try #require(await net.etcd.cluster.leaderIndex())
+            net.etcd.cluster.kill(member: leader)
+            trace("etcd leader killed")
+            let after = try await net.node(1).submit((0..<20).map { try net.tx(alice, 1000 + $0) })
+            acknowledged += after
+            trace("committed after the kill")
+            let last = after.map(\.height).max()!
+            for node in net.running { #expect(await node.waitFinal(last, timeout: .seconds(60))) }
+            trace("final after the kill")
+            // Every acknowledged transaction is on every node, exactly once, at the same leaf.
+            for node in net.running {
+                #expect(try node.store.transactionCount() == UInt64(10 + acknowledged.count))
+                for r in acknowledged { #expect(try node.store.transaction(id: r.transactionID)?.leafIndex == r.leafIndex) }
+            }
         }
+        trace("shut down")
     }
+}
+
+/// A timestamped progress line on stderr (where a slow step of a fault test went).
+func trace(_ what: String) {
+    FileHandle.standardError.write(Data("[\(Date())] \(what)\n".utf8))
 }

@@ -11,14 +11,15 @@ import LedgerCore
 public final class LocalEtcdCluster: @unchecked Sendable {
     public let directory: String
     public let clientURLs: [String]
-    let peerURLs: [String]
+    public let peerURLs: [String]
     let binary: String
     private let lock = NSLock()
     private var processes: [Process?]
 
     /// Starts the members and waits until the cluster answers (at most `timeout`). Ports are chosen
     /// free at start; when a member fails to start (a port taken meanwhile) the whole start is retried.
-    public init(members: Int, directory: String, timeout: Duration = .seconds(60)) async throws {
+    /// `urls` (client and peer URLs of every member) restarts a cluster created earlier on its own ports.
+    public init(members: Int, directory: String, urls: (clients: [String], peers: [String])? = nil, timeout: Duration = .seconds(60)) async throws {
         guard members >= 1 else { throw LedgerError("bad_request", "an etcd cluster needs at least one member") }
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":").map { "\($0)/etcd" }
             .first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -30,15 +31,15 @@ public final class LocalEtcdCluster: @unchecked Sendable {
         while true {
             attempt += 1
             let ports = try Self.freePorts(2 * members)
-            let clients = (0..<members).map { "http://127.0.0.1:\(ports[2 * $0])" }
-            let peers = (0..<members).map { "http://127.0.0.1:\(ports[2 * $0 + 1])" }
+            let clients = urls?.clients ?? (0..<members).map { "http://127.0.0.1:\(ports[2 * $0])" }
+            let peers = urls?.peers ?? (0..<members).map { "http://127.0.0.1:\(ports[2 * $0 + 1])" }
             do {
                 processes = try await Self.launch(binary: path, directory: directory, clients: clients, peers: peers, timeout: timeout)
                 clientURLs = clients
                 peerURLs = peers
                 return
             } catch let failure as LaunchFailure {
-                if attempt >= 3 { throw failure.error }
+                if attempt >= 3 || urls != nil { throw failure.error }
                 try? FileManager.default.removeItem(atPath: directory)
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
@@ -94,6 +95,9 @@ public final class LocalEtcdCluster: @unchecked Sendable {
         return started
     }
 
+    /// The process ids of the running members (nil for a stopped one).
+    public var pids: [Int32?] { lock.withLock { processes.map { $0?.processIdentifier } } }
+
     /// Kills member `i` at once (SIGKILL), as a crash would.
     public func kill(member i: Int) {
         let p = lock.withLock { () -> Process? in
@@ -137,7 +141,7 @@ public final class LocalEtcdCluster: @unchecked Sendable {
     deinit { stop() }
 
     /// `count` distinct TCP ports that were free on 127.0.0.1 a moment ago (bound to port 0, then released).
-    static func freePorts(_ count: Int) throws -> [Int] {
+    public static func freePorts(_ count: Int) throws -> [Int] {
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
         var ports: [Int] = []

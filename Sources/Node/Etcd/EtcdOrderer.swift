@@ -36,7 +36,7 @@ final class EtcdOrderer: Sendable {
         self.node = node
         self.client = client
         slots = EtcdBlockLog(client: client, chainID: node.genesis.chainID)
-        election = EtcdElection(client: client, chainID: node.genesis.chainID, ttlSeconds: 2)
+        election = EtcdElection(client: EtcdClient(endpoints: client.endpoints, timeout: .seconds(2)), chainID: node.genesis.chainID, ttlSeconds: 3)
         prefix = "/careledger/\(node.genesis.chainID)/"
         me = node.publicKey.did
         let stored = (try? node.store.meta(Self.slotMetaKey)).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0
@@ -234,13 +234,23 @@ final class EtcdOrderer: Sendable {
             }
             logger.info("leading block proposal", metadata: ["node": "\(me)"])
             let leading = Atomic<Bool>(true)
+            let election = self.election
             let renewer = Task {
+                // The role is given up only when etcd says the lease expired, or when no renewal got
+                // through for a whole TTL (etcd extends leases across its own leader elections).
+                var lastRenewal = ContinuousClock.now
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(500))
-                    if (try? await election.renew(lease: lease)) != true {
-                        leading.store(false, ordering: .relaxed)
-                        return
+                    do {
+                        if try await election.renew(lease: lease) {
+                            lastRenewal = .now
+                            continue
+                        }
+                    } catch {
+                        if ContinuousClock.now - lastRenewal < .seconds(election.ttlSeconds) { continue }
                     }
+                    leading.store(false, ordering: .relaxed)
+                    return
                 }
             }
             while !Task.isCancelled && leading.load(ordering: .relaxed) {
