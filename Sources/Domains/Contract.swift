@@ -107,11 +107,14 @@ public struct ContractRegistry: Sendable {
 
     /// The built-in contracts of this release; `operators` (dids of the consortium's node keys)
     /// admit organisations and record access events.
-    public static func standard(operators: Set<String>) -> ContractRegistry {
-        ContractRegistry([
+    /// The built-in contracts; `governance` (members and validators of a consortium) when given.
+    public static func standard(operators: Set<String>, governance: GovernanceContract? = nil) -> ContractRegistry {
+        var contracts: [any Contract] = [
             NotaryContract(), IdentityContract(operators: operators), ConsentContract(), RecordsContract(),
             AuditContract(operators: operators), RecoveryContract(), SupplyContract(operators: operators),
-        ])
+        ]
+        if let governance { contracts.append(governance) }
+        return ContractRegistry(contracts)
     }
 
     /// Stateless admission check: known contract and action, valid payload.

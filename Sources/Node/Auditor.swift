@@ -44,7 +44,7 @@ public enum Auditor {
     public static func audit(directory: DataDirectory, registry: ContractRegistry? = nil) throws -> Report {
         let genesis = try Genesis.load(directory.genesis)
         try genesis.requireSigned()
-        let registry = registry ?? .standard(operators: genesis.operators)
+        let registry = registry ?? genesis.standardRegistry
         // Checkpoints are signed by the node that holds the data (in a consortium, each its own).
         let nodeKey = (try? KeyFile.load(directory.nodeKey))?.publicKey ?? genesis.proposer
         let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: nodeKey)
@@ -64,13 +64,18 @@ public enum Auditor {
             let header = block.header
             guard header.height == height else { throw fail("header says height \(header.height)") }
             guard header.chainID == genesis.chainID else { throw fail("wrong chain id \(header.chainID)") }
-            guard header.proposer == genesis.proposer || genesis.validators.contains(header.proposer) else {
+            // The validator set in force for this block: genesis's, as governance changed it in the blocks before.
+            let inForce = ((try? GovernanceContract.validators(in: { k in state.values.withLock { $0[k] } }, initial: genesis.validators.map(\.did))) ?? [])
+                .compactMap { try? PublicKey(did: $0) }
+            guard header.proposer == genesis.proposer || inForce.contains(header.proposer) else {
                 throw fail("proposer is not a validator of the chain")
             }
-            guard header.proposer.isValidSignature(block.signature, for: header.encoded) else { throw fail("bad block signature") }
+            // Block 0 is derived from genesis.json; each node of a consortium signs its own copy.
+            let signer = height == 0 && header.proposer != nodeKey ? nodeKey : header.proposer
+            guard signer.isValidSignature(block.signature, for: header.encoded) else { throw fail("bad block signature") }
             if let certificate = try store.certificate(height: height) {
                 do {
-                    try QuorumCertificate(encoded: certificate).verify(header: header, validators: genesis.validators)
+                    try QuorumCertificate(encoded: certificate).verify(header: header, validators: inForce)
                 } catch {
                     throw fail("quorum certificate: \(error.message)")
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import Domains
 import LedgerCore
 
 /// The founding document of a chain: its id, the log origin, the proposer (validator) key, the
@@ -36,6 +37,14 @@ public struct Genesis: Sendable, Hashable {
     /// The keys that may act as the chain's operator in the contracts (admit parties, organisations…):
     /// the proposer and every validator, until governance transactions take this over.
     public var operators: Set<String> { Set(validators.map(\.did) + [proposer.did]) }
+
+    /// Who votes on governance proposals at first: the founding members, or the operators of a chain without any.
+    public var governanceMembers: [String] { members.isEmpty ? operators.sorted() : members }
+
+    /// The contracts every node of this chain runs (identical everywhere: derived from genesis alone).
+    public var standardRegistry: ContractRegistry {
+        .standard(operators: operators, governance: GovernanceContract(members: governanceMembers, validators: validators.map(\.did)))
+    }
 
     /// Votes needed for finality.
     public var quorum: Int { Quorum.size(validators: validators.count) }

@@ -69,10 +69,20 @@ public final class LedgerNode: Sendable {
     private let finalHeight: Mutex<UInt64>
     private let finalWaiters = Mutex<[(UInt64, UUID, CheckedContinuation<Void, Never>)]>([])
 
-    /// The validator set (from genesis; governance changes are not there yet).
-    public var validators: [PublicKey] { genesis.validators }
+    /// The validator set for the next block: genesis's, as changed by governance transactions since.
+    public var validators: [PublicKey] {
+        let cache = stateCache
+        let dids = (try? GovernanceContract.validators(in: { cache.value(forKey: $0) }, initial: genesis.validators.map(\.did))) ?? []
+        return dids.compactMap { try? PublicKey(did: $0) }
+    }
+    /// The validator set that certified (or will certify) the block at `height`: the set in force when
+    /// it was executed (remembered for recent blocks; the current set otherwise).
+    public func validators(forHeight height: UInt64) -> [PublicKey] {
+        validatorHistory.withLock { $0[height] } ?? validators
+    }
+    private let validatorHistory = Mutex<[UInt64: [PublicKey]]>([:])
     public var publicKey: PublicKey { key.publicKey }
-    public var isValidator: Bool { genesis.validators.contains(key.publicKey) }
+    public var isValidator: Bool { validators.contains(key.publicKey) }
 
     /// Milliseconds since the Unix epoch from the system clock.
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -87,16 +97,13 @@ public final class LedgerNode: Sendable {
         try genesis.requireSigned()
         directoryLock = try DirectoryLock(path: directory.path + "/node.lock")
         let key = try KeyFile.load(directory.nodeKey)
-        guard key.publicKey == genesis.proposer || genesis.validators.contains(key.publicKey) else {
+        // A consortium node may be an observer (a key no validator set names yet); a solo node is the validator.
+        if configuration.etcdEndpoints == nil && key.publicKey != genesis.proposer && !genesis.validators.contains(key.publicKey) {
             throw LedgerError("wrong_node_key", "node.key is neither the proposer nor a validator named in genesis.json")
-        }
-        if configuration.etcdEndpoints == nil && genesis.validators != [key.publicKey] {
-            throw LedgerError(
-                "needs_etcd", "this chain has \(genesis.validators.count) validators: its blocks are ordered through etcd (--etcd), not solo")
         }
         self.genesis = genesis
         self.key = key
-        self.registry = registry ?? .standard(operators: genesis.operators)
+        self.registry = registry ?? genesis.standardRegistry
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
@@ -152,6 +159,10 @@ public final class LedgerNode: Sendable {
         head = Mutex(Head(block: block, state: tree))
         log = Mutex(merkle)
         heightGauge.record(Int64(latest))
+        if configuration.etcdEndpoints == nil && validators != [key.publicKey] {
+            throw LedgerError(
+                "needs_etcd", "this chain has \(validators.count) validators: its blocks are ordered through etcd (--etcd), not solo")
+        }
     }
 
     // MARK: submission
@@ -329,6 +340,11 @@ public final class LedgerNode: Sendable {
                 "prepareMicros": "\((t2.uptimeNanoseconds - prepared.start.uptimeNanoseconds) / 1000)",
                 "commitMicros": "\((t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1000)",
             ])
+        let setInForce = validators
+        validatorHistory.withLock { h in
+            h[header.height] = setInForce
+            if header.height > 4096 { h[header.height - 4096] = nil }
+        }
         stateCache.apply(execution.writes)
         head.withLock { $0 = Head(block: block, state: prepared.tree) }
         let failures = execution.receipts.filter { $0.status == .failed }.count
@@ -388,6 +404,9 @@ public final class LedgerNode: Sendable {
     public func certificate(height: UInt64) throws -> QuorumCertificate? {
         try store.certificate(height: height).map { try QuorumCertificate(encoded: $0) }
     }
+
+    /// Whether this node admitted `tx` itself (signature already checked) and it is not committed yet.
+    func admittedHere(_ tx: Transaction) -> Bool { mempool.isPending(tx.id) }
 
     /// Whether `tx` (by author and nonce) is in a committed block.
     func isCommitted(_ tx: Transaction) -> Bool { mempool.isCommitted(tx) }

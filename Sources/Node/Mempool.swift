@@ -54,6 +54,9 @@ final class Mempool: Sendable {
 
     var count: Int { state.withLock { $0.count } }
 
+    /// Admitted here (so its signature was checked here) and not yet committed.
+    func isPending(_ id: Hash) -> Bool { state.withLock { $0.pendingIDs.contains(id) } }
+
     func isCommitted(_ tx: Transaction) -> Bool { state.withLock { $0.committedNonces.contains(NonceKey(tx.author, tx.nonce)) } }
 
     func markCommitted(_ keys: [NonceKey]) {

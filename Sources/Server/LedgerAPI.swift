@@ -320,7 +320,7 @@ public struct LedgerAPI: Sendable {
             "node": .string(node.publicKey.did),
             "validator": .bool(node.isValidator),
             "validators": .array(node.validators.map { .string($0.did) }),
-            "quorum": .int(Int64(node.genesis.quorum)),
+            "quorum": .int(Int64(Quorum.size(validators: node.validators.count))),
             "height": .int(Int64(node.height)),
             "finalHeight": .int(Int64(node.lastFinalHeight)),
             "ordering": .string(node.configuration.etcdEndpoints == nil ? "solo" : "etcd"),

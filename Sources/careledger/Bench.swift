@@ -28,15 +28,19 @@ struct LedgerBench: AsyncParsableCommand {
     @Option(help: "Block interval (ms).") var blockIntervalMs: Int = 10
     @Option(help: "Seconds to measure the signature ceiling.") var ceilingSeconds: Double = 3
     @Option(help: "Keep the bench's data directory here (default: a temporary one, removed).") var data: String?
+    @Option(help: "Run a consortium of this many validator nodes ordered through a local 3-member etcd cluster, and measure final transactions.")
+    var cluster: Int?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
+        if let cluster, !(1...16).contains(cluster) { throw ValidationError("--cluster is 1 to 16 nodes") }
         guard transactions >= batch, batch >= 1, concurrency >= 1, blockSize >= 1, blockIntervalMs >= 1, ceilingSeconds > 0 else {
             throw ValidationError("need transactions ≥ batch ≥ 1 and positive concurrency, block size, interval and ceiling time")
         }
     }
 
     func run() async throws {
+        if let cluster { return try await runCluster(nodes: cluster) }
         let dir = data ?? NSTemporaryDirectory() + "careledger-bench-\(UInt64.random(in: 0..<UInt64.max))"
         defer { if data == nil { try? FileManager.default.removeItem(atPath: dir) } }
         let directory = DataDirectory(dir)
@@ -52,29 +56,8 @@ struct LedgerBench: AsyncParsableCommand {
 
         // Sign everything before the clock starts.
         let chain = node.genesis.chainID
-        let authors = (0..<64).map { _ in SigningKey() }
-        let runID = UInt64.random(in: 0..<UInt64.max)
         let count = transactions
-        let bodies: [[UInt8]] = await withTaskGroup(of: (Int, [UInt8]).self) { group in
-            let batches = (count + batch - 1) / batch
-            for b in 0..<batches {
-                group.addTask { [batch] in
-                    var items: [JSONValue] = []
-                    for i in (b * batch)..<min(count, (b + 1) * batch) {
-                        let key = authors[i % authors.count]
-                        let digest = Hash.sha256(Array("bench \(runID) document \(i)".utf8))
-                        let tx = try! Transaction(
-                            chainID: chain, signer: key, nonce: UInt64(i), contract: "notary", action: "record",
-                            payload: .object(["hash": .string(digest.hex), "label": .string("bench document \(i)")]))
-                        items.append(.object(["raw": .string(Base64.encode(tx.encoded))]))
-                    }
-                    return (b, JSONValue.object(["transactions": .array(items)]).canonicalBytes)
-                }
-            }
-            var out = [[UInt8]](repeating: [], count: batches)
-            for await (i, body) in group { out[i] = body }
-            return out
-        }
+        let bodies = await Self.signedBatches(chain: chain, count: count, batch: batch)
 
         let url = bench.baseURL + "/v1/transactions"
 
@@ -122,6 +105,100 @@ struct LedgerBench: AsyncParsableCommand {
             """
         }
         if load.failures.withLock({ $0 }) > 0 { throw LedgerError("internal_error", "\(load.failures.withLock { $0 }) batches were not committed") }
+    }
+
+    /// Signed notary transactions as batch request bodies, made before the clock starts.
+    static func signedBatches(chain: String, count: Int, batch: Int) async -> [[UInt8]] {
+        let authors = (0..<64).map { _ in SigningKey() }
+        let runID = UInt64.random(in: 0..<UInt64.max)
+        return await withTaskGroup(of: (Int, [UInt8]).self) { group in
+            let batches = (count + batch - 1) / batch
+            for b in 0..<batches {
+                group.addTask {
+                    var items: [JSONValue] = []
+                    for i in (b * batch)..<min(count, (b + 1) * batch) {
+                        let key = authors[i % authors.count]
+                        let digest = Hash.sha256(Array("bench \(runID) document \(i)".utf8))
+                        let tx = try! Transaction(
+                            chainID: chain, signer: key, nonce: UInt64(i), contract: "notary", action: "record",
+                            payload: .object(["hash": .string(digest.hex), "label": .string("bench document \(i)")]))
+                        items.append(.object(["raw": .string(Base64.encode(tx.encoded))]))
+                    }
+                    return (b, JSONValue.object(["transactions": .array(items)]).canonicalBytes)
+                }
+            }
+            var out = [[UInt8]](repeating: [], count: batches)
+            for await (i, body) in group { out[i] = body }
+            return out
+        }
+    }
+
+    /// `bench --cluster N`: N validator nodes in this process (each its own store, HTTP server and
+    /// vote), a 3-member etcd cluster; batches go round-robin to the nodes with `wait=final`, so each
+    /// latency is submit-to-final and the rate counts final transactions.
+    func runCluster(nodes: Int) async throws {
+        let dir = data ?? NSTemporaryDirectory() + "careledger-bench-cluster-\(UInt64.random(in: 0..<UInt64.max))"
+        defer { if data == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let directories = (0..<nodes).map { DataDirectory("\(dir)/node-\($0)") }
+        try Consortium.createNetwork(in: directories, chainID: "bench-cluster", principals: [])
+        let etcd = try await LocalEtcdCluster(members: 3, directory: dir + "/etcd")
+        defer { etcd.stop() }
+        var config = NodeConfiguration()
+        config.blockSize = blockSize
+        config.blockInterval = .milliseconds(blockIntervalMs)
+        config.maxBlockTransactions = max(blockSize, 4000)
+        config.mempoolCapacity = max(200_000, concurrency * batch * 2)
+        config.etcdEndpoints = etcd.clientURLs
+        var benches: [BenchNode] = []
+        for d in directories { benches.append(try await BenchNode.start(directory: d, configuration: config)) }
+        defer { for b in benches { b.stop() } }
+        let urls = benches.map { $0.baseURL + "/v1/transactions?wait=final" }
+        let bodies = await Self.signedBatches(chain: "bench-cluster", count: transactions, batch: batch)
+        let load = LoadState()
+        let count = transactions
+        let started = ContinuousClock.now
+        try await load.drive(count: bodies.count, workers: concurrency) { [batch] i in
+            var request = HTTPClientRequest(url: urls[i % urls.count])
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: bodies[i]))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+            let body = try await response.body.collect(upTo: 256 * 1024 * 1024)
+            guard response.status == .ok, let answer = try? JSONValue.parse(Array(body.readableBytesView)),
+                let results = answer["results"]?.arrayValue, results.allSatisfy({ $0["final"]?.boolValue == true })
+            else {
+                FileHandle.standardError.write(Data("bench: batch \(i) answered \(response.status.code) or not final: \(String(buffer: body).prefix(200))\n".utf8))
+                return nil
+            }
+            return min(batch, count - i * batch)
+        }
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        let sorted = load.latencies.withLock { $0 }.sorted()
+        let final = load.done.withLock { $0 }
+        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        // Every node holds the same chain at the end.
+        let top = benches.map(\.node.lastFinalHeight).min() ?? 0
+        let hashes = Set(try benches.map { try $0.node.store.block(height: top)?.header.hash })
+        let perSecond = Double(final) / seconds
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let result: JSONValue = .object([
+            "nodes": .int(Int64(nodes)), "etcdMembers": .int(3), "transactions": .int(Int64(final)),
+            "failedBatches": .int(Int64(load.failures.withLock { $0 })), "seconds": .double(seconds),
+            "finalPerSecond": .double(perSecond.rounded()), "p50Millis": .double(percentile(0.5)), "p99Millis": .double(percentile(0.99)),
+            "cores": .int(Int64(cores)), "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "blockSize": .int(Int64(blockSize)),
+            "blockIntervalMs": .int(Int64(blockIntervalMs)), "finalHeight": .int(Int64(top)), "sameChainOnEveryNode": .bool(hashes.count == 1),
+        ])
+        output(result, json: json) {
+            """
+            careledger bench --cluster \(nodes): \(final) signed notary transactions over HTTP to \(nodes) validators (etcd: 3 members), batch \(batch), \(concurrency) in flight, \(cores) cores
+              final:                \(String(format: "%.0f", perSecond)) tx/s (\(String(format: "%.2f", seconds)) s, final height \(top))
+              submit-to-final:      p50 \(String(format: "%.1f", percentile(0.5))) ms, p99 \(String(format: "%.1f", percentile(0.99))) ms
+              same chain everywhere: \(hashes.count == 1)
+            """
+        }
+        if load.failures.withLock({ $0 }) > 0 { throw LedgerError("internal_error", "\(load.failures.withLock { $0 }) batches were not final") }
+        guard hashes.count == 1 else { throw LedgerError("internal_error", "the nodes disagree at height \(top)") }
     }
 
     /// Verifies signatures on every core for `seconds` and returns verifications per second.

@@ -12,6 +12,8 @@ final class ConsortiumNet: @unchecked Sendable {
     let directories: [DataDirectory]
     let genesis: Genesis
     let chainID = "consortium-test"
+    /// The founding organisations' keys (members who sign genesis and vote on governance).
+    let members = (0..<4).map { _ in SigningKey() }
     private let lock = NSLock()
     private var nodes: [LedgerNode?]
     private var tasks: [Task<Void, Never>?]
@@ -20,7 +22,8 @@ final class ConsortiumNet: @unchecked Sendable {
         etcd = try await EtcdProcess(members: etcdMembers)
         let base = NSTemporaryDirectory() + "careledger-net-\(UUID().uuidString)"
         directories = (0..<count).map { DataDirectory("\(base)/node-\($0)") }
-        genesis = try Consortium.createNetwork(in: directories, chainID: chainID, timeMillis: 1_700_000_000_000, principals: ["alice"])
+        genesis = try Consortium.createNetwork(
+            in: directories, chainID: chainID, timeMillis: 1_700_000_000_000, members: members, principals: ["alice"])
         nodes = Array(repeating: nil, count: count)
         tasks = Array(repeating: nil, count: count)
         for i in 0..<count { try start(i) }
@@ -237,6 +240,85 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             }
         }
         trace("shut down")
+    }
+}
+
+/// Governance (issue 5, item 3): the validator set and the members change only by proposals a
+/// majority of the active members approves; finality follows the new validator set from the next block.
+@Suite(.serialized) struct GovernanceTests {
+    func governance(_ net: ConsortiumNet, _ signer: SigningKey, _ action: String, _ payload: JSONValue, via node: Int = 0) async throws -> Receipt {
+        try await net.node(node).submit(
+            try Transaction(chainID: net.chainID, signer: signer, nonce: UInt64.random(in: 0..<UInt64.max), contract: "governance", action: action, payload: payload))
+    }
+
+    @Test func validatorSetAndMembersChangeByMajority() async throws {
+        try await withNetwork(nodes: 4) { net in
+            let m = net.members
+            let v3 = try net.key(3).publicKey.did
+            #expect(net.node(0).validators.count == 4)
+            // Bad payloads are refused at admission.
+            await #expect(throws: LedgerError.code("bad_payload")) {
+                _ = try await governance(net, m[0], "propose", .object(["kind": .string("crown_king"), "subject": .string(v3)]))
+            }
+            await #expect(throws: LedgerError.code("bad_payload")) {
+                _ = try await governance(net, m[0], "propose", .object(["kind": .string("rotate_validator_key"), "subject": .string(v3)]))
+            }
+            // Someone who is not a member cannot propose.
+            let outsider = try await governance(net, SigningKey(), "propose", .object(["kind": .string("remove_validator"), "subject": .string(v3)]))
+            #expect(outsider.status == .failed && outsider.errorCode == "not_a_member")
+
+            // Remove validator 3: 3 approvals of 4 are needed (more than half).
+            let proposal = try await governance(net, m[0], "propose", .object(["kind": .string("remove_validator"), "subject": .string(v3)]))
+            #expect(proposal.status == .committed && proposal.result["status"]?.stringValue == "open")
+            let id = proposal.transactionID.hex
+            let again = try await governance(net, m[0], "approve", .object(["proposal": .string(id)]))
+            #expect(again.errorCode == "already_approved")
+            let second = try await governance(net, m[1], "approve", .object(["proposal": .string(id)]), via: 1)
+            #expect(second.result["status"]?.stringValue == "open")
+            #expect(net.node(2).validators.count == 4)
+            let third = try await governance(net, m[2], "approve", .object(["proposal": .string(id)]), via: 2)
+            #expect(third.result["status"]?.stringValue == "applied")
+            let closed = try await governance(net, m[3], "approve", .object(["proposal": .string(id)]))
+            #expect(closed.errorCode == "proposal_closed")
+            for node in net.running {
+                try await eventually("every node applies the change") { node.height >= third.height }
+                #expect(node.validators.count == 3 && !node.validators.map(\.did).contains(v3))
+            }
+            #expect(!net.node(3).isValidator)
+
+            // Blocks after the change are certified by the three remaining validators (a quorum of 3 of 3).
+            let later = try await net.node(3).submit(try net.tx(SigningKey(), 1))
+            for node in net.running { #expect(await node.waitFinal(later.height)) }
+            let header = try net.node(0).store.block(height: later.height)!.header
+            let certificate = try #require(try net.node(0).certificate(height: later.height))
+            try certificate.verify(header: header, validators: net.node(0).validators)
+            #expect(!certificate.votes.map(\.validator.did).contains(v3))
+            // Checked against a set without one of its voters, it fails.
+            let withoutVoter = net.node(0).validators.filter { $0 != certificate.votes[0].validator } + [SigningKey().publicKey]
+            #expect(throws: LedgerError.code("bad_certificate")) { try certificate.verify(header: header, validators: withoutVoter) }
+
+            // Suspend member 3: the majority is now counted over 3 active members (2 approvals), and it can no longer propose.
+            let suspend = try await governance(net, m[0], "propose", .object(["kind": .string("suspend_member"), "subject": .string(m[3].publicKey.did)]))
+            let suspended = try await governance(net, m[1], "approve", .object(["proposal": .string(suspend.transactionID.hex)]))
+            #expect(suspended.result["status"]?.stringValue == "open")
+            let applied = try await governance(net, m[2], "approve", .object(["proposal": .string(suspend.transactionID.hex)]))
+            #expect(applied.result["status"]?.stringValue == "applied")
+            let refused = try await governance(net, m[3], "propose", .object(["kind": .string("add_validator"), "subject": .string(v3)]))
+            #expect(refused.errorCode == "not_a_member")
+            // Two of the three active members bring validator 3 back.
+            let back = try await governance(net, m[0], "propose", .object(["kind": .string("add_validator"), "subject": .string(v3)]))
+            let backApplied = try await governance(net, m[1], "approve", .object(["proposal": .string(back.transactionID.hex)]))
+            #expect(backApplied.result["status"]?.stringValue == "applied")
+            try await eventually("node 3 is a validator again") { net.node(3).isValidator }
+            let last = try await net.node(0).submit(try net.tx(SigningKey(), 2))
+            for node in net.running { #expect(await node.waitFinal(last.height)) }
+
+            // The offline auditor re-executes node 1's chain, following the validator set through the
+            // governance changes, and verifies every stored certificate.
+            await net.stop(1)
+            let report = try Auditor.audit(directory: net.directories[1])
+            #expect(report.finalHeight >= last.height)
+        }
     }
 }
 

@@ -52,7 +52,7 @@ final class EtcdOrderer: Sendable {
             group.addTask { await self.forwardLoop() }
             group.addTask { await self.applyLoop() }
             group.addTask { await self.voteLoop() }
-            if node.isValidator { group.addTask { await self.leaderLoop() } }
+            group.addTask { await self.leaderLoop() }
             await group.waitForAll()
         }
     }
@@ -207,13 +207,19 @@ final class EtcdOrderer: Sendable {
             if node.isCommitted(tx) { return "transaction \(tx.id.hex) replays a committed nonce" }
             if !seen.insert(NonceKey(tx.author, tx.nonce)).inserted { return "transaction \(tx.id.hex) repeats a nonce of the block" }
         }
+        if let (tx, error) = await Self.badTransactions(txs, node: node).first { return "transaction \(tx.id.hex): \(error.message)" }
+        return nil
+    }
+
+    /// The transactions with a bad signature or for another chain (those this node admitted itself were checked then).
+    static func badTransactions(_ txs: [Transaction], node: LedgerNode) async -> [(Transaction, LedgerError)] {
         let chain = node.genesis.chainID
-        let errors = await LedgerNode.checkAll(txs) { (tx) throws(LedgerError) in
+        let unchecked = txs.filter { !node.admittedHere($0) }
+        let errors = await LedgerNode.checkAll(unchecked) { (tx) throws(LedgerError) in
             guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
             try tx.verifySignature()
         }
-        if let i = errors.firstIndex(where: { $0 != nil }) { return "transaction \(txs[i].id.hex): \(errors[i]!.message)" }
-        return nil
+        return zip(unchecked, errors).compactMap { tx, e in e.map { (tx, $0) } }
     }
 
     private func advance(to slot: UInt64) { appliedSlot.withLock { $0 = max($0, slot) } }
@@ -228,7 +234,8 @@ final class EtcdOrderer: Sendable {
     /// Competes for the proposer role; while holding it, cuts blocks from the queue and proposes them.
     func leaderLoop() async {
         while !Task.isCancelled {
-            guard let lease = try? await election.tryLead(as: me) else {
+            // Only a validator proposes (governance may add or remove this node while it runs).
+            guard node.isValidator, let lease = try? await election.tryLead(as: me) else {
                 try? await Task.sleep(for: .milliseconds(500))
                 continue
             }
@@ -253,7 +260,7 @@ final class EtcdOrderer: Sendable {
                     return
                 }
             }
-            while !Task.isCancelled && leading.load(ordering: .relaxed) {
+            while !Task.isCancelled && leading.load(ordering: .relaxed) && node.isValidator {
                 do {
                     if try await !proposeOnce() { try? await Task.sleep(for: node.configuration.blockInterval) }
                 } catch {
@@ -289,12 +296,8 @@ final class EtcdOrderer: Sendable {
             for tx in txs where !node.isCommitted(tx) && seen.insert(NonceKey(tx.author, tx.nonce)).inserted { chosen.append(tx) }
         }
         // Whatever a faulty node queued with a bad signature or for another chain is dropped here.
-        let chain = node.genesis.chainID
-        let errors = await LedgerNode.checkAll(chosen) { (tx) throws(LedgerError) in
-            guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
-            try tx.verifySignature()
-        }
-        chosen = zip(chosen, errors).filter { $0.1 == nil }.map(\.0)
+        let bad = Set(await Self.badTransactions(chosen, node: node).map(\.0.id))
+        if !bad.isEmpty { chosen.removeAll { bad.contains($0.id) } }
         if chosen.isEmpty {
             try await deleteQueued(consumed)
             return true
@@ -383,7 +386,7 @@ final class EtcdOrderer: Sendable {
     /// Takes a vote in: invalid ones are ignored, a second different vote of one validator at one height
     /// is kept as equivocation evidence; then any height with a quorum becomes final.
     func record(_ vote: BlockVote) {
-        guard vote.chainID == node.genesis.chainID, node.validators.contains(vote.validator), vote.isSignatureValid else { return }
+        guard vote.chainID == node.genesis.chainID, node.validators(forHeight: vote.height).contains(vote.validator), vote.isSignatureValid else { return }
         let conflict: BlockVote? = votes.withLock { all in
             if let earlier = all[vote.height]?[vote.validator] {
                 return earlier.blockHash == vote.blockHash ? nil : earlier
@@ -403,7 +406,7 @@ final class EtcdOrderer: Sendable {
 
     /// Makes final every committed height whose block has a quorum of votes (its certificate stored).
     func tryFinalize() {
-        let head = node.height, final = node.lastFinalHeight, quorum = node.genesis.quorum
+        let head = node.height, final = node.lastFinalHeight
         guard head > final else { return }
         let candidates: [(UInt64, [BlockVote])] = votes.withLock { all in
             all.keys.filter { $0 > final && $0 <= head }.sorted().map { ($0, Array(all[$0]!.values)) }
@@ -412,6 +415,7 @@ final class EtcdOrderer: Sendable {
         for (height, heightVotes) in candidates {
             guard let block = try? node.store.block(height: height) else { continue }
             let hash = block.header.hash
+            let quorum = Quorum.size(validators: node.validators(forHeight: height).count)
             let groups = Dictionary(grouping: heightVotes, by: \.blockHash)
             if let (other, _) = groups.first(where: { $0.key != hash && $0.value.count >= quorum }) {
                 node.alarm(

@@ -1,0 +1,144 @@
+import Foundation
+import LedgerCore
+import Synchronization
+import Testing
+
+/// `careledger cluster up` as a user runs it: 3 etcd members and 4 validator node processes; faults
+/// injected with kill -9 under load (issue 5, items 5 and 6).
+@Suite struct ClusterCLITests {
+    /// The running `cluster up` process, stopped with SIGINT (as Ctrl-C) at the end.
+    final class ClusterProcess: @unchecked Sendable {
+        let process = Process()
+        let output = Pipe()
+        let data: String
+
+        init(data: String) throws {
+            self.data = data
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = ["cluster", "up", "--nodes", "4", "--data", data]
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var buffer = ""
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                buffer += String(decoding: chunk, as: UTF8.self)
+                if buffer.contains("Stop with Ctrl-C.") { return }
+            }
+            stop(signal: SIGKILL)
+            throw LedgerError("cluster_did_not_start", buffer)
+        }
+
+        var layout: JSONValue { (try? JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: data + "/cluster.json"))))) ?? .null }
+
+        func stop(signal: Int32 = SIGINT) {
+            guard process.isRunning else { return }
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+        }
+
+        deinit {
+            if process.isRunning {
+                // Never leave processes behind, even when the test failed half-way.
+                for n in layout["nodes"]?.arrayValue ?? [] { if let pid = n["pid"]?.intValue { kill(Int32(pid), SIGKILL) } }
+                stop()
+            }
+        }
+    }
+
+    static func submit(_ url: String, _ txs: [Transaction]) async throws -> JSONValue {
+        let body = JSONValue.object(["transactions": .array(txs.map { .object(["raw": .string(Base64.encode($0.encoded))]) })]).canonicalBytes
+        let answer = try await HTTP.request("POST", url + "/v1/transactions?wait=final", body: body, timeout: 60)
+        guard answer.status == 200 else { throw LedgerError("submit_failed", "\(answer.status): \(answer.text.prefix(200))") }
+        return answer.json
+    }
+
+    @Test func clusterSurvivesKilledNodeAndEtcdLeader() async throws {
+        let data = temporaryPath("cluster")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let cluster = try ClusterProcess(data: data)
+        let layout = cluster.layout
+        let apis = try #require(layout["nodes"]?.arrayValue).compactMap { $0["api"]?.stringValue }
+        let pids = try #require(layout["nodes"]?.arrayValue).compactMap { $0["pid"]?.intValue }
+        let etcd = try #require(layout["etcd"]?.arrayValue).compactMap(\.stringValue)
+        #expect(apis.count == 4 && pids.count == 4 && etcd.count == 3)
+        let chain = try #require(layout["chainId"]?.stringValue)
+        let author = SigningKey()
+        let nonce = Mutex<UInt64>(0)
+        func batch(_ n: Int) throws -> [Transaction] {
+            try (0..<n).map { _ in
+                let i = nonce.withLock { v -> UInt64 in
+                    v += 1
+                    return v
+                }
+                return try Transaction(
+                    chainID: chain, signer: author, nonce: i, contract: "notary", action: "record",
+                    payload: .object(["hash": .string(Hash.sha256(Array("cluster doc \(i)".utf8)).hex), "label": .string("doc \(i)")]))
+            }
+        }
+        var acknowledged: [String: (height: Int64, leaf: Int64)] = [:]
+        func take(_ answer: JSONValue) {
+            for r in answer["results"]?.arrayValue ?? [] {
+                #expect(r["final"]?.boolValue == true, "acknowledged with wait=final but not final")
+                if let id = r["id"]?.stringValue, let h = r["height"]?.intValue, let leaf = r["leafIndex"]?.intValue { acknowledged[id] = (h, leaf) }
+            }
+        }
+
+        // Load on nodes 1-3 while node 4 is killed with SIGKILL.
+        for round in 0..<6 {
+            if round == 2 { kill(Int32(pids[3]), SIGKILL) }
+            take(try await Self.submit(apis[round % 3], try batch(40)))
+        }
+        #expect(acknowledged.count == 240)
+
+        // Status sees node 4 down and the others final.
+        let status = try CLI.run(["cluster", "status", "--data", data, "--json"])
+        #expect(status.status == 0)
+        let view = try JSONValue.parse(Array(status.stdout.utf8))
+        let nodes = try #require(view["nodes"]?.arrayValue)
+        #expect(nodes.map { $0["up"]?.boolValue } == [true, true, true, false])
+        #expect(view["orderingLeader"]?.stringValue?.hasPrefix("org-") == true)
+        let finalBefore = nodes[0]["finalHeight"]?.intValue ?? 0
+        #expect(finalBefore >= 1)
+
+        // Node 4 restarts on its data and catches up from etcd, verifying every block.
+        let restarted = try NodeProcess(data: data + "/node-3", command: "node", extra: ["--etcd", etcd.joined(separator: ",")])
+        defer { restarted.stop() }
+        let deadline = Date().addingTimeInterval(60)
+        var caughtUp = false
+        while Date() < deadline {
+            if let h = try? await HTTP.request("GET", restarted.url + "/v1/consensus").json["finalHeight"]?.intValue, h >= finalBefore {
+                caughtUp = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(caughtUp, "node 4 did not catch up to final height \(finalBefore)")
+
+        // Kill the etcd leader with SIGKILL: ordering resumes after the election.
+        let etcdLeader = try #require(view["etcdLeader"]?.stringValue)
+        let leaderIndex = try #require(etcd.firstIndex(of: etcdLeader))
+        let etcdPid = try #require(layout["etcdPids"]?.arrayValue?[leaderIndex].intValue)
+        kill(Int32(etcdPid), SIGKILL)
+        for round in 0..<3 { take(try await Self.submit(apis[round], try batch(20))) }
+        #expect(acknowledged.count == 300)
+
+        // Every transaction acknowledged as final is on every node, identical (same block, same leaf).
+        let everyNode = Array(apis[0..<3]) + [restarted.url]
+        for api in everyNode {
+            let final = try await HTTP.request("GET", api + "/v1/consensus").json["finalHeight"]?.intValue ?? 0
+            let top = acknowledged.values.map(\.height).max()!
+            if final < top { try await Task.sleep(for: .seconds(2)) }
+            for (id, where_) in acknowledged {
+                let tx = try await HTTP.request("GET", api + "/v1/transactions/\(id)").json
+                #expect(tx["height"]?.intValue == where_.height && tx["leafIndex"]?.intValue == where_.leaf, "\(id) on \(api)")
+            }
+        }
+        // Ctrl-C stops the whole cluster.
+        cluster.stop()
+        #expect(cluster.process.terminationStatus == 0)
+        for pid in pids[0..<3] { #expect(kill(Int32(pid), 0) != 0, "node process \(pid) still running") }
+    }
+}
