@@ -18,6 +18,12 @@ public struct NodeConfiguration: Sendable {
     public var mempoolCapacity: Int = 200_000
     /// Where blocks are ordered: in this process (`nil`, solo) or through the etcd cluster at these endpoints.
     public var etcdEndpoints: [String]? = nil
+    /// Other nodes' API URLs, to catch up from when etcd no longer holds the blocks this node lacks.
+    public var peers: [String] = []
+    /// The leader compacts etcd every this many slots…
+    public var etcdCompactEvery: Int = 1000
+    /// …keeping this many recent slots (and the votes of as many recent heights).
+    public var etcdRetainSlots: Int = 10_000
     /// Most bytes of transactions in one block proposed through etcd (its request limit is 1.5 MiB by default).
     public var maxProposalBytes: Int = 1 << 20
 

@@ -102,6 +102,7 @@ public struct LedgerAPI: Sendable {
             }
         }
         router.get("/v1/consensus") { _, _ in await handle { try await consensus() } }
+        router.get("/v1/sync/blocks") { request, _ in await handle { try syncBlocks(request.uri.queryParameters) } }
         router.get("/v1/consensus/evidence") { _, _ in await handle { try evidence() } }
         router.get("/v1/checkpoint/key") { _, _ in JSONResponse.text(node.noteVerifier.vkey + "\n") }
         router.get("/v1/blocks/:height") { _, context in await handle { try block(context.parameters.get("height") ?? "") } }
@@ -332,6 +333,20 @@ public struct LedgerAPI: Sendable {
             o["leader"] = .string(leader)
         }
         return JSONResponse.make(.object(o))
+    }
+
+    /// Final blocks with their transactions and quorum certificates, for a node catching up.
+    func syncBlocks(_ params: Parameters) throws -> Response {
+        let from = try integer(params, "from", required: true)!
+        let limit = try integer(params, "limit", required: false, default: 64)!
+        guard (1...256).contains(limit) else { throw LedgerError("bad_parameter", "limit must be between 1 and 256") }
+        let blocks = try node.syncBlocks(from: from, limit: Int(limit))
+        let items: [JSONValue] = blocks.map { b in
+            var o: [String: JSONValue] = ["height": .int(Int64(b.proposal.header.height)), "proposal": .string(Base64.encode(b.proposal.encoded))]
+            if let c = b.certificate { o["certificate"] = .string(Base64.encode(c.encoded)) }
+            return .object(o)
+        }
+        return JSONResponse.make(.object(["blocks": .array(items), "finalHeight": .int(Int64(node.lastFinalHeight))]))
     }
 
     /// Misbehaviour this node has seen: refused proposals, equivocating validators, forks.

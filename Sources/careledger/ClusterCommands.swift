@@ -124,7 +124,7 @@ struct ClusterUp: AsyncParsableCommand {
                 process.arguments = [
                     "node", "--data", member.data, "--http", String(member.api.dropFirst("http://".count)), "--etcd",
                     layout.etcdClients.joined(separator: ","), "--block-size", String(blockSize), "--block-interval-ms", String(blockIntervalMs),
-                ]
+                ] + layout.nodes.filter { $0.name != member.name }.flatMap { ["--peer", $0.api] }
                 let log = "\(dataPath)/node-\(i).log"
                 FileManager.default.createFile(atPath: log, contents: nil)
                 let handle = FileHandle(forWritingAtPath: log)

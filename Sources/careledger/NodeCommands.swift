@@ -41,6 +41,9 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Order blocks through the etcd cluster at these client URLs (comma-separated) instead of solo.")
     var etcd: String?
 
+    @Option(name: .long, help: "API URL of another node of the consortium to catch up from when etcd no longer holds the blocks needed (repeatable).")
+    var peer: [String] = []
+
     var etcdEndpoints: [String]? {
         etcd.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
     }
@@ -70,6 +73,7 @@ struct NodeOptions: ParsableArguments {
         c.blockInterval = .milliseconds(blockIntervalMs)
         c.mempoolCapacity = mempoolCapacity
         c.etcdEndpoints = etcdEndpoints
+        c.peers = peer
         return c
     }
 }

@@ -1,7 +1,12 @@
 import Foundation
 import LedgerCore
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 import Domains
 import Node
+import Prometheus
+import Server
 import Store
 import Synchronization
 import Testing
@@ -18,7 +23,15 @@ final class ConsortiumNet: @unchecked Sendable {
     private var nodes: [LedgerNode?]
     private var tasks: [Task<Void, Never>?]
 
-    init(nodes count: Int, etcdMembers: Int = 1) async throws {
+    /// With `http`, every node runs its HTTP API (on a port fixed for the test) and names the others as peers.
+    let http: Bool
+    let ports: [Int]
+    let tune: @Sendable (inout NodeConfiguration) -> Void
+
+    init(nodes count: Int, etcdMembers: Int = 1, http: Bool = false, tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in }) async throws {
+        self.http = http
+        self.tune = tune
+        ports = try LocalEtcdCluster.freePorts(count)
         etcd = try await EtcdProcess(members: etcdMembers)
         let base = NSTemporaryDirectory() + "careledger-net-\(UUID().uuidString)"
         directories = (0..<count).map { DataDirectory("\(base)/node-\($0)") }
@@ -32,8 +45,19 @@ final class ConsortiumNet: @unchecked Sendable {
     func start(_ i: Int) throws {
         var configuration = NodeConfiguration()
         configuration.etcdEndpoints = etcd.cluster.clientURLs
+        if http { configuration.peers = ports.indices.filter { $0 != i }.map(url) }
+        tune(&configuration)
         let node = try LedgerNode(directory: directories[i], configuration: configuration)
-        let task = Task { await node.run() }
+        let task: Task<Void, Never>
+        if http {
+            let server = NodeServer(
+                api: try LedgerAPI(
+                    node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: PrometheusCollectorRegistry(),
+                    vault: try Vault(path: directories[i].vault), supplySecret: try SupplyService.secret(in: directories[i])))
+            task = Task { try? await server.run(handleSignals: false) }
+        } else {
+            task = Task { await node.run() }
+        }
         lock.withLock {
             nodes[i] = node
             tasks[i] = task
@@ -53,6 +77,7 @@ final class ConsortiumNet: @unchecked Sendable {
     }
 
     func node(_ i: Int) -> LedgerNode { lock.withLock { nodes[i]! } }
+    func url(_ i: Int) -> String { "http://127.0.0.1:\(ports[i])" }
     var running: [LedgerNode] { lock.withLock { nodes.compactMap { $0 } } }
 
     func key(_ i: Int) throws -> SigningKey { try KeyFile.load(directories[i].nodeKey) }
@@ -69,8 +94,11 @@ final class ConsortiumNet: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh network and always shuts it down (nodes, then etcd), even when `body` throws.
-func withNetwork(nodes: Int, etcdMembers: Int = 1, _ body: (ConsortiumNet) async throws -> Void) async throws {
-    let net = try await ConsortiumNet(nodes: nodes, etcdMembers: etcdMembers)
+func withNetwork(
+    nodes: Int, etcdMembers: Int = 1, http: Bool = false, tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in },
+    _ body: (ConsortiumNet) async throws -> Void
+) async throws {
+    let net = try await ConsortiumNet(nodes: nodes, etcdMembers: etcdMembers, http: http, tune: tune)
     do {
         try await body(net)
     } catch {
@@ -240,6 +268,42 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             }
         }
         trace("shut down")
+    }
+
+    /// A node down while etcd's history was compacted past it catches up from a peer's API, checking
+    /// every block's quorum certificate and re-executing it, then follows etcd again.
+    @Test func aNodeBehindCompactedHistoryCatchesUpFromPeers() async throws {
+        try await withNetwork(nodes: 4, http: true, tune: { c in
+            c.etcdCompactEvery = 4
+            c.etcdRetainSlots = 2
+        }) { net in
+            let alice = SigningKey()
+            _ = try await net.node(0).submit(try net.tx(alice, 0))
+            await net.stop(3)
+            var top: UInt64 = 0
+            for round in 1...12 { top = max(top, try await net.node(round % 3).submit(try net.tx(alice, round)).height) }
+            for i in 0..<3 { #expect(await net.node(i).waitFinal(top)) }
+            // etcd no longer holds the first slots.
+            let slots = EtcdBlockLog(client: net.etcd.client, chainID: net.chainID)
+            let first = try await slots.entries(from: 0).entries.map(\.height).min() ?? 0
+            #expect(first > 2, "etcd still holds slot \(first)")
+            // The served blocks carry certificates that verify.
+            let (data, _) = try await URLSession.shared.data(from: URL(string: net.url(0) + "/v1/sync/blocks?from=1&limit=3")!)
+            let served = try JSONValue.parse(Array(data))
+            #expect(served["blocks"]?.arrayValue?.count == 3)
+
+            try net.start(3)
+            let node3 = net.node(3)
+            try await eventually("node 3 catches up from its peers") { node3.height >= top }
+            for h in 1...top {
+                #expect(try node3.store.block(height: h)?.header.hash == net.node(0).store.block(height: h)?.header.hash)
+            }
+            #expect(try node3.certificate(height: 2) != nil)
+            // And then it follows etcd again: a new block reaches it and is final everywhere.
+            let after = try await net.node(0).submit(try net.tx(alice, 100))
+            for node in net.running { #expect(await node.waitFinal(after.height)) }
+            #expect(node3.height >= after.height)
+        }
     }
 }
 

@@ -136,6 +136,15 @@ final class EtcdOrderer: Sendable {
     /// `catchUp` with the node's commit lock already held.
     func catchUpLocked() async throws -> Int64 {
         var revision: Int64 = 0
+        // Slots at or below the floor were compacted away: what this node lacks from them comes from peers.
+        if let floorText = try await client.get(slots.floorKey).map({ String(decoding: $0.value, as: UTF8.self) }), let floor = UInt64(floorText),
+            floor > appliedSlot.withLock({ $0 })
+        {
+            let synced = try await syncFromPeers()
+            logger.info("caught up from peers past compacted etcd history", metadata: ["blocks": "\(synced)", "height": "\(node.height)"])
+            advance(to: floor)
+            try node.store.setMeta(Self.slotMetaKey, Array(String(floor).utf8))
+        }
         while true {
             let from = appliedSlot.withLock { $0 } + 1
             let (entries, rev) = try await slots.entries(from: from, limit: 32)
@@ -156,47 +165,35 @@ final class EtcdOrderer: Sendable {
             refuse(slot: slot, height: node.height + 1, validator: "unknown", kind: "invalid_proposal", detail: "undecodable: \(error)", first: entry)
             return
         }
-        let header = proposal.header
-        let proposer = header.proposer.did
-        func skip(_ kind: String, _ detail: String) {
-            refuse(slot: slot, height: header.height, validator: proposer, kind: kind, detail: detail, first: entry)
+        var outcome = try await node.applyProposal(proposal, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
+        if case .gap = outcome {
+            // Blocks before this one are missing here: fetch them from peers, then try again.
+            _ = try? await syncFromPeers()
+            outcome = try await node.applyProposal(proposal, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
         }
-        guard header.chainID == node.genesis.chainID else { return skip("invalid_proposal", "for chain \(header.chainID)") }
-        guard node.validators.contains(header.proposer) else { return skip("invalid_proposal", "the proposer is not a validator") }
-        guard proposal.isSignatureValid else { return skip("bad_signature", "the proposer's signature over the header does not verify") }
-        let head = node.latestBlock.header
-        if header.height <= head.height {
-            // Already committed here (this node proposed it, or it is replayed after a restart): it must be the same block.
-            let mine = try node.store.block(height: header.height)
-            if mine?.header.hash != header.hash {
-                skip("conflicting_block", "a different block for height \(header.height), which is already committed")
-            }
-            return advance(to: slot)
+        switch outcome {
+        case .committed(let header):
+            advance(to: slot)
+            await castVote(header)
+        case .alreadyCommitted:
+            advance(to: slot)
+        case .refused(let kind, let detail):
+            refuse(slot: slot, height: proposal.header.height, validator: proposal.header.proposer.did, kind: kind, detail: detail, first: entry)
+        case .gap(let height):
+            refuse(
+                slot: slot, height: height, validator: proposal.header.proposer.did, kind: "invalid_proposal",
+                detail: "for height \(height) while this node is at \(node.height) and no peer serves the blocks between",
+                first: entry)
         }
-        guard header.height == head.height + 1, header.previousHash == head.hash else {
-            return skip("invalid_proposal", "does not extend the head (height \(head.height))")
+    }
+
+    /// Blocks from the configured peers; votes for the blocks synced are not cast (they are final already).
+    func syncFromPeers() async throws -> Int {
+        let peers = node.configuration.peers
+        guard !peers.isEmpty else {
+            throw LedgerError("behind_compacted_history", "this node needs blocks etcd no longer holds: give it peers (--peer URL)")
         }
-        guard header.timeMillis >= head.timeMillis else { return skip("invalid_proposal", "its time is before the previous block's") }
-        var txs: [Transaction] = []
-        txs.reserveCapacity(proposal.transactions.count)
-        for raw in proposal.transactions {
-            guard let tx = try? Transaction(encoded: raw) else { return skip("invalid_proposal", "a transaction does not decode") }
-            txs.append(tx)
-        }
-        if let problem = await Self.problem(in: txs, node: node) { return skip("invalid_proposal", problem) }
-        let prepared = node.prepare(txs, timeMillis: header.timeMillis, proposer: header.proposer)
-        guard prepared.header == header else {
-            node.discard(prepared)
-            let what =
-                prepared.header.stateRoot != header.stateRoot
-                ? "state root \(prepared.header.stateRoot.hex) computed here, \(header.stateRoot.hex) proposed"
-                : "header computed here differs from the proposal"
-            logger.error("refusing a proposed block: \(what)", metadata: ["height": "\(header.height)", "proposer": "\(proposer)"])
-            return skip("state_mismatch", what)
-        }
-        try await node.commit(prepared, signature: proposal.signature, certificate: nil, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
-        advance(to: slot)
-        await castVote(prepared.header)
+        return try await node.syncFromPeers(peers)
     }
 
     /// Why a block's transactions cannot be applied (nil when they can): bad signature or chain, a nonce
@@ -323,7 +320,7 @@ final class EtcdOrderer: Sendable {
         node.commitLock.unlock()
         await castVote(prepared.header)
         try await deleteQueued(consumed)
-        if slot % 1000 == 0 { await compact() }
+        if slot % UInt64(node.configuration.etcdCompactEvery) == 0 { await compact() }
         return true
     }
 
@@ -336,8 +333,9 @@ final class EtcdOrderer: Sendable {
     func compact() async {
         let slot = appliedSlot.withLock { $0 }, final = node.lastFinalHeight
         do {
-            if final > 2000 { try await client.deleteRange(from: votesPrefix, to: votesPrefix + EtcdBlockLog.padded(final - 1000)) }
-            if slot > 20_000 { try await slots.compact(keepingFrom: slot - 10_000) }
+            let retain = UInt64(node.configuration.etcdRetainSlots)
+            if final > retain { try await client.deleteRange(from: votesPrefix, to: votesPrefix + EtcdBlockLog.padded(final - retain)) }
+            if slot > retain + 1 { try await slots.compact(keepingFrom: slot - retain) }
         } catch {
             logger.warning("etcd compaction failed", metadata: ["error": "\(error)"])
         }

@@ -70,9 +70,8 @@ public struct EtcdBlockLog: Sendable {
     public func compact(keepingFrom height: UInt64) async throws {
         // First raise the floor, so that no proposal for a height about to be deleted can succeed.
         try await client.put(floorKey, Array(Self.padded(height - 1).utf8))
-        let (kvs, revision) = try await client.range(prefix: blocksPrefix)
-        for kv in kvs { if let h = self.height(ofKey: kv.key), h < height { _ = try await client.deleteIfValue(kv.key, kv.value) } }
-        try await client.compact(revision: revision)
+        try await client.deleteRange(from: key(height: 0), to: key(height: height))
+        try await client.compact(revision: try await client.status().revision)
     }
 }
 

@@ -1,0 +1,147 @@
+import AsyncHTTPClient
+import Foundation
+import LedgerCore
+import NIOCore
+import Store
+
+/// What became of a proposed block.
+enum ProposalOutcome {
+    case committed(BlockHeader)
+    /// This height is committed here already, with this very block.
+    case alreadyCommitted
+    /// Refused by the deterministic checks: the evidence kind and why.
+    case refused(kind: String, detail: String)
+    /// For a height past the next one: blocks are missing here (fetch them from peers first).
+    case gap(UInt64)
+}
+
+extension LedgerNode {
+    /// Checks a proposed block and commits it if it is valid (the commit lock is held): its proposer is
+    /// a validator of the set in force and signed it; it extends the head; every transaction decodes,
+    /// is signed, for this chain, with an unused nonce; and re-executing it gives exactly its header.
+    func applyProposal(_ proposal: BlockProposal, certificate: QuorumCertificate? = nil, meta: [(String, [UInt8])]) async throws -> ProposalOutcome {
+        let header = proposal.header
+        guard header.chainID == genesis.chainID else { return .refused(kind: "invalid_proposal", detail: "for chain \(header.chainID)") }
+        guard validators.contains(header.proposer) else { return .refused(kind: "invalid_proposal", detail: "the proposer is not a validator") }
+        guard proposal.isSignatureValid else { return .refused(kind: "bad_signature", detail: "the proposer's signature over the header does not verify") }
+        let head = latestBlock.header
+        if header.height <= head.height {
+            // Already committed here (this node proposed it, or it is replayed after a restart): it must be the same block.
+            guard try store.block(height: header.height)?.header.hash == header.hash else {
+                return .refused(kind: "conflicting_block", detail: "a different block for height \(header.height), which is already committed")
+            }
+            return .alreadyCommitted
+        }
+        if header.height > head.height + 1 { return .gap(header.height) }
+        guard header.previousHash == head.hash else {
+            return .refused(kind: "invalid_proposal", detail: "does not extend the head (height \(head.height))")
+        }
+        guard header.timeMillis >= head.timeMillis else { return .refused(kind: "invalid_proposal", detail: "its time is before the previous block's") }
+        if let certificate {
+            do {
+                try certificate.verify(header: header, validators: validators)
+            } catch {
+                return .refused(kind: "bad_certificate", detail: error.message)
+            }
+        }
+        var txs: [Transaction] = []
+        txs.reserveCapacity(proposal.transactions.count)
+        for raw in proposal.transactions {
+            guard let tx = try? Transaction(encoded: raw) else { return .refused(kind: "invalid_proposal", detail: "a transaction does not decode") }
+            txs.append(tx)
+        }
+        if let problem = await EtcdOrderer.problem(in: txs, node: self) { return .refused(kind: "invalid_proposal", detail: problem) }
+        let prepared = prepare(txs, timeMillis: header.timeMillis, proposer: header.proposer)
+        guard prepared.header == header else {
+            discard(prepared)
+            let what =
+                prepared.header.stateRoot != header.stateRoot
+                ? "state root \(prepared.header.stateRoot.hex) computed here, \(header.stateRoot.hex) proposed"
+                : "header computed here differs from the proposal"
+            logger.error("refusing a proposed block: \(what)", metadata: ["height": "\(header.height)", "proposer": "\(header.proposer.did)"])
+            return .refused(kind: "state_mismatch", detail: what)
+        }
+        try await commit(prepared, signature: proposal.signature, certificate: certificate, meta: meta)
+        return .committed(header)
+    }
+
+    /// Committed blocks from `height` on as proposals with their certificates, for a peer catching up
+    /// (at most `limit` blocks and about `maxBytes` of transactions; only final blocks).
+    public func syncBlocks(from height: UInt64, limit: Int, maxBytes: Int = 8 << 20) throws -> [(proposal: BlockProposal, certificate: QuorumCertificate?)] {
+        var out: [(BlockProposal, QuorumCertificate?)] = []
+        var bytes = 0
+        let final = lastFinalHeight
+        var h = max(height, 1)
+        while h <= final && out.count < limit && bytes < maxBytes {
+            guard let block = try store.block(height: h) else { break }
+            let raws = try store.transactions(of: block).map(\.transaction.encoded)
+            bytes += raws.reduce(0) { $0 + $1.count }
+            out.append((BlockProposal(header: block.header, signature: block.signature, transactions: raws), try certificate(height: h)))
+            h += 1
+        }
+        return out
+    }
+
+    /// Catches up from peers' APIs (`GET /v1/sync/blocks`) to the highest final block they serve,
+    /// verifying each block (certificate, proposer, re-execution) before committing it. Answers the
+    /// number of blocks committed. Only blocks with a valid quorum certificate are taken.
+    func syncFromPeers(_ peers: [String]) async throws -> Int {
+        var committed = 0
+        var lastError: LedgerError?
+        peers: for peer in peers {
+            while true {
+                let batch: [(BlockProposal, QuorumCertificate?)]
+                do {
+                    batch = try await PeerClient.blocks(peer: peer, from: height + 1, limit: 64)
+                } catch let error as LedgerError {
+                    lastError = error
+                    continue peers
+                }
+                if batch.isEmpty { break }
+                for (proposal, certificate) in batch {
+                    // Only certified blocks are taken; the rest comes through ordering.
+                    guard let certificate else { return committed }
+                    switch try await applyProposal(proposal, certificate: certificate, meta: []) {
+                    case .committed: committed += 1
+                    case .alreadyCommitted, .gap: continue
+                    case .refused(let kind, let detail):
+                        alarm(
+                            height: proposal.header.height, validator: peer, kind: "bad_sync_block", detail: "\(kind): \(detail)",
+                            first: proposal.encoded, second: nil)
+                        lastError = LedgerError("bad_sync_block", "\(peer) served a block that does not verify: \(detail)")
+                        continue peers
+                    }
+                }
+            }
+            return committed
+        }
+        if committed == 0, let lastError { throw lastError }
+        return committed
+    }
+}
+
+/// Fetches blocks from a peer node's API.
+enum PeerClient {
+    static func blocks(peer: String, from: UInt64, limit: Int) async throws -> [(BlockProposal, QuorumCertificate?)] {
+        let base = peer.hasSuffix("/") ? String(peer.dropLast()) : peer
+        var request = HTTPClientRequest(url: "\(base)/v1/sync/blocks?from=\(from)&limit=\(limit)")
+        request.method = .GET
+        let json: JSONValue
+        do {
+            let response = try await EtcdClient.http.execute(request, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 256 << 20)
+            guard response.status.code == 200 else { throw LedgerError("peer_error", "\(peer) answered \(response.status.code)") }
+            json = try JSONValue.parse(Array(body.readableBytesView))
+        } catch let error as LedgerError {
+            throw error
+        } catch {
+            throw LedgerError("peer_unavailable", "\(peer): \(error)")
+        }
+        return try (json["blocks"]?.arrayValue ?? []).map { item throws(LedgerError) in
+            guard let p = item["proposal"]?.stringValue else { throw LedgerError("peer_error", "a block without its proposal") }
+            let proposal = try BlockProposal(encoded: try Base64.decode(p))
+            let certificate = try item["certificate"]?.stringValue.map { (c: String) throws(LedgerError) in try QuorumCertificate(encoded: try Base64.decode(c)) }
+            return (proposal, certificate)
+        }
+    }
+}
