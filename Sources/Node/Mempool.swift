@@ -38,7 +38,8 @@ final class Mempool: Sendable {
         var queue: [Transaction] = []
         var head = 0
         var pendingIDs: Set<Hash> = []
-        var pendingNonces: Set<NonceKey> = []
+        /// (author, nonce) of each pending transaction → its id.
+        var pendingNonces: [NonceKey: Hash] = [:]
         var committedNonces: Set<NonceKey> = []
         var waiters: [Hash: (BatchWaiter, Int)] = [:]
         var firstArrival: ContinuousClock.Instant?
@@ -77,7 +78,7 @@ final class Mempool: Sendable {
                         errors[i] = LedgerError("replayed_nonce", "nonce \(tx.nonce) of \(tx.author.did) was already used in a committed transaction")
                     } else if s.pendingIDs.contains(tx.id) {
                         errors[i] = LedgerError("duplicate_transaction", "transaction \(tx.id.hex) is already waiting in the mempool")
-                    } else if s.pendingNonces.contains(key) || !seen.insert(key).inserted {
+                    } else if s.pendingNonces[key] != nil || !seen.insert(key).inserted {
                         errors[i] = LedgerError("replayed_nonce", "nonce \(tx.nonce) of \(tx.author.did) is already used by a pending transaction")
                     }
                     if errors[i] != nil { bad = true }
@@ -90,7 +91,7 @@ final class Mempool: Sendable {
                 for (i, tx) in txs.enumerated() {
                     s.queue.append(tx)
                     s.pendingIDs.insert(tx.id)
-                    s.pendingNonces.insert(NonceKey(tx.author, tx.nonce))
+                    s.pendingNonces[NonceKey(tx.author, tx.nonce)] = tx.id
                     s.waiters[tx.id] = (waiter, i)
                 }
                 if s.firstArrival == nil { s.firstArrival = .now }
@@ -149,16 +150,25 @@ final class Mempool: Sendable {
         return []
     }
 
-    /// Delivers the receipts of a committed block and records the nonces as used.
+    /// Delivers the receipts of a committed block and records the nonces as used. A transaction waiting
+    /// here whose (author, nonce) another transaction took (sent to another node of a consortium) fails
+    /// with `replayed_nonce`: it can never commit.
     func complete(_ txs: [Transaction], receipts: [Receipt]) {
         var finished: [(BatchWaiter, [Receipt])] = []
+        var lost: [(BatchWaiter, LedgerError)] = []
         state.withLock { s in
             for (tx, receipt) in zip(txs, receipts) {
                 let key = NonceKey(tx.author, tx.nonce)
                 s.pendingIDs.remove(tx.id)
-                s.pendingNonces.remove(key)
+                if let other = s.pendingNonces.removeValue(forKey: key), other != tx.id {
+                    s.pendingIDs.remove(other)
+                    if let (waiter, _) = s.waiters.removeValue(forKey: other), waiter.remaining > 0 {
+                        waiter.remaining = 0
+                        lost.append((waiter, LedgerError("replayed_nonce", "nonce \(tx.nonce) of \(tx.author.did) was taken by transaction \(tx.id.hex), committed at height \(receipt.height)")))
+                    }
+                }
                 s.committedNonces.insert(key)
-                if let (waiter, index) = s.waiters.removeValue(forKey: tx.id) {
+                if let (waiter, index) = s.waiters.removeValue(forKey: tx.id), waiter.remaining > 0 {
                     waiter.receipts[index] = receipt
                     waiter.remaining -= 1
                     if waiter.remaining == 0 { finished.append((waiter, waiter.receipts.map { $0! })) }
@@ -166,6 +176,7 @@ final class Mempool: Sendable {
             }
         }
         for (waiter, receipts) in finished { waiter.continuation.resume(returning: receipts) }
+        for (waiter, error) in lost { waiter.continuation.resume(throwing: error) }
     }
 
     /// Fails a batch that could not be committed, and every waiter when the node stops.
@@ -174,7 +185,7 @@ final class Mempool: Sendable {
         state.withLock { s in
             for tx in txs {
                 s.pendingIDs.remove(tx.id)
-                s.pendingNonces.remove(NonceKey(tx.author, tx.nonce))
+                s.pendingNonces[NonceKey(tx.author, tx.nonce)] = nil
                 if let (waiter, _) = s.waiters.removeValue(forKey: tx.id), waiter.remaining > 0 {
                     waiter.remaining = 0
                     failed.append(waiter)

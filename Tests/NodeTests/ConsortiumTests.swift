@@ -160,6 +160,24 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         #expect(throws: LedgerError.code("bad_certificate")) { try short.verify(header: header, validators: net.genesis.validators) }
         // A replayed transaction is refused by every node.
         await #expect(throws: LedgerError.code("replayed_nonce")) { try await net.node(2).submit(try net.tx(alice, 0)) }
+        // Two different transactions with one (author, nonce) sent to two nodes at once: one commits,
+        // the other is answered replayed_nonce (it never hangs).
+        let bob = SigningKey()
+        let pair = [
+            (net.node(0), try notaryTx(bob, nonce: 7, document: "first", chain: net.chainID)),
+            (net.node(1), try notaryTx(bob, nonce: 7, document: "second", chain: net.chainID)),
+        ]
+        let outcomes: [String] = try await withDeadline(seconds: 30) {
+            await withTaskGroup(of: String.self) { group in
+                for (node, tx) in pair {
+                    group.addTask {
+                        do { return try await node.submit(tx).status == .committed ? "committed" : "failed" } catch let e as LedgerError { return e.code } catch { return "\(error)" }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        #expect(outcomes.sorted() == ["committed", "replayed_nonce"])
         }
     }
 
