@@ -53,6 +53,9 @@ public enum Auditor {
         var report = Report()
         report.vkey = verifier.vkey
         guard let latest = try store.latestHeight() else { throw Failure(height: 0, reason: "no blocks") }
+        if let first = try store.firstHeight(), first > 0 {
+            throw Failure(height: first, reason: "this node started from a snapshot at height \(first) and holds no earlier history: audit a node that has it")
+        }
         var log = MerkleLog()
         var tree = SparseMerkleTree()
         let state = MemoryState()

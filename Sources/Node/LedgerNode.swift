@@ -48,17 +48,17 @@ public final class LedgerNode: Sendable {
     /// The node's key, for node-signed transactions of the services on this node (alerts, access events).
     var signingKey: SigningKey { key }
     private let noteSigner: NoteSigner
-    private let mempool: Mempool
-    private let head: Mutex<Head>
+    let mempool: Mempool
+    let head: Mutex<Head>
     /// The committed state values, in memory, so execution reads cost no database round trip.
-    private let stateCache: StateCache
+    let stateCache: StateCache
     /// Committed events, for the server-sent event streams.
     public let events = EventHub()
     /// Runs after each commit with the block's events, before receipts are delivered (the vault's erasure hook).
     private let afterCommit = Mutex<(@Sendable (UInt64, [JSONValue]) -> Void)?>(nil)
 
     public func setAfterCommit(_ hook: @escaping @Sendable (UInt64, [JSONValue]) -> Void) { afterCommit.withLock { $0 = hook } }
-    private let log: Mutex<MerkleLog>
+    let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
     let logger: Logger
     private let committedCounter: Counter
@@ -142,6 +142,9 @@ public final class LedgerNode: Sendable {
         // Rebuild the log and the state tree from the committed rows and check them against the head.
         var merkle = MerkleLog()
         var nonces: [NonceKey] = []
+        // A node started from a snapshot holds the earlier leaf hashes and used nonces, not the transactions.
+        try store.forEachSnapshotLeaf { merkle.append(leafHash: try Hash($0)) }
+        try store.forEachSnapshotNonce { author, nonce in nonces.append(NonceKey(try PublicKey(rawRepresentation: author), nonce)) }
         try store.forEachTransaction { _, _, raw in
             let tx = try Transaction(encoded: raw)
             merkle.append(leafHash: tx.leafHash)
@@ -332,6 +335,11 @@ public final class LedgerNode: Sendable {
         }
         let t2 = DispatchTime.now()
         do {
+            var meta = meta
+            if let change = execution.writes.first(where: { $0.key == GovernanceContract.validatorsKey }), let value = change.value {
+                // Kept so that a node starting from a later snapshot can follow the validator set from genesis.
+                meta.append((Self.validatorChangeKey(header.height), Self.validatorChange(proof: prepared.tree.proof(key: Array(change.key.utf8)), value: value)))
+            }
             try await store.commit(
                 block: block, transactions: outcomes, writes: execution.writes, events: execution.events, certificate: certificate?.encoded, meta: meta)
         } catch {
@@ -502,6 +510,8 @@ final class StateCache: StateReader {
     init(_ values: [String: [UInt8]]) { self.values = Mutex(values) }
 
     func value(forKey key: String) -> [UInt8]? { values.withLock { $0[key] } }
+
+    var all: [String: [UInt8]] { values.withLock { $0 } }
 
     func apply(_ writes: [(key: String, value: [UInt8]?)]) {
         values.withLock { v in for w in writes { v[w.key] = w.value } }

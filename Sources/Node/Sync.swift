@@ -10,7 +10,7 @@ enum ProposalOutcome {
     /// This height is committed here already, with this very block.
     case alreadyCommitted
     /// Refused by the deterministic checks: the evidence kind and why.
-    case refused(kind: String, detail: String)
+    case refused(kind: String, detail: String, other: [UInt8]? = nil)
     /// For a height past the next one: blocks are missing here (fetch them from peers first).
     case gap(UInt64)
 }
@@ -22,16 +22,25 @@ extension LedgerNode {
     func applyProposal(_ proposal: BlockProposal, certificate: QuorumCertificate? = nil, meta: [(String, [UInt8])]) async throws -> ProposalOutcome {
         let header = proposal.header
         guard header.chainID == genesis.chainID else { return .refused(kind: "invalid_proposal", detail: "for chain \(header.chainID)") }
-        guard validators.contains(header.proposer) else { return .refused(kind: "invalid_proposal", detail: "the proposer is not a validator") }
-        guard proposal.isSignatureValid else { return .refused(kind: "bad_signature", detail: "the proposer's signature over the header does not verify") }
         let head = latestBlock.header
         if header.height <= head.height {
-            // Already committed here (this node proposed it, or it is replayed after a restart): it must be the same block.
-            guard try store.block(height: header.height)?.header.hash == header.hash else {
-                return .refused(kind: "conflicting_block", detail: "a different block for height \(header.height), which is already committed")
+            // Already committed here (this node proposed it, or it is replayed after a restart), or below
+            // the snapshot this node started from (certified before it: nothing to compare with).
+            guard let mine = try store.block(height: header.height) else { return .alreadyCommitted }
+            if mine.header.hash == header.hash { return .alreadyCommitted }
+            guard proposal.isSignatureValid else { return .refused(kind: "bad_signature", detail: "the proposer's signature over the header does not verify") }
+            if mine.header.proposer == header.proposer {
+                // One validator signed two different blocks for one height: equivocation, both signed headers kept.
+                return .refused(
+                    kind: "block_equivocation", detail: "two blocks signed for height \(header.height): \(mine.header.hash.hex) and \(header.hash.hex)",
+                    other: BlockProposal(
+                        header: mine.header, signature: mine.signature, transactions: try store.transactions(of: mine).map(\.transaction.encoded)
+                    ).encoded)
             }
-            return .alreadyCommitted
+            return .refused(kind: "conflicting_block", detail: "a different block for height \(header.height), which is already committed")
         }
+        guard validators.contains(header.proposer) else { return .refused(kind: "invalid_proposal", detail: "the proposer is not a validator") }
+        guard proposal.isSignatureValid else { return .refused(kind: "bad_signature", detail: "the proposer's signature over the header does not verify") }
         if header.height > head.height + 1 { return .gap(header.height) }
         guard header.previousHash == head.hash else {
             return .refused(kind: "invalid_proposal", detail: "does not extend the head (height \(head.height))")
@@ -104,7 +113,7 @@ extension LedgerNode {
                     switch try await applyProposal(proposal, certificate: certificate, meta: []) {
                     case .committed: committed += 1
                     case .alreadyCommitted, .gap: continue
-                    case .refused(let kind, let detail):
+                    case .refused(let kind, let detail, _):
                         alarm(
                             height: proposal.header.height, validator: peer, kind: "bad_sync_block", detail: "\(kind): \(detail)",
                             first: proposal.encoded, second: nil)
@@ -122,21 +131,25 @@ extension LedgerNode {
 
 /// Fetches blocks from a peer node's API.
 enum PeerClient {
-    static func blocks(peer: String, from: UInt64, limit: Int) async throws -> [(BlockProposal, QuorumCertificate?)] {
-        let base = peer.hasSuffix("/") ? String(peer.dropLast()) : peer
-        var request = HTTPClientRequest(url: "\(base)/v1/sync/blocks?from=\(from)&limit=\(limit)")
+    /// A JSON answer of a peer's API.
+    static func get(_ url: String) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: url)
         request.method = .GET
-        let json: JSONValue
         do {
-            let response = try await EtcdClient.http.execute(request, timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 256 << 20)
-            guard response.status.code == 200 else { throw LedgerError("peer_error", "\(peer) answered \(response.status.code)") }
-            json = try JSONValue.parse(Array(body.readableBytesView))
+            let response = try await EtcdClient.http.execute(request, timeout: .seconds(120))
+            let body = try await response.body.collect(upTo: 1 << 30)
+            guard response.status.code == 200 else { throw LedgerError("peer_error", "\(url) answered \(response.status.code)") }
+            return try JSONValue.parse(Array(body.readableBytesView))
         } catch let error as LedgerError {
             throw error
         } catch {
-            throw LedgerError("peer_unavailable", "\(peer): \(error)")
+            throw LedgerError("peer_unavailable", "\(url): \(error)")
         }
+    }
+
+    static func blocks(peer: String, from: UInt64, limit: Int) async throws -> [(BlockProposal, QuorumCertificate?)] {
+        let base = peer.hasSuffix("/") ? String(peer.dropLast()) : peer
+        let json = try await get("\(base)/v1/sync/blocks?from=\(from)&limit=\(limit)")
         return try (json["blocks"]?.arrayValue ?? []).map { item throws(LedgerError) in
             guard let p = item["proposal"]?.stringValue else { throw LedgerError("peer_error", "a block without its proposal") }
             let proposal = try BlockProposal(encoded: try Base64.decode(p))

@@ -103,6 +103,7 @@ public struct LedgerAPI: Sendable {
         }
         router.get("/v1/consensus") { _, _ in await handle { try await consensus() } }
         router.get("/v1/sync/blocks") { request, _ in await handle { try syncBlocks(request.uri.queryParameters) } }
+        router.get("/v1/sync/snapshot") { _, _ in await handle { JSONResponse.make(try await node.snapshot()) } }
         router.get("/v1/consensus/evidence") { _, _ in await handle { try evidence() } }
         router.get("/v1/checkpoint/key") { _, _ in JSONResponse.text(node.noteVerifier.vkey + "\n") }
         router.get("/v1/blocks/:height") { _, context in await handle { try block(context.parameters.get("height") ?? "") } }

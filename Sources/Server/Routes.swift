@@ -31,6 +31,8 @@ enum Routes {
         Route(method: "get", path: "/v1/sync/blocks", summary: "Final blocks (proposal bytes: header, proposer signature, transactions) with their quorum certificates, for a node catching up",
               parameters: [("from", "query", true, "first height"), ("limit", "query", false, "most blocks (1-256, default 64)")],
               responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/sync/snapshot", summary: "A snapshot of the head once final: block, certificate, validator-set changes with proofs, state, log leaves, used nonces",
+              parameters: [], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/consensus/evidence", summary: "Misbehaviour seen: refused proposals, equivocating validators, forks",
               parameters: [], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/checkpoint/key", summary: "The checkpoint verifier key (C2SP vkey)", parameters: [],

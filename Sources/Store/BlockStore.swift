@@ -96,7 +96,77 @@ public final class BlockStore: Sendable {
                         UNIQUE (height, validator, kind));
                     """)
         }
+        m.registerMigration("v3-snapshots") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE snapshot_leaves (leaf_index INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+                    CREATE TABLE snapshot_nonces (author BLOB NOT NULL, nonce INTEGER NOT NULL, PRIMARY KEY (author, nonce)) WITHOUT ROWID;
+                    """)
+        }
         return m
+    }
+
+    // MARK: snapshots
+
+    /// Installs a verified snapshot into an empty store: block `block` (with its certificate) becomes the
+    /// first block held, `state` the state, `leaves` the log's leaf hashes before it and `nonces` the
+    /// (author, nonce) pairs already used; `meta` entries go with it. One SQLite transaction.
+    public func installSnapshot(
+        block: StoredBlock, certificate: [UInt8], state: [(String, [UInt8])], leaves: [[UInt8]], nonces: [([UInt8], UInt64)],
+        meta: [(String, [UInt8])]
+    ) throws {
+        try pool.write { db in
+            guard try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM blocks") == 0 else {
+                throw LedgerError("already_initialised", "the store already holds blocks; a snapshot goes into an empty one")
+            }
+            try Self.insert(db, block: block, transactions: [], writes: [], events: [])
+            try db.execute(sql: "INSERT INTO certificates (height, body) VALUES (?, ?)", arguments: [Int64(block.header.height), Data(certificate)])
+            let h = Int64(block.header.height)
+            for (key, value) in state {
+                try db.execute(sql: "INSERT INTO state (key, value, height) VALUES (?, ?, ?)", arguments: [key, Data(value), h])
+            }
+            for (i, leaf) in leaves.enumerated() {
+                try db.execute(sql: "INSERT INTO snapshot_leaves (leaf_index, hash) VALUES (?, ?)", arguments: [Int64(i), Data(leaf)])
+            }
+            for (author, nonce) in nonces {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO snapshot_nonces (author, nonce) VALUES (?, ?)", arguments: [Data(author), Int64(bitPattern: nonce)])
+            }
+            for (key, value) in meta { try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, Data(value)]) }
+        }
+    }
+
+    /// The log's leaf hashes from before the snapshot this store started from (none for a full history).
+    public func forEachSnapshotLeaf(_ body: (_ hash: [UInt8]) throws -> Void) throws {
+        try pool.read { db in
+            let cursor = try Data.fetchCursor(db, sql: "SELECT hash FROM snapshot_leaves ORDER BY leaf_index")
+            while let hash = try cursor.next() { try body(Array(hash)) }
+        }
+    }
+
+    /// The (author, nonce) pairs used before the snapshot this store started from.
+    public func forEachSnapshotNonce(_ body: (_ author: [UInt8], _ nonce: UInt64) throws -> Void) throws {
+        try pool.read { db in
+            let cursor = try Row.fetchCursor(db, sql: "SELECT author, nonce FROM snapshot_nonces")
+            while let row = try cursor.next() {
+                let author: Data = row[0]
+                try body(Array(author), UInt64(bitPattern: row[1] as Int64))
+            }
+        }
+    }
+
+    /// The lowest height held (0 for a full history).
+    public func firstHeight() throws -> UInt64? {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MIN(height) FROM blocks").map { UInt64($0) } }
+    }
+
+    /// Meta entries whose key starts with `prefix`, in key order.
+    public func meta(prefix: String) throws -> [(String, [UInt8])] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT key, value FROM meta WHERE key >= ? AND key < ? ORDER BY key", arguments: [prefix, prefix + "\u{FFFF}"]).map {
+                ($0[0] as String, Array($0[1] as Data))
+            }
+        }
     }
 
     // MARK: finality and evidence

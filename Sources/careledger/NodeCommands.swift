@@ -44,6 +44,9 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "API URL of another node of the consortium to catch up from when etcd no longer holds the blocks needed (repeatable).")
     var peer: [String] = []
 
+    @Option(name: .long, help: "Start a new node from this peer's snapshot (checked against genesis) instead of replaying the history.")
+    var snapshotFrom: String?
+
     var etcdEndpoints: [String]? {
         etcd.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
     }
@@ -82,6 +85,13 @@ struct NodeOptions: ParsableArguments {
 func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, registerDemo: Bool = false, defaultActFor: [String] = []) async throws {
     guard directory.exists else {
         throw LedgerError("no_data", "no chain in \(directory.path): run `careledger init --data \(directory.path)` or `careledger up`")
+    }
+    if let peer = options.snapshotFrom {
+        let fresh = (try? BlockStore(path: directory.database, readOnly: true).latestHeight()) == nil
+        if fresh {
+            let height = try await LedgerNode.installSnapshot(from: peer, in: directory)
+            FileHandle.standardOutput.write(Data("Installed the snapshot of \(peer) at height \(height)\n".utf8))
+        }
     }
     let registry = PrometheusCollectorRegistry()
     let node = try LedgerNode(

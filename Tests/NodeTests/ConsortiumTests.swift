@@ -228,6 +228,22 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             #expect(mismatch.validator == validator3.publicKey.did)
         }
 
+        // Block equivocation: the proposer of a committed block signs another block for the same height.
+        let committed = try net.node(0).store.block(height: second.height)!.header
+        let proposerIndex = try #require(try net.directories.indices.first { try net.key($0).publicKey == committed.proposer })
+        let proposerKey = try net.key(proposerIndex)
+        let twin = BlockHeader(
+            chainID: committed.chainID, height: committed.height, previousHash: committed.previousHash, timeMillis: committed.timeMillis + 5,
+            logSize: committed.logSize, logRoot: committed.logRoot, stateRoot: committed.stateRoot, transactionCount: committed.transactionCount,
+            transactionsHash: committed.transactionsHash, proposer: committed.proposer)
+        let raws = try net.node(0).store.transactions(of: net.node(0).store.block(height: second.height)!).map(\.transaction.encoded)
+        #expect(try await slots.propose(height: try await nextSlot(), entry: BlockProposal(header: twin, signature: proposerKey.signature(for: twin.encoded), transactions: raws).encoded))
+        for node in net.running {
+            try await eventually("block equivocation evidence with both signed headers") {
+                try node.store.evidence().contains { $0.kind == "block_equivocation" && $0.validator == committed.proposer.did && $0.second != nil }
+            }
+        }
+
         // Equivocation: validator 3 also signs a vote for another block at a height it already voted for.
         let other = header(proposer: validator3.publicKey, stateRoot: Hash.sha256(Array("other".utf8)))
         let fake = BlockVote(header: BlockHeader(
@@ -400,6 +416,84 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             await net.stop(1)
             let report = try Auditor.audit(directory: net.directories[1])
             #expect(report.finalHeight >= last.height)
+        }
+    }
+}
+
+/// State snapshots (issue 5, item 4): a new node starts from a peer's snapshot, checked against genesis
+/// alone (the validator set followed through governance, certificates, state and log roots), then follows.
+@Suite(.serialized) struct SnapshotTests {
+    @Test func aNewNodeStartsFromACheckedSnapshot() async throws {
+        try await withNetwork(nodes: 4, http: true) { net in
+            let m = net.members
+            let alice = SigningKey()
+            for i in 0..<5 { _ = try await net.node(i % 3).submit(try net.tx(alice, i)) }
+            // A validator-set change, so the snapshot must carry its proof.
+            let v3 = try net.key(3).publicKey.did
+            func gov(_ k: SigningKey, _ action: String, _ payload: JSONValue) async throws -> Receipt {
+                try await net.node(0).submit(
+                    try Transaction(chainID: net.chainID, signer: k, nonce: UInt64.random(in: 0..<UInt64.max), contract: "governance", action: action, payload: payload))
+            }
+            let p = try await gov(m[0], "propose", .object(["kind": .string("remove_validator"), "subject": .string(v3)]))
+            _ = try await gov(m[1], "approve", .object(["proposal": .string(p.transactionID.hex)]))
+            let applied = try await gov(m[2], "approve", .object(["proposal": .string(p.transactionID.hex)]))
+            #expect(applied.result["status"]?.stringValue == "applied")
+            let last = try await net.node(1).submit(try net.tx(alice, 10))
+            for node in net.running { #expect(await node.waitFinal(last.height)) }
+
+            // A fifth organisation's node: genesis and the consortium secret, its own key, no history.
+            let base = (net.directories[0].path as NSString).deletingLastPathComponent
+            func freshDirectory(_ name: String) throws -> DataDirectory {
+                let d = DataDirectory("\(base)/\(name)")
+                try FileManager.default.createDirectory(atPath: d.path, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: net.directories[0].genesis, toPath: d.genesis)
+                try FileManager.default.copyItem(atPath: net.directories[0].path + "/supply.secret", toPath: d.path + "/supply.secret")
+                try KeyFile.save(SigningKey(), to: d.nodeKey)
+                return d
+            }
+            let (data, _) = try await URLSession.shared.data(from: URL(string: net.url(0) + "/v1/sync/snapshot")!)
+            let snapshot = try JSONValue.parse(Array(data))
+            let height = UInt64(try #require(snapshot["height"]?.intValue))
+            #expect(height >= last.height)
+
+            // Tampered snapshots are refused: a state value changed, a certificate cut short, a validator change dropped.
+            func tampered(_ field: String, _ value: JSONValue) -> JSONValue {
+                var o = snapshot.objectValue!
+                o[field] = value
+                return .object(o)
+            }
+            var state = snapshot["state"]!.arrayValue!
+            state[0] = .array([state[0].arrayValue![0], .string(Base64.encode(Array("forged".utf8)))])
+            let certificate = try QuorumCertificate(encoded: try Base64.decode(snapshot["certificate"]!.stringValue!))
+            let cut = QuorumCertificate(votes: Array(certificate.votes.prefix(1)))
+            for (i, bad) in [
+                tampered("state", .array(state)), tampered("certificate", .string(Base64.encode(cut.encoded))),
+                tampered("validatorChanges", .array([])),
+            ].enumerated() {
+                let d = try freshDirectory("tampered-\(i)")
+                #expect(throws: LedgerError.self) { try LedgerNode.installSnapshot(bad, in: d) }
+                #expect(try BlockStore(path: d.database).latestHeight() == nil, "nothing installed from a refused snapshot")
+            }
+
+            let joiner = try freshDirectory("node-new")
+            #expect(try await LedgerNode.installSnapshot(from: net.url(0), in: joiner) == height)
+            var configuration = NodeConfiguration()
+            configuration.etcdEndpoints = net.etcd.cluster.clientURLs
+            configuration.peers = [net.url(0)]
+            let node = try LedgerNode(directory: joiner, configuration: configuration)
+            let task = Task { await node.run() }
+            defer { task.cancel() }
+            #expect(node.height == height)
+            #expect(try node.store.block(height: 1) == nil, "no history replayed")
+            #expect(!node.isValidator && node.validators.count == 3)
+            // It follows the chain from there, and refuses a replay of a transaction from before the snapshot.
+            let next = try await net.node(0).submit(try net.tx(alice, 11))
+            try await eventually("the new node follows") { node.height >= next.height }
+            #expect(try node.store.block(height: next.height)?.header.hash == net.node(0).store.block(height: next.height)?.header.hash)
+            await #expect(throws: LedgerError.code("replayed_nonce")) { try await node.submit(try net.tx(alice, 3)) }
+            task.cancel()
+            await task.value
+            node.close()
         }
     }
 }

@@ -177,8 +177,10 @@ final class EtcdOrderer: Sendable {
             await castVote(header)
         case .alreadyCommitted:
             advance(to: slot)
-        case .refused(let kind, let detail):
-            refuse(slot: slot, height: proposal.header.height, validator: proposal.header.proposer.did, kind: kind, detail: detail, first: entry)
+        case .refused(let kind, let detail, let other):
+            refuse(
+                slot: slot, height: proposal.header.height, validator: proposal.header.proposer.did, kind: kind, detail: detail, first: entry,
+                second: other)
         case .gap(let height):
             refuse(
                 slot: slot, height: height, validator: proposal.header.proposer.did, kind: "invalid_proposal",
@@ -221,9 +223,9 @@ final class EtcdOrderer: Sendable {
 
     private func advance(to slot: UInt64) { appliedSlot.withLock { $0 = max($0, slot) } }
 
-    private func refuse(slot: UInt64, height: UInt64, validator: String, kind: String, detail: String, first: [UInt8]) {
+    private func refuse(slot: UInt64, height: UInt64, validator: String, kind: String, detail: String, first: [UInt8], second: [UInt8]? = nil) {
         advance(to: slot)
-        node.alarm(height: height, validator: validator, kind: kind, detail: "slot \(slot): \(detail)", first: first, second: nil)
+        node.alarm(height: height, validator: validator, kind: kind, detail: "slot \(slot): \(detail)", first: first, second: second)
     }
 
     // MARK: leading
