@@ -35,7 +35,7 @@ public enum Consortium {
     @discardableResult
     public static func createNetwork(
         in directories: [DataDirectory], chainID: String, timeMillis: UInt64 = LedgerNode.systemClock(), members: [SigningKey] = [],
-        principals: [String] = demoPrincipals
+        principals: [String] = demoPrincipals, governanceThreshold: (numerator: Int, denominator: Int) = (1, 2)
     ) throws -> Genesis {
         guard !directories.isEmpty else { throw LedgerError("bad_request", "a network needs at least one node") }
         for d in directories where d.exists { throw LedgerError("already_initialised", "\(d.path) already holds a chain") }
@@ -44,7 +44,7 @@ public enum Consortium {
         let secret = RandomBytes.make(32)
         var genesis = Genesis(
             chainID: chainID, proposer: nodeKeys[0].publicKey, timeMillis: timeMillis, members: members.map(\.publicKey.did),
-            validators: nodeKeys.map(\.publicKey))
+            validators: nodeKeys.map(\.publicKey), governanceThreshold: governanceThreshold)
         for m in members { genesis = try genesis.signed(by: m) }
         for (d, key) in zip(directories, nodeKeys) {
             try FileManager.default.createDirectory(atPath: d.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -17,11 +17,14 @@ public struct Genesis: Sendable, Hashable {
     /// The validator keys of a consortium (each organisation's node key); empty for a single-node chain,
     /// whose only validator is the proposer.
     public let validatorKeys: [PublicKey]
+    /// Governance proposals pass with approvals from more than numerator/denominator of the active members.
+    public let governanceThreshold: (numerator: Int, denominator: Int)
 
     public init(
         chainID: String, proposer: PublicKey, timeMillis: UInt64, origin: String? = nil, members: [String] = [], signatures: [String: String] = [:],
-        validators: [PublicKey] = []
+        validators: [PublicKey] = [], governanceThreshold: (numerator: Int, denominator: Int) = (1, 2)
     ) {
+        self.governanceThreshold = governanceThreshold
         self.chainID = chainID
         self.origin = origin ?? "careledger/\(chainID)"
         self.proposer = proposer
@@ -30,6 +33,9 @@ public struct Genesis: Sendable, Hashable {
         self.signatures = signatures
         validatorKeys = validators
     }
+
+    public static func == (a: Genesis, b: Genesis) -> Bool { a.json.canonicalBytes == b.json.canonicalBytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(json.canonicalBytes) }
 
     /// The validator set of the first block: the consortium's validators, or the proposer alone.
     public var validators: [PublicKey] { validatorKeys.isEmpty ? [proposer] : validatorKeys }
@@ -43,7 +49,7 @@ public struct Genesis: Sendable, Hashable {
 
     /// The contracts every node of this chain runs (identical everywhere: derived from genesis alone).
     public var standardRegistry: ContractRegistry {
-        .standard(operators: operators, governance: GovernanceContract(members: governanceMembers, validators: validators.map(\.did)))
+        .standard(operators: operators, governance: GovernanceContract(members: governanceMembers, validators: validators.map(\.did), threshold: governanceThreshold))
     }
 
     /// Votes needed for finality.
@@ -59,6 +65,9 @@ public struct Genesis: Sendable, Hashable {
         ]
         if !members.isEmpty { o["members"] = .array(members.map { .string($0) }) }
         if !validatorKeys.isEmpty { o["validators"] = .array(validatorKeys.map { .string($0.did) }) }
+        if governanceThreshold != (1, 2) {
+            o["governanceThreshold"] = .array([.int(Int64(governanceThreshold.numerator)), .int(Int64(governanceThreshold.denominator))])
+        }
         return .object(o)
     }
 
@@ -88,13 +97,20 @@ public struct Genesis: Sendable, Hashable {
             validators.append(try PublicKey(did: did))
         }
         guard Set(validators).count == validators.count else { throw LedgerError("bad_genesis", "a validator is listed twice") }
+        var threshold = (numerator: 1, denominator: 2)
+        if let t = json["governanceThreshold"] {
+            guard let pair = t.arrayValue, pair.count == 2, let n = pair[0].intValue, let d = pair[1].intValue, d > 0, n >= 0, n < d else {
+                throw LedgerError("bad_genesis", "governanceThreshold is [numerator, denominator] with 0 ≤ numerator < denominator")
+            }
+            threshold = (Int(n), Int(d))
+        }
         var signatures: [String: String] = [:]
         for (did, sig) in json["signatures"]?.objectValue ?? [:] {
             guard let text = sig.stringValue else { throw LedgerError("bad_genesis", "signatures are base64 strings") }
             signatures[did] = text
         }
         self.init(chainID: chainID, proposer: try PublicKey(did: proposer), timeMillis: UInt64(time), origin: origin, members: members, signatures: signatures,
-            validators: validators)
+            validators: validators, governanceThreshold: threshold)
     }
 
     /// The genesis with `key`'s signature added; the key must be a founding member's.
@@ -104,7 +120,8 @@ public struct Genesis: Sendable, Hashable {
         var all = signatures
         all[did] = Base64.encode(key.signature(for: signingBytes))
         return Genesis(
-            chainID: chainID, proposer: proposer, timeMillis: timeMillis, origin: origin, members: members, signatures: all, validators: validatorKeys)
+            chainID: chainID, proposer: proposer, timeMillis: timeMillis, origin: origin, members: members, signatures: all, validators: validatorKeys,
+            governanceThreshold: governanceThreshold)
     }
 
     /// The founding members who have not signed yet; throws when a signature is invalid or not a member's.

@@ -89,12 +89,23 @@ struct ClusterUp: AsyncParsableCommand {
     @Option(help: "Directory of the cluster (node-<i>/ per node, etcd/, cluster.json).") var data: String = "./careledger-cluster"
     @Option(help: "etcd members.") var etcdMembers: Int = 3
     @Option(help: "Chain id of a new cluster.") var chainId: String = "careledger-cluster"
+    @Option(help: "Governance proposals of a new cluster pass with approvals from more than this share of the active members (N/D).")
+    var governanceThreshold: String = "1/2"
     @Option(help: "Cut a block when this many transactions wait.") var blockSize: Int = 2000
     @Option(help: "…or when the oldest has waited this many milliseconds.") var blockIntervalMs: Int = 20
 
     func validate() throws {
         guard (1...16).contains(nodes) else { throw ValidationError("--nodes is 1 to 16") }
         guard [1, 3, 5].contains(etcdMembers) else { throw ValidationError("--etcd-members is 1, 3 or 5") }
+        _ = try threshold()
+    }
+
+    func threshold() throws -> (numerator: Int, denominator: Int) {
+        let parts = governanceThreshold.split(separator: "/")
+        guard parts.count == 2, let n = Int(parts[0]), let d = Int(parts[1]), d > 0, n >= 0, n < d else {
+            throw ValidationError("--governance-threshold is N/D with 0 ≤ N < D, e.g. 1/2 or 2/3")
+        }
+        return (n, d)
     }
 
     func run() async throws {
@@ -107,7 +118,7 @@ struct ClusterUp: AsyncParsableCommand {
                 throw LedgerError("bad_cluster", "the cluster in \(dataPath) has \(layout.nodes.count) nodes; start it with --nodes \(layout.nodes.count)")
             }
         } else {
-            layout = try Self.create(in: dataPath, nodes: nodes, etcdMembers: etcdMembers, chainID: chainId)
+            layout = try Self.create(in: dataPath, nodes: nodes, etcdMembers: etcdMembers, chainID: chainId, threshold: try threshold())
         }
         let etcd = try await LocalEtcdCluster(
             members: layout.etcdClients.count, directory: dataPath + "/etcd", urls: (layout.etcdClients, layout.etcdPeers))
@@ -173,11 +184,11 @@ struct ClusterUp: AsyncParsableCommand {
     }
 
     /// A new cluster: one data directory per node, organisation keys that sign genesis, ports chosen now.
-    static func create(in data: String, nodes: Int, etcdMembers: Int, chainID: String) throws -> ClusterLayout {
+    static func create(in data: String, nodes: Int, etcdMembers: Int, chainID: String, threshold: (numerator: Int, denominator: Int)) throws -> ClusterLayout {
         let dirs = (0..<nodes).map { DataDirectory("\(data)/node-\($0)") }
         let orgs = (0..<nodes).map { _ in SigningKey() }
         for (i, key) in orgs.enumerated() { try KeyFile.save(key, to: "\(data)/orgs/org-\(i + 1).key", overwrite: false) }
-        try Consortium.createNetwork(in: dirs, chainID: chainID, members: orgs)
+        try Consortium.createNetwork(in: dirs, chainID: chainID, members: orgs, governanceThreshold: threshold)
         let ports = try LocalEtcdCluster.freePorts(nodes + 2 * etcdMembers)
         let members = dirs.enumerated().map { i, d in
             ClusterLayout.Member(name: "org-\(i + 1)", data: d.path, api: "http://127.0.0.1:\(ports[i])")

@@ -420,6 +420,64 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     }
 }
 
+/// The governance contract alone: a configurable threshold, the guards on the sets, expiry.
+@Suite struct GovernanceContractTests {
+    @Test func thresholdGuardsAndExpiry() throws {
+        let members = (0..<4).map { _ in SigningKey() }
+        let validators = (0..<2).map { _ in SigningKey().publicKey.did }
+        // More than 3/4 of 4 active members: all four must approve.
+        let chain = MemoryChain(
+            governance: GovernanceContract(members: members.map(\.publicKey.did), validators: validators, threshold: (3, 4), expiryBlocks: 10))
+        let newcomer = SigningKey().publicKey.did
+        let p = chain.run(members[0], "governance", "propose", .object(["kind": .string("admit_member"), "subject": .string(newcomer)]))
+        #expect(p.status == .committed)
+        for (i, m) in members.enumerated().dropFirst() {
+            let r = chain.run(m, "governance", "approve", .object(["proposal": .string(p.transactionID.hex)]))
+            #expect(r.result["status"]?.stringValue == (i == 3 ? "applied" : "open"), "after \(i + 1) approvals")
+        }
+        let admitted = try JSONValue.parse(chain.state[GovernanceContract.membersKey]!).arrayValue!.compactMap { $0["did"]?.stringValue }
+        #expect(admitted.contains(newcomer))
+        // A change that can never apply is refused when proposed.
+        let twice = chain.run(members[0], "governance", "propose", .object(["kind": .string("admit_member"), "subject": .string(newcomer)]))
+        #expect(twice.errorCode == "already_member")
+        let unknown = chain.run(members[0], "governance", "propose", .object(["kind": .string("remove_validator"), "subject": .string(newcomer)]))
+        #expect(unknown.errorCode == "not_a_validator")
+        #expect(chain.run(members[0], "governance", "approve", .object(["proposal": .string(String(repeating: "a", count: 64))])).errorCode == "unknown_proposal")
+        // The last validator cannot go: remove one, then the other is refused.
+        func pass(_ kind: String, _ subject: String) -> Receipt {
+            let p = chain.run(members[0], "governance", "propose", .object(["kind": .string(kind), "subject": .string(subject)]))
+            var last = p
+            for m in members.dropFirst() { last = chain.run(m, "governance", "approve", .object(["proposal": .string(p.transactionID.hex)])) }
+            return last
+        }
+        // 5 members now (the newcomer has not approved): 4 of 5 is not more than 3/4… it is: 4/5 = 0.8 > 0.75.
+        #expect(pass("remove_validator", validators[0]).result["status"]?.stringValue == "applied")
+        #expect(try JSONValue.parse(chain.state[GovernanceContract.validatorsKey]!) == .array([.string(validators[1])]))
+        let lastOne = chain.run(members[0], "governance", "propose", .object(["kind": .string("remove_validator"), "subject": .string(validators[1])]))
+        #expect(lastOne.errorCode == "last_validator")
+        // Rotation replaces the key in place.
+        let rotated = SigningKey().publicKey.did
+        let r = chain.run(members[0], "governance", "propose", .object(["kind": .string("rotate_validator_key"), "subject": .string(validators[1]), "key": .string(rotated)]))
+        for m in members.dropFirst() { chain.run(m, "governance", "approve", .object(["proposal": .string(r.transactionID.hex)])) }
+        #expect(try JSONValue.parse(chain.state[GovernanceContract.validatorsKey]!) == .array([.string(rotated)]))
+        // A proposal left open past its expiry closes as expired.
+        let stale = chain.run(members[0], "governance", "propose", .object(["kind": .string("suspend_member"), "subject": .string(newcomer)]))
+        for _ in 0..<11 { chain.run(members[0], "notary", "record", .object(["hash": .string(Hash.sha256(Array("\(chain.height)".utf8)).hex), "label": .string("tick")])) }
+        let late = chain.run(members[1], "governance", "approve", .object(["proposal": .string(stale.transactionID.hex)]))
+        #expect(late.result["status"]?.stringValue == "expired")
+    }
+
+    @Test func thresholdComesFromGenesis() throws {
+        let g = Genesis(chainID: "t", proposer: SigningKey().publicKey, timeMillis: 1, governanceThreshold: (2, 3))
+        let back = try Genesis(json: g.json)
+        #expect(back.governanceThreshold == (2, 3))
+        #expect(try Genesis(json: Genesis(chainID: "t", proposer: SigningKey().publicKey, timeMillis: 1).json).governanceThreshold == (1, 2))
+        var bad = g.json.objectValue!
+        bad["governanceThreshold"] = .array([.int(3), .int(2)])
+        #expect(throws: LedgerError.code("bad_genesis")) { try Genesis(json: .object(bad)) }
+    }
+}
+
 /// State snapshots (issue 5, item 4): a new node starts from a peer's snapshot, checked against genesis
 /// alone (the validator set followed through governance, certificates, state and log roots), then follows.
 @Suite(.serialized) struct SnapshotTests {

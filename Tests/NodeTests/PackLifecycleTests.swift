@@ -12,7 +12,7 @@ final class MemoryChain: StateReader, @unchecked Sendable {
     let operatorKey = SigningKey()
     var nonce: UInt64 = 0
 
-    init() { registry = .standard(operators: [operatorKey.publicKey.did]) }
+    init(governance: GovernanceContract? = nil) { registry = .standard(operators: [operatorKey.publicKey.did], governance: governance) }
 
     func value(forKey key: String) throws -> [UInt8]? { state[key] }
 
