@@ -60,6 +60,8 @@ public final class BlockStore: Sendable {
         config.readonly = readOnly
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // 64 MiB of page cache per connection: the id and state indexes take random keys.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         config.busyMode = .timeout(10)
         if readOnly && !FileManager.default.fileExists(atPath: path) {
