@@ -211,7 +211,9 @@ struct ClusterStatus: AsyncParsableCommand {
         var leader: String?
         for m in layout.nodes {
             var o: [String: JSONValue] = ["name": .string(m.name), "api": .string(m.api)]
-            if let c = try? await API.json(.GET, m.api + "/v1/consensus") {
+            if let (status, body) = try? await API.request(.GET, m.api + "/v1/consensus", timeout: .seconds(3)), status == 200,
+                let c = try? JSONValue.parse(body)
+            {
                 o["up"] = .bool(true)
                 o["height"] = c["height"] ?? .null
                 o["finalHeight"] = c["finalHeight"] ?? .null

@@ -58,7 +58,9 @@ import Testing
     @Test func clusterSurvivesKilledNodeAndEtcdLeader() async throws {
         let data = temporaryPath("cluster")
         defer { try? FileManager.default.removeItem(atPath: data) }
+        func trace(_ what: String) { FileHandle.standardError.write(Data("[\(Date())] cluster test: \(what)\n".utf8)) }
         let cluster = try ClusterProcess(data: data)
+        trace("cluster up")
         let layout = cluster.layout
         let apis = try #require(layout["nodes"]?.arrayValue).compactMap { $0["api"]?.stringValue }
         let pids = try #require(layout["nodes"]?.arrayValue).compactMap { $0["pid"]?.intValue }
@@ -86,11 +88,18 @@ import Testing
             }
         }
 
-        // Load on nodes 1-3 while node 4 is killed with SIGKILL.
-        for round in 0..<6 {
-            if round == 2 { kill(Int32(pids[3]), SIGKILL) }
-            take(try await Self.submit(apis[round % 3], try batch(40)))
+        // Load on nodes 1-3, 6 batches in flight at once; node 4 is killed with SIGKILL while they are.
+        let batches = try (0..<6).map { _ in try batch(40) }
+        let answers = try await withThrowingTaskGroup(of: JSONValue.self) { group in
+            for (i, txs) in batches.enumerated() { group.addTask { try await Self.submit(apis[i % 3], txs) } }
+            try await Task.sleep(for: .milliseconds(30))
+            kill(Int32(pids[3]), SIGKILL)
+            var all: [JSONValue] = []
+            for try await answer in group { all.append(answer) }
+            return all
         }
+        for answer in answers { take(answer) }
+        trace("load with node 4 killed: final")
         #expect(acknowledged.count == 240)
 
         // Status sees node 4 down and the others final.
@@ -101,6 +110,7 @@ import Testing
         #expect(nodes.map { $0["up"]?.boolValue } == [true, true, true, false])
         #expect(view["orderingLeader"]?.stringValue?.hasPrefix("org-") == true)
         let finalBefore = nodes[0]["finalHeight"]?.intValue ?? 0
+        trace("status read")
         #expect(finalBefore >= 1)
 
         // Node 4 restarts on its data and catches up from etcd, verifying every block.
@@ -116,6 +126,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(caughtUp, "node 4 did not catch up to final height \(finalBefore)")
+        trace("node 4 restarted and caught up")
 
         // Kill the etcd leader with SIGKILL: ordering resumes after the election.
         let etcdLeader = try #require(view["etcdLeader"]?.stringValue)
@@ -124,6 +135,7 @@ import Testing
         kill(Int32(etcdPid), SIGKILL)
         for round in 0..<3 { take(try await Self.submit(apis[round], try batch(20))) }
         #expect(acknowledged.count == 300)
+        trace("etcd leader killed; load final")
 
         // Every transaction acknowledged as final is on every node, identical (same block, same leaf).
         let everyNode = Array(apis[0..<3]) + [restarted.url]
@@ -136,6 +148,7 @@ import Testing
                 #expect(tx["height"]?.intValue == where_.height && tx["leafIndex"]?.intValue == where_.leaf, "\(id) on \(api)")
             }
         }
+        trace("every transaction checked on every node")
         // Ctrl-C stops the whole cluster.
         cluster.stop()
         #expect(cluster.process.terminationStatus == 0)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import LedgerCore
 import NIOCore
+import Synchronization
 
 /// A small etcd v3 client over its JSON gateway (`/v3/...`, etcd 3.4+): keys and values are bytes
 /// (base64 on the wire), 64-bit numbers are decimal strings. Endpoints are tried in order, so a
@@ -15,12 +16,27 @@ public struct EtcdClient: Sendable {
     static let http: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        // A member that is down refuses at once: move on to the next one instead of retrying it until the deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(1)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
     public init(endpoints: [String], timeout: TimeAmount = .seconds(10)) {
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.timeout = timeout
+    }
+
+    /// The member that answered last is asked first next time.
+    private let preferred = Preferred()
+    final class Preferred: Sendable {
+        let index = Atomic<Int>(0)
+    }
+
+    /// The endpoints, the last one that answered first.
+    var ordered: [(Int, String)] {
+        let start = preferred.index.load(ordering: .relaxed) % max(endpoints.count, 1)
+        return (0..<endpoints.count).map { i in let j = (start + i) % endpoints.count; return (j, endpoints[j]) }
     }
 
     /// A key-value pair with its revisions (etcd `mvccpb.KeyValue`).
@@ -76,7 +92,7 @@ public struct EtcdClient: Sendable {
     /// POSTs to the first endpoint that answers; a gateway error becomes `etcd_error`, no answer at all `etcd_unavailable`.
     public func call(_ path: String, _ body: JSONValue) async throws -> JSONValue {
         var lastError = "no endpoints"
-        for endpoint in endpoints {
+        for (index, endpoint) in ordered {
             var request = HTTPClientRequest(url: endpoint + path)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
@@ -101,6 +117,7 @@ public struct EtcdClient: Sendable {
                 }
                 throw LedgerError("etcd_error", "\(path): \(message)")
             }
+            preferred.index.store(index, ordering: .relaxed)
             return json
         }
         throw LedgerError("etcd_unavailable", "no etcd endpoint answered (\(lastError))")
@@ -239,7 +256,7 @@ public struct EtcdClient: Sendable {
             ])
         ])
         var lastError = "no endpoints"
-        for endpoint in endpoints {
+        for (_, endpoint) in ordered {
             var request = HTTPClientRequest(url: endpoint + "/v3/watch")
             request.method = .POST
             request.body = .bytes(ByteBuffer(bytes: body.canonicalBytes))
