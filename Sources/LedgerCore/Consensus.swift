@@ -5,16 +5,20 @@ public enum Quorum {
 }
 
 /// A validator's vote for a block: its Ed25519 signature over (chain id, height, block hash, state root)
-/// with a domain prefix. Encoding (version 1): version byte, chain id, height (varint), block hash (32),
-/// state root (32), validator key (32), signature (64).
+/// with a domain prefix, and its C2SP note signature over the block's checkpoint text (origin, log size,
+/// log root), so that a quorum's votes also make a checkpoint cosigned by a quorum. Encoding (version 2):
+/// version byte, chain id, height (varint), block hash (32), state root (32), validator key (32),
+/// signature (64), checkpoint signature (64). Version 1 (no checkpoint signature) is still read.
 public struct BlockVote: Sendable, Hashable {
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     public let chainID: String
     public let height: UInt64
     public let blockHash: Hash
     public let stateRoot: Hash
     public let validator: PublicKey
     public let signature: [UInt8]
+    /// Ed25519 over the checkpoint text of the block (empty in a version-1 vote).
+    public let checkpointSignature: [UInt8]
 
     public static func signingBytes(chainID: String, height: UInt64, blockHash: Hash, stateRoot: Hash) -> [UInt8] {
         var w = BinaryWriter(capacity: 120)
@@ -26,14 +30,15 @@ public struct BlockVote: Sendable, Hashable {
         return w.bytes
     }
 
-    /// `signer`'s vote for the block with `header`.
-    public init(header: BlockHeader, signer: SigningKey) {
+    /// `signer`'s vote for the block with `header`; `origin` names the log (for the checkpoint signature).
+    public init(header: BlockHeader, signer: SigningKey, origin: String) {
         chainID = header.chainID
         height = header.height
         blockHash = header.hash
         stateRoot = header.stateRoot
         validator = signer.publicKey
         signature = signer.signature(for: Self.signingBytes(chainID: chainID, height: height, blockHash: blockHash, stateRoot: stateRoot))
+        checkpointSignature = signer.signature(for: Array(Checkpoint(origin: origin, size: header.logSize, rootHash: header.logRoot).text.utf8))
     }
 
     public var isSignatureValid: Bool {
@@ -49,6 +54,7 @@ public struct BlockVote: Sendable, Hashable {
         w.writeFixed(stateRoot.bytes)
         w.writeFixed(validator.rawRepresentation)
         w.writeFixed(signature)
+        w.writeFixed(checkpointSignature)
         return w.bytes
     }
 
@@ -60,19 +66,21 @@ public struct BlockVote: Sendable, Hashable {
 
     init(reading r: inout BinaryReader) throws(LedgerError) {
         let version = try r.readByte()
-        guard version == Self.version else { throw LedgerError("unsupported_version", "vote version \(version)") }
+        guard version == 1 || version == 2 else { throw LedgerError("unsupported_version", "vote version \(version)") }
         chainID = try r.readString(limit: 128)
         height = try r.readVarint()
         blockHash = try Hash(try r.readFixed(32))
         stateRoot = try Hash(try r.readFixed(32))
         validator = try PublicKey(rawRepresentation: try r.readFixed(32))
         signature = try r.readFixed(64)
+        checkpointSignature = version == 2 ? try r.readFixed(64) : []
     }
 
     public var json: JSONValue {
         .object([
             "height": .int(Int64(height)), "blockHash": .string(blockHash.hex), "stateRoot": .string(stateRoot.hex),
             "validator": .string(validator.did), "signature": .string(Base64.encode(signature)),
+            "checkpointSignature": .string(Base64.encode(checkpointSignature)),
         ])
     }
 }
@@ -128,6 +136,19 @@ public struct QuorumCertificate: Sendable, Hashable {
 
     public var json: JSONValue {
         .object(["height": .int(Int64(height)), "blockHash": .string(blockHash.hex), "votes": .array(votes.map(\.json))])
+    }
+
+    /// The block's checkpoint as a C2SP note cosigned by every voter whose checkpoint signature verifies
+    /// (key name `origin`, one signature line per validator).
+    public func cosignedCheckpoint(header: BlockHeader, origin: String) throws(LedgerError) -> String {
+        let text = Checkpoint(origin: origin, size: header.logSize, rootHash: header.logRoot).text
+        var lines = ""
+        for vote in votes where !vote.checkpointSignature.isEmpty && vote.validator.isValidSignature(vote.checkpointSignature, for: Array(text.utf8)) {
+            let verifier = try NoteVerifier(name: origin, publicKey: vote.validator)
+            lines += "\u{2014} \(origin) \(Base64.encode(verifier.keyID + vote.checkpointSignature))\n"
+        }
+        guard !lines.isEmpty else { throw LedgerError("no_cosignatures", "no vote of this certificate signs the checkpoint") }
+        return text + "\n" + lines
     }
 }
 

@@ -101,6 +101,17 @@ public struct SignedNote: Sendable {
         }
     }
 
+    /// Verifies that at least `quorum` of `verifiers` (distinct keys) signed the note; answers how many did.
+    @discardableResult
+    public func verify(quorum: Int, of verifiers: [NoteVerifier]) throws(LedgerError) -> Int {
+        var signed = 0
+        for v in Set(verifiers) where (try? verify(v)) != nil { signed += 1 }
+        guard signed >= quorum else {
+            throw LedgerError("no_quorum", "\(signed) of \(verifiers.count) validators signed the note; \(quorum) are needed")
+        }
+        return signed
+    }
+
     /// Verifies that `verifier` signed the note; signatures by unknown keys are ignored.
     public func verify(_ verifier: NoteVerifier) throws(LedgerError) {
         let message = Array(text.utf8)

@@ -275,7 +275,7 @@ public final class LedgerNode: Sendable {
         await commitLock.lock()
         defer { commitLock.unlock() }
         let prepared = prepare(txs, timeMillis: nil, proposer: key.publicKey)
-        let vote = BlockVote(header: prepared.header, signer: key)
+        let vote = BlockVote(header: prepared.header, signer: key, origin: genesis.origin)
         return try await commit(prepared, signature: key.signature(for: prepared.header.encoded), certificate: QuorumCertificate(votes: [vote]))
     }
 
@@ -448,7 +448,19 @@ public final class LedgerNode: Sendable {
     }
 
     func sign(_ message: [UInt8]) -> [UInt8] { key.signature(for: message) }
-    func vote(for header: BlockHeader) -> BlockVote { BlockVote(header: header, signer: key) }
+    func vote(for header: BlockHeader) -> BlockVote { BlockVote(header: header, signer: key, origin: genesis.origin) }
+
+    /// The checkpoint of the last final block, cosigned by the validators of its quorum certificate.
+    public func finalCheckpoint() throws -> String {
+        let height = lastFinalHeight
+        guard let block = try store.block(height: height), let certificate = try certificate(height: height) else {
+            throw LedgerError("not_found", "no certified block yet")
+        }
+        return try certificate.cosignedCheckpoint(header: block.header, origin: genesis.origin)
+    }
+
+    /// The validators' C2SP verifier keys (the key name is the log origin).
+    public var validatorVKeys: [String] { validators.compactMap { try? NoteVerifier(name: genesis.noteKeyName, publicKey: $0).vkey } }
     var now: UInt64 { clock() }
     func stopAdmission(_ error: LedgerError) { mempool.close(error) }
 

@@ -94,9 +94,8 @@ public struct LedgerAPI: Sendable {
                 switch request.uri.queryParameters.get("final") {
                 case nil, "false": return JSONResponse.text(node.checkpoint)
                 case "true":
-                    // The checkpoint of the last final block: its log is certified by a quorum of validators.
-                    guard let block = try node.store.block(height: node.lastFinalHeight) else { throw LedgerError("not_found", "no final block") }
-                    return JSONResponse.text(block.checkpoint)
+                    // The checkpoint of the last final block, cosigned by the quorum that certified it.
+                    return JSONResponse.text(try node.finalCheckpoint())
                 default: throw LedgerError("bad_parameter", "final is true or false")
                 }
             }
@@ -323,6 +322,7 @@ public struct LedgerAPI: Sendable {
             "validator": .bool(node.isValidator),
             "validators": .array(node.validators.map { .string($0.did) }),
             "quorum": .int(Int64(Quorum.size(validators: node.validators.count))),
+            "vkeys": .array(node.validatorVKeys.map { .string($0) }),
             "height": .int(Int64(node.height)),
             "finalHeight": .int(Int64(node.lastFinalHeight)),
             "ordering": .string(node.configuration.etcdEndpoints == nil ? "solo" : "etcd"),

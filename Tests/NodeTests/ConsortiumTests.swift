@@ -155,6 +155,16 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         let certificate = try #require(try reference.certificate(height: top))
         try certificate.verify(header: header, validators: net.genesis.validators)
         #expect(certificate.votes.count >= 3)
+        // The final checkpoint is a C2SP note cosigned by the quorum: it verifies with the validators' vkeys
+        // (here, from genesis), offline.
+        let finalNote = try reference.finalCheckpoint()
+        let vkeys = try net.genesis.validators.map { try NoteVerifier(name: net.genesis.origin, publicKey: $0) }
+        #expect(try SignedNote(finalNote).verify(quorum: 3, of: vkeys) == 3)
+        #expect(throws: LedgerError.code("no_quorum")) { try SignedNote(finalNote).verify(quorum: 4, of: vkeys) }
+        let finalCheckpoint = try Checkpoint.verify(note: finalNote, verifier: vkeys.first { v in (try? SignedNote(finalNote).verify(v)) != nil }!)
+        #expect(finalCheckpoint.size == (try reference.store.block(height: reference.lastFinalHeight)!.header.logSize))
+        let forgedNote = finalNote.replacingOccurrences(of: "\n\(finalCheckpoint.size)\n", with: "\n\(finalCheckpoint.size + 1)\n")
+        #expect(throws: LedgerError.self) { try SignedNote(forgedNote).verify(quorum: 1, of: vkeys) }
         // Tampering with a vote breaks the certificate.
         let short = QuorumCertificate(votes: Array(certificate.votes.prefix(2)))
         #expect(throws: LedgerError.code("bad_certificate")) { try short.verify(header: header, validators: net.genesis.validators) }
@@ -249,7 +259,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         let fake = BlockVote(header: BlockHeader(
             chainID: net.chainID, height: first.height, previousHash: other.previousHash, timeMillis: other.timeMillis, logSize: other.logSize,
             logRoot: other.logRoot, stateRoot: other.stateRoot, transactionCount: 0, transactionsHash: other.transactionsHash, proposer: other.proposer),
-            signer: validator3)
+            signer: validator3, origin: net.genesis.origin)
         try await net.etcd.client.put(
             "/careledger/\(net.chainID)/votes/\(String(format: "%020llu", first.height))/\(validator3.publicKey.did)/\(fake.blockHash.hex)", fake.encoded)
         for node in net.running {
