@@ -26,6 +26,10 @@ final class EtcdOrderer: Sendable {
     let prefix: String
     let me: String
     private let appliedSlot: Mutex<UInt64>
+    /// Whether the head is exactly what applying the slots up to `appliedSlot` in order gives. It is
+    /// not after catching up from peers or starting from a snapshot: then a proposal for a height past
+    /// the next one means blocks are still missing here (retry), not that the proposal is invalid.
+    private let exact: Mutex<Bool>
     private let votes = Mutex<[UInt64: [PublicKey: BlockVote]]>([:])
     private let sequence = Atomic<UInt64>(0)
     private let logger: Logger
@@ -41,6 +45,7 @@ final class EtcdOrderer: Sendable {
         me = node.publicKey.did
         let stored = (try? node.store.meta(Self.slotMetaKey)).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0
         appliedSlot = Mutex(stored)
+        exact = Mutex(!(stored == 0 && ((try? node.store.firstHeight()) ?? 0) > 0))
         logger = node.logger
     }
 
@@ -143,6 +148,7 @@ final class EtcdOrderer: Sendable {
             let synced = try await syncFromPeers()
             logger.info("caught up from peers past compacted etcd history", metadata: ["blocks": "\(synced)", "height": "\(node.height)"])
             advance(to: floor)
+            exact.withLock { $0 = false }
             try node.store.setMeta(Self.slotMetaKey, Array(String(floor).utf8))
         }
         while true {
@@ -171,9 +177,15 @@ final class EtcdOrderer: Sendable {
             _ = try? await syncFromPeers()
             outcome = try await node.applyProposal(proposal, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
         }
+        if case .gap = outcome, !exact.withLock({ $0 }) {
+            // Behind after a catch-up: the blocks before it are not final at the peers yet. Not a bad
+            // proposal; try again later rather than skip a slot the others applied.
+            throw LedgerError("behind", "slot \(slot) is for height \(proposal.header.height); this node is at \(node.height) and its peers do not serve the blocks between yet")
+        }
         switch outcome {
         case .committed(let header):
             advance(to: slot)
+            exact.withLock { $0 = true }
             await castVote(header)
         case .alreadyCommitted:
             advance(to: slot)
