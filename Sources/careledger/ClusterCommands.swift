@@ -124,8 +124,7 @@ struct ClusterUp: AsyncParsableCommand {
             members: layout.etcdClients.count, directory: dataPath + "/etcd", urls: (layout.etcdClients, layout.etcdPeers))
         var children: [Process] = []
         let stopAll = { @Sendable (children: [Process]) in
-            for p in children where p.isRunning { p.terminate() }
-            for p in children { p.waitUntilExit() }
+            LocalEtcdCluster.stop(children, grace: .seconds(10))
             etcd.stop()
         }
         do {

@@ -153,5 +153,19 @@ import Testing
         cluster.stop()
         #expect(cluster.process.terminationStatus == 0)
         for pid in pids[0..<3] { #expect(kill(Int32(pid), 0) != 0, "node process \(pid) still running") }
+        restarted.stop()
+
+        // `cluster up` again on the same directory restarts the same cluster, history kept.
+        let finalTop = acknowledged.values.map(\.height).max()!
+        let again = try ClusterProcess(data: data)
+        trace("cluster restarted")
+        take(try await Self.submit(apis[1], try batch(5)))
+        let after = try JSONValue.parse(Array(try CLI.run(["cluster", "status", "--data", data, "--json"]).stdout.utf8))
+        for node in after["nodes"]?.arrayValue ?? [] {
+            #expect(node["up"]?.boolValue == true)
+            #expect((node["height"]?.intValue ?? 0) > finalTop)
+        }
+        again.stop()
+        #expect(again.process.terminationStatus == 0)
     }
 }

@@ -128,14 +128,23 @@ public final class LocalEtcdCluster: @unchecked Sendable {
         return nil
     }
 
-    /// Stops every member (SIGTERM, then waits).
-    public func stop() {
+    /// Stops every member: SIGTERM, and SIGKILL for any still running after `grace` (members that lost
+    /// their quorum while the others stop can take long to give up).
+    public func stop(grace: Duration = .seconds(5)) {
         let all = lock.withLock { () -> [Process?] in
             defer { processes = processes.map { _ in nil } }
             return processes
         }
-        for p in all { if let p, p.isRunning { p.terminate() } }
-        for p in all { p?.waitUntilExit() }
+        Self.stop(all.compactMap { $0 }, grace: grace)
+    }
+
+    /// SIGTERM to each process, SIGKILL to those still running after `grace`; returns once all have exited.
+    public static func stop(_ processes: [Process], grace: Duration) {
+        for p in processes where p.isRunning { p.terminate() }
+        let deadline = ContinuousClock.now + grace
+        while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(20_000) }
+        for p in processes where p.isRunning { Glibc.kill(p.processIdentifier, SIGKILL) }
+        for p in processes { p.waitUntilExit() }
     }
 
     deinit { stop() }
