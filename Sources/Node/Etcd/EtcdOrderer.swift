@@ -119,8 +119,20 @@ final class EtcdOrderer: Sendable {
         while !Task.isCancelled {
             do {
                 let revision = try await catchUp()
-                for try await _ in slots.watch(fromRevision: revision + 1) {
-                    _ = try await catchUp()
+                for try await decided in slots.watch(fromRevision: revision + 1) {
+                    // The watch carries the decided proposals: apply them from it when they are the next
+                    // slots (no second read of the same bytes); anything else goes through a range read.
+                    await node.commitLock.lock()
+                    defer { node.commitLock.unlock() }
+                    for (slot, entry) in decided.sorted(by: { $0.height < $1.height }) {
+                        let next = appliedSlot.withLock { $0 } + 1
+                        if slot < next { continue }
+                        if slot == next {
+                            try await apply(slot: slot, entry: entry)
+                        } else {
+                            try await catchUpLocked()
+                        }
+                    }
                 }
             } catch {
                 if Task.isCancelled { return }
