@@ -297,8 +297,11 @@ public final class LedgerNode: Sendable {
         let height = previous.block.header.height + 1
         let time = timeMillis ?? max(clock(), previous.block.header.timeMillis)
         let firstLeaf = previous.block.header.logSize
+        // Transactions admitted here passed the contracts' stateless checks already.
+        let admitted = mempool.pendingSubset(txs)
         let execution = registry.execute(
-            transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: stateCache)
+            transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: stateCache,
+            prevalidated: { admitted.contains($0.id) })
         var tree = previous.state
         for w in execution.writes { tree.set(key: Array(w.key.utf8), value: w.value) }
         let (logSize, logRoot) = log.withLock { log -> (UInt64, Hash) in

@@ -58,6 +58,15 @@ final class Mempool: Sendable {
 
     var count: Int { state.withLock { $0.count } }
 
+    /// The ids of those of `txs` admitted here and not yet committed (one lock for the lot).
+    func pendingSubset(_ txs: [Transaction]) -> Set<Hash> {
+        state.withLock { s in
+            var out: Set<Hash> = []
+            for tx in txs where s.pendingIDs.contains(tx.id) { out.insert(tx.id) }
+            return out
+        }
+    }
+
     /// Admitted here (so its signature was checked here) and not yet committed.
     func isPending(_ id: Hash) -> Bool { state.withLock { $0.pendingIDs.contains(id) } }
 
