@@ -133,6 +133,8 @@ public struct LedgerAPI: Sendable {
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw LedgerError("unsupported_media_type", "send application/json")
         }
+        // Checked before anything is submitted: a bad parameter changes nothing.
+        let waitFinal = try waitMode(request) == "final"
         let json = try await jsonBody(request)
         if let list = json["transactions"] {
             guard case .array(let items) = list, json.objectValue?.count == 1 else {
@@ -155,22 +157,28 @@ public struct LedgerAPI: Sendable {
             if decodeErrors.contains(where: { $0 != nil }) { return batchRejected(decodeErrors, txs: nil) }
             do {
                 let receipts = try await node.submit(txs)
-                try await waitFinality(request, receipts)
+                if waitFinal { await waitFinality(receipts) }
                 return JSONResponse.make(.object(["results": .array(receipts.map(receiptJSON))]))
             } catch let rejection as BatchRejection {
                 return batchRejected(rejection.items, txs: txs)
             }
         }
         let receipt = try await node.submit(try Transaction(json: json))
-        try await waitFinality(request, [receipt])
+        if waitFinal { await waitFinality([receipt]) }
         return JSONResponse.make(receiptJSON(receipt))
     }
 
-    /// With `?wait=final`, waits until the receipts' blocks are final (a quorum of validators signed them).
-    func waitFinality(_ request: Request, _ receipts: [Receipt]) async throws {
-        guard let wait = request.uri.queryParameters.get("wait") else { return }
+    /// The `wait` parameter: `commit` (the default) or `final`.
+    func waitMode(_ request: Request) throws -> String {
+        let wait = request.uri.queryParameters.get("wait").map { String($0) } ?? "commit"
         guard wait == "final" || wait == "commit" else { throw LedgerError("bad_parameter", "wait is commit (the default) or final") }
-        if wait == "final", let top = receipts.map(\.height).max() { _ = await node.waitFinal(top, timeout: .seconds(30)) }
+        return wait
+    }
+
+    /// Waits until the receipts' blocks are final (a quorum of validators signed them), at most 30 s;
+    /// the receipts then say whether they are.
+    func waitFinality(_ receipts: [Receipt]) async {
+        if let top = receipts.map(\.height).max() { _ = await node.waitFinal(top, timeout: .seconds(30)) }
     }
 
     /// A receipt, saying whether its block is final yet.

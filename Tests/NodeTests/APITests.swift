@@ -89,7 +89,32 @@ import Testing
             try expectError(try await client.execute(uri: "/v1/proofs/consistency?from=0&to=1", method: .get), .badRequest, "bad_tree_sizes")
             try expectError(try await client.execute(uri: "/v1/blocks/999", method: .get), .notFound, "not_found")
             try expectError(try await client.execute(uri: "/v1/blocks?limit=1000", method: .get), .badRequest, "bad_parameter")
+            // The consensus routes refuse bad parameters too; a bad `wait` is refused before anything is submitted.
+            let waitBad = try notaryTx(alice, nonce: 70, document: "wait")
+            try expectError(
+                try await client.execute(
+                    uri: "/v1/transactions?wait=forever", method: .post, headers: [.contentType: "application/json"],
+                    body: ByteBuffer(bytes: waitBad.jsonView.canonicalBytes)), .badRequest, "bad_parameter")
+            try expectError(try await client.execute(uri: "/v1/transactions/\(waitBad.id.hex)", method: .get), .notFound, "not_found")
+            try expectError(try await client.execute(uri: "/v1/sync/blocks", method: .get), .badRequest, "missing_parameter")
+            try expectError(try await client.execute(uri: "/v1/sync/blocks?from=1&limit=0", method: .get), .badRequest, "bad_parameter")
+            try expectError(try await client.execute(uri: "/v1/checkpoint?final=maybe", method: .get), .badRequest, "bad_parameter")
             #expect(node.logSize == before)
+
+            // Solo: each block is final at once (the node's own vote certifies it), and says so.
+            let finalTx = try notaryTx(alice, nonce: 71, document: "final")
+            let finalReceipt = try json(
+                try await client.execute(
+                    uri: "/v1/transactions?wait=final", method: .post, headers: [.contentType: "application/json"],
+                    body: ByteBuffer(bytes: finalTx.jsonView.canonicalBytes)))
+            #expect(finalReceipt["final"] == .bool(true))
+            let blockView = try json(try await client.execute(uri: "/v1/blocks/\(finalReceipt["height"]!.intValue!)", method: .get))
+            #expect(blockView["final"] == .bool(true) && blockView["certificate"]?["votes"]?.arrayValue?.count == 1)
+            let consensus = try json(try await client.execute(uri: "/v1/consensus", method: .get))
+            #expect(consensus["ordering"] == .string("solo") && consensus["quorum"] == .int(1))
+            let finalNote = String(buffer: try await client.execute(uri: "/v1/checkpoint?final=true", method: .get).body)
+            let vkeys = try (consensus["vkeys"]?.arrayValue ?? []).map { try NoteVerifier(vkey: $0.stringValue ?? "") }
+            #expect(try SignedNote(finalNote).verify(quorum: 1, of: vkeys) == 1)
         }
     }
 
