@@ -97,7 +97,7 @@ final class Mempool: Sendable {
                     }
                     if errors[i] != nil { bad = true }
                 }
-                if !bad && s.count + txs.count > capacity {
+                if !bad && s.pendingIDs.count + txs.count > capacity {
                     return .failure(BatchRejection(items: txs.map { _ in LedgerError("mempool_full", "the mempool is full (\(capacity) transactions); retry later") }))
                 }
                 if bad { return .failure(BatchRejection(items: errors)) }
