@@ -477,6 +477,38 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         #expect(late.result["status"]?.stringValue == "expired")
     }
 
+    /// Member changes: suspend and reinstate, rotate a member's key (the old key loses its vote, the new
+    /// one has it), remove; the last active member cannot go.
+    @Test func memberChanges() throws {
+        let a = SigningKey(), b = SigningKey()
+        // Two members, more than half: both must approve.
+        let chain = MemoryChain(governance: GovernanceContract(members: [a.publicKey.did, b.publicKey.did], validators: [SigningKey().publicKey.did]))
+        func pass(_ payload: JSONValue, by first: SigningKey, _ second: SigningKey?) -> Receipt {
+            let p = chain.run(first, "governance", "propose", payload)
+            guard let second, p.status == .committed else { return p }
+            return chain.run(second, "governance", "approve", .object(["proposal": .string(p.transactionID.hex)]))
+        }
+        func members() throws -> [String: String] {
+            Dictionary(uniqueKeysWithValues: try JSONValue.parse(chain.state[GovernanceContract.membersKey]!).arrayValue!.map {
+                ($0["did"]!.stringValue!, $0["status"]!.stringValue!)
+            })
+        }
+        let rotated = SigningKey()
+        let rotation = pass(.object(["kind": .string("rotate_member_key"), "subject": .string(b.publicKey.did), "key": .string(rotated.publicKey.did)]), by: a, b)
+        #expect(rotation.result["status"]?.stringValue == "applied")
+        #expect(try members() == [a.publicKey.did: "active", rotated.publicKey.did: "active"])
+        #expect(chain.run(b, "governance", "propose", .object(["kind": .string("remove_member"), "subject": .string(a.publicKey.did)])).errorCode == "not_a_member")
+        // Suspend the rotated member (one active member left), reinstate it by that member alone, then remove it.
+        #expect(pass(.object(["kind": .string("suspend_member"), "subject": .string(rotated.publicKey.did)]), by: a, rotated).result["status"]?.stringValue == "applied")
+        #expect(try members()[rotated.publicKey.did] == "suspended")
+        #expect(pass(.object(["kind": .string("suspend_member"), "subject": .string(a.publicKey.did)]), by: a, nil).errorCode == "last_member")
+        #expect(pass(.object(["kind": .string("reinstate_member"), "subject": .string(rotated.publicKey.did)]), by: a, nil).result["status"]?.stringValue == "applied")
+        #expect(try members()[rotated.publicKey.did] == "active")
+        #expect(pass(.object(["kind": .string("remove_member"), "subject": .string(rotated.publicKey.did)]), by: a, rotated).result["status"]?.stringValue == "applied")
+        #expect(try members() == [a.publicKey.did: "active"])
+        #expect(pass(.object(["kind": .string("remove_member"), "subject": .string(a.publicKey.did)]), by: a, nil).errorCode == "last_member")
+    }
+
     @Test func thresholdComesFromGenesis() throws {
         let g = Genesis(chainID: "t", proposer: SigningKey().publicKey, timeMillis: 1, governanceThreshold: (2, 3))
         let back = try Genesis(json: g.json)
