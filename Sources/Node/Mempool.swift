@@ -6,9 +6,6 @@ import Synchronization
 struct NonceKey: Hashable, Sendable {
     let a: UInt64, b: UInt64, c: UInt64, d: UInt64, nonce: UInt64
 
-    /// The author's 32 key bytes back from the words.
-    var authorBytes: [UInt8] { [a, b, c, d].flatMap { w in (0..<8).map { UInt8(truncatingIfNeeded: w >> (56 - 8 * UInt64($0))) } } }
-
     init(_ author: PublicKey, _ nonce: UInt64) {
         let r = author.rawRepresentation
         func word(_ i: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 << 8 | UInt64(r[i * 8 + $1]) } }
@@ -69,8 +66,6 @@ final class Mempool: Sendable {
 
     /// Admitted here (so its signature was checked here) and not yet committed.
     func isPending(_ id: Hash) -> Bool { state.withLock { $0.pendingIDs.contains(id) } }
-
-    var committedNonceKeys: [NonceKey] { state.withLock { Array($0.committedNonces) } }
 
     func isCommitted(_ tx: Transaction) -> Bool { state.withLock { $0.committedNonces.contains(NonceKey(tx.author, tx.nonce)) } }
 

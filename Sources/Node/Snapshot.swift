@@ -4,20 +4,20 @@ import LedgerCore
 import Store
 
 /// State snapshots (issue: consortium network, sync and recovery): a node joining a chain whose history
-/// is long starts from a peer's snapshot instead of replaying from genesis, and checks it against
-/// nothing but genesis.
+/// is long starts from a peer's snapshot instead of re-executing it, and checks it against nothing but
+/// genesis.
 ///
 /// A snapshot at a final height H holds: block H's header, proposer signature and quorum certificate;
 /// every governance change of the validator set up to H, each as the header of the block that made it,
 /// that block's certificate and a state proof of `governance/validators` against its state root; the
-/// whole state at H; the log's leaf hashes; the (author, nonce) pairs already used.
+/// whole state at H; the committed transactions (canonical bytes, in log order), from which the log's
+/// leaves and the used (author, nonce) pairs are derived.
 ///
 /// Checks on installing: walking from genesis's validator set, each change's certificate verifies with
 /// the set before it and its proof gives the next set; block H's certificate verifies with the set in
-/// force; the state rebuilt from the entries has H's state root; the leaves give H's log size and root;
-/// there is one nonce per leaf. (The nonce set itself is not committed to by any header: a peer could
-/// drop some, weakening replay protection for transactions before H. Take snapshots from a member you trust
-/// for that, or compare two.)
+/// force, which must be the set the state names; the state rebuilt from the entries has H's state root;
+/// the transactions give H's log size and root (so the replay-protection set is exactly the chain's).
+/// Only a node with the full history serves snapshots.
 extension LedgerNode {
     static func validatorChangeKey(_ height: UInt64) -> String { "validators@" + EtcdBlockLog.padded(height) }
 
@@ -46,14 +46,22 @@ extension LedgerNode {
             changes.append(.object(o))
         }
         let state = stateCache.all.sorted { $0.key < $1.key }.map { JSONValue.array([.string($0.key), .string(Base64.encode($0.value))]) }
-        let leaves: [UInt8] = log.withLock { log in (0..<log.size).flatMap { log.leafHash(at: $0).bytes } }
-        let nonces: [UInt8] = mempool.committedNonceKeys.sorted { ($0.a, $0.b, $0.c, $0.d, $0.nonce) < ($1.a, $1.b, $1.c, $1.d, $1.nonce) }
-            .flatMap { key in key.authorBytes + (0..<8).map { UInt8(truncatingIfNeeded: key.nonce >> (56 - 8 * UInt64($0))) } }
+        guard (try store.firstHeight()) == 0 else {
+            throw LedgerError("no_full_history", "this node started from a snapshot: take snapshots from a node with the full history")
+        }
+        var transactions = BinaryWriter(capacity: 1 << 20)
+        var count: UInt64 = 0
+        try store.forEachTransaction { leaf, _, raw in
+            guard leaf < block.header.logSize else { return }
+            transactions.writeBytes(raw)
+            count += 1
+        }
+        guard count == block.header.logSize else { throw LedgerError("internal_error", "the store holds \(count) of \(block.header.logSize) transactions") }
         return .object([
             "chainId": .string(genesis.chainID), "height": .int(Int64(height)),
             "header": .string(Base64.encode(block.header.encoded)), "signature": .string(Base64.encode(block.signature)),
             "certificate": .string(Base64.encode(certificate.encoded)), "validatorChanges": .array(changes), "state": .array(state),
-            "leaves": .string(Base64.encode(leaves)), "nonces": .string(Base64.encode(nonces)),
+            "transactions": .string(Base64.encode(transactions.bytes)),
         ])
     }
 
@@ -105,26 +113,22 @@ extension LedgerNode {
         guard inState == (pendingAtH ?? validators).map(\.did) else {
             throw LedgerError("bad_snapshot", "the validator set in the state is not the one its proven changes lead to")
         }
-        let leafBytes = try bytes("leaves")
-        guard leafBytes.count % 32 == 0 else { throw LedgerError("bad_snapshot", "leaves are 32-byte hashes") }
+        // The transactions: their leaves must give block H's log, and they name the used nonces.
+        var reader = BinaryReader(try bytes("transactions"))
         var merkle = MerkleLog()
         var leaves: [[UInt8]] = []
-        for i in stride(from: 0, to: leafBytes.count, by: 32) {
-            let leaf = Array(leafBytes[i..<i + 32])
-            merkle.append(leafHash: try Hash(leaf))
-            leaves.append(leaf)
+        var nonces: [([UInt8], UInt64)] = []
+        var seen: Set<NonceKey> = []
+        while !reader.isAtEnd {
+            let tx = try Transaction(encoded: try reader.readBytes(limit: 1 << 20))
+            guard tx.chainID == genesis.chainID else { throw LedgerError("bad_snapshot", "a transaction of another chain") }
+            guard seen.insert(NonceKey(tx.author, tx.nonce)).inserted else { throw LedgerError("bad_snapshot", "a nonce used twice") }
+            merkle.append(leafHash: tx.leafHash)
+            leaves.append(tx.leafHash.bytes)
+            nonces.append((tx.author.rawRepresentation, tx.nonce))
         }
         guard merkle.size == header.logSize, merkle.root == header.logRoot else {
-            throw LedgerError("bad_snapshot", "the leaves do not give block \(header.height)'s log root")
-        }
-        let nonceBytes = try bytes("nonces")
-        guard nonceBytes.count % 40 == 0, nonceBytes.count / 40 == leaves.count else {
-            throw LedgerError("bad_snapshot", "one used nonce per logged transaction is expected")
-        }
-        var nonces: [([UInt8], UInt64)] = []
-        for i in stride(from: 0, to: nonceBytes.count, by: 40) {
-            let nonce = nonceBytes[(i + 32)..<(i + 40)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            nonces.append((Array(nonceBytes[i..<i + 32]), nonce))
+            throw LedgerError("bad_snapshot", "the transactions do not give block \(header.height)'s log root")
         }
         // Installed: block H signed by its proposer, this node's own checkpoint of it.
         let key = try KeyFile.load(directory.nodeKey)
