@@ -429,8 +429,10 @@ public final class LedgerNode: Sendable {
     func isCommitted(_ tx: Transaction) -> Bool { mempool.isCommitted(tx) }
 
     /// Admitted transactions to forward to the ordering service (etcd mode).
+    /// Forwarding waits at most 2 ms to gather a batch: the block interval is the leader's to apply.
     func nextForwardBatch() async -> [Transaction] {
-        await mempool.nextBatch(maxCount: configuration.blockSize, maxDelay: configuration.blockInterval, limit: configuration.maxBlockTransactions)
+        await mempool.nextBatch(
+            maxCount: configuration.blockSize, maxDelay: min(configuration.blockInterval, .milliseconds(2)), limit: configuration.maxBlockTransactions)
     }
 
     /// Keeps misbehaviour evidence (a refused proposal, an equivocation, a fork) and raises the alarm:

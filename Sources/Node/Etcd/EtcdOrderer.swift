@@ -283,9 +283,32 @@ final class EtcdOrderer: Sendable {
                     return
                 }
             }
+            // Queue writes wake the leader up (a watch), so it neither polls etcd nor waits a whole interval.
+            let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let watcher = Task { [client, queuePrefix] in
+                while !Task.isCancelled {
+                    do {
+                        let revision = try await client.status().revision
+                        wake.yield()
+                        for try await _ in client.watch(prefix: queuePrefix, fromRevision: revision + 1) { wake.yield() }
+                    } catch {
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+            }
+            defer { watcher.cancel() }
+            var iterator = wakeUps.makeAsyncIterator()
             while !Task.isCancelled && leading.load(ordering: .relaxed) && node.isValidator {
                 do {
-                    if try await !proposeOnce() { try? await Task.sleep(for: node.configuration.blockInterval) }
+                    if try await !proposeOnce() {
+                        // Nothing queued: wait for a queue write, at most 100 ms (the lease is watched meanwhile).
+                        let timeout = Task {
+                            try? await Task.sleep(for: .milliseconds(100))
+                            wake.yield()
+                        }
+                        _ = await iterator.next()
+                        timeout.cancel()
+                    }
                 } catch {
                     logger.warning("block proposal failed", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .milliseconds(200))
