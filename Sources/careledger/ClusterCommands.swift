@@ -129,19 +129,12 @@ struct ClusterUp: AsyncParsableCommand {
         }
         do {
             for (i, member) in layout.nodes.enumerated() {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-                process.arguments = [
-                    "node", "--data", member.data, "--http", String(member.api.dropFirst("http://".count)), "--etcd",
-                    layout.etcdClients.joined(separator: ","), "--block-size", String(blockSize), "--block-interval-ms", String(blockIntervalMs),
-                ] + layout.nodes.filter { $0.name != member.name }.flatMap { ["--peer", $0.api] }
-                let log = "\(dataPath)/node-\(i).log"
-                FileManager.default.createFile(atPath: log, contents: nil)
-                let handle = FileHandle(forWritingAtPath: log)
-                handle?.seekToEndOfFile()
-                process.standardOutput = handle
-                process.standardError = handle
-                try process.run()
+                let arguments =
+                    [
+                        "node", "--data", member.data, "--http", String(member.api.dropFirst("http://".count)), "--etcd",
+                        layout.etcdClients.joined(separator: ","), "--block-size", String(blockSize), "--block-interval-ms", String(blockIntervalMs),
+                    ] + layout.nodes.filter { $0.name != member.name }.flatMap { ["--peer", $0.api] }
+                let process = try LocalEtcdCluster.spawn(binary: "/proc/self/exe", arguments: arguments, log: "\(dataPath)/node-\(i).log")
                 children.append(process)
                 layout.nodes[i].pid = process.processIdentifier
             }

@@ -7,43 +7,25 @@ import Testing
 /// injected with kill -9 under load (issue 5, items 5 and 6).
 @Suite struct ClusterCLITests {
     /// The running `cluster up` process, stopped with SIGINT (as Ctrl-C) at the end.
-    final class ClusterProcess: @unchecked Sendable {
-        let process = Process()
-        let output = Pipe()
+    final class ClusterProcess: CLIProcess, @unchecked Sendable {
         let data: String
 
         init(data: String) throws {
             self.data = data
-            process.executableURL = URL(fileURLWithPath: CLI.binary)
-            process.arguments = ["cluster", "up", "--nodes", "4", "--data", data]
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var buffer = ""
-            let deadline = Date().addingTimeInterval(120)
-            while Date() < deadline {
-                let chunk = output.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                buffer += String(decoding: chunk, as: UTF8.self)
-                if buffer.contains("Stop with Ctrl-C.") { return }
-            }
-            stop(signal: SIGKILL)
-            throw LedgerError("cluster_did_not_start", buffer)
+            super.init()
+            _ = try start(["cluster", "up", "--nodes", "4", "--data", data]) { $0.contains("Stop with Ctrl-C.") ? true : nil }
         }
 
         var layout: JSONValue { (try? JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: data + "/cluster.json"))))) ?? .null }
 
-        func stop(signal: Int32 = SIGINT) {
-            guard process.isRunning else { return }
-            kill(process.processIdentifier, signal)
-            process.waitUntilExit()
-        }
+        /// Ctrl-C.
+        func interrupt() { stop(signal: SIGINT) }
 
         deinit {
             if process.isRunning {
                 // Never leave processes behind, even when the test failed half-way.
                 for n in layout["nodes"]?.arrayValue ?? [] { if let pid = n["pid"]?.intValue { kill(Int32(pid), SIGKILL) } }
-                stop()
+                interrupt()
             }
         }
     }
@@ -150,7 +132,7 @@ import Testing
         }
         trace("every transaction checked on every node")
         // Ctrl-C stops the whole cluster.
-        cluster.stop()
+        cluster.interrupt()
         #expect(cluster.process.terminationStatus == 0)
         for pid in pids[0..<3] { #expect(kill(Int32(pid), 0) != 0, "node process \(pid) still running") }
         restarted.stop()
@@ -165,7 +147,7 @@ import Testing
             #expect(node["up"]?.boolValue == true)
             #expect((node["height"]?.intValue ?? 0) > finalTop)
         }
-        again.stop()
+        again.interrupt()
         #expect(again.process.terminationStatus == 0)
     }
 }

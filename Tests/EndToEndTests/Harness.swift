@@ -44,42 +44,51 @@ enum CLI {
     }
 }
 
-/// A node process on a free loopback port; always stopped by `stop()` or deinit.
-final class NodeProcess: @unchecked Sendable {
+/// A `careledger` process started for a test; `start` returns once its output shows it is ready.
+class CLIProcess: @unchecked Sendable {
     let process = Process()
-    let data: String
-    private(set) var url = ""
-    private let output = Pipe()
+    let output = Pipe()
 
-    init(data: String, command: String = "up", extra: [String] = []) throws {
-        self.data = data
+    /// Runs `careledger arguments` and reads its standard output until `ready` finds what it waits for
+    /// (at most 120 s); answers that, or throws with what was printed.
+    func start<T>(_ arguments: [String], ready: (String) -> T?) throws -> T {
         process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = [command, "--data", data, "--http", "127.0.0.1:0"] + extra
+        process.arguments = arguments
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // Wait for the banner line with the API address.
         var buffer = ""
-        let deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             buffer += String(decoding: chunk, as: UTF8.self)
-            if let line = buffer.split(separator: "\n").first(where: { $0.hasPrefix("API:") }),
-                let address = line.split(separator: " ").first(where: { $0.hasPrefix("http://") })
-            {
-                url = String(address)
-                return
-            }
+            if let found = ready(buffer) { return found }
         }
-        stop()
-        throw LedgerError("node_did_not_start", "no API address in: \(buffer)")
+        stop(signal: SIGKILL)
+        throw LedgerError("did_not_start", "careledger \(arguments.first ?? "") did not get ready: \(buffer)")
     }
 
     func stop(signal: Int32 = SIGTERM) {
         guard process.isRunning else { return }
         kill(process.processIdentifier, signal)
         process.waitUntilExit()
+    }
+}
+
+/// A node process on a free loopback port; always stopped by `stop()` or deinit.
+final class NodeProcess: CLIProcess, @unchecked Sendable {
+    let data: String
+    private(set) var url = ""
+
+    init(data: String, command: String = "up", extra: [String] = []) throws {
+        self.data = data
+        super.init()
+        // Ready at the banner line with the API address.
+        url = try start([command, "--data", data, "--http", "127.0.0.1:0"] + extra) { buffer in
+            buffer.split(separator: "\n").first(where: { $0.hasPrefix("API:") })?.split(separator: " ").first(where: { $0.hasPrefix("http://") })
+                .map(String.init)
+        }
     }
 
     deinit { stop(signal: SIGKILL) }

@@ -59,11 +59,12 @@ public final class LocalEtcdCluster: @unchecked Sendable {
         ]
     }
 
-    static func spawn(binary: String, arguments: [String], log: String) throws -> Process {
+    /// Starts `binary` with its output appended to `log`.
+    public static func spawn(binary: String, arguments: [String], log: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
-        FileManager.default.createFile(atPath: log, contents: nil)
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = FileHandle(forWritingAtPath: log)
         handle?.seekToEndOfFile()
         process.standardOutput = handle
