@@ -272,28 +272,35 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         }
     }
 
-    /// One validator stops: the three others keep finalising (3 of 4 is a quorum). It restarts and
-    /// catches up, verifying every block. Then the etcd leader is killed: ordering resumes after the
-    /// election with nothing lost or applied twice.
+    /// The validator leading block proposal stops: another takes the lease over and the three others
+    /// keep finalising (3 of 4 is a quorum). It restarts and catches up, verifying every block. Then the
+    /// etcd leader is killed: ordering resumes after the election with nothing lost or applied twice.
     @Test func aStoppedNodeCatchesUpAndOrderingSurvivesTheEtcdLeader() async throws {
         try await withNetwork(nodes: 4, etcdMembers: 3) { net in
             let alice = SigningKey()
             _ = try await net.node(0).submit((0..<10).map { try net.tx(alice, $0) })
-            await net.stop(3)
-            trace("node 3 stopped")
-            var acknowledged: [Receipt] = []
-            for round in 0..<5 {
-                acknowledged += try await net.node(round % 3).submit((0..<20).map { try net.tx(alice, 100 + round * 20 + $0) })
+            // Stop the node that leads block proposal: another validator takes the lease over.
+            let leaderDID = try #require(try await net.node(0).orderingLeader())
+            let victim = try #require(try net.directories.indices.first { try net.key($0).publicKey.did == leaderDID })
+            let others = net.directories.indices.filter { $0 != victim }
+            let stoppedAt = ContinuousClock.now
+            await net.stop(victim)
+            trace("leading node \(victim) stopped")
+            var acknowledged = try await net.node(others[0]).submit((0..<20).map { try net.tx(alice, 100 + $0) })
+            trace("first commit without the leader after \(ContinuousClock.now - stoppedAt)")
+            for round in 1..<5 {
+                acknowledged += try await net.node(others[round % 3]).submit((0..<20).map { try net.tx(alice, 100 + round * 20 + $0) })
             }
             let top = acknowledged.map(\.height).max()!
-            for i in 0..<3 { #expect(await net.node(i).waitFinal(top), "node \(i) without node 3") }
-            trace("final without node 3")
+            for i in others { #expect(await net.node(i).waitFinal(top), "node \(i) without node \(victim)") }
+            #expect(try await net.node(others[0]).orderingLeader() != leaderDID)
+            trace("final without node \(victim)")
 
-            try net.start(3)
-            let caughtUp = net.node(3)
-            try await eventually("node 3 catches up to \(top)") { caughtUp.height >= top }
-            for h in 1...top { #expect(try caughtUp.store.block(height: h)?.header.hash == net.node(0).store.block(height: h)?.header.hash) }
-            trace("node 3 caught up")
+            try net.start(victim)
+            let caughtUp = net.node(victim)
+            try await eventually("node \(victim) catches up to \(top)") { caughtUp.height >= top }
+            for h in 1...top { #expect(try caughtUp.store.block(height: h)?.header.hash == net.node(others[0]).store.block(height: h)?.header.hash) }
+            trace("node \(victim) caught up")
 
             // Kill the etcd leader; ordering resumes through the other members.
             let leader = try #require(await net.etcd.cluster.leaderIndex())
