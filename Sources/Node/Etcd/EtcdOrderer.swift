@@ -30,6 +30,8 @@ final class EtcdOrderer: Sendable {
     /// not after catching up from peers or starting from a snapshot: then a proposal for a height past
     /// the next one means blocks are still missing here (retry), not that the proposal is invalid.
     private let exact: Mutex<Bool>
+    /// Read etcd's compaction floor on the next catch-up (at start, and after a lost proposal).
+    private let checkFloor = Mutex(true)
     private let votes = Mutex<[UInt64: [PublicKey: BlockVote]]>([:])
     private let sequence = Atomic<UInt64>(0)
     private let logger: Logger
@@ -153,7 +155,26 @@ final class EtcdOrderer: Sendable {
     /// `catchUp` with the node's commit lock already held.
     func catchUpLocked() async throws -> Int64 {
         var revision: Int64 = 0
-        // Slots at or below the floor were compacted away: what this node lacks from them comes from peers.
+        // Slots are decided one after the other, so a hole before the first one etcd returns means
+        // compaction; the floor is read then (and once at start, or after a lost proposal), not per block.
+        if checkFloor.withLock({ $0 }) { try await catchUpPastFloor() }
+        while true {
+            let from = appliedSlot.withLock { $0 } + 1
+            let (entries, rev) = try await slots.entries(from: from, limit: 32)
+            revision = rev
+            if entries.isEmpty { return revision }
+            if let first = entries.first, first.height > from {
+                try await catchUpPastFloor()
+                continue
+            }
+            for (slot, entry) in entries where slot >= from {
+                try await apply(slot: slot, entry: entry)
+            }
+        }
+    }
+
+    /// Slots at or below etcd's floor were compacted away: what this node lacks from them comes from peers.
+    private func catchUpPastFloor() async throws {
         if let floorText = try await client.get(slots.floorKey).map({ String(decoding: $0.value, as: UTF8.self) }), let floor = UInt64(floorText),
             floor > appliedSlot.withLock({ $0 })
         {
@@ -163,15 +184,7 @@ final class EtcdOrderer: Sendable {
             exact.withLock { $0 = false }
             try node.store.setMeta(Self.slotMetaKey, Array(String(floor).utf8))
         }
-        while true {
-            let from = appliedSlot.withLock { $0 } + 1
-            let (entries, rev) = try await slots.entries(from: from, limit: 32)
-            revision = rev
-            if entries.isEmpty { return revision }
-            for (slot, entry) in entries where slot >= from {
-                try await apply(slot: slot, entry: entry)
-            }
-        }
+        checkFloor.withLock { $0 = false }
     }
 
     /// Applies or skips one decided slot (the commit lock is held).
@@ -361,6 +374,7 @@ final class EtcdOrderer: Sendable {
         }
         guard won else {
             node.discard(prepared)
+            checkFloor.withLock { $0 = true }
             return true
         }
         try await node.commit(prepared, signature: signature, certificate: nil, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
