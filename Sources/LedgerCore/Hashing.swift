@@ -125,7 +125,44 @@ public enum Hex {
 
 /// Standard base64 (RFC 4648 §4) helpers that fail with a ledger error.
 public enum Base64 {
-    public static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        encode(bytes, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Appends the standard base64 (RFC 4648 §4, padded) of `bytes` to `out`.
+    public static func encode(_ bytes: [UInt8], into out: inout [UInt8]) {
+        let start = out.count
+        let length = (bytes.count + 2) / 3 * 4
+        out.append(contentsOf: repeatElement(UInt8(ascii: "="), count: length))
+        alphabet.withUnsafeBufferPointer { a in
+            bytes.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { o in
+                    var i = 0
+                    var j = start
+                    while i + 3 <= b.count {
+                        let v = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2])
+                        o[j] = a[Int(v >> 18)]
+                        o[j + 1] = a[Int(v >> 12 & 63)]
+                        o[j + 2] = a[Int(v >> 6 & 63)]
+                        o[j + 3] = a[Int(v & 63)]
+                        i += 3
+                        j += 4
+                    }
+                    let rest = b.count - i
+                    if rest > 0 {
+                        let v = UInt32(b[i]) << 16 | (rest == 2 ? UInt32(b[i + 1]) << 8 : 0)
+                        o[j] = a[Int(v >> 18)]
+                        o[j + 1] = a[Int(v >> 12 & 63)]
+                        if rest == 2 { o[j + 2] = a[Int(v >> 6 & 63)] }
+                    }
+                }
+            }
+        }
+    }
 
     public static func decode(_ text: String, field: String = "value") throws(LedgerError) -> [UInt8] {
         guard let data = Data(base64Encoded: text) else { throw LedgerError("bad_base64", "\(field) is not valid base64") }

@@ -104,7 +104,8 @@ public enum JSONValue: Hashable, Sendable {
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    /// Appends `s` as a JSON string (canonical escapes).
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Fast path: nothing to escape (the usual case: ids, base64, dids), copied in one go.
         var s = s
@@ -139,23 +140,36 @@ public enum JSONValue: Hashable, Sendable {
 
     /// Parses JSON text strictly.
     public static func parse(_ bytes: [UInt8]) throws(LedgerError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
-        parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == bytes.count else { throw LedgerError("malformed_json", "trailing data at byte \(parser.index)") }
-        return value
+        let result: Result<JSONValue, LedgerError> = bytes.withUnsafeBufferPointer { buffer in
+            var parser = JSONParser(bytes: buffer)
+            do throws(LedgerError) {
+                parser.skipWhitespace()
+                let value = try parser.parseValue(depth: 0)
+                parser.skipWhitespace()
+                guard parser.index == buffer.count else { throw LedgerError("malformed_json", "trailing data at byte \(parser.index)") }
+                return .success(value)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
     }
 
     public static func parse(_ text: String) throws(LedgerError) -> JSONValue { try parse(Array(text.utf8)) }
 }
 
 private struct JSONParser {
-    let bytes: [UInt8]
+    /// The text, valid for the parse only (`JSONValue.parse` holds the array).
+    let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
 
     mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x0a, 0x0d, 0x09].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0a, 0x0d, 0x09: index += 1
+            default: return
+            }
+        }
     }
 
     func fail(_ why: String) -> LedgerError { LedgerError("malformed_json", "\(why) at byte \(index)") }
@@ -176,7 +190,7 @@ private struct JSONParser {
 
     mutating func literal(_ word: String) throws(LedgerError) {
         let w = Array(word.utf8)
-        guard bytes.count - index >= w.count, Array(bytes[index..<index + w.count]) == w else { throw fail("invalid literal") }
+        guard bytes.count - index >= w.count, bytes[index..<index + w.count].elementsEqual(w) else { throw fail("invalid literal") }
         index += w.count
     }
 
@@ -255,9 +269,23 @@ private struct JSONParser {
         index += 1
         // Fast path: no escapes before the closing quote.
         var end = index
-        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        var ascii = true
+        while end < bytes.count {
+            let c = bytes[end]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+            if c >= 0x80 { ascii = false }
+            end += 1
+        }
         if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
-            guard let s = String(validating: bytes[index..<end], as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+            let text = UnsafeBufferPointer(rebasing: bytes[index..<end])
+            // ASCII needs no validation (and takes String's fastest path); anything else is validated.
+            let s: String
+            if ascii {
+                s = String(decoding: text, as: UTF8.self)
+            } else {
+                guard let valid = String(validating: text, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+                s = valid
+            }
             index = end + 1
             return s
         }
@@ -331,7 +359,22 @@ private struct JSONParser {
             guard index < bytes.count, (48...57).contains(bytes[index]) else { throw fail("digit expected in exponent") }
             while index < bytes.count, (48...57).contains(bytes[index]) { index += 1 }
         }
-        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        if isInteger, index - start <= 18 {
+            // Up to 18 digits cannot overflow an Int64: accumulated directly.
+            var negative = false
+            var i = start
+            if bytes[i] == UInt8(ascii: "-") {
+                negative = true
+                i += 1
+            }
+            var value: Int64 = 0
+            while i < index {
+                value = value * 10 + Int64(bytes[i] - 48)
+                i += 1
+            }
+            return .int(negative ? -value : value)
+        }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if isInteger, let i = Int64(text) { return .int(i) }
         guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
         return .double(d)

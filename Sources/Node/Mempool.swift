@@ -43,6 +43,8 @@ final class Mempool: Sendable {
         var committedNonces: Set<NonceKey> = []
         var waiters: [Hash: (BatchWaiter, Int)] = [:]
         var firstArrival: ContinuousClock.Instant?
+        /// When the last batch was taken: a node idle for `maxDelay` cuts at once.
+        var lastTaken: ContinuousClock.Instant?
         var wakeup: CheckedContinuation<Void, Never>?
         var closed: LedgerError?
         var count: Int { queue.count - head }
@@ -114,14 +116,19 @@ final class Mempool: Sendable {
         }
     }
 
-    /// Waits until `maxCount` transactions wait, or the oldest has waited `maxDelay`; then takes up to `limit`.
+    /// Waits until `maxCount` transactions wait, or the oldest has waited `maxDelay`, or `maxDelay` has
+    /// passed since the last batch (an idle node does not hold a lone transaction back); then takes
+    /// up to `limit`.
     func nextBatch(maxCount: Int, maxDelay: Duration, limit: Int) async -> [Transaction] {
         while !Task.isCancelled {
             enum Step { case take([Transaction]), sleep(Duration), park }
             let step: Step = state.withLock { s in
                 guard s.count > 0, let first = s.firstArrival else { return .park }
-                let waited = ContinuousClock.now - first
-                if s.count >= maxCount || waited >= maxDelay {
+                let now = ContinuousClock.now
+                let waited = now - first
+                let idle = s.lastTaken.map { now - $0 >= maxDelay } ?? true
+                if s.count >= maxCount || waited >= maxDelay || idle {
+                    s.lastTaken = now
                     let n = min(limit, s.count)
                     let batch = Array(s.queue[s.head..<s.head + n])
                     s.head += n
@@ -132,7 +139,8 @@ final class Mempool: Sendable {
                     s.firstArrival = s.count > 0 ? ContinuousClock.now : nil
                     return .take(batch)
                 }
-                return .sleep(min(maxDelay - waited, .milliseconds(1)))
+                let untilIdle = s.lastTaken.map { maxDelay - (now - $0) } ?? .zero
+                return .sleep(min(maxDelay - waited, untilIdle, .milliseconds(1)))
             }
             switch step {
             case .take(let batch): return batch

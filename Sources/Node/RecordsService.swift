@@ -23,6 +23,47 @@ public struct RecordRead: Sendable {
             "context": .string(RecordEntry.context(id: record.id, version: version.version)),
         ])
     }
+
+    /// `json`'s canonical bytes, written without building and sorting a dictionary (a timeline
+    /// writes a thousand of these).
+    public func write(into out: inout [UInt8]) {
+        func member(_ key: String, _ value: String) {
+            out.append(contentsOf: key.utf8)
+            JSONValue.writeString(value, into: &out)
+        }
+        member(#"{"author":"#, version.author)
+        out.append(contentsOf: #","ciphertext":""#.utf8)
+        Base64.encode(ciphertext, into: &out)
+        out.append(UInt8(ascii: "\""))
+        member(#","context":"#, RecordEntry.context(id: record.id, version: version.version))
+        member(#","custodian":"#, record.custodian)
+        member(#","keyHolder":"#, keyHolder)
+        member(#","patient":"#, record.patient)
+        member(#","recordId":"#, record.id)
+        member(#","resourceType":"#, record.resourceType)
+        member(#","status":"#, version.status.rawValue)
+        out.append(contentsOf: #","time":\#(version.time),"version":\#(version.version),"wrappedKey":"#.utf8)
+        wrappedKey.write(into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `{"records":[…],"withheld":n}` for a timeline, its records written on every core.
+    public static func timelineBytes(_ reads: [RecordRead], withheld: Int) async -> [UInt8] {
+        let chunks = await Parallel.mapChunks(reads) { slice in
+            var out: [UInt8] = []
+            out.reserveCapacity(2048 * slice.count)
+            for i in slice.indices {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                slice[i].write(into: &out)
+            }
+            return out
+        }
+        var out = Array(#"{"records":["#.utf8)
+        out.reserveCapacity(chunks.reduce(64) { $0 + $1.count })
+        for chunk in chunks { out.append(contentsOf: chunk) }
+        out.append(contentsOf: Array(#"],"withheld":\#(withheld)}"#.utf8))
+        return out
+    }
 }
 
 /// Reads of health data: consent checked against the latest committed state, an access event
@@ -147,10 +188,10 @@ public struct RecordsService: Sendable {
         } else {
             throw LedgerError("no_key_for_reader", "version \(version.version) of \(record.id) has no key wrapped for the reader; the patient must share it")
         }
-        guard let blob = vault.get(try Hash(hex: version.saltedHash)) else {
+        guard let ciphertext = vault.ciphertext(try Hash(hex: version.saltedHash)) else {
             throw LedgerError("not_in_vault", "this node does not hold the content of \(record.id) version \(version.version)")
         }
-        return RecordRead(record: record, version: version, ciphertext: blob.ciphertext, wrappedKey: version.wrappedKeys[holder]!, keyHolder: holder)
+        return RecordRead(record: record, version: version, ciphertext: ciphertext, wrappedKey: version.wrappedKeys[holder]!, keyHolder: holder)
     }
 
     /// One record, for `readerDID`, for `purpose`.
@@ -180,11 +221,22 @@ public struct RecordsService: Sendable {
 
     /// Every record of a patient the reader may see for `purpose`, with one access event.
     public func timeline(patient: String, readerDID: String, purpose: String, reason: String? = nil) async throws -> (reads: [RecordRead], withheld: Int) {
+        try await timeline(patient: patient, readerDID: readerDID, purpose: purpose, reason: reason) { reads, withheld in (reads, withheld) }
+    }
+
+    /// The timeline, rendered by `render` while its access event commits: the consent checks and
+    /// vault reads come first (so the event names exactly the records returned), then the event is
+    /// submitted and the answer is built during the block's commit. Nothing is returned before the
+    /// event is committed; if it is not, the rendered answer is dropped and the read fails.
+    public func timeline<Rendered: Sendable>(
+        patient: String, readerDID: String, purpose: String, reason: String? = nil,
+        render: @escaping @Sendable ([RecordRead], Int) async throws -> Rendered
+    ) async throws -> Rendered {
         try check(purpose: purpose)
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         guard try principal(patient)?.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
         let grants = try grants(patient: patient)
-        var reads: [RecordRead] = []
+        var permittedRecords: [RecordEntry] = []
         var withheld = 0
         var breakGlass: [String: JSONValue] = [:]
         for id in try recordIDs(patient: patient) {
@@ -194,18 +246,26 @@ public struct RecordsService: Sendable {
             let decision = authorised?.0 ?? ConsentDecision(permitted: false, grant: nil, reason: "break-the-glass needs a reason")
             let extra = authorised?.1 ?? [:]
             if !extra.isEmpty { breakGlass = extra }
-            if decision.permitted, let read = try? materialise(record, reader: reader) {
-                reads.append(read)
-            } else {
-                withheld += 1
-            }
+            if decision.permitted { permittedRecords.append(record) } else { withheld += 1 }
         }
+        // Vault reads on every core; a record without a key for the reader or not held here is withheld.
+        let materialised = await Parallel.map(permittedRecords) { record in try? self.materialise(record, reader: reader) }
+        let reads = materialised.compactMap { $0 }
+        withheld += materialised.count - reads.count
         let permitted = !reads.isEmpty || withheld == 0
-        try await recordAccess(
-            patient: patient, reader: reader.did, records: reads.map(\.record.id), purpose: purpose, permitted: permitted,
-            reason: "timeline: \(reads.count) returned, \(withheld) withheld", extra: permitted ? breakGlass : [:])
-        guard permitted else { throw LedgerError("consent_denied", "no consent covers \(purpose) access to this patient's records") }
-        return (reads, withheld)
+        let (readerDID, event, extra) = (reader.did, "timeline: \(reads.count) returned, \(withheld) withheld", permitted ? breakGlass : [:])
+        let ids = reads.map(\.record.id)
+        let access = Task {
+            try await recordAccess(
+                patient: patient, reader: readerDID, records: ids, purpose: purpose, permitted: permitted, reason: event, extra: extra)
+        }
+        var rendered: Result<Rendered, any Error>?
+        if permitted {
+            do { rendered = .success(try await render(reads, withheld)) } catch { rendered = .failure(error) }
+        }
+        try await access.value
+        guard let rendered else { throw LedgerError("consent_denied", "no consent covers \(purpose) access to this patient's records") }
+        return try rendered.get()
     }
 
     /// Every access event about the patient's data (the patient or her delegate only).

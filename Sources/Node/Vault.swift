@@ -9,9 +9,13 @@ public struct Vault: Sendable {
     public let path: String
     public static let maxBlobBytes = 16 * 1024 * 1024
 
+    /// The vault directory, open for `openat` (no path walk per blob read).
+    private let directory: DirectoryHandle
+
     public init(path: String) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        directory = try DirectoryHandle(path: path)
     }
 
     func file(_ hash: Hash) -> String { "\(path)/\(hash.hex)" }
@@ -45,9 +49,45 @@ public struct Vault: Sendable {
 
     /// (salt, ciphertext), or nil when this vault does not hold it (or it was erased).
     public func get(_ saltedHash: Hash) -> (salt: [UInt8], ciphertext: [UInt8])? {
-        guard let data = FileManager.default.contents(atPath: file(saltedHash)), data.count > 32 else { return nil }
-        let bytes = Array(data)
-        return (Array(bytes[0..<32]), Array(bytes[32...]))
+        guard let (fd, size) = openBlob(saltedHash) else { return nil }
+        defer { close(fd) }
+        var blob = [UInt8](repeating: 0, count: size)
+        guard Self.readFully(fd, into: &blob, at: 0) else { return nil }
+        return (Array(blob[0..<32]), Array(blob[32...]))
+    }
+
+    /// The ciphertext alone (what a read serves), or nil when this vault does not hold it.
+    public func ciphertext(_ saltedHash: Hash) -> [UInt8]? {
+        guard let (fd, size) = openBlob(saltedHash) else { return nil }
+        defer { close(fd) }
+        var ciphertext = [UInt8](repeating: 0, count: size - 32)
+        return Self.readFully(fd, into: &ciphertext, at: 32) ? ciphertext : nil
+    }
+
+    /// Plain POSIX calls relative to the open directory: a timeline read opens a thousand blobs,
+    /// and Foundation's file reading and full path walks cost several times the system calls.
+    private func openBlob(_ saltedHash: Hash) -> (Int32, Int)? {
+        let fd = openat(directory.fd, saltedHash.hex, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 32, info.st_size <= Self.maxBlobBytes else {
+            close(fd)
+            return nil
+        }
+        return (fd, Int(info.st_size))
+    }
+
+    private static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int) -> Bool {
+        buffer.withUnsafeMutableBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = pread(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                done += n
+            }
+            return true
+        }
     }
 
     /// Crypto-shredding: overwrites then unlinks the blob (salt and ciphertext). Returns whether it was here.
@@ -66,6 +106,18 @@ public struct Vault: Sendable {
     }
 
     public func contains(_ saltedHash: Hash) -> Bool { FileManager.default.fileExists(atPath: file(saltedHash)) }
+}
+
+/// An open directory descriptor, closed with the last vault value that shares it.
+final class DirectoryHandle: Sendable {
+    let fd: Int32
+
+    init(path: String) throws {
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw LedgerError("io_error", "cannot open the vault directory \(path)") }
+    }
+
+    deinit { close(fd) }
 }
 
 extension DataDirectory {

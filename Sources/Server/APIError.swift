@@ -36,7 +36,12 @@ enum APIError {
 
 enum JSONResponse {
     static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        var bytes = value.canonicalBytes
+        make(bytes: value.canonicalBytes, status: status)
+    }
+
+    /// A JSON body already serialised (canonical form, without the final newline).
+    static func make(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        var bytes = bytes
         bytes.append(0x0a)
         return Response(
             status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))

@@ -96,10 +96,11 @@ struct RecordsAPI: Sendable {
         router.get("/v1/patients/:did/records") { request, context in
             await api.handle {
                 let reader = try auth.authenticate(request)
-                let (reads, withheld) = try await records.timeline(
+                let body = try await records.timeline(
                     patient: context.parameters.get("did") ?? "", readerDID: reader, purpose: request.uri.queryParameters.get("purpose") ?? "treatment",
-                    reason: request.uri.queryParameters.get("reason").map { String($0) })
-                return JSONResponse.make(.object(["records": .array(reads.map(\.json)), "withheld": .int(Int64(withheld))]))
+                    reason: request.uri.queryParameters.get("reason").map { String($0) }
+                ) { reads, withheld in await RecordRead.timelineBytes(reads, withheld: withheld) }
+                return JSONResponse.make(bytes: body)
             }
         }
         router.get("/v1/patients/:did/access-log") { request, context in

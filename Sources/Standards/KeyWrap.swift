@@ -42,6 +42,15 @@ public struct WrappedKey: Sendable, Hashable {
         return .object(o)
     }
 
+    /// `json`'s canonical bytes, written directly.
+    public func write(into out: inout [UInt8]) {
+        out.append(contentsOf: #"{"ct":""#.utf8)
+        Base64.encode(ciphertext, into: &out)
+        out.append(contentsOf: #"","enc":""#.utf8)
+        Base64.encode(enc, into: &out)
+        out.append(contentsOf: exported ? #"","mode":"export"}"#.utf8 : #""}"#.utf8)
+    }
+
     public init(json: JSONValue) throws(LedgerError) {
         guard let enc = json["enc"]?.stringValue, let ct = json["ct"]?.stringValue else {
             throw LedgerError("bad_wrapped_key", "a wrapped key is {\"enc\": base64, \"ct\": base64}")
@@ -96,7 +105,7 @@ public enum KeyWrap {
 /// A writer's wrapping session: one HPKE encapsulation per reader, reused for every content key
 /// wrapped for that reader in the session (export mode). Not for concurrent use.
 public final class KeyWrapSession {
-    private var senders: [[UInt8]: (enc: [UInt8], sender: HPKE.Sender)] = [:]
+    private var senders: [[UInt8]: HPKEExportContext] = [:]
 
     public init() {}
 
@@ -104,16 +113,15 @@ public final class KeyWrapSession {
         do {
             if senders[recipient] == nil {
                 let publicKey = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: recipient)
-                let sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: KeyWrap.ciphersuite, info: KeyWrap.info)
-                senders[recipient] = (Array(sender.encapsulatedKey), sender)
+                senders[recipient] = try HPKEExportContext(sealingTo: publicKey, info: Array(KeyWrap.info))
             }
-            let (enc, sender) = senders[recipient]!
-            let kek = try sender.exportSecret(context: Data((KeyWrap.exportLabel + context).utf8), outputByteCount: 32)
+            let sender = senders[recipient]!
+            let kek = SymmetricKey(data: sender.export(context: Array((KeyWrap.exportLabel + context).utf8), length: 32))
             let raw = contentKey.withUnsafeBytes { Data($0) }
             guard let sealed = try AES.GCM.seal(raw, using: kek, authenticating: Data(context.utf8)).combined else {
                 throw LedgerError("internal_error", "AES-GCM gave no combined form")
             }
-            return WrappedKey(enc: enc, ciphertext: Array(sealed), exported: true)
+            return WrappedKey(enc: sender.enc, ciphertext: Array(sealed), exported: true)
         } catch let error as LedgerError {
             throw error
         } catch {
@@ -125,21 +133,21 @@ public final class KeyWrapSession {
 /// A reader's unwrapping context: decapsulates each distinct `enc` once. Not for concurrent use.
 public final class KeyUnwrapper {
     let key: EncryptionKey
-    private var recipients: [[UInt8]: HPKE.Recipient] = [:]
+    private var recipients: [[UInt8]: HPKEExportContext] = [:]
 
     public init(key: EncryptionKey) { self.key = key }
 
     public func unwrap(_ wrapped: WrappedKey, context: String) throws(LedgerError) -> SymmetricKey {
         guard wrapped.exported else { return try KeyWrap.unwrap(wrapped, with: key, context: context) }
         do {
-            let recipient: HPKE.Recipient
+            let recipient: HPKEExportContext
             if let cached = recipients[wrapped.enc] {
                 recipient = cached
             } else {
-                recipient = try HPKE.Recipient(privateKey: key.privateKey, ciphersuite: KeyWrap.ciphersuite, info: KeyWrap.info, encapsulatedKey: Data(wrapped.enc))
+                recipient = try HPKEExportContext(openingWith: key.privateKey, enc: wrapped.enc, info: Array(KeyWrap.info))
                 recipients[wrapped.enc] = recipient
             }
-            let kek = try recipient.exportSecret(context: Data((KeyWrap.exportLabel + context).utf8), outputByteCount: 32)
+            let kek = SymmetricKey(data: recipient.export(context: Array((KeyWrap.exportLabel + context).utf8), length: 32))
             return SymmetricKey(data: try AES.GCM.open(AES.GCM.SealedBox(combined: wrapped.ciphertext), using: kek, authenticating: Data(context.utf8)))
         } catch {
             throw LedgerError("unwrap_failed", "the wrapped key does not open with this key")

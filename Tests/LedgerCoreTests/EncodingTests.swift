@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 import Testing
 
@@ -118,6 +119,42 @@ import Testing
             #expect(throws: LedgerError.code("malformed_json"), "\(bad)") { try JSONValue.parse(bad) }
         }
         #expect(try JSONValue.parse(#"{"b":[1,2.5,-3e2,"\u00e9\ud83d\ude00"],"a":null}"#).canonicalString == #"{"a":null,"b":[1,2.5,-300,"é😀"]}"#)
+    }
+
+    @Test func jsonNumbersAndStrings() throws {
+        // Integers up to 18 digits take a fast path; longer ones the general one; both exact.
+        for text in ["0", "-0", "7", "-42", "999999999999999999", "-999999999999999999", "9223372036854775807", "-9223372036854775808"] {
+            #expect(try JSONValue.parse(text) == .int(Int64(text)!), "\(text)")
+        }
+        #expect(try JSONValue.parse("9223372036854775808") == .double(9223372036854775808))
+        #expect(try JSONValue.parse("12345678901234567890123") == .double(12345678901234567890123))
+        // ASCII and non-ASCII strings; invalid UTF-8 refused.
+        #expect(try JSONValue.parse(#"["plain","caf\#u{e9}","\#u{1F600}"]"#) == .array([.string("plain"), .string("café"), .string("😀")]))
+        #expect(throws: LedgerError.code("malformed_json")) { try JSONValue.parse([0x22, 0xff, 0x22]) }
+        #expect(throws: LedgerError.code("malformed_json")) { try JSONValue.parse([0x22, 0xc3, 0x22]) }
+        #expect(throws: LedgerError.code("malformed_json")) { try JSONValue.parse("tru") }
+        #expect(try JSONValue.parse(" [true, false, null] ") == .array([.bool(true), .bool(false), .null]))
+    }
+
+    @Test func base64MatchesFoundation() throws {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<200 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let ours = Base64.encode(bytes)
+            #expect(ours == Data(bytes).base64EncodedString(), "length \(length)")
+            #expect(try Base64.decode(ours) == bytes)
+            var appended = Array("x".utf8)
+            Base64.encode(bytes, into: &appended)
+            #expect(appended == Array(("x" + ours).utf8))
+        }
+    }
+
+    @Test func parallelMapKeepsOrder() async {
+        for count in [0, 1, 2, 3, 7, 100, 1001] {
+            let items = Array(0..<count)
+            #expect(await Parallel.map(items) { $0 * 3 } == items.map { $0 * 3 })
+            #expect(await Parallel.mapChunks(items) { Array($0) }.flatMap { $0 } == items)
+        }
     }
 
     @Test func varints() throws {

@@ -115,6 +115,27 @@ import Testing
         }
     }
 
+    /// An idle node does not hold a lone transaction back for the block interval; a busy one cuts
+    /// a block when `blockSize` transactions wait.
+    @Test func idleNodeCutsAtOnce() async throws {
+        let chain = try TempChain()
+        var c = NodeConfiguration()
+        c.blockSize = 10
+        c.blockInterval = .seconds(3600)
+        let node = try LedgerNode(directory: chain.directory, configuration: c)
+        let alice = SigningKey()
+        try await withRunningNode(node) {
+            let lone = try notaryTx(alice, nonce: 1, document: "lone")
+            let receipt = try await withDeadline(seconds: 60) { try? await node.submit([lone]) }
+            #expect(receipt?.first?.status == .committed)
+            #expect(node.height == 1)
+            let full = try (2..<12).map { try notaryTx(alice, nonce: UInt64($0), document: "full\($0)") }
+            let receipts = try await withDeadline(seconds: 60) { try? await node.submit(full) }
+            #expect(receipts?.allSatisfy { $0.status == .committed } == true)
+            #expect(node.logSize == 11)
+        }
+    }
+
     @Test func auditFindsTampering() async throws {
         let cases = [
             ("UPDATE state SET value = CAST('{\"label\":\"forged\"}' AS BLOB) WHERE rowid = (SELECT MIN(rowid) FROM state)", "state"),

@@ -211,8 +211,23 @@ struct TestNetwork {
                 #expect(try await rc.get("/v1/records/r1", as: patient).status == .ok)
 
                 // The timeline: the patient sees both records.
-                let timeline = try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))
+                let timelineResponse = try await rc.get("/v1/patients/\(patient.did)/records", as: patient)
+                let timeline = try rc.json(timelineResponse)
                 #expect(timeline["records"]?.arrayValue?.count == 2)
+                // The timeline is written directly (no dictionaries): it is still canonical JSON, and
+                // each entry is what `RecordRead.json` says.
+                #expect(Array(timelineResponse.body.readableBytesView) == timeline.canonicalBytes + [0x0a])
+                let direct = try await RecordsService(node: node, vault: network.vault).timeline(patient: patient.did, readerDID: patient.did, purpose: "treatment")
+                #expect(timeline["records"]?.arrayValue?.map(\.canonicalBytes).sorted { $0.lexicographicallyPrecedes($1) }
+                    == direct.reads.map(\.json.canonicalBytes).sorted { $0.lexicographicallyPrecedes($1) })
+                for read in direct.reads {
+                    var written: [UInt8] = []
+                    read.write(into: &written)
+                    #expect(written == read.json.canonicalBytes)
+                    written = []
+                    read.wrappedKey.write(into: &written)
+                    #expect(written == read.wrappedKey.json.canonicalBytes)
+                }
 
                 // Erasure: only the patient; the vault blobs are destroyed, reads answer 410, the record cannot be rewritten.
                 let versions = try rc.json(try await rc.get("/v1/records/c1/history", as: patient))["versions"]!.arrayValue!

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import LedgerCore
-import Standards
+@testable import Standards
 import Testing
 
 @Suite struct HPKETests {
@@ -50,6 +50,43 @@ import Testing
             }
         }
         #expect(opened == 48)
+    }
+
+    /// CareLedger's own exporter (which keeps the exporter secret to make each export one HMAC)
+    /// derives the RFC 9180 values of every base-mode vector, and agrees with swift-crypto both ways.
+    @Test func exporterMatchesVectorsAndSwiftCrypto() throws {
+        let all = try JSONValue.parse(Array(try Data(contentsOf: Self.vectors))).arrayValue ?? []
+        var checked = 0
+        for v in all where v["mode"]?.intValue == 0 {
+            let skR = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: hex(v["skRm"]))
+            let shared = try HPKEExportContext.decapsulate(privateKey: skR, enc: Array(hex(v["enc"])))
+            #expect(shared == Array(hex(v["shared_secret"])))
+            let aead = UInt16(v["aead_id"]?.intValue ?? 0)
+            let schedule = HPKEExportContext.keySchedule(sharedSecret: shared, info: Array(hex(v["info"])), aeadID: aead)
+            #expect(schedule.context == Array(hex(v["key_schedule_context"])))
+            #expect(schedule.secret == Array(hex(v["secret"])))
+            #expect(schedule.exporterSecret == Array(hex(v["exporter_secret"])))
+            // The sender side from the vector's ephemeral key gives the same enc and exporter secret.
+            let skE = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: hex(v["skEm"]))
+            let sender = try HPKEExportContext(sealingTo: skR.publicKey, ephemeral: skE, info: Array(hex(v["info"])), aeadID: aead)
+            #expect(sender.enc == Array(hex(v["enc"])))
+            #expect(sender.exporterSecret == schedule.exporterSecret)
+            checked += 1
+        }
+        #expect(checked == 3)
+        for length in [16, 32, 48, 80] {
+            let reader = EncryptionKey()
+            let info = Array("careledger/record-key/v1".utf8)
+            let context = Array("careledger/record-key-export/v1/rec-\(length)/1".utf8)
+            let theirs = try HPKE.Sender(recipientKey: reader.privateKey.publicKey, ciphersuite: KeyWrap.ciphersuite, info: Data(info))
+            let ours = try HPKEExportContext(openingWith: reader.privateKey, enc: Array(theirs.encapsulatedKey), info: info)
+            let expected = try theirs.exportSecret(context: Data(context), outputByteCount: length).withUnsafeBytes { Array($0) }
+            #expect(ours.export(context: context, length: length) == expected)
+            let ourSender = try HPKEExportContext(sealingTo: reader.privateKey.publicKey, info: info)
+            let recipient = try HPKE.Recipient(privateKey: reader.privateKey, ciphersuite: KeyWrap.ciphersuite, info: Data(info), encapsulatedKey: Data(ourSender.enc))
+            #expect(ourSender.export(context: context, length: length) == (try recipient.exportSecret(context: Data(context), outputByteCount: length).withUnsafeBytes { Array($0) }))
+            #expect(ourSender.export(context: context, length: length) != ours.export(context: context, length: length))
+        }
     }
 
     @Test func wrapAndUnwrap() throws {

@@ -61,6 +61,23 @@ public struct SealedVersion: Sendable {
         return try ContentCipher.open(try Base64.decode(ct, field: "ciphertext"), key: contentKey, context: context)
     }
 
+    /// Opens every read of a timeline answer, on every core (each core with its own unwrapper
+    /// cache); the plaintexts, or the first error.
+    public static func openAll(reads: [JSONValue], with key: EncryptionKey) async throws(LedgerError) -> [[UInt8]] {
+        let parts = await Parallel.mapChunks(reads) { slice -> Result<[[UInt8]], LedgerError> in
+            let unwrapper = KeyUnwrapper(key: key)
+            do throws(LedgerError) {
+                return .success(try slice.map { read throws(LedgerError) in try open(read: read, with: key, unwrapper: unwrapper) })
+            } catch {
+                return .failure(error)
+            }
+        }
+        var out: [[UInt8]] = []
+        out.reserveCapacity(reads.count)
+        for part in parts { out.append(contentsOf: try part.get()) }
+        return out
+    }
+
     /// Re-wraps a version's content key (opened from the patient's own wrapped key) for new readers.
     public static func rewrap(_ wrapped: WrappedKey, with key: EncryptionKey, context: String, for recipients: [String: [UInt8]]) throws(LedgerError) -> [String: WrappedKey] {
         let contentKey = try KeyWrap.unwrap(wrapped, with: key, context: context)
