@@ -239,10 +239,18 @@ public struct RecordsService: Sendable {
         var permittedRecords: [RecordEntry] = []
         var withheld = 0
         var breakGlass: [String: JSONValue] = [:]
+        // One consent decision per resource type (the policy depends on the type, not the record).
+        var decisions: [String: (ConsentDecision, [String: JSONValue])?] = [:]
         for id in try recordIDs(patient: patient) {
             guard let record = try record(id), record.erasedAtHeight == nil else { continue }
-            let authorised = try? authorise(
-                patient: patient, resourceType: record.resourceType, reader: reader, grants: grants, purpose: purpose, reason: reason)
+            let authorised: (ConsentDecision, [String: JSONValue])?
+            if let known = decisions[record.resourceType] {
+                authorised = known
+            } else {
+                authorised = try? authorise(
+                    patient: patient, resourceType: record.resourceType, reader: reader, grants: grants, purpose: purpose, reason: reason)
+                decisions[record.resourceType] = .some(authorised)
+            }
             let decision = authorised?.0 ?? ConsentDecision(permitted: false, grant: nil, reason: "break-the-glass needs a reason")
             let extra = authorised?.1 ?? [:]
             if !extra.isEmpty { breakGlass = extra }
