@@ -165,8 +165,54 @@ public enum Base64 {
     }
 
     public static func decode(_ text: String, field: String = "value") throws(LedgerError) -> [UInt8] {
-        guard let data = Data(base64Encoded: text) else { throw LedgerError("bad_base64", "\(field) is not valid base64") }
-        return Array(data)
+        var text = text
+        guard let bytes = text.withUTF8({ decode(utf8: $0) }) else { throw LedgerError("bad_base64", "\(field) is not valid base64") }
+        return bytes
+    }
+
+    /// 0...63 for an alphabet byte, 64 for "=", 255 otherwise.
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
+        table[Int(UInt8(ascii: "="))] = 64
+        return table
+    }()
+
+    /// Standard padded base64 (RFC 4648 §4): a multiple of 4 characters from the alphabet, with
+    /// at most two "=" at the very end; anything else (whitespace included) is refused.
+    static func decode(utf8 text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard text.count % 4 == 0 else { return nil }
+        if text.isEmpty { return [] }
+        var padding = 0
+        if text[text.count - 1] == UInt8(ascii: "=") { padding += 1 }
+        if text[text.count - 2] == UInt8(ascii: "=") { padding += 1 }
+        let length = text.count / 4 * 3 - padding
+        var out = [UInt8](repeating: 0, count: length)
+        let ok = values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o -> Bool in
+                var j = 0
+                var i = 0
+                while i < text.count {
+                    let a = v[Int(text[i])], b = v[Int(text[i + 1])], c = v[Int(text[i + 2])], d = v[Int(text[i + 3])]
+                    let last = i + 4 == text.count
+                    guard a < 64, b < 64 else { return false }
+                    if c == 64 || d == 64 {
+                        // Padding only in the last quartet: "xx==" or "xxx=".
+                        guard last, d == 64, c < 64 || (c == 64 && padding == 2) else { return false }
+                    } else if c > 64 || d > 64 {
+                        return false
+                    }
+                    let quad = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c & 63) << 6 | UInt32(d & 63)
+                    o[j] = UInt8(quad >> 16)
+                    if j + 1 < length { o[j + 1] = UInt8(quad >> 8 & 0xff) }
+                    if j + 2 < length { o[j + 2] = UInt8(quad & 0xff) }
+                    j += 3
+                    i += 4
+                }
+                return true
+            }
+        }
+        return ok ? out : nil
     }
 }
 

@@ -194,14 +194,18 @@ private struct JSONParser {
         index += w.count
     }
 
+    /// Members of the objects being parsed (a stack shared by nested objects), so that each
+    /// dictionary is built once at its final size instead of growing member by member.
+    var pending: [(String, JSONValue)] = []
+
     mutating func parseObject(depth: Int) throws(LedgerError) -> JSONValue {
         index += 1
-        var members: [String: JSONValue] = [:]
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(members)
+            return .object([:])
         }
+        let base = pending.count
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -211,7 +215,7 @@ private struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
-            guard members.updateValue(value, forKey: key) == nil else { throw fail("duplicate key \"\(key)\"") }
+            pending.append((key, value))
             skipWhitespace()
             guard index < bytes.count else { throw fail("unterminated object") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -220,6 +224,11 @@ private struct JSONParser {
             }
             guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
             index += 1
+            var members = [String: JSONValue](minimumCapacity: pending.count - base)
+            for i in base..<pending.count {
+                guard members.updateValue(pending[i].1, forKey: pending[i].0) == nil else { throw fail("duplicate key \"\(pending[i].0)\"") }
+            }
+            pending.removeSubrange(base...)
             return .object(members)
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import Standards
+import Synchronization
 
 /// The custodian's off-chain store of encrypted record versions: one file per version, named by
 /// the salted hash that the chain holds, containing salt (32 bytes) || ciphertext. Files are
@@ -12,10 +13,18 @@ public struct Vault: Sendable {
     /// The vault directory, open for `openat` (no path walk per blob read).
     private let directory: DirectoryHandle
 
+    /// Recently read ciphertexts (they are encrypted: the cache holds nothing the files do not),
+    /// shared by every `Vault` of this directory in the process so that a destroy evicts for all.
+    private let cache: CiphertextCache
+
+    /// How many bytes of ciphertext a vault keeps in memory.
+    public static let cacheBytes = 64 * 1024 * 1024
+
     public init(path: String) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         directory = try DirectoryHandle(path: path)
+        cache = CiphertextCache.shared(for: URL(fileURLWithPath: path).standardizedFileURL.path, budget: Self.cacheBytes)
     }
 
     func file(_ hash: Hash) -> String { "\(path)/\(hash.hex)" }
@@ -58,10 +67,13 @@ public struct Vault: Sendable {
 
     /// The ciphertext alone (what a read serves), or nil when this vault does not hold it.
     public func ciphertext(_ saltedHash: Hash) -> [UInt8]? {
+        if let cached = cache.get(saltedHash) { return cached }
         guard let (fd, size) = openBlob(saltedHash) else { return nil }
         defer { close(fd) }
         var ciphertext = [UInt8](repeating: 0, count: size - 32)
-        return Self.readFully(fd, into: &ciphertext, at: 32) ? ciphertext : nil
+        guard Self.readFully(fd, into: &ciphertext, at: 32) else { return nil }
+        cache.put(saltedHash, ciphertext)
+        return ciphertext
     }
 
     /// Plain POSIX calls relative to the open directory: a timeline read opens a thousand blobs,
@@ -93,6 +105,7 @@ public struct Vault: Sendable {
     /// Crypto-shredding: overwrites then unlinks the blob (salt and ciphertext). Returns whether it was here.
     @discardableResult
     public func destroy(_ saltedHash: Hash) -> Bool {
+        cache.remove(saltedHash)
         let target = file(saltedHash)
         guard let size = (try? FileManager.default.attributesOfItem(atPath: target))?[.size] as? Int else { return false }
         let fd = open(target, O_WRONLY)
@@ -106,6 +119,56 @@ public struct Vault: Sendable {
     }
 
     public func contains(_ saltedHash: Hash) -> Bool { FileManager.default.fileExists(atPath: file(saltedHash)) }
+}
+
+/// A byte-bounded in-memory cache of vault ciphertexts, oldest out first; one per vault directory.
+final class CiphertextCache: Sendable {
+    private struct State {
+        var entries: [Hash: [UInt8]] = [:]
+        var order: [Hash] = []
+        var head = 0
+        var bytes = 0
+    }
+
+    private let state = Mutex(State())
+    let budget: Int
+    private static let registry = Mutex([String: CiphertextCache]())
+
+    init(budget: Int) { self.budget = budget }
+
+    static func shared(for path: String, budget: Int) -> CiphertextCache {
+        registry.withLock { all in
+            if let cache = all[path] { return cache }
+            let cache = CiphertextCache(budget: budget)
+            all[path] = cache
+            return cache
+        }
+    }
+
+    func get(_ key: Hash) -> [UInt8]? { state.withLock { $0.entries[key] } }
+
+    func put(_ key: Hash, _ value: [UInt8]) {
+        guard value.count <= budget / 16 else { return }
+        state.withLock { s in
+            guard s.entries.updateValue(value, forKey: key) == nil else { return }
+            s.order.append(key)
+            s.bytes += value.count
+            while s.bytes > budget, s.head < s.order.count {
+                if let evicted = s.entries.removeValue(forKey: s.order[s.head]) { s.bytes -= evicted.count }
+                s.head += 1
+            }
+            if s.head > 1024, s.head * 2 > s.order.count {
+                s.order.removeFirst(s.head)
+                s.head = 0
+            }
+        }
+    }
+
+    func remove(_ key: Hash) {
+        state.withLock { s in
+            if let removed = s.entries.removeValue(forKey: key) { s.bytes -= removed.count }
+        }
+    }
 }
 
 /// An open directory descriptor, closed with the last vault value that shares it.

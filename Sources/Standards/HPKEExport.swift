@@ -27,6 +27,7 @@ public struct HPKEExportContext: Sendable {
         self.enc = enc
         let shared = Self.kemSharedSecret(dh: dh, kemContext: enc + Array(recipient.rawRepresentation))
         exporterSecret = Self.keySchedule(sharedSecret: shared, info: info, aeadID: aeadID).exporterSecret
+        keyedExporter = HMAC<SHA256>(key: SymmetricKey(data: exporterSecret))
     }
 
     /// A recipient's context for `enc` (Decap).
@@ -34,12 +35,28 @@ public struct HPKEExportContext: Sendable {
         let shared = try Self.decapsulate(privateKey: privateKey, enc: enc)
         self.enc = enc
         exporterSecret = Self.keySchedule(sharedSecret: shared, info: info, aeadID: aeadID).exporterSecret
+        keyedExporter = HMAC<SHA256>(key: SymmetricKey(data: exporterSecret))
     }
 
     /// Export(exporter_context, L) = LabeledExpand(exporter_secret, "sec", exporter_context, L).
     public func export(context: [UInt8], length: Int) -> [UInt8] {
-        Self.labeledExpand(prk: exporterSecret, label: "sec", info: context, length: length, suiteID: Self.hpkeSuiteID(aeadID: 0x0002))
+        guard length == 32 else {
+            return Self.labeledExpand(prk: exporterSecret, label: "sec", info: context, length: length, suiteID: Self.hpkeSuiteID(aeadID: 0x0002))
+        }
+        // One HKDF-Expand block from the HMAC keyed once with the exporter secret.
+        var mac = keyedExporter
+        Self.exportPrefix32.withUnsafeBytes { mac.update(data: $0) }
+        context.withUnsafeBytes { mac.update(data: $0) }
+        Self.firstBlock.withUnsafeBytes { mac.update(data: $0) }
+        return Array(mac.finalize())
     }
+
+    /// HMAC keyed with the exporter secret (copied per export; the key is processed once).
+    private let keyedExporter: HMAC<SHA256>
+
+    /// I2OSP(32, 2) || "HPKE-v1" || suite_id || "sec", the fixed start of a 32-byte export's info.
+    static let exportPrefix32: [UInt8] = i2osp(32) + Array("HPKE-v1".utf8) + hpkeSuiteID(aeadID: 0x0002) + Array("sec".utf8)
+    static let firstBlock: [UInt8] = [1]
 
     // MARK: RFC 9180 building blocks (internal for the vector tests)
 

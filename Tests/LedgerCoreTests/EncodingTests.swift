@@ -147,6 +147,13 @@ import Testing
             Base64.encode(bytes, into: &appended)
             #expect(appended == Array(("x" + ours).utf8))
         }
+        // Stricter than Foundation, which takes "AB=C", "====" and "AB===".
+        for bad in ["A", "AB", "ABC", "AB=C", "A===", "====", "AB==AAAA", "AB\nCD==", "AB CD", "ABC*", "AB===", "=AAA", "A=AA"] {
+            #expect(throws: LedgerError.code("bad_base64"), "\(bad)") { try Base64.decode(bad) }
+        }
+        #expect(try Base64.decode("") == [])
+        #expect(try Base64.decode("AA==") == [0])
+        #expect(try Base64.decode("AAA=") == [0, 0])
     }
 
     @Test func parallelMapKeepsOrder() async {

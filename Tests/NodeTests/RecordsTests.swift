@@ -112,6 +112,24 @@ struct TestNetwork {
 }
 
 @Suite struct RecordsTests {
+    /// Ciphertexts cached after a read are shared by every vault of the directory: a destroy
+    /// through one is seen by all (crypto-shredding is not undone by a cache).
+    @Test func vaultCacheFollowsDestroy() throws {
+        let chain = try TempChain()
+        let a = try Vault(path: chain.directory.vault), b = try Vault(path: chain.directory.vault + "/")
+        let salt = [UInt8](repeating: 7, count: 32), ciphertext = (0..<100).map { UInt8($0) }
+        let hash = Hash.sha256(salt + ciphertext)
+        try a.put(saltedHash: hash, blob: salt + ciphertext)
+        #expect(a.ciphertext(hash) == ciphertext)
+        #expect(b.ciphertext(hash) == ciphertext)
+        #expect(a.get(hash)?.salt == salt)
+        #expect(b.destroy(hash))
+        #expect(a.ciphertext(hash) == nil)
+        #expect(b.ciphertext(hash) == nil)
+        #expect(!a.contains(hash))
+        #expect(throws: LedgerError.code("hash_mismatch")) { try a.put(saltedHash: hash, blob: salt + [1] + ciphertext) }
+    }
+
     @Test func consentGovernsReadsAndEveryReadIsAudited() async throws {
         let network = try TestNetwork()
         let node = network.node, chain = network.chain, operatorParty = network.operatorParty
