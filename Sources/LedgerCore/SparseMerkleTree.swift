@@ -51,6 +51,64 @@ public struct SparseMerkleTree: Sendable {
         update(keyHash: Hash.sha256(key), valueHash: value.map { Hash.sha256($0) })
     }
 
+    /// Applies many writes at once (a block's write set, a state load): the same tree as applying
+    /// them one by one in order (the last write of a key wins), but every touched internal node is
+    /// built and hashed once instead of once per write below it.
+    public mutating func set(batch: [(key: String, value: [UInt8]?)]) {
+        update(batch: batch.map { (Hash.sha256(Array($0.key.utf8)), $0.value.map { Hash.sha256($0) }) })
+    }
+
+    public mutating func update(batch: [(keyHash: Hash, valueHash: Hash?)]) {
+        guard !batch.isEmpty else { return }
+        // Stable order by key hash; of several writes to one key only the last stays.
+        let ordered = batch.enumerated().sorted { $0.element.keyHash < $1.element.keyHash || ($0.element.keyHash == $1.element.keyHash && $0.offset < $1.offset) }
+        var updates: [(keyHash: Hash, valueHash: Hash?)] = []
+        updates.reserveCapacity(ordered.count)
+        for (_, u) in ordered {
+            if let last = updates.last, last.keyHash == u.keyHash { updates[updates.count - 1] = u } else { updates.append(u) }
+        }
+        var delta = 0
+        rootNode = Self.apply(rootNode, depth: 0, updates[...], delta: &delta)
+        count += delta
+    }
+
+    private static func apply(_ node: Node?, depth: Int, _ updates: ArraySlice<(keyHash: Hash, valueHash: Hash?)>, delta: inout Int) -> Node? {
+        if updates.isEmpty { return node }
+        guard let node, node.leaf == nil else {
+            // An empty subtree or a lone leaf: rebuild it from its leaves after the updates.
+            var leaves: [(Hash, Hash)] = []
+            var before = 0
+            if let leaf = node?.leaf {
+                before = 1
+                if !updates.contains(where: { $0.keyHash == leaf.key }) { leaves.append((leaf.key, leaf.value)) }
+            }
+            for u in updates { if let v = u.valueHash { leaves.append((u.keyHash, v)) } }
+            delta += leaves.count - before
+            if leaves.count == 1, let leaf = node?.leaf, leaf.key == leaves[0].0, leaf.value == leaves[0].1 { return node }
+            leaves.sort { $0.0 < $1.0 }
+            return build(leaves[...], depth: depth)
+        }
+        // Updates are sorted by key hash: those going left (bit 0) come first.
+        let split = updates.firstIndex { $0.keyHash.bit(depth) } ?? updates.endIndex
+        let left = apply(node.left, depth: depth + 1, updates[updates.startIndex..<split], delta: &delta)
+        let right = apply(node.right, depth: depth + 1, updates[split...], delta: &delta)
+        if left === node.left && right === node.right { return node }
+        switch (left, right) {
+        case (nil, nil): return nil
+        case (let l?, nil) where l.leaf != nil: return l
+        case (nil, let r?) where r.leaf != nil: return r
+        default: return Node(left: left, right: right)
+        }
+    }
+
+    /// The compressed subtree holding exactly `leaves` (sorted by key) below `depth`.
+    private static func build(_ leaves: ArraySlice<(Hash, Hash)>, depth: Int) -> Node? {
+        if leaves.isEmpty { return nil }
+        if leaves.count == 1 { return Node(key: leaves.first!.0, value: leaves.first!.1) }
+        let split = leaves.firstIndex { $0.0.bit(depth) } ?? leaves.endIndex
+        return Node(left: build(leaves[leaves.startIndex..<split], depth: depth + 1), right: build(leaves[split...], depth: depth + 1))
+    }
+
     private static func insert(_ node: Node?, depth: Int, key: Hash, value: Hash, inserted: inout Bool) -> Node {
         guard let node else {
             inserted = true

@@ -124,7 +124,7 @@ public enum Auditor {
                 state.values.withLock { values in
                     for w in execution.writes { values[w.key] = w.value }
                 }
-                for w in execution.writes { tree.set(key: Array(w.key.utf8), value: w.value) }
+                tree.set(batch: execution.writes.map { (key: $0.key, value: $0.value) })
             }
             guard tree.root == header.stateRoot else { throw fail("state root mismatch") }
             do {

@@ -152,10 +152,12 @@ public final class LedgerNode: Sendable {
         }
         var tree = SparseMerkleTree()
         var values: [String: [UInt8]] = [:]
+        var loaded: [(key: String, value: [UInt8]?)] = []
         try store.forEachState { key, value in
-            tree.set(key: Array(key.utf8), value: value)
+            loaded.append((key, value))
             values[key] = value
         }
+        tree.set(batch: loaded)
         stateCache = StateCache(values)
         guard merkle.size == block.header.logSize, merkle.root == block.header.logRoot else {
             throw LedgerError("corrupt_store", "log rebuilt from the store does not match block \(latest)")
@@ -251,30 +253,43 @@ public final class LedgerNode: Sendable {
             events.finish()
             return
         }
+        // Pipelined: block h+1 is executed over block h's prepared state while h is being written
+        // and synced; h+1 starts its commit only once h is durable, and receipts are delivered
+        // only after their own block's commit.
+        var inflight: (prepared: PreparedBlock, committed: Task<Bool, Never>)?
         while !Task.isCancelled {
             let batch = await mempool.nextBatch(
                 maxCount: configuration.blockSize, maxDelay: configuration.blockInterval, limit: configuration.maxBlockTransactions)
             if batch.isEmpty { continue }
-            do {
-                let receipts = try await produceBlock(batch)
-                mempool.complete(batch, receipts: receipts)
-            } catch {
-                logger.error("block commit failed; stopping block production", metadata: ["error": "\(error)"])
-                mempool.fail(batch, error: LedgerError("commit_failed", "the block could not be committed: \(error)"))
-                mempool.close(LedgerError("node_stopped", "block production stopped after a commit failure"))
+            let prepared = prepare(batch, timeMillis: nil, proposer: key.publicKey, parent: inflight?.prepared)
+            if let inflight, await !inflight.committed.value {
+                discard(prepared)
+                mempool.fail(batch, error: LedgerError("commit_failed", "the previous block could not be committed"))
                 return
             }
+            let committed = Task { () -> Bool in
+                do {
+                    let receipts = try await commitSolo(prepared)
+                    mempool.complete(batch, receipts: receipts)
+                    return true
+                } catch {
+                    logger.error("block commit failed; stopping block production", metadata: ["error": "\(error)"])
+                    mempool.fail(batch, error: LedgerError("commit_failed", "the block could not be committed: \(error)"))
+                    mempool.close(LedgerError("node_stopped", "block production stopped after a commit failure"))
+                    return false
+                }
+            }
+            inflight = (prepared, committed)
         }
+        if let inflight { _ = await inflight.committed.value }
         mempool.close(LedgerError("node_stopped", "the node is shutting down"))
         events.finish()
     }
 
-    /// Executes `txs` as the next block and commits it durably (solo ordering: this node is the only
-    /// validator, so its own vote is the block's quorum certificate).
-    func produceBlock(_ txs: [Transaction]) async throws -> [Receipt] {
+    /// Commits a block this node prepared alone (solo ordering: its own vote is the block's quorum certificate).
+    func commitSolo(_ prepared: PreparedBlock) async throws -> [Receipt] {
         await commitLock.lock()
         defer { commitLock.unlock() }
-        let prepared = prepare(txs, timeMillis: nil, proposer: key.publicKey)
         let vote = BlockVote(header: prepared.header, signer: key, origin: genesis.origin)
         return try await commit(prepared, signature: key.signature(for: prepared.header.encoded), certificate: QuorumCertificate(votes: [vote]))
     }
@@ -290,26 +305,30 @@ public final class LedgerNode: Sendable {
         let start: DispatchTime
     }
 
-    /// Executes `txs` over the committed head as the next block, at `timeMillis` (nil: now, never before the previous block).
-    func prepare(_ txs: [Transaction], timeMillis: UInt64?, proposer: PublicKey) -> PreparedBlock {
+    /// Executes `txs` as the next block, at `timeMillis` (nil: now, never before the previous block):
+    /// over the committed head, or over `parent`, a prepared block whose commit is under way (or
+    /// just done: its writes are then in the committed state already, and reading them again
+    /// from the overlay gives the same values).
+    func prepare(_ txs: [Transaction], timeMillis: UInt64?, proposer: PublicKey, parent: PreparedBlock? = nil) -> PreparedBlock {
         let start = DispatchTime.now()
-        let previous = head.withLock { $0 }
-        let height = previous.block.header.height + 1
-        let time = timeMillis ?? max(clock(), previous.block.header.timeMillis)
-        let firstLeaf = previous.block.header.logSize
+        let previousHeader = parent?.header ?? head.withLock { $0.block.header }
+        let height = previousHeader.height + 1
+        let time = timeMillis ?? max(clock(), previousHeader.timeMillis)
+        let firstLeaf = previousHeader.logSize
         // Transactions admitted here passed the contracts' stateless checks already.
         let admitted = mempool.pendingSubset(txs)
+        let base: any StateReader = parent.map { OverlayState(base: stateCache, writes: $0.execution.writes) } ?? stateCache
         let execution = registry.execute(
-            transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: stateCache,
+            transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: base,
             prevalidated: { admitted.contains($0.id) })
-        var tree = previous.state
-        for w in execution.writes { tree.set(key: Array(w.key.utf8), value: w.value) }
+        var tree = parent?.tree ?? head.withLock { $0.state }
+        tree.set(batch: execution.writes.map { (key: $0.key, value: $0.value) })
         let (logSize, logRoot) = log.withLock { log -> (UInt64, Hash) in
             for tx in txs { log.append(leafHash: tx.leafHash) }
             return (log.size, log.root)
         }
         let header = BlockHeader(
-            chainID: genesis.chainID, height: height, previousHash: previous.block.header.hash, timeMillis: time,
+            chainID: genesis.chainID, height: height, previousHash: previousHeader.hash, timeMillis: time,
             logSize: logSize, logRoot: logRoot, stateRoot: tree.root, transactionCount: UInt64(txs.count),
             transactionsHash: BlockHeader.transactionsHash(txs.map(\.id)), proposer: proposer)
         return PreparedBlock(transactions: txs, header: header, execution: execution, tree: tree, firstLeaf: firstLeaf, start: start)
@@ -514,9 +533,26 @@ public final class LedgerNode: Sendable {
 extension MerkleLog {
     /// Drops leaves past `size` (used only to undo an append whose block failed to commit).
     mutating func truncate(to size: UInt64) {
+        guard size < self.size else { return }
         var rebuilt = MerkleLog()
         for i in 0..<size { rebuilt.append(leafHash: leafHash(at: i)) }
         self = rebuilt
+    }
+}
+
+/// A block's writes over the committed state: what the next block reads while that one commits.
+struct OverlayState: StateReader {
+    let base: StateCache
+    let writes: [String: [UInt8]?]
+
+    init(base: StateCache, writes: [(key: String, value: [UInt8]?)]) {
+        self.base = base
+        self.writes = Dictionary(writes.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+    }
+
+    func value(forKey key: String) -> [UInt8]? {
+        if let written = writes[key] { return written }
+        return base.value(forKey: key)
     }
 }
 

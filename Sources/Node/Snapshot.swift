@@ -102,10 +102,9 @@ extension LedgerNode {
             guard let pair = entry.arrayValue, pair.count == 2, let key = pair[0].stringValue, let text = pair[1].stringValue else {
                 throw LedgerError("bad_snapshot", "a state entry is not [key, base64 value]")
             }
-            let value = try Base64.decode(text)
-            tree.set(key: Array(key.utf8), value: value)
-            state.append((key, value))
+            state.append((key, try Base64.decode(text)))
         }
+        tree.set(batch: state.map { (key: $0.0, value: $0.1) })
         guard tree.root == header.stateRoot else { throw LedgerError("bad_snapshot", "the state does not give block \(header.height)'s state root") }
         // The set the state names must be the one the proven changes lead to (no change left out).
         let named = Dictionary(state, uniquingKeysWith: { a, _ in a })

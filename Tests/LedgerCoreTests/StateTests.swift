@@ -33,6 +33,35 @@ import Testing
         }
     }
 
+    /// A batch of writes gives the same tree (root, count, proofs) as the same writes one by one,
+    /// with inserts, overwrites, deletions (of present and absent keys) and repeated keys.
+    @Test func batchUpdatesEqualSequentialUpdates() throws {
+        var rng = SplitMix64(seed: 11)
+        var sequential = SparseMerkleTree()
+        var batched = SparseMerkleTree()
+        for round in 0..<60 {
+            var batch: [(key: String, value: [UInt8]?)] = []
+            for _ in 0..<Int.random(in: 0..<(round < 5 ? 400 : 40), using: &rng) {
+                let key = "k/\(Int.random(in: 0..<300, using: &rng))"
+                let value: [UInt8]? = Int.random(in: 0..<3, using: &rng) == 0 ? nil : Array("v\(Int.random(in: 0..<5, using: &rng))".utf8)
+                batch.append((key, value))
+            }
+            for w in batch { sequential.set(key: Array(w.key.utf8), value: w.value) }
+            batched.set(batch: batch)
+            #expect(batched.root == sequential.root, "round \(round)")
+            #expect(batched.count == sequential.count, "round \(round)")
+        }
+        #expect(sequential.count > 50)
+        for i in 0..<300 {
+            let key = Array("k/\(i)".utf8)
+            #expect(batched.proof(key: key) == sequential.proof(key: key))
+        }
+        // Emptied by a batch, the tree is the empty tree.
+        batched.set(batch: (0..<300).map { (key: "k/\($0)", value: nil) })
+        #expect(batched.root == SparseMerkleTree().root)
+        #expect(batched.count == 0)
+    }
+
     @Test func rootDependsOnContentNotHistory() {
         var a = SparseMerkleTree()
         var b = SparseMerkleTree()

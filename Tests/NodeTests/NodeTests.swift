@@ -136,6 +136,32 @@ import Testing
         }
     }
 
+    /// Block h+1 executes while block h commits: it must read h's writes. The second half of one
+    /// submission notarises the documents of the first half again and fails, block after block, and
+    /// the chain re-executes to the same roots offline.
+    @Test func pipelinedBlocksSeeTheBlockBeingCommitted() async throws {
+        let chain = try TempChain()
+        var c = NodeConfiguration()
+        c.blockSize = 10
+        c.maxBlockTransactions = 10
+        c.blockInterval = .milliseconds(50)
+        let node = try LedgerNode(directory: chain.directory, configuration: c)
+        let alice = SigningKey(), bob = SigningKey()
+        try await withRunningNode(node) {
+            for round in 0..<5 {
+                let first = try (0..<10).map { try notaryTx(alice, nonce: UInt64(round * 10 + $0), document: "r\(round)-\($0)") }
+                let again = try (0..<10).map { try notaryTx(bob, nonce: UInt64(round * 10 + $0), document: "r\(round)-\($0)") }
+                let receipts = try await node.submit(first + again)
+                #expect(receipts.prefix(10).allSatisfy { $0.status == .committed })
+                #expect(receipts.suffix(10).allSatisfy { $0.status == .failed && $0.errorCode == "already_notarized" })
+                #expect(Set(receipts.map(\.height)).count == 2, "one block each half")
+            }
+        }
+        let report = try Auditor.audit(directory: chain.directory)
+        #expect(report.transactions == 100)
+        #expect(report.finalHeight == node.height)
+    }
+
     @Test func auditFindsTampering() async throws {
         let cases = [
             ("UPDATE state SET value = CAST('{\"label\":\"forged\"}' AS BLOB) WHERE rowid = (SELECT MIN(rowid) FROM state)", "state"),
