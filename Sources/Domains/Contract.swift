@@ -18,6 +18,8 @@ public struct ExecutionContext {
     public let height: UInt64
     public let timeMillis: UInt64
     public let transaction: Transaction
+    /// The author's did (computed once: contracts ask for it many times).
+    public let author: String
     private let base: any StateReader
     private let blockWrites: BlockWrites
     public private(set) var writes: [String: [UInt8]?] = [:]
@@ -27,6 +29,7 @@ public struct ExecutionContext {
         self.height = height
         self.timeMillis = timeMillis
         self.transaction = transaction
+        author = transaction.author.did
         self.base = base
         self.blockWrites = blockWrites
     }
@@ -159,7 +162,8 @@ public struct ContractRegistry: Sendable {
                     Receipt(transactionID: tx.id, status: .failed, height: height, leafIndex: leaf, result: .null, errorCode: error.code, errorMessage: error.message))
             }
         }
-        let writes = blockWrites.values.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { ($0.key, $0.value) }
+        // Keys sorted alone (cheaper to move than key-value pairs), then paired with their values.
+        let writes = blockWrites.values.keys.sorted(by: UTF8Order.precedes).map { ($0, blockWrites.values[$0]!) }
         return BlockExecution(receipts: receipts, writes: writes, events: events)
     }
 }

@@ -63,7 +63,3 @@ struct Payload {
     }
 }
 
-extension ExecutionContext {
-    /// The author's did.
-    public var author: String { transaction.author.did }
-}

@@ -46,11 +46,15 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// SHA-256(prefix || a || b), the shape of every Merkle node hash, without intermediate arrays.
     public static func sha256(prefix: UInt8, _ a: Hash, _ b: Hash) -> Hash {
-        var hasher = SHA256()
-        withUnsafeBytes(of: prefix) { hasher.update(bufferPointer: $0) }
-        a.withBytes { hasher.update(bufferPointer: $0) }
-        b.withBytes { hasher.update(bufferPointer: $0) }
-        return Hash(digest: hasher.finalize())
+        // The 65 bytes laid out in one buffer and hashed in one update.
+        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 8) { buffer in
+            buffer[0] = prefix
+            a.withBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[1..<33]).copyMemory(from: $0) }
+            b.withBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[33..<65]).copyMemory(from: $0) }
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(buffer))
+            return Hash(digest: hasher.finalize())
+        }
     }
 
     /// SHA-256 over the concatenation of several byte strings, without copying them together.

@@ -1,3 +1,4 @@
+import Foundation
 /// A JSON value (RFC 8259) with one canonical serialisation, used for transaction payloads and
 /// contract state: object keys sorted by their UTF-8 bytes, no insignificant whitespace, integers
 /// written in decimal, other numbers in Swift's shortest round-trip form, strings with only the
@@ -94,15 +95,7 @@ public enum JSONValue: Hashable, Sendable {
     }
 
     /// Whether `a` sorts before `b` by their UTF-8 bytes (the canonical key order).
-    static func utf8Precedes(_ a: String, _ b: String) -> Bool {
-        var a = a, b = b
-        return a.withUTF8 { pa in
-            b.withUTF8 { pb in
-                for i in 0..<min(pa.count, pb.count) where pa[i] != pb[i] { return pa[i] < pb[i] }
-                return pa.count < pb.count
-            }
-        }
-    }
+    static func utf8Precedes(_ a: String, _ b: String) -> Bool { UTF8Order.precedes(a, b) }
 
     /// Appends `s` as a JSON string (canonical escapes).
     public static func writeString(_ s: String, into out: inout [UInt8]) {
@@ -387,5 +380,27 @@ private struct JSONParser {
         if isInteger, let i = Int64(text) { return .int(i) }
         guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
         return .double(d)
+    }
+}
+
+/// Byte order of UTF-8 text (the order of canonical JSON keys and of a block's state writes).
+public enum UTF8Order {
+    public static func precedes(_ a: String, _ b: String) -> Bool {
+        // Native strings expose their UTF-8 in place (no copy, no retain); others take the slow path.
+        let fast = a.utf8.withContiguousStorageIfAvailable { pa in
+            b.utf8.withContiguousStorageIfAvailable { pb in precedes(pa, pb) }
+        }
+        if let result = fast ?? nil { return result }
+        var a = a, b = b
+        return a.withUTF8 { pa in b.withUTF8 { pb in precedes(pa, pb) } }
+    }
+
+    static func precedes(_ pa: UnsafeBufferPointer<UInt8>, _ pb: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = min(pa.count, pb.count)
+        if n > 0, let x = pa.baseAddress, let y = pb.baseAddress {
+            let c = memcmp(x, y, n)
+            if c != 0 { return c < 0 }
+        }
+        return pa.count < pb.count
     }
 }

@@ -261,7 +261,13 @@ public final class LedgerNode: Sendable {
             let batch = await mempool.nextBatch(
                 maxCount: configuration.blockSize, maxDelay: configuration.blockInterval, limit: configuration.maxBlockTransactions)
             if batch.isEmpty { continue }
-            let prepared = prepare(batch, timeMillis: nil, proposer: key.publicKey, parent: inflight?.prepared)
+            // Executed on the producer's own thread: the block producer is the one serial stage, so it
+            // competes for the CPU as a thread of its own instead of queueing behind request handlers'
+            // CPU-bound work on the cooperative pool.
+            let parent = inflight?.prepared
+            let prepared = await withCheckedContinuation { (c: CheckedContinuation<PreparedBlock, Never>) in
+                Self.producerQueue.async { c.resume(returning: self.prepare(batch, timeMillis: nil, proposer: self.key.publicKey, parent: parent)) }
+            }
             if let inflight, await !inflight.committed.value {
                 discard(prepared)
                 mempool.fail(batch, error: LedgerError("commit_failed", "the previous block could not be committed"))
@@ -286,6 +292,8 @@ public final class LedgerNode: Sendable {
         events.finish()
     }
 
+    static let producerQueue = DispatchQueue(label: "careledger.block-producer", qos: .userInitiated)
+
     /// Commits a block this node prepared alone (solo ordering: its own vote is the block's quorum certificate).
     func commitSolo(_ prepared: PreparedBlock) async throws -> [Receipt] {
         await commitLock.lock()
@@ -296,7 +304,7 @@ public final class LedgerNode: Sendable {
 
     /// A block executed but not yet committed (its leaves are appended to the in-memory log: commit it
     /// or `discard` it before preparing another).
-    struct PreparedBlock {
+    struct PreparedBlock: Sendable {
         let transactions: [Transaction]
         let header: BlockHeader
         let execution: BlockExecution
