@@ -404,3 +404,24 @@ public enum UTF8Order {
         return pa.count < pb.count
     }
 }
+
+extension String {
+    /// Whether `needle` occurs in the string, compared as UTF-8 bytes (no Foundation or Unicode
+    /// machinery: for the hot paths that look for ASCII markers).
+    public func containsUTF8(_ needle: String) -> Bool {
+        var haystack = self, needle = needle
+        return haystack.withUTF8 { h in
+            needle.withUTF8 { n in
+                if n.isEmpty { return true }
+                guard h.count >= n.count else { return false }
+                let first = n[0]
+                var i = 0
+                while i <= h.count - n.count {
+                    if h[i] == first, memcmp(h.baseAddress! + i, n.baseAddress!, n.count) == 0 { return true }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
+}

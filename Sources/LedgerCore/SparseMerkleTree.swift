@@ -72,6 +72,16 @@ public struct SparseMerkleTree: Sendable {
         count += delta
     }
 
+    /// The node over two subtrees, keeping leaf compression (a lone leaf moves up).
+    private static func join(_ left: Node?, _ right: Node?) -> Node? {
+        switch (left, right) {
+        case (nil, nil): return nil
+        case (let l?, nil) where l.leaf != nil: return l
+        case (nil, let r?) where r.leaf != nil: return r
+        default: return Node(left: left, right: right)
+        }
+    }
+
     private static func apply(_ node: Node?, depth: Int, _ updates: ArraySlice<(keyHash: Hash, valueHash: Hash?)>, delta: inout Int) -> Node? {
         if updates.isEmpty { return node }
         guard let node, node.leaf == nil else {
@@ -93,12 +103,7 @@ public struct SparseMerkleTree: Sendable {
         let left = apply(node.left, depth: depth + 1, updates[updates.startIndex..<split], delta: &delta)
         let right = apply(node.right, depth: depth + 1, updates[split...], delta: &delta)
         if left === node.left && right === node.right { return node }
-        switch (left, right) {
-        case (nil, nil): return nil
-        case (let l?, nil) where l.leaf != nil: return l
-        case (nil, let r?) where r.leaf != nil: return r
-        default: return Node(left: left, right: right)
-        }
+        return join(left, right)
     }
 
     /// The compressed subtree holding exactly `leaves` (sorted by key) below `depth`.

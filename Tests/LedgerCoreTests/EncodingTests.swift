@@ -156,6 +156,16 @@ import Testing
         #expect(try Base64.decode("AAA=") == [0, 0])
     }
 
+    @Test func utf8Search() {
+        #expect("urn:epcglobal:cbv:bizstep:shipping".containsUTF8("urn:epcglobal:cbv:"))
+        #expect("x{https://ns.example.com/}field".containsUTF8("/}"))
+        #expect(!"{https://ns.example.com}field".containsUTF8("/}"))
+        #expect("café".containsUTF8("é") && !"cafe".containsUTF8("é"))
+        #expect("abc".containsUTF8("") && !"ab".containsUTF8("abc") && "abc".containsUTF8("abc") && !"".containsUTF8("a"))
+        #expect(UTF8Order.precedes("a", "b") && UTF8Order.precedes("a", "ab") && !UTF8Order.precedes("b", "a") && !UTF8Order.precedes("a", "a"))
+        #expect(UTF8Order.precedes("Z", "a") && UTF8Order.precedes("z", "é"))
+    }
+
     @Test func parallelMapKeepsOrder() async {
         for count in [0, 1, 2, 3, 7, 100, 1001] {
             let items = Array(0..<count)

@@ -9,6 +9,10 @@ import Standards
 struct PackLifecycle {
     var context: ExecutionContext
     var author: String { context.author }
+    /// Product and lot records read during this transaction (a document commissions hundreds of
+    /// packs of one product and lot); lots are forgotten when an event recalls one.
+    private var products: [String: JSONValue] = [:]
+    private var lots: [String: JSONValue] = [:]
 
     init(context: ExecutionContext) { self.context = context }
 
@@ -38,6 +42,7 @@ struct PackLifecycle {
 
     mutating func apply(_ e: SupplyEvent) throws(LedgerError) {
         if e.disposition == "recalled", !e.lots.isEmpty {
+            lots = [:]
             for lot in e.lots { _ = try SupplyContract.recallLot(gtin: lot.gtin, lot: lot.lot, reason: "EPCIS recall event", &context) }
             return
         }
@@ -121,8 +126,15 @@ struct PackLifecycle {
             save(item.key, SupplyItem(kind: .container, gtin: nil, lot: nil, expiry: nil, owner: author, commissionedAt: context.height))
             return
         }
-        guard let product = try context.json(forKey: SupplyState.product(gtin)) else {
-            throw LedgerError("unknown_product", "GTIN \(gtin) is not a registered product")
+        let product: JSONValue
+        if let known = products[gtin] {
+            product = known
+        } else {
+            guard let record = try context.json(forKey: SupplyState.product(gtin)) else {
+                throw LedgerError("unknown_product", "GTIN \(gtin) is not a registered product")
+            }
+            products[gtin] = record
+            product = record
         }
         let manufacturers = product["manufacturers"]?.arrayValue?.compactMap(\.stringValue) ?? []
         guard product["mah"]?.stringValue == author || manufacturers.contains(author) else {
@@ -131,11 +143,16 @@ struct PackLifecycle {
         guard let lot = item.lot, let expiry = item.expiry else {
             throw LedgerError("bad_event", "commissioning a pack needs its lot and expiry date (ilmd)")
         }
-        if let record = try context.json(forKey: SupplyState.lot(lot)) {
+        var known = lots[lot]
+        if known == nil { known = try context.json(forKey: SupplyState.lot(lot)) }
+        if let record = known {
+            lots[lot] = record
             guard record["gtin"]?.stringValue == gtin else { throw LedgerError("conflict", "lot key belongs to another product") }
             if record["recalled"]?.boolValue == true { throw LedgerError("recalled", "the lot is recalled") }
         } else {
-            context.set(SupplyState.lot(lot), .object(["gtin": .string(gtin), "recalled": .bool(false), "mah": product["mah"]!]))
+            let record: JSONValue = .object(["gtin": .string(gtin), "recalled": .bool(false), "mah": product["mah"]!])
+            context.set(SupplyState.lot(lot), record)
+            lots[lot] = record
         }
         context.set(SupplyState.lotItemPrefix(lot) + item.key, .object([:]))
         save(item.key, SupplyItem(kind: .pack, gtin: gtin, lot: lot, expiry: expiry, owner: author, commissionedAt: context.height))

@@ -21,7 +21,7 @@ enum EPCISCanonicalValue {
         }
         if !hasDot && !hasColon, let first = value.utf8.first, !isDigit(first), first != 43, first != 45 { return value }
         var t = value
-        if t.contains("urn:epcglobal:cbv:") { for (old, new) in oldCBV { t = t.replacing(old, with: new) } }
+        if t.containsUTF8("urn:epcglobal:cbv:") { for (old, new) in oldCBV { t = t.replacing(old, with: new) } }
         t = number(t)
         return digitalLink(t) ?? t
     }

@@ -252,7 +252,7 @@ public enum EPCISEventHash {
     ])
     static let notHashed: Set<String> = ["recordTime", "eventID", "type", "errorDeclaration"]
 
-    static func isExtension(_ name: String) -> Bool { name.contains("{") && name.contains("/}") }
+    static func isExtension(_ name: String) -> Bool { name.containsUTF8("{") && name.containsUTF8("/}") }
 
     /// Python's `sorted` on strings: by code point, which is UTF-8 byte order.
     static func sortedByCodePoint(_ values: [String]) -> [String] {
