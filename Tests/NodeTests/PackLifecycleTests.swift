@@ -124,6 +124,18 @@ final class MemoryChain: StateReader, @unchecked Sendable {
         // A recalled lot takes no new packs.
         let more = JSONValue.object(["key": .string(key("E")), "gtin": .string(gtin), "lot": .string(keys.lot(gtin: gtin, lot: "L1")), "expiry": .string("2027-01-31")])
         #expect(events(chain, mah, [event("commissioning", action: "ADD", items: [more])]).errorCode == "recalled")
+        // Within one document too: a recall event stops the packs of its lot commissioned after it.
+        func lotPack(_ serial: String, _ lotName: String) -> JSONValue {
+            .object(["key": .string(key(serial)), "gtin": .string(gtin), "lot": .string(keys.lot(gtin: gtin, lot: lotName)), "expiry": .string("2027-01-31")])
+        }
+        let lots2: JSONValue = .array([.object(["gtin": .string(gtin), "lot": .string(keys.lot(gtin: gtin, lot: "L2"))])])
+        let recallInside = events(chain, mah, [
+            event("commissioning", action: "ADD", items: [lotPack("F", "L2")]), event("holding", disposition: "recalled", items: [], extra: ["lots": lots2]),
+            event("commissioning", action: "ADD", items: [lotPack("G", "L2")]),
+        ])
+        #expect(recallInside.errorCode == "recalled")
+        #expect(chain.state[SupplyItem.stateKey(key("F"))] == nil, "nothing of a refused document is applied")
+        #expect(events(chain, mah, [event("commissioning", action: "ADD", items: [lotPack("F", "L3")]), event("commissioning", action: "ADD", items: [lotPack("G", "L3")])]).status == .committed)
 
         // Verification sees the states: locked, destroyed and recalled packs are not verified.
         func verify(_ serial: String) throws -> PackVerification.Outcome {
