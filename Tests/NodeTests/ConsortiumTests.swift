@@ -516,6 +516,46 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         #expect(pass(.object(["kind": .string("remove_member"), "subject": .string(a.publicKey.did)]), by: a, nil).errorCode == "last_member")
     }
 
+    /// Votes against and withdrawal: a proposal closes as rejected once it can no longer pass, a
+    /// member votes once, only the proposer withdraws, and a closed proposal takes no more votes.
+    @Test func rejectAndWithdraw() throws {
+        let members = (0..<4).map { _ in SigningKey() }
+        // More than half of 4: three approvals pass; two rejections leave at most two: rejected.
+        let chain = MemoryChain(governance: GovernanceContract(members: members.map(\.publicKey.did), validators: [SigningKey().publicKey.did]))
+        let subject = SigningKey().publicKey.did
+        func propose(_ by: SigningKey) -> String {
+            chain.run(by, "governance", "propose", .object(["kind": .string("admit_member"), "subject": .string(subject)])).transactionID.hex
+        }
+        func vote(_ by: SigningKey, _ action: String, _ id: String, reason: String? = nil) -> Receipt {
+            var o: [String: JSONValue] = ["proposal": .string(id)]
+            if let reason { o["reason"] = .string(reason) }
+            return chain.run(by, "governance", action, .object(o))
+        }
+        let p1 = propose(members[0])
+        let first = vote(members[1], "reject", p1, reason: "not vetted")
+        #expect(first.result["status"]?.stringValue == "open")
+        #expect(first.result["rejections"] == .array([.string(members[1].publicKey.did)]))
+        #expect(vote(members[1], "reject", p1).errorCode == "already_voted")
+        #expect(vote(members[1], "approve", p1).errorCode == "already_voted")
+        #expect(vote(members[0], "reject", p1).errorCode == "already_voted", "the proposer approved already")
+        #expect(vote(members[2], "reject", p1).result["status"]?.stringValue == "rejected")
+        #expect(vote(members[3], "approve", p1).errorCode == "proposal_closed")
+        #expect(chain.state[GovernanceContract.membersKey] == nil, "nothing applied")
+        // Withdrawal: the proposer only.
+        let p2 = propose(members[0])
+        #expect(vote(members[1], "withdraw", p2).errorCode == "forbidden")
+        let withdrawn = vote(members[0], "withdraw", p2, reason: "superseded")
+        #expect(withdrawn.result["status"]?.stringValue == "withdrawn")
+        #expect(withdrawn.result["closeReason"] == .string("superseded"))
+        #expect(vote(members[1], "approve", p2).errorCode == "proposal_closed")
+        // A rejection that leaves the proposal passable keeps it open; approvals still apply it.
+        let p3 = propose(members[0])
+        #expect(vote(members[3], "reject", p3).result["status"]?.stringValue == "open")
+        #expect(vote(members[1], "approve", p3).result["status"]?.stringValue == "open")
+        #expect(vote(members[2], "approve", p3).result["status"]?.stringValue == "applied")
+        #expect(chain.run(members[0], "governance", "reject", .object(["proposal": .string(p3), "extra": .int(1)])).errorCode == "bad_payload")
+    }
+
     @Test func thresholdComesFromGenesis() throws {
         let g = Genesis(chainID: "t", proposer: SigningKey().publicKey, timeMillis: 1, governanceThreshold: (2, 3))
         let back = try Genesis(json: g.json)

@@ -8,6 +8,10 @@ import LedgerCore
 ///   Kinds: `admit_member`, `suspend_member`, `reinstate_member`, `remove_member`, `rotate_member_key`
 ///   (subject → key), `add_validator`, `remove_validator`, `rotate_validator_key` (subject → key).
 /// - `approve` `{"proposal": "<proposal id>"}` by another active member.
+/// - `reject` `{"proposal", "reason"?}` by an active member who has not voted: a vote against. Once the
+///   approvals still possible (every active member who has not rejected) can no longer pass the
+///   threshold, the proposal closes as `rejected`.
+/// - `withdraw` `{"proposal", "reason"?}` by its proposer: the open proposal closes as `withdrawn`.
 /// A proposal is applied in the transaction whose approval reaches the threshold (counted over the
 /// members active at that moment); the change takes effect from the next block. Proposals expire
 /// after `expiryBlocks` blocks. The sets never become empty, and a validator set never shrinks below
@@ -39,7 +43,7 @@ public struct GovernanceContract: Contract {
     }
 
     public let name = "governance"
-    public let actions = ["propose", "approve"]
+    public let actions = ["propose", "approve", "reject", "withdraw"]
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
         switch action {
@@ -55,9 +59,10 @@ public struct GovernanceContract: Contract {
             if !kind.hasPrefix("rotate_") && key != nil { throw LedgerError("bad_payload", "only a rotation takes a key") }
             _ = try p.optionalString("reason", maxLength: 1024)
         default:
-            let p = try Payload(payload, allowed: ["proposal"])
+            let p = try Payload(payload, allowed: action == "approve" ? ["proposal"] : ["proposal", "reason"])
             let id = try p.string("proposal")
             guard (try? Hash(hex: id)) != nil else { throw LedgerError("bad_payload", "proposal is a transaction id (64 hex digits)") }
+            if action != "approve" { _ = try p.optionalString("reason", maxLength: 1024) }
         }
     }
 
@@ -110,9 +115,39 @@ public struct GovernanceContract: Contract {
                 return .object(proposal)
             }
             var approvals = proposal["approvals"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            guard !approvals.contains(author) else { throw LedgerError("already_approved", "\(author) already approved proposal \(id)") }
-            approvals.append(author)
-            proposal["approvals"] = .array(approvals.map { .string($0) })
+            var rejections = proposal["rejections"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            switch action {
+            case "withdraw":
+                guard proposal["proposer"]?.stringValue == author else {
+                    throw LedgerError("forbidden", "only the proposer withdraws proposal \(id)")
+                }
+                proposal["status"] = .string("withdrawn")
+                proposal["closedHeight"] = .int(Int64(context.height))
+                if let reason = payload["reason"], reason != .null { proposal["closeReason"] = reason }
+                context.emit(.object(["type": .string("governance.withdrawn"), "proposal": .string(id), "kind": proposal["kind"]!, "subject": proposal["subject"]!]))
+                context.set("governance/proposals/\(id)", .object(proposal))
+                return .object(proposal)
+            case "reject":
+                guard !approvals.contains(author), !rejections.contains(author) else {
+                    throw LedgerError("already_voted", "\(author) already voted on proposal \(id)")
+                }
+                rejections.append(author)
+                proposal["rejections"] = .array(rejections.map { .string($0) })
+                // Closed once even every active member who has not rejected could not pass it.
+                let possible = active.filter { !rejections.contains($0) }.count
+                if possible * denominator <= active.count * numerator {
+                    proposal["status"] = .string("rejected")
+                    proposal["closedHeight"] = .int(Int64(context.height))
+                    context.emit(.object(["type": .string("governance.rejected"), "proposal": .string(id), "kind": proposal["kind"]!, "subject": proposal["subject"]!]))
+                }
+                context.set("governance/proposals/\(id)", .object(proposal))
+                return .object(proposal)
+            default:
+                guard !approvals.contains(author) else { throw LedgerError("already_approved", "\(author) already approved proposal \(id)") }
+                guard !rejections.contains(author) else { throw LedgerError("already_voted", "\(author) rejected proposal \(id)") }
+                approvals.append(author)
+                proposal["approvals"] = .array(approvals.map { .string($0) })
+            }
         }
         let approvals = (proposal["approvals"]?.arrayValue?.compactMap(\.stringValue) ?? []).filter { active.contains($0) }
         // More than numerator/denominator of the active members.
