@@ -78,7 +78,7 @@ struct ClusterLayout {
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster", abstract: "A local consortium on this machine: a 3-member etcd cluster and one node per organisation.",
-        subcommands: [ClusterUp.self, ClusterStatus.self])
+        subcommands: [ClusterUp.self, ClusterStatus.self, ClusterReap.self])
 }
 
 struct ClusterUp: AsyncParsableCommand {
@@ -123,6 +123,7 @@ struct ClusterUp: AsyncParsableCommand {
         let etcd = try await LocalEtcdCluster(
             members: layout.etcdClients.count, directory: dataPath + "/etcd", urls: (layout.etcdClients, layout.etcdPeers))
         var children: [Process] = []
+        var reaper: FileHandle?
         let stopAll = { @Sendable (children: [Process]) in
             LocalEtcdCluster.stop(children, grace: .seconds(10))
             etcd.stop()
@@ -140,6 +141,7 @@ struct ClusterUp: AsyncParsableCommand {
             }
             layout.etcdPids = etcd.pids
             try layout.save(dataPath)
+            reaper = try Self.startReaper(dataPath)
             // Wait until every node answers.
             let deadline = ContinuousClock.now + .seconds(60)
             for member in layout.nodes {
@@ -173,6 +175,25 @@ struct ClusterUp: AsyncParsableCommand {
         _ = sources
         FileHandle.standardOutput.write(Data("stopping the cluster…\n".utf8))
         stopAll(children)
+        try? reaper?.close()
+    }
+
+    /// A watchdog child (`cluster reap`) holding the read end of a pipe whose write end only this
+    /// process holds: when this process ends in any way, SIGKILL included, the pipe closes and the
+    /// reaper stops the nodes and etcd members listed in cluster.json that are still running.
+    static func startReaper(_ dataPath: String) throws -> FileHandle {
+        let pipe = Pipe()
+        // The write end must not leak into any later child, or the pipe would never close.
+        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        process.arguments = ["cluster", "reap", "--data", dataPath]
+        process.standardInput = pipe
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try? pipe.fileHandleForReading.close()
+        return pipe.fileHandleForWriting
     }
 
     /// A new cluster: one data directory per node, organisation keys that sign genesis, ports chosen now.
@@ -188,6 +209,44 @@ struct ClusterUp: AsyncParsableCommand {
         return ClusterLayout(
             chainID: chainID, nodes: members, etcdClients: (0..<etcdMembers).map { "http://127.0.0.1:\(ports[nodes + 2 * $0])" },
             etcdPeers: (0..<etcdMembers).map { "http://127.0.0.1:\(ports[nodes + 2 * $0 + 1])" })
+    }
+}
+
+/// `cluster reap` (internal, started by `cluster up`): waits for its standard input to close (its
+/// parent ended), then stops what the cluster started and is still running: SIGTERM, then SIGKILL
+/// after 10 s. Only processes that are still a `careledger` node or an `etcd` are signalled (a pid
+/// may have been reused since).
+struct ClusterReap: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reap", abstract: "Stop a cluster whose `cluster up` ended.", shouldDisplay: false)
+    @Option(help: "Directory of the cluster.") var data: String
+
+    func run() throws {
+        // Ctrl-C reaches the whole process group: the parent stops the cluster itself then.
+        signal(SIGINT, SIG_IGN)
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = read(0, &buffer, buffer.count)
+            if n == 0 || (n < 0 && errno != EINTR) { break }
+        }
+        guard let layout = try? ClusterLayout.load(data) else { return }
+        let pids = layout.nodes.compactMap(\.pid) + layout.etcdPids.compactMap { $0 }
+        let alive = { (pid: Int32) -> Bool in Self.isClusterProcess(pid) }
+        let targets = pids.filter(alive)
+        for pid in targets { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(10)
+        while targets.contains(where: alive), Date() < deadline { usleep(50_000) }
+        for pid in targets where alive(pid) { kill(pid, SIGKILL) }
+    }
+
+    /// Whether `pid` runs (not a zombie) a careledger node or an etcd.
+    static func isClusterProcess(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].dropFirst().first != "Z",
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+        else { return false }
+        let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let program = args.first.map({ URL(fileURLWithPath: $0).lastPathComponent }) else { return false }
+        return program == "etcd" || (args.count > 1 && args[1] == "node")
     }
 }
 

@@ -147,7 +147,18 @@ import Testing
             #expect(node["up"]?.boolValue == true)
             #expect((node["height"]?.intValue ?? 0) > finalTop)
         }
-        again.interrupt()
-        #expect(again.process.terminationStatus == 0)
+        // `cluster up` killed with SIGKILL: its reaper stops the nodes and etcd members it started.
+        let started = try #require(again.layout["nodes"]?.arrayValue).compactMap { $0["pid"]?.intValue }
+            + (again.layout["etcdPids"]?.arrayValue ?? []).compactMap(\.intValue)
+        #expect(started.count == 7)
+        again.stop(signal: SIGKILL)
+        func running(_ pid: Int64) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+            return stat[stat.index(after: close)...].dropFirst().first != "Z"
+        }
+        let reapDeadline = Date().addingTimeInterval(30)
+        while started.contains(where: running), Date() < reapDeadline { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(!started.contains(where: running), "processes left behind by a killed cluster up: \(started.filter(running))")
+        trace("cluster up killed; its processes stopped")
     }
 }
