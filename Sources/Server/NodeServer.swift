@@ -14,9 +14,12 @@ public struct NodeServer: Sendable {
     public init(api: LedgerAPI) { self.api = api }
 
     /// Starts serving; `onListening` gets the bound port (useful with port 0).
+    /// Runs until SIGTERM/SIGINT (with `handleSignals`), until `shutdown` returns (a graceful stop:
+    /// requests in progress finish), or until the task is cancelled.
     public func run(
         handleSignals: Bool = true, logger: Logger = Logger(label: "careledger"),
-        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in },
+        shutdown: (@Sendable () async -> Void)? = nil
     ) async throws {
         let node = api.node, configuration = api.configuration
         let app = Application(
@@ -31,6 +34,12 @@ public struct NodeServer: Sendable {
                 services: [.init(service: producer), .init(service: supply), .init(service: app)],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
+        guard let shutdown else { return try await group.run() }
+        let stopper = Task {
+            await shutdown()
+            await group.triggerGracefulShutdown()
+        }
+        defer { stopper.cancel() }
         try await group.run()
     }
 }

@@ -267,6 +267,7 @@ struct BenchNode {
     let node: LedgerNode
     let baseURL: String
     private let task: Task<Void, any Error>
+    private let stopSignal: AsyncStream<Void>.Continuation
 
     static func start(directory: DataDirectory, configuration: NodeConfiguration, organisations: [ActingOrganisation] = []) async throws -> BenchNode {
         let registry = PrometheusCollectorRegistry()
@@ -280,7 +281,10 @@ struct BenchNode {
                 node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), organisations: organisations,
                 supplySecret: try SupplyService.secret(in: directory)))
         let port = Mutex<Int?>(nil)
-        let task = Task { try await server.run(handleSignals: false, logger: logger) { p in port.withLock { $0 = p } } }
+        let (stopped, stop) = AsyncStream<Void>.makeStream()
+        let task = Task {
+            try await server.run(handleSignals: false, logger: logger, onListening: { p in port.withLock { $0 = p } }, shutdown: { for await _ in stopped {} })
+        }
         let deadline = ContinuousClock.now + .seconds(30)
         while port.withLock({ $0 }) == nil {
             guard ContinuousClock.now < deadline else {
@@ -289,10 +293,11 @@ struct BenchNode {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        return BenchNode(node: node, baseURL: "http://127.0.0.1:\(port.withLock { $0! })", task: task)
+        return BenchNode(node: node, baseURL: "http://127.0.0.1:\(port.withLock { $0! })", task: task, stopSignal: stop)
     }
 
-    func stop() { task.cancel() }
+    /// A graceful stop (the server finishes its requests; no error logged), without waiting.
+    func stop() { stopSignal.finish() }
 
     /// A new chain in a temporary directory (no demo principals); the caller removes `directory.path`.
     static func temporaryChain(_ name: String) throws -> DataDirectory {
