@@ -27,7 +27,7 @@ public struct HPKEExportContext: Sendable {
         self.enc = enc
         let shared = Self.kemSharedSecret(dh: dh, kemContext: enc + Array(recipient.rawRepresentation))
         exporterSecret = Self.keySchedule(sharedSecret: shared, info: info, aeadID: aeadID).exporterSecret
-        keyedExporter = HMAC<SHA256>(key: SymmetricKey(data: exporterSecret))
+        (innerState, outerState) = Self.hmacStates(key: exporterSecret)
     }
 
     /// A recipient's context for `enc` (Decap).
@@ -35,7 +35,7 @@ public struct HPKEExportContext: Sendable {
         let shared = try Self.decapsulate(privateKey: privateKey, enc: enc)
         self.enc = enc
         exporterSecret = Self.keySchedule(sharedSecret: shared, info: info, aeadID: aeadID).exporterSecret
-        keyedExporter = HMAC<SHA256>(key: SymmetricKey(data: exporterSecret))
+        (innerState, outerState) = Self.hmacStates(key: exporterSecret)
     }
 
     /// Export(exporter_context, L) = LabeledExpand(exporter_secret, "sec", exporter_context, L).
@@ -43,16 +43,30 @@ public struct HPKEExportContext: Sendable {
         guard length == 32 else {
             return Self.labeledExpand(prk: exporterSecret, label: "sec", info: context, length: length, suiteID: Self.hpkeSuiteID(aeadID: 0x0002))
         }
-        // One HKDF-Expand block from the HMAC keyed once with the exporter secret.
-        var mac = keyedExporter
-        Self.exportPrefix32.withUnsafeBytes { mac.update(data: $0) }
-        context.withUnsafeBytes { mac.update(data: $0) }
-        Self.firstBlock.withUnsafeBytes { mac.update(data: $0) }
-        return Array(mac.finalize())
+        // One HKDF-Expand block: HMAC(exporter_secret, info || 0x01), from SHA-256 states that
+        // already absorbed the padded key (RFC 2104), through swift-crypto's non-generic calls.
+        var inner = innerState
+        Self.exportPrefix32.withUnsafeBytes { inner.update(bufferPointer: $0) }
+        context.withUnsafeBytes { inner.update(bufferPointer: $0) }
+        Self.firstBlock.withUnsafeBytes { inner.update(bufferPointer: $0) }
+        let innerDigest = inner.finalize()
+        var outer = outerState
+        innerDigest.withUnsafeBytes { outer.update(bufferPointer: $0) }
+        return outer.finalize().withUnsafeBytes { Array($0) }
     }
 
-    /// HMAC keyed with the exporter secret (copied per export; the key is processed once).
-    private let keyedExporter: HMAC<SHA256>
+    /// SHA-256 after (exporter_secret ⊕ ipad) and after (exporter_secret ⊕ opad).
+    private let innerState: SHA256
+    private let outerState: SHA256
+
+    static func hmacStates(key: [UInt8]) -> (inner: SHA256, outer: SHA256) {
+        var block = [UInt8](repeating: 0, count: 64)
+        for (i, b) in key.enumerated() { block[i] = b }  // the key is 32 bytes: no pre-hash
+        var inner = SHA256(), outer = SHA256()
+        block.map { $0 ^ 0x36 }.withUnsafeBytes { inner.update(bufferPointer: $0) }
+        block.map { $0 ^ 0x5c }.withUnsafeBytes { outer.update(bufferPointer: $0) }
+        return (inner, outer)
+    }
 
     /// I2OSP(32, 2) || "HPKE-v1" || suite_id || "sec", the fixed start of a 32-byte export's info.
     static let exportPrefix32: [UInt8] = i2osp(32) + Array("HPKE-v1".utf8) + hpkeSuiteID(aeadID: 0x0002) + Array("sec".utf8)
