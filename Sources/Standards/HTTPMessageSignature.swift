@@ -139,8 +139,10 @@ public enum HTTPMessageSignature {
     /// Verifies the request's Ed25519 signature whose `keyid` is a `did:key`, and returns that did.
     /// Policy: it must cover `@method`, `@authority` and `@path` (or `@target-uri`), carry `created`
     /// within `maxAge` seconds of `now`, and not be expired.
+    /// Verifies a request's signature; with `requireQuery`, a request that has a query must have it
+    /// covered (`@query` or `@target-uri`), so that its parameters cannot be changed in transit.
     public static func verify(
-        signatureInput: String, signature: String, request: Request, now: Int64, maxAge: Int64 = 300
+        signatureInput: String, signature: String, request: Request, now: Int64, maxAge: Int64 = 300, requireQuery: Bool = false
     ) throws(LedgerError) -> String {
         let inputs = try parseInputs(signatureInput)
         let signatures = try parseSignatures(signature)
@@ -151,6 +153,9 @@ public enum HTTPMessageSignature {
         guard covered.contains("@method"), covered.contains("@authority") || covered.contains("@target-uri"),
             covered.contains("@path") || covered.contains("@target-uri")
         else { throw fail("the signature must cover @method, @authority and @path") }
+        if requireQuery, request.query.count > 1, !covered.contains("@query"), !covered.contains("@target-uri") {
+            throw fail("the request has a query: the signature must cover @query")
+        }
         guard let created = input.created, abs(now - created) <= maxAge else { throw fail("created is missing or too far from now") }
         if let expires = input.expires, expires < now { throw fail("the signature has expired") }
         let key = try PublicKey(did: keyID)

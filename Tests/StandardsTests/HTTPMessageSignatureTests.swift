@@ -46,5 +46,19 @@ import Testing
         // A signature that does not cover the path is refused by policy.
         let (narrow, narrowSig) = try HTTPMessageSignature.sign(request: request, key: key, components: ["@method"], created: 1_000)
         #expect(throws: LedgerError.code("unauthenticated")) { try HTTPMessageSignature.verify(signatureInput: narrow, signature: narrowSig, request: request, now: 1_000) }
+        // The node requires the query covered when there is one: otherwise `purpose` could be changed in transit.
+        let (noQuery, noQuerySig) = try HTTPMessageSignature.sign(request: request, key: key, components: ["@method", "@authority", "@path"], created: 1_000)
+        #expect(try HTTPMessageSignature.verify(signatureInput: noQuery, signature: noQuerySig, request: request, now: 1_000) == key.publicKey.did)
+        #expect(throws: LedgerError.code("unauthenticated")) {
+            try HTTPMessageSignature.verify(signatureInput: noQuery, signature: noQuerySig, request: request, now: 1_000, requireQuery: true)
+        }
+        #expect(try HTTPMessageSignature.verify(signatureInput: input, signature: signature, request: request, now: 1_100, requireQuery: true) == key.publicKey.did)
+        let tampered = HTTPMessageSignature.Request(method: "GET", scheme: "http", authority: "127.0.0.1:8080", path: "/v1/records/r1", query: "?purpose=emergency", headers: [:])
+        #expect(throws: LedgerError.code("unauthenticated")) {
+            try HTTPMessageSignature.verify(signatureInput: input, signature: signature, request: tampered, now: 1_100, requireQuery: true)
+        }
+        let bare = HTTPMessageSignature.Request(method: "GET", scheme: "http", authority: "127.0.0.1:8080", path: "/v1/records/r1", query: "", headers: [:])
+        let (bareInput, bareSig) = try HTTPMessageSignature.sign(request: bare, key: key, components: ["@method", "@authority", "@path"], created: 1_000)
+        #expect(try HTTPMessageSignature.verify(signatureInput: bareInput, signature: bareSig, request: bare, now: 1_000, requireQuery: true) == key.publicKey.did)
     }
 }
