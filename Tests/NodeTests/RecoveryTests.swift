@@ -52,6 +52,12 @@ import Testing
                     try RecoveryKit.approval(patient: patient.did, setup: state, request: .object([:]), guardian: newDevice.did, key: newDevice.encryption)
                 }
                 #expect(try await approve(0)["result"]?["status"] == .string("open"))
+                // Another key cannot replace the request in progress (which would reset the approvals
+                // or swap the key the shares are wrapped for).
+                let intruder = Party()
+                let replaced = try await rc.submit(intruder, "recovery", "request", .object(["patient": .string(patient.did), "encryptionKey": .string(Base64.encode(intruder.encryption.publicKey))]))
+                #expect(replaced["error"]?["code"] == .string("request_pending"), "\(replaced)")
+                #expect(try JSONValue.parse(node.stateValue(forKey: RecoveryContract.requestKey(patient.did))!)["requester"] == .string(newDevice.did))
                 let early = try JSONValue.parse(node.stateValue(forKey: RecoveryContract.requestKey(patient.did))!)
                 #expect(throws: LedgerError.code("not_ready")) {
                     try RecoveryKit.recover(patient: patient.did, request: early, newKey: newDevice.encryption, kitCiphertext: [])

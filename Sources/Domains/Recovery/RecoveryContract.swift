@@ -8,7 +8,10 @@ import Standards
 /// (the "kit", stored in the vault under its salted hash), splits S into n Shamir shares and wraps
 /// each share with HPKE for its guardian.
 /// - `setup` `{"threshold", "kit": salted hash, "shares": {guardian did: {"x", "enc", "ct"}}}` (the patient);
-/// - `request` `{"patient", "encryptionKey"}`: signed by the patient's new key after a loss; opens a request;
+/// - `request` `{"patient", "encryptionKey"}`: signed by the patient's new key after a loss; opens a request.
+///   While a request by another key is open or ready and younger than `requestWindowMillis` (72 h),
+///   it cannot be replaced (`request_pending`): nobody can reset the guardians' approvals or swap the
+///   key they wrap their shares for under a request in progress;
 /// - `approve` `{"patient", "x", "enc", "ct"}`: a guardian re-wraps her share for the request's encryption key;
 ///   with `threshold` approvals the request is `ready`: the patient combines the shares on her device.
 public struct RecoveryContract: Contract {
@@ -16,6 +19,9 @@ public struct RecoveryContract: Contract {
     public let actions = ["setup", "request", "approve"]
 
     public init() {}
+
+    /// How long a recovery request holds off other requesters.
+    public static let requestWindowMillis: Int64 = 72 * 3600 * 1000
 
     public static func key(_ patient: String) -> String { "recovery/\(patient)" }
     public static func requestKey(_ patient: String) -> String { "recovery/\(patient)/request" }
@@ -68,9 +74,15 @@ public struct RecoveryContract: Contract {
         case "request":
             let patient = payload["patient"]!.stringValue!
             guard try context.json(forKey: Self.key(patient)) != nil else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
+            if let pending = try context.json(forKey: Self.requestKey(patient)), pending["requester"]?.stringValue != context.author,
+                let opened = pending["timeMillis"]?.intValue, Int64(context.timeMillis) - opened < Self.requestWindowMillis
+            {
+                throw LedgerError("request_pending", "another key's recovery request for \(patient) is in progress (opened at \(opened))")
+            }
             let request: JSONValue = .object([
                 "patient": .string(patient), "requester": .string(context.author), "encryptionKey": payload["encryptionKey"]!,
                 "approvals": .object([:]), "status": .string("open"), "height": .int(Int64(context.height)),
+                "timeMillis": .int(Int64(context.timeMillis)),
             ])
             context.set(Self.requestKey(patient), request)
             context.emit(.object(["type": .string("recovery.requested"), "patient": .string(patient), "requester": .string(context.author)]))
