@@ -73,4 +73,26 @@ import Testing
                 #expect(keys.encryption.rawRepresentation == patient.encryption.rawRepresentation)
         }
     }
+
+    /// The request window, by block time: another key is refused for 72 h, the same key opening
+    /// again does not extend its window, and after it anyone may open a request.
+    @Test func requestWindow() throws {
+        let chain = MemoryChain()
+        let patient = SigningKey(), patientEnc = EncryptionKey(), guardian = SigningKey(), guardianEnc = EncryptionKey()
+        for (key, enc) in [(patient, patientEnc), (guardian, guardianEnc)] {
+            #expect(chain.run(key, "identity", "register", .object(["role": .string("patient"), "encryptionKey": .string(Base64.encode(enc.publicKey))])).status == .committed)
+        }
+        let setup = try RecoveryKit.setup(signing: patient, encryption: patientEnc, guardians: [(guardian.publicKey.did, guardianEnc.publicKey)], threshold: 1)
+        #expect(chain.run(patient, "recovery", "setup", setup.payload).status == .committed)
+        let hour: UInt64 = 3_600_000, t0: UInt64 = 1_790_000_000_000
+        let intruder = SigningKey(), newDevice = SigningKey()
+        func request(_ key: SigningKey, at time: UInt64) -> Receipt {
+            chain.run(key, "recovery", "request", .object(["patient": .string(patient.publicKey.did), "encryptionKey": .string(Base64.encode(EncryptionKey().publicKey))]), time: time)
+        }
+        #expect(request(intruder, at: t0).status == .committed)
+        #expect(request(newDevice, at: t0 + hour).errorCode == "request_pending")
+        #expect(request(intruder, at: t0 + 71 * hour).status == .committed, "the same key may open it again…")
+        #expect(request(newDevice, at: t0 + 72 * hour + 1).status == .committed, "…without extending its window")
+        #expect(request(intruder, at: t0 + 73 * hour).errorCode == "request_pending")
+    }
 }

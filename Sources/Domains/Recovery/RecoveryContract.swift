@@ -74,15 +74,19 @@ public struct RecoveryContract: Contract {
         case "request":
             let patient = payload["patient"]!.stringValue!
             guard try context.json(forKey: Self.key(patient)) != nil else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
-            if let pending = try context.json(forKey: Self.requestKey(patient)), pending["requester"]?.stringValue != context.author,
-                let opened = pending["timeMillis"]?.intValue, Int64(context.timeMillis) - opened < Self.requestWindowMillis
-            {
-                throw LedgerError("request_pending", "another key's recovery request for \(patient) is in progress (opened at \(opened))")
+            let pending = try context.json(forKey: Self.requestKey(patient))
+            var opened = Int64(context.timeMillis)
+            if let pending, let since = pending["timeMillis"]?.intValue, Int64(context.timeMillis) - since < Self.requestWindowMillis {
+                guard pending["requester"]?.stringValue == context.author else {
+                    throw LedgerError("request_pending", "another key's recovery request for \(patient) is in progress (opened at \(since))")
+                }
+                // The same key opening again keeps its window: it cannot hold others off for ever.
+                opened = since
             }
             let request: JSONValue = .object([
                 "patient": .string(patient), "requester": .string(context.author), "encryptionKey": payload["encryptionKey"]!,
                 "approvals": .object([:]), "status": .string("open"), "height": .int(Int64(context.height)),
-                "timeMillis": .int(Int64(context.timeMillis)),
+                "timeMillis": .int(opened),
             ])
             context.set(Self.requestKey(patient), request)
             context.emit(.object(["type": .string("recovery.requested"), "patient": .string(patient), "requester": .string(context.author)]))
