@@ -247,15 +247,22 @@ struct FHIRAPI: Sendable {
             "searchParam": .array([.object(["name": .string("target"), "type": .string("reference")])]),
         ]))
         if acting != nil { resources += Self.clinicalTypes.map(clinical) }
+        var rest: [String: JSONValue] = [
+            "mode": .string("server"),
+            "security": .object([
+                "description": .string(
+                    "Bearer token from POST /v1/auth/challenge and /v1/auth/token (Ed25519 signature of the challenge), or RFC 9421 HTTP Message Signatures with the caller's did:key"
+                )
+            ]),
+            "resource": .array(resources),
+        ]
+        // Transaction Bundles (POST /fhir) are served where the node acts for an organisation.
+        if acting != nil { rest["interaction"] = .array([.object(["code": .string("transaction")])]) }
         return .object([
             "resourceType": .string("CapabilityStatement"), "status": .string("active"), "date": .string("2026-11-25"),
             "kind": .string("instance"), "fhirVersion": .string("4.0.1"), "format": .array([.string("json")]),
             "software": .object(["name": .string("CareLedger"), "version": .string(LedgerAPI.version)]),
-            "rest": .array([.object([
-                "mode": .string("server"),
-                "security": .object(["description": .string("Bearer token from POST /v1/auth/challenge and /v1/auth/token (Ed25519 signature of the challenge)")]),
-                "resource": .array(resources),
-            ])]),
+            "rest": .array([.object(rest)]),
         ])
     }
 }

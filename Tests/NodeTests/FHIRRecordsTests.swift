@@ -106,6 +106,7 @@ import Testing
                 let metadata = try rc.json(try await client.execute(uri: "/fhir/metadata", method: .get))
                 let types = metadata["rest"]?[0]?["resource"]?.arrayValue?.compactMap { $0["type"]?.stringValue } ?? []
                 #expect(types.contains("Observation") && types.contains("Consent"))
+                #expect(metadata["rest"]?[0]?["interaction"] == .array([.object(["code": .string("transaction")])]))
         }
     }
 
