@@ -228,3 +228,31 @@ public enum RandomBytes {
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 }
+
+/// HMAC-SHA256 (RFC 2104) keyed once: the SHA-256 states after the padded key are kept and
+/// copied per message, and every call goes through swift-crypto's non-generic buffer API (its
+/// generic `HMAC.update` instantiates type metadata on each call, which dominated hot paths).
+public struct PreparedHMAC: Sendable {
+    private let inner: SHA256
+    private let outer: SHA256
+
+    public init(key: [UInt8]) {
+        var block = key.count > 64 ? SHA256.hash(data: key).withUnsafeBytes { Array($0) } : key
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        var inner = SHA256(), outer = SHA256()
+        block.map { $0 ^ 0x36 }.withUnsafeBytes { inner.update(bufferPointer: $0) }
+        block.map { $0 ^ 0x5c }.withUnsafeBytes { outer.update(bufferPointer: $0) }
+        self.inner = inner
+        self.outer = outer
+    }
+
+    /// The 32-byte MAC of the concatenation of `parts`.
+    public func code(_ parts: [UInt8]...) -> [UInt8] {
+        var inner = inner
+        for part in parts { part.withUnsafeBytes { inner.update(bufferPointer: $0) } }
+        let innerDigest = inner.finalize()
+        var outer = outer
+        innerDigest.withUnsafeBytes { outer.update(bufferPointer: $0) }
+        return outer.finalize().withUnsafeBytes { Array($0) }
+    }
+}

@@ -27,7 +27,7 @@ public struct HPKEExportContext: Sendable {
         self.enc = enc
         let shared = Self.kemSharedSecret(dh: dh, kemContext: enc + Array(recipient.rawRepresentation))
         exporterSecret = Self.keySchedule(sharedSecret: shared, info: info, aeadID: aeadID).exporterSecret
-        (innerState, outerState) = Self.hmacStates(key: exporterSecret)
+        keyedExporter = PreparedHMAC(key: exporterSecret)
     }
 
     /// A recipient's context for `enc` (Decap).
@@ -35,7 +35,7 @@ public struct HPKEExportContext: Sendable {
         let shared = try Self.decapsulate(privateKey: privateKey, enc: enc)
         self.enc = enc
         exporterSecret = Self.keySchedule(sharedSecret: shared, info: info, aeadID: aeadID).exporterSecret
-        (innerState, outerState) = Self.hmacStates(key: exporterSecret)
+        keyedExporter = PreparedHMAC(key: exporterSecret)
     }
 
     /// Export(exporter_context, L) = LabeledExpand(exporter_secret, "sec", exporter_context, L).
@@ -43,30 +43,12 @@ public struct HPKEExportContext: Sendable {
         guard length == 32 else {
             return Self.labeledExpand(prk: exporterSecret, label: "sec", info: context, length: length, suiteID: Self.hpkeSuiteID(aeadID: 0x0002))
         }
-        // One HKDF-Expand block: HMAC(exporter_secret, info || 0x01), from SHA-256 states that
-        // already absorbed the padded key (RFC 2104), through swift-crypto's non-generic calls.
-        var inner = innerState
-        Self.exportPrefix32.withUnsafeBytes { inner.update(bufferPointer: $0) }
-        context.withUnsafeBytes { inner.update(bufferPointer: $0) }
-        Self.firstBlock.withUnsafeBytes { inner.update(bufferPointer: $0) }
-        let innerDigest = inner.finalize()
-        var outer = outerState
-        innerDigest.withUnsafeBytes { outer.update(bufferPointer: $0) }
-        return outer.finalize().withUnsafeBytes { Array($0) }
+        // One HKDF-Expand block: HMAC(exporter_secret, info || 0x01), with the key processed once.
+        return keyedExporter.code(Self.exportPrefix32, context, Self.firstBlock)
     }
 
-    /// SHA-256 after (exporter_secret ⊕ ipad) and after (exporter_secret ⊕ opad).
-    private let innerState: SHA256
-    private let outerState: SHA256
-
-    static func hmacStates(key: [UInt8]) -> (inner: SHA256, outer: SHA256) {
-        var block = [UInt8](repeating: 0, count: 64)
-        for (i, b) in key.enumerated() { block[i] = b }  // the key is 32 bytes: no pre-hash
-        var inner = SHA256(), outer = SHA256()
-        block.map { $0 ^ 0x36 }.withUnsafeBytes { inner.update(bufferPointer: $0) }
-        block.map { $0 ^ 0x5c }.withUnsafeBytes { outer.update(bufferPointer: $0) }
-        return (inner, outer)
-    }
+    /// HMAC keyed with the exporter secret.
+    private let keyedExporter: PreparedHMAC
 
     /// I2OSP(32, 2) || "HPKE-v1" || suite_id || "sec", the fixed start of a 32-byte export's info.
     static let exportPrefix32: [UInt8] = i2osp(32) + Array("HPKE-v1".utf8) + hpkeSuiteID(aeadID: 0x0002) + Array("sec".utf8)
@@ -119,7 +101,5 @@ public struct HPKEExportContext: Sendable {
         return Array(out.prefix(length))
     }
 
-    static func hmac(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: data, using: SymmetricKey(data: key)))
-    }
+    static func hmac(key: [UInt8], _ data: [UInt8]) -> [UInt8] { PreparedHMAC(key: key).code(data) }
 }

@@ -89,6 +89,23 @@ import Testing
         }
     }
 
+    /// The pre-keyed HMAC equals swift-crypto's HMAC-SHA256 for short, block-sized and long keys,
+    /// and for messages given in parts.
+    @Test func preparedHMACMatchesSwiftCrypto() {
+        var generator = SystemRandomNumberGenerator()
+        for keyLength in [0, 1, 32, 63, 64, 65, 100, 200] {
+            let key = (0..<keyLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let prepared = PreparedHMAC(key: key)
+            for messageLength in [0, 1, 55, 64, 65, 300] {
+                let message = (0..<messageLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
+                #expect(prepared.code(message) == expected, "key \(keyLength), message \(messageLength)")
+                let cut = messageLength / 3
+                #expect(prepared.code(Array(message[..<cut]), Array(message[cut...])) == expected)
+            }
+        }
+    }
+
     @Test func wrapAndUnwrap() throws {
         let reader = EncryptionKey()
         let other = EncryptionKey()

@@ -5,17 +5,14 @@ import Standards
 /// The blinding of serial-level identifiers: the chain never holds a GTIN+serial, SSCC or lot in the
 /// clear, only HMAC-SHA256 of it under a consortium secret, so nobody holding a copy of the chain
 /// can enumerate serials; a node that holds the secret computes the key of a scanned pack.
-public struct SupplyKeys: @unchecked Sendable {
-    /// HMAC state after the key (copied per use, so the key schedule is computed once). A value type,
-    /// never mutated in place: safe to share.
-    private let prepared: HMAC<SHA256>
+public struct SupplyKeys: Sendable {
+    /// HMAC-SHA256 keyed once with the consortium secret.
+    private let prepared: PreparedHMAC
 
-    public init(secret: [UInt8]) { prepared = HMAC<SHA256>(key: SymmetricKey(data: secret)) }
+    public init(secret: [UInt8]) { prepared = PreparedHMAC(key: secret) }
 
     func key(_ parts: String...) -> String {
-        var mac = prepared
-        mac.update(data: Array(parts.joined(separator: "\u{1D}").utf8))
-        return Hex.encode(Array(mac.finalize()))
+        Hex.encode(prepared.code(Array(parts.joined(separator: "\u{1D}").utf8)))
     }
 
     /// A serialised pack: GTIN (14 digits) + serial (AI 21).
@@ -27,9 +24,7 @@ public struct SupplyKeys: @unchecked Sendable {
 
     /// An EPCIS document, by its canonical bytes: its id in the vault's sealed copy.
     public func document(_ canonicalBytes: [UInt8]) -> String {
-        var mac = prepared
-        mac.update(data: Array("document\u{1D}".utf8) + canonicalBytes)
-        return Hex.encode(Array(mac.finalize()))
+        Hex.encode(prepared.code(Array("document\u{1D}".utf8), canonicalBytes))
     }
 
     /// A batch of a product (AI 01 + AI 10).
