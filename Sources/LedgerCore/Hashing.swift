@@ -65,8 +65,8 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public init(base64: String) throws(LedgerError) {
-        guard let data = Data(base64Encoded: base64) else { throw LedgerError("bad_hash", "not base64: \(base64.prefix(64))") }
-        try self.init(Array(data))
+        guard let bytes = try? Base64.decode(base64) else { throw LedgerError("bad_hash", "not base64: \(base64.prefix(64))") }
+        try self.init(bytes)
     }
 
     public init(hex: String) throws(LedgerError) {
@@ -75,7 +75,7 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public var hex: String { Hex.encode(bytes) }
-    public var base64: String { Data(bytes).base64EncodedString() }
+    public var base64: String { Base64.encode(bytes) }
     public var description: String { hex }
 
     public static func < (lhs: Hash, rhs: Hash) -> Bool {

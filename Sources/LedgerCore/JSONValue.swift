@@ -83,7 +83,7 @@ public enum JSONValue: Hashable, Sendable {
         case .object(let members):
             out.append(UInt8(ascii: "{"))
             // Members in UTF-8 byte order of their keys, sorted once as pairs (no lookups afterwards).
-            let sorted = members.sorted { JSONValue.utf8Precedes($0.key, $1.key) }
+            let sorted = members.sorted { UTF8Order.precedes($0.key, $1.key) }
             for (i, member) in sorted.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONValue.writeString(member.key, into: &out)
@@ -93,9 +93,6 @@ public enum JSONValue: Hashable, Sendable {
             out.append(UInt8(ascii: "}"))
         }
     }
-
-    /// Whether `a` sorts before `b` by their UTF-8 bytes (the canonical key order).
-    static func utf8Precedes(_ a: String, _ b: String) -> Bool { UTF8Order.precedes(a, b) }
 
     /// Appends `s` as a JSON string (canonical escapes).
     public static func writeString(_ s: String, into out: inout [UInt8]) {

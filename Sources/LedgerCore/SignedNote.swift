@@ -17,7 +17,7 @@ public struct NoteVerifier: Sendable, Hashable {
     public init(vkey: String) throws(LedgerError) {
         let parts = vkey.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, let id = Hex.decode(String(parts[1])), id.count == 4, parts[1].count == 8,
-            let raw = Data(base64Encoded: String(parts[2])), raw.count == 33, raw.first == 0x01
+            let raw = try? Base64.decode(String(parts[2])), raw.count == 33, raw.first == 0x01
         else { throw LedgerError("bad_vkey", "not a signed-note Ed25519 verifier key: \(vkey.prefix(120))") }
         try self.init(name: String(parts[0]), publicKey: try PublicKey(rawRepresentation: Array(raw.dropFirst())))
         guard keyID == id else { throw LedgerError("bad_vkey", "key id does not match the name and key") }
@@ -49,7 +49,7 @@ public struct NoteSigner: Sendable {
     public init(skey: String) throws(LedgerError) {
         let parts = skey.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY",
-            let raw = Data(base64Encoded: String(parts[4])), raw.count == 33, raw.first == 0x01
+            let raw = try? Base64.decode(String(parts[4])), raw.count == 33, raw.first == 0x01
         else { throw LedgerError("bad_skey", "not a signed-note Ed25519 private key") }
         try self.init(name: String(parts[2]), key: try SigningKey(seed: Array(raw.dropFirst())))
         guard Hex.encode(verifier.keyID) == parts[3] else { throw LedgerError("bad_skey", "key id does not match") }
@@ -84,7 +84,7 @@ public struct SignedNote: Sendable {
         for line in block.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
             guard line.hasPrefix("\u{2014} ") else { throw LedgerError("bad_note", "signature line does not start with an em dash") }
             let fields = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)
-            guard fields.count == 2, !fields[0].isEmpty, let raw = Data(base64Encoded: String(fields[1])), raw.count >= 5 else {
+            guard fields.count == 2, !fields[0].isEmpty, let raw = try? Base64.decode(String(fields[1])), raw.count >= 5 else {
                 throw LedgerError("bad_note", "malformed signature line")
             }
             signatures.append((String(fields[0]), Array(raw.prefix(4)), Array(raw.dropFirst(4))))
@@ -150,7 +150,7 @@ public struct Checkpoint: Sendable, Hashable {
         guard !sizeText.isEmpty, sizeText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), sizeText == "0" || !sizeText.hasPrefix("0"),
             let size = UInt64(sizeText)
         else { throw LedgerError("bad_checkpoint", "tree size must be a decimal number") }
-        guard let raw = Data(base64Encoded: lines[2]), raw.count == 32 else {
+        guard let raw = try? Base64.decode(String(lines[2])), raw.count == 32 else {
             throw LedgerError("bad_checkpoint", "root hash must be base64 of 32 bytes")
         }
         guard lines.dropFirst(3).allSatisfy({ !$0.isEmpty }) else { throw LedgerError("bad_checkpoint", "empty extension line") }

@@ -81,7 +81,7 @@ public enum HTTPMessageSignature {
             guard let eq = member.firstIndex(of: "=") else { throw fail("malformed Signature member") }
             let label = member[..<eq].trimmingCharacters(in: .whitespaces)
             let value = member[member.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-            guard value.hasPrefix(":"), value.hasSuffix(":"), value.count >= 2, let bytes = Data(base64Encoded: String(value.dropFirst().dropLast())) else {
+            guard value.hasPrefix(":"), value.hasSuffix(":"), value.count >= 2, let bytes = try? Base64.decode(String(value.dropFirst().dropLast())) else {
                 throw fail("a signature is a byte sequence :base64:")
             }
             out[label] = Array(bytes)
