@@ -47,6 +47,8 @@ public final class LedgerNode: Sendable {
     private let key: SigningKey
     /// The node's key, for node-signed transactions of the services on this node (alerts, access events).
     var signingKey: SigningKey { key }
+    /// This node's credentials for reading peers' ledger APIs (its key and the consortium member proof).
+    public let peerCredentials: PeerCredentials
     private let noteSigner: NoteSigner
     let mempool: Mempool
     let head: Mutex<Head>
@@ -109,6 +111,7 @@ public final class LedgerNode: Sendable {
         }
         self.genesis = genesis
         self.key = key
+        peerCredentials = PeerCredentials(key: key, access: MemberAccess(secret: try SupplyService.secret(in: directory)))
         self.registry = registry ?? genesis.standardRegistry
         self.configuration = configuration
         self.clock = clock

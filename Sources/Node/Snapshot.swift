@@ -151,7 +151,7 @@ extension LedgerNode {
     /// Fetches a snapshot from a peer's API and installs it (see `installSnapshot`).
     public static func installSnapshot(from peer: String, in directory: DataDirectory) async throws -> UInt64 {
         let base = peer.hasSuffix("/") ? String(peer.dropLast()) : peer
-        let json = try await PeerClient.get("\(base)/v1/sync/snapshot")
+        let json = try await PeerClient.get("\(base)/v1/sync/snapshot", credentials: try PeerCredentials(directory: directory))
         return try installSnapshot(json, in: directory)
     }
 }

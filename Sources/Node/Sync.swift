@@ -101,7 +101,7 @@ extension LedgerNode {
             while true {
                 let batch: [(BlockProposal, QuorumCertificate?)]
                 do {
-                    batch = try await PeerClient.blocks(peer: peer, from: height + 1, limit: 64)
+                    batch = try await PeerClient.blocks(peer: peer, from: height + 1, limit: 64, credentials: peerCredentials)
                 } catch let error as LedgerError {
                     lastError = error
                     continue peers
@@ -132,9 +132,10 @@ extension LedgerNode {
 /// Fetches blocks from a peer node's API.
 enum PeerClient {
     /// A JSON answer of a peer's API.
-    static func get(_ url: String) async throws -> JSONValue {
+    static func get(_ url: String, credentials: PeerCredentials?) async throws -> JSONValue {
         var request = HTTPClientRequest(url: url)
         request.method = .GET
+        for (name, value) in try credentials?.headers(url: url) ?? [] { request.headers.add(name: name, value: value) }
         do {
             let response = try await EtcdClient.http.execute(request, timeout: .seconds(120))
             let body = try await response.body.collect(upTo: 1 << 30)
@@ -147,9 +148,9 @@ enum PeerClient {
         }
     }
 
-    static func blocks(peer: String, from: UInt64, limit: Int) async throws -> [(BlockProposal, QuorumCertificate?)] {
+    static func blocks(peer: String, from: UInt64, limit: Int, credentials: PeerCredentials?) async throws -> [(BlockProposal, QuorumCertificate?)] {
         let base = peer.hasSuffix("/") ? String(peer.dropLast()) : peer
-        let json = try await get("\(base)/v1/sync/blocks?from=\(from)&limit=\(limit)")
+        let json = try await get("\(base)/v1/sync/blocks?from=\(from)&limit=\(limit)", credentials: credentials)
         return try (json["blocks"]?.arrayValue ?? []).map { item throws(LedgerError) in
             guard let p = item["proposal"]?.stringValue else { throw LedgerError("peer_error", "a block without its proposal") }
             let proposal = try BlockProposal(encoded: try Base64.decode(p))

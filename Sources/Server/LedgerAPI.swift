@@ -55,6 +55,8 @@ public struct LedgerAPI: Sendable {
         auth = AuthService(chainID: node.genesis.chainID)
     }
 
+    var readPolicy: LedgerReadPolicy { LedgerReadPolicy(node: node, records: records, auth: auth) }
+
     /// A JSON request body within the size limit.
     func jsonBody(_ request: Request) async throws -> JSONValue {
         try JSONValue.parse(try await Self.body(request, limit: configuration.maxBodyBytes))
@@ -86,8 +88,8 @@ public struct LedgerAPI: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.post("/v1/transactions") { request, _ in await handle { try await submit(request) } }
-        router.get("/v1/transactions/:id") { _, context in await handle { try transaction(context.parameters.get("id") ?? "") } }
-        router.get("/v1/proofs/inclusion") { request, _ in await handle { try inclusion(request.uri.queryParameters) } }
+        router.get("/v1/transactions/:id") { request, context in await handle { try transaction(context.parameters.get("id") ?? "", request) } }
+        router.get("/v1/proofs/inclusion") { request, _ in await handle { try inclusion(request.uri.queryParameters, request) } }
         router.get("/v1/proofs/consistency") { request, _ in await handle { try consistency(request.uri.queryParameters) } }
         router.get("/v1/checkpoint") { request, _ in
             await handle {
@@ -101,14 +103,24 @@ public struct LedgerAPI: Sendable {
             }
         }
         router.get("/v1/consensus") { _, _ in await handle { try await consensus() } }
-        router.get("/v1/sync/blocks") { request, _ in await handle { try syncBlocks(request.uri.queryParameters) } }
-        router.get("/v1/sync/snapshot") { _, _ in await handle { JSONResponse.make(try await node.snapshot()) } }
+        router.get("/v1/sync/blocks") { request, _ in
+            await handle {
+                _ = try readPolicy.requireMember(request)
+                return try syncBlocks(request.uri.queryParameters)
+            }
+        }
+        router.get("/v1/sync/snapshot") { request, _ in
+            await handle {
+                _ = try readPolicy.requireMember(request)
+                return JSONResponse.make(try await node.snapshot())
+            }
+        }
         router.get("/v1/consensus/evidence") { _, _ in await handle { try evidence() } }
         router.get("/v1/checkpoint/key") { _, _ in JSONResponse.text(node.noteVerifier.vkey + "\n") }
         router.get("/v1/blocks/:height") { _, context in await handle { try block(context.parameters.get("height") ?? "") } }
         router.get("/v1/blocks") { request, _ in await handle { try blocks(request.uri.queryParameters) } }
-        router.get("/v1/state/**") { _, context in
-            await handle { try state(context.parameters.getCatchAll().joined(separator: "/")) }
+        router.get("/v1/state/**") { request, context in
+            await handle { try state(context.parameters.getCatchAll().joined(separator: "/"), request) }
         }
         router.get("/healthz") { _, _ in
             JSONResponse.make(
@@ -215,11 +227,12 @@ public struct LedgerAPI: Sendable {
         return id
     }
 
-    func transaction(_ idText: String) throws -> Response {
+    func transaction(_ idText: String, _ request: Request) throws -> Response {
         let id = try transactionID(idText)
         guard let stored = try node.store.transaction(id: id) else {
             throw LedgerError("not_found", "no committed transaction \(id.hex)")
         }
+        try readPolicy.authorize(stored.transaction, request: request)
         guard case .object(var o) = Self.transactionJSON(stored) else { return JSONResponse.make(Self.transactionJSON(stored)) }
         o["final"] = .bool(stored.height <= node.lastFinalHeight)
         return JSONResponse.make(.object(o))
@@ -250,12 +263,13 @@ public struct LedgerAPI: Sendable {
         return n
     }
 
-    func inclusion(_ params: Parameters) throws -> Response {
+    func inclusion(_ params: Parameters, _ request: Request) throws -> Response {
         guard let idText = params.get("id") else { throw LedgerError("missing_parameter", "query parameter id is required") }
         let id = try transactionID(String(idText))
         guard let stored = try node.store.transaction(id: id) else {
             throw LedgerError("not_found", "no committed transaction \(id.hex)")
         }
+        try readPolicy.authorize(stored.transaction, request: request)
         let latest = node.latestBlock
         let size = try integer(params, "treeSize", required: false) ?? latest.header.logSize
         let proof = try node.inclusionProof(leafIndex: stored.leafIndex, treeSize: size)
@@ -372,8 +386,9 @@ public struct LedgerAPI: Sendable {
         return JSONResponse.make(.object(["evidence": .array(items)]))
     }
 
-    func state(_ key: String) throws -> Response {
+    func state(_ key: String, _ request: Request) throws -> Response {
         guard !key.isEmpty, key.utf8.count <= 512 else { throw LedgerError("bad_parameter", "a state key is 1 to 512 bytes") }
+        if LedgerReadPolicy.isPrivate(stateKey: key) { try readPolicy.authorize(stateKey: key, value: node.stateValue(forKey: key), request: request) }
         let (block, value, proof) = try node.state(key: key)
         var o: [String: JSONValue] = [
             "key": .string(key),

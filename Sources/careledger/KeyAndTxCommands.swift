@@ -124,11 +124,19 @@ struct TxCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a committed transaction.")
         @Option(help: "Node URL.") var node: String
         @Argument(help: "Transaction id (hex).") var id: String
+        @Option(help: "Your key file: a patient's records, consents, access events and recovery are shown only to her, her delegates, the parties they name and consortium members.")
+        var key: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let base = node.hasSuffix("/") ? String(node.dropLast()) : node
-            let value = try await API.json(.GET, base + "/v1/transactions/" + id)
+            let value: JSONValue
+            if let key {
+                var session = try await Session(node: node, keyFile: key)
+                value = try await session.get("/v1/transactions/" + id)
+            } else {
+                let base = node.hasSuffix("/") ? String(node.dropLast()) : node
+                value = try await API.json(.GET, base + "/v1/transactions/" + id)
+            }
             output(value, json: json) { value.canonicalString }
         }
     }

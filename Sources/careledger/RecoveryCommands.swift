@@ -13,8 +13,9 @@ struct RecoveryCommand: AsyncParsableCommand {
         commandName: "recovery", abstract: "Key recovery through guardians (Shamir k of n).",
         subcommands: [Setup.self, Request.self, Approve.self, Complete.self])
 
-    static func state(_ session: Session, _ key: String) async throws -> JSONValue? {
-        let answer = try await API.json(.GET, session.base + "/v1/state/" + key)
+    /// A recovery state entry (served to the patient, her guardians and the requester, authenticated).
+    static func state(_ session: inout Session, _ key: String) async throws -> JSONValue? {
+        let answer = try await session.get("/v1/state/" + key)
         return answer["present"]?.boolValue == true ? answer["value"] : nil
     }
 
@@ -67,11 +68,11 @@ struct RecoveryCommand: AsyncParsableCommand {
         @Option(help: "The patient's did.") var patient: String
 
         func run() async throws {
-            let session = try await Session(node: options.node, keyFile: options.key)
-            guard let setup = try await RecoveryCommand.state(session, RecoveryContract.key(patient)) else {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            guard let setup = try await RecoveryCommand.state(&session, RecoveryContract.key(patient)) else {
                 throw LedgerError("not_found", "\(patient) has not set up recovery")
             }
-            guard let request = try await RecoveryCommand.state(session, RecoveryContract.requestKey(patient)) else {
+            guard let request = try await RecoveryCommand.state(&session, RecoveryContract.requestKey(patient)) else {
                 throw LedgerError("no_request", "no open recovery request for \(patient)")
             }
             let payload = try RecoveryKit.approval(patient: patient, setup: setup, request: request, guardian: session.did, key: try session.requireEncryption())
@@ -89,7 +90,7 @@ struct RecoveryCommand: AsyncParsableCommand {
 
         func run() async throws {
             var session = try await Session(node: options.node, keyFile: options.key)
-            guard let request = try await RecoveryCommand.state(session, RecoveryContract.requestKey(patient)) else {
+            guard let request = try await RecoveryCommand.state(&session, RecoveryContract.requestKey(patient)) else {
                 throw LedgerError("no_request", "no recovery request for \(patient)")
             }
             let kit = try await session.get("/v1/recovery/\(patient)/kit")

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
@@ -96,8 +97,12 @@ import Testing
                     uri: "/v1/transactions?wait=forever", method: .post, headers: [.contentType: "application/json"],
                     body: ByteBuffer(bytes: waitBad.jsonView.canonicalBytes)), .badRequest, "bad_parameter")
             try expectError(try await client.execute(uri: "/v1/transactions/\(waitBad.id.hex)", method: .get), .notFound, "not_found")
-            try expectError(try await client.execute(uri: "/v1/sync/blocks", method: .get), .badRequest, "missing_parameter")
-            try expectError(try await client.execute(uri: "/v1/sync/blocks?from=1&limit=0", method: .get), .badRequest, "bad_parameter")
+            try expectError(try await client.execute(uri: "/v1/sync/blocks?from=1", method: .get), .unauthorized, "unauthenticated")
+            for (uri, code) in [("/v1/sync/blocks", "missing_parameter"), ("/v1/sync/blocks?from=1&limit=0", "bad_parameter")] {
+                var headers = HTTPFields()
+                for (name, value) in try node.peerCredentials.headers(url: "http://localhost" + uri) { headers[HTTPField.Name(name)!] = value }
+                try expectError(try await client.execute(uri: uri, method: .get, headers: headers), .badRequest, code)
+            }
             try expectError(try await client.execute(uri: "/v1/checkpoint?final=maybe", method: .get), .badRequest, "bad_parameter")
             #expect(node.logSize == before)
 

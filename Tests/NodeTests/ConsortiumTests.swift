@@ -339,7 +339,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             let first = try await slots.entries(from: 0).entries.map(\.height).min() ?? 0
             #expect(first > 2, "etcd still holds slot \(first)")
             // The served blocks carry certificates that verify.
-            let (data, _) = try await URLSession.shared.data(from: URL(string: net.url(0) + "/v1/sync/blocks?from=1&limit=3")!)
+            let data = try await memberGet(net.url(0) + "/v1/sync/blocks?from=1&limit=3", as: net.node(1))
             let served = try JSONValue.parse(Array(data))
             #expect(served["blocks"]?.arrayValue?.count == 3)
 
@@ -598,7 +598,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
                 try KeyFile.save(SigningKey(), to: d.nodeKey)
                 return d
             }
-            let (data, _) = try await URLSession.shared.data(from: URL(string: net.url(0) + "/v1/sync/snapshot")!)
+            let data = try await memberGet(net.url(0) + "/v1/sync/snapshot", as: net.node(1))
             let snapshot = try JSONValue.parse(Array(data))
             let height = UInt64(try #require(snapshot["height"]?.intValue))
             #expect(height >= last.height)
@@ -654,4 +654,13 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 /// A timestamped progress line on stderr (where a slow step of a fault test went).
 func trace(_ what: String) {
     FileHandle.standardError.write(Data("[\(Date())] \(what)\n".utf8))
+}
+
+/// A GET of a peer's member-only route (`/v1/sync/…`), signed with `node`'s credentials.
+func memberGet(_ url: String, as node: LedgerNode) async throws -> Data {
+    var request = URLRequest(url: URL(string: url)!)
+    for (name, value) in try node.peerCredentials.headers(url: url) { request.setValue(value, forHTTPHeaderField: name) }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(String(decoding: data, as: UTF8.self))")
+    return data
 }

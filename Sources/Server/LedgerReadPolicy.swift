@@ -1,0 +1,121 @@
+import Domains
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import Node
+
+/// Who may read the ledger's own data over the API.
+///
+/// No health data is on the chain, but the metadata about a patient is personal data too: her
+/// consents, who read her records and when, which records a custodian holds for her, her
+/// guardians. So the transactions of the patient-scoped contracts (`records`, `consent`, `audit`,
+/// `recovery`) and the state under `records/`, `consent/`, `audit/` and `recovery/` are served only
+/// to an authenticated caller who is
+/// - a consortium node or member: an operator or validator key, an active governance member, or a
+///   node proving it holds the consortium secret (`MemberAccess`) — they hold the whole chain anyway;
+/// - the patient concerned or one of her active delegates;
+/// - a party named in it: the transaction's author, a grantee, the reader of an access event, a
+///   guardian or the requester of a key recovery.
+/// Anything else gets 403 `forbidden`; no request gets 404 for private data it may not read, so
+/// the answer does not say whether it exists. Everything else (notary, identity, governance,
+/// supply, block headers, checkpoints, consistency proofs) stays public to the consortium's users.
+/// Whole blocks and snapshots (`/v1/sync/…`) are for consortium nodes and members only.
+struct LedgerReadPolicy: Sendable {
+    let node: LedgerNode
+    let records: RecordsService
+    let auth: AuthService
+
+    static let privateContracts: Set<String> = ["records", "consent", "audit", "recovery"]
+    static let privatePrefixes = ["records/", "consent/", "audit/", "recovery/"]
+
+    static func isPrivate(stateKey key: String) -> Bool { privatePrefixes.contains { key.hasPrefix($0) } }
+
+    /// Whether `did` is a consortium node or member: it may read everything.
+    func isMember(_ did: String, request: Request) -> Bool {
+        if node.genesis.operators.contains(did) || node.validators.contains(where: { $0.did == did }) { return true }
+        if let proof = request.headers[MemberAccess.headerName], node.peerCredentials.access.verify(did: did, proof: proof) { return true }
+        let members = (try? GovernanceContract.members(in: { node.stateValue(forKey: $0) }, initial: node.genesis.governanceMembers)) ?? []
+        return members.contains { $0.did == did && $0.status == "active" }
+    }
+
+    /// The authenticated caller, when she may read whole blocks (`/v1/sync/…`).
+    func requireMember(_ request: Request) throws -> String {
+        let did = try auth.authenticate(request)
+        guard isMember(did, request: request) else {
+            throw LedgerError("forbidden", "whole blocks and snapshots are served to consortium nodes and members only")
+        }
+        return did
+    }
+
+    /// Checks that the caller may read `tx` (its payload, raw bytes, result).
+    func authorize(_ tx: Transaction, request: Request) throws {
+        guard Self.privateContracts.contains(tx.contract) else { return }
+        let did = try auth.authenticate(request)
+        if did == tx.author.did || isMember(did, request: request) { return }
+        let p = tx.payload
+        var patients = Set<String>()
+        var parties = Set<String>()
+        if let patient = p["patient"]?.stringValue { patients.insert(patient) }
+        for put in p["puts"]?.arrayValue ?? [] { if let patient = put["patient"]?.stringValue { patients.insert(patient) } }
+        if let id = p["recordId"]?.stringValue, let patient = try json(RecordEntry.key(id))?["patient"]?.stringValue { patients.insert(patient) }
+        if let grant = p["grant"]?.stringValue, let patient = try json(ConsentGrant.idKey(grant))?["patient"]?.stringValue { patients.insert(patient) }
+        // Written by the patient herself when it names nobody else (her own consent, her recovery set-up).
+        if patients.isEmpty { patients.insert(tx.author.did) }
+        for key in ["grantee", "reader"] { if let d = p[key]?.stringValue { parties.insert(d) } }
+        if tx.contract == "recovery" {
+            for patient in patients { parties.formUnion(try recoveryParties(patient)) }
+        }
+        try allow(did, patients: patients, parties: parties, what: "this transaction")
+    }
+
+    /// Checks that the caller may read the state entry `key` (whose current value is `value`).
+    func authorize(stateKey key: String, value: [UInt8]?, request: Request) throws {
+        guard Self.isPrivate(stateKey: key) else { return }
+        let did = try auth.authenticate(request)
+        if isMember(did, request: request) { return }
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let parsed = value.flatMap { try? JSONValue.parse($0) }
+        var patients = Set<String>()
+        var parties = Set<String>()
+        switch (parts[0], parts.count > 1 ? parts[1] : "") {
+        case ("records", "by-patient") where parts.count > 2: patients.insert(parts[2])
+        case ("consent", "by-id"): break
+        case ("audit", "break-glass") where parts.count > 3:
+            patients.insert(parts[2])
+            parties.insert(parts[3])
+        case ("audit", "review") where parts.count > 2: patients.insert(parts[2])
+        case ("records", _), ("consent", _), ("audit", _), ("recovery", _):
+            if parts[0] != "records", parts.count > 1 { patients.insert(parts[1]) }
+        default: break
+        }
+        if let patient = parsed?["patient"]?.stringValue { patients.insert(patient) }
+        for field in ["grantee", "reader", "requester"] { if let d = parsed?[field]?.stringValue { parties.insert(d) } }
+        if parts[0] == "recovery" { for patient in patients { parties.formUnion(try recoveryParties(patient)) } }
+        guard !patients.isEmpty else { throw LedgerError("forbidden", "\(key) is served to consortium nodes and members only") }
+        try allow(did, patients: patients, parties: parties, what: key)
+    }
+
+    /// The guardians and the requester of the patient's key recovery.
+    func recoveryParties(_ patient: String) throws -> Set<String> {
+        var out = Set((try json(RecoveryContract.key(patient))?["shares"]?.objectValue ?? [:]).keys)
+        if let requester = try json(RecoveryContract.requestKey(patient))?["requester"]?.stringValue { out.insert(requester) }
+        return out
+    }
+
+    func allow(_ did: String, patients: Set<String>, parties: Set<String>, what: String) throws {
+        if parties.contains(did) { return }
+        for patient in patients {
+            if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient)) { return }
+        }
+        throw LedgerError("forbidden", "\(what) concerns a patient: it is served to her, her delegates, the parties it names and consortium members")
+    }
+
+    func json(_ key: String) throws -> JSONValue? {
+        guard let bytes = node.stateValue(forKey: key) else { return nil }
+        return try JSONValue.parse(bytes)
+    }
+}
+
+extension MemberAccess {
+    static let headerName = HTTPField.Name(MemberAccess.header)!
+}

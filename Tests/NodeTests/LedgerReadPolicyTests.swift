@@ -1,0 +1,114 @@
+import Domains
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import Node
+import Standards
+import Store
+import Testing
+
+@testable import Server
+
+/// The ledger's own data about a patient (her records' metadata, consents, access events, recovery)
+/// is served only to her, her delegates, the parties it names and consortium members; whole blocks
+/// only to consortium nodes and members (issue 3, items 2 and 6).
+@Suite struct LedgerReadPolicyTests {
+    @Test func patientMetadataIsServedOnlyToThoseItConcerns() async throws {
+        let network = try TestNetwork()
+        let operatorParty = network.operatorParty
+        let node = network.node
+        let hospital = Party(), drA = Party(), patient = Party(), caregiver = Party(), stranger = Party()
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            _ = try await rc.register(operatorParty, hospital, "organisation", name: "Hospital")
+            _ = try await rc.register(hospital, drA, "practitioner")
+            _ = try await rc.register(patient, patient, "patient")
+            _ = try await rc.register(caregiver, caregiver, "patient")
+            _ = try await rc.register(stranger, stranger, "patient")
+            let grant = try await rc.submit(patient, "consent", "grant", .object([
+                "grantee": .string(drA.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+            ]))
+            #expect(grant["status"] == .string("committed"))
+            _ = try await rc.submit(patient, "consent", "grant", .object([
+                "grantee": .string(caregiver.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+                "delegate": .bool(true),
+            ]))
+            let condition: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "code": .object(["text": .string("Asthma")])])
+            let put = try await rc.put(drA, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospital)
+            #expect(put["status"] == .string("committed"))
+            let putID = try #require(put["id"]?.stringValue)
+            #expect(try await rc.get("/v1/records/c1", as: drA).status == .ok)
+
+            func status(_ uri: String, as party: Party?) async throws -> HTTPResponse.Status {
+                if let party { return try await rc.get(uri, as: party).status }
+                return try await client.execute(uri: uri, method: .get).status
+            }
+            // A records.put transaction: its payload names the patient and carries wrapped keys.
+            for uri in ["/v1/transactions/\(putID)", "/v1/proofs/inclusion?id=\(putID)"] {
+                #expect(try await status(uri, as: nil) == .unauthorized, "\(uri)")
+                #expect(try await status(uri, as: stranger) == .forbidden, "\(uri)")
+                let denied = try rc.json(try await rc.get(uri, as: stranger))
+                #expect(denied["error"]?["code"] == .string("forbidden"))
+                #expect(denied.canonicalString.contains("raw") == false, "nothing of the transaction in a refusal")
+                for reader in [patient, caregiver, drA, operatorParty] { #expect(try await status(uri, as: reader) == .ok, "\(uri)") }
+            }
+            // The consent grant: the patient, her delegate and the grantee.
+            let grantID = try #require(grant["id"]?.stringValue)
+            #expect(try await status("/v1/transactions/\(grantID)", as: stranger) == .forbidden)
+            #expect(try await status("/v1/transactions/\(grantID)", as: drA) == .ok)
+
+            // State: the record's entry, her consents, her access log.
+            let recordKey = "/v1/state/\(RecordEntry.key("c1"))"
+            #expect(try await status(recordKey, as: nil) == .unauthorized)
+            #expect(try await status(recordKey, as: stranger) == .forbidden)
+            #expect(try await status(recordKey, as: patient) == .ok)
+            #expect(try await status(recordKey, as: caregiver) == .ok)
+            #expect(try rc.json(try await rc.get(recordKey, as: patient))["value"]?["patient"] == .string(patient.did))
+            #expect(try await status("/v1/state/\(RecordEntry.indexKey(patient: patient.did))", as: stranger) == .forbidden)
+            #expect(try await status("/v1/state/consent/\(patient.did)", as: stranger) == .forbidden)
+            #expect(try await status("/v1/state/consent/\(patient.did)", as: caregiver) == .ok)
+            // The access log's count is hers; an access event is also its reader's.
+            #expect(try await status("/v1/state/\(AuditContract.countKey(patient: patient.did))", as: drA) == .forbidden)
+            #expect(try await status("/v1/state/\(AuditContract.countKey(patient: patient.did))", as: patient) == .ok)
+            #expect(try await status("/v1/state/\(AuditContract.eventKey(patient: patient.did, index: 0))", as: drA) == .ok)
+            #expect(try await status("/v1/state/\(AuditContract.eventKey(patient: patient.did, index: 0))", as: stranger) == .forbidden)
+            // An absent private entry does not say it is absent to a stranger.
+            #expect(try await status("/v1/state/\(RecordEntry.key("no-such-record"))", as: stranger) == .forbidden)
+            #expect(try await status("/v1/state/\(RecordEntry.key("no-such-record"))", as: operatorParty) == .ok)
+
+            // Public parts stay public: notary entries and transactions, identities, block headers.
+            let hash = Hash.sha256(Array("a protocol".utf8)).hex
+            let notary = try await rc.submit(stranger, "notary", "record", .object(["hash": .string(hash), "label": .string("protocol v1")]))
+            #expect(notary["status"] == .string("committed"))
+            #expect(try await status("/v1/transactions/\(notary["id"]!.stringValue!)", as: nil) == .ok)
+            #expect(try await status("/v1/state/notary/\(hash)", as: nil) == .ok)
+            #expect(try await status("/v1/blocks/1", as: nil) == .ok)
+
+            // Whole blocks and snapshots: consortium nodes and members only.
+            for uri in ["/v1/sync/blocks?from=1", "/v1/sync/snapshot"] {
+                #expect(try await status(uri, as: nil) == .unauthorized)
+                #expect(try await status(uri, as: patient) == .forbidden)
+                #expect(try await status(uri, as: operatorParty) == .ok)
+            }
+            func signed(_ uri: String, _ credentials: PeerCredentials) async throws -> HTTPResponse.Status {
+                var headers = HTTPFields()
+                for (name, value) in try credentials.headers(url: "http://localhost" + uri) { headers[HTTPField.Name(name)!] = value }
+                return try await client.execute(uri: uri, method: .get, headers: headers).status
+            }
+            // A node key the chain does not name yet gets in with the consortium secret's proof, not without.
+            let newcomer = SigningKey()
+            #expect(try await signed("/v1/sync/blocks?from=1", PeerCredentials(key: newcomer, access: node.peerCredentials.access)) == .ok)
+            #expect(try await signed("/v1/sync/blocks?from=1", PeerCredentials(key: newcomer, access: MemberAccess(secret: RandomBytes.make(32)))) == .forbidden)
+            #expect(try await signed("/v1/sync/blocks?from=1", node.peerCredentials) == .ok)
+            // The proof is bound to the did: another key cannot reuse it.
+            var stolen = HTTPFields()
+            for (name, value) in try PeerCredentials(key: newcomer, access: MemberAccess(secret: RandomBytes.make(32))).headers(url: "http://localhost/v1/sync/blocks?from=1") {
+                stolen[HTTPField.Name(name)!] = value
+            }
+            stolen[HTTPField.Name(MemberAccess.header)!] = node.peerCredentials.access.proof(did: SigningKey().publicKey.did)
+            #expect(try await client.execute(uri: "/v1/sync/blocks?from=1", method: .get, headers: stolen).status == .unauthorized, "the signature covers the proof")
+        }
+    }
+}
