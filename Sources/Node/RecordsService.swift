@@ -76,11 +76,16 @@ public struct RecordsService: Sendable {
     public let breakGlassWindowMillis: Int64
     /// Parsed record entries, valid while their state bytes are unchanged.
     private let parsed = ParsedRecords()
+    /// The encryption keys of the custodian organisations this node acts for: every version's content
+    /// key is wrapped for its custodian, so this node can answer a break-the-glass read of the records
+    /// it holds by re-wrapping the key for the emergency reader.
+    let custodianKeys: [String: EncryptionKey]
 
-    public init(node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000) {
+    public init(node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000, custodianKeys: [String: EncryptionKey] = [:]) {
         self.node = node
         self.vault = vault
         self.breakGlassWindowMillis = breakGlassWindowMillis
+        self.custodianKeys = custodianKeys
     }
 
     /// Destroys the vault blobs of erased records as their erasure commits, after first sweeping the
@@ -174,24 +179,37 @@ public struct RecordsService: Sendable {
     }
 
 
-    func materialise(_ record: RecordEntry, reader: Principal, version number: Int64? = nil) throws(LedgerError) -> RecordRead? {
+    /// The reader's copy of a version: its ciphertext and the content key wrapped for the reader (or her
+    /// organisation). In a break-the-glass access (`emergency`), a reader without a key gets one
+    /// re-wrapped for her alone from the custodian's escrow key, when this node acts for the custodian.
+    func materialise(_ record: RecordEntry, reader: Principal, version number: Int64? = nil, emergency: Bool = false) throws(LedgerError) -> RecordRead? {
         let chosen = number.map { n in record.versions.first { $0.version == n } } ?? record.current
         guard let version = chosen else {
             if let number { throw LedgerError("not_found", "record \(record.id) has no version \(number)") }
             return nil
         }
         let holder: String
-        if version.wrappedKeys[reader.did] != nil {
-            holder = reader.did
-        } else if let org = reader.organisation, version.wrappedKeys[org] != nil {
-            holder = org
+        let wrapped: WrappedKey
+        if let w = version.wrappedKeys[reader.did] {
+            (holder, wrapped) = (reader.did, w)
+        } else if let org = reader.organisation, let w = version.wrappedKeys[org] {
+            (holder, wrapped) = (org, w)
+        } else if emergency, let escrow = version.wrappedKeys[record.custodian] {
+            guard let key = custodianKeys[record.custodian] else {
+                throw LedgerError("not_custodian", "break-the-glass: only the node of \(record.id)'s custodian \(record.custodian) can open it for an emergency reader")
+            }
+            let context = RecordEntry.context(id: record.id, version: version.version)
+            guard let w = try SealedVersion.rewrap(escrow, with: key, context: context, for: [reader.did: reader.encryptionKey])[reader.did] else {
+                throw LedgerError("internal_error", "re-wrap")
+            }
+            (holder, wrapped) = (reader.did, w)
         } else {
             throw LedgerError("no_key_for_reader", "version \(version.version) of \(record.id) has no key wrapped for the reader; the patient must share it")
         }
         guard let ciphertext = vault.ciphertext(try Hash(hex: version.saltedHash)) else {
             throw LedgerError("not_in_vault", "this node does not hold the content of \(record.id) version \(version.version)")
         }
-        return RecordRead(record: record, version: version, ciphertext: ciphertext, wrappedKey: version.wrappedKeys[holder]!, keyHolder: holder)
+        return RecordRead(record: record, version: version, ciphertext: ciphertext, wrappedKey: wrapped, keyHolder: holder)
     }
 
     /// One record, for `readerDID`, for `purpose`.
@@ -215,7 +233,7 @@ public struct RecordsService: Sendable {
             patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: decision.permitted, reason: decision.reason,
             extra: extra)
         guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
-        guard let read = try materialise(record, reader: reader, version: version) else { throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)") }
+        guard let read = try materialise(record, reader: reader, version: version, emergency: extra["breakGlass"] == .bool(true)) else { throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)") }
         return read
     }
 
@@ -257,7 +275,10 @@ public struct RecordsService: Sendable {
             if decision.permitted { permittedRecords.append(record) } else { withheld += 1 }
         }
         // Vault reads on every core; a record without a key for the reader or not held here is withheld.
-        let materialised = await Parallel.map(permittedRecords) { record in try? self.materialise(record, reader: reader) }
+        let emergency = Set(decisions.compactMap { type, d in d?.1["breakGlass"] == .bool(true) ? type : nil })
+        let materialised = await Parallel.map(permittedRecords) { record in
+            try? self.materialise(record, reader: reader, emergency: emergency.contains(record.resourceType))
+        }
         let reads = materialised.compactMap { $0 }
         withheld += materialised.count - reads.count
         let permitted = !reads.isEmpty || withheld == 0
@@ -291,9 +312,14 @@ public struct RecordsService: Sendable {
 
     /// Who a writer must wrap a new version's key for: the patient, and every principal with an
     /// active treatment permit for the type (organisations included), with their encryption keys.
-    public func recipients(patient: String, resourceType: String) throws(LedgerError) -> [Principal] {
+    /// With `custodian`, the custodian organisation too (it holds every version's key in escrow).
+    public func recipients(patient: String, resourceType: String, custodian: String? = nil) throws(LedgerError) -> [Principal] {
         guard let p = try principal(patient), p.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
         var out = [p]
+        if let custodian {
+            guard let c = try principal(custodian), c.role == .organisation else { throw LedgerError("unknown_custodian", "\(custodian) is not a registered organisation") }
+            out.append(c)
+        }
         let grants = try grants(patient: patient)
         for g in grants where g.active && g.permit {
             guard let grantee = try principal(g.grantee) else { continue }

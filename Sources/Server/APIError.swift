@@ -9,7 +9,7 @@ enum APIError {
         case "not_found", "leaf_not_in_tree", "not_in_vault": return .notFound
         case "unauthenticated": return .unauthorized
         case "consent_denied", "forbidden", "break_glass_reason_required", "not_acting_for": return .forbidden
-        case "no_key_for_reader", "no_current_version", "version_conflict": return .conflict
+        case "no_key_for_reader", "not_custodian", "no_current_version", "version_conflict": return .conflict
         case "erased": return .gone
         case "precondition_failed": return .preconditionFailed
         case "replayed_nonce", "duplicate_transaction", "already_notarized": return .conflict

@@ -50,7 +50,8 @@ public struct LedgerAPI: Sendable {
         self.node = node
         self.configuration = configuration
         self.registry = registry
-        records = RecordsService(node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis)
+        records = RecordsService(
+            node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis, custodianKeys: byDID.mapValues(\.encryption))
         records.installErasure()
         auth = AuthService(chainID: node.genesis.chainID)
     }

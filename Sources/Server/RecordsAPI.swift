@@ -127,7 +127,8 @@ struct RecordsAPI: Sendable {
                 guard let type = request.uri.queryParameters.get("resourceType") else {
                     throw LedgerError("missing_parameter", "query parameter resourceType is required")
                 }
-                let list = try records.recipients(patient: context.parameters.get("did") ?? "", resourceType: type)
+                let custodian = request.uri.queryParameters.get("custodian").map { String($0) }
+                let list = try records.recipients(patient: context.parameters.get("did") ?? "", resourceType: type, custodian: custodian)
                 return JSONResponse.make(.object(["recipients": .array(list.map(\.json))]))
             }
         }

@@ -64,7 +64,7 @@ enum Routes {
         Route(method: "get", path: "/v1/patients/{did}/consents", summary: "The patient's consent grants (the patient or her delegate)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/recipients", summary: "Who a new version's key must be wrapped for, with their encryption keys (authenticated)",
-              parameters: [("did", "path", true, "the patient's did"), ("resourceType", "query", true, "FHIR resource type")], responseType: "application/json", hasBody: false),
+              parameters: [("did", "path", true, "the patient's did"), ("resourceType", "query", true, "FHIR resource type"), ("custodian", "query", false, "the custodian organisation's did: included (it holds every version's key in escrow for break-the-glass reads)")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/recovery/{did}/kit", summary: "The encrypted recovery kit, for the key that opened the recovery request (authenticated)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/events", summary: "Server-sent events of committed blocks that concern the caller (authenticated): records, consents, accesses, break-the-glass alerts",

@@ -68,7 +68,9 @@ struct RecordsBench: AsyncParsableCommand {
             ])
             let sealed = try SealedVersion(
                 resource: resource.canonicalBytes, recordID: "obs-\(i)", version: 1,
-                recipients: [patient.publicKey.did: patientEnc.publicKey, doctor.publicKey.did: doctorEnc.publicKey], session: session)
+                recipients: [
+                    patient.publicKey.did: patientEnc.publicKey, doctor.publicKey.did: doctorEnc.publicKey, hospital.publicKey.did: hospitalEnc.publicKey,
+                ], session: session)
             try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
             batch.append(try tx(doctor, "records", "put", sealed.putPayload(
                 recordID: "obs-\(i)", patient: patient.publicKey.did, resourceType: "Observation", version: 1, custodian: hospital.publicKey.did)))

@@ -256,7 +256,7 @@ struct RecordCommand: AsyncParsableCommand {
                 version = 1
             }
             var recipients: [String: [UInt8]] = [:]
-            for r in try await session.get("/v1/patients/\(patient)/recipients?resourceType=\(type)")["recipients"]?.arrayValue ?? [] {
+            for r in try await session.get("/v1/patients/\(patient)/recipients?resourceType=\(type)&custodian=\(custodian)")["recipients"]?.arrayValue ?? [] {
                 recipients[r["did"]?.stringValue ?? ""] = try Base64.decode(r["encryptionKey"]?.stringValue ?? "")
             }
             let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: id, version: version, recipients: recipients)

@@ -21,10 +21,13 @@ import Testing
         let vault = try Vault(path: chain.directory.vault)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.breakGlassWindowMillis = 90 * 60 * 1000
-        let api = try LedgerAPI(node: node, configuration: serverConfiguration, registry: registry, vault: vault)
-        let app = Application(router: api.router())
         let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
-        let hospitalA = Party(), hospitalB = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party()
+        let hospitalA = Party(), hospitalB = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party(), officerB = Party()
+        // This node is hospital A's: it holds A's keys, so it can open A's records for an emergency reader.
+        let api = try LedgerAPI(
+            node: node, configuration: serverConfiguration, registry: registry, vault: vault,
+            organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)])
+        let app = Application(router: api.router())
         let service = RecordsService(node: node, vault: vault)
 
         // Subscribe before anything happens; collect what concerns the patient and the caregiver.
@@ -47,6 +50,7 @@ import Testing
                 for (author, subject, role, name) in [
                     (operatorParty, hospitalA, "organisation", "A"), (operatorParty, hospitalB, "organisation", "B"), (hospitalA, drA, "practitioner", nil),
                     (hospitalB, drB, "practitioner", nil), (patient, patient, "patient", nil), (hospitalA, caregiver, "practitioner", nil),
+                    (hospitalB, officerB, "practitioner", nil),
                 ] as [(Party, Party, String, String?)] {
                     var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
                     if subject.did != author.did { p["subject"] = .string(subject.did) }
@@ -68,9 +72,20 @@ import Testing
                 let noReason = try await rc.get("/v1/records/a1?purpose=emergency", as: drB)
                 #expect(noReason.status == .forbidden)
                 #expect(try rc.json(noReason)["error"]?["code"] == .string("break_glass_reason_required"))
-                // …with a reason the access is granted and recorded as break-the-glass (the key is not wrapped for B: 409).
+                // …with a reason the access is granted and recorded as break-the-glass; hospital A's node (the
+                // custodian) re-wraps the content key from its escrow copy for dr B alone, who decrypts.
                 let glass = try await rc.get("/v1/records/a1?purpose=emergency&reason=unconscious%20patient%20in%20ER", as: drB)
-                #expect(try rc.json(glass)["error"]?["code"] == .string("no_key_for_reader"))
+                #expect(glass.status == .ok, "\(String(buffer: glass.body))")
+                let glassRead = try rc.json(glass)
+                #expect(glassRead["keyHolder"] == .string(drB.did))
+                #expect(try SealedVersion.open(read: glassRead, with: drB.encryption) == allergy.canonicalBytes)
+                #expect(throws: LedgerError.self) { try SealedVersion.open(read: glassRead, with: drA.encryption) }
+                // The emergency key is handed to dr B, not recorded on chain: her later versions are not hers.
+                let entry = try RecordEntry(json: try JSONValue.parse(node.stateValue(forKey: RecordEntry.key("a1"))!))
+                #expect(entry.current?.wrappedKeys[drB.did] == nil)
+                #expect(entry.current?.wrappedKeys[hospitalA.did] != nil, "the custodian holds the key in escrow")
+                // A treatment read by dr B of the same record still has no key and no consent.
+                #expect(try await rc.get("/v1/records/a1", as: drB).status == .forbidden)
                 let log = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver))["events"]!.arrayValue!
                 let glassEvent = try #require(log.last { $0["breakGlass"] == .bool(true) })
                 #expect(glassEvent["outcome"] == .string("permit"))
@@ -79,16 +94,32 @@ import Testing
                 // The window is the configured 90 minutes (the event's time is the block's, a few ms later than the read).
                 let window = until - glassEvent["time"]!.intValue!
                 #expect(window > 89 * 60 * 1000 && window <= 90 * 60 * 1000)
-                // Inside the window a further emergency read needs no new reason.
-                #expect(try rc.json(try await rc.get("/v1/records/a1?purpose=emergency", as: drB))["error"]?["code"] == .string("no_key_for_reader"))
+                // Inside the window a further emergency read needs no new reason; the timeline opens too.
+                #expect(try await rc.get("/v1/records/a1?purpose=emergency", as: drB).status == .ok)
+                let timeline = try rc.json(try await rc.get("/v1/patients/\(patient.did)/records?purpose=emergency", as: drB))
+                #expect(timeline["records"]?.arrayValue?.count == 1)
+                #expect(try SealedVersion.open(read: timeline["records"]![0]!, with: drB.encryption) == allergy.canonicalBytes)
                 // A treatment read by B is still refused: break-the-glass is for emergencies only.
                 #expect(try await rc.get("/v1/records/a1", as: drB).status == .forbidden)
 
-                // Review: only dr B's organisation may review, once.
+                // Review: only a privacy officer of dr B's organisation (or its key) may review, once, and never dr B herself.
                 let index = glassEvent["index"]!
-                #expect(try await rc.submit(hospitalA, "audit", "review", .object(["patient": .string(patient.did), "index": index, "outcome": .string("justified")]))["error"]?["code"] == .string("forbidden"))
-                #expect(try await rc.submit(hospitalB, "audit", "review", .object(["patient": .string(patient.did), "index": index, "outcome": .string("justified")]))["status"] == .string("committed"))
-                #expect(try await rc.submit(hospitalB, "audit", "review", .object(["patient": .string(patient.did), "index": index, "outcome": .string("justified")]))["error"]?["code"] == .string("already_reviewed"))
+                func review(_ by: Party) async throws -> JSONValue {
+                    try await rc.submit(by, "audit", "review", .object(["patient": .string(patient.did), "index": index, "outcome": .string("justified")]))
+                }
+                func duty(_ by: Party, _ subject: Party) async throws -> JSONValue {
+                    try await rc.submit(by, "identity", "duties", .object(["subject": .string(subject.did), "add": .array([.string("privacy-officer")])]))
+                }
+                #expect(try await review(hospitalA)["error"]?["code"] == .string("forbidden"))
+                #expect(try await review(officerB)["error"]?["code"] == .string("forbidden"), "no privacy-officer duty yet")
+                #expect(try await duty(hospitalA, officerB)["error"]?["code"] == .string("forbidden"), "only her organisation gives a duty")
+                #expect(try await duty(hospitalB, officerB)["status"] == .string("committed"))
+                #expect(try await duty(hospitalB, drB)["status"] == .string("committed"))
+                #expect(try await review(drB)["error"]?["code"] == .string("forbidden"), "nobody reviews her own access")
+                let reviewed = try await review(officerB)
+                #expect(reviewed["status"] == .string("committed"))
+                #expect(reviewed["result"]?["reviewedBy"] == .string(officerB.did))
+                #expect(try await review(hospitalB)["error"]?["code"] == .string("already_reviewed"))
                 // The FHIR facade serves the ledger's own Consent and AuditEvent data, valid FHIR R4.
                 let metadata = try rc.json(try await client.execute(uri: "/fhir/metadata", method: .get))
                 #expect(metadata["resourceType"] == .string("CapabilityStatement"))
@@ -130,5 +161,45 @@ import Testing
         #expect(forPatient.contains("access"))
         #expect(forPatient.contains("break-glass"))
         #expect(forCaregiver.contains("break-glass"))
+    }
+
+    /// The window closes when configured; only the custodian's node can open a record for an emergency reader.
+    @Test func theWindowClosesAndOnlyTheCustodiansNodeOpensARecord() async throws {
+        let hospitalA = Party(), hospitalC = Party(), drA = Party(), drB = Party(), hospitalB = Party(), patient = Party()
+        let network = try TestNetwork(organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], breakGlassWindowMillis: 1500)
+        let operatorParty = network.operatorParty
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            for org in [hospitalA, hospitalB, hospitalC] { _ = try await rc.register(operatorParty, org, "organisation", name: "Org") }
+            _ = try await rc.register(hospitalA, drA, "practitioner")
+            _ = try await rc.register(hospitalB, drB, "practitioner")
+            _ = try await rc.register(patient, patient, "patient")
+            _ = try await rc.submit(patient, "consent", "grant", .object([
+                "grantee": .string(drA.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+            ]))
+            let allergy: JSONValue = .object(["resourceType": .string("AllergyIntolerance"), "id": .string("a1"), "code": .object(["text": .string("Latex")])])
+            #expect(try await rc.put(drA, patient: patient, recordID: "a1", version: 1, resource: allergy, custodian: hospitalA)["status"] == .string("committed"))
+            // A record whose custodian is hospital C, whose keys this node does not hold.
+            let condition: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "code": .object(["text": .string("Epilepsy")])])
+            #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospitalC)["status"] == .string("committed"))
+            // The contract refuses a version whose key is not wrapped for its custodian, or a change of custodian.
+            let sealed = try SealedVersion(resource: allergy.canonicalBytes, recordID: "a1", version: 2, recipients: [patient.did: patient.encryption.publicKey])
+            let noEscrow = try await rc.submit(drA, "records", "put", sealed.putPayload(recordID: "a1", patient: patient.did, resourceType: "AllergyIntolerance", version: 2, custodian: hospitalA.did))
+            #expect(noEscrow["error"]?["code"] == .string("bad_payload"))
+            let moved = try SealedVersion(resource: allergy.canonicalBytes, recordID: "a1", version: 2, recipients: [patient.did: patient.encryption.publicKey, hospitalB.did: hospitalB.encryption.publicKey])
+            #expect(try await rc.submit(drA, "records", "put", moved.putPayload(recordID: "a1", patient: patient.did, resourceType: "AllergyIntolerance", version: 2, custodian: hospitalB.did))["error"]?["code"] == .string("record_mismatch"))
+
+            let reason = "purpose=emergency&reason=anaphylaxis%20in%20theatre"
+            #expect(try await rc.get("/v1/records/a1?\(reason)", as: drB).status == .ok)
+            let notHeld = try await rc.get("/v1/records/c1?purpose=emergency", as: drB)
+            #expect(notHeld.status == .conflict)
+            #expect(try rc.json(notHeld)["error"]?["code"] == .string("not_custodian"))
+            #expect(try await rc.get("/v1/records/a1?purpose=emergency", as: drB).status == .ok, "inside the window")
+            try await Task.sleep(for: .milliseconds(1700))
+            let closed = try await rc.get("/v1/records/a1?purpose=emergency", as: drB)
+            #expect(closed.status == .forbidden, "the 1.5 s window has closed")
+            #expect(try rc.json(closed)["error"]?["code"] == .string("break_glass_reason_required"))
+            #expect(try await rc.get("/v1/records/a1?\(reason)", as: drB).status == .ok, "a new reason opens a new window")
+        }
     }
 }

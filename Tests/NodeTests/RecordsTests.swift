@@ -55,7 +55,7 @@ struct RecordsClient {
     /// Seals a resource for the current recipients, uploads the blob and submits `records.put`.
     mutating func put(_ author: Party, patient: Party, recordID: String, version: Int64, resource: JSONValue, custodian: Party, parties: [String: String] = [:]) async throws -> JSONValue {
         let type = resource["resourceType"]!.stringValue!
-        let recipients = try json(try await get("/v1/patients/\(patient.did)/recipients?resourceType=\(type)", as: author))["recipients"]!.arrayValue!
+        let recipients = try json(try await get("/v1/patients/\(patient.did)/recipients?resourceType=\(type)&custodian=\(custodian.did)", as: author))["recipients"]!.arrayValue!
         var keys: [String: [UInt8]] = [:]
         for r in recipients { keys[r["did"]!.stringValue!] = try Base64.decode(r["encryptionKey"]!.stringValue!) }
         let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: recordID, version: version, recipients: keys)
@@ -86,15 +86,17 @@ struct TestNetwork {
     /// The consortium operator (the node key), who admits organisations.
     let operatorParty: Party
 
-    init(acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil) throws {
+    init(acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil, breakGlassWindowMillis: Int64? = nil) throws {
         chain = try TempChain()
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
         node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
+        var server = ServerConfiguration()
+        if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
         api = try LedgerAPI(
-            node: node, configuration: ServerConfiguration(), registry: registry, vault: vault, acting: acting, organisations: organisations,
+            node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations,
             supplySecret: supplySecret)
         operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
     }

@@ -7,7 +7,8 @@ import LedgerCore
 /// "breakGlass"?: true, "until"?: ms}`; only a consortium operator (a node key) records access events.
 /// A break-the-glass access opens (or uses) a time-boxed window for that reader and patient and is
 /// queued for review; action `review` `{"patient", "index", "outcome": "justified"|"unjustified", "note"?}`
-/// is the review by the reader's organisation (its privacy officer signs with the organisation key).
+/// is the review by a privacy officer of the reader's organisation (a practitioner it gave the
+/// `privacy-officer` duty, never the reader herself) or by the organisation's own key.
 public struct AuditContract: Contract {
     public let name = "audit"
     public let actions = ["access", "review"]
@@ -89,8 +90,15 @@ public struct AuditContract: Contract {
         guard pending["status"]?.stringValue == "pending", let reader = pending["reader"]?.stringValue else {
             throw LedgerError("already_reviewed", "access \(index) was already reviewed")
         }
-        guard let readerPrincipal = try Principal.load(reader, from: context), readerPrincipal.organisation == context.author else {
+        guard let readerPrincipal = try Principal.load(reader, from: context), let organisation = readerPrincipal.organisation else {
             throw LedgerError("forbidden", "the reader's organisation reviews a break-the-glass access")
+        }
+        if context.author != organisation {
+            let reviewer = try Principal.load(context.author, from: context)
+            guard reviewer?.organisation == organisation, reviewer?.duties.contains("privacy-officer") == true else {
+                throw LedgerError("forbidden", "a break-the-glass access is reviewed by a privacy officer of the reader's organisation (or the organisation's key)")
+            }
+            guard context.author != reader else { throw LedgerError("forbidden", "nobody reviews her own break-the-glass access") }
         }
         let result: JSONValue = .object([
             "status": .string(try p.string("outcome")), "reader": .string(reader), "reviewedBy": .string(context.author),

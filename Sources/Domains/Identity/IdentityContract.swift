@@ -13,6 +13,8 @@ public struct Principal: Sendable, Hashable {
     /// For a practitioner or device: the care teams it is a member of. For a care team: its members.
     public var careTeams: [String] = []
     public var members: [String] = []
+    /// For a practitioner: the duties her organisation gave her (`privacy-officer`).
+    public var duties: [String] = []
 
     /// Who the principal acts as part of, for consent: its organisation and its care teams.
     public var groups: [String] { (organisation.map { [$0] } ?? []) + careTeams }
@@ -25,6 +27,7 @@ public struct Principal: Sendable, Hashable {
         if let name { o["name"] = .string(name) }
         if !careTeams.isEmpty { o["careTeams"] = .array(careTeams.map { .string($0) }) }
         if role == .careteam { o["members"] = .array(members.map { .string($0) }) }
+        if !duties.isEmpty { o["duties"] = .array(duties.map { .string($0) }) }
         return .object(o)
     }
 
@@ -45,7 +48,11 @@ public struct Principal: Sendable, Hashable {
             name: json["name"]?.stringValue)
         careTeams = json["careTeams"]?.arrayValue?.compactMap(\.stringValue) ?? []
         members = json["members"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        duties = json["duties"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
+
+    /// The duties an organisation may give its practitioners.
+    public static let knownDuties: Set<String> = ["privacy-officer"]
 
     public static func key(_ did: String) -> String { "identity/\(did)" }
 
@@ -66,9 +73,11 @@ public struct Principal: Sendable, Hashable {
 /// - a care team (FHIR CareTeam; a consent grantee like a practitioner) is registered by its organisation,
 ///   which holds its keys; action `members` `{"team", "add"?: [did], "remove"?: [did]}` by that
 ///   organisation changes who is in it (registered practitioners, at most 256).
+/// - action `duties` `{"subject", "add"?: [duty], "remove"?: [duty]}` by a practitioner's organisation gives or
+///   takes a duty (`privacy-officer`: reviews the organisation's break-the-glass accesses).
 public struct IdentityContract: Contract {
     public let name = "identity"
-    public let actions = ["register", "members"]
+    public let actions = ["register", "members", "duties"]
     /// Keys allowed to admit organisations.
     public let operators: Set<String>
 
@@ -77,6 +86,15 @@ public struct IdentityContract: Contract {
     static let fields: Set<String> = ["role", "encryptionKey", "subject", "name"]
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        if action == "duties" {
+            let p = try Payload(payload, allowed: ["subject", "add", "remove"])
+            _ = try p.did("subject")
+            let changes = try p.optionalStrings("add") + p.optionalStrings("remove")
+            guard !changes.isEmpty, changes.allSatisfy(Principal.knownDuties.contains) else {
+                throw LedgerError("bad_payload", "add or remove duties among \(Principal.knownDuties.sorted().joined(separator: ", "))")
+            }
+            return
+        }
         if action == "members" {
             let p = try Payload(payload, allowed: ["team", "add", "remove"])
             _ = try p.did("team")
@@ -96,6 +114,7 @@ public struct IdentityContract: Contract {
 
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         if action == "members" { return try members(payload, &context) }
+        if action == "duties" { return try duties(payload, &context) }
         let p = try Payload(payload, allowed: Self.fields)
         let role = Principal.Role(rawValue: try p.string("role"))!
         let subject = try p.optionalDID("subject") ?? context.author
@@ -168,11 +187,29 @@ public struct IdentityContract: Contract {
         return team.json
     }
 
+    /// Gives or takes a practitioner's duties; only her organisation does.
+    func duties(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: ["subject", "add", "remove"])
+        let subject = try p.did("subject")
+        guard var principal = try Principal.load(subject, from: context), principal.role == .practitioner else {
+            throw LedgerError("not_found", "\(subject) is not a registered practitioner")
+        }
+        guard principal.organisation == context.author else { throw LedgerError("forbidden", "a practitioner's duties are given by her organisation") }
+        for duty in try p.optionalStrings("add") where !principal.duties.contains(duty) { principal.duties.append(duty) }
+        let removed = Set(try p.optionalStrings("remove"))
+        principal.duties.removeAll { removed.contains($0) }
+        principal.duties.sort()
+        try Self.save(principal, &context)
+        context.emit(.object(["type": .string("identity.duties"), "did": .string(subject), "duties": .array(principal.duties.map { .string($0) })]))
+        return principal.json
+    }
+
     /// Rewrites a principal, keeping who registered it and when.
     static func save(_ principal: Principal, _ context: inout ExecutionContext) throws(LedgerError) {
         var record = try context.json(forKey: Principal.key(principal.did))?.objectValue ?? [:]
         for (k, v) in principal.json.objectValue! { record[k] = v }
         if principal.careTeams.isEmpty { record["careTeams"] = nil }
+        if principal.duties.isEmpty { record["duties"] = nil }
         context.set(Principal.key(principal.did), .object(record))
     }
 }

@@ -130,7 +130,8 @@ public enum EndorsementPolicy {
 ///
 /// - `put` `{"recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "wrappedKeys": {did: {enc, ct}},
 ///   "parties"?: {role: did}}`: the author is the patient, or holds (herself or through her organisation) an active
-///   `treatment` permit for the resource type. The version is the previous one plus 1; the patient must have a wrapped key.
+///   `treatment` permit for the resource type. The version is the previous one plus 1; the patient and the custodian
+///   (escrow for break-the-glass reads) must have a wrapped key; a record keeps its custodian.
 /// - `endorse` `{"recordId", "version"}`: a required party endorses; the version becomes current when all have.
 /// - `share` `{"recordId", "version", "wrappedKeys"}`: the patient (or a delegate) adds wrapped keys for new grantees.
 /// - `bundle` `{"puts": [put payloads]}`: several puts in one transaction, all or none (FHIR transaction Bundles).
@@ -265,8 +266,8 @@ public struct RecordsContract: Contract {
                 guard decision.permitted else { throw LedgerError("consent_denied", "cannot write: \(decision.reason)") }
             }
             var entry = existing ?? RecordEntry(id: recordID, patient: patient, resourceType: resourceType, custodian: custodian)
-            guard entry.patient == patient, entry.resourceType == resourceType else {
-                throw LedgerError("record_mismatch", "record \(recordID) belongs to another patient or resource type")
+            guard entry.patient == patient, entry.resourceType == resourceType, entry.custodian == custodian else {
+                throw LedgerError("record_mismatch", "record \(recordID) belongs to another patient, resource type or custodian")
             }
             let version = try p.int("version")
             let expected = Int64(entry.versions.count + 1)
@@ -275,6 +276,9 @@ public struct RecordsContract: Contract {
             }
             let keys = try Self.wrappedKeys(p)
             guard keys[patient] != nil else { throw LedgerError("bad_payload", "the patient must have a wrapped key") }
+            // The custodian organisation holds the content key in escrow: with it, its node answers a
+            // break-the-glass read (re-wrapping the key for the emergency reader alone).
+            guard keys[custodian] != nil else { throw LedgerError("bad_payload", "the custodian must have a wrapped key (break-the-glass escrow)") }
             var parties: [String: String] = [:]
             for (role, did) in p.fields["parties"]?.objectValue ?? [:] { parties[role] = did.stringValue }
             let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties)
