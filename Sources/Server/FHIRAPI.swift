@@ -35,12 +35,13 @@ struct FHIRAPI: Sendable {
             case "unauthenticated": code = "login"
             case "forbidden", "consent_denied": code = "forbidden"
             case "not_found": code = "not-found"
-            case "not_supported": code = "not-supported"
+            case "not_supported", "method_not_allowed": code = "not-supported"
             default: code = "invalid"
             }
             let issue = FHIRIssue(severity: .error, code: code, diagnostics: "\(error.code): \(error.message)", expression: "$this")
             let status: HTTPResponse.Status =
-                error.code == "not_supported" ? .notFound : error.code == "precondition_failed" ? .preconditionFailed : APIError.status(for: error.code)
+                error.code == "not_supported" ? .notFound : error.code == "precondition_failed" ? .preconditionFailed
+                : error.code == "method_not_allowed" ? .methodNotAllowed : APIError.status(for: error.code)
             return Self.respond(FHIRValidator.operationOutcome([issue]), status: status)
         } catch {
             let issue = FHIRIssue(severity: .fatal, code: "exception", diagnostics: "\(error)", expression: "$this")
@@ -79,14 +80,38 @@ struct FHIRAPI: Sendable {
                 guard let record = try records.record(id), record.resourceType == String(target[..<slash]) else {
                     throw LedgerError("not_found", "\(target) is not known")
                 }
-                let grants = try records.grants(patient: record.patient)
-                let principal = try records.principal(requester)
-                let decision = ConsentPolicy.evaluate(
-                    grants: grants, patient: record.patient, reader: requester, readerGroups: principal?.groups ?? [], purpose: "treatment",
-                    resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
-                guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
+                try mayReadProvenance(record, requester: requester)
                 return Self.respond(Self.searchset(record.versions.map { Self.provenance(record, $0) }))
             }
+        }
+        router.get("/fhir/AuditEvent/:id") { request, context in
+            await handle {
+                let requester = try auth.authenticate(request)
+                // AuditEvent ids are <patient multibase>-<index in her access log>.
+                let id = context.parameters.get("id") ?? ""
+                guard let dash = id.lastIndex(of: "-"), let index = Int64(id[id.index(after: dash)...]),
+                    let patient = try? PublicKey(did: "did:key:" + id[..<dash]).did
+                else { throw LedgerError("not_found", "AuditEvent/\(id) is not known") }
+                let events = try records.accessLog(patient: patient, requesterDID: requester)
+                guard let event = events.first(where: { $0["index"]?.intValue == index }) else { throw LedgerError("not_found", "AuditEvent/\(id) is not known") }
+                return Self.respond(Self.auditEvent(event, patient: patient))
+            }
+        }
+        router.get("/fhir/Provenance/:id") { request, context in
+            await handle {
+                let requester = try auth.authenticate(request)
+                // Provenance ids are <record id>-<version>.
+                let id = context.parameters.get("id") ?? ""
+                guard let dash = id.lastIndex(of: "-"), let version = Int64(id[id.index(after: dash)...]),
+                    let record = try records.record(String(id[..<dash])), let v = record.versions.first(where: { $0.version == version })
+                else { throw LedgerError("not_found", "Provenance/\(id) is not known") }
+                try mayReadProvenance(record, requester: requester)
+                return Self.respond(Self.provenance(record, v))
+            }
+        }
+        for type in ["Consent", "AuditEvent", "Provenance"] {
+            router.post("/fhir/\(type)") { _, _ in await handle { try FHIRRecords.refuseLedgerOwned(type); return Response(status: .ok) } }
+            router.put("/fhir/\(type)/:id") { _, _ in await handle { try FHIRRecords.refuseLedgerOwned(type); return Response(status: .ok) } }
         }
         router.get("/fhir/AuditEvent") { request, _ in
             await handle {
@@ -113,6 +138,16 @@ struct FHIRAPI: Sendable {
         if value.hasPrefix(Self.didSystem + "|") { value.removeFirst(Self.didSystem.count + 1) }
         _ = try PublicKey(did: value)
         return value
+    }
+
+    /// A record's provenance is for those whose consent covers the record (the patient, her delegates, grantees).
+    func mayReadProvenance(_ record: RecordEntry, requester: String) throws {
+        let grants = try records.grants(patient: record.patient)
+        if ConsentPolicy.mayActFor(patient: record.patient, actor: requester, grants: grants) { return }
+        let decision = ConsentPolicy.evaluate(
+            grants: grants, patient: record.patient, reader: requester, readerGroups: try records.principal(requester)?.groups ?? [], purpose: "treatment",
+            resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
+        guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
     }
 
     func mayRead(patient: String, requester: String) throws {
@@ -166,7 +201,7 @@ struct FHIRAPI: Sendable {
             entities.append(.object(["what": .object(["identifier": .object(["system": .string("urn:careledger:record"), "value": r])]), "type": .object(["system": .string("http://terminology.hl7.org/CodeSystem/audit-entity-type"), "code": .string("2")])]))
         }
         return .object([
-            "resourceType": .string("AuditEvent"), "id": .string("\(e["height"]?.intValue ?? 0)-\(e["index"]?.intValue ?? 0)"),
+            "resourceType": .string("AuditEvent"), "id": .string("\(patient.dropFirst("did:key:".count))-\(e["index"]?.intValue ?? 0)"),
             "type": .object(["system": .string("http://dicom.nema.org/resources/ontology/DCM"), "code": .string("110110"), "display": .string("Patient Record")]),
             "action": .string("R"), "recorded": .string(instant(e["time"]?.intValue ?? 0)),
             "outcome": .string(permitted ? "0" : "4"), "outcomeDesc": .string(e["reason"]?.stringValue ?? (permitted ? "permitted" : "denied")),
@@ -241,9 +276,10 @@ struct FHIRAPI: Sendable {
                 ]),
             ])
         }
-        var resources = [resource("Consent", read: true), resource("AuditEvent", read: false)]
+        // Consent, AuditEvent and Provenance come from the ledger's own data: read and search only.
+        var resources = [resource("Consent", read: true), resource("AuditEvent", read: true)]
         resources.append(.object([
-            "type": .string("Provenance"), "interaction": .array([.object(["code": .string("search-type")])]),
+            "type": .string("Provenance"), "interaction": .array([.object(["code": .string("read")]), .object(["code": .string("search-type")])]),
             "searchParam": .array([.object(["name": .string("target"), "type": .string("reference")])]),
         ]))
         if acting != nil { resources += Self.clinicalTypes.map(clinical) }

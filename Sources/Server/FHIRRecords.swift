@@ -69,12 +69,14 @@ struct FHIRRecords: Sendable {
     /// Seals and commits a version; answers the stored resource.
     func write(_ resource: JSONValue, id: String, version: Int64, user: String) async throws -> JSONValue {
         let type = resource["resourceType"]!.stringValue!
+        try Self.refuseLedgerOwned(type)
         let patient = try Self.patientDID(of: resource)
+        try checkReferences(resource, inBundle: [], expression: type)
         var stored = resource.objectValue!
         stored["id"] = .string(id)
         stored["meta"] = Self.meta(stored["meta"], version: version, lastUpdated: FHIRAPI.instant(Int64(LedgerNode.systemClock())))
         var recipients: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
-        for p in try records.recipients(patient: patient, resourceType: type) { recipients[p.did] = p.encryptionKey }
+        for p in try records.recipients(patient: patient, resourceType: type, custodian: acting.did) { recipients[p.did] = p.encryptionKey }
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
         try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
         try await commit("put", sealed.putPayload(
@@ -106,7 +108,66 @@ struct FHIRRecords: Sendable {
         }
         let context = RecordEntry.context(id: read.record.id, version: read.version.version)
         let key = try KeyWrap.unwrap(wrapped, with: acting.encryption, context: context)
-        return try JSONValue.parse(try ContentCipher.open(read.ciphertext, key: key, context: context))
+        let resource = try JSONValue.parse(try ContentCipher.open(read.ciphertext, key: key, context: context))
+        guard read.version.status == .pending, case .object(var o) = resource else { return resource }
+        // A version waiting for its endorsements is served flagged as such (meta.tag), never as current.
+        var meta = o["meta"]?.objectValue ?? [:]
+        meta["tag"] = .array((meta["tag"]?.arrayValue ?? []) + [Self.pendingTag])
+        o["meta"] = .object(meta)
+        return .object(o)
+    }
+
+    static let pendingTag: JSONValue = .object([
+        "system": .string("urn:careledger:version-status"), "code": .string("pending"),
+        "display": .string("awaiting the endorsements its policy requires"),
+    ])
+
+    /// Consent, AuditEvent and Provenance are the ledger's own data: a consent is a grant the patient
+    /// signs (`consent.grant`), access events are recorded by the custodian node, provenance is derived
+    /// from the chain. None is written as a record.
+    static func refuseLedgerOwned(_ type: String) throws {
+        switch type {
+        case "Consent":
+            throw LedgerError("method_not_allowed", "a Consent is a grant the patient signs with her key: careledger consent grant, or consent.grant through POST /v1/transactions")
+        case "AuditEvent", "Provenance":
+            throw LedgerError("method_not_allowed", "\(type) resources come from the ledger itself and are read-only")
+        default: return
+        }
+    }
+
+    /// Every relative reference to a patient-compartment type this server stores must resolve: a
+    /// registered patient (`Patient/<multibase>`), a record of that type, or an entry of the same
+    /// Bundle; an unresolved `urn:uuid:` is refused too. References to directory types (Organization,
+    /// Practitioner, Location…), contained (`#`), absolute URLs and conditional references are kept as given.
+    func checkReferences(_ resource: JSONValue, inBundle: Set<String>, expression: String) throws {
+        var issues: [FHIRIssue] = []
+        func missing(_ reference: String, _ path: String) {
+            issues.append(FHIRIssue(severity: .error, code: "not-found", diagnostics: "reference target \(reference) does not exist", expression: path))
+        }
+        func walk(_ value: JSONValue, _ path: String) throws {
+            switch value {
+            case .object(let o):
+                for (key, child) in o.sorted(by: { $0.key < $1.key }) {
+                    if key == "reference", let r = child.stringValue {
+                        if r.hasPrefix("urn:uuid:") { missing(r, path + ".reference"); continue }
+                        guard !r.hasPrefix("#"), !r.hasPrefix("http://"), !r.hasPrefix("https://"), !r.hasPrefix("urn:"), !r.contains("?") else { continue }
+                        let parts = r.split(separator: "/").map(String.init)
+                        guard parts.count >= 2, FHIRAPI.clinicalTypes.contains(parts[0]) else { continue }
+                        let target = "\(parts[0])/\(parts[1])"
+                        if inBundle.contains(target) { continue }
+                        if parts[0] == "Patient", try records.principal("did:key:" + parts[1])?.role == .patient { continue }
+                        if try records.record(parts[1])?.resourceType == parts[0] { continue }
+                        missing(r, path + ".reference")
+                    } else if key != "contained" {
+                        try walk(child, path + "." + key)
+                    }
+                }
+            case .array(let a): for (i, child) in a.enumerated() { try walk(child, "\(path)[\(i)]") }
+            default: return
+            }
+        }
+        try walk(resource, expression)
+        if !issues.isEmpty { throw FHIRInvalid(issues: issues) }
     }
 
     func respond(_ resource: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
@@ -163,6 +224,7 @@ struct FHIRRecords: Sendable {
             }
             let method = entry["request"]?["method"]?.stringValue ?? "POST"
             guard method == "POST" || method == "PUT" else { throw LedgerError("not_supported", "entry \(i): only POST and PUT are supported in transactions") }
+            try Self.refuseLedgerOwned(type)
             var id: String
             if type == "Patient" {
                 let identifiers = resource["identifier"]?.arrayValue ?? []
@@ -179,7 +241,12 @@ struct FHIRRecords: Sendable {
             let existing = try records.record(id)
             if method == "POST" && existing != nil && type != "Patient" { id = UUID().uuidString.lowercased() }
             let version = Int64((try records.record(id)?.versions.count ?? 0) + 1)
-            if let fullUrl = entry["fullUrl"]?.stringValue { map[fullUrl] = "\(type)/\(id)" }
+            if let fullUrl = entry["fullUrl"]?.stringValue {
+                map[fullUrl] = "\(type)/\(id)"
+                // A RESTful fullUrl (…/Type/id) also resolves the Bundle's relative references Type/id (FHIR R4 §2.36.4.1).
+                let parts = fullUrl.split(separator: "/")
+                if fullUrl.hasPrefix("http"), parts.count >= 2, parts[parts.count - 2] == type { map["\(type)/\(parts[parts.count - 1])"] = "\(type)/\(id)" }
+            }
             planned.append((resource, type, id, version, method))
         }
         for item in planned {
@@ -194,13 +261,17 @@ struct FHIRRecords: Sendable {
         var puts: [JSONValue] = []
         var answers: [JSONValue] = []
         let now = FHIRAPI.instant(Int64(LedgerNode.systemClock()))
+        let inBundle = Set(map.values)
+        for (i, item) in planned.enumerated() {
+            try checkReferences(Self.rewrite(item.resource, map), inBundle: inBundle, expression: "Bundle.entry[\(i)].resource")
+        }
         for item in planned {
             var stored = Self.rewrite(item.resource, map).objectValue!
             stored["id"] = .string(item.id)
             stored["meta"] = Self.meta(stored["meta"], version: item.version, lastUpdated: now)
             if recipientsByType[item.type] == nil {
                 var r: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
-                for p in try records.recipients(patient: patient, resourceType: item.type) { r[p.did] = p.encryptionKey }
+                for p in try records.recipients(patient: patient, resourceType: item.type, custodian: acting.did) { r[p.did] = p.encryptionKey }
                 recipientsByType[item.type] = r
             }
             let sealed = try SealedVersion(

@@ -221,4 +221,165 @@ import Testing
                 #expect(node.logSize == before)
         }
     }
+
+    /// The official FHIR R4 examples import through a transaction Bundle (their relative references
+    /// resolved inside it) and read back equal; dangling references, ledger-owned types and a
+    /// contract failure inside a Bundle are refused with nothing written; AuditEvent and Provenance
+    /// read by id; a pending version is flagged when read.
+    @Test func examplesImportAndTheLedgerOwnedTypesReadById() async throws {
+        let hospital = Party(), lab = Party(), doctor = Party(), patient = Party(), other = Party()
+        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let node = network.node, operatorParty = network.operatorParty
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/vectors/fhir/examples")
+        @Sendable func example(_ name: String) throws -> JSONValue { try JSONValue.parse(Array(try Data(contentsOf: folder.appendingPathComponent(name)))) }
+        let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
+
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            _ = try await rc.register(operatorParty, hospital, "organisation", name: "H")
+            _ = try await rc.register(operatorParty, lab, "organisation", name: "Lab")
+            _ = try await rc.register(hospital, doctor, "practitioner")
+            _ = try await rc.register(patient, patient, "patient")
+            _ = try await rc.register(other, other, "patient")
+            for p in [patient, other] {
+                _ = try await rc.submit(p, "consent", "grant", .object([
+                    "grantee": .string(hospital.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+                ]))
+            }
+            func send(_ method: HTTPRequest.Method, _ uri: String, as party: Party, _ body: JSONValue? = nil) async throws -> TestResponse {
+                try await client.execute(
+                    uri: uri, method: method, headers: [.authorization: "Bearer \(try await rc.token(party))", .contentType: "application/fhir+json"],
+                    body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
+            }
+
+            // The examples as one transaction Bundle, with RESTful fullUrls: Observation/example refers to
+            // Patient/example and Encounter/example, which the Bundle carries.
+            var entries: [JSONValue] = []
+            for name in ["patient-example.json", "encounter-example.json", "observation-example.json", "condition-example.json", "immunization-example.json"] {
+                var resource = try example(name).objectValue!
+                let type = resource["resourceType"]!.stringValue!
+                if type == "Patient" {
+                    resource["identifier"] = .array((resource["identifier"]?.arrayValue ?? []) + [.object(["system": .string("urn:ietf:rfc:3986"), "value": .string(patient.did)])])
+                }
+                entries.append(.object([
+                    "fullUrl": .string("http://hl7.org/fhir/\(type)/\(resource["id"]!.stringValue!)"), "resource": .object(resource),
+                    "request": .object(["method": .string("POST"), "url": .string(type)]),
+                ]))
+            }
+            let bundle: JSONValue = .object(["resourceType": .string("Bundle"), "type": .string("transaction"), "entry": .array(entries)])
+            let response = try await send(.post, "/fhir", as: doctor, bundle)
+            #expect(response.status == .ok, "\(String(buffer: response.body).prefix(400))")
+            let locations = try rc.json(response)["entry"]!.arrayValue!.map { $0["response"]!["location"]!.stringValue! }
+            var map: [String: String] = [:]
+            for (e, location) in zip(entries, locations) {
+                let parts = location.split(separator: "/")
+                let original = e["resource"]!
+                map["\(original["resourceType"]!.stringValue!)/\(original["id"]!.stringValue!)"] = "\(parts[0])/\(parts[1])"
+            }
+            #expect(map["Patient/example"] == patientRef)
+            for (e, location) in zip(entries, locations) {
+                let parts = location.split(separator: "/")
+                let read = try await send(.get, "/fhir/\(parts[0])/\(parts[1])", as: doctor)
+                #expect(read.status == .ok)
+                var back = try rc.json(read).objectValue!
+                var meta = back["meta"]?.objectValue ?? [:]
+                meta["versionId"] = nil
+                meta["lastUpdated"] = nil
+                back["meta"] = meta.isEmpty ? nil : .object(meta)
+                back["id"] = nil
+                var original = FHIRRecords.rewrite(e["resource"]!, map).objectValue!
+                original["id"] = nil
+                #expect(JSONValue.object(back) == JSONValue.object(original), "\(location)")
+            }
+            let encounter = try #require(map["Encounter/example"])
+
+            // A reference to a stored type that does not exist is refused (the examples' MedicationRequest
+            // names Encounter/f201, which is nowhere); the same resource pointing at the imported encounter enters.
+            var prescription = try example("medicationrequest0301.json").objectValue!
+            prescription["subject"] = .object(["reference": .string(patientRef)])
+            prescription["id"] = nil
+            let dangling = try await send(.post, "/fhir/MedicationRequest", as: doctor, .object(prescription))
+            #expect(dangling.status == .badRequest)
+            let outcome = try rc.json(dangling)
+            #expect(outcome["resourceType"] == .string("OperationOutcome"))
+            // Both dangling references are named (Encounter/f201, Procedure/biopsy); Practitioner, Coverage and
+            // DetectedIssue references are to directory types kept as given.
+            let issues = outcome["issue"]?.arrayValue ?? []
+            #expect(issues.count == 2)
+            #expect(issues.allSatisfy { $0["code"] == .string("not-found") })
+            #expect(issues.contains { $0["diagnostics"]?.stringValue?.contains("Encounter/f201") == true && $0["expression"]?[0] == .string("MedicationRequest.encounter.reference") })
+            #expect(issues.contains { $0["diagnostics"]?.stringValue?.contains("Procedure/biopsy") == true })
+            prescription["encounter"] = .object(["reference": .string(encounter)])
+            prescription["supportingInformation"] = nil
+            #expect(try await send(.post, "/fhir/MedicationRequest", as: doctor, .object(prescription)).status == .created)
+            // An unresolved urn:uuid reference is dangling too.
+            let orphan: JSONValue = .object([
+                "resourceType": .string("Condition"), "subject": .object(["reference": .string(patientRef)]),
+                "encounter": .object(["reference": .string("urn:uuid:5bd1a2cc-0ba1-4a6c-a7a6-ec1d0bd0ad6d")]),
+            ])
+            #expect(try await send(.post, "/fhir/Condition", as: doctor, orphan).status == .badRequest)
+
+            // Consent, AuditEvent and Provenance are the ledger's own: never written as records.
+            let consentPost = try await send(.post, "/fhir/Consent", as: doctor, try example("consent-example.json"))
+            #expect(consentPost.status == .methodNotAllowed)
+            #expect(try rc.json(consentPost)["issue"]?[0]?["code"] == .string("not-supported"))
+            #expect(try await send(.post, "/fhir/AuditEvent", as: doctor, try example("auditevent-example.json")).status == .methodNotAllowed)
+            let withConsent: JSONValue = .object([
+                "resourceType": .string("Bundle"), "type": .string("transaction"),
+                "entry": .array([.object(["resource": try example("consent-example.json"), "request": .object(["method": .string("POST"), "url": .string("Consent")])])]),
+            ])
+            #expect(try await send(.post, "/fhir", as: doctor, withConsent).status == .methodNotAllowed)
+
+            // Atomicity inside the contract: the second entry updates another patient's record, which the
+            // records contract refuses; the first entry is not written either.
+            let othersRecord = try rc.json(try await send(.post, "/fhir/Condition", as: doctor, .object([
+                "resourceType": .string("Condition"), "subject": .object(["reference": .string("Patient/" + other.did.dropFirst("did:key:".count))]),
+            ])))["id"]!.stringValue!
+            let recordsBefore = try records(of: patient, node)
+            let mixed: JSONValue = .object([
+                "resourceType": .string("Bundle"), "type": .string("transaction"),
+                "entry": .array([
+                    .object(["resource": .object(["resourceType": .string("Condition"), "subject": .object(["reference": .string(patientRef)])]), "request": .object(["method": .string("POST"), "url": .string("Condition")])]),
+                    .object(["resource": .object(["resourceType": .string("Condition"), "id": .string(othersRecord), "subject": .object(["reference": .string(patientRef)])]),
+                             "request": .object(["method": .string("PUT"), "url": .string("Condition/\(othersRecord)")])]),
+                ]),
+            ])
+            let failed = try await send(.post, "/fhir", as: doctor, mixed)
+            #expect(failed.status.code >= 400)
+            #expect(try rc.json(failed)["issue"]?[0]?["diagnostics"]?.stringValue?.contains("record_mismatch") == true)
+            #expect(try records(of: patient, node) == recordsBefore, "nothing of the refused Bundle is written")
+
+            // AuditEvent by id: the patient reads what the search lists; the doctor may not.
+            let audit = try rc.json(try await send(.get, "/fhir/AuditEvent?patient=\(patient.did)", as: patient))
+            let first = try #require(audit["entry"]?[0]?["resource"])
+            let auditID = try #require(first["id"]?.stringValue)
+            #expect(try rc.json(try await send(.get, "/fhir/AuditEvent/\(auditID)", as: patient)) == first)
+            #expect(try await send(.get, "/fhir/AuditEvent/\(auditID)", as: doctor).status == .forbidden)
+            #expect(try await send(.get, "/fhir/AuditEvent/\(auditID.dropLast())999999", as: patient).status == .notFound)
+            // Provenance by id: <record id>-<version>.
+            let observationID = String(try #require(map["Observation/example"]).split(separator: "/")[1])
+            let provenance = try rc.json(try await send(.get, "/fhir/Provenance/\(observationID)-1", as: doctor))
+            #expect(provenance["target"]?[0]?["reference"] == .string("Observation/\(observationID)/_history/1"))
+            #expect(FHIRValidator.validate(provenance).isEmpty)
+            #expect(try await send(.get, "/fhir/Provenance/\(observationID)-7", as: doctor).status == .notFound)
+
+            // A DiagnosticReport waiting for the lab's endorsement is served flagged as pending.
+            let report: JSONValue = .object([
+                "resourceType": .string("DiagnosticReport"), "id": .string("dr1"), "status": .string("final"),
+                "code": .object(["text": .string("CBC")]), "subject": .object(["reference": .string(patientRef)]),
+            ])
+            let put = try await rc.put(doctor, patient: patient, recordID: "dr1", version: 1, resource: report, custodian: hospital, parties: ["performer": lab.did, "requester": doctor.did])
+            #expect(put["result"]?["status"] == .string("pending"))
+            let pending = try rc.json(try await send(.get, "/fhir/DiagnosticReport/dr1/_history/1", as: doctor))
+            #expect(pending["meta"]?["tag"]?.arrayValue?.contains(FHIRRecords.pendingTag) == true)
+            _ = try await rc.submit(lab, "records", "endorse", .object(["recordId": .string("dr1"), "version": .int(1)]))
+            let current = try rc.json(try await send(.get, "/fhir/DiagnosticReport/dr1", as: doctor))
+            #expect(current["meta"]?["tag"] == nil)
+        }
+    }
+
+    func records(of patient: Party, _ node: LedgerNode) throws -> JSONValue? {
+        try node.stateValue(forKey: RecordEntry.indexKey(patient: patient.did)).map { try JSONValue.parse($0) }
+    }
 }
