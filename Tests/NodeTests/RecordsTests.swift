@@ -223,6 +223,9 @@ struct TestNetwork {
                     "grantee": .string(lab.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("DiagnosticReport")]),
                 ]))
                 let report: JSONValue = .object(["resourceType": .string("DiagnosticReport"), "id": .string("r1"), "status": .string("final")])
+                // The parties are checked: the performer is an organisation, the requester a registered practitioner.
+                #expect(try await rc.put(lab, patient: patient, recordID: "r1", version: 1, resource: report, custodian: lab, parties: ["performer": drB.did, "requester": drA.did])["error"]?["code"] == .string("bad_party"))
+                #expect(try await rc.put(lab, patient: patient, recordID: "r1", version: 1, resource: report, custodian: lab, parties: ["performer": lab.did, "requester": Party().did])["error"]?["code"] == .string("bad_party"))
                 let put = try await rc.put(lab, patient: patient, recordID: "r1", version: 1, resource: report, custodian: lab, parties: ["performer": lab.did, "requester": drA.did])
                 #expect(put["result"]?["status"] == .string("pending"))
                 #expect(try rc.json(try await rc.get("/v1/records/r1", as: patient))["error"]?["code"] == .string("no_current_version"))

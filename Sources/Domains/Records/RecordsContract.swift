@@ -114,11 +114,19 @@ public enum EndorsementPolicy {
         "DiagnosticReport": ["performer", "requester"],  // the lab organisation and the ordering practitioner
     ]
 
-    static func required(resourceType: String, author: String, parties: [String: String]) throws(LedgerError) -> [String] {
+    /// What each party role must be: the lab performing a report is an organisation, the ordering
+    /// practitioner a practitioner.
+    public static let partyRoles: [String: Principal.Role] = ["performer": .organisation, "requester": .practitioner]
+
+    static func required(resourceType: String, author: String, parties: [String: String], context: ExecutionContext) throws(LedgerError) -> [String] {
         var out = [author]
         for role in requiredParties[resourceType] ?? [] {
             guard let did = parties[role] else {
                 throw LedgerError("bad_payload", "a \(resourceType) names its \(role) in parties")
+            }
+            let principal = try Principal.load(did, from: context)
+            guard let principal, partyRoles[role].map({ $0 == principal.role }) ?? true else {
+                throw LedgerError("bad_party", "the \(role) of a \(resourceType) must be a registered \(partyRoles[role]?.rawValue ?? "principal")")
             }
             if !out.contains(did) { out.append(did) }
         }
@@ -281,7 +289,7 @@ public struct RecordsContract: Contract {
             guard keys[custodian] != nil else { throw LedgerError("bad_payload", "the custodian must have a wrapped key (break-the-glass escrow)") }
             var parties: [String: String] = [:]
             for (role, did) in p.fields["parties"]?.objectValue ?? [:] { parties[role] = did.stringValue }
-            let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties)
+            let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties, context: context)
             var newVersion = RecordVersion(
                 version: version, saltedHash: try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex, author: author.did,
                 endorsements: [author.did] + (onBehalfOf.map { [$0] } ?? []), required: required, status: .pending, wrappedKeys: keys, height: Int64(context.height),
