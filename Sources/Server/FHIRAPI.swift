@@ -175,7 +175,9 @@ struct FHIRAPI: Sendable {
             "purpose": .array(g.purposes.map { .object(["system": .string("http://terminology.hl7.org/CodeSystem/v3-ActReason"), "code": .string(purposeCodes[$0] ?? $0)]) }),
         ]
         if !g.resourceTypes.contains("*") {
-            provision["class"] = .array(g.resourceTypes.map { .object(["system": .string("http://hl7.org/fhir/resource-types"), "code": .string($0)]) })
+            // Categories are groups of types: the FHIR Consent lists the types they cover.
+            let types = Set(g.resourceTypes).union(g.categories.flatMap { ConsentGrant.categoryTypes[$0] ?? [] }).sorted()
+            provision["class"] = .array(types.map { .object(["system": .string("http://hl7.org/fhir/resource-types"), "code": .string($0)]) })
         }
         if !period.isEmpty { provision["period"] = .object(period) }
         return .object([

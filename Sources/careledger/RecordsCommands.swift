@@ -169,7 +169,9 @@ struct ConsentCommand: AsyncParsableCommand {
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "Grantee did (practitioner, organisation or caregiver).") var grantee: String
         @Option(help: "Purposes, comma-separated: treatment, payment, research, emergency.") var purpose: String = "treatment"
-        @Option(help: "Resource types, comma-separated, or * for all.") var types: String = "*"
+        @Option(help: "Resource types, comma-separated, or * for all (the default when no --categories).") var types: String?
+        @Option(help: "Categories, comma-separated: clinical, medications, immunizations, laboratory, imaging, financial, demographics, devices.")
+        var categories: String?
         @Option(help: "End of the period, ms since the epoch.") var until: Int64?
         @Flag(help: "A deny rule instead of a permit.") var deny = false
         @Flag(help: "The grantee may act for you (caregiver).") var delegate = false
@@ -178,8 +180,12 @@ struct ConsentCommand: AsyncParsableCommand {
             var session = try await Session(node: options.node, keyFile: options.key)
             var payload: [String: JSONValue] = [
                 "grantee": .string(grantee), "purposes": .array(purpose.split(separator: ",").map { .string(String($0)) }),
-                "resourceTypes": .array(types.split(separator: ",").map { .string(String($0)) }), "decision": .string(deny ? "deny" : "permit"),
+                "decision": .string(deny ? "deny" : "permit"),
             ]
+            let typeList = (types ?? (categories == nil ? "*" : "")).split(separator: ",").map(String.init)
+            let categoryList = (categories ?? "").split(separator: ",").map(String.init)
+            if !typeList.isEmpty { payload["resourceTypes"] = .array(typeList.map { .string($0) }) }
+            if !categoryList.isEmpty { payload["categories"] = .array(categoryList.map { .string($0) }) }
             if let until { payload["end"] = .int(until) }
             if delegate { payload["delegate"] = .bool(true) }
             let receipt = try await session.submit("consent", "grant", .object(payload))
@@ -188,7 +194,7 @@ struct ConsentCommand: AsyncParsableCommand {
                 let granteeKey = try Base64.decode(try await API.json(.GET, session.base + "/v1/principals/" + grantee)["encryptionKey"]?.stringValue ?? "")
                 let encryption = try session.requireEncryption()
                 let timeline = try await session.get("/v1/patients/\(session.did)/records")
-                let wanted = Set(types.split(separator: ",").map(String.init))
+                let wanted = Set(typeList).union(categoryList.flatMap { ConsentGrant.categoryTypes[$0] ?? [] })
                 for read in timeline["records"]?.arrayValue ?? [] {
                     guard wanted.contains("*") || wanted.contains(read["resourceType"]?.stringValue ?? ""),
                         let id = read["recordId"]?.stringValue, let version = read["version"]?.intValue, let context = read["context"]?.stringValue

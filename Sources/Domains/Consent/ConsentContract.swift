@@ -11,6 +11,8 @@ public struct ConsentGrant: Sendable, Hashable {
     public let grantee: String
     public let purposes: [String]
     public let resourceTypes: [String]
+    /// Named groups of resource types (`categories` below): the grant covers their types too.
+    public let categories: [String]
     public let start: Int64?
     public let end: Int64?
     public let permit: Bool
@@ -22,6 +24,7 @@ public struct ConsentGrant: Sendable, Hashable {
         var o: [String: JSONValue] = [
             "id": .string(id), "patient": .string(patient), "grantee": .string(grantee),
             "purposes": .array(purposes.map { .string($0) }), "resourceTypes": .array(resourceTypes.map { .string($0) }),
+            "categories": .array(categories.map { .string($0) }),
             "decision": .string(permit ? "permit" : "deny"), "delegate": .bool(delegate),
             "status": .string(active ? "active" : "revoked"),
         ]
@@ -39,6 +42,7 @@ public struct ConsentGrant: Sendable, Hashable {
         self.grantee = grantee
         purposes = (json["purposes"]?.arrayValue ?? []).compactMap(\.stringValue)
         resourceTypes = (json["resourceTypes"]?.arrayValue ?? []).compactMap(\.stringValue)
+        categories = (json["categories"]?.arrayValue ?? []).compactMap(\.stringValue)
         start = json["start"]?.intValue
         end = json["end"]?.intValue
         permit = json["decision"]?.stringValue != "deny"
@@ -47,12 +51,16 @@ public struct ConsentGrant: Sendable, Hashable {
         revokedAtHeight = json["revokedAtHeight"]?.intValue
     }
 
-    init(id: String, patient: String, grantee: String, purposes: [String], resourceTypes: [String], start: Int64?, end: Int64?, permit: Bool, delegate: Bool) {
+    init(
+        id: String, patient: String, grantee: String, purposes: [String], resourceTypes: [String], categories: [String], start: Int64?, end: Int64?,
+        permit: Bool, delegate: Bool
+    ) {
         self.id = id
         self.patient = patient
         self.grantee = grantee
         self.purposes = purposes
         self.resourceTypes = resourceTypes
+        self.categories = categories
         self.start = start
         self.end = end
         self.permit = permit
@@ -61,10 +69,27 @@ public struct ConsentGrant: Sendable, Hashable {
         revokedAtHeight = nil
     }
 
+    /// Consent categories: named groups of FHIR resource types a patient can grant or deny at once.
+    public static let categoryTypes: [String: Set<String>] = [
+        "clinical": ["Condition", "Procedure", "Encounter", "CarePlan", "AllergyIntolerance"],
+        "medications": ["MedicationRequest", "MedicationDispense"],
+        "immunizations": ["Immunization"],
+        "laboratory": ["Observation", "DiagnosticReport", "Specimen"],
+        "imaging": ["ImagingStudy"],
+        "financial": ["Claim", "ExplanationOfBenefit"],
+        "demographics": ["Patient"],
+        "devices": ["Device"],
+    ]
+
+    /// Whether the grant covers a resource type: `*`, the type itself, or one of its categories.
+    public func covers(_ resourceType: String) -> Bool {
+        resourceTypes.contains("*") || resourceTypes.contains(resourceType)
+            || categories.contains { Self.categoryTypes[$0]?.contains(resourceType) == true }
+    }
+
     /// Whether this grant speaks about (actor, purpose, type) at `time`.
     func applies(to actors: Set<String>, purpose: String, resourceType: String, time: Int64) -> Bool {
-        active && actors.contains(grantee) && purposes.contains(purpose)
-            && (resourceTypes.contains("*") || resourceTypes.contains(resourceType))
+        active && actors.contains(grantee) && purposes.contains(purpose) && covers(resourceType)
             && (start.map { time >= $0 } ?? true) && (end.map { time < $0 } ?? true)
     }
 
@@ -124,7 +149,7 @@ public enum ConsentPolicy {
 
 /// `consent`: the patient's grants and revocations.
 ///
-/// - `grant` `{"patient"?: did, "grantee": did, "purposes": [...], "resourceTypes": [...|"*"], "start"?: ms, "end"?: ms,
+/// - `grant` `{"patient"?: did, "grantee": did, "purposes": [...], "resourceTypes"?: [...|"*"], "categories"?: [...], "start"?: ms, "end"?: ms,
 ///   "decision"?: "permit"|"deny", "delegate"?: bool}` → the grant id (from the transaction id);
 /// - `revoke` `{"patient"?: did, "grant": id}`: takes effect at the block that commits it.
 /// The author must be the patient or one of her active delegates.
@@ -134,7 +159,7 @@ public struct ConsentContract: Contract {
 
     public init() {}
 
-    static let grantFields: Set<String> = ["patient", "grantee", "purposes", "resourceTypes", "start", "end", "decision", "delegate"]
+    static let grantFields: Set<String> = ["patient", "grantee", "purposes", "resourceTypes", "categories", "start", "end", "decision", "delegate"]
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
         if action == "grant" {
@@ -142,7 +167,14 @@ public struct ConsentContract: Contract {
             _ = try p.optionalDID("patient")
             _ = try p.did("grantee")
             _ = try p.strings("purposes", allowed: ConsentGrant.purposes)
-            _ = try p.strings("resourceTypes")
+            let types = try p.optionalStrings("resourceTypes")
+            let categories = try p.optionalStrings("categories")
+            guard !(types.isEmpty && categories.isEmpty) else {
+                throw LedgerError("bad_payload", "a grant names resourceTypes (\"*\" for all) or categories")
+            }
+            for c in categories where ConsentGrant.categoryTypes[c] == nil {
+                throw LedgerError("bad_payload", "unknown category \(c): one of \(ConsentGrant.categoryTypes.keys.sorted().joined(separator: ", "))")
+            }
             if let d = try p.optionalString("decision"), d != "permit" && d != "deny" {
                 throw LedgerError("bad_payload", "decision must be permit or deny")
             }
@@ -185,7 +217,7 @@ public struct ConsentContract: Contract {
         let id = String(context.transaction.id.hex.prefix(32))
         let grant = ConsentGrant(
             id: id, patient: patient, grantee: grantee, purposes: try p.strings("purposes", allowed: ConsentGrant.purposes),
-            resourceTypes: try p.strings("resourceTypes"), start: try p.optionalInt("start"), end: try p.optionalInt("end"),
+            resourceTypes: try p.optionalStrings("resourceTypes"), categories: try p.optionalStrings("categories"), start: try p.optionalInt("start"), end: try p.optionalInt("end"),
             permit: (try p.optionalString("decision") ?? "permit") == "permit", delegate: p.fields["delegate"]?.boolValue ?? false)
         context.set(ConsentGrant.key(patient: patient, id: id), grant.json)
         context.set(ConsentGrant.indexKey(patient: patient), .object(["grants": .array(grants.map { .string($0.id) } + [.string(id)])]))

@@ -1,0 +1,108 @@
+import Domains
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import LedgerCore
+import Node
+import Standards
+import Testing
+
+@testable import Server
+
+/// FHIR Consent semantics on chain (issue 3, item 5): categories and resource types, purposes of
+/// use, periods, permit and deny (deny wins), and delegation (a caregiver acting for the patient).
+/// A refused read answers 403; a permitted read of a version whose key was not shared with the
+/// reader answers 409 — so the status tells the consent decision apart from key distribution.
+@Suite struct ConsentSemanticsTests {
+    @Test func categoriesPurposesPeriodsDenyAndDelegation() async throws {
+        let network = try TestNetwork()
+        let operatorParty = network.operatorParty
+        let hospital = Party(), clinic = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party()
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            _ = try await rc.register(operatorParty, hospital, "organisation", name: "Hospital")
+            _ = try await rc.register(operatorParty, clinic, "organisation", name: "Clinic")
+            _ = try await rc.register(hospital, drA, "practitioner")
+            _ = try await rc.register(clinic, drB, "practitioner")
+            _ = try await rc.register(patient, patient, "patient")
+            _ = try await rc.register(caregiver, caregiver, "patient")
+            // The patient's own records: a condition and an observation, held by the hospital.
+            for (id, type) in [("c1", "Condition"), ("o1", "Observation")] {
+                let resource: JSONValue = .object(["resourceType": .string(type), "id": .string(id), "code": .object(["text": .string(id)])])
+                #expect(try await rc.put(patient, patient: patient, recordID: id, version: 1, resource: resource, custodian: hospital)["status"] == .string("committed"))
+            }
+            func grant(_ by: Party, _ fields: [String: JSONValue]) async throws -> JSONValue {
+                var payload = fields
+                if by.did != patient.did { payload["patient"] = .string(patient.did) }
+                return try await rc.submit(by, "consent", "grant", .object(payload))
+            }
+            func revoke(_ by: Party, _ id: String) async throws -> JSONValue {
+                try await rc.submit(by, "consent", "revoke", .object(["patient": .string(patient.did), "grant": .string(id)]))
+            }
+            /// Whether consent permits `reader` to read `record` for `purpose` (403 is a refusal).
+            func permitted(_ reader: Party, _ record: String, purpose: String = "treatment") async throws -> Bool {
+                let status = try await rc.get("/v1/records/\(record)?purpose=\(purpose)", as: reader).status
+                #expect(status == .forbidden || status == .conflict || status == .ok, "\(status)")
+                return status != .forbidden
+            }
+            let treatment: JSONValue = .array([.string("treatment")])
+
+            // Bad grants change nothing.
+            #expect(try await grant(patient, ["grantee": .string(drA.did), "purposes": treatment, "categories": .array([.string("astrology")])])["error"]?["code"] == .string("bad_payload"))
+            #expect(try await grant(patient, ["grantee": .string(drA.did), "purposes": treatment])["error"]?["code"] == .string("bad_payload"))
+
+            // A category covers its types only, for the purposes named.
+            let lab = try await grant(patient, ["grantee": .string(drA.did), "purposes": treatment, "categories": .array([.string("laboratory")])])
+            #expect(lab["status"] == .string("committed"))
+            #expect(try await permitted(drA, "o1"))
+            #expect(try await !permitted(drA, "c1"))
+            #expect(try await !permitted(drA, "o1", purpose: "research"))
+
+            // A permit to the organisation covers its practitioners; a deny to one of them wins over it.
+            let toHospital = try await grant(patient, ["grantee": .string(hospital.did), "purposes": treatment, "resourceTypes": .array([.string("*")])])
+            #expect(try await permitted(drA, "c1"))
+            let deny = try await grant(patient, [
+                "grantee": .string(drA.did), "purposes": treatment, "categories": .array([.string("clinical")]), "decision": .string("deny"),
+            ])
+            #expect(try await !permitted(drA, "c1"), "deny wins")
+            #expect(try await permitted(drA, "o1"), "the deny names the clinical category only")
+            _ = try await revoke(patient, deny["result"]!["id"]!.stringValue!)
+            #expect(try await permitted(drA, "c1"), "the revoked deny no longer applies")
+            _ = try await revoke(patient, toHospital["result"]!["id"]!.stringValue!)
+            #expect(try await !permitted(drA, "c1"))
+
+            // Periods: not yet started, over, current.
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let hour: Int64 = 3_600_000
+            _ = try await grant(patient, ["grantee": .string(drB.did), "purposes": treatment, "resourceTypes": .array([.string("Condition")]), "start": .int(now + hour)])
+            #expect(try await !permitted(drB, "c1"), "not started yet")
+            _ = try await grant(patient, ["grantee": .string(drB.did), "purposes": treatment, "resourceTypes": .array([.string("Condition")]), "start": .int(now - 2 * hour), "end": .int(now - hour)])
+            #expect(try await !permitted(drB, "c1"), "over")
+            #expect(try await grant(patient, ["grantee": .string(drB.did), "purposes": treatment, "resourceTypes": .array([.string("Condition")]), "start": .int(now), "end": .int(now - 1)])["error"]?["code"] == .string("bad_payload"))
+            let current = try await grant(patient, ["grantee": .string(drB.did), "purposes": treatment, "resourceTypes": .array([.string("Condition")]), "start": .int(now - hour), "end": .int(now + hour)])
+            #expect(try await permitted(drB, "c1"))
+            #expect(try await !permitted(drB, "o1"), "the grant names Condition only")
+
+            // Delegation: the caregiver grants and revokes for the patient and reads her access log; others may not.
+            #expect(try await grant(drA, ["grantee": .string(drB.did), "purposes": treatment, "resourceTypes": .array([.string("*")])])["error"]?["code"] == .string("forbidden"))
+            #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver).status == .forbidden)
+            let delegation = try await grant(patient, ["grantee": .string(caregiver.did), "purposes": treatment, "resourceTypes": .array([.string("*")]), "delegate": .bool(true)])
+            #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver).status == .ok)
+            #expect(try await revoke(caregiver, current["result"]!["id"]!.stringValue!)["status"] == .string("committed"))
+            #expect(try await !permitted(drB, "c1"), "revoked by the delegate")
+            #expect(try await grant(caregiver, ["grantee": .string(drB.did), "purposes": .array([.string("emergency"), .string("treatment")]), "categories": .array([.string("laboratory")])])["status"] == .string("committed"))
+            #expect(try await permitted(drB, "o1"))
+            _ = try await revoke(patient, delegation["result"]!["id"]!.stringValue!)
+            #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver).status == .forbidden)
+            #expect(try await grant(caregiver, ["grantee": .string(drA.did), "purposes": treatment, "resourceTypes": .array([.string("*")])])["error"]?["code"] == .string("forbidden"))
+
+            // As FHIR: a category grant lists the types it covers.
+            let consents = try rc.json(try await rc.get("/v1/patients/\(patient.did)/consents", as: patient))["consents"]!.arrayValue!
+            let labGrant = try ConsentGrant(json: try #require(consents.first { $0["id"] == lab["result"]!["id"]! }))
+            let fhir = FHIRAPI.consent(labGrant)
+            #expect(FHIRValidator.validate(fhir).isEmpty)
+            #expect(fhir["provision"]?["class"]?.arrayValue?.compactMap { $0["code"]?.stringValue } == ["DiagnosticReport", "Observation", "Specimen"])
+        }
+    }
+}
