@@ -1,5 +1,6 @@
 import Domains
 import Foundation
+import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
@@ -10,17 +11,58 @@ struct RecordsAPI: Sendable {
     let records: RecordsService
     let auth: AuthService
 
+    /// `<height>-<index>`, as the stream's `id:` lines carry.
+    static func eventPosition(_ text: String?) throws -> (height: UInt64, index: Int)? {
+        guard let text else { return nil }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let height = UInt64(parts[0]), let index = Int(parts[1]), index >= 0 else {
+            throw LedgerError("bad_parameter", "Last-Event-ID is <height>-<index>, as the stream's ids")
+        }
+        return (height, index)
+    }
+
     func register(on router: Router<BasicRequestContext>) {
         router.get("/v1/events") { request, _ in
             await api.handle {
                 let did = try auth.authenticate(request)
+                // Resuming: `Last-Event-ID: <height>-<index>` (or ?lastEventId=) replays what was committed since.
+                let resume = try Self.eventPosition(request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("lastEventId").map { String($0) })
+                // `limit`: the stream ends after that many events (for batch consumers); endless by default.
+                let limit = try request.uri.queryParameters.get("limit").map { text in
+                    guard let n = Int(text), (1...100_000).contains(n) else { throw LedgerError("bad_parameter", "limit is 1 to 100000 events") }
+                    return n
+                } ?? Int.max
+                // Subscribed before the replay is read: nothing committed in between is missed.
                 let stream = records.node.events.subscribe()
                 let records = records
                 let body = ResponseBody { writer in
                     try await writer.write(ByteBuffer(string: ": careledger events for \(did)\n\n"))
-                    for await event in stream where records.concerns(event.body, did: did) {
-                        let type = event.body["type"]?.stringValue ?? "event"
-                        try await writer.write(ByteBuffer(string: "id: \(event.height)-\(event.index)\nevent: \(type)\ndata: \(event.body.canonicalString)\n\n"))
+                    var sent = 0
+                    func send(_ height: UInt64, _ index: Int, _ body: JSONValue) async throws {
+                        let type = body["type"]?.stringValue ?? "event"
+                        try await writer.write(ByteBuffer(string: "id: \(height)-\(index)\nevent: \(type)\ndata: \(body.canonicalString)\n\n"))
+                        sent += 1
+                    }
+                    var last = resume
+                    if var position = resume {
+                        replay: while sent < limit {
+                            let page = try records.node.store.events(afterHeight: position.height, seq: position.index, limit: 1000)
+                            for e in page {
+                                position = (e.height, e.seq)
+                                if records.concerns(e.body, did: did) { try await send(e.height, e.seq, e.body) }
+                                if sent >= limit { break replay }
+                            }
+                            if page.count < 1000 { break }
+                        }
+                        last = position
+                    }
+                    if sent < limit {
+                        for await event in stream {
+                            if let last, (event.height, event.index) <= (last.height, last.index) { continue }
+                            guard records.concerns(event.body, did: did) else { continue }
+                            try await send(event.height, event.index, event.body)
+                            if sent >= limit { break }
+                        }
                     }
                     try await writer.finish(nil)
                 }

@@ -464,6 +464,16 @@ public final class BlockStore: Sendable {
         }
     }
 
+    /// The committed events after position (height, seq), in commit order, at most `limit` (to resume an event stream).
+    public func events(afterHeight height: UInt64, seq: Int, limit: Int) throws -> [(height: UInt64, seq: Int, body: JSONValue)] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT height, seq, body FROM events WHERE height > ? OR (height = ? AND seq > ?) ORDER BY height, seq LIMIT ?",
+                arguments: [Int64(height), Int64(height), Int64(seq), limit]
+            ).map { row throws in (UInt64(row["height"] as Int64), Int(row["seq"] as Int64), try JSONValue.parse(Array(row["body"] as Data))) }
+        }
+    }
+
     public func events(height: UInt64) throws -> [JSONValue] {
         try pool.read { db in
             try Data.fetchAll(db, sql: "SELECT body FROM events WHERE height = ? ORDER BY seq", arguments: [Int64(height)])
