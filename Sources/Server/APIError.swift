@@ -11,6 +11,7 @@ enum APIError {
         case "consent_denied", "forbidden", "break_glass_reason_required", "not_acting_for": return .forbidden
         case "no_key_for_reader", "not_custodian", "no_current_version", "version_conflict": return .conflict
         case "erased": return .gone
+        case "not_erased": return .conflict
         case "precondition_failed": return .preconditionFailed
         case "replayed_nonce", "duplicate_transaction", "already_notarized": return .conflict
         case "already_commissioned", "custody_violation", "already_decommissioned", "already_recalled", "conflict", "invalid_state", "not_reversible",

@@ -83,7 +83,7 @@ struct LedgerReadPolicy: Sendable {
         case ("audit", "break-glass") where parts.count > 3:
             patients.insert(parts[2])
             parties.insert(parts[3])
-        case ("audit", "review") where parts.count > 2: patients.insert(parts[2])
+        case ("audit", "review") where parts.count > 2, ("audit", "erasure") where parts.count > 2: patients.insert(parts[2])
         case ("records", _), ("consent", _), ("audit", _), ("recovery", _):
             if parts[0] != "records", parts.count > 1 { patients.insert(parts[1]) }
         default: break

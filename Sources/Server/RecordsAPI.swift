@@ -107,6 +107,12 @@ struct RecordsAPI: Sendable {
                 return JSONResponse.make(read.json)
             }
         }
+        router.get("/v1/records/:id/erasure") { request, context in
+            await api.handle {
+                let requester = try auth.authenticate(request)
+                return JSONResponse.make(try records.erasureReceipt(recordID: context.parameters.get("id") ?? "", requesterDID: requester))
+            }
+        }
         router.get("/v1/records/:id/history") { request, context in
             await api.handle {
                 let reader = try auth.authenticate(request)

@@ -55,6 +55,8 @@ enum Routes {
         Route(method: "get", path: "/v1/records/{id}", summary: "Read a record (authenticated, consent-checked, audited): ciphertext and the key wrapped for the reader",
               parameters: [("id", "path", true, "record id"), ("purpose", "query", false, "treatment (default), payment, research, emergency")],
               responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/records/{id}/erasure", summary: "The signed erasure receipt of an erased record: salted hashes, height, transaction and every node's on-chain shredding attestation (the patient or her delegate)",
+              parameters: [("id", "path", true, "record id")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/records/{id}/history", summary: "A record's versions: salted hashes, authors, endorsements, status (authenticated, consent-checked)",
               parameters: [("id", "path", true, "record id")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/records", summary: "A patient's timeline for the reader (authenticated, consent-checked, one access event)",

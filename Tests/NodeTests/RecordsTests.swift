@@ -268,6 +268,34 @@ struct TestNetwork {
                 let state = try #require(node.stateValue(forKey: RecordEntry.key("c1")))
                 #expect(try RecordEntry(json: try JSONValue.parse(state)).versions.allSatisfy { $0.wrappedKeys.isEmpty })
                 #expect(try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))["records"]?.arrayValue?.count == 1)
+
+                // The node attests its shredding on chain; the patient gets a signed erasure receipt naming it.
+                let erasureKey = AuditContract.erasureKey(patient: patient.did, recordID: "c1")
+                try await eventually("the node attests the shredding", seconds: 10) { node.stateValue(forKey: erasureKey) != nil }
+                let attestation = try #require(try JSONValue.parse(node.stateValue(forKey: erasureKey)!)["attestations"]?[0])
+                #expect(attestation["node"] == .string(operatorParty.did))
+                #expect(attestation["destroyed"] == .int(Int64(hashes.count)))
+                #expect(try await rc.submit(operatorParty, "audit", "shredded", .object([
+                    "patient": .string(patient.did), "recordId": .string("c1"), "destroyed": .int(0),
+                ]))["error"]?["code"] == .string("already_attested"))
+                #expect(try await rc.submit(drA, "audit", "shredded", .object([
+                    "patient": .string(patient.did), "recordId": .string("c1"), "destroyed": .int(0),
+                ]))["error"]?["code"] == .string("forbidden"))
+                let answer = try await rc.get("/v1/records/c1/erasure", as: patient)
+                #expect(answer.status == .ok)
+                let signedReceipt = try rc.json(answer)
+                let receipt = try #require(signedReceipt["receipt"])
+                #expect(receipt["erasureTransaction"] == erased["id"])
+                #expect(receipt["saltedHashes"]?.arrayValue?.count == hashes.count)
+                #expect(receipt["attestations"]?[0] == attestation)
+                #expect(signedReceipt["signer"] == .string(operatorParty.did))
+                let receiptSignature = try Base64.decode(signedReceipt["signature"]!.stringValue!)
+                #expect(operatorParty.key.publicKey.isValidSignature(receiptSignature, for: receipt.canonicalBytes))
+                var forged = receipt.objectValue!
+                forged["erasedAtHeight"] = .int(1)
+                #expect(!operatorParty.key.publicKey.isValidSignature(receiptSignature, for: JSONValue.object(forged).canonicalBytes))
+                #expect(try await rc.get("/v1/records/c1/erasure", as: drA).status == .forbidden)
+                #expect(try rc.json(try await rc.get("/v1/records/r1/erasure", as: patient))["error"]?["code"] == .string("not_erased"))
         }
         // A node stopped between an erasure's commit and the deletion of its blobs deletes them when it starts again.
         let leftover = try #require(try network.node.store.events(containing: #""type":"record.erased""#).first?["saltedHashes"]?[0]?.stringValue)

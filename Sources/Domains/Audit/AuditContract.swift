@@ -9,17 +9,27 @@ import LedgerCore
 /// queued for review; action `review` `{"patient", "index", "outcome": "justified"|"unjustified", "note"?}`
 /// is the review by a privacy officer of the reader's organisation (a practitioner it gave the
 /// `privacy-officer` duty, never the reader herself) or by the organisation's own key.
+/// Action `shredded` `{"patient", "recordId", "destroyed"}`: a consortium node attests, once, that it
+/// destroyed the vault blobs (ciphertext and salt) it held of an erased record.
 public struct AuditContract: Contract {
     public let name = "audit"
-    public let actions = ["access", "review"]
+    public let actions = ["access", "review", "shredded"]
     public let operators: Set<String>
 
     public init(operators: Set<String>) { self.operators = operators }
 
     static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason", "breakGlass", "until"]
     static let reviewFields: Set<String> = ["patient", "index", "outcome", "note"]
+    static let shreddedFields: Set<String> = ["patient", "recordId", "destroyed"]
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        if action == "shredded" {
+            let p = try Payload(payload, allowed: Self.shreddedFields)
+            _ = try p.did("patient")
+            _ = try p.string("recordId", maxLength: 64)
+            guard try p.int("destroyed") >= 0 else { throw LedgerError("bad_payload", "destroyed is a count") }
+            return
+        }
         if action == "review" {
             let p = try Payload(payload, allowed: Self.reviewFields)
             _ = try p.did("patient")
@@ -50,9 +60,11 @@ public struct AuditContract: Contract {
     public static func eventKey(patient: String, index: Int64) -> String { "audit/\(patient)/\(index)" }
     public static func breakGlassKey(patient: String, reader: String) -> String { "audit/break-glass/\(patient)/\(reader)" }
     public static func reviewKey(patient: String, index: Int64) -> String { "audit/review/\(patient)/\(index)" }
+    public static func erasureKey(patient: String, recordID: String) -> String { "audit/erasure/\(patient)/\(recordID)" }
 
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         if action == "review" { return try review(payload, context: &context) }
+        if action == "shredded" { return try shredded(payload, context: &context) }
         guard operators.contains(context.author) else { throw LedgerError("forbidden", "access events are recorded by the custodian node") }
         let p = try Payload(payload, allowed: Self.fields)
         let patient = try p.did("patient")
@@ -78,6 +90,36 @@ public struct AuditContract: Contract {
             "index": .int(count),
         ]))
         return .object(event)
+    }
+
+    /// A node attests that it destroyed what it held of an erased record (vault ciphertexts and their
+    /// salts): once per node, after the erasure.
+    func shredded(_ payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        guard operators.contains(context.author) else { throw LedgerError("forbidden", "a consortium node attests its own shredding") }
+        let p = try Payload(payload, allowed: Self.shreddedFields)
+        let patient = try p.did("patient")
+        let recordID = try p.string("recordId", maxLength: 64)
+        guard let record = try context.json(forKey: RecordEntry.key(recordID)), record["patient"]?.stringValue == patient,
+            let erasedAt = record["erasedAtHeight"]?.intValue
+        else { throw LedgerError("not_erased", "record \(recordID) of \(patient) is not erased") }
+        let key = Self.erasureKey(patient: patient, recordID: recordID)
+        var attestations = try context.json(forKey: key)?["attestations"]?.arrayValue ?? []
+        guard !attestations.contains(where: { $0["node"]?.stringValue == context.author }) else {
+            throw LedgerError("already_attested", "this node already attested the shredding of \(recordID)")
+        }
+        let attestation: JSONValue = .object([
+            "node": .string(context.author), "destroyed": .int(try p.int("destroyed")), "height": .int(Int64(context.height)),
+            "time": .int(Int64(context.timeMillis)), "transaction": .string(context.transaction.id.hex),
+        ])
+        attestations.append(attestation)
+        context.set(key, .object([
+            "patient": .string(patient), "recordId": .string(recordID), "erasedAtHeight": .int(erasedAt), "attestations": .array(attestations),
+        ]))
+        context.emit(.object([
+            "type": .string("record.shredded"), "patient": .string(patient), "record": .string(recordID), "node": .string(context.author),
+            "destroyed": attestation["destroyed"]!,
+        ]))
+        return attestation
     }
 
     func review(_ payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {

@@ -66,8 +66,9 @@ public struct RecordEntry: Sendable, Hashable {
     public let resourceType: String
     public let custodian: String
     public var versions: [RecordVersion]
-    /// Height of the erasure, when the patient had the record erased.
+    /// Height of the erasure, when the patient had the record erased, and its transaction.
     public var erasedAtHeight: Int64?
+    public var erasureTransaction: String?
 
     /// The version in force: the latest whose endorsement policy is satisfied.
     public var current: RecordVersion? { versions.last { $0.status == .current } }
@@ -77,6 +78,7 @@ public struct RecordEntry: Sendable, Hashable {
             "id": .string(id), "patient": .string(patient), "resourceType": .string(resourceType), "custodian": .string(custodian),
             "currentVersion": current.map { .int($0.version) } ?? .null, "versions": .array(versions.map(\.json)),
             "erasedAtHeight": erasedAtHeight.map { .int($0) } ?? .null,
+            "erasureTransaction": erasureTransaction.map { .string($0) } ?? .null,
         ])
     }
 
@@ -90,6 +92,7 @@ public struct RecordEntry: Sendable, Hashable {
         self.custodian = custodian
         versions = try (json["versions"]?.arrayValue ?? []).map { (v) throws(LedgerError) in try RecordVersion(json: v) }
         erasedAtHeight = json["erasedAtHeight"]?.intValue
+        erasureTransaction = json["erasureTransaction"]?.stringValue
     }
 
     init(id: String, patient: String, resourceType: String, custodian: String) {
@@ -238,6 +241,7 @@ public struct RecordsContract: Contract {
                 entry.versions[i].status = .superseded
             }
             entry.erasedAtHeight = Int64(context.height)
+            entry.erasureTransaction = context.transaction.id.hex
             context.set(RecordEntry.key(recordID), entry.json)
             context.emit(.object([
                 "type": .string("record.erased"), "patient": .string(entry.patient), "record": .string(recordID),
