@@ -98,8 +98,11 @@ struct RecoveryCommand: AsyncParsableCommand {
             let keys = try RecoveryKit.recover(
                 patient: patient, request: request, newKey: try session.requireEncryption(), kitCiphertext: try Base64.decode(ciphertext))
             try KeyFile.save(keys.signing, encryption: keys.encryption, to: out)
-            output(.object(["did": .string(keys.signing.publicKey.did), "file": .string(out)]), json: options.json) {
-                "recovered \(keys.signing.publicKey.did) into \(out)"
+            // Recorded on chain, signed with the recovered key itself.
+            let recovered = try await Session(node: options.node, signing: keys.signing, encryption: keys.encryption)
+            let receipt = try await recovered.submit("recovery", "complete", .object(["patient": .string(patient)]))
+            output(.object(["did": .string(keys.signing.publicKey.did), "file": .string(out), "completed": receipt["id"] ?? .null]), json: options.json) {
+                "recovered \(keys.signing.publicKey.did) into \(out); completion recorded in transaction \(receipt["id"]?.stringValue ?? "?")"
             }
         }
     }

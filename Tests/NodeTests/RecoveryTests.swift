@@ -47,7 +47,14 @@ import Testing
                     return try await rc.submit(guardians[index], "recovery", "approve", payload)
                 }
                 let shareOfFirst = state["shares"]![guardians[0].did]!
-                #expect(try await rc.submit(Party(), "recovery", "approve", .object(["patient": .string(patient.did), "x": .int(1), "enc": shareOfFirst["enc"]!, "ct": shareOfFirst["ct"]!]))["status"] == .string("failed"))
+                let requestID = try JSONValue.parse(node.stateValue(forKey: RecoveryContract.requestKey(patient.did))!)["id"]!
+                #expect(try await rc.submit(Party(), "recovery", "approve", .object(["patient": .string(patient.did), "request": requestID, "x": .int(1), "enc": shareOfFirst["enc"]!, "ct": shareOfFirst["ct"]!]))["status"] == .string("failed"))
+                // An approval names the request it is for: one for another request does not land on this one.
+                var stale = try RecoveryKit.approval(
+                    patient: patient.did, setup: state, request: try JSONValue.parse(node.stateValue(forKey: RecoveryContract.requestKey(patient.did))!),
+                    guardian: guardians[1].did, key: guardians[1].encryption).objectValue!
+                stale["request"] = .string(Hash.sha256([1]).hex)
+                #expect(try await rc.submit(guardians[1], "recovery", "approve", .object(stale))["error"]?["code"] == .string("request_mismatch"))
                 #expect(throws: LedgerError.code("not_a_guardian")) {
                     try RecoveryKit.approval(patient: patient.did, setup: state, request: .object([:]), guardian: newDevice.did, key: newDevice.encryption)
                 }
@@ -71,6 +78,14 @@ import Testing
                     patient: patient.did, request: request, newKey: newDevice.encryption, kitCiphertext: try Base64.decode(kit["ciphertext"]!.stringValue!))
                 #expect(keys.signing.publicKey.did == patient.did)
                 #expect(keys.encryption.rawRepresentation == patient.encryption.rawRepresentation)
+                // The completion is recorded on chain, signed by the recovered key; nobody else can close it.
+                #expect(try await rc.submit(newDevice, "recovery", "complete", .object(["patient": .string(patient.did)]))["error"]?["code"] == .string("forbidden"))
+                let completed = try await rc.submit(Party(key: keys.signing), "recovery", "complete", .object(["patient": .string(patient.did)]))
+                #expect(completed["result"]?["status"] == .string("completed"))
+                #expect(completed["result"]?["requester"] == .string(newDevice.did))
+                #expect(try await approve(1)["error"]?["code"] == .string("no_open_request"), "a completed request takes no approvals")
+                // A completed request holds nobody off: a new one may open at once.
+                #expect(try await rc.submit(Party(), "recovery", "request", .object(["patient": .string(patient.did), "encryptionKey": .string(Base64.encode(EncryptionKey().publicKey))]))["status"] == .string("committed"))
         }
     }
 

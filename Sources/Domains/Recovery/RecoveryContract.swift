@@ -12,11 +12,14 @@ import Standards
 ///   While a request by another key is open or ready and younger than `requestWindowMillis` (72 h),
 ///   it cannot be replaced (`request_pending`): nobody can reset the guardians' approvals or swap the
 ///   key they wrap their shares for under a request in progress;
-/// - `approve` `{"patient", "x", "enc", "ct"}`: a guardian re-wraps her share for the request's encryption key;
-///   with `threshold` approvals the request is `ready`: the patient combines the shares on her device.
+/// - `approve` `{"patient", "request", "x", "enc", "ct"}`: a guardian re-wraps her share for the encryption key of the
+///   request she checked (`request` is its id: an approval never lands on another request); with `threshold`
+///   approvals the request is `ready`: the patient combines the shares on her device;
+/// - `complete` `{"patient"}`: signed by the recovered key itself (the patient's), closes a ready request as
+///   `completed`, on chain. A completed request holds nobody off.
 public struct RecoveryContract: Contract {
     public let name = "recovery"
-    public let actions = ["setup", "request", "approve"]
+    public let actions = ["setup", "request", "approve", "complete"]
 
     public init() {}
 
@@ -48,9 +51,13 @@ public struct RecoveryContract: Contract {
             guard try Base64.decode(try p.string("encryptionKey"), field: "encryptionKey").count == 32 else {
                 throw LedgerError("bad_payload", "encryptionKey is a base64 X25519 public key")
             }
-        default:
-            let p = try Payload(payload, allowed: ["patient", "x", "enc", "ct"])
+        case "complete":
+            let p = try Payload(payload, allowed: ["patient"])
             _ = try p.did("patient")
+        default:
+            let p = try Payload(payload, allowed: ["patient", "request", "x", "enc", "ct"])
+            _ = try p.did("patient")
+            _ = try Hash(hex: try p.string("request", maxLength: 64))
             _ = try p.int("x")
             _ = try WrappedKey(json: payload)
         }
@@ -76,7 +83,9 @@ public struct RecoveryContract: Contract {
             guard try context.json(forKey: Self.key(patient)) != nil else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
             let pending = try context.json(forKey: Self.requestKey(patient))
             var opened = Int64(context.timeMillis)
-            if let pending, let since = pending["timeMillis"]?.intValue, Int64(context.timeMillis) - since < Self.requestWindowMillis {
+            if let pending, pending["status"]?.stringValue != "completed", let since = pending["timeMillis"]?.intValue,
+                Int64(context.timeMillis) - since < Self.requestWindowMillis
+            {
                 guard pending["requester"]?.stringValue == context.author else {
                     throw LedgerError("request_pending", "another key's recovery request for \(patient) is in progress (opened at \(since))")
                 }
@@ -84,6 +93,7 @@ public struct RecoveryContract: Contract {
                 opened = since
             }
             let request: JSONValue = .object([
+                "id": .string(context.transaction.id.hex),
                 "patient": .string(patient), "requester": .string(context.author), "encryptionKey": payload["encryptionKey"]!,
                 "approvals": .object([:]), "status": .string("open"), "height": .int(Int64(context.height)),
                 "timeMillis": .int(opened),
@@ -91,6 +101,19 @@ public struct RecoveryContract: Contract {
             context.set(Self.requestKey(patient), request)
             context.emit(.object(["type": .string("recovery.requested"), "patient": .string(patient), "requester": .string(context.author)]))
             return request
+        case "complete":
+            let patient = payload["patient"]!.stringValue!
+            guard context.author == patient else {
+                throw LedgerError("forbidden", "a recovery is completed with the recovered key itself (the patient's)")
+            }
+            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue, request["status"] == .string("ready") else {
+                throw LedgerError("not_ready", "no recovery request of \(patient) is ready")
+            }
+            request["status"] = .string("completed")
+            request["completedAtHeight"] = .int(Int64(context.height))
+            context.set(Self.requestKey(patient), .object(request))
+            context.emit(.object(["type": .string("recovery.completed"), "patient": .string(patient), "requester": request["requester"] ?? .null]))
+            return .object(request)
         default:
             let patient = payload["patient"]!.stringValue!
             guard let setup = try context.json(forKey: Self.key(patient)), let threshold = setup["threshold"]?.intValue else {
@@ -98,8 +121,11 @@ public struct RecoveryContract: Contract {
             }
             guard let guardianShare = setup["shares"]?[context.author] else { throw LedgerError("forbidden", "the author is not a guardian") }
             guard guardianShare["x"]?.intValue == payload["x"]?.intValue else { throw LedgerError("bad_payload", "x is not this guardian's share") }
-            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue, request["status"] != .string("ready") else {
+            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue, request["status"] == .string("open") else {
                 throw LedgerError("no_open_request", "no open recovery request for \(patient)")
+            }
+            guard request["id"] == payload["request"] else {
+                throw LedgerError("request_mismatch", "the approval is for another recovery request than the open one")
             }
             var approvals = request["approvals"]?.objectValue ?? [:]
             approvals[context.author] = .object(["x": payload["x"]!, "enc": payload["enc"]!, "ct": payload["ct"]!])

@@ -47,11 +47,12 @@ public enum RecoveryKit {
         guard let mine = setup["shares"]?[guardian], let x = mine["x"]?.intValue else {
             throw LedgerError("not_a_guardian", "\(guardian) holds no share of \(patient)'s recovery")
         }
-        guard let target = request["encryptionKey"]?.stringValue else { throw LedgerError("no_request", "no open recovery request") }
+        guard let target = request["encryptionKey"]?.stringValue, let id = request["id"]?.stringValue else { throw LedgerError("no_request", "no open recovery request") }
         let context = RecoveryContract.context(patient: patient, x: x)
         let share = try KeyWrap.unwrap(try WrappedKey(json: mine), with: key, context: context)
         var o = try KeyWrap.wrap(share, for: try Base64.decode(target), context: context).json.objectValue!
         o["patient"] = .string(patient)
+        o["request"] = .string(id)
         o["x"] = .int(x)
         return .object(o)
     }
