@@ -363,6 +363,41 @@ public struct RecordsService: Sendable {
         return events
     }
 
+    /// The HIPAA-style accounting of disclosures (45 CFR 164.528): every access that released her
+    /// data — date, recipient (with role and organisation), purpose, what (record ids and types),
+    /// break-the-glass and its reason — newest first. Refused attempts are in the access log, not here.
+    public func disclosures(patient: String, requesterDID: String) throws(LedgerError) -> [JSONValue] {
+        let events = try accessLog(patient: patient, requesterDID: requesterDID)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        var out: [JSONValue] = []
+        for e in events.reversed() where e["outcome"]?.stringValue == "permit" {
+            guard let readerDID = e["reader"]?.stringValue else { continue }
+            let reader = try principal(readerDID)
+            var recipient: [String: JSONValue] = ["did": .string(readerDID), "role": reader.map { .string($0.role.rawValue) } ?? .null]
+            if let org = reader?.organisation {
+                recipient["organisation"] = .string(org)
+                recipient["organisationName"] = (try principal(org))?.name.map { .string($0) } ?? .null
+            }
+            var what: [JSONValue] = []
+            for id in (e["records"]?.arrayValue ?? []).compactMap(\.stringValue) {
+                what.append(.object(["recordId": .string(id), "resourceType": (try record(id)).map { .string($0.resourceType) } ?? .null]))
+            }
+            let time = e["time"]?.intValue ?? 0
+            var item: [String: JSONValue] = [
+                "date": .string(formatter.string(from: Date(timeIntervalSince1970: Double(time) / 1000))), "time": .int(time),
+                "recipient": .object(recipient), "purpose": e["purpose"] ?? .null, "what": .array(what),
+                "height": e["height"] ?? .null, "index": e["index"] ?? .null, "recordedBy": e["recordedBy"] ?? .null,
+            ]
+            if e["breakGlass"]?.boolValue == true {
+                item["breakGlass"] = .bool(true)
+                item["reason"] = e["reason"] ?? .null
+            }
+            out.append(.object(item))
+        }
+        return out
+    }
+
     /// Who a writer must wrap a new version's key for: the patient, and every principal with an
     /// active treatment permit for the type (organisations included), with their encryption keys.
     /// With `custodian`, the custodian organisation too (it holds every version's key in escrow).

@@ -158,6 +158,13 @@ struct RecordsAPI: Sendable {
                 return JSONResponse.make(.object(["events": .array(events)]))
             }
         }
+        router.get("/v1/patients/:did/disclosures") { request, context in
+            await api.handle {
+                let requester = try auth.authenticate(request)
+                let list = try records.disclosures(patient: context.parameters.get("did") ?? "", requesterDID: requester)
+                return JSONResponse.make(.object(["disclosures": .array(list)]))
+            }
+        }
         router.get("/v1/patients/:did/consents") { request, context in
             await api.handle {
                 let requester = try auth.authenticate(request)

@@ -314,8 +314,21 @@ struct AccessLogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "access-log", abstract: "Every access to your data (HIPAA-style accounting of disclosures).")
     @OptionGroup var options: NodeKeyOptions
     @Option(help: "The patient (default: you).") var patient: String?
+    @Flag(help: "The accounting of disclosures only: accesses that released data, with recipient, purpose and what.") var disclosures = false
     func run() async throws {
         var session = try await Session(node: options.node, keyFile: options.key)
+        if disclosures {
+            let answer = try await session.get("/v1/patients/\(patient ?? session.did)/disclosures")
+            output(answer, json: options.json) {
+                (answer["disclosures"]?.arrayValue ?? []).map { d in
+                    let what = (d["what"]?.arrayValue ?? []).map { "\($0["resourceType"]?.stringValue ?? "?")/\($0["recordId"]?.stringValue ?? "")" }
+                    let recipient = d["recipient"]?["did"]?.stringValue ?? ""
+                    let org = d["recipient"]?["organisationName"]?.stringValue.map { " (\($0))" } ?? ""
+                    return "\(d["date"]?.stringValue ?? "") \(recipient)\(org) purpose=\(d["purpose"]?.stringValue ?? "") \(d["breakGlass"] == .bool(true) ? "BREAK-THE-GLASS " : "")\(what.joined(separator: ","))"
+                }.joined(separator: "\n")
+            }
+            return
+        }
         let answer = try await session.get("/v1/patients/\(patient ?? session.did)/access-log")
         output(answer, json: options.json) {
             (answer["events"]?.arrayValue ?? []).map { e in

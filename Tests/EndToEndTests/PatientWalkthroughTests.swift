@@ -38,6 +38,16 @@ import Testing
         let log = try cl(["access-log", "--key", "\(keys)/alice.key", "--json"])
         let events = try JSONValue.parse(log.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["events"]!.arrayValue!
         #expect(events.filter { $0["reader"] == .string(carol) }.map { $0["outcome"] } == [.string("deny"), .string("permit")])
+        // Her accounting of disclosures: Carol's permitted read only, with purpose and what was released.
+        let accounting = try cl(["access-log", "--key", "\(keys)/alice.key", "--disclosures", "--json"])
+        #expect(accounting.status == 0, "\(accounting.stderr)")
+        let disclosures = try JSONValue.parse(accounting.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["disclosures"]!.arrayValue!
+        let toCarol = disclosures.filter { $0["recipient"]?["did"] == .string(carol) }
+        #expect(toCarol.count == 1)
+        #expect(toCarol.first?["purpose"] == .string("treatment"))
+        #expect(toCarol.first?["what"] == .array([.object(["recordId": .string("asthma-1"), "resourceType": .string("Condition")])]))
+        #expect(toCarol.first?["recipient"]?["role"] == .string("practitioner"))
+        #expect(try cl(["access-log", "--key", "\(keys)/dr-carol.key", "--patient", alice, "--disclosures"]).status == 1, "not Carol's to read")
         // Alice revokes; a new version is written; Carol cannot read it.
         #expect(try cl(["consent", "revoke", "--key", "\(keys)/alice.key", "--grant", grantID]).status == 0)
         try #"{"resourceType":"Condition","id":"asthma-1","code":{"text":"Asthma, controlled"}}"#.write(toFile: file, atomically: true, encoding: .utf8)
@@ -45,6 +55,19 @@ import Testing
         #expect(try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"]).status == 1)
         let own = try cl(["record", "get", "--key", "\(keys)/alice.key", "--id", "asthma-1"])
         #expect(own.stdout.contains("Asthma, controlled"))
+        // A new patient registers herself; hospital A registers a device (a wearable) it vouches for.
+        let dave = data + "/dave.key", watch = data + "/watch.key"
+        #expect(try CLI.run(["key", "generate", "--out", dave]).status == 0)
+        #expect(try CLI.run(["key", "generate", "--out", watch]).status == 0)
+        let registered = try cl(["patient", "register", "--key", dave])
+        #expect(registered.status == 0, "\(registered.stderr)")
+        #expect(try cl(["patient", "register", "--key", dave]).stderr.contains("already_registered"))
+        #expect(try cl(["principal", "register", "--key", "\(keys)/hospital-a.key", "--role", "device", "--subject-key", watch]).status == 0)
+        #expect(try cl(["principal", "register", "--key", dave, "--role", "device", "--subject-key", watch]).status == 1, "a patient does not vouch for devices")
+        let device = try JSONValue.parse(Array(try cl(["principal", "show", try did(watch)]).stdout.utf8))
+        #expect(device["role"] == .string("device"))
+        #expect(device["organisation"] == .string(hospitalA))
+        #expect(try JSONValue.parse(Array(try cl(["principal", "show", try did(dave)]).stdout.utf8))["role"] == .string("patient"))
         node.stop()
         #expect(try CLI.run(["audit", "--data", data]).status == 0)
     }
