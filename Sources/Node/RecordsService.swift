@@ -143,7 +143,7 @@ public struct RecordsService: Sendable {
     /// canonical JSON of `receipt`).
     public func erasureReceipt(recordID: String, requesterDID: String) throws(LedgerError) -> JSONValue {
         guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
-        guard ConsentPolicy.mayActFor(patient: record.patient, actor: requesterDID, grants: try grants(patient: record.patient)) else {
+        guard ConsentPolicy.mayActFor(patient: record.patient, actor: requesterDID, grants: try grants(patient: record.patient), time: Int64(LedgerNode.systemClock())) else {
             throw LedgerError("forbidden", "only the patient or her delegate gets her erasure receipts")
         }
         guard let height = record.erasedAtHeight else { throw LedgerError("not_erased", "record \(recordID) is not erased") }
@@ -282,11 +282,26 @@ public struct RecordsService: Sendable {
             try await recordAccess(patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: false, reason: error.message)
             throw error
         }
+        guard decision.permitted else {
+            try await recordAccess(patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: false, reason: decision.reason)
+            throw LedgerError("consent_denied", decision.reason)
+        }
+        // Consent permits; the access event says `permit` only when data is actually released (the
+        // accounting of disclosures must not list a read that returned nothing).
+        let read: RecordRead
+        do {
+            guard let r = try materialise(record, reader: reader, version: version, emergency: extra["breakGlass"] == .bool(true)) else {
+                throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)")
+            }
+            read = r
+        } catch {
+            try await recordAccess(
+                patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: false,
+                reason: "\(decision.reason); nothing released: \((error as? LedgerError)?.code ?? "\(error)")")
+            throw error
+        }
         try await recordAccess(
-            patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: decision.permitted, reason: decision.reason,
-            extra: extra)
-        guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
-        guard let read = try materialise(record, reader: reader, version: version, emergency: extra["breakGlass"] == .bool(true)) else { throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)") }
+            patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: true, reason: decision.reason, extra: extra)
         return read
     }
 
@@ -352,7 +367,7 @@ public struct RecordsService: Sendable {
 
     /// Every access event about the patient's data (the patient or her delegate only).
     public func accessLog(patient: String, requesterDID: String) throws(LedgerError) -> [JSONValue] {
-        guard ConsentPolicy.mayActFor(patient: patient, actor: requesterDID, grants: try grants(patient: patient)) else {
+        guard ConsentPolicy.mayActFor(patient: patient, actor: requesterDID, grants: try grants(patient: patient), time: Int64(LedgerNode.systemClock())) else {
             throw LedgerError("forbidden", "only the patient or her delegate reads her access log")
         }
         let count = try json(AuditContract.countKey(patient: patient))?["count"]?.intValue ?? 0
@@ -418,10 +433,12 @@ public struct RecordsService: Sendable {
                 for did in grantee.members { if let member = try principal(did) { candidates.append(member) } }
             }
             for candidate in candidates where !out.contains(where: { $0.did == candidate.did }) {
-                let decision = ConsentPolicy.evaluate(
-                    grants: grants, patient: patient, reader: candidate.did, readerGroups: candidate.groups,
-                    purpose: g.purposes.first ?? "treatment", resourceType: resourceType, time: Int64(LedgerNode.systemClock()))
-                if decision.permitted || g.delegate { out.append(candidate) }
+                if ConsentPolicy.mayReceiveKeys(
+                    did: candidate.did, groups: candidate.groups, patient: patient, resourceType: resourceType, grants: grants,
+                    time: Int64(LedgerNode.systemClock()))
+                {
+                    out.append(candidate)
+                }
             }
         }
         return out
@@ -440,7 +457,7 @@ public struct RecordsService: Sendable {
         guard let patient = event["patient"]?.stringValue else { return false }
         if patient == did { return true }
         guard let grants = try? grants(patient: patient) else { return false }
-        return ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants)
+        return ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants, time: Int64(LedgerNode.systemClock()))
     }
 }
 

@@ -143,7 +143,7 @@ struct FHIRAPI: Sendable {
     /// A record's provenance is for those whose consent covers the record (the patient, her delegates, grantees).
     func mayReadProvenance(_ record: RecordEntry, requester: String) throws {
         let grants = try records.grants(patient: record.patient)
-        if ConsentPolicy.mayActFor(patient: record.patient, actor: requester, grants: grants) { return }
+        if ConsentPolicy.mayActFor(patient: record.patient, actor: requester, grants: grants, time: Int64(LedgerNode.systemClock())) { return }
         let decision = ConsentPolicy.evaluate(
             grants: grants, patient: record.patient, reader: requester, readerGroups: try records.principal(requester)?.groups ?? [], purpose: "treatment",
             resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
@@ -151,7 +151,7 @@ struct FHIRAPI: Sendable {
     }
 
     func mayRead(patient: String, requester: String) throws {
-        guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: try records.grants(patient: patient)) else {
+        guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: try records.grants(patient: patient), time: Int64(LedgerNode.systemClock())) else {
             throw LedgerError("forbidden", "only the patient or her delegate reads her consents")
         }
     }

@@ -116,7 +116,7 @@ public struct LedgerAPI: Sendable {
                 return JSONResponse.make(try await node.snapshot())
             }
         }
-        router.get("/v1/consensus/evidence") { _, _ in await handle { try evidence() } }
+        router.get("/v1/consensus/evidence") { request, _ in await handle { try evidence(request) } }
         router.get("/v1/checkpoint/key") { _, _ in JSONResponse.text(node.noteVerifier.vkey + "\n") }
         router.get("/v1/blocks/:height") { _, context in await handle { try block(context.parameters.get("height") ?? "") } }
         router.get("/v1/blocks") { request, _ in await handle { try blocks(request.uri.queryParameters) } }
@@ -373,15 +373,18 @@ public struct LedgerAPI: Sendable {
         return JSONResponse.make(.object(["blocks": .array(items), "finalHeight": .int(Int64(node.lastFinalHeight))]))
     }
 
-    /// Misbehaviour this node has seen: refused proposals, equivocating validators, forks.
-    func evidence() throws -> Response {
+    /// Misbehaviour this node has seen: refused proposals, equivocating validators, forks. The signed
+    /// blocks and votes kept as evidence (`first`, `second`) carry whole transactions: they are served
+    /// to consortium nodes and members only; others see the summary.
+    func evidence(_ request: Request) throws -> Response {
+        let member = (try? readPolicy.requireMember(request)) != nil
         let items: [JSONValue] = try node.store.evidence().map { e in
             var o: [String: JSONValue] = [
                 "height": .int(Int64(e.height)), "validator": .string(e.validator), "kind": .string(e.kind), "detail": .string(e.detail),
                 "time": .int(Int64(e.timeMillis)),
             ]
-            if let first = e.first { o["first"] = .string(Base64.encode(first)) }
-            if let second = e.second { o["second"] = .string(Base64.encode(second)) }
+            if member, let first = e.first { o["first"] = .string(Base64.encode(first)) }
+            if member, let second = e.second { o["second"] = .string(Base64.encode(second)) }
             return .object(o)
         }
         return JSONResponse.make(.object(["evidence": .array(items)]))

@@ -105,7 +105,7 @@ struct LedgerReadPolicy: Sendable {
     func allow(_ did: String, patients: Set<String>, parties: Set<String>, what: String) throws {
         if parties.contains(did) { return }
         for patient in patients {
-            if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient)) { return }
+            if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient), time: Int64(LedgerNode.systemClock())) { return }
         }
         throw LedgerError("forbidden", "\(what) concerns a patient: it is served to her, her delegates, the parties it names and consortium members")
     }

@@ -170,7 +170,7 @@ struct RecordsAPI: Sendable {
                 let requester = try auth.authenticate(request)
                 let patient = context.parameters.get("did") ?? ""
                 let grants = try records.grants(patient: patient)
-                guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: grants) else {
+                guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: grants, time: Int64(LedgerNode.systemClock())) else {
                     throw LedgerError("forbidden", "only the patient or her delegate lists her consents")
                 }
                 return JSONResponse.make(.object(["consents": .array(grants.map(\.json))]))
@@ -178,12 +178,24 @@ struct RecordsAPI: Sendable {
         }
         router.get("/v1/patients/:did/recipients") { request, context in
             await api.handle {
-                _ = try auth.authenticate(request)
+                let caller = try auth.authenticate(request)
                 guard let type = request.uri.queryParameters.get("resourceType") else {
                     throw LedgerError("missing_parameter", "query parameter resourceType is required")
                 }
+                let patient = context.parameters.get("did") ?? ""
+                // Who holds her keys says who she consents to: told only to those who may write for her.
+                let grants = try records.grants(patient: patient)
+                let now = Int64(LedgerNode.systemClock())
+                let groups = try records.principal(caller)?.groups ?? []
+                let writer = ConsentPolicy.mayActFor(patient: patient, actor: caller, grants: grants, time: now)
+                    || ConsentPolicy.evaluate(
+                        grants: grants, patient: patient, reader: caller, readerGroups: groups, purpose: "treatment", resourceType: String(type), time: now
+                    ).permitted
+                guard writer || api.readPolicy.isMember(caller, request: request) else {
+                    throw LedgerError("consent_denied", "no consent lets \(caller) write \(type) for this patient")
+                }
                 let custodian = request.uri.queryParameters.get("custodian").map { String($0) }
-                let list = try records.recipients(patient: context.parameters.get("did") ?? "", resourceType: type, custodian: custodian)
+                let list = try records.recipients(patient: patient, resourceType: String(type), custodian: custodian)
                 return JSONResponse.make(.object(["recipients": .array(list.map(\.json))]))
             }
         }

@@ -97,6 +97,34 @@ import Testing
             #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver).status == .forbidden)
             #expect(try await grant(caregiver, ["grantee": .string(drA.did), "purposes": treatment, "resourceTypes": .array([.string("*")])])["error"]?["code"] == .string("forbidden"))
 
+            // A delegation outside its period gives no power.
+            let lapsed = Party()
+            _ = try await rc.register(lapsed, lapsed, "patient")
+            _ = try await grant(patient, [
+                "grantee": .string(lapsed.did), "purposes": treatment, "resourceTypes": .array([.string("*")]), "delegate": .bool(true),
+                "start": .int(now - 2 * hour), "end": .int(now - hour),
+            ])
+            #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: lapsed).status == .forbidden)
+            #expect(try await grant(lapsed, ["grantee": .string(drA.did), "purposes": treatment, "resourceTypes": .array([.string("*")])])["error"]?["code"] == .string("forbidden"))
+
+            // The contract refuses a key wrapped for someone consent does not let read the type.
+            let condition: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "code": .object(["text": .string("v2")])])
+            let sealed = try SealedVersion(
+                resource: condition.canonicalBytes, recordID: "c1", version: 2,
+                recipients: [patient.did: patient.encryption.publicKey, hospital.did: hospital.encryption.publicKey, drB.did: drB.encryption.publicKey])
+            let refused = try await rc.submit(patient, "records", "put", sealed.putPayload(recordID: "c1", patient: patient.did, resourceType: "Condition", version: 2, custodian: hospital.did))
+            #expect(refused["error"]?["code"] == .string("recipient_not_permitted"))
+
+            // A permitted read that releases nothing (no key wrapped for the reader) is logged as such, not as a disclosure.
+            let noKey = try await rc.get("/v1/records/o1", as: drB)
+            #expect(noKey.status == .conflict)
+            let log = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: patient))["events"]!.arrayValue!
+            #expect(log.last?["reader"] == .string(drB.did))
+            #expect(log.last?["outcome"] == .string("deny"))
+            #expect(log.last?["reason"]?.stringValue?.contains("no_key_for_reader") == true)
+            let disclosures = try rc.json(try await rc.get("/v1/patients/\(patient.did)/disclosures", as: patient))["disclosures"]!.arrayValue!
+            #expect(!disclosures.contains { $0["recipient"]?["did"] == .string(drB.did) })
+
             // As FHIR: a category grant lists the types it covers.
             let consents = try rc.json(try await rc.get("/v1/patients/\(patient.did)/consents", as: patient))["consents"]!.arrayValue!
             let labGrant = try ConsentGrant(json: try #require(consents.first { $0["id"] == lab["result"]!["id"]! }))

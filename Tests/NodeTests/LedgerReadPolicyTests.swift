@@ -86,6 +86,18 @@ import Testing
             #expect(try await status("/v1/state/notary/\(hash)", as: nil) == .ok)
             #expect(try await status("/v1/blocks/1", as: nil) == .ok)
 
+            // Whom a patient's keys go to (her grantees) is told only to those who may write for her.
+            #expect(try await status("/v1/patients/\(patient.did)/recipients?resourceType=Condition", as: stranger) == .forbidden)
+            #expect(try await status("/v1/patients/\(patient.did)/recipients?resourceType=Condition", as: drA) == .ok)
+            #expect(try await status("/v1/patients/\(patient.did)/recipients?resourceType=Condition", as: caregiver) == .ok)
+            // Evidence keeps whole signed blocks: their bytes go to members only, the summary to anyone.
+            _ = try node.store.addEvidence(.init(height: 9, validator: operatorParty.did, kind: "fork", detail: "test", first: [1, 2, 3], second: [4], timeMillis: 1))
+            let publicEvidence = try rc.json(try await client.execute(uri: "/v1/consensus/evidence", method: .get))["evidence"]?[0]
+            #expect(publicEvidence?["kind"] == .string("fork"))
+            #expect(publicEvidence?["first"] == nil && publicEvidence?["second"] == nil)
+            let memberEvidence = try rc.json(try await rc.get("/v1/consensus/evidence", as: operatorParty))["evidence"]?[0]
+            #expect(memberEvidence?["first"] == .string(Base64.encode([1, 2, 3])))
+
             // Whole blocks and snapshots: consortium nodes and members only.
             for uri in ["/v1/sync/blocks?from=1", "/v1/sync/snapshot"] {
                 #expect(try await status(uri, as: nil) == .unauthorized)

@@ -55,7 +55,9 @@ struct RecordsClient {
     /// Seals a resource for the current recipients, uploads the blob and submits `records.put`.
     mutating func put(_ author: Party, patient: Party, recordID: String, version: Int64, resource: JSONValue, custodian: Party, parties: [String: String] = [:]) async throws -> JSONValue {
         let type = resource["resourceType"]!.stringValue!
-        let recipients = try json(try await get("/v1/patients/\(patient.did)/recipients?resourceType=\(type)&custodian=\(custodian.did)", as: author))["recipients"]!.arrayValue!
+        let answer = try json(try await get("/v1/patients/\(patient.did)/recipients?resourceType=\(type)&custodian=\(custodian.did)", as: author))
+        // Refused (no consent to write for her): the error, as the submission would have answered.
+        guard let recipients = answer["recipients"]?.arrayValue else { return answer }
         var keys: [String: [UInt8]] = [:]
         for r in recipients { keys[r["did"]!.stringValue!] = try Base64.decode(r["encryptionKey"]!.stringValue!) }
         let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: recordID, version: version, recipients: keys)

@@ -141,9 +141,26 @@ public enum ConsentPolicy {
         return ConsentDecision(permitted: false, grant: nil, reason: "no consent covers \(purpose) access to \(resourceType)")
     }
 
-    /// Whether `actor` may act for `patient` (she herself, or an active delegate).
-    public static func mayActFor(patient: String, actor: String, grants: [ConsentGrant]) -> Bool {
-        actor == patient || grants.contains { $0.active && $0.delegate && $0.permit && $0.grantee == actor }
+    /// Whether a new version's content key may be wrapped for `did` (with its groups: organisation and
+    /// care teams): the patient, her delegates, and whoever consent permits to read the type for some
+    /// purpose at `time` (a deny for the type wins). The records contract refuses any other recipient,
+    /// so a revoked party never receives a later key.
+    public static func mayReceiveKeys(
+        did: String, groups: [String], patient: String, resourceType: String, grants: [ConsentGrant], time: Int64
+    ) -> Bool {
+        if mayActFor(patient: patient, actor: did, grants: grants, time: time) { return true }
+        return ConsentGrant.purposes.sorted().contains { purpose in
+            evaluate(grants: grants, patient: patient, reader: did, readerGroups: groups, purpose: purpose, resourceType: resourceType, time: time).permitted
+        }
+    }
+
+    /// Whether `actor` may act for `patient` at `time`: she herself, or a delegate whose grant is active
+    /// and within its period.
+    public static func mayActFor(patient: String, actor: String, grants: [ConsentGrant], time: Int64) -> Bool {
+        actor == patient
+            || grants.contains {
+                $0.active && $0.delegate && $0.permit && $0.grantee == actor && ($0.start.map { time >= $0 } ?? true) && ($0.end.map { time < $0 } ?? true)
+            }
     }
 }
 
@@ -197,7 +214,7 @@ public struct ConsentContract: Contract {
         }
         let ctx = context
         let grants = try ConsentPolicy.grants(patient: patient) { (key) throws(LedgerError) in try ctx.json(forKey: key) }
-        guard ConsentPolicy.mayActFor(patient: patient, actor: context.author, grants: grants) else {
+        guard ConsentPolicy.mayActFor(patient: patient, actor: context.author, grants: grants, time: Int64(context.timeMillis)) else {
             throw LedgerError("forbidden", "only the patient or her delegate manages her consent")
         }
         if action == "revoke" {

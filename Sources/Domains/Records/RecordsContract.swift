@@ -232,7 +232,7 @@ public struct RecordsContract: Contract {
         case "erase":
             guard var entry = existing else { throw LedgerError("not_found", "no record \(recordID)") }
             let grants = try ConsentPolicy.grants(patient: entry.patient, state: state)
-            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants) else {
+            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants, time: Int64(context.timeMillis)) else {
                 throw LedgerError("forbidden", "only the patient or her delegate erases her records")
             }
             let destroyed = entry.versions.map { JSONValue.string($0.saltedHash) }
@@ -271,7 +271,7 @@ public struct RecordsContract: Contract {
             }
             let writer = onBehalfOf ?? author.did
             let writerGroups = try onBehalfOf.map { (did: String) throws(LedgerError) in try Principal.load(did, from: context)?.groups ?? [] } ?? author.groups
-            if !ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants) {
+            if !ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants, time: Int64(context.timeMillis)) {
                 let decision = ConsentPolicy.evaluate(
                     grants: grants, patient: patient, reader: writer, readerGroups: writerGroups, purpose: "treatment",
                     resourceType: resourceType, time: Int64(context.timeMillis))
@@ -291,6 +291,13 @@ public struct RecordsContract: Contract {
             // The custodian organisation holds the content key in escrow: with it, its node answers a
             // break-the-glass read (re-wrapping the key for the emergency reader alone).
             guard keys[custodian] != nil else { throw LedgerError("bad_payload", "the custodian must have a wrapped key (break-the-glass escrow)") }
+            // Keys go only to those consent lets read the type (and the patient, custodian and writer).
+            for did in keys.keys where did != patient && did != custodian && did != author.did && did != onBehalfOf {
+                let groups = try Principal.load(did, from: context)?.groups ?? []
+                guard ConsentPolicy.mayReceiveKeys(
+                    did: did, groups: groups, patient: patient, resourceType: resourceType, grants: grants, time: Int64(context.timeMillis))
+                else { throw LedgerError("recipient_not_permitted", "no consent lets \(did) read \(resourceType): its key may not be wrapped for it") }
+            }
             var parties: [String: String] = [:]
             for (role, did) in p.fields["parties"]?.objectValue ?? [:] { parties[role] = did.stringValue }
             let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties, context: context)
@@ -330,7 +337,7 @@ public struct RecordsContract: Contract {
         default:
             guard var entry = existing else { throw LedgerError("not_found", "no record \(recordID)") }
             let grants = try ConsentPolicy.grants(patient: entry.patient, state: state)
-            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants) else {
+            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants, time: Int64(context.timeMillis)) else {
                 throw LedgerError("forbidden", "only the patient or her delegate shares her keys")
             }
             let version = try p.int("version")
