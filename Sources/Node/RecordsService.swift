@@ -407,6 +407,10 @@ public struct RecordsService: Sendable {
             if e["breakGlass"]?.boolValue == true {
                 item["breakGlass"] = .bool(true)
                 item["reason"] = e["reason"] ?? .null
+                // Where its review stands: pending, justified or unjustified.
+                if let index = (e["reviewIndex"] ?? e["index"])?.intValue {
+                    item["review"] = (try json(AuditContract.reviewKey(patient: patient, index: index)))?["status"] ?? .null
+                }
             }
             out.append(.object(item))
         }
@@ -444,9 +448,54 @@ public struct RecordsService: Sendable {
         return out
     }
 
+    /// Whether `did` reviews the break-the-glass accesses of `organisation`'s people: the organisation's
+    /// own key, or one of its practitioners with the `privacy-officer` duty.
+    public func isPrivacyOfficer(_ did: String, of organisation: String) throws(LedgerError) -> Bool {
+        if did == organisation { return try principal(did)?.role == .organisation }
+        guard let p = try principal(did) else { return false }
+        return p.organisation == organisation && p.duties.contains("privacy-officer")
+    }
+
+    /// The break-the-glass accesses by `organisation`'s people, for its privacy officers to review:
+    /// patient, access index, reader, reason, records, when, and the review status (pending first).
+    public func breakGlassReviews(organisation: String, requesterDID: String, pendingOnly: Bool) throws -> [JSONValue] {
+        guard try isPrivacyOfficer(requesterDID, of: organisation) else {
+            throw LedgerError("forbidden", "break-the-glass reviews are for the organisation and its privacy officers")
+        }
+        var out: [JSONValue] = []
+        for key in try node.store.stateKeys(prefix: "audit/review/", limit: 100_000) {
+            guard let review = try json(key), let reader = review["reader"]?.stringValue,
+                try principal(reader)?.organisation == organisation
+            else { continue }
+            let status = review["status"]?.stringValue ?? "pending"
+            if pendingOnly && status != "pending" { continue }
+            // audit/review/<patient>/<index>
+            let parts = key.split(separator: "/").map(String.init)
+            guard parts.count == 4, let index = Int64(parts[3]) else { continue }
+            let event = try json(AuditContract.eventKey(patient: parts[2], index: index))
+            var o: [String: JSONValue] = [
+                "patient": .string(parts[2]), "index": .int(index), "reader": .string(reader), "status": .string(status),
+                "reason": event?["reason"] ?? .null, "records": event?["records"] ?? .array([]), "time": event?["time"] ?? .null,
+                "until": event?["until"] ?? .null,
+            ]
+            if status != "pending" {
+                o["reviewedBy"] = review["reviewedBy"] ?? .null
+                o["note"] = review["note"] ?? .null
+            }
+            out.append(.object(o))
+        }
+        return out.sorted { ($0["status"] == .string("pending") ? 0 : 1, $0["time"]?.intValue ?? 0) < ($1["status"] == .string("pending") ? 0 : 1, $1["time"]?.intValue ?? 0) }
+    }
+
     /// Whether a committed event concerns `did`: her records, her consents (as patient or grantee),
-    /// accesses to her data and break-the-glass alerts — for the patient and her delegates.
+    /// accesses to her data and break-the-glass alerts — for the patient and her delegates, and a
+    /// break-the-glass alert also for the reader's organisation and its privacy officers.
     public func concerns(_ event: JSONValue, did: String) -> Bool {
+        if event["type"]?.stringValue == "break-glass", let reader = event["reader"]?.stringValue,
+            let organisation = (try? principal(reader))??.organisation, (try? isPrivacyOfficer(did, of: organisation)) == true
+        {
+            return true
+        }
         if event["type"]?.stringValue == "supply.alert" {
             let recipients = event["recipients"]?.arrayValue ?? []
             if recipients.contains(.string(did)) { return true }

@@ -158,6 +158,15 @@ struct RecordsAPI: Sendable {
                 return JSONResponse.make(.object(["events": .array(events)]))
             }
         }
+        router.get("/v1/organisations/:did/break-glass") { request, context in
+            await api.handle {
+                let requester = try auth.authenticate(request)
+                let status = request.uri.queryParameters.get("status") ?? "pending"
+                guard status == "pending" || status == "all" else { throw LedgerError("bad_parameter", "status is pending (default) or all") }
+                let list = try records.breakGlassReviews(organisation: context.parameters.get("did") ?? "", requesterDID: requester, pendingOnly: status == "pending")
+                return JSONResponse.make(.object(["accesses": .array(list)]))
+            }
+        }
         router.get("/v1/patients/:did/disclosures") { request, context in
             await api.handle {
                 let requester = try auth.authenticate(request)

@@ -63,6 +63,8 @@ enum Routes {
               parameters: [("did", "path", true, "the patient's did"), ("purpose", "query", false, "purpose of use")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/access-log", summary: "Every access to the patient's data (the patient or her delegate)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/organisations/{did}/break-glass", summary: "Break-the-glass accesses by the organisation's people, for its privacy officers to review (the organisation's key or a practitioner with the privacy-officer duty)",
+              parameters: [("did", "path", true, "the organisation's did"), ("status", "query", false, "pending (default) or all")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/disclosures", summary: "The HIPAA-style accounting of disclosures: date, recipient, purpose, what, for every access that released her data (the patient or her delegate)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/consents", summary: "The patient's consent grants (the patient or her delegate)",

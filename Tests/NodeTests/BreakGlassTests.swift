@@ -112,6 +112,17 @@ import Testing
                 }
                 #expect(try await review(hospitalA)["error"]?["code"] == .string("forbidden"))
                 #expect(try await review(officerB)["error"]?["code"] == .string("forbidden"), "no privacy-officer duty yet")
+                // Hospital B's pending reviews are listed for it (and its privacy officers), not for others.
+                let pendingList = try rc.json(try await rc.get("/v1/organisations/\(hospitalB.did)/break-glass", as: hospitalB))["accesses"]!.arrayValue!
+                #expect(pendingList.count == 1)
+                #expect(pendingList.first?["index"] == index && pendingList.first?["reader"] == .string(drB.did))
+                #expect(pendingList.first?["reason"] == .string("unconscious patient in ER"))
+                #expect(try await rc.get("/v1/organisations/\(hospitalB.did)/break-glass", as: officerB).status == .forbidden)
+                #expect(try await rc.get("/v1/organisations/\(hospitalB.did)/break-glass", as: hospitalA).status == .forbidden)
+                let alert: JSONValue = .object(["type": .string("break-glass"), "patient": .string(patient.did), "reader": .string(drB.did)])
+                #expect(service.concerns(alert, did: hospitalB.did))
+                #expect(!service.concerns(alert, did: hospitalA.did))
+                #expect(!service.concerns(alert, did: officerB.did))
                 #expect(try await duty(hospitalA, officerB)["error"]?["code"] == .string("forbidden"), "only her organisation gives a duty")
                 #expect(try await duty(hospitalB, officerB)["status"] == .string("committed"))
                 #expect(try await duty(hospitalB, drB)["status"] == .string("committed"))
@@ -120,6 +131,15 @@ import Testing
                 #expect(reviewed["status"] == .string("committed"))
                 #expect(reviewed["result"]?["reviewedBy"] == .string(officerB.did))
                 #expect(try await review(hospitalB)["error"]?["code"] == .string("already_reviewed"))
+                #expect(service.concerns(alert, did: officerB.did), "a privacy officer gets the alerts")
+                #expect(try rc.json(try await rc.get("/v1/organisations/\(hospitalB.did)/break-glass", as: officerB))["accesses"]?.arrayValue?.isEmpty == true)
+                let all = try rc.json(try await rc.get("/v1/organisations/\(hospitalB.did)/break-glass?status=all", as: officerB))["accesses"]!.arrayValue!
+                #expect(all.first?["status"] == .string("justified") && all.first?["reviewedBy"] == .string(officerB.did))
+                // The patient's accounting of disclosures shows the emergency accesses and how their review ended.
+                let disclosed = try rc.json(try await rc.get("/v1/patients/\(patient.did)/disclosures", as: patient))["disclosures"]!.arrayValue!
+                let emergency = disclosed.filter { $0["breakGlass"] == .bool(true) }
+                #expect(emergency.count == 3, "the opening read, the read inside the window and the timeline")
+                #expect(emergency.allSatisfy { $0["review"] == .string("justified") && $0["recipient"]?["did"] == .string(drB.did) })
                 // The FHIR facade serves the ledger's own Consent and AuditEvent data, valid FHIR R4.
                 let metadata = try rc.json(try await client.execute(uri: "/fhir/metadata", method: .get))
                 #expect(metadata["resourceType"] == .string("CapabilityStatement"))

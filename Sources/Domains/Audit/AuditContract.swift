@@ -5,9 +5,9 @@ import LedgerCore
 ///
 /// Action `access` `{"patient", "reader", "records": [ids], "purpose", "outcome": "permit"|"deny", "reason"?,
 /// "breakGlass"?: true, "until"?: ms}`; only a consortium operator (a node key) records access events.
-/// A break-the-glass access opens (or uses) a time-boxed window for that reader and patient and is
-/// queued for review; action `review` `{"patient", "index", "outcome": "justified"|"unjustified", "note"?}`
-/// is the review by a privacy officer of the reader's organisation (a practitioner it gave the
+/// A break-the-glass access opens a time-boxed window for that reader and patient and is queued for
+/// review; the reads inside the window name that access (`reviewIndex`) and are reviewed with it.
+/// Action `review` `{"patient", "index", "outcome": "justified"|"unjustified", "note"?}` is the review by a privacy officer of the reader's organisation (a practitioner it gave the
 /// `privacy-officer` duty, never the reader herself) or by the organisation's own key.
 /// Action `shredded` `{"patient", "recordId", "destroyed"}`: a consortium node attests, once, that it
 /// destroyed the vault blobs (ciphertext and salt) it held of an erased record.
@@ -78,12 +78,21 @@ public struct AuditContract: Contract {
         context.set(Self.countKey(patient: patient), .object(["count": .int(count + 1)]))
         if p.fields["breakGlass"]?.boolValue == true, p.fields["outcome"]?.stringValue == "permit" {
             let reader = try p.did("reader")
-            context.set(Self.breakGlassKey(patient: patient, reader: reader), .object(["until": .int(try p.int("until")), "index": .int(count)]))
-            context.set(Self.reviewKey(patient: patient, index: count), .object(["status": .string("pending"), "reader": .string(reader)]))
-            context.emit(.object([
-                "type": .string("break-glass"), "patient": .string(patient), "reader": .string(reader), "index": .int(count),
-                "reason": p.fields["reason"] ?? .null,
-            ]))
+            let window = try context.json(forKey: Self.breakGlassKey(patient: patient, reader: reader))
+            if let window, let until = window["until"]?.intValue, until > Int64(context.timeMillis), let opened = window["index"]?.intValue {
+                // A read inside an open window is part of the access under review (the one that opened it).
+                event["reviewIndex"] = .int(opened)
+                context.set(Self.eventKey(patient: patient, index: count), .object(event))
+            } else {
+                event["reviewIndex"] = .int(count)
+                context.set(Self.eventKey(patient: patient, index: count), .object(event))
+                context.set(Self.breakGlassKey(patient: patient, reader: reader), .object(["until": .int(try p.int("until")), "index": .int(count)]))
+                context.set(Self.reviewKey(patient: patient, index: count), .object(["status": .string("pending"), "reader": .string(reader)]))
+                context.emit(.object([
+                    "type": .string("break-glass"), "patient": .string(patient), "reader": .string(reader), "index": .int(count),
+                    "reason": p.fields["reason"] ?? .null,
+                ]))
+            }
         }
         context.emit(.object([
             "type": .string("access"), "patient": .string(patient), "reader": p.fields["reader"]!, "outcome": p.fields["outcome"]!,
