@@ -327,14 +327,21 @@ public struct RecordsService: Sendable {
         var breakGlass: [String: JSONValue] = [:]
         // One consent decision per resource type (the policy depends on the type, not the record).
         var decisions: [String: (ConsentDecision, [String: JSONValue])?] = [:]
+        // Why an emergency read without consent was refused (no reason stated), to answer with it.
+        var refusal: LedgerError?
         for id in try recordIDs(patient: patient) {
             guard let record = try record(id), record.erasedAtHeight == nil else { continue }
             let authorised: (ConsentDecision, [String: JSONValue])?
             if let known = decisions[record.resourceType] {
                 authorised = known
             } else {
-                authorised = try? authorise(
-                    patient: patient, resourceType: record.resourceType, reader: reader, grants: grants, purpose: purpose, reason: reason)
+                do {
+                    authorised = try authorise(
+                        patient: patient, resourceType: record.resourceType, reader: reader, grants: grants, purpose: purpose, reason: reason)
+                } catch {
+                    authorised = nil
+                    refusal = error
+                }
                 decisions[record.resourceType] = .some(authorised)
             }
             let decision = authorised?.0 ?? ConsentDecision(permitted: false, grant: nil, reason: "break-the-glass needs a reason")
@@ -361,7 +368,10 @@ public struct RecordsService: Sendable {
             do { rendered = .success(try await render(reads, withheld)) } catch { rendered = .failure(error) }
         }
         try await access.value
-        guard let rendered else { throw LedgerError("consent_denied", "no consent covers \(purpose) access to this patient's records") }
+        guard let rendered else {
+            if let refusal, reads.isEmpty { throw refusal }
+            throw LedgerError("consent_denied", "no consent covers \(purpose) access to this patient's records")
+        }
         return try rendered.get()
     }
 

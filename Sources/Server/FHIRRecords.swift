@@ -49,6 +49,18 @@ struct FHIRRecords: Sendable {
         return did
     }
 
+    /// The did of a Patient being created: its identifier with system urn:ietf:rfc:3986, else its id.
+    static func patientDIDForCreate(_ resource: JSONValue) throws -> String {
+        let identifiers = resource["identifier"]?.arrayValue ?? []
+        if let did = identifiers.first(where: { $0["system"]?.stringValue == FHIRAPI.didSystem })?["value"]?.stringValue {
+            return try PublicKey(did: did).did
+        }
+        guard let id = resource["id"]?.stringValue, let key = try? PublicKey(did: "did:key:" + id) else {
+            throw LedgerError("unknown_patient", "a Patient names her did: an identifier with system \(FHIRAPI.didSystem), or id = the did's multibase")
+        }
+        return key.did
+    }
+
     /// The authenticated user must be the organisation or one of its practitioners.
     func user(_ request: Request) throws -> String {
         let did = try fhir.auth.authenticate(request)
@@ -300,11 +312,25 @@ struct FHIRRecords: Sendable {
         router.post("/fhir/:type") { request, context in
             await fhir.handle {
                 let user = try user(request)
-                let resource = try await body(request)
+                var resource = try await body(request)
                 guard resource["resourceType"]?.stringValue == context.parameters.get("type") else {
                     throw LedgerError("bad_resource", "resourceType does not match the URL")
                 }
-                let id = UUID().uuidString.lowercased()
+                // A Patient is filed under her did's multibase (as in transactions), named by its id or by an
+                // identifier with the did (system urn:ietf:rfc:3986); other types get a fresh id.
+                var id = UUID().uuidString.lowercased()
+                if resource["resourceType"] == .string("Patient") {
+                    let did = try Self.patientDIDForCreate(resource)
+                    guard try records.principal(did)?.role == .patient else { throw LedgerError("unknown_patient", "\(did) is not a registered patient") }
+                    id = String(did.dropFirst("did:key:".count))
+                    guard try records.record(id) == nil else {
+                        throw LedgerError("version_conflict", "Patient/\(id) exists: update it with PUT and If-Match")
+                    }
+                    if var o = resource.objectValue {
+                        o["id"] = .string(id)
+                        resource = .object(o)
+                    }
+                }
                 return respond(try await write(resource, id: id, version: 1, user: user), status: .created)
             }
         }
@@ -330,7 +356,7 @@ struct FHIRRecords: Sendable {
         router.get("/fhir/:type/:id") { request, context in
             await fhir.handle {
                 let user = try user(request)
-                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request))
+                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), reason: reason(request))
                 guard read.record.resourceType == context.parameters.get("type") else { throw LedgerError("not_found", "no such resource") }
                 return respond(try open(read))
             }
@@ -339,7 +365,7 @@ struct FHIRRecords: Sendable {
             await fhir.handle {
                 let user = try user(request)
                 guard let vid = Int64(context.parameters.get("vid") ?? "") else { throw LedgerError("not_found", "no such version") }
-                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), version: vid)
+                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), reason: reason(request), version: vid)
                 guard read.record.resourceType == context.parameters.get("type") else { throw LedgerError("not_found", "no such resource") }
                 return respond(try open(read))
             }
@@ -353,7 +379,7 @@ struct FHIRRecords: Sendable {
                 }
                 var entries: [JSONValue] = []
                 for v in record.versions.reversed() {
-                    let read = try await records.read(recordID: id, readerDID: user, purpose: purpose(request), version: v.version)
+                    let read = try await records.read(recordID: id, readerDID: user, purpose: purpose(request), reason: reason(request), version: v.version)
                     entries.append(.object(["resource": try open(read), "request": .object(["method": .string(v.version == 1 ? "POST" : "PUT"), "url": .string("\(record.resourceType)/\(id)")])]))
                 }
                 return FHIRAPI.respond(.object(["resourceType": .string("Bundle"), "type": .string("history"), "total": .int(Int64(entries.count)), "entry": .array(entries)]))
@@ -372,11 +398,14 @@ struct FHIRRecords: Sendable {
                 let (bound, after) = try lastUpdated(request)
                 let handled: Set<String> = ["patient", "subject", "_lastUpdated", "purpose", "reason"]
                 let search = try FHIRSearch(request.uri.queryParameters.filter { !handled.contains(String($0.key)) }.map { (String($0.key), String($0.value)) })
-                let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request))
+                let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request), reason: reason(request))
                 var candidates: [(resource: JSONValue, lastUpdated: Int64)] = []
                 for read in reads where read.record.resourceType == type {
                     if let bound, after ? read.version.time < bound : read.version.time > bound { continue }
-                    candidates.append((try open(read), read.version.time))
+                    // A version whose key is wrapped for the practitioner but not for this organisation is
+                    // hers to open with her own key (through /v1), not the facade's: it is left out.
+                    guard let resource = try? open(read) else { continue }
+                    candidates.append((resource, read.version.time))
                 }
                 let (page, total) = search.apply(candidates)
                 return FHIRAPI.respond(FHIRAPI.searchset(page, total: total))
@@ -385,6 +414,9 @@ struct FHIRRecords: Sendable {
     }
 
     func purpose(_ request: Request) -> String { request.uri.queryParameters.get("purpose") ?? "treatment" }
+
+    /// The stated reason of a break-the-glass read (`purpose=emergency&reason=…`).
+    func reason(_ request: Request) -> String? { request.uri.queryParameters.get("reason").map { String($0) } }
 
     /// `_lastUpdated=geYYYY-MM-DD…` or `le…` (gt/lt treated as ge/le at millisecond precision).
     func lastUpdated(_ request: Request) throws -> (Int64?, Bool) {

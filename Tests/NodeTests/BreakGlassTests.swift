@@ -219,6 +219,9 @@ import Testing
             let closed = try await rc.get("/v1/records/a1?purpose=emergency", as: drB)
             #expect(closed.status == .forbidden, "the 1.5 s window has closed")
             #expect(try rc.json(closed)["error"]?["code"] == .string("break_glass_reason_required"))
+            let closedTimeline = try await rc.get("/v1/patients/\(patient.did)/records?purpose=emergency", as: drB)
+            #expect(closedTimeline.status == .forbidden)
+            #expect(try rc.json(closedTimeline)["error"]?["code"] == .string("break_glass_reason_required"), "the timeline asks for the reason too")
             #expect(try await rc.get("/v1/records/a1?\(reason)", as: drB).status == .ok, "a new reason opens a new window")
         }
     }

@@ -382,4 +382,71 @@ import Testing
     func records(of patient: Party, _ node: LedgerNode) throws -> JSONValue? {
         try node.stateValue(forKey: RecordEntry.indexKey(patient: patient.did)).map { try JSONValue.parse($0) }
     }
+
+    /// Through the facade: break-the-glass with a stated reason, a Patient created under her did, and a
+    /// search that leaves out versions whose key is not the organisation's (instead of failing).
+    @Test func facadeBreakGlassPatientCreateAndForeignKeys() async throws {
+        let hospital = Party(), other = Party(), doctor = Party(), patient = Party(), newcomer = Party()
+        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let operatorParty = network.operatorParty
+        let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            _ = try await rc.register(operatorParty, hospital, "organisation", name: "H")
+            _ = try await rc.register(operatorParty, other, "organisation", name: "O")
+            _ = try await rc.register(hospital, doctor, "practitioner")
+            _ = try await rc.register(patient, patient, "patient")
+            _ = try await rc.register(newcomer, newcomer, "patient")
+            func send(_ method: HTTPRequest.Method, _ uri: String, _ body: JSONValue? = nil) async throws -> TestResponse {
+                try await client.execute(
+                    uri: uri, method: method, headers: [.authorization: "Bearer \(try await rc.token(doctor))", .contentType: "application/fhir+json"],
+                    body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
+            }
+            // The patient's own record, held by the hospital; no consent to the hospital or the doctor.
+            let condition: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "subject": .object(["reference": .string(patientRef)])])
+            #expect(try await rc.put(patient, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospital)["status"] == .string("committed"))
+            #expect(try await send(.get, "/fhir/Condition/c1").status == .forbidden)
+            let noReason = try await send(.get, "/fhir/Condition/c1?purpose=emergency")
+            #expect(noReason.status == .forbidden)
+            #expect(try rc.json(noReason)["issue"]?[0]?["diagnostics"]?.stringValue?.hasPrefix("break_glass_reason_required") == true)
+            let emergency = try await send(.get, "/fhir/Condition/c1?purpose=emergency&reason=unresponsive%20in%20the%20ED")
+            #expect(emergency.status == .ok)
+            #expect(try rc.json(emergency)["subject"]?["reference"] == .string(patientRef))
+
+            // A Patient created through the facade is filed under her did.
+            let created = try await send(.post, "/fhir/Patient", .object([
+                "resourceType": .string("Patient"), "identifier": .array([.object(["system": .string("urn:ietf:rfc:3986"), "value": .string(newcomer.did)])]),
+                "name": .array([.object(["family": .string("Newcomer")])]),
+            ]))
+            // The hospital needs her consent to write about her.
+            #expect(created.status == .forbidden)
+            _ = try await rc.submit(newcomer, "consent", "grant", .object([
+                "grantee": .string(hospital.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+            ]))
+            let retried = try await send(.post, "/fhir/Patient", .object([
+                "resourceType": .string("Patient"), "identifier": .array([.object(["system": .string("urn:ietf:rfc:3986"), "value": .string(newcomer.did)])]),
+            ]))
+            #expect(retried.status == .created, "\(String(buffer: retried.body))")
+            #expect(try rc.json(retried)["id"] == .string(String(newcomer.did.dropFirst("did:key:".count))))
+            #expect(try await send(.post, "/fhir/Patient", .object(["resourceType": .string("Patient"), "id": .string(String(newcomer.did.dropFirst("did:key:".count)))])).status == .conflict)
+            #expect(try await send(.post, "/fhir/Patient", .object(["resourceType": .string("Patient")])).status.code >= 400)
+
+            // A record held by the other organisation, its key wrapped for the doctor herself (the patient's grant
+            // to her) but not for the hospital: the facade's search leaves it out and still answers.
+            _ = try await rc.submit(patient, "consent", "grant", .object([
+                "grantee": .string(doctor.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("Observation")]),
+            ]))
+            let observation: JSONValue = .object([
+                "resourceType": .string("Observation"), "id": .string("o1"), "status": .string("final"), "code": .object(["text": .string("BP")]),
+                "subject": .object(["reference": .string(patientRef)]),
+            ])
+            #expect(try await rc.put(patient, patient: patient, recordID: "o1", version: 1, resource: observation, custodian: other)["status"] == .string("committed"))
+            let search = try await send(.get, "/fhir/Observation?patient=\(patientRef)")
+            #expect(search.status == .ok)
+            #expect(try rc.json(search)["total"] == .int(0))
+            // She opens it herself through /v1 with her own key.
+            let own = try rc.json(try await rc.get("/v1/records/o1", as: doctor))
+            #expect(try SealedVersion.open(read: own, with: doctor.encryption) == observation.canonicalBytes)
+        }
+    }
 }
