@@ -11,7 +11,7 @@ import Store
 struct RecoveryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recovery", abstract: "Key recovery through guardians (Shamir k of n).",
-        subcommands: [Setup.self, Request.self, Approve.self, Complete.self])
+        subcommands: [Setup.self, Request.self, Approve.self, Complete.self, Cancel.self])
 
     /// A recovery state entry (served to the patient, her guardians and the requester, authenticated).
     static func state(_ session: inout Session, _ key: String) async throws -> JSONValue? {
@@ -78,6 +78,21 @@ struct RecoveryCommand: AsyncParsableCommand {
             let payload = try RecoveryKit.approval(patient: patient, setup: setup, request: request, guardian: session.did, key: try session.requireEncryption())
             let receipt = try await session.submit("recovery", "approve", payload)
             output(receipt, json: options.json) { "approved; the request is \(receipt["result"]?["status"]?.stringValue ?? "?")" }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "As the patient or a guardian, cancel a recovery request (one you did not make).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var patient: String
+        @Option(help: "Why (kept on chain).") var reason: String?
+
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            var payload: [String: JSONValue] = ["patient": .string(patient)]
+            if let reason { payload["reason"] = .string(reason) }
+            let receipt = try await session.submit("recovery", "cancel", .object(payload))
+            output(receipt, json: options.json) { "recovery request of \(patient) cancelled" }
         }
     }
 

@@ -109,5 +109,14 @@ import Testing
         #expect(request(intruder, at: t0 + 71 * hour).status == .committed, "the same key may open it again…")
         #expect(request(newDevice, at: t0 + 72 * hour + 1).status == .committed, "…without extending its window")
         #expect(request(intruder, at: t0 + 73 * hour).errorCode == "request_pending")
+        // A request by someone else is cancelled by a guardian (or the patient): it holds nobody off any more.
+        func cancel(_ key: SigningKey, at time: UInt64) -> Receipt {
+            chain.run(key, "recovery", "cancel", .object(["patient": .string(patient.publicKey.did), "reason": .string("not her")]), time: time)
+        }
+        #expect(cancel(intruder, at: t0 + 74 * hour).errorCode == "forbidden")
+        #expect(cancel(guardian, at: t0 + 74 * hour).status == .committed)
+        #expect(cancel(patient, at: t0 + 74 * hour).errorCode == "no_open_request")
+        #expect(request(intruder, at: t0 + 75 * hour).status == .committed, "a cancelled request holds nobody off")
+        #expect(cancel(patient, at: t0 + 75 * hour).status == .committed)
     }
 }

@@ -16,10 +16,13 @@ import Standards
 ///   request she checked (`request` is its id: an approval never lands on another request); with `threshold`
 ///   approvals the request is `ready`: the patient combines the shares on her device;
 /// - `complete` `{"patient"}`: signed by the recovered key itself (the patient's), closes a ready request as
-///   `completed`, on chain. A completed request holds nobody off.
+///   `completed`, on chain. A completed request holds nobody off;
+/// - `cancel` `{"patient", "reason"?}`: the patient (her key is not lost after all) or any guardian closes an open or
+///   ready request as `cancelled` — the answer to a request opened by someone else to hold her off. A cancelled
+///   request holds nobody off either.
 public struct RecoveryContract: Contract {
     public let name = "recovery"
-    public let actions = ["setup", "request", "approve", "complete"]
+    public let actions = ["setup", "request", "approve", "complete", "cancel"]
 
     public init() {}
 
@@ -54,6 +57,10 @@ public struct RecoveryContract: Contract {
         case "complete":
             let p = try Payload(payload, allowed: ["patient"])
             _ = try p.did("patient")
+        case "cancel":
+            let p = try Payload(payload, allowed: ["patient", "reason"])
+            _ = try p.did("patient")
+            _ = try p.optionalString("reason", maxLength: 512)
         default:
             let p = try Payload(payload, allowed: ["patient", "request", "x", "enc", "ct"])
             _ = try p.did("patient")
@@ -83,7 +90,7 @@ public struct RecoveryContract: Contract {
             guard try context.json(forKey: Self.key(patient)) != nil else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
             let pending = try context.json(forKey: Self.requestKey(patient))
             var opened = Int64(context.timeMillis)
-            if let pending, pending["status"]?.stringValue != "completed", let since = pending["timeMillis"]?.intValue,
+            if let pending, !["completed", "cancelled"].contains(pending["status"]?.stringValue ?? ""), let since = pending["timeMillis"]?.intValue,
                 Int64(context.timeMillis) - since < Self.requestWindowMillis
             {
                 guard pending["requester"]?.stringValue == context.author else {
@@ -101,6 +108,25 @@ public struct RecoveryContract: Contract {
             context.set(Self.requestKey(patient), request)
             context.emit(.object(["type": .string("recovery.requested"), "patient": .string(patient), "requester": .string(context.author)]))
             return request
+        case "cancel":
+            let patient = payload["patient"]!.stringValue!
+            guard let setup = try context.json(forKey: Self.key(patient)) else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
+            guard context.author == patient || setup["shares"]?[context.author] != nil else {
+                throw LedgerError("forbidden", "the patient or one of her guardians cancels a recovery request")
+            }
+            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue,
+                ["open", "ready"].contains(request["status"]?.stringValue ?? "")
+            else { throw LedgerError("no_open_request", "no open recovery request for \(patient)") }
+            request["status"] = .string("cancelled")
+            request["cancelledBy"] = .string(context.author)
+            request["cancelledAtHeight"] = .int(Int64(context.height))
+            request["approvals"] = .object([:])
+            if let reason = payload["reason"] { request["cancelReason"] = reason }
+            context.set(Self.requestKey(patient), .object(request))
+            context.emit(.object([
+                "type": .string("recovery.cancelled"), "patient": .string(patient), "requester": request["requester"] ?? .null, "by": .string(context.author),
+            ]))
+            return .object(request)
         case "complete":
             let patient = payload["patient"]!.stringValue!
             guard context.author == patient else {
