@@ -7,6 +7,9 @@ public struct CommittedEvent: Sendable {
     public let height: UInt64
     public let index: Int
     public let body: JSONValue
+    /// A notice of this node only (never on the chain, e.g. a recall notice to a patient): it has no
+    /// position in the ledger's event order, so streams send it without an id and never replay it.
+    public var local = false
 }
 
 /// Fans committed events out to subscribers (the server-sent event streams). A slow subscriber
@@ -35,6 +38,15 @@ public final class EventHub: Sendable {
         let targets = subscribers.withLock { Array($0.values) }
         for continuation in targets {
             for (i, e) in events.enumerated() { continuation.yield(CommittedEvent(height: height, index: i, body: e)) }
+        }
+    }
+
+    /// Publishes this node's own notices (not on the chain) to the live streams.
+    func publishLocal(height: UInt64, events: [JSONValue]) {
+        guard !events.isEmpty else { return }
+        let targets = subscribers.withLock { Array($0.values) }
+        for continuation in targets {
+            for (i, e) in events.enumerated() { continuation.yield(CommittedEvent(height: height, index: i, body: e, local: true)) }
         }
     }
 

@@ -395,7 +395,7 @@ public final class SupplyService: Sendable {
                 node.logger.error("recall notice not stored", metadata: ["error": "\(error)"])
             }
         }
-        node.events.publish(height: height, events: live)
+        node.events.publishLocal(height: height, events: live)
     }
 
     /// Handles every committed recall past the saved cursor, then moves the cursor.

@@ -38,9 +38,11 @@ struct RecordsAPI: Sendable {
                 let body = ResponseBody { writer in
                     try await writer.write(ByteBuffer(string: ": careledger events for \(did)\n\n"))
                     var sent = 0
-                    func send(_ height: UInt64, _ index: Int, _ body: JSONValue) async throws {
+                    func send(_ height: UInt64, _ index: Int, _ body: JSONValue, local: Bool = false) async throws {
                         let type = body["type"]?.stringValue ?? "event"
-                        try await writer.write(ByteBuffer(string: "id: \(height)-\(index)\nevent: \(type)\ndata: \(body.canonicalString)\n\n"))
+                        // A node-local notice has no ledger position: no id, so Last-Event-ID stays on the ledger's order.
+                        let id = local ? "" : "id: \(height)-\(index)\n"
+                        try await writer.write(ByteBuffer(string: "\(id)event: \(type)\ndata: \(body.canonicalString)\n\n"))
                         sent += 1
                     }
                     var last = resume
@@ -58,9 +60,9 @@ struct RecordsAPI: Sendable {
                     }
                     if sent < limit {
                         for await event in stream {
-                            if let last, (event.height, event.index) <= (last.height, last.index) { continue }
+                            if !event.local, let last, (event.height, event.index) <= (last.height, last.index) { continue }
                             guard records.concerns(event.body, did: did) else { continue }
-                            try await send(event.height, event.index, event.body)
+                            try await send(event.height, event.index, event.body, local: event.local)
                             if sent >= limit { break }
                         }
                     }

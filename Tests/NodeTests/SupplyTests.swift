@@ -304,7 +304,11 @@ struct SupplyClient {
             // The recall reaches the patient and her prescriber; not the other patient (no record, no notice).
             let events = network.node.events.subscribe()
             let notice = Task {
-                for await event in events where event.body["type"] == .string("supply.recall-notice") { return event.body }
+                for await event in events where event.body["type"] == .string("supply.recall-notice") {
+                    // A node-local notice: no ledger position, never replayed by Last-Event-ID.
+                    #expect(event.local)
+                    return event.body
+                }
                 return JSONValue.null
             }
             #expect(try await sc.post("/v1/supply/recalls", .object(["gtin": .string(Pharma.gtin), "lot": .string("LOTA1"), "reason": .string("mislabelled")]), as: pharma).0 == .created)
