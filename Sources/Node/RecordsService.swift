@@ -306,8 +306,11 @@ public struct RecordsService: Sendable {
     }
 
     /// Every record of a patient the reader may see for `purpose`, with one access event.
-    public func timeline(patient: String, readerDID: String, purpose: String, reason: String? = nil) async throws -> (reads: [RecordRead], withheld: Int) {
-        try await timeline(patient: patient, readerDID: readerDID, purpose: purpose, reason: reason) { reads, withheld in (reads, withheld) }
+    /// With `resourceType`, only the records of that type (a FHIR search): the access event names what was read, no more.
+    public func timeline(patient: String, readerDID: String, purpose: String, reason: String? = nil, resourceType: String? = nil) async throws -> (
+        reads: [RecordRead], withheld: Int
+    ) {
+        try await timeline(patient: patient, readerDID: readerDID, purpose: purpose, reason: reason, resourceType: resourceType) { reads, withheld in (reads, withheld) }
     }
 
     /// The timeline, rendered by `render` while its access event commits: the consent checks and
@@ -315,7 +318,7 @@ public struct RecordsService: Sendable {
     /// submitted and the answer is built during the block's commit. Nothing is returned before the
     /// event is committed; if it is not, the rendered answer is dropped and the read fails.
     public func timeline<Rendered: Sendable>(
-        patient: String, readerDID: String, purpose: String, reason: String? = nil,
+        patient: String, readerDID: String, purpose: String, reason: String? = nil, resourceType: String? = nil,
         render: @escaping @Sendable ([RecordRead], Int) async throws -> Rendered
     ) async throws -> Rendered {
         try check(purpose: purpose)
@@ -330,7 +333,7 @@ public struct RecordsService: Sendable {
         // Why an emergency read without consent was refused (no reason stated), to answer with it.
         var refusal: LedgerError?
         for id in try recordIDs(patient: patient) {
-            guard let record = try record(id), record.erasedAtHeight == nil else { continue }
+            guard let record = try record(id), record.erasedAtHeight == nil, resourceType.map({ $0 == record.resourceType }) ?? true else { continue }
             let authorised: (ConsentDecision, [String: JSONValue])?
             if let known = decisions[record.resourceType] {
                 authorised = known

@@ -398,7 +398,7 @@ struct FHIRRecords: Sendable {
                 let (bound, after) = try lastUpdated(request)
                 let handled: Set<String> = ["patient", "subject", "_lastUpdated", "purpose", "reason"]
                 let search = try FHIRSearch(request.uri.queryParameters.filter { !handled.contains(String($0.key)) }.map { (String($0.key), String($0.value)) })
-                let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request), reason: reason(request))
+                let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request), reason: reason(request), resourceType: type)
                 var candidates: [(resource: JSONValue, lastUpdated: Int64)] = []
                 for read in reads where read.record.resourceType == type {
                     if let bound, after ? read.version.time < bound : read.version.time > bound { continue }

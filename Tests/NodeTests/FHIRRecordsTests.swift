@@ -293,6 +293,11 @@ import Testing
                 #expect(JSONValue.object(back) == JSONValue.object(original), "\(location)")
             }
             let encounter = try #require(map["Encounter/example"])
+            // A search by type audits exactly what it read: the Observation, not every record of hers.
+            let found = try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)", as: doctor))
+            #expect(found["total"] == .int(1))
+            let lastAccess = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: patient))["events"]!.arrayValue!.last
+            #expect(lastAccess?["records"] == .array([.string(String(try #require(map["Observation/example"]).split(separator: "/")[1]))]))
 
             // A reference to a stored type that does not exist is refused (the examples' MedicationRequest
             // names Encounter/f201, which is nowhere); the same resource pointing at the imported encounter enters.
