@@ -108,7 +108,8 @@ public struct ContractRegistry: Sendable {
         self.contracts = byName
     }
 
-    /// The built-in contracts of this release; `operators` (dids of the consortium's node keys)
+    /// The built-in contracts of this release; `operators` (dids of the consortium's node keys at genesis;
+    /// see `OperatorSet`: governance's changes to the validator set change them too)
     /// admit organisations and record access events.
     /// The built-in contracts; `governance` (members and validators of a consortium) when given.
     public static func standard(operators: Set<String>, governance: GovernanceContract? = nil) -> ContractRegistry {
@@ -180,4 +181,23 @@ public struct BlockExecution: Sendable {
 /// transaction's context reads them without copying.
 final class BlockWrites {
     var values: [String: [UInt8]?] = [:]
+}
+
+/// The consortium's operators: the node keys that record access events and alerts and admit
+/// organisations and supply-chain parties. At genesis, the validators and the proposer; once
+/// governance has changed the validator set (`governance/validators`), exactly the validators in
+/// force — a validator added by governance gains these powers, a removed or rotated-away key loses them.
+public struct OperatorSet: Sendable {
+    public let initial: Set<String>
+
+    public init(_ initial: Set<String>) { self.initial = initial }
+
+    public func contains(_ did: String, read: (String) throws(LedgerError) -> [UInt8]?) throws(LedgerError) -> Bool {
+        guard let bytes = try read(GovernanceContract.validatorsKey) else { return initial.contains(did) }
+        return try JSONValue.parse(bytes).arrayValue?.contains(.string(did)) ?? false
+    }
+
+    public func contains(_ did: String, in context: ExecutionContext) throws(LedgerError) -> Bool {
+        try contains(did) { (key: String) throws(LedgerError) -> [UInt8]? in try context.value(forKey: key) }
+    }
 }

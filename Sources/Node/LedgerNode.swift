@@ -91,6 +91,11 @@ public final class LedgerNode: Sendable {
     private let validatorHistory = Mutex<[UInt64: [PublicKey]]>([:])
     public var publicKey: PublicKey { key.publicKey }
     public var isValidator: Bool { validators.contains(key.publicKey) }
+    /// Whether `did` is a consortium operator now (see `OperatorSet`: genesis's, then the validators governance set).
+    public func isOperator(_ did: String) -> Bool {
+        let cache = stateCache
+        return (try? OperatorSet(genesis.operators).contains(did) { (key: String) throws(LedgerError) -> [UInt8]? in cache.value(forKey: key) }) ?? false
+    }
 
     /// Milliseconds since the Unix epoch from the system clock.
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }

@@ -113,7 +113,7 @@ public struct RecordsService: Sendable {
                 let attested = (try? node.stateValue(forKey: AuditContract.erasureKey(patient: item.patient, recordID: item.record)).map { try JSONValue.parse($0) })??["attestations"]?.arrayValue ?? []
                 return !attested.contains { $0["node"]?.stringValue == me }
             }
-            guard !pending.isEmpty, node.genesis.operators.contains(me) else { return }
+            guard !pending.isEmpty, node.isOperator(me) else { return }
             Task {
                 for item in pending {
                     do {

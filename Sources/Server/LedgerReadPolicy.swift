@@ -11,7 +11,7 @@ import Node
 /// guardians. So the transactions of the patient-scoped contracts (`records`, `consent`, `audit`,
 /// `recovery`) and the state under `records/`, `consent/`, `audit/` and `recovery/` are served only
 /// to an authenticated caller who is
-/// - a consortium node or member: an operator or validator key, an active governance member, or a
+/// - a consortium node or member: an operator or validator key in force, an active governance member, or a
 ///   node proving it holds the consortium secret (`MemberAccess`) — they hold the whole chain anyway;
 /// - the patient concerned or one of her active delegates;
 /// - a party named in it: the transaction's author, a grantee, the reader of an access event, a
@@ -32,7 +32,7 @@ struct LedgerReadPolicy: Sendable {
 
     /// Whether `did` is a consortium node or member: it may read everything.
     func isMember(_ did: String, request: Request) -> Bool {
-        if node.genesis.operators.contains(did) || node.validators.contains(where: { $0.did == did }) { return true }
+        if node.isOperator(did) || node.validators.contains(where: { $0.did == did }) { return true }
         if let proof = request.headers[MemberAccess.headerName], node.peerCredentials.access.verify(did: did, proof: proof) { return true }
         let members = (try? GovernanceContract.members(in: { node.stateValue(forKey: $0) }, initial: node.genesis.governanceMembers)) ?? []
         return members.contains { $0.did == did && $0.status == "active" }

@@ -7,6 +7,7 @@ import Domains
 import Node
 import Prometheus
 import Server
+import Standards
 import Store
 import Synchronization
 import Testing
@@ -439,6 +440,46 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 
 /// The governance contract alone: a configurable threshold, the guards on the sets, expiry.
 @Suite struct GovernanceContractTests {
+    /// Operator powers (admitting organisations, recording access events) follow the validator set
+    /// governance keeps: a validator it adds gains them, one it removes loses them.
+    @Test func operatorPowersFollowTheValidatorSet() throws {
+        let members = (0..<3).map { _ in SigningKey() }
+        let genesisOperator = SigningKey()
+        let chain = MemoryChain(governance: GovernanceContract(members: members.map(\.publicKey.did), validators: [genesisOperator.publicKey.did]))
+        let original = chain.operatorKey
+        let added = SigningKey()
+        func admit(_ by: SigningKey) -> Receipt {
+            chain.run(by, "identity", "register", .object([
+                "role": .string("organisation"), "subject": .string(SigningKey().publicKey.did), "name": .string("Org"),
+                "encryptionKey": .string(Base64.encode(EncryptionKey().publicKey)),
+            ]))
+        }
+        func access(_ by: SigningKey) -> Receipt {
+            chain.run(by, "audit", "access", .object([
+                "patient": .string(SigningKey().publicKey.did), "reader": .string(SigningKey().publicKey.did), "records": .array([]),
+                "purpose": .string("treatment"), "outcome": .string("deny"),
+            ]))
+        }
+        func pass(_ kind: String, _ subject: String) -> Receipt {
+            let p = chain.run(members[0], "governance", "propose", .object(["kind": .string(kind), "subject": .string(subject)]))
+            return chain.run(members[1], "governance", "approve", .object(["proposal": .string(p.transactionID.hex)]))
+        }
+        // Genesis: the chain's operators.
+        #expect(admit(original).status == .committed)
+        #expect(admit(added).errorCode == "forbidden")
+        #expect(access(added).errorCode == "forbidden")
+        // Governance sets the validators: from then on they are the operators.
+        #expect(pass("add_validator", added.publicKey.did).result["status"]?.stringValue == "applied")
+        #expect(admit(added).status == .committed)
+        #expect(access(added).status == .committed)
+        #expect(admit(genesisOperator).status == .committed)
+        #expect(admit(original).errorCode == "forbidden", "a genesis operator outside the validator set governance keeps")
+        #expect(pass("remove_validator", genesisOperator.publicKey.did).result["status"]?.stringValue == "applied")
+        #expect(admit(genesisOperator).errorCode == "forbidden")
+        #expect(access(genesisOperator).errorCode == "forbidden")
+        #expect(access(added).status == .committed)
+    }
+
     @Test func thresholdGuardsAndExpiry() throws {
         let members = (0..<4).map { _ in SigningKey() }
         let validators = (0..<2).map { _ in SigningKey().publicKey.did }

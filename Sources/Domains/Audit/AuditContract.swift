@@ -14,9 +14,9 @@ import LedgerCore
 public struct AuditContract: Contract {
     public let name = "audit"
     public let actions = ["access", "review", "shredded"]
-    public let operators: Set<String>
+    public let operators: OperatorSet
 
-    public init(operators: Set<String>) { self.operators = operators }
+    public init(operators: Set<String>) { self.operators = OperatorSet(operators) }
 
     static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason", "breakGlass", "until"]
     static let reviewFields: Set<String> = ["patient", "index", "outcome", "note"]
@@ -65,7 +65,7 @@ public struct AuditContract: Contract {
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         if action == "review" { return try review(payload, context: &context) }
         if action == "shredded" { return try shredded(payload, context: &context) }
-        guard operators.contains(context.author) else { throw LedgerError("forbidden", "access events are recorded by the custodian node") }
+        guard try operators.contains(context.author, in: context) else { throw LedgerError("forbidden", "access events are recorded by the custodian node") }
         let p = try Payload(payload, allowed: Self.fields)
         let patient = try p.did("patient")
         let count = try context.json(forKey: Self.countKey(patient: patient))?["count"]?.intValue ?? 0
@@ -104,7 +104,7 @@ public struct AuditContract: Contract {
     /// A node attests that it destroyed what it held of an erased record (vault ciphertexts and their
     /// salts): once per node, after the erasure.
     func shredded(_ payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
-        guard operators.contains(context.author) else { throw LedgerError("forbidden", "a consortium node attests its own shredding") }
+        guard try operators.contains(context.author, in: context) else { throw LedgerError("forbidden", "a consortium node attests its own shredding") }
         let p = try Payload(payload, allowed: Self.shreddedFields)
         let patient = try p.did("patient")
         let recordID = try p.string("recordId", maxLength: 64)

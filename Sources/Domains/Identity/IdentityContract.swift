@@ -79,9 +79,9 @@ public struct IdentityContract: Contract {
     public let name = "identity"
     public let actions = ["register", "members", "duties"]
     /// Keys allowed to admit organisations.
-    public let operators: Set<String>
+    public let operators: OperatorSet
 
-    public init(operators: Set<String>) { self.operators = operators }
+    public init(operators: Set<String>) { self.operators = OperatorSet(operators) }
 
     static let fields: Set<String> = ["role", "encryptionKey", "subject", "name"]
 
@@ -128,7 +128,7 @@ public struct IdentityContract: Contract {
                 }
             }
         case .organisation:
-            guard operators.contains(author) else { throw LedgerError("forbidden", "organisations are admitted by a consortium operator") }
+            guard try operators.contains(author, in: context) else { throw LedgerError("forbidden", "organisations are admitted by a consortium operator") }
             guard try p.optionalString("name", maxLength: 128) != nil else { throw LedgerError("bad_payload", "an organisation needs a name") }
         case .careteam:
             guard try Principal.load(author, from: context)?.role == .organisation else {

@@ -21,11 +21,11 @@ import Standards
 public struct SupplyContract: Contract {
     public let name = "supply"
     public let actions = ["party", "product", "events", "decommission", "reactivate", "lock", "unlock", "recall", "alert"]
-    public let operators: Set<String>
+    public let operators: OperatorSet
     /// The reactivation window (Art. 13(b): 10 days).
     public static let reactivationWindowMillis: UInt64 = 240 * 3_600_000
 
-    public init(operators: Set<String>) { self.operators = operators }
+    public init(operators: Set<String>) { self.operators = OperatorSet(operators) }
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
         switch action {
@@ -130,7 +130,7 @@ public struct SupplyContract: Contract {
     }
 
     func registerParty(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
-        guard operators.contains(context.author) else { throw LedgerError("forbidden", "supply-chain parties are admitted by a consortium operator") }
+        guard try operators.contains(context.author, in: context) else { throw LedgerError("forbidden", "supply-chain parties are admitted by a consortium operator") }
         let p = try Payload(payload, allowed: ["party", "roles", "glns", "companyPrefixes"])
         let did = try p.did("party")
         guard let principal = try Principal.load(did, from: context), principal.role == .organisation else {
@@ -263,7 +263,7 @@ public struct SupplyContract: Contract {
     }
 
     func alert(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
-        guard operators.contains(context.author) else { throw LedgerError("forbidden", "alerts are recorded by a consortium node") }
+        guard try operators.contains(context.author, in: context) else { throw LedgerError("forbidden", "alerts are recorded by a consortium node") }
         let id = context.transaction.id.hex
         var o = payload.objectValue!
         o["id"] = .string(id)
