@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fhirclient import client
 from fhirclient.models.auditevent import AuditEvent
 from fhirclient.models.capabilitystatement import CapabilityStatement
+from fhirclient.models.bundle import Bundle
 from fhirclient.models.consent import Consent
+from fhirclient.server import FHIRPermissionDeniedException
 
 BINARY = os.environ.get("CARELEDGER_BIN", os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "careledger"))
 
@@ -97,8 +99,10 @@ def test_consent_and_audit_events_through_fhirclient(node):
 
     # Dr Bob's token cannot read Alice's consents: the facade answers an OperationOutcome (HTTP 403).
     bob_server = fhir(url, token(url, bob)).server
-    with pytest.raises(Exception):
+    with pytest.raises(FHIRPermissionDeniedException) as refused:
         Consent.where(struct={"patient": alice["did"]}).perform_resources(bob_server)
+    assert refused.value.response.status_code == 403
+    assert refused.value.response.json()["resourceType"] == "OperationOutcome"
 
     # The CLI's timeline read during the grant is an access event: it comes back as an R4 AuditEvent.
     events = AuditEvent.where(struct={"patient": alice["did"]}).perform_resources(server)
@@ -141,3 +145,60 @@ def test_create_read_search_observation_through_fhirclient(node):
     outcome = answer.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["expression"] == ["Observation.status"]
+
+
+def test_update_history_and_synthea_transaction_through_fhirclient(node):
+    """Update with If-Match, vread and _history through fhirclient's models, and a Synthea patient Bundle
+    posted as a transaction through fhirclient's server, read back equal."""
+    from fhirclient.models.condition import Condition
+
+    url, data = node
+    alice, bob = key(data, "alice"), key(data, "dr-bob")
+    granted = subprocess.run([BINARY, "consent", "grant", "--node", url, "--key", os.path.join(data, "keys", "alice.key"), "--grantee", bob["did"]], capture_output=True, text=True)
+    assert granted.returncode == 0, granted.stderr
+    patient_ref = "Patient/" + alice["did"][len("did:key:"):]
+    bearer = token(url, bob)
+    server = fhir(url, bearer).server
+
+    condition = Condition({"resourceType": "Condition", "subject": {"reference": patient_ref}, "code": {"text": "Asthma"}})
+    created = Condition(condition.create(server))
+    created.code.text = "Asthma, controlled"
+    # A stale If-Match is refused (412) with an OperationOutcome; the right one updates.
+    stale = requests.put(f"{url}/fhir/Condition/{created.id}", json=created.as_json(), headers={"Authorization": f"Bearer {bearer}", "If-Match": 'W/"7"'})
+    assert stale.status_code == 412
+    assert stale.json()["resourceType"] == "OperationOutcome"
+    updated = requests.put(f"{url}/fhir/Condition/{created.id}", json=created.as_json(), headers={"Authorization": f"Bearer {bearer}", "If-Match": 'W/"1"'})
+    assert updated.status_code == 200, updated.text
+    assert updated.headers["ETag"] == 'W/"2"'
+    assert Condition.read(created.id, server).code.text == "Asthma, controlled"
+    first = Condition.read_from(f"Condition/{created.id}/_history/1", server)
+    assert first.code.text == "Asthma" and first.meta.versionId == "1"
+    history = Bundle.read_from(f"Condition/{created.id}/_history", server)
+    assert history.type == "history" and history.total == 2
+    assert [e.resource.meta.versionId for e in history.entry] == ["2", "1"]
+
+    # A Synthea patient Bundle as a FHIR transaction, posted through fhirclient's server.
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "vectors", "fhir", "synthea")
+    name = sorted(f for f in os.listdir(folder) if f.endswith(".json"))[0]
+    with open(os.path.join(folder, name)) as f:
+        bundle = json.load(f)
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"].setdefault("identifier", []).append({"system": "urn:ietf:rfc:3986", "value": alice["did"]})
+    answer = Bundle(server.post_json("", bundle).json())
+    assert answer.type == "transaction-response"
+    assert len(answer.entry) == len(bundle["entry"])
+    # One Observation read back through the models equals what was sent (references resolved to the server's ids).
+    locations = {e["fullUrl"]: r.response.location for e, r in zip(bundle["entry"], answer.entry)}
+    sent = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    type_, new_id = locations[sent["fullUrl"]].split("/")[:2]
+    from fhirclient.models.observation import Observation
+    back = Observation.read(new_id, server).as_json()
+    expected = dict(sent["resource"])
+    for k in ("id", "meta"):
+        expected.pop(k, None)
+        back.pop(k, None)
+    reference = locations[expected["subject"]["reference"]].split("/")
+    expected["subject"] = {"reference": f"{reference[0]}/{reference[1]}"}
+    expected["encounter"] = {"reference": "/".join(locations[expected["encounter"]["reference"]].split("/")[:2])}
+    assert back == Observation(expected).as_json()
