@@ -109,6 +109,14 @@ struct FHIRAPI: Sendable {
                 return Self.respond(Self.provenance(record, v))
             }
         }
+        // Methods the facade does not serve answer 405 with an OperationOutcome (never a bare 404).
+        for path in ["/fhir/:type", "/fhir/:type/:id"] {
+            for method in [HTTPRequest.Method.delete, .patch] {
+                router.on(RouterPath(path), method: method) { request, _ in
+                    await handle { throw LedgerError("method_not_allowed", "\(request.method.rawValue) is not supported: records are versioned, never deleted (a patient erases hers with records.erase)") }
+                }
+            }
+        }
         for type in ["Consent", "AuditEvent", "Provenance"] {
             router.post("/fhir/\(type)") { _, _ in await handle { try FHIRRecords.refuseLedgerOwned(type); return Response(status: .ok) } }
             router.put("/fhir/\(type)/:id") { _, _ in await handle { try FHIRRecords.refuseLedgerOwned(type); return Response(status: .ok) } }
@@ -284,7 +292,8 @@ struct FHIRAPI: Sendable {
             "type": .string("Provenance"), "interaction": .array([.object(["code": .string("read")]), .object(["code": .string("search-type")])]),
             "searchParam": .array([.object(["name": .string("target"), "type": .string("reference")])]),
         ]))
-        if acting != nil { resources += Self.clinicalTypes.map(clinical) }
+        // Every type the facade stores as records (what it validates, less the ledger's own and Bundle).
+        if acting != nil { resources += FHIRValidator.supported.subtracting(["Consent", "AuditEvent", "Provenance", "Bundle"]).sorted().map(clinical) }
         var rest: [String: JSONValue] = [
             "mode": .string("server"),
             "security": .object([
@@ -299,6 +308,8 @@ struct FHIRAPI: Sendable {
         return .object([
             "resourceType": .string("CapabilityStatement"), "status": .string("active"), "date": .string("2026-11-25"),
             "kind": .string("instance"), "fhirVersion": .string("4.0.1"), "format": .array([.string("json")]),
+            // cpb-15 (an instance describes its implementation).
+            "implementation": .object(["description": .string("CareLedger node FHIR R4 facade")]),
             "software": .object(["name": .string("CareLedger"), "version": .string(LedgerAPI.version)]),
             "rest": .array([.object(rest)]),
         ])

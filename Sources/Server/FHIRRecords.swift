@@ -143,6 +143,8 @@ struct FHIRRecords: Sendable {
             throw LedgerError("method_not_allowed", "a Consent is a grant the patient signs with her key: careledger consent grant, or consent.grant through POST /v1/transactions")
         case "AuditEvent", "Provenance":
             throw LedgerError("method_not_allowed", "\(type) resources come from the ledger itself and are read-only")
+        case "Bundle":
+            throw LedgerError("method_not_allowed", "a Bundle is posted to /fhir as a transaction, not stored")
         default: return
         }
     }
@@ -395,13 +397,11 @@ struct FHIRRecords: Sendable {
                 }
                 let patient = "did:key:" + (reference.hasPrefix("Patient/") ? String(reference.dropFirst(8)) : reference)
                 _ = try PublicKey(did: patient)
-                let (bound, after) = try lastUpdated(request)
-                let handled: Set<String> = ["patient", "subject", "_lastUpdated", "purpose", "reason"]
+                let handled: Set<String> = ["patient", "subject", "purpose", "reason"]
                 let search = try FHIRSearch(request.uri.queryParameters.filter { !handled.contains(String($0.key)) }.map { (String($0.key), String($0.value)) })
                 let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request), reason: reason(request), resourceType: type)
                 var candidates: [(resource: JSONValue, lastUpdated: Int64)] = []
                 for read in reads where read.record.resourceType == type {
-                    if let bound, after ? read.version.time < bound : read.version.time > bound { continue }
                     // A version whose key is wrapped for the practitioner but not for this organisation is
                     // hers to open with her own key (through /v1), not the facade's: it is left out.
                     guard let resource = try? open(read) else { continue }
@@ -417,22 +417,6 @@ struct FHIRRecords: Sendable {
 
     /// The stated reason of a break-the-glass read (`purpose=emergency&reason=…`).
     func reason(_ request: Request) -> String? { request.uri.queryParameters.get("reason").map { String($0) } }
-
-    /// `_lastUpdated=geYYYY-MM-DD…` or `le…` (gt/lt treated as ge/le at millisecond precision).
-    func lastUpdated(_ request: Request) throws -> (Int64?, Bool) {
-        guard let value = request.uri.queryParameters.get("_lastUpdated") else { return (nil, true) }
-        let prefix = String(value.prefix(2))
-        let after = ["ge", "gt"].contains(prefix)
-        let text = ["ge", "gt", "le", "lt"].contains(prefix) ? String(value.dropFirst(2)) : value
-        let formatter = ISO8601DateFormatter()
-        var date = formatter.date(from: text)
-        if date == nil {
-            formatter.formatOptions = [.withFullDate]
-            date = formatter.date(from: text)
-        }
-        guard let date else { throw LedgerError("bad_parameter", "_lastUpdated must be ge/le followed by a date or instant") }
-        return (Int64(date.timeIntervalSince1970 * 1000), after)
-    }
 }
 
 /// A resource refused by validation: answered as an OperationOutcome listing every issue.

@@ -95,6 +95,13 @@ import Testing
                 #expect(search["total"] == .int(1))
                 #expect(try rc.json(try await send(.get, "/fhir/Observation?subject=\(patientRef)&_lastUpdated=ge2000-01-01", as: doctor))["total"] == .int(1))
                 #expect(try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)&_lastUpdated=le2000-01-01", as: doctor))["total"] == .int(0))
+                // No prefix means eq (at the precision given); commas are OR; a bad value is refused.
+                let day = String(try #require(search["entry"]?[0]?["resource"]?["meta"]?["lastUpdated"]?.stringValue).prefix(10))
+                #expect(try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)&_lastUpdated=\(day)", as: doctor))["total"] == .int(1))
+                #expect(try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)&_lastUpdated=2000-01-01", as: doctor))["total"] == .int(0))
+                #expect(try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)&_lastUpdated=2000-01-01,\(day)", as: doctor))["total"] == .int(1))
+                #expect(try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)&_lastUpdated=ne\(day)", as: doctor))["total"] == .int(0))
+                #expect(try await send(.get, "/fhir/Observation?patient=\(patientRef)&_lastUpdated=yesterday", as: doctor).status == .badRequest)
                 #expect(try rc.json(try await send(.get, "/fhir/Condition?patient=\(patientRef)", as: doctor))["total"] == .int(0))
 
                 // Another organisation's practitioner is not served by this node's facade.
@@ -107,6 +114,14 @@ import Testing
                 let types = metadata["rest"]?[0]?["resource"]?.arrayValue?.compactMap { $0["type"]?.stringValue } ?? []
                 #expect(types.contains("Observation") && types.contains("Consent"))
                 #expect(metadata["rest"]?[0]?["interaction"] == .array([.object(["code": .string("transaction")])]))
+                #expect(types.contains("Claim") && types.contains("Practitioner") && !types.contains("Bundle"), "every type it stores")
+                #expect(metadata["implementation"]?["description"] != nil, "cpb-15: an instance describes its implementation")
+                // Methods it does not serve: 405 with an OperationOutcome.
+                let deleted = try await send(.delete, "/fhir/Observation/\(id)", as: doctor)
+                #expect(deleted.status == .methodNotAllowed)
+                #expect(try rc.json(deleted)["resourceType"] == .string("OperationOutcome"))
+                #expect(try await send(.patch, "/fhir/Observation/\(id)", as: doctor, observation).status == .methodNotAllowed)
+                #expect(try await send(.post, "/fhir/Bundle", as: doctor, .object(["resourceType": .string("Bundle"), "type": .string("collection")])).status == .methodNotAllowed)
         }
     }
 

@@ -1,22 +1,24 @@
 import LedgerCore
 
 /// FHIR R4 search over resources the caller may read (FHIR R4 §3.1.1): the token parameters `code`,
-/// `category` and `status`, the date parameter `date` (eq/ne/gt/lt/ge/le, compared at the precision
-/// given, in the resource's own time zone), `_sort` (`date`, `-date`, `_lastUpdated`, `-_lastUpdated`)
+/// `category` and `status`, the date parameters `date` and `_lastUpdated` (eq/ne/gt/lt/ge/le, no
+/// prefix meaning eq, compared at the precision given, in the resource's own time zone; UTC for
+/// `_lastUpdated`), `_sort` (`date`, `-date`, `_lastUpdated`, `-_lastUpdated`)
 /// and `_count`. Commas within one parameter mean OR; repeated parameters mean AND.
 public struct FHIRSearch: Sendable {
-    public static let parameters: Set<String> = ["code", "category", "status", "date", "_count", "_sort"]
+    public static let parameters: Set<String> = ["code", "category", "status", "date", "_lastUpdated", "_count", "_sort"]
 
     enum Filter: Sendable {
         case token(field: String, alternatives: [(system: String?, code: String?)])
-        case date(alternatives: [(prefix: String, value: String)])
+        /// `date` (the resource's clinical date) or `_lastUpdated` (meta.lastUpdated).
+        case date(alternatives: [(prefix: String, value: String)], lastUpdated: Bool)
     }
 
     let filters: [Filter]
     let count: Int?
     let sort: (key: String, descending: Bool)?
 
-    /// Reads the search parameters (those of `parameters` only; the caller handles patient/subject/_lastUpdated).
+    /// Reads the search parameters (those of `parameters` only; the caller handles patient/subject).
     public init(_ query: [(name: String, value: String)]) throws(LedgerError) {
         var filters: [Filter] = []
         var count: Int?
@@ -29,18 +31,18 @@ public struct FHIRSearch: Sendable {
                 filters.append(.token(field: name, alternatives: values.map(Self.token)))
             case "status":
                 filters.append(.token(field: name, alternatives: values.map { (nil, $0) }))
-            case "date":
+            case "date", "_lastUpdated":
                 var alternatives: [(prefix: String, value: String)] = []
                 for v in values {
                     let prefix = String(v.prefix(2))
                     let known = ["eq", "ne", "gt", "lt", "ge", "le"].contains(prefix)
                     let date = known ? String(v.dropFirst(2)) : v
                     guard date.count >= 4, Int(date.prefix(4)) != nil else {
-                        throw LedgerError("bad_parameter", "date must be [eq|ne|gt|lt|ge|le]YYYY[-MM[-DD[Thh:mm:ss…]]]")
+                        throw LedgerError("bad_parameter", "\(name) must be [eq|ne|gt|lt|ge|le]YYYY[-MM[-DD[Thh:mm:ss…]]]")
                     }
                     alternatives.append((known ? prefix : "eq", date))
                 }
-                filters.append(.date(alternatives: alternatives))
+                filters.append(.date(alternatives: alternatives, lastUpdated: name == "_lastUpdated"))
             case "_count":
                 guard let n = Int(value), n >= 0 else { throw LedgerError("bad_parameter", "_count must be a non-negative integer") }
                 count = n
@@ -50,7 +52,7 @@ public struct FHIRSearch: Sendable {
                 guard key == "date" || key == "_lastUpdated" else { throw LedgerError("bad_parameter", "_sort supports date and _lastUpdated (with - for descending)") }
                 sort = (key, descending)
             default:
-                throw LedgerError("unsupported_parameter", "search parameter \(name) is not supported (supported: patient, subject, _lastUpdated, \(Self.parameters.sorted().joined(separator: ", ")))")
+                throw LedgerError("unsupported_parameter", "search parameter \(name) is not supported (supported: patient, subject, \(Self.parameters.sorted().joined(separator: ", ")))")
             }
         }
         self.filters = filters
@@ -105,8 +107,8 @@ public struct FHIRSearch: Sendable {
                     }
                 }
                 if !hit { return false }
-            case .date(let alternatives):
-                guard let date = Self.date(of: r) else { return false }
+            case .date(let alternatives, let lastUpdated):
+                guard let date = lastUpdated ? r["meta"]?["lastUpdated"]?.stringValue : Self.date(of: r) else { return false }
                 let hit = alternatives.contains { alt in
                     let mine = String(date.prefix(alt.value.count))
                     guard mine.count == alt.value.count else { return false }
