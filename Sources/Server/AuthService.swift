@@ -67,7 +67,8 @@ public final class AuthService: Sendable {
                 method: request.method.rawValue, scheme: request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http",
                 authority: request.head.authority ?? "", path: request.uri.path, query: query, headers: headers)
             return try HTTPMessageSignature.verify(
-                signatureInput: input, signature: signature, request: message, now: Int64(LedgerNode.systemClock() / 1000), requireQuery: true)
+                signatureInput: input, signature: signature, request: message, now: Int64(LedgerNode.systemClock() / 1000), requireQuery: true,
+                requireDigest: [.post, .put, .patch].contains(request.method))
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw LedgerError("unauthenticated", "send Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")

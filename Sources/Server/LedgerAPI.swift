@@ -1,9 +1,11 @@
 import Domains
 import Foundation
+import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
 import Prometheus
+import Standards
 import Store
 
 /// Server settings.
@@ -63,15 +65,22 @@ public struct LedgerAPI: Sendable {
         try JSONValue.parse(try await Self.body(request, limit: configuration.maxBodyBytes))
     }
 
-    /// The request body, refused with `body_too_large` past `limit` bytes.
+    /// The request body, refused with `body_too_large` past `limit` bytes. A `Content-Digest` (RFC 9530:
+    /// `sha-256` or `sha-512`) is checked against it: a body changed in transit is refused with
+    /// `digest_mismatch`. (An RFC 9421 signature over a request with a body must cover the digest.)
     static func body(_ request: Request, limit: Int) async throws -> [UInt8] {
         var request = request
+        let bytes: [UInt8]
         do {
-            return Array(try await request.collectBody(upTo: limit).readableBytesView)
+            bytes = Array(try await request.collectBody(upTo: limit).readableBytesView)
         } catch {
             throw LedgerError("body_too_large", "request body exceeds \(limit) bytes")
         }
+        if let field = request.headers[Self.contentDigest] { try ContentDigest.check(field, body: bytes) }
+        return bytes
     }
+
+    static let contentDigest = HTTPField.Name("Content-Digest")!
 
     /// Runs `body`, turning ledger errors into the standard error response.
     func handle(_ body: () async throws -> Response) async -> Response {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LedgerCore
 
@@ -140,9 +141,12 @@ public enum HTTPMessageSignature {
     /// Policy: it must cover `@method`, `@authority` and `@path` (or `@target-uri`), carry `created`
     /// within `maxAge` seconds of `now`, and not be expired.
     /// Verifies a request's signature; with `requireQuery`, a request that has a query must have it
-    /// covered (`@query` or `@target-uri`), so that its parameters cannot be changed in transit.
+    /// covered (`@query` or `@target-uri`), so that its parameters cannot be changed in transit; with
+    /// `requireDigest` (a request with a body), `content-digest` must be covered, and the server checks
+    /// the digest against the body, so the body cannot be changed either.
     public static func verify(
-        signatureInput: String, signature: String, request: Request, now: Int64, maxAge: Int64 = 300, requireQuery: Bool = false
+        signatureInput: String, signature: String, request: Request, now: Int64, maxAge: Int64 = 300, requireQuery: Bool = false,
+        requireDigest: Bool = false
     ) throws(LedgerError) -> String {
         let inputs = try parseInputs(signatureInput)
         let signatures = try parseSignatures(signature)
@@ -155,6 +159,9 @@ public enum HTTPMessageSignature {
         else { throw fail("the signature must cover @method, @authority and @path") }
         if requireQuery, request.query.count > 1, !covered.contains("@query"), !covered.contains("@target-uri") {
             throw fail("the request has a query: the signature must cover @query")
+        }
+        if requireDigest, !covered.contains("content-digest") {
+            throw fail("the request has a body: the signature must cover content-digest (RFC 9530)")
         }
         guard let created = input.created, abs(now - created) <= maxAge else { throw fail("created is missing or too far from now") }
         if let expires = input.expires, expires < now { throw fail("the signature has expired") }
@@ -173,5 +180,32 @@ public enum HTTPMessageSignature {
         let input = Input(label: label, components: components, created: created, expires: nil, keyID: key.publicKey.did, algorithm: "ed25519", serialisedParameters: parameters)
         let base = try signatureBase(input, request: request)
         return ("\(label)=\(parameters)", "\(label)=:\(Base64.encode(key.signature(for: Array(base.utf8)))):")
+    }
+}
+
+/// RFC 9530 `Content-Digest`: `sha-256=:<base64>:` and/or `sha-512=:<base64>:` (a dictionary of byte sequences).
+public enum ContentDigest {
+    /// The field value for `body` (SHA-256).
+    public static func field(for body: [UInt8]) -> String { "sha-256=:\(Base64.encode(Hash.sha256(body).bytes)):" }
+
+    /// Checks every known algorithm in the field against `body`; at least one must be present.
+    public static func check(_ field: String, body: [UInt8]) throws(LedgerError) {
+        var checked = 0
+        for member in field.split(separator: ",") {
+            let parts = member.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[1].count >= 2, parts[1].hasPrefix(":"), parts[1].hasSuffix(":") else {
+                throw LedgerError("bad_digest", "Content-Digest is a list of algorithm=:base64: members (RFC 9530)")
+            }
+            let given = try Base64.decode(String(parts[1].dropFirst().dropLast()), field: "Content-Digest")
+            let expected: [UInt8]
+            switch parts[0].lowercased() {
+            case "sha-256": expected = Hash.sha256(body).bytes
+            case "sha-512": expected = Array(SHA512.hash(data: body))
+            default: continue
+            }
+            guard given == expected else { throw LedgerError("digest_mismatch", "the body does not match its Content-Digest (\(parts[0]))") }
+            checked += 1
+        }
+        guard checked > 0 else { throw LedgerError("bad_digest", "Content-Digest carries neither sha-256 nor sha-512") }
     }
 }

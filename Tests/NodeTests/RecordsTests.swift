@@ -178,6 +178,25 @@ struct TestNetwork {
                     uri: "/v1/records/c2", method: .get,
                     headers: [HTTPField.Name("Signature-Input")!: input, HTTPField.Name("Signature")!: signature])
                 #expect(tampered.status == .unauthorized)
+                // A signed request with a body must cover its Content-Digest (RFC 9530), which the node checks.
+                func signedPut(_ blob: [UInt8], digestOf digested: [UInt8]?, components: [String]) async throws -> TestResponse {
+                    let hash = Hash.sha256(blob)
+                    var fields: [String: [String]] = [:]
+                    if let digested { fields["content-digest"] = [ContentDigest.field(for: digested)] }
+                    let message = HTTPMessageSignature.Request(method: "PUT", scheme: "http", authority: "localhost", path: "/v1/vault/\(hash.hex)", query: "", headers: fields)
+                    let (input, signature) = try HTTPMessageSignature.sign(request: message, key: drA.key, components: components, created: Int64(Date().timeIntervalSince1970))
+                    var headers: HTTPFields = [HTTPField.Name("Signature-Input")!: input, HTTPField.Name("Signature")!: signature, .contentType: "application/octet-stream"]
+                    if let digested { headers[HTTPField.Name("Content-Digest")!] = ContentDigest.field(for: digested) }
+                    return try await client.execute(uri: "/v1/vault/\(hash.hex)", method: .put, headers: headers, body: ByteBuffer(bytes: blob))
+                }
+                let blob = [UInt8](repeating: 7, count: 32) + (0..<48).map { UInt8($0) }
+                let covered = ["@method", "@authority", "@path", "content-digest"]
+                #expect(try await signedPut(blob, digestOf: nil, components: ["@method", "@authority", "@path"]).status == .unauthorized, "digest not covered")
+                let swapped = try await signedPut(blob, digestOf: blob.reversed(), components: covered)
+                #expect(swapped.status == .badRequest)
+                #expect(try rc.json(swapped)["error"]?["code"] == .string("digest_mismatch"))
+                let stored = try await signedPut(blob, digestOf: blob, components: covered)
+                #expect(stored.status == .created, "\(String(buffer: stored.body))")
                 #expect(try SealedVersion.open(read: try rc.json(readA), with: drA.encryption) == condition.canonicalBytes)
                 let onChain = String(decoding: node.stateValue(forKey: RecordEntry.key("c1")) ?? [], as: UTF8.self)
                 #expect(!onChain.contains("Asthma"))

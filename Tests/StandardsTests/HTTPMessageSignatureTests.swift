@@ -12,6 +12,20 @@ import Testing
     static let input = #"sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519""#
     static let signature = "sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:"
 
+    /// RFC 9530 §B.1/B.2: the digests of `{"hello": "world"}`; a changed body or a malformed field is refused.
+    @Test func contentDigestRFC9530() throws {
+        let body = Array(#"{"hello": "world"}"#.utf8)
+        let sha256 = "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
+        let sha512 = "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:"
+        #expect(ContentDigest.field(for: body) == sha256)
+        try ContentDigest.check(sha256, body: body)
+        try ContentDigest.check(sha512, body: body)
+        try ContentDigest.check("\(sha512), \(sha256)", body: body)
+        #expect(throws: LedgerError.code("digest_mismatch")) { try ContentDigest.check(sha256, body: Array(#"{"hello": "World"}"#.utf8)) }
+        #expect(throws: LedgerError.code("bad_digest")) { try ContentDigest.check("md5=:AAAA:", body: body) }
+        #expect(throws: LedgerError.code("bad_digest")) { try ContentDigest.check("sha-256=X48E", body: body) }
+    }
+
     @Test func rfc9421AppendixB26() throws {
         let parsed = try #require(try HTTPMessageSignature.parseInputs(Self.input).first)
         let base = try HTTPMessageSignature.signatureBase(parsed, request: Self.request)
