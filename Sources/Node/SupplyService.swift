@@ -86,11 +86,33 @@ public final class SupplyService: Sendable {
 
     // MARK: EPCIS ingestion
 
+    /// A sealed EPCIS document for one of its parties (the caller, or her organisation): the ciphertext
+    /// from this node's vault and the content key wrapped for that party (end to end: the node never
+    /// opens it). `not_in_vault` (with the holding node) when another node holds it.
+    public func document(id: String, requesterDID: String) throws(LedgerError) -> JSONValue {
+        guard let meta = try json(SupplyState.document(id)), let keys = meta["wrappedKeys"]?.objectValue else {
+            throw LedgerError("not_found", "no EPCIS document \(id)")
+        }
+        let organisation = try json(Principal.key(requesterDID))?["organisation"]?.stringValue
+        guard let holder = [requesterDID, organisation].compactMap({ $0 }).first(where: { keys[$0] != nil }), let wrapped = keys[holder] else {
+            throw LedgerError("forbidden", "the document is shared with its trading partners only")
+        }
+        guard let ciphertext = vault.ciphertext(try Hash(hex: meta["saltedHash"]?.stringValue ?? "")) else {
+            throw LedgerError("not_in_vault", "this node does not hold document \(id); its holder is \(meta["holder"]?.stringValue ?? "unknown")")
+        }
+        return .object([
+            "id": .string(id), "ciphertext": .string(Base64.encode(ciphertext)), "wrappedKey": wrapped, "keyHolder": .string(holder),
+            "context": .string(RecordEntry.context(id: "epcis/\(id)", version: 1)), "author": meta["author"] ?? .null,
+            "height": meta["height"] ?? .null, "holder": meta["holder"] ?? .null,
+        ])
+    }
+
     /// Validates an EPCIS 2.0 document, derives the chain's view of its events (hash ids, blinded
     /// keys, receiving parties), seals the document for the author and the receivers in the vault,
     /// and submits one `supply.events` transaction signed by `author`. All or nothing.
     public func ingest(document: JSONValue, author: SigningKey) async throws -> JSONValue {
         let (events, hashes, receivers) = try derive(document: document)
+        var answer: [String: JSONValue] = [:]
         let parties = receivers.union([author.publicKey.did])
         var payload: [String: JSONValue] = ["events": .array(events)]
         // The document itself (commercial data) stays off-chain, encrypted for the parties.
@@ -104,7 +126,9 @@ public final class SupplyService: Sendable {
             try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
             payload["document"] = .object([
                 "id": .string(id), "saltedHash": .string(sealed.saltedHash.hex), "wrappedKeys": .object(sealed.wrappedKeys.mapValues(\.json)),
+                "holder": .string(node.publicKey.did),
             ])
+            answer["document"] = .string(id)
         }
         let tx = try Transaction(
             chainID: node.genesis.chainID, signer: author, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "events",
@@ -113,7 +137,6 @@ public final class SupplyService: Sendable {
         guard receipt.status == .committed else {
             throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "the document was refused")
         }
-        var answer: [String: JSONValue] = [:]
         answer["transaction"] = .string(receipt.transactionID.hex)
         answer["height"] = .int(Int64(receipt.height))
         answer["events"] = .int(Int64(events.count))

@@ -84,6 +84,8 @@ enum Routes {
               parameters: [], responseType: "application/json", hasBody: true),
         Route(method: "get", path: "/v1/supply/recalls/report", summary: "Where every pack of a lot is now (MAH or regulator, authenticated)",
               parameters: [("gtin", "query", true, "GTIN-14"), ("lot", "query", true, "batch/lot number")], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/supply/documents/{id}", summary: "A sealed EPCIS document for one of its trading partners (the caller or her organisation): ciphertext and the key wrapped for that party, opened on the partner's side (authenticated)",
+              parameters: [("id", "path", true, "document id (as the ingestion answered)")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/supply/notices", summary: "Recall notices for the caller as a patient or prescriber of a dispensed pack (kept on the dispensing node only, authenticated)",
               parameters: [], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/supply/alerts", summary: "Supply-chain alerts addressed to the caller's organisation, each naming its rule (authenticated)",

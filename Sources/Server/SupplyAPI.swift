@@ -88,6 +88,12 @@ struct SupplyAPI: Sendable {
         router.get("/v1/supply/recalls/report") { request, _ in await api.handle { try report(request) } }
         router.get("/v1/supply/notices") { request, _ in await api.handle { try notices(request) } }
         router.get("/v1/supply/alerts") { request, _ in await api.handle { try alerts(request) } }
+        router.get("/v1/supply/documents/:id") { request, context in
+            await api.handle {
+                let caller = try auth.authenticate(request)
+                return JSONResponse.make(try supply.document(id: context.parameters.get("id") ?? "", requesterDID: caller))
+            }
+        }
     }
 
     func ingest(_ request: Request) async throws -> Response {

@@ -158,7 +158,19 @@ struct SupplyClient {
             let wGLN = Pharma.pgln("000001"), pGLN = Pharma.pgln("000002")
             #expect(try await sc.ingest([Pharma.shipping([Pharma.sgtin("SN0001")], to: wGLN, time: "2026-11-25T10:00:00Z")], as: pharma).1["error"]?["code"]
                 == .string("custody_violation"))
-            #expect(try await sc.ingest([Pharma.shipping([Pharma.caseSSCC], to: wGLN, time: "2026-11-25T10:00:00Z")], as: pharma).0 == .created)
+            let shipment = [Pharma.shipping([Pharma.caseSSCC], to: wGLN, time: "2026-11-25T10:00:00Z")]
+            let (shipped, shipAnswer) = try await sc.ingest(shipment, as: pharma)
+            #expect(shipped == .created)
+            // The commercial document stays off-chain, sealed for the trading partners: the receiving
+            // wholesaler (and the sender) open it with their own keys; another pharmacy may not have it.
+            let documentID = try #require(shipAnswer["document"]?.stringValue)
+            for (party, key) in [(wholesaler, wholesaler.encryption), (pharma, pharma.encryption)] {
+                let sealed = try rc.json(try await rc.get("/v1/supply/documents/\(documentID)", as: party))
+                #expect(try JSONValue.parse(try SealedVersion.open(read: sealed, with: key)) == Pharma.document(shipment))
+            }
+            #expect(try await rc.get("/v1/supply/documents/\(documentID)", as: otherPharmacy).status == .forbidden)
+            #expect(try await rc.get("/v1/supply/documents/\(String(repeating: "0", count: 64))", as: wholesaler).status == .notFound)
+            #expect(try await client.execute(uri: "/v1/supply/documents/\(documentID)", method: .get).status == .unauthorized)
             // Only the named receiver can receive it.
             #expect(try await sc.ingest([Pharma.receiving([Pharma.caseSSCC], time: "2026-11-25T12:00:00Z")], as: pharmacy).1["error"]?["code"]
                 == .string("custody_violation"))

@@ -9,7 +9,8 @@ import Standards
 ///   pharmacy, hospital, regulator), its locations (GLN) and its GS1 company prefixes.
 /// - `product` `{"gtin", "name"?, "manufacturers"?: [did]}`: the marketing authorisation holder registers a product
 ///   whose GTIN falls under one of its company prefixes.
-/// - `events` `{"events": [...], "document"?: {...}}`: EPCIS events as the node derived them (see `SupplyEvent`),
+/// - `events` `{"events": [...], "document"?: {"id", "saltedHash", "wrappedKeys", "holder"}}`: EPCIS events as the node
+///   derived them (see `SupplyEvent`); the sealed document's metadata is kept under `supply/document/<id>`,
 ///   all applied or none; an event whose hash id is already on the chain is skipped and reported as a duplicate.
 /// - `decommission` `{"item", "state"}`: the holder sets an EU FMD state CBV has no business step for
 ///   (sample, free_sample, exported, checked_out) or any other inactive state, for a pack or a whole case.
@@ -53,6 +54,19 @@ public struct SupplyContract: Contract {
                 throw LedgerError("bad_payload", "events must be an array of 1 to 10000 events")
             }
             for e in list { _ = try SupplyEvent(json: e) }
+            if let document = p.fields["document"] {
+                let d = try Payload(document, allowed: ["id", "saltedHash", "wrappedKeys", "holder"])
+                _ = try Hash(hex: try d.string("id", maxLength: 64))
+                _ = try Hash(hex: try d.string("saltedHash", maxLength: 64))
+                guard let keys = d.fields["wrappedKeys"]?.objectValue, !keys.isEmpty, keys.count <= 64 else {
+                    throw LedgerError("bad_payload", "a document's wrappedKeys map 1 to 64 parties to wrapped keys")
+                }
+                for (did, w) in keys {
+                    _ = try PublicKey(did: did)
+                    _ = try WrappedKey(json: w)
+                }
+                _ = try d.optionalDID("holder")
+            }
         case "reactivate":
             _ = try Self.itemKey(try Payload(payload, allowed: ["item"]), "item")
         case "decommission":
@@ -105,6 +119,12 @@ public struct SupplyContract: Contract {
             var lifecycle = PackLifecycle(context: context)
             let result = try lifecycle.apply(payload)
             context = lifecycle.context
+            // The sealed document (commercial data, off-chain): where it is and whom its key is wrapped for.
+            if case .object(var document) = payload["document"], let id = document["id"]?.stringValue {
+                document["author"] = .string(context.author)
+                document["height"] = .int(Int64(context.height))
+                context.set(SupplyState.document(id), .object(document))
+            }
             return result
         case "reactivate": return try reactivate(payload, &context)
         case "decommission":

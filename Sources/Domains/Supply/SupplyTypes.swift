@@ -146,6 +146,8 @@ public enum SupplyState {
     /// Index of a lot's packs (value: empty object), listed by prefix for recall reports.
     public static func lotItemPrefix(_ lotKey: String) -> String { "supply/lotitem/\(lotKey)/" }
     public static func event(_ hash: String) -> String { "supply/event/\(hash)" }
+    /// A sealed EPCIS document's metadata: salted hash, wrapped keys, author, the node holding it.
+    public static func document(_ id: String) -> String { "supply/document/\(id)" }
     public static let regulators = "supply/regulators"
     public static func alert(_ id: String) -> String { "supply/alert/\(id)" }
     /// Index of the alerts addressed to a party, listed by prefix.
