@@ -245,11 +245,21 @@ struct SupplyClient {
             #expect(holders == [pharma.did, pharmacy.did, pharmacy.did, wholesaler.did].sorted())
             #expect(try await rc.get("/v1/supply/recalls/report?gtin=\(Pharma.gtin)&lot=LOTA1", as: pharmacy).status == .forbidden)
 
-            // Alerts reach the MAH and the regulator, each naming its rule.
+            // The same pack scanned at two places within minutes (on this node): simultaneous_scans.
+            _ = try await sc.verify(Pharma.scan("SN0004"), as: pharmacy)
+            _ = try await sc.verify(Pharma.scan("SN0004"), as: otherPharmacy)
+
+            // Alerts reach the MAH, the regulator and the verifiers, each naming its rule.
             try await withDeadline(seconds: 60) { await network.api.supply.alertsRecorded() }
-            let alerts = try JSONValue.parse(Array(try await rc.get("/v1/supply/alerts", as: regulator).body.readableBytesView))["alerts"]?.arrayValue ?? []
-            let rules = Set(alerts.compactMap { $0["rule"]?.stringValue })
-            #expect(rules.isSuperset(of: ["batch_mismatch", "expiry_mismatch", "never_commissioned", "custody_mismatch", "scanned_after_decommission", "lot_recalled"]))
+            func alertRules(of party: Party) async throws -> Set<String> {
+                let alerts = try JSONValue.parse(Array(try await rc.get("/v1/supply/alerts", as: party).body.readableBytesView))["alerts"]?.arrayValue ?? []
+                return Set(alerts.compactMap { $0["rule"]?.stringValue })
+            }
+            let rules = try await alertRules(of: regulator)
+            #expect(rules.isSuperset(of: ["batch_mismatch", "expiry_mismatch", "never_commissioned", "custody_mismatch", "scanned_after_decommission", "lot_recalled", "simultaneous_scans"]))
+            #expect(try await alertRules(of: pharma).isSuperset(of: ["simultaneous_scans", "never_commissioned"]), "the MAH")
+            #expect(try await alertRules(of: otherPharmacy).contains("simultaneous_scans"), "the second verifier")
+            #expect(try await alertRules(of: pharmacy).contains("simultaneous_scans"), "the first verifier, named by the rule")
         }
         // No serial, lot or EPCIS document in the clear on the chain.
         var clear = 0
