@@ -452,6 +452,8 @@ public final class SupplyService: Sendable {
             "rule": .string("lot_recalled"), "outcome": .string("recalled"), "gtin": .string(gtin), "lot": .string(lot),
             "recipients": .array(recipients.sorted().map { .string($0) }),
             "detail": .string("\(report.packs.count) packs; \(report.holders.count) current holders"),
+            // Every node handles the recall: one alert is recorded, the others are refused as already_alerted.
+            "once": .string("lot_recalled/\(lot)/\(height)"),
         ])
         _ = try? await node.submitAsNode(contract: "supply", action: "alert", payload: payload)
     }

@@ -31,6 +31,25 @@ final class MemoryChain: StateReader, @unchecked Sendable {
 }
 
 @Suite struct PackLifecycleTests {
+    /// An alert every node raises for one chain event (a recalled lot) is recorded once: each node
+    /// submits it, the first is kept, the others are refused as already_alerted.
+    @Test func alertsRaisedByEveryNodeAreRecordedOnce() throws {
+        let chain = MemoryChain()
+        let recipient = SigningKey().publicKey.did
+        func alert(once: String?) -> Receipt {
+            var p: [String: JSONValue] = ["rule": .string("lot_recalled"), "outcome": .string("recalled"), "recipients": .array([.string(recipient)])]
+            if let once { p["once"] = .string(once) }
+            return chain.run(chain.operatorKey, "supply", "alert", .object(p))
+        }
+        #expect(alert(once: "lot_recalled/abc/7").status == .committed)
+        #expect(alert(once: "lot_recalled/abc/7").errorCode == "already_alerted")
+        #expect(alert(once: "lot_recalled/abc/9").status == .committed, "another recall of the lot")
+        #expect(alert(once: nil).status == .committed)
+        #expect(alert(once: nil).status == .committed, "alerts without `once` are each recorded")
+        let inbox = chain.state.keys.filter { $0.hasPrefix(SupplyState.inboxPrefix(recipient)) }
+        #expect(inbox.count == 4)
+    }
+
     static let day: UInt64 = 86_400_000
     let keys = SupplyKeys(secret: Array(repeating: 7, count: 32))
     let gtin = "09506000100012"

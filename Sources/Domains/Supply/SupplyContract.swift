@@ -85,7 +85,8 @@ public struct SupplyContract: Contract {
             _ = try Self.itemKey(p, "lot")
             _ = try p.string("reason", maxLength: 1024)
         default:
-            let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state"])
+            let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state", "once"])
+            _ = try p.optionalString("once", maxLength: 256)
             _ = try p.string("rule", maxLength: 64)
             _ = try p.string("outcome", maxLength: 64)
             guard let recipients = p.fields["recipients"]?.arrayValue, !recipients.isEmpty, recipients.count <= 10_000 else {
@@ -284,6 +285,14 @@ public struct SupplyContract: Contract {
 
     func alert(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         guard try operators.contains(context.author, in: context) else { throw LedgerError("forbidden", "alerts are recorded by a consortium node") }
+        // An alert every node raises for one chain event (a lot recalled) names it in `once`: the first
+        // node's alert is recorded, the others' are refused, so recipients get one copy.
+        if let once = payload["once"]?.stringValue {
+            guard try context.json(forKey: SupplyState.alertOnce(once)) == nil else {
+                throw LedgerError("already_alerted", "this alert (\(once)) is already recorded")
+            }
+            context.set(SupplyState.alertOnce(once), .object(["transaction": .string(context.transaction.id.hex)]))
+        }
         let id = context.transaction.id.hex
         var o = payload.objectValue!
         o["id"] = .string(id)

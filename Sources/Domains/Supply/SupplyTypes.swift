@@ -150,6 +150,7 @@ public enum SupplyState {
     public static func document(_ id: String) -> String { "supply/document/\(id)" }
     public static let regulators = "supply/regulators"
     public static func alert(_ id: String) -> String { "supply/alert/\(id)" }
+    public static func alertOnce(_ once: String) -> String { "supply/alert-once/\(once)" }
     /// Index of the alerts addressed to a party, listed by prefix.
     public static func inboxPrefix(_ did: String) -> String { "supply/inbox/\(did)/" }
 }
