@@ -214,7 +214,7 @@ public final class SupplyService: Sendable {
         for q in e.quantities {
             if case .lgtin(let gtin, let lot) = q { lots.append((gtin, keys.lot(gtin: gtin, lot: lot))) }
         }
-        let destination: String? = try (bizStep == "shipping" ? e.destinationParty : nil).map { (id: String) throws(LedgerError) in try resolveParty(id) }
+        let destination: String? = try (bizStep == "shipping" || bizStep == "returning" ? e.destinationParty : nil).map { (id: String) throws(LedgerError) in try resolveParty(id) }
         return SupplyEvent(
             hash: hex, type: type, action: e.action.flatMap(SupplyEvent.Action.init(rawValue:)), bizStep: bizStep, disposition: e.disposition,
             timeMillis: e.timeMillis, items: items, parent: try e.parent.map { (p: EPC) throws(LedgerError) in try itemKey(p) },

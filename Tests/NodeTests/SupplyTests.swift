@@ -183,6 +183,24 @@ struct SupplyClient {
             ])
             #expect(try await sc.ingest([unpack, Pharma.shipping([Pharma.sgtin("SN0001"), Pharma.sgtin("SN0002")], to: pGLN, time: "2026-11-25T13:05:00Z")], as: wholesaler).0 == .created)
             #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0001"), Pharma.sgtin("SN0002")], time: "2026-11-25T15:00:00Z")], as: pharmacy).0 == .created)
+            // A return to the wholesaler moves custody back like a shipment (it receives it), and it is sent on again.
+            func returning(_ epcs: [String], to party: String?, time: String) -> JSONValue {
+                var fields: [String: JSONValue] = ["epcList": Pharma.list(epcs)]
+                if let party { fields["destinationList"] = .array([.object(["type": .string("owning_party"), "destination": .string(party)])]) }
+                return Pharma.event(bizStep: "returning", disposition: "returned", time: time, fields: fields)
+            }
+            #expect(try await sc.ingest([returning([Pharma.sgtin("SN0002")], to: nil, time: "2026-11-25T15:30:00Z")], as: pharmacy).1["error"]?["code"] == .string("bad_event"))
+            #expect(try await sc.ingest([returning([Pharma.sgtin("SN0002")], to: wGLN, time: "2026-11-25T15:30:00Z")], as: pharmacy).0 == .created)
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0002")], time: "2026-11-25T16:00:00Z")], as: pharmacy).1["error"]?["code"] == .string("custody_violation"))
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0002")], time: "2026-11-25T16:00:00Z")], as: wholesaler).0 == .created)
+            #expect(try await sc.ingest([Pharma.shipping([Pharma.sgtin("SN0002")], to: pGLN, time: "2026-11-25T16:10:00Z")], as: wholesaler).0 == .created)
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0002")], time: "2026-11-25T16:30:00Z")], as: pharmacy).0 == .created)
+            // Only a pharmacy or a hospital dispenses: a wholesaler holding a pack may not.
+            let wholesaleDispense = Pharma.event(bizStep: "dispensing", disposition: "dispensed", time: "2026-11-25T16:35:00Z", fields: ["epcList": Pharma.list([Pharma.sgtin("SN0003")])])
+            #expect(try await sc.ingest([wholesaleDispense], as: wholesaler).1["error"]?["code"] == .string("forbidden"))
+            // A recall names a lot: one over single packs is refused, not silently ignored.
+            let packRecall = Pharma.event(bizStep: "holding", disposition: "recalled", time: "2026-11-25T16:40:00Z", fields: ["epcList": Pharma.list([Pharma.sgtin("SN0001")])])
+            #expect(try await sc.ingest([packRecall], as: pharma).1["error"]?["code"] == .string("bad_event"))
 
             // Verification, in EMVS/VRS terms; a pharmacist verifies for her pharmacy.
             let ok = try await sc.verify(Pharma.scan("SN0001"), as: pharmacist)

@@ -41,7 +41,12 @@ struct PackLifecycle {
     }
 
     mutating func apply(_ e: SupplyEvent) throws(LedgerError) {
-        if e.disposition == "recalled", !e.lots.isEmpty {
+        if e.disposition == "recalled" {
+            // A recall is of a lot (batch): an event over an LGTIN quantity. Naming single packs would
+            // recall nothing the verification knows of, so it is refused rather than silently accepted.
+            guard !e.lots.isEmpty else {
+                throw LedgerError("bad_event", "a recall names the lot: an ObjectEvent with disposition recalled over an LGTIN quantityList (or POST /v1/supply/recalls)")
+            }
             lots = [:]
             for lot in e.lots { _ = try SupplyContract.recallLot(gtin: lot.gtin, lot: lot.lot, reason: "EPCIS recall event", &context) }
             return
@@ -61,11 +66,20 @@ struct PackLifecycle {
             guard let to = e.destination else { throw LedgerError("bad_event", "a shipping event names the receiving party (destinationList owning_party)") }
             guard try SupplyContract.party(to, in: context) != nil else { throw LedgerError("unknown_party", "the receiver \(to) is not a supply-chain party") }
             for item in e.items { try ship(item.key, to: to) }
+        case (.object, "returning"):
+            // Goods sent back (e.g. to the wholesaler): custody moves like a shipment, to the named party,
+            // who receives them with a receiving event.
+            guard let to = e.destination else { throw LedgerError("bad_event", "a returning event names the party the items go back to (destinationList owning_party)") }
+            guard try SupplyContract.party(to, in: context) != nil else { throw LedgerError("unknown_party", "the receiver \(to) is not a supply-chain party") }
+            for item in e.items { try ship(item.key, to: to) }
         case (.object, "receiving"):
             for item in e.items { try receive(item.key) }
         case (.object, "void_shipping"):
             for item in e.items { try voidShipping(item.key) }
         case (.object, "dispensing"), (.object, "retail_selling"):
+            guard let roles = try SupplyContract.party(author, in: context)?.roles, !roles.isDisjoint(with: SupplyRole.dispensers) else {
+                throw LedgerError("forbidden", "only a pharmacy or a hospital dispenses to patients")
+            }
             for item in e.items { try setStatus(item.key, .dispensed, recursive: false) }
         case (.object, "sampling"):
             for item in e.items { try setStatus(item.key, .sample, recursive: true) }

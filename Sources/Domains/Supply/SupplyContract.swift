@@ -131,9 +131,13 @@ public struct SupplyContract: Contract {
         case "decommission":
             let p = try Payload(payload, allowed: ["item", "state"])
             let key = try Self.itemKey(p, "item")
-            guard try Self.party(context.author, in: context) != nil else { throw LedgerError("forbidden", "\(context.author) is not a supply-chain party") }
+            guard let roles = try Self.party(context.author, in: context)?.roles else { throw LedgerError("forbidden", "\(context.author) is not a supply-chain party") }
+            let state = PackStatus(rawValue: try p.string("state"))!
+            guard state != .dispensed || !roles.isDisjoint(with: SupplyRole.dispensers) else {
+                throw LedgerError("forbidden", "only a pharmacy or a hospital dispenses to patients")
+            }
             var lifecycle = PackLifecycle(context: context)
-            try lifecycle.setStatus(key, PackStatus(rawValue: try p.string("state"))!, recursive: true)
+            try lifecycle.setStatus(key, state, recursive: true)
             context = lifecycle.context
             return try lifecycle.load(key).json
         case "lock", "unlock": return try lock(action == "lock", payload, &context)

@@ -37,6 +37,8 @@ public enum SupplyRole: String, Sendable, CaseIterable {
 
     /// Roles that hold stock and dispense or sell it.
     public static let holders: Set<SupplyRole> = [.wholesaler, .logistics, .pharmacy, .hospital]
+    /// Roles that dispense to patients (EU FMD: pharmacies and hospitals decommission at the point of supply).
+    public static let dispensers: Set<SupplyRole> = [.pharmacy, .hospital]
 }
 
 /// The state of a serialised pack (EU FMD pack states; `active` is saleable).
