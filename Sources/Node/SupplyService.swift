@@ -230,16 +230,24 @@ public final class SupplyService: Sendable {
     }
 
     /// Verifies a scanned pack against the chain at the latest block (read-only). `verifier` is the
-    /// authenticated principal (nil for an anonymous check). Only supply-chain parties (and their
-    /// members) raise alerts and learn who decommissioned a pack; anyone else — a patient checking her
-    /// pack — gets the outcome alone, and leaves nothing on the chain.
+    /// authenticated principal (nil for an anonymous check). Supply-chain parties (and their members)
+    /// learn who decommissioned a pack and are named in the alerts they raise; anyone else — a patient
+    /// checking her pack — gets the outcome, and a bad outcome alerts the MAH, the holder and the
+    /// regulators without naming her.
     public func verify(_ scan: GS1ElementString, verifier user: String?) throws(LedgerError) -> PackVerification {
         // A pharmacist or device verifies for its organisation.
         let verifier = try user.map { (did: String) throws(LedgerError) -> String in try organisation(of: did) }
         let roles = try verifier.map { (did: String) throws(LedgerError) in try self.roles(of: did) } ?? []
         let result = try PackVerification.check(
             scan: scan, keys: keys, today: GS1Date(millis: clock()), verifier: verifier, verifierRoles: roles, state: json)
-        guard let verifier, !roles.isEmpty else { return result }
+        guard let verifier else { return result }
+        guard !roles.isEmpty else {
+            // A patient (or any principal outside the supply chain) who scans a bad pack: the MAH, the
+            // holder and the regulators are alerted, without her name (a scan links her to a medicine);
+            // she has the outcome in the answer.
+            if let rule = result.rule { raise(result, rule: rule, detail: result.detail, extra: [], anonymous: true) }
+            return result
+        }
         if let key = result.packKey {
             let (previous, now) = scans.withLock { scans -> ((party: String, time: UInt64)?, UInt64) in
                 let now = clock()
@@ -283,10 +291,11 @@ public final class SupplyService: Sendable {
 
     // MARK: Alerts
 
-    func raise(_ result: PackVerification, rule: String, detail: String?, extra: [String]) {
+    func raise(_ result: PackVerification, rule: String, detail: String?, extra: [String], anonymous: Bool = false) {
+        let verifier = anonymous ? nil : result.verifier
         let fresh = raised.withLock { raised -> Bool in
             let now = clock()
-            let key = "\(rule)|\(result.packKey ?? result.gtin ?? "")|\(result.verifier ?? "")"
+            let key = "\(rule)|\(result.packKey ?? result.gtin ?? "")|\(verifier ?? "anonymous")"
             if let last = raised[key], now < last || now - last < scanWindowMillis { return false }
             if raised.count > 1_000_000 { raised.removeAll(keepingCapacity: true) }
             raised[key] = now
@@ -294,7 +303,7 @@ public final class SupplyService: Sendable {
         }
         guard fresh else { return }
         var recipients = Set(extra)
-        if let verifier = result.verifier { recipients.insert(verifier) }
+        if let verifier { recipients.insert(verifier) }
         if let mah = result.mah { recipients.insert(mah) }
         if let holder = result.holder { recipients.insert(holder) }
         for r in (try? json(SupplyState.regulators))?["parties"]?.arrayValue ?? [] { if let s = r.stringValue { recipients.insert(s) } }
@@ -303,7 +312,8 @@ public final class SupplyService: Sendable {
         ]
         if let gtin = result.gtin { o["gtin"] = .string(gtin) }
         if let key = result.packKey { o["item"] = .string(key) }
-        if let verifier = result.verifier { o["verifier"] = .string(verifier) }
+        if let verifier { o["verifier"] = .string(verifier) }
+        if anonymous { o["reportedBy"] = .string("a principal outside the supply chain") }
         if let state = result.state { o["state"] = .string(state) }
         if let detail { o["detail"] = .string(String(detail.prefix(1000))) }
         pendingAlerts.withLock { p in

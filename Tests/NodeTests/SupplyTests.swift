@@ -267,6 +267,11 @@ struct SupplyClient {
             _ = try await sc.verify(Pharma.scan("SN0004"), as: pharmacy)
             _ = try await sc.verify(Pharma.scan("SN0004"), as: otherPharmacy)
 
+            // A patient who scans a pack that was never commissioned: the MAH and the regulator are alerted, without her name.
+            let scanningPatient = Party()
+            _ = try await rc.register(scanningPatient, scanningPatient, "patient")
+            #expect(try await sc.verify(Pharma.scan("SN0999"), as: scanningPatient)["outcome"] == .string("unknown_serial"))
+
             // Alerts reach the MAH, the regulator and the verifiers, each naming its rule.
             try await withDeadline(seconds: 60) { await network.api.supply.alertsRecorded() }
             func alertRules(of party: Party) async throws -> Set<String> {
@@ -278,6 +283,11 @@ struct SupplyClient {
             #expect(try await alertRules(of: pharma).isSuperset(of: ["simultaneous_scans", "never_commissioned"]), "the MAH")
             #expect(try await alertRules(of: otherPharmacy).contains("simultaneous_scans"), "the second verifier")
             #expect(try await alertRules(of: pharmacy).contains("simultaneous_scans"), "the first verifier, named by the rule")
+            let regulatorAlerts = try JSONValue.parse(Array(try await rc.get("/v1/supply/alerts", as: regulator).body.readableBytesView))["alerts"]?.arrayValue ?? []
+            let fromPatient = regulatorAlerts.filter { $0["reportedBy"] != nil }
+            #expect(fromPatient.count == 1)
+            #expect(fromPatient.first?["verifier"] == nil && fromPatient.first?["recipients"]?.arrayValue?.contains(.string(scanningPatient.did)) == false)
+            #expect(fromPatient.first?["recipients"]?.arrayValue?.contains(.string(pharma.did)) == true, "the MAH")
         }
         // No serial, lot or EPCIS document in the clear on the chain.
         var clear = 0

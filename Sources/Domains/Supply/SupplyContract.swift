@@ -85,7 +85,7 @@ public struct SupplyContract: Contract {
             _ = try Self.itemKey(p, "lot")
             _ = try p.string("reason", maxLength: 1024)
         default:
-            let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state", "once"])
+            let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state", "once", "reportedBy"])
             _ = try p.optionalString("once", maxLength: 256)
             _ = try p.string("rule", maxLength: 64)
             _ = try p.string("outcome", maxLength: 64)
