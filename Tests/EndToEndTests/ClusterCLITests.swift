@@ -70,33 +70,50 @@ import Testing
             }
         }
 
-        // Load on nodes 1-3, 6 batches in flight at once; node 4 is killed with SIGKILL while they are.
+        // The node that leads ordering (cuts and proposes blocks) is the one killed: failover then needs
+        // its etcd lease to expire, with no resignation.
+        func status() throws -> JSONValue {
+            let answer = try CLI.run(["cluster", "status", "--data", data, "--json"])
+            #expect(answer.status == 0)
+            return try JSONValue.parse(Array(answer.stdout.utf8))
+        }
+        var victim = -1
+        let leaderDeadline = Date().addingTimeInterval(30)
+        while victim < 0, Date() < leaderDeadline {
+            let before = try status()
+            let names = (before["nodes"]?.arrayValue ?? []).map { $0["name"]?.stringValue }
+            if let leader = before["orderingLeader"]?.stringValue, let i = names.firstIndex(of: leader) { victim = i } else { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        try #require(victim >= 0, "no ordering leader")
+        let survivors = (0..<4).filter { $0 != victim }
+        trace("ordering leader is node \(victim + 1)")
+
+        // Load on the three others, 6 batches in flight at once; the leader is killed with SIGKILL while they are.
         let batches = try (0..<6).map { _ in try batch(40) }
         let answers = try await withThrowingTaskGroup(of: JSONValue.self) { group in
-            for (i, txs) in batches.enumerated() { group.addTask { try await Self.submit(apis[i % 3], txs) } }
+            for (i, txs) in batches.enumerated() { group.addTask { try await Self.submit(apis[survivors[i % 3]], txs) } }
             try await Task.sleep(for: .milliseconds(30))
-            kill(Int32(pids[3]), SIGKILL)
+            kill(Int32(pids[victim]), SIGKILL)
             var all: [JSONValue] = []
             for try await answer in group { all.append(answer) }
             return all
         }
         for answer in answers { take(answer) }
-        trace("load with node 4 killed: final")
+        trace("load with the ordering leader killed: final")
         #expect(acknowledged.count == 240)
 
-        // Status sees node 4 down and the others final.
-        let status = try CLI.run(["cluster", "status", "--data", data, "--json"])
-        #expect(status.status == 0)
-        let view = try JSONValue.parse(Array(status.stdout.utf8))
+        // Status sees the killed node down, the others final, and another ordering leader.
+        let view = try status()
         let nodes = try #require(view["nodes"]?.arrayValue)
-        #expect(nodes.map { $0["up"]?.boolValue } == [true, true, true, false])
+        #expect(nodes.map { $0["up"]?.boolValue } == (0..<4).map { $0 != victim })
         #expect(view["orderingLeader"]?.stringValue?.hasPrefix("org-") == true)
-        let finalBefore = nodes[0]["finalHeight"]?.intValue ?? 0
+        #expect(view["orderingLeader"]?.stringValue != nodes[victim]["name"]?.stringValue, "a new ordering leader was elected")
+        let finalBefore = nodes[survivors[0]]["finalHeight"]?.intValue ?? 0
         trace("status read")
         #expect(finalBefore >= 1)
 
-        // Node 4 restarts on its data and catches up from etcd, verifying every block.
-        let restarted = try NodeProcess(data: data + "/node-3", command: "node", extra: ["--etcd", etcd.joined(separator: ",")])
+        // The killed node restarts on its data and catches up from etcd, verifying every block.
+        let restarted = try NodeProcess(data: data + "/node-\(victim)", command: "node", extra: ["--etcd", etcd.joined(separator: ",")])
         defer { restarted.stop() }
         let deadline = Date().addingTimeInterval(60)
         var caughtUp = false
@@ -107,20 +124,38 @@ import Testing
             }
             try await Task.sleep(for: .milliseconds(200))
         }
-        #expect(caughtUp, "node 4 did not catch up to final height \(finalBefore)")
-        trace("node 4 restarted and caught up")
+        #expect(caughtUp, "node \(victim + 1) did not catch up to final height \(finalBefore)")
+        trace("node \(victim + 1) restarted and caught up")
 
-        // Kill the etcd leader with SIGKILL: ordering resumes after the election.
+        // Kill the etcd leader with SIGKILL while transactions are in flight: ordering resumes after the
+        // election; every answer acknowledged as final counts, nothing is lost or applied twice.
         let etcdLeader = try #require(view["etcdLeader"]?.stringValue)
         let leaderIndex = try #require(etcd.firstIndex(of: etcdLeader))
         let etcdPid = try #require(layout["etcdPids"]?.arrayValue?[leaderIndex].intValue)
-        kill(Int32(etcdPid), SIGKILL)
-        for round in 0..<3 { take(try await Self.submit(apis[round], try batch(20))) }
-        #expect(acknowledged.count == 300)
-        trace("etcd leader killed; load final")
+        let inFlight = try (0..<3).map { _ in try batch(20) }
+        let outcomes = await withTaskGroup(of: (Int, JSONValue?).self) { group in
+            for (i, txs) in inFlight.enumerated() { group.addTask { (i, try? await Self.submit(apis[survivors[i]], txs)) } }
+            try? await Task.sleep(for: .milliseconds(20))
+            kill(Int32(etcdPid), SIGKILL)
+            var all: [(Int, JSONValue?)] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        for (_, answer) in outcomes { if let answer { take(answer) } }
+        // A batch whose answer was lost in the election is sent again: each transaction is then either
+        // committed once (its first submission went through) or refused as a replay — never twice.
+        for (i, answer) in outcomes where answer == nil {
+            let again = try await HTTP.request(
+                "POST", apis[survivors[i]] + "/v1/transactions?wait=final",
+                body: JSONValue.object(["transactions": .array(inFlight[i].map { .object(["raw": .string(Base64.encode($0.encoded))]) })]).canonicalBytes, timeout: 60)
+            if again.status == 200 { take(again.json) }
+        }
+        for round in 0..<3 { take(try await Self.submit(apis[survivors[round]], try batch(20))) }
+        #expect(acknowledged.count >= 300)
+        trace("etcd leader killed with transactions in flight; load final")
 
         // Every transaction acknowledged as final is on every node, identical (same block, same leaf).
-        let everyNode = Array(apis[0..<3]) + [restarted.url]
+        let everyNode = survivors.map { apis[$0] } + [restarted.url]
         for api in everyNode {
             let final = try await HTTP.request("GET", api + "/v1/consensus").json["finalHeight"]?.intValue ?? 0
             let top = acknowledged.values.map(\.height).max()!
@@ -134,14 +169,14 @@ import Testing
         // Ctrl-C stops the whole cluster.
         cluster.interrupt()
         #expect(cluster.process.terminationStatus == 0)
-        for pid in pids[0..<3] { #expect(kill(Int32(pid), 0) != 0, "node process \(pid) still running") }
+        for i in survivors { #expect(kill(Int32(pids[i]), 0) != 0, "node process \(pids[i]) still running") }
         restarted.stop()
 
         // `cluster up` again on the same directory restarts the same cluster, history kept.
         let finalTop = acknowledged.values.map(\.height).max()!
         let again = try ClusterProcess(data: data)
         trace("cluster restarted")
-        take(try await Self.submit(apis[1], try batch(5)))
+        take(try await Self.submit(apis[survivors[0]], try batch(5)))
         let after = try JSONValue.parse(Array(try CLI.run(["cluster", "status", "--data", data, "--json"]).stdout.utf8))
         for node in after["nodes"]?.arrayValue ?? [] {
             #expect(node["up"]?.boolValue == true)
