@@ -175,6 +175,7 @@ struct ConsentCommand: AsyncParsableCommand {
         @Option(help: "End of the period, ms since the epoch.") var until: Int64?
         @Flag(help: "A deny rule instead of a permit.") var deny = false
         @Flag(help: "The grantee may act for you (caregiver).") var delegate = false
+        @Option(help: "The patient you act for as her delegate (default: you).") var patient: String?
 
         func run() async throws {
             var session = try await Session(node: options.node, keyFile: options.key)
@@ -188,12 +189,13 @@ struct ConsentCommand: AsyncParsableCommand {
             if !categoryList.isEmpty { payload["categories"] = .array(categoryList.map { .string($0) }) }
             if let until { payload["end"] = .int(until) }
             if delegate { payload["delegate"] = .bool(true) }
+            if let patient { payload["patient"] = .string(patient) }
             let receipt = try await session.submit("consent", "grant", .object(payload))
             var shared = 0
             if !deny {
                 let granteeKey = try Base64.decode(try await API.json(.GET, session.base + "/v1/principals/" + grantee)["encryptionKey"]?.stringValue ?? "")
                 let encryption = try session.requireEncryption()
-                let timeline = try await session.get("/v1/patients/\(session.did)/records")
+                let timeline = try await session.get("/v1/patients/\(patient ?? session.did)/records")
                 let wanted = Set(typeList).union(categoryList.flatMap { ConsentGrant.categoryTypes[$0] ?? [] })
                 for read in timeline["records"]?.arrayValue ?? [] {
                     guard wanted.contains("*") || wanted.contains(read["resourceType"]?.stringValue ?? ""),
@@ -213,9 +215,12 @@ struct ConsentCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a consent (effective at the block that commits it).")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "The consent id.") var grant: String
+        @Option(help: "The patient you act for as her delegate (default: you).") var patient: String?
         func run() async throws {
             let session = try await Session(node: options.node, keyFile: options.key)
-            let receipt = try await session.submit("consent", "revoke", .object(["grant": .string(grant)]))
+            var payload: [String: JSONValue] = ["grant": .string(grant)]
+            if let patient { payload["patient"] = .string(patient) }
+            let receipt = try await session.submit("consent", "revoke", .object(payload))
             output(receipt, json: options.json) { "consent \(grant) revoked at height \(receipt["height"]?.intValue ?? -1)" }
         }
     }

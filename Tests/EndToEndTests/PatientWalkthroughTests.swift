@@ -68,6 +68,26 @@ import Testing
         #expect(device["role"] == .string("device"))
         #expect(device["organisation"] == .string(hospitalA))
         #expect(try JSONValue.parse(Array(try cl(["principal", "show", try did(dave)]).stdout.utf8))["role"] == .string("patient"))
+        // Alice's consents (Carol's revoked), the record's history, her own timeline.
+        let consents = try JSONValue.parse(Array(try cl(["consent", "list", "--key", "\(keys)/alice.key", "--json"]).stdout.utf8))["consents"]!.arrayValue!
+        #expect(consents.first { $0["id"] == .string(grantID) }?["status"] == .string("revoked"))
+        let history = try cl(["record", "history", "--key", "\(keys)/dr-bob.key", "--id", "asthma-1", "--json"])
+        #expect(history.status == 0, "\(history.stderr)")
+        #expect(try JSONValue.parse(Array(history.stdout.utf8))["versions"]?.arrayValue?.count == 2)
+        let timeline = try cl(["patient", "timeline", "--key", "\(keys)/alice.key", "--json"])
+        #expect(timeline.status == 0, "\(timeline.stderr)")
+        #expect(try JSONValue.parse(Array(timeline.stdout.utf8))["records"]?.arrayValue?.first?["code"]?["text"] == .string("Asthma, controlled"))
+        // Dave, her caregiver (delegate), grants Carol for her and revokes it again.
+        #expect(try cl(["consent", "grant", "--key", "\(keys)/alice.key", "--grantee", try did(dave), "--delegate"]).status == 0)
+        let forAlice = try cl(["consent", "grant", "--key", dave, "--patient", alice, "--grantee", carol, "--types", "Condition", "--json"])
+        #expect(forAlice.status == 0, "\(forAlice.stderr)")
+        let delegated = try JSONValue.parse(Array(forAlice.stdout.utf8))["grant"]!.stringValue!
+        // Alice's grant shared her keys with Dave; Dave's grant re-wraps the current one for Carol, who reads it.
+        #expect(try JSONValue.parse(Array(forAlice.stdout.utf8))["shared"] == .int(1))
+        let carolAgain = try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"])
+        #expect(carolAgain.status == 0 && carolAgain.stdout.contains("Asthma, controlled"), "\(carolAgain.stderr)")
+        #expect(try cl(["consent", "revoke", "--key", dave, "--patient", alice, "--grant", delegated]).status == 0)
+        #expect(try cl(["consent", "grant", "--key", "\(keys)/dr-carol.key", "--patient", alice, "--grantee", carol]).status == 1, "not her delegate")
         node.stop()
         #expect(try CLI.run(["audit", "--data", data]).status == 0)
     }
