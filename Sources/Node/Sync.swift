@@ -107,9 +107,11 @@ extension LedgerNode {
                     continue peers
                 }
                 if batch.isEmpty { break }
-                for (proposal, certificate) in batch {
-                    // Only certified blocks are taken; the rest comes through ordering.
-                    guard let certificate else { return committed }
+                for (index, (proposal, certificate)) in batch.enumerated() {
+                    // Only final blocks are taken: certified themselves, or followed in the batch by a certified
+                    // block they hash-link to (a quorum signing a block vouches for its ancestors; a node may
+                    // mark lower heights final with the certificate of a higher one). The rest comes through ordering.
+                    if certificate == nil, !Self.anchored(batch, from: index, validators: validators) { return committed }
                     switch try await applyProposal(proposal, certificate: certificate, meta: []) {
                     case .committed: committed += 1
                     case .alreadyCommitted, .gap: continue
@@ -126,6 +128,20 @@ extension LedgerNode {
         }
         if committed == 0, let lastError { throw lastError }
         return committed
+    }
+}
+
+extension LedgerNode {
+    /// Whether the uncertified block at `index` is vouched for by a later certified block of the batch:
+    /// every block from it to that one links to the previous by hash, and the certificate verifies.
+    static func anchored(_ batch: [(BlockProposal, QuorumCertificate?)], from index: Int, validators: [PublicKey]) -> Bool {
+        var j = index
+        while j + 1 < batch.count {
+            guard batch[j + 1].0.header.previousHash == batch[j].0.header.hash, batch[j + 1].0.header.height == batch[j].0.header.height + 1 else { return false }
+            j += 1
+            if let certificate = batch[j].1 { return (try? certificate.verify(header: batch[j].0.header, validators: validators)) != nil }
+        }
+        return false
     }
 }
 
