@@ -104,7 +104,13 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/checkpoint") { request, _ in
             await handle {
                 switch request.uri.queryParameters.get("final") {
-                case nil, "false": return JSONResponse.text(node.checkpoint)
+                case nil, "false":
+                    // The note format is fixed (C2SP): whether its block is final travels in a header.
+                    let latest = node.latestBlock
+                    var response = JSONResponse.text(latest.checkpoint)
+                    response.headers[HTTPField.Name("CareLedger-Final")!] = latest.header.height <= node.lastFinalHeight ? "true" : "false"
+                    response.headers[HTTPField.Name("CareLedger-Height")!] = String(latest.header.height)
+                    return response
                 case "true":
                     // The checkpoint of the last final block, cosigned by the quorum that certified it.
                     return JSONResponse.text(try node.finalCheckpoint())

@@ -23,7 +23,7 @@ enum Routes {
         Route(method: "get", path: "/v1/proofs/consistency", summary: "RFC 9162 consistency proof between two tree sizes",
               parameters: [("from", "query", true, "smaller tree size (≥ 1)"), ("to", "query", true, "larger tree size")],
               responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/checkpoint", summary: "The latest checkpoint, a C2SP tlog-checkpoint signed note",
+        Route(method: "get", path: "/v1/checkpoint", summary: "The latest checkpoint, a C2SP tlog-checkpoint signed note (headers CareLedger-Height and CareLedger-Final say its block and whether it is final)",
               parameters: [("final", "query", false, "true: the checkpoint of the last final block")],
               responseType: "text/plain", hasBody: false),
         Route(method: "get", path: "/v1/consensus", summary: "The node's view of the consortium: validators, quorum, height, final height, ordering and its leader",

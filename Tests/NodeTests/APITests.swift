@@ -146,6 +146,9 @@ import Testing
             let verifier = try NoteVerifier(vkey: vkey.trimmingCharacters(in: .whitespacesAndNewlines))
             let note = try await client.execute(uri: "/v1/checkpoint", method: .get)
             #expect(note.headers[.contentType]?.hasPrefix("text/plain") == true)
+            // A solo node's block is final once committed (its single vote is the quorum); the header says so.
+            #expect(note.headers[HTTPField.Name("CareLedger-Final")!] == "true")
+            #expect(note.headers[HTTPField.Name("CareLedger-Height")!].flatMap { UInt64($0) } == node.height)
             let checkpoint = try Checkpoint.verify(note: String(buffer: note.body), verifier: verifier)
             #expect(checkpoint.size == 5)
             let inclusion = try json(try await client.execute(uri: "/v1/proofs/inclusion?id=\(ids[2].hex)", method: .get))
