@@ -12,11 +12,16 @@ public struct CommittedEvent: Sendable {
     public var local = false
 }
 
-/// Fans committed events out to subscribers (the server-sent event streams). A slow subscriber
-/// keeps the newest 1,000 events and loses older ones rather than holding the node back.
+/// Fans committed events out to subscribers (the server-sent event streams). A subscriber more than
+/// 1,000 events behind is not held up for: its stream ends (never a silent gap), and it resumes from
+/// the stored events (an SSE client reconnects with Last-Event-ID).
 public final class EventHub: Sendable {
     private let subscribers = Mutex<[UInt64: AsyncStream<CommittedEvent>.Continuation]>([:])
     private let nextID = Mutex<UInt64>(0)
+    private let finished = Mutex(false)
+    /// Whether the node stopped (no more events will come).
+    public var isFinished: Bool { finished.withLock { $0 } }
+    public static let bufferSize = 1000
 
     public init() {}
 
@@ -25,32 +30,46 @@ public final class EventHub: Sendable {
             n += 1
             return n
         }
-        let (stream, continuation) = AsyncStream<CommittedEvent>.makeStream(bufferingPolicy: .bufferingNewest(1000))
+        let (stream, continuation) = AsyncStream<CommittedEvent>.makeStream(bufferingPolicy: .bufferingOldest(Self.bufferSize))
         continuation.onTermination = { [weak self] _ in self?.subscribers.withLock { _ = $0.removeValue(forKey: id) } }
-        subscribers.withLock { $0[id] = continuation }
+        // Checked under the lock `finish` empties: a subscription after the node stopped ends at once.
+        let open = subscribers.withLock { s -> Bool in
+            guard !isFinished else { return false }
+            s[id] = continuation
+            return true
+        }
+        if !open { continuation.finish() }
         return stream
     }
 
     public var subscriberCount: Int { subscribers.withLock { $0.count } }
 
     func publish(height: UInt64, events: [JSONValue]) {
+        deliver(events.enumerated().map { CommittedEvent(height: height, index: $0.offset, body: $0.element) })
+    }
+
+    /// Yields to every subscriber; one whose buffer is full misses this event, so its stream is ended.
+    private func deliver(_ events: [CommittedEvent]) {
         guard !events.isEmpty else { return }
-        let targets = subscribers.withLock { Array($0.values) }
-        for continuation in targets {
-            for (i, e) in events.enumerated() { continuation.yield(CommittedEvent(height: height, index: i, body: e)) }
+        let targets = subscribers.withLock { Array($0) }
+        for (id, continuation) in targets {
+            for e in events {
+                if case .dropped = continuation.yield(e) {
+                    subscribers.withLock { _ = $0.removeValue(forKey: id) }
+                    continuation.finish()
+                    break
+                }
+            }
         }
     }
 
     /// Publishes this node's own notices (not on the chain) to the live streams.
     func publishLocal(height: UInt64, events: [JSONValue]) {
-        guard !events.isEmpty else { return }
-        let targets = subscribers.withLock { Array($0.values) }
-        for continuation in targets {
-            for (i, e) in events.enumerated() { continuation.yield(CommittedEvent(height: height, index: i, body: e, local: true)) }
-        }
+        deliver(events.enumerated().map { CommittedEvent(height: height, index: $0.offset, body: $0.element, local: true) })
     }
 
     func finish() {
+        finished.withLock { $0 = true }
         let targets = subscribers.withLock { s -> [AsyncStream<CommittedEvent>.Continuation] in
             defer { s.removeAll() }
             return Array(s.values)

@@ -501,8 +501,9 @@ public struct RecordsService: Sendable {
     }
 
     /// Whether a committed event concerns `did`: her records, her consents (as patient or grantee),
-    /// accesses to her data and break-the-glass alerts — for the patient and her delegates, and a
-    /// break-the-glass alert also for the reader's organisation and its privacy officers.
+    /// accesses to her data and break-the-glass alerts — for the patient and her delegates; a new
+    /// record also for the grantees whose consent covers its type; a break-the-glass alert also for
+    /// the reader's organisation and its privacy officers.
     public func concerns(_ event: JSONValue, did: String) -> Bool {
         if event["type"]?.stringValue == "break-glass", let reader = event["reader"]?.stringValue,
             let organisation = (try? principal(reader))??.organisation, (try? isPrivacyOfficer(did, of: organisation)) == true
@@ -519,7 +520,14 @@ public struct RecordsService: Sendable {
         guard let patient = event["patient"]?.stringValue else { return false }
         if patient == did { return true }
         guard let grants = try? grants(patient: patient) else { return false }
-        return ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants, time: Int64(LedgerNode.systemClock()))
+        let now = Int64(LedgerNode.systemClock())
+        if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants, time: now) { return true }
+        // A new record of a type her consent lets a grantee read (for treatment) is news to the grantee too.
+        if event["type"]?.stringValue == "record.written", let type = event["resourceType"]?.stringValue {
+            let groups = (try? principal(did))??.groups ?? []
+            return ConsentPolicy.evaluate(grants: grants, patient: patient, reader: did, readerGroups: groups, purpose: "treatment", resourceType: type, time: now).permitted
+        }
+        return false
     }
 }
 

@@ -368,9 +368,14 @@ public final class SupplyService: Sendable {
                 // Recalls are handled from the stored events past a saved cursor, so none is missed
                 // across restarts or when the live stream drops events; the live stream only wakes this up.
                 let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-                let live = self.node.events.subscribe()
+                let hub = self.node.events
                 let listener = Task {
-                    for await event in live where event.body["type"]?.stringValue == "supply.recall" { wake.yield() }
+                    // A stream that fell behind is ended by the hub: subscribe again, and look at the stored events.
+                    while !Task.isCancelled {
+                        for await event in hub.subscribe() where event.body["type"]?.stringValue == "supply.recall" { wake.yield() }
+                        if hub.isFinished { break }
+                        wake.yield()
+                    }
                     wake.finish()
                 }
                 await self.handleRecalls()

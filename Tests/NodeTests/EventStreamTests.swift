@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
-import Node
+@testable import Node
 import Standards
 import Testing
 
@@ -95,10 +95,30 @@ import Testing
             let resumed = try Self.parse(String(buffer: try await Self.within { try await stream("?limit=2&lastEventId=\(all[1].id)", token: patientToken) }.body))
             #expect(resumed == Array(all[2...3]))
             // Dr A's stream carries what concerns her (the grant to her), not the patient's registration.
+            // Dr A's stream carries what concerns her: her registration, the grant to her, and the new record her
+            // consent lets her read — not the patient's registration nor the access event.
             let doctorToken = try await rc.token(drA)
-            let forDoctor = try Self.parse(String(buffer: try await Self.within { try await stream("?limit=1", lastEventID: "0-0", token: doctorToken) }.body))
-            #expect(forDoctor.map(\.type) == ["identity.registered"] || forDoctor.map(\.type) == ["consent.granted"])
-            #expect(forDoctor.first?.data["did"] != .string(patient.did))
+            let forDoctor = try Self.parse(String(buffer: try await Self.within { try await stream("?limit=3", lastEventID: "0-0", token: doctorToken) }.body))
+            #expect(forDoctor.map(\.type) == ["identity.registered", "consent.granted", "record.written"])
+            #expect(forDoctor.first?.data["did"] == .string(drA.did))
+            #expect(forDoctor.last?.data["resourceType"] == .string("Condition"))
         }
+    }
+
+    /// A subscriber more than the buffer behind is ended, never left with a silent gap; one that
+    /// subscribes after the node stopped ends at once.
+    @Test func aLaggingSubscriberIsEndedNotSkipped() async throws {
+        let hub = EventHub()
+        let slow = hub.subscribe()
+        let events = (0...EventHub.bufferSize).map { JSONValue.object(["n": .int(Int64($0))]) }
+        hub.publish(height: 1, events: events)
+        var received: [Int64] = []
+        for await event in slow { received.append(event.body["n"]?.intValue ?? -1) }
+        #expect(received == (0..<Int64(EventHub.bufferSize)).map { $0 }, "the oldest are kept, in order, then the stream ends")
+        #expect(hub.subscriberCount == 0)
+        hub.finish()
+        var after = 0
+        for await _ in hub.subscribe() { after += 1 }
+        #expect(after == 0 && hub.isFinished)
     }
 }

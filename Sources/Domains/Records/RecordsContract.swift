@@ -316,6 +316,7 @@ public struct RecordsContract: Contract {
             context.set(RecordEntry.key(recordID), entry.json)
             context.emit(.object([
                 "type": .string("record.written"), "patient": .string(patient), "record": .string(recordID), "version": .int(version),
+                "resourceType": .string(resourceType),
                 "status": .string(newVersion.status.rawValue),
             ]))
             return .object(["recordId": .string(recordID), "version": .int(version), "status": .string(newVersion.status.rawValue)])
