@@ -271,7 +271,10 @@ import Testing
             // The examples as one transaction Bundle, with RESTful fullUrls: Observation/example refers to
             // Patient/example and Encounter/example, which the Bundle carries.
             var entries: [JSONValue] = []
-            for name in ["patient-example.json", "encounter-example.json", "observation-example.json", "condition-example.json", "immunization-example.json"] {
+            for name in [
+                "patient-example.json", "encounter-example.json", "observation-example.json", "condition-example.json", "immunization-example.json",
+                "specimen-example.json", "practitioner-example.json", "organization-example.json",
+            ] {
                 var resource = try example(name).objectValue!
                 let type = resource["resourceType"]!.stringValue!
                 if type == "Patient" {
@@ -308,6 +311,12 @@ import Testing
                 #expect(JSONValue.object(back) == JSONValue.object(original), "\(location)")
             }
             let encounter = try #require(map["Encounter/example"])
+            // The validator's transaction Bundle carries SearchParameter resources, which this server does not
+            // store: refused whole, with an OperationOutcome.
+            let searchParameters = try JSONValue.parse(Array(try Data(contentsOf: folder.deletingLastPathComponent().appendingPathComponent("validator/bundle-transaction.json"))))
+            let refusedBundle = try await send(.post, "/fhir", as: doctor, searchParameters)
+            #expect(refusedBundle.status.code >= 400 && refusedBundle.status.code < 500)
+            #expect(try rc.json(refusedBundle)["resourceType"] == .string("OperationOutcome"))
             // A search by type audits exactly what it read: the Observation, not every record of hers.
             let found = try rc.json(try await send(.get, "/fhir/Observation?patient=\(patientRef)", as: doctor))
             #expect(found["total"] == .int(1))
