@@ -37,6 +37,24 @@ import Testing
         #expect(valid > 10 && invalid >= 5)
     }
 
+    /// A Digital Link path holds the primary key and its qualifiers only, in order; data attributes go in the query.
+    @Test func digitalLinkPathRules() throws {
+        let good = try GS1ElementString.parse("https://id.gs1.org/01/09506000100012/10/LOT42/21/SN1001?17=300630", today: Self.today)
+        #expect(good.serial == "SN1001" && good.lot == "LOT42")
+        #expect(throws: LedgerError.code("gs1_digital_link_path")) {
+            try GS1ElementString.parse("https://id.gs1.org/01/09506000100012/17/300630/10/LOT42", today: Self.today)
+        }
+        #expect(throws: LedgerError.code("gs1_digital_link_path")) {
+            try GS1ElementString.parse("https://id.gs1.org/01/09506000100012/21/SN1001/10/LOT42", today: Self.today)
+        }
+        #expect(throws: LedgerError.code("gs1_digital_link_path")) {
+            try GS1ElementString.parse("https://id.gs1.org/01/09506000100012/10/LOT42/10/LOT43", today: Self.today)
+        }
+        // Any domain and path prefix; the GTIN-13 form is padded to 14.
+        let other = try GS1ElementString.parse("https://pharma.example.com/p/01/9506000100012/21/X?17=300630", today: Self.today)
+        #expect(other.gtin == "09506000100012" && other.serial == "X")
+    }
+
     @Test func errorsNameTheRule() {
         func code(_ text: String) -> String? {
             do {

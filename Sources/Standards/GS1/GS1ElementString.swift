@@ -219,6 +219,21 @@ public struct GS1ElementString: Sendable, Hashable {
         }
         var elements: [GS1Element] = []
         var index = start
+        // After the primary key, the path holds only its key qualifiers, in the standard's order, each at
+        // most once (GS1 Digital Link 1.2 §4.3); data attributes such as 17 (expiry) go in the query string.
+        let qualifiers = Self.keyQualifiers[segments[start]] ?? []
+        var lastQualifier = -1
+        for q in stride(from: start + 2, to: segments.count, by: 2) {
+            guard let position = qualifiers.firstIndex(of: segments[q]) else {
+                throw LedgerError(
+                    "gs1_digital_link_path",
+                    "/\(segments[q])/ is not a key qualifier of /\(segments[start])/ (qualifiers: \(qualifiers.isEmpty ? "none" : qualifiers.joined(separator: ", "))); data attributes go in the query string")
+            }
+            guard position > lastQualifier else {
+                throw LedgerError("gs1_digital_link_path", "key qualifiers of /\(segments[start])/ come in the order \(qualifiers.joined(separator: ", ")), each once")
+            }
+            lastQualifier = position
+        }
         while index < segments.count {
             let code = segments[index]
             guard let ai = GS1ApplicationIdentifier.table[code] else {
@@ -241,6 +256,12 @@ public struct GS1ElementString: Sendable, Hashable {
         }
         return try validated(elements)
     }
+
+    /// Key qualifiers allowed in a Digital Link path after each primary key, in their required order.
+    static let keyQualifiers: [String: [String]] = [
+        "01": ["22", "10", "21", "235"], "8006": ["22", "10", "21"], "414": ["254", "7040"], "415": ["8020"], "8010": ["8011"],
+        "8017": ["8019"], "8018": ["8019"], "00": [], "253": [], "255": [], "401": [], "402": [], "417": ["7040"], "8003": [], "8004": [],
+    ]
 
     static func percentDecoded(_ text: String) throws(LedgerError) -> String {
         var out: [UInt8] = []
