@@ -27,9 +27,7 @@ import Testing
                     #expect(try await rc.register(author, subject, role, name: name)["status"] == .string("committed"))
                 }
                 func send(_ method: HTTPRequest.Method, _ uri: String, as party: Party, _ body: JSONValue? = nil, headers extra: HTTPFields = [:]) async throws -> TestResponse {
-                    var headers: HTTPFields = [.authorization: "Bearer \(try await rc.token(party))", .contentType: "application/fhir+json"]
-                    headers.append(contentsOf: extra)
-                    return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
+                    try await rc.fhir(method, uri, as: party, body, headers: extra)
                 }
                 let observation: JSONValue = .object([
                     "resourceType": .string("Observation"), "status": .string("final"),
@@ -263,9 +261,7 @@ import Testing
                 ]))
             }
             func send(_ method: HTTPRequest.Method, _ uri: String, as party: Party, _ body: JSONValue? = nil) async throws -> TestResponse {
-                try await client.execute(
-                    uri: uri, method: method, headers: [.authorization: "Bearer \(try await rc.token(party))", .contentType: "application/fhir+json"],
-                    body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
+                try await rc.fhir(method, uri, as: party, body)
             }
 
             // The examples as one transaction Bundle, with RESTful fullUrls: Observation/example refers to
@@ -427,9 +423,7 @@ import Testing
             _ = try await rc.register(patient, patient, "patient")
             _ = try await rc.register(newcomer, newcomer, "patient")
             func send(_ method: HTTPRequest.Method, _ uri: String, _ body: JSONValue? = nil) async throws -> TestResponse {
-                try await client.execute(
-                    uri: uri, method: method, headers: [.authorization: "Bearer \(try await rc.token(doctor))", .contentType: "application/fhir+json"],
-                    body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
+                try await rc.fhir(method, uri, as: doctor, body)
             }
             // The patient's own record, held by the hospital; no consent to the hospital or the doctor.
             let condition: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "subject": .object(["reference": .string(patientRef)])])

@@ -52,6 +52,13 @@ struct RecordsClient {
         try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer \(try await token(party))"])
     }
 
+    /// A FHIR request (application/fhir+json) authenticated as `party`.
+    func fhir(_ method: HTTPRequest.Method, _ uri: String, as party: Party, _ body: JSONValue? = nil, headers extra: HTTPFields = [:]) async throws -> TestResponse {
+        var headers: HTTPFields = [.authorization: "Bearer \(try await token(party))", .contentType: "application/fhir+json"]
+        headers.append(contentsOf: extra)
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
+    }
+
     /// Seals a resource for the current recipients, uploads the blob and submits `records.put`.
     mutating func put(_ author: Party, patient: Party, recordID: String, version: Int64, resource: JSONValue, custodian: Party, parties: [String: String] = [:]) async throws -> JSONValue {
         let type = resource["resourceType"]!.stringValue!

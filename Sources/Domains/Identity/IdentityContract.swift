@@ -162,10 +162,7 @@ public struct IdentityContract: Contract {
     func members(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         let p = try Payload(payload, allowed: ["team", "add", "remove"])
         let teamDID = try p.did("team")
-        guard var team = try Principal.load(teamDID, from: context), team.role == .careteam else {
-            throw LedgerError("not_found", "\(teamDID) is not a registered care team")
-        }
-        guard team.organisation == context.author else { throw LedgerError("forbidden", "a care team's members are managed by its organisation") }
+        var team = try Self.managed(teamDID, role: .careteam, by: context, what: "care team", change: "members are managed")
         for did in try p.optionalStrings("add") where !team.members.contains(did) {
             guard var member = try Principal.load(did, from: context), member.role == .practitioner else {
                 throw LedgerError("unknown_principal", "\(did) is not a registered practitioner")
@@ -191,10 +188,7 @@ public struct IdentityContract: Contract {
     func duties(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         let p = try Payload(payload, allowed: ["subject", "add", "remove"])
         let subject = try p.did("subject")
-        guard var principal = try Principal.load(subject, from: context), principal.role == .practitioner else {
-            throw LedgerError("not_found", "\(subject) is not a registered practitioner")
-        }
-        guard principal.organisation == context.author else { throw LedgerError("forbidden", "a practitioner's duties are given by her organisation") }
+        var principal = try Self.managed(subject, role: .practitioner, by: context, what: "practitioner", change: "duties are given")
         for duty in try p.optionalStrings("add") where !principal.duties.contains(duty) { principal.duties.append(duty) }
         let removed = Set(try p.optionalStrings("remove"))
         principal.duties.removeAll { removed.contains($0) }
@@ -202,6 +196,15 @@ public struct IdentityContract: Contract {
         try Self.save(principal, &context)
         context.emit(.object(["type": .string("identity.duties"), "did": .string(subject), "duties": .array(principal.duties.map { .string($0) })]))
         return principal.json
+    }
+
+    /// A principal of `role` that the author's organisation manages (it registered it), or the error.
+    static func managed(_ did: String, role: Principal.Role, by context: ExecutionContext, what: String, change: String) throws(LedgerError) -> Principal {
+        guard let principal = try Principal.load(did, from: context), principal.role == role else {
+            throw LedgerError("not_found", "\(did) is not a registered \(what)")
+        }
+        guard principal.organisation == context.author else { throw LedgerError("forbidden", "a \(what)'s \(change) by its organisation") }
+        return principal
     }
 
     /// Rewrites a principal, keeping who registered it and when.
