@@ -266,7 +266,12 @@ public struct RecordsService: Sendable {
     }
 
     /// One record, for `readerDID`, for `purpose`.
-    public func read(recordID: String, readerDID: String, purpose: String, reason: String? = nil, version: Int64? = nil) async throws -> RecordRead {
+    /// `releasable`: whether the caller can actually release a read (the FHIR facade opens reads with its
+    /// organisation's key); a read it cannot is logged as nothing released, never as a disclosure.
+    public func read(
+        recordID: String, readerDID: String, purpose: String, reason: String? = nil, version: Int64? = nil,
+        releasable: (@Sendable (RecordRead) -> Bool)? = nil
+    ) async throws -> RecordRead {
         try check(purpose: purpose)
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
@@ -293,6 +298,9 @@ public struct RecordsService: Sendable {
             guard let r = try materialise(record, reader: reader, version: version, emergency: extra["breakGlass"] == .bool(true)) else {
                 throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)")
             }
+            if let releasable, !releasable(r) {
+                throw LedgerError("no_key_for_reader", "version \(r.version.version) of \(recordID) is not readable here: its key is the reader's own (read it through /v1)")
+            }
             read = r
         } catch {
             try await recordAccess(
@@ -307,10 +315,13 @@ public struct RecordsService: Sendable {
 
     /// Every record of a patient the reader may see for `purpose`, with one access event.
     /// With `resourceType`, only the records of that type (a FHIR search): the access event names what was read, no more.
-    public func timeline(patient: String, readerDID: String, purpose: String, reason: String? = nil, resourceType: String? = nil) async throws -> (
-        reads: [RecordRead], withheld: Int
-    ) {
-        try await timeline(patient: patient, readerDID: readerDID, purpose: purpose, reason: reason, resourceType: resourceType) { reads, withheld in (reads, withheld) }
+    public func timeline(
+        patient: String, readerDID: String, purpose: String, reason: String? = nil, resourceType: String? = nil,
+        releasable: (@Sendable (RecordRead) -> Bool)? = nil
+    ) async throws -> (reads: [RecordRead], withheld: Int) {
+        try await timeline(patient: patient, readerDID: readerDID, purpose: purpose, reason: reason, resourceType: resourceType, releasable: releasable) {
+            reads, withheld in (reads, withheld)
+        }
     }
 
     /// The timeline, rendered by `render` while its access event commits: the consent checks and
@@ -319,7 +330,7 @@ public struct RecordsService: Sendable {
     /// event is committed; if it is not, the rendered answer is dropped and the read fails.
     public func timeline<Rendered: Sendable>(
         patient: String, readerDID: String, purpose: String, reason: String? = nil, resourceType: String? = nil,
-        render: @escaping @Sendable ([RecordRead], Int) async throws -> Rendered
+        releasable: (@Sendable (RecordRead) -> Bool)? = nil, render: @escaping @Sendable ([RecordRead], Int) async throws -> Rendered
     ) async throws -> Rendered {
         try check(purpose: purpose)
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
@@ -354,12 +365,17 @@ public struct RecordsService: Sendable {
         }
         // Vault reads on every core; a record without a key for the reader or not held here is withheld.
         let emergency = Set(decisions.compactMap { type, d in d?.1["breakGlass"] == .bool(true) ? type : nil })
-        let materialised = await Parallel.map(permittedRecords) { record in
-            try? self.materialise(record, reader: reader, emergency: emergency.contains(record.resourceType))
+        // A record consent permits but the caller cannot release (its key is the reader's own, not the
+        // facade's) is left out without counting as a refusal.
+        let materialised = await Parallel.map(permittedRecords) { record -> (read: RecordRead?, unreleasable: Bool) in
+            guard let read = try? self.materialise(record, reader: reader, emergency: emergency.contains(record.resourceType)) else { return (nil, false) }
+            return releasable.map { $0(read) } ?? true ? (read, false) : (nil, true)
         }
-        let reads = materialised.compactMap { $0 }
-        withheld += materialised.count - reads.count
+        let reads = materialised.compactMap(\.read)
+        let unreleasable = materialised.filter(\.unreleasable).count
+        withheld += materialised.count - reads.count - unreleasable
         let permitted = !reads.isEmpty || withheld == 0
+        withheld += unreleasable
         let (readerDID, event, extra) = (reader.did, "timeline: \(reads.count) returned, \(withheld) withheld", permitted ? breakGlass : [:])
         let ids = reads.map(\.record.id)
         let access = Task {
@@ -399,7 +415,10 @@ public struct RecordsService: Sendable {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         var out: [JSONValue] = []
-        for e in events.reversed() where e["outcome"]?.stringValue == "permit" {
+        // A permitted access that released no record (an empty timeline) disclosed nothing, and her own
+        // reads are not disclosures.
+        for e in events.reversed()
+        where e["outcome"]?.stringValue == "permit" && e["records"]?.arrayValue?.isEmpty == false && e["reader"]?.stringValue != patient {
             guard let readerDID = e["reader"]?.stringValue else { continue }
             let reader = try principal(readerDID)
             var recipient: [String: JSONValue] = ["did": .string(readerDID), "role": reader.map { .string($0.role.rawValue) } ?? .null]

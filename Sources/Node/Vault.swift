@@ -115,7 +115,10 @@ public struct Vault: Sendable {
             fsync(fd)
             close(fd)
         }
-        return unlink(target) == 0
+        let removed = unlink(target) == 0
+        // A read that opened the file before the unlink may have cached it meanwhile: drop it again.
+        cache.remove(saltedHash)
+        return removed
     }
 
     public func contains(_ saltedHash: Hash) -> Bool { FileManager.default.fileExists(atPath: file(saltedHash)) }

@@ -83,7 +83,7 @@ struct FHIRRecords: Sendable {
         let type = resource["resourceType"]!.stringValue!
         try Self.refuseLedgerOwned(type)
         let patient = try Self.patientDID(of: resource)
-        try checkReferences(resource, inBundle: [], expression: type)
+        try checkReferences(resource, patient: patient, inBundle: [], expression: type)
         var stored = resource.objectValue!
         stored["id"] = .string(id)
         stored["meta"] = Self.meta(stored["meta"], version: version, lastUpdated: FHIRAPI.instant(Int64(LedgerNode.systemClock())))
@@ -111,6 +111,13 @@ struct FHIRRecords: Sendable {
     func parties(_ type: String, user: String) -> [String: String] {
         guard EndorsementPolicy.requiredParties[type] != nil else { return [:] }
         return ["performer": acting.did, "requester": user]
+    }
+
+    /// Whether the facade can open a read (its key wrapped for this organisation): what it cannot is
+    /// not released, and the access event says so.
+    var releasable: @Sendable (RecordRead) -> Bool {
+        let did = acting.did
+        return { $0.version.wrappedKeys[did] != nil }
     }
 
     /// Opens a read with the organisation's key.
@@ -150,10 +157,10 @@ struct FHIRRecords: Sendable {
     }
 
     /// Every relative reference to a patient-compartment type this server stores must resolve: a
-    /// registered patient (`Patient/<multibase>`), a record of that type, or an entry of the same
-    /// Bundle; an unresolved `urn:uuid:` is refused too. References to directory types (Organization,
+    /// registered patient (`Patient/<multibase>`), a record of that type of the same patient, or an
+    /// entry of the same Bundle; an unresolved `urn:uuid:` is refused too. References to directory types (Organization,
     /// Practitioner, Location…), contained (`#`), absolute URLs and conditional references are kept as given.
-    func checkReferences(_ resource: JSONValue, inBundle: Set<String>, expression: String) throws {
+    func checkReferences(_ resource: JSONValue, patient: String, inBundle: Set<String>, expression: String) throws {
         var issues: [FHIRIssue] = []
         func missing(_ reference: String, _ path: String) {
             issues.append(FHIRIssue(severity: .error, code: "not-found", diagnostics: "reference target \(reference) does not exist", expression: path))
@@ -170,7 +177,8 @@ struct FHIRRecords: Sendable {
                         let target = "\(parts[0])/\(parts[1])"
                         if inBundle.contains(target) { continue }
                         if parts[0] == "Patient", try records.principal("did:key:" + parts[1])?.role == .patient { continue }
-                        if try records.record(parts[1])?.resourceType == parts[0] { continue }
+                        // A record of the same patient: another patient's record is not a target (and not disclosed).
+                        if let target = try records.record(parts[1]), target.resourceType == parts[0], target.patient == patient { continue }
                         missing(r, path + ".reference")
                     } else if key != "contained" {
                         try walk(child, path + "." + key)
@@ -277,7 +285,7 @@ struct FHIRRecords: Sendable {
         let now = FHIRAPI.instant(Int64(LedgerNode.systemClock()))
         let inBundle = Set(map.values)
         for (i, item) in planned.enumerated() {
-            try checkReferences(Self.rewrite(item.resource, map), inBundle: inBundle, expression: "Bundle.entry[\(i)].resource")
+            try checkReferences(Self.rewrite(item.resource, map), patient: patient, inBundle: inBundle, expression: "Bundle.entry[\(i)].resource")
         }
         for item in planned {
             var stored = Self.rewrite(item.resource, map).objectValue!
@@ -358,7 +366,7 @@ struct FHIRRecords: Sendable {
         router.get("/fhir/:type/:id") { request, context in
             await fhir.handle {
                 let user = try user(request)
-                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), reason: reason(request))
+                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), reason: reason(request), releasable: releasable)
                 guard read.record.resourceType == context.parameters.get("type") else { throw LedgerError("not_found", "no such resource") }
                 return respond(try open(read))
             }
@@ -367,7 +375,7 @@ struct FHIRRecords: Sendable {
             await fhir.handle {
                 let user = try user(request)
                 guard let vid = Int64(context.parameters.get("vid") ?? "") else { throw LedgerError("not_found", "no such version") }
-                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), reason: reason(request), version: vid)
+                let read = try await records.read(recordID: context.parameters.get("id") ?? "", readerDID: user, purpose: purpose(request), reason: reason(request), version: vid, releasable: releasable)
                 guard read.record.resourceType == context.parameters.get("type") else { throw LedgerError("not_found", "no such resource") }
                 return respond(try open(read))
             }
@@ -381,7 +389,7 @@ struct FHIRRecords: Sendable {
                 }
                 var entries: [JSONValue] = []
                 for v in record.versions.reversed() {
-                    let read = try await records.read(recordID: id, readerDID: user, purpose: purpose(request), reason: reason(request), version: v.version)
+                    let read = try await records.read(recordID: id, readerDID: user, purpose: purpose(request), reason: reason(request), version: v.version, releasable: releasable)
                     entries.append(.object(["resource": try open(read), "request": .object(["method": .string(v.version == 1 ? "POST" : "PUT"), "url": .string("\(record.resourceType)/\(id)")])]))
                 }
                 return FHIRAPI.respond(.object(["resourceType": .string("Bundle"), "type": .string("history"), "total": .int(Int64(entries.count)), "entry": .array(entries)]))
@@ -399,13 +407,11 @@ struct FHIRRecords: Sendable {
                 _ = try PublicKey(did: patient)
                 let handled: Set<String> = ["patient", "subject", "purpose", "reason"]
                 let search = try FHIRSearch(request.uri.queryParameters.filter { !handled.contains(String($0.key)) }.map { (String($0.key), String($0.value)) })
-                let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request), reason: reason(request), resourceType: type)
+                let (reads, _) = try await records.timeline(patient: patient, readerDID: user, purpose: purpose(request), reason: reason(request), resourceType: type, releasable: releasable)
                 var candidates: [(resource: JSONValue, lastUpdated: Int64)] = []
                 for read in reads where read.record.resourceType == type {
-                    // A version whose key is wrapped for the practitioner but not for this organisation is
-                    // hers to open with her own key (through /v1), not the facade's: it is left out.
-                    guard let resource = try? open(read) else { continue }
-                    candidates.append((resource, read.version.time))
+                    // Versions this organisation cannot open were left out (and not logged as released) by the timeline.
+                    candidates.append((try open(read), read.version.time))
                 }
                 let (page, total) = search.apply(candidates)
                 return FHIRAPI.respond(FHIRAPI.searchset(page, total: total))

@@ -89,23 +89,34 @@ struct LedgerReadPolicy: Sendable {
         default: break
         }
         if let patient = parsed?["patient"]?.stringValue { patients.insert(patient) }
-        for field in ["grantee", "reader", "requester"] { if let d = parsed?[field]?.stringValue { parties.insert(d) } }
+        // (A recovery requester is a party only while her request is in progress: `recoveryParties`.)
+        for field in ["grantee", "reader"] { if let d = parsed?[field]?.stringValue { parties.insert(d) } }
         if parts[0] == "recovery" { for patient in patients { parties.formUnion(try recoveryParties(patient)) } }
         guard !patients.isEmpty else { throw LedgerError("forbidden", "\(key) is served to consortium nodes and members only") }
         try allow(did, patients: patients, parties: parties, what: key)
     }
 
-    /// The guardians and the requester of the patient's key recovery.
+    /// The guardians and the requester (of a request in progress) of the patient's key recovery.
     func recoveryParties(_ patient: String) throws -> Set<String> {
         var out = Set((try json(RecoveryContract.key(patient))?["shares"]?.objectValue ?? [:]).keys)
-        if let requester = try json(RecoveryContract.requestKey(patient))?["requester"]?.stringValue { out.insert(requester) }
+        // The requester only while her request is in progress: anyone may open one, and a closed one gives nothing.
+        if let request = try json(RecoveryContract.requestKey(patient)), ["open", "ready"].contains(request["status"]?.stringValue ?? ""),
+            let requester = request["requester"]?.stringValue
+        {
+            out.insert(requester)
+        }
         return out
     }
 
+    /// A named party, or someone who may act for every patient it concerns (a bundle naming two
+    /// patients is not served to one of them).
     func allow(_ did: String, patients: Set<String>, parties: Set<String>, what: String) throws {
         if parties.contains(did) { return }
-        for patient in patients {
-            if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient), time: Int64(LedgerNode.systemClock())) { return }
+        let now = Int64(LedgerNode.systemClock())
+        if !patients.isEmpty,
+            try patients.allSatisfy({ patient in ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient), time: now) })
+        {
+            return
         }
         throw LedgerError("forbidden", "\(what) concerns a patient: it is served to her, her delegates, the parties it names and consortium members")
     }

@@ -135,8 +135,9 @@ struct RecordsAPI: Sendable {
                 let requester = try auth.authenticate(request)
                 let patient = context.parameters.get("did") ?? ""
                 guard let bytes = records.node.stateValue(forKey: RecoveryContract.requestKey(patient)),
-                    let open = try? JSONValue.parse(bytes), open["requester"]?.stringValue == requester
-                else { throw LedgerError("forbidden", "only the key that opened the recovery request fetches the kit") }
+                    let open = try? JSONValue.parse(bytes), open["requester"]?.stringValue == requester,
+                    ["open", "ready"].contains(open["status"]?.stringValue ?? "")
+                else { throw LedgerError("forbidden", "only the key that opened the recovery request in progress fetches the kit") }
                 guard let setupBytes = records.node.stateValue(forKey: RecoveryContract.key(patient)),
                     let kit = try JSONValue.parse(setupBytes)["kit"]?.stringValue, let blob = records.vault.get(try Hash(hex: kit))
                 else { throw LedgerError("not_in_vault", "this node does not hold the recovery kit") }

@@ -140,6 +140,17 @@ import Testing
                 let emergency = disclosed.filter { $0["breakGlass"] == .bool(true) }
                 #expect(emergency.count == 3, "the opening read, the read inside the window and the timeline")
                 #expect(emergency.allSatisfy { $0["review"] == .string("justified") && $0["recipient"]?["did"] == .string(drB.did) })
+                // Once reviewed, a further emergency read in the window is a new access to review; an
+                // unjustified review closes the window at once.
+                #expect(try await rc.get("/v1/records/a1?purpose=emergency", as: drB).status == .ok)
+                let next = try rc.json(try await rc.get("/v1/organisations/\(hospitalB.did)/break-glass", as: officerB))["accesses"]!.arrayValue!
+                #expect(next.count == 1)
+                let nextIndex = try #require(next.first?["index"])
+                #expect(nextIndex != index)
+                #expect(try await rc.submit(officerB, "audit", "review", .object(["patient": .string(patient.did), "index": nextIndex, "outcome": .string("unjustified")]))["status"] == .string("committed"))
+                let closed = try await rc.get("/v1/records/a1?purpose=emergency", as: drB)
+                #expect(closed.status == .forbidden)
+                #expect(try rc.json(closed)["error"]?["code"] == .string("break_glass_reason_required"))
                 // The FHIR facade serves the ledger's own Consent and AuditEvent data, valid FHIR R4.
                 let metadata = try rc.json(try await client.execute(uri: "/fhir/metadata", method: .get))
                 #expect(metadata["resourceType"] == .string("CapabilityStatement"))
@@ -201,13 +212,15 @@ import Testing
             #expect(try await rc.put(drA, patient: patient, recordID: "a1", version: 1, resource: allergy, custodian: hospitalA)["status"] == .string("committed"))
             // A record whose custodian is hospital C, whose keys this node does not hold.
             let condition: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "code": .object(["text": .string("Epilepsy")])])
-            #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospitalC)["status"] == .string("committed"))
+            // A practitioner files what she writes with her own organisation; the patient may choose another custodian.
+            #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospitalC)["error"]?["code"] == .string("bad_custodian"))
+            #expect(try await rc.put(patient, patient: patient, recordID: "c1", version: 1, resource: condition, custodian: hospitalC)["status"] == .string("committed"))
             // The contract refuses a version whose key is not wrapped for its custodian, or a change of custodian.
             let sealed = try SealedVersion(resource: allergy.canonicalBytes, recordID: "a1", version: 2, recipients: [patient.did: patient.encryption.publicKey])
             let noEscrow = try await rc.submit(drA, "records", "put", sealed.putPayload(recordID: "a1", patient: patient.did, resourceType: "AllergyIntolerance", version: 2, custodian: hospitalA.did))
             #expect(noEscrow["error"]?["code"] == .string("bad_payload"))
             let moved = try SealedVersion(resource: allergy.canonicalBytes, recordID: "a1", version: 2, recipients: [patient.did: patient.encryption.publicKey, hospitalB.did: hospitalB.encryption.publicKey])
-            #expect(try await rc.submit(drA, "records", "put", moved.putPayload(recordID: "a1", patient: patient.did, resourceType: "AllergyIntolerance", version: 2, custodian: hospitalB.did))["error"]?["code"] == .string("record_mismatch"))
+            #expect(try await rc.submit(patient, "records", "put", moved.putPayload(recordID: "a1", patient: patient.did, resourceType: "AllergyIntolerance", version: 2, custodian: hospitalB.did))["error"]?["code"] == .string("record_mismatch"))
 
             let reason = "purpose=emergency&reason=anaphylaxis%20in%20theatre"
             #expect(try await rc.get("/v1/records/a1?\(reason)", as: drB).status == .ok)

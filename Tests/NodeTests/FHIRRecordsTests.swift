@@ -338,6 +338,12 @@ import Testing
             prescription["encounter"] = .object(["reference": .string(encounter)])
             prescription["supportingInformation"] = nil
             #expect(try await send(.post, "/fhir/MedicationRequest", as: doctor, .object(prescription)).status == .created)
+            // A reference to another patient's record is no target either.
+            let crossPatient: JSONValue = .object([
+                "resourceType": .string("Condition"), "subject": .object(["reference": .string("Patient/" + other.did.dropFirst("did:key:".count))]),
+                "encounter": .object(["reference": .string(encounter)]),
+            ])
+            #expect(try await send(.post, "/fhir/Condition", as: doctor, crossPatient).status == .badRequest)
             // An unresolved urn:uuid reference is dangling too.
             let orphan: JSONValue = .object([
                 "resourceType": .string("Condition"), "subject": .object(["reference": .string(patientRef)]),

@@ -59,6 +59,26 @@ import Testing
             #expect(try await status("/v1/transactions/\(grantID)", as: stranger) == .forbidden)
             #expect(try await status("/v1/transactions/\(grantID)", as: drA) == .ok)
 
+            // A bundle naming two patients is served to neither patient alone (it would show her the other's records).
+            let second = Party()
+            _ = try await rc.register(second, second, "patient")
+            _ = try await rc.submit(second, "consent", "grant", .object([
+                "grantee": .string(drA.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
+            ]))
+            var puts: [JSONValue] = []
+            for (who, id) in [(patient, "b1"), (second, "b2")] {
+                let sealed = try SealedVersion(
+                    resource: condition.canonicalBytes, recordID: id, version: 1,
+                    recipients: [who.did: who.encryption.publicKey, hospital.did: hospital.encryption.publicKey])
+                puts.append(sealed.putPayload(recordID: id, patient: who.did, resourceType: "Condition", version: 1, custodian: hospital.did))
+            }
+            let bundle = try await rc.submit(drA, "records", "bundle", .object(["puts": .array(puts)]))
+            #expect(bundle["status"] == .string("committed"))
+            let bundleID = try #require(bundle["id"]?.stringValue)
+            #expect(try await status("/v1/transactions/\(bundleID)", as: patient) == .forbidden)
+            #expect(try await status("/v1/transactions/\(bundleID)", as: second) == .forbidden)
+            #expect(try await status("/v1/transactions/\(bundleID)", as: drA) == .ok)
+
             // State: the record's entry, her consents, her access log.
             let recordKey = "/v1/state/\(RecordEntry.key("c1"))"
             #expect(try await status(recordKey, as: nil) == .unauthorized)

@@ -83,6 +83,10 @@ import Testing
                 let completed = try await rc.submit(Party(key: keys.signing), "recovery", "complete", .object(["patient": .string(patient.did)]))
                 #expect(completed["result"]?["status"] == .string("completed"))
                 #expect(completed["result"]?["requester"] == .string(newDevice.did))
+                // A closed request gives its requester nothing more: neither the kit nor the recovery state.
+                #expect(try await rc.get("/v1/recovery/\(patient.did)/kit", as: newDevice).status == .forbidden)
+                #expect(try await rc.get("/v1/state/\(RecoveryContract.requestKey(patient.did))", as: newDevice).status == .forbidden)
+                #expect(try await rc.get("/v1/state/\(RecoveryContract.requestKey(patient.did))", as: guardians[0]).status == .ok)
                 #expect(try await approve(1)["error"]?["code"] == .string("no_open_request"), "a completed request takes no approvals")
                 // A completed request holds nobody off: a new one may open at once.
                 #expect(try await rc.submit(Party(), "recovery", "request", .object(["patient": .string(patient.did), "encryptionKey": .string(Base64.encode(EncryptionKey().publicKey))]))["status"] == .string("committed"))

@@ -79,7 +79,10 @@ public struct AuditContract: Contract {
         if p.fields["breakGlass"]?.boolValue == true, p.fields["outcome"]?.stringValue == "permit" {
             let reader = try p.did("reader")
             let window = try context.json(forKey: Self.breakGlassKey(patient: patient, reader: reader))
-            if let window, let until = window["until"]?.intValue, until > Int64(context.timeMillis), let opened = window["index"]?.intValue {
+            // Joined only while its review is pending: once reviewed, a further emergency access is a new one to review.
+            if let window, let until = window["until"]?.intValue, until > Int64(context.timeMillis), let opened = window["index"]?.intValue,
+                try context.json(forKey: Self.reviewKey(patient: patient, index: opened))?["status"]?.stringValue == "pending"
+            {
                 // A read inside an open window is part of the access under review (the one that opened it).
                 event["reviewIndex"] = .int(opened)
                 context.set(Self.eventKey(patient: patient, index: count), .object(event))
@@ -156,6 +159,12 @@ public struct AuditContract: Contract {
             "note": p.fields["note"] ?? .null, "height": .int(Int64(context.height)),
         ])
         context.set(Self.reviewKey(patient: patient, index: index), result)
+        // An unjustified access closes its window at once.
+        if try p.string("outcome") == "unjustified",
+            let window = try context.json(forKey: Self.breakGlassKey(patient: patient, reader: reader)), window["index"]?.intValue == index
+        {
+            context.set(Self.breakGlassKey(patient: patient, reader: reader), .object(["until": .int(Int64(context.timeMillis)), "index": .int(index)]))
+        }
         return result
     }
 }

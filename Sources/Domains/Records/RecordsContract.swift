@@ -168,7 +168,7 @@ public struct RecordsContract: Contract {
             throw LedgerError("bad_payload", "wrappedKeys must map 1 to 256 dids to wrapped keys")
         }
         var out: [String: WrappedKey] = [:]
-        for (did, w) in o {
+        for (did, w) in o.sorted(by: { $0.key < $1.key }) {
             _ = try PublicKey(did: did)
             out[did] = try WrappedKey(json: w)
         }
@@ -271,7 +271,16 @@ public struct RecordsContract: Contract {
             }
             let writer = onBehalfOf ?? author.did
             let writerGroups = try onBehalfOf.map { (did: String) throws(LedgerError) in try Principal.load(did, from: context)?.groups ?? [] } ?? author.groups
-            if !ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants, time: Int64(context.timeMillis)) {
+            let forHerself = ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants, time: Int64(context.timeMillis))
+            // The custodian holds every version's key in escrow: a writer other than the patient (or her
+            // delegate) files the record with her own organisation, never hands the key to another.
+            if !forHerself {
+                let writerOrganisation = author.role == .organisation ? author.did : author.organisation
+                guard custodian == writerOrganisation else {
+                    throw LedgerError("bad_custodian", "the custodian of a record written for a patient is the writer's own organisation")
+                }
+            }
+            if !forHerself {
                 let decision = ConsentPolicy.evaluate(
                     grants: grants, patient: patient, reader: writer, readerGroups: writerGroups, purpose: "treatment",
                     resourceType: resourceType, time: Int64(context.timeMillis))
@@ -292,7 +301,7 @@ public struct RecordsContract: Contract {
             // break-the-glass read (re-wrapping the key for the emergency reader alone).
             guard keys[custodian] != nil else { throw LedgerError("bad_payload", "the custodian must have a wrapped key (break-the-glass escrow)") }
             // Keys go only to those consent lets read the type (and the patient, custodian and writer).
-            for did in keys.keys where did != patient && did != custodian && did != author.did && did != onBehalfOf {
+            for did in keys.keys.sorted() where did != patient && did != custodian && did != author.did && did != onBehalfOf {
                 let groups = try Principal.load(did, from: context)?.groups ?? []
                 guard ConsentPolicy.mayReceiveKeys(
                     did: did, groups: groups, patient: patient, resourceType: resourceType, grants: grants, time: Int64(context.timeMillis))

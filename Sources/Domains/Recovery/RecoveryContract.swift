@@ -43,7 +43,7 @@ public struct RecoveryContract: Contract {
             }
             let threshold = try p.int("threshold")
             guard threshold >= 1, threshold <= shares.count else { throw LedgerError("bad_payload", "need 1 ≤ threshold ≤ guardians") }
-            for (did, share) in shares {
+            for (did, share) in shares.sorted(by: { $0.key < $1.key }) {
                 _ = try PublicKey(did: did)
                 guard let x = share["x"]?.intValue, (1...255).contains(x) else { throw LedgerError("bad_payload", "share x is 1...255") }
                 _ = try WrappedKey(json: share)
@@ -76,7 +76,7 @@ public struct RecoveryContract: Contract {
             guard try Principal.load(context.author, from: context)?.role == .patient else {
                 throw LedgerError("forbidden", "a registered patient sets up her own recovery")
             }
-            for did in payload["shares"]!.objectValue!.keys where try Principal.load(did, from: context) == nil {
+            for did in payload["shares"]!.objectValue!.keys.sorted() where try Principal.load(did, from: context) == nil {
                 throw LedgerError("unknown_principal", "guardian \(did) is not registered")
             }
             var o = payload.objectValue!

@@ -122,6 +122,9 @@ public struct SupplyContract: Contract {
             context = lifecycle.context
             // The sealed document (commercial data, off-chain): where it is and whom its key is wrapped for.
             if case .object(var document) = payload["document"], let id = document["id"]?.stringValue {
+                if let existing = try context.json(forKey: SupplyState.document(id)), existing["author"]?.stringValue != context.author {
+                    throw LedgerError("document_exists", "document \(id) was recorded by another party")
+                }
                 document["author"] = .string(context.author)
                 document["height"] = .int(Int64(context.height))
                 context.set(SupplyState.document(id), .object(document))
