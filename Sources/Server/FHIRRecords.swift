@@ -79,7 +79,7 @@ struct FHIRRecords: Sendable {
     }
 
     /// Seals and commits a version; answers the stored resource.
-    func write(_ resource: JSONValue, id: String, version: Int64, user: String) async throws -> JSONValue {
+    func write(_ resource: JSONValue, id: String, version: Int64, user: String, requester: String? = nil) async throws -> JSONValue {
         let type = resource["resourceType"]!.stringValue!
         try Self.refuseLedgerOwned(type)
         let patient = try Self.patientDID(of: resource)
@@ -91,26 +91,42 @@ struct FHIRRecords: Sendable {
         for p in try records.recipients(patient: patient, resourceType: type, custodian: acting.did) { recipients[p.did] = p.encryptionKey }
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
         try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
-        try await commit("put", sealed.putPayload(
-            recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user),
+        let result = try await commit("put", sealed.putPayload(
+            recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user, requester: requester),
             onBehalfOf: user == acting.did ? nil : user))
+        // Waiting for an endorsement (another party's signature): answered flagged, as reads flag it.
+        if result["status"] == .string("pending") {
+            var meta = stored["meta"]?.objectValue ?? [:]
+            meta["tag"] = .array((meta["tag"]?.arrayValue ?? []) + [Self.pendingTag])
+            stored["meta"] = .object(meta)
+        }
         return .object(stored)
     }
 
     /// Signs a `records` action with the organisation's key and waits for it; a failed receipt throws the contract's error.
-    func commit(_ action: String, _ payload: JSONValue) async throws {
+    @discardableResult
+    func commit(_ action: String, _ payload: JSONValue) async throws -> JSONValue {
         let receipt = try await node.submit(
             try Transaction(
                 chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records",
                 action: action, payload: payload))
         guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "write refused") }
+        return receipt.result
     }
 
-    /// Endorsing parties for types with a policy: through the facade the organisation performs and the
-    /// authenticated practitioner requests (she signs in with her own key; the organisation signs for her).
-    func parties(_ type: String, user: String) -> [String: String] {
+    /// Endorsing parties for types with a policy: through the facade the organisation performs; the
+    /// requester (the ordering practitioner) is `?requester=<did>` when she is someone else — the version
+    /// then stays pending until she endorses it with her own key (`records.endorse`) — or else the
+    /// authenticated practitioner herself (she signed in with her key; the organisation signs for her).
+    func parties(_ type: String, user: String, requester: String? = nil) -> [String: String] {
         guard EndorsementPolicy.requiredParties[type] != nil else { return [:] }
-        return ["performer": acting.did, "requester": user]
+        return ["performer": acting.did, "requester": requester ?? user]
+    }
+
+    /// The `requester` query parameter: a did.
+    static func requester(_ request: Request) throws -> String? {
+        guard let text = request.uri.queryParameters.get("requester") else { return nil }
+        return try PublicKey(did: String(text)).did
     }
 
     /// Whether the facade can open a read (its key wrapped for this organisation): what it cannot is
@@ -341,7 +357,7 @@ struct FHIRRecords: Sendable {
                         resource = .object(o)
                     }
                 }
-                return respond(try await write(resource, id: id, version: 1, user: user), status: .created)
+                return respond(try await write(resource, id: id, version: 1, user: user, requester: try Self.requester(request)), status: .created)
             }
         }
         router.put("/fhir/:type/:id") { request, context in
@@ -360,7 +376,8 @@ struct FHIRRecords: Sendable {
                         throw LedgerError("precondition_failed", "If-Match \(match) does not match the current version \(expected)")
                     }
                 }
-                return respond(try await write(resource, id: id, version: next, user: user), status: existing == nil ? .created : .ok)
+                return respond(
+                    try await write(resource, id: id, version: next, user: user, requester: try Self.requester(request)), status: existing == nil ? .created : .ok)
             }
         }
         router.get("/fhir/:type/:id") { request, context in

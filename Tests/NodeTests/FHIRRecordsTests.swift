@@ -395,6 +395,26 @@ import Testing
             #expect(FHIRValidator.validate(provenance).isEmpty)
             #expect(try await send(.get, "/fhir/Provenance/\(observationID)-7", as: doctor).status == .notFound)
 
+            // Through the facade, a report ordered by another practitioner names her as requester: it stays
+            // pending until she endorses it with her own key.
+            let orderer = Party()
+            _ = try await rc.register(lab, orderer, "practitioner")
+            let ordered: JSONValue = .object([
+                "resourceType": .string("DiagnosticReport"), "status": .string("final"), "code": .object(["text": .string("Lipids")]),
+                "subject": .object(["reference": .string(patientRef)]),
+            ])
+            #expect(try await send(.post, "/fhir/DiagnosticReport?requester=\(hospital.did)", as: doctor, ordered).status == .badRequest, "the requester is a practitioner")
+            let filed = try await send(.post, "/fhir/DiagnosticReport?requester=\(orderer.did)", as: doctor, ordered)
+            #expect(filed.status == .created)
+            let filedReport = try rc.json(filed)
+            #expect(filedReport["meta"]?["tag"]?.arrayValue?.contains(FHIRRecords.pendingTag) == true)
+            let reportID = try #require(filedReport["id"]?.stringValue)
+            #expect(try await rc.submit(doctor, "records", "endorse", .object(["recordId": .string(reportID), "version": .int(1)]))["error"]?["code"] == .string("forbidden"))
+            #expect(try await rc.submit(orderer, "records", "endorse", .object(["recordId": .string(reportID), "version": .int(1)]))["result"]?["status"] == .string("current"))
+            #expect(try rc.json(try await send(.get, "/fhir/DiagnosticReport/\(reportID)", as: doctor))["meta"]?["tag"] == nil)
+            // Without ?requester, the signed-in practitioner is the requester: current at once.
+            #expect(try rc.json(try await send(.post, "/fhir/DiagnosticReport", as: doctor, ordered))["meta"]?["tag"] == nil)
+
             // A DiagnosticReport waiting for the lab's endorsement is served flagged as pending.
             let report: JSONValue = .object([
                 "resourceType": .string("DiagnosticReport"), "id": .string("dr1"), "status": .string("final"),
