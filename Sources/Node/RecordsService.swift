@@ -210,6 +210,28 @@ public struct RecordsService: Sendable {
         try ConsentPolicy.grants(patient: patient) { (key) throws(LedgerError) in try json(key) }
     }
 
+    /// A read of a record's metadata (its versions or provenance: authors, endorsements, salted
+    /// hashes), consent-checked like a read for treatment and recorded as an access event with scope
+    /// `metadata`, granted or denied, before the answer.
+    public func metadataRead(recordID: String, readerDID: String) async throws -> RecordEntry {
+        guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
+        guard record.erasedAtHeight == nil else { throw LedgerError("erased", "record \(recordID) was erased") }
+        guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
+        let grants = try grants(patient: record.patient)
+        let now = Int64(LedgerNode.systemClock())
+        let decision =
+            ConsentPolicy.mayActFor(patient: record.patient, actor: readerDID, grants: grants, time: now)
+            ? ConsentDecision(permitted: true, grant: nil, reason: "the patient or her delegate")
+            : ConsentPolicy.evaluate(
+                grants: grants, patient: record.patient, reader: readerDID, readerGroups: reader.groups, purpose: "treatment",
+                resourceType: record.resourceType, time: now)
+        try await recordAccess(
+            patient: record.patient, reader: readerDID, records: [recordID], purpose: "treatment", permitted: decision.permitted,
+            reason: decision.reason, extra: ["scope": .string("metadata")])
+        guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
+        return record
+    }
+
     /// Records an access event and waits for its commit.
     func recordAccess(
         patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String, extra: [String: JSONValue] = [:]
@@ -415,10 +437,12 @@ public struct RecordsService: Sendable {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         var out: [JSONValue] = []
-        // A permitted access that released no record (an empty timeline) disclosed nothing, and her own
-        // reads are not disclosures.
+        // A permitted access that released no record (an empty timeline) disclosed nothing, her own reads
+        // are not disclosures, and neither are reads of metadata only.
         for e in events.reversed()
-        where e["outcome"]?.stringValue == "permit" && e["records"]?.arrayValue?.isEmpty == false && e["reader"]?.stringValue != patient {
+        where e["outcome"]?.stringValue == "permit" && e["records"]?.arrayValue?.isEmpty == false && e["reader"]?.stringValue != patient
+            && e["scope"]?.stringValue != "metadata"
+        {
             guard let readerDID = e["reader"]?.stringValue else { continue }
             let reader = try principal(readerDID)
             var recipient: [String: JSONValue] = ["did": .string(readerDID), "role": reader.map { .string($0.role.rawValue) } ?? .null]

@@ -77,10 +77,10 @@ struct FHIRAPI: Sendable {
                     throw LedgerError("missing_parameter", "search Provenance by target=Type/id")
                 }
                 let id = String(target[target.index(after: slash)...])
-                guard let record = try records.record(id), record.resourceType == String(target[..<slash]) else {
+                guard let known = try records.record(id), known.resourceType == String(target[..<slash]) else {
                     throw LedgerError("not_found", "\(target) is not known")
                 }
-                try mayReadProvenance(record, requester: requester)
+                let record = try await records.metadataRead(recordID: known.id, readerDID: requester)
                 return Self.respond(Self.searchset(record.versions.map { Self.provenance(record, $0) }))
             }
         }
@@ -103,9 +103,10 @@ struct FHIRAPI: Sendable {
                 // Provenance ids are <record id>-<version>.
                 let id = context.parameters.get("id") ?? ""
                 guard let dash = id.lastIndex(of: "-"), let version = Int64(id[id.index(after: dash)...]),
-                    let record = try records.record(String(id[..<dash])), let v = record.versions.first(where: { $0.version == version })
+                    let known = try records.record(String(id[..<dash])), known.versions.contains(where: { $0.version == version })
                 else { throw LedgerError("not_found", "Provenance/\(id) is not known") }
-                try mayReadProvenance(record, requester: requester)
+                let record = try await records.metadataRead(recordID: known.id, readerDID: requester)
+                guard let v = record.versions.first(where: { $0.version == version }) else { throw LedgerError("not_found", "Provenance/\(id) is not known") }
                 return Self.respond(Self.provenance(record, v))
             }
         }
@@ -146,16 +147,6 @@ struct FHIRAPI: Sendable {
         if value.hasPrefix(Self.didSystem + "|") { value.removeFirst(Self.didSystem.count + 1) }
         _ = try PublicKey(did: value)
         return value
-    }
-
-    /// A record's provenance is for those whose consent covers the record (the patient, her delegates, grantees).
-    func mayReadProvenance(_ record: RecordEntry, requester: String) throws {
-        let grants = try records.grants(patient: record.patient)
-        if ConsentPolicy.mayActFor(patient: record.patient, actor: requester, grants: grants, time: Int64(LedgerNode.systemClock())) { return }
-        let decision = ConsentPolicy.evaluate(
-            grants: grants, patient: record.patient, reader: requester, readerGroups: try records.principal(requester)?.groups ?? [], purpose: "treatment",
-            resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
-        guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
     }
 
     func mayRead(patient: String, requester: String) throws {

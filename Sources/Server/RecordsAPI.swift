@@ -118,15 +118,7 @@ struct RecordsAPI: Sendable {
         router.get("/v1/records/:id/history") { request, context in
             await api.handle {
                 let reader = try auth.authenticate(request)
-                let id = context.parameters.get("id") ?? ""
-                guard let record = try records.record(id) else { throw LedgerError("not_found", "no record \(id)") }
-                guard record.erasedAtHeight == nil else { throw LedgerError("erased", "record \(id) was erased") }
-                let grants = try records.grants(patient: record.patient)
-                guard let principal = try records.principal(reader) else { throw LedgerError("unknown_principal", "the reader is not registered") }
-                let decision = ConsentPolicy.evaluate(
-                    grants: grants, patient: record.patient, reader: reader, readerGroups: principal.groups, purpose: "treatment",
-                    resourceType: record.resourceType, time: Int64(LedgerNode.systemClock()))
-                guard decision.permitted else { throw LedgerError("consent_denied", decision.reason) }
+                let record = try await records.metadataRead(recordID: context.parameters.get("id") ?? "", readerDID: reader)
                 return JSONResponse.make(record.json)
             }
         }

@@ -125,6 +125,17 @@ import Testing
             let disclosures = try rc.json(try await rc.get("/v1/patients/\(patient.did)/disclosures", as: patient))["disclosures"]!.arrayValue!
             #expect(!disclosures.contains { $0["recipient"]?["did"] == .string(drB.did) })
 
+            // Reading a record's versions (metadata: authors, endorsements, salted hashes) is audited too, with
+            // scope metadata, granted or denied — and it is no disclosure of health data.
+            #expect(try await rc.get("/v1/records/o1/history", as: drB).status == .ok)
+            var events = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: patient))["events"]!.arrayValue!
+            #expect(events.last?["reader"] == .string(drB.did) && events.last?["scope"] == .string("metadata") && events.last?["outcome"] == .string("permit"))
+            #expect(try await rc.get("/v1/records/c1/history", as: drB).status == .forbidden)
+            events = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: patient))["events"]!.arrayValue!
+            #expect(events.last?["scope"] == .string("metadata") && events.last?["outcome"] == .string("deny"))
+            let afterMetadata = try rc.json(try await rc.get("/v1/patients/\(patient.did)/disclosures", as: patient))["disclosures"]!.arrayValue!
+            #expect(!afterMetadata.contains { $0["recipient"]?["did"] == .string(drB.did) })
+
             // As FHIR: a category grant lists the types it covers.
             let consents = try rc.json(try await rc.get("/v1/patients/\(patient.did)/consents", as: patient))["consents"]!.arrayValue!
             let labGrant = try ConsentGrant(json: try #require(consents.first { $0["id"] == lab["result"]!["id"]! }))

@@ -4,7 +4,9 @@ import LedgerCore
 /// or denied: who, what, when (block time), purpose, outcome, and for break-the-glass the reason.
 ///
 /// Action `access` `{"patient", "reader", "records": [ids], "purpose", "outcome": "permit"|"deny", "reason"?,
-/// "breakGlass"?: true, "until"?: ms}`; only a consortium operator (a node key) records access events.
+/// "breakGlass"?: true, "until"?: ms, "scope"?: "content"|"metadata"}`; only a consortium operator (a node key)
+/// records access events. `metadata`: a read of a record's versions or provenance (authors, endorsements,
+/// salted hashes), no health data.
 /// A break-the-glass access opens a time-boxed window for that reader and patient and is queued for
 /// review; the reads inside the window name that access (`reviewIndex`) and are reviewed with it.
 /// Action `review` `{"patient", "index", "outcome": "justified"|"unjustified", "note"?}` is the review by a privacy officer of the reader's organisation (a practitioner it gave the
@@ -18,7 +20,7 @@ public struct AuditContract: Contract {
 
     public init(operators: Set<String>) { self.operators = OperatorSet(operators) }
 
-    static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason", "breakGlass", "until"]
+    static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason", "breakGlass", "until", "scope"]
     static let reviewFields: Set<String> = ["patient", "index", "outcome", "note"]
     static let shreddedFields: Set<String> = ["patient", "recordId", "destroyed"]
 
@@ -54,6 +56,9 @@ public struct AuditContract: Contract {
         guard ConsentGrant.purposes.contains(try p.string("purpose")) else { throw LedgerError("bad_payload", "unknown purpose") }
         guard ["permit", "deny"].contains(try p.string("outcome")) else { throw LedgerError("bad_payload", "outcome is permit or deny") }
         _ = try p.optionalString("reason", maxLength: 1024)
+        if let scope = try p.optionalString("scope"), scope != "content", scope != "metadata" {
+            throw LedgerError("bad_payload", "scope is content (the default) or metadata")
+        }
     }
 
     public static func countKey(patient: String) -> String { "audit/\(patient)" }
