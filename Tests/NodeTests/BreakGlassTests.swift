@@ -202,9 +202,11 @@ import Testing
         try await network.run { client in
             var rc = RecordsClient(client: client)
             for org in [hospitalA, hospitalB, hospitalC] { _ = try await rc.register(operatorParty, org, "organisation", name: "Org") }
-            _ = try await rc.register(hospitalA, drA, "practitioner")
-            _ = try await rc.register(hospitalB, drB, "practitioner")
-            _ = try await rc.register(patient, patient, "patient")
+            try await rc.registerAll([
+                (hospitalA, drA, "practitioner", nil),
+                (hospitalB, drB, "practitioner", nil),
+                (patient, patient, "patient", nil),
+            ])
             _ = try await rc.submit(patient, "consent", "grant", .object([
                 "grantee": .string(drA.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
             ]))

@@ -21,12 +21,14 @@ import Testing
         let hospital = Party(), clinic = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party()
         try await network.run { client in
             var rc = RecordsClient(client: client)
-            _ = try await rc.register(operatorParty, hospital, "organisation", name: "Hospital")
-            _ = try await rc.register(operatorParty, clinic, "organisation", name: "Clinic")
-            _ = try await rc.register(hospital, drA, "practitioner")
-            _ = try await rc.register(clinic, drB, "practitioner")
-            _ = try await rc.register(patient, patient, "patient")
-            _ = try await rc.register(caregiver, caregiver, "patient")
+            try await rc.registerAll([
+                (operatorParty, hospital, "organisation", "Hospital"),
+                (operatorParty, clinic, "organisation", "Clinic"),
+                (hospital, drA, "practitioner", nil),
+                (clinic, drB, "practitioner", nil),
+                (patient, patient, "patient", nil),
+                (caregiver, caregiver, "patient", nil),
+            ])
             // The patient's own records: a condition and an observation, held by the hospital.
             for (id, type) in [("c1", "Condition"), ("o1", "Observation")] {
                 let resource: JSONValue = .object(["resourceType": .string(type), "id": .string(id), "code": .object(["text": .string(id)])])

@@ -53,9 +53,11 @@ import Testing
         let hospital = Party(), drA = Party(), patient = Party()
         try await network.run { client in
             var rc = RecordsClient(client: client)
-            _ = try await rc.register(operatorParty, hospital, "organisation", name: "Hospital")
-            _ = try await rc.register(hospital, drA, "practitioner")
-            _ = try await rc.register(patient, patient, "patient")
+            try await rc.registerAll([
+                (operatorParty, hospital, "organisation", "Hospital"),
+                (hospital, drA, "practitioner", nil),
+                (patient, patient, "patient", nil),
+            ])
             let patientToken = try await rc.token(patient)
             @Sendable func stream(_ query: String, lastEventID: String? = nil, token: String) async throws -> TestResponse {
                 var headers: HTTPFields = [.authorization: "Bearer \(token)"]

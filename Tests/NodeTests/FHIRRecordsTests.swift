@@ -250,11 +250,13 @@ import Testing
 
         try await network.run { client in
             var rc = RecordsClient(client: client)
-            _ = try await rc.register(operatorParty, hospital, "organisation", name: "H")
-            _ = try await rc.register(operatorParty, lab, "organisation", name: "Lab")
-            _ = try await rc.register(hospital, doctor, "practitioner")
-            _ = try await rc.register(patient, patient, "patient")
-            _ = try await rc.register(other, other, "patient")
+            try await rc.registerAll([
+                (operatorParty, hospital, "organisation", "H"),
+                (operatorParty, lab, "organisation", "Lab"),
+                (hospital, doctor, "practitioner", nil),
+                (patient, patient, "patient", nil),
+                (other, other, "patient", nil),
+            ])
             for p in [patient, other] {
                 _ = try await rc.submit(p, "consent", "grant", .object([
                     "grantee": .string(hospital.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
@@ -443,11 +445,13 @@ import Testing
         let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
         try await network.run { client in
             var rc = RecordsClient(client: client)
-            _ = try await rc.register(operatorParty, hospital, "organisation", name: "H")
-            _ = try await rc.register(operatorParty, other, "organisation", name: "O")
-            _ = try await rc.register(hospital, doctor, "practitioner")
-            _ = try await rc.register(patient, patient, "patient")
-            _ = try await rc.register(newcomer, newcomer, "patient")
+            try await rc.registerAll([
+                (operatorParty, hospital, "organisation", "H"),
+                (operatorParty, other, "organisation", "O"),
+                (hospital, doctor, "practitioner", nil),
+                (patient, patient, "patient", nil),
+                (newcomer, newcomer, "patient", nil),
+            ])
             func send(_ method: HTTPRequest.Method, _ uri: String, _ body: JSONValue? = nil) async throws -> TestResponse {
                 try await rc.fhir(method, uri, as: doctor, body)
             }

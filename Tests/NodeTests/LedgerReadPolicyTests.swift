@@ -22,11 +22,13 @@ import Testing
         let hospital = Party(), drA = Party(), patient = Party(), caregiver = Party(), stranger = Party()
         try await network.run { client in
             var rc = RecordsClient(client: client)
-            _ = try await rc.register(operatorParty, hospital, "organisation", name: "Hospital")
-            _ = try await rc.register(hospital, drA, "practitioner")
-            _ = try await rc.register(patient, patient, "patient")
-            _ = try await rc.register(caregiver, caregiver, "patient")
-            _ = try await rc.register(stranger, stranger, "patient")
+            try await rc.registerAll([
+                (operatorParty, hospital, "organisation", "Hospital"),
+                (hospital, drA, "practitioner", nil),
+                (patient, patient, "patient", nil),
+                (caregiver, caregiver, "patient", nil),
+                (stranger, stranger, "patient", nil),
+            ])
             let grant = try await rc.submit(patient, "consent", "grant", .object([
                 "grantee": .string(drA.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("*")]),
             ]))

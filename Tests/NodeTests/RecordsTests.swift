@@ -77,6 +77,14 @@ struct RecordsClient {
 }
 
 extension RecordsClient {
+    /// Registers each (author, subject, role, name) and expects every registration committed.
+    mutating func registerAll(_ list: [(Party, Party, String, String?)]) async throws {
+        for (author, subject, role, name) in list {
+            let receipt = try await register(author, subject, role, name: name)
+            #expect(receipt["status"] == .string("committed"), "registering a \(role): \(receipt)")
+        }
+    }
+
     /// Submits `identity.register` for `subject`, signed by `author`.
     mutating func register(_ author: Party, _ subject: Party, _ role: String, name: String? = nil) async throws -> JSONValue {
         var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
