@@ -56,10 +56,11 @@ public final class LedgerNode: Sendable {
     let stateCache: StateCache
     /// Committed events, for the server-sent event streams.
     public let events = EventHub()
-    /// Runs after each commit with the block's events, before receipts are delivered (the vault's erasure hook).
-    private let afterCommit = Mutex<(@Sendable (UInt64, [JSONValue]) -> Void)?>(nil)
+    /// Run after each commit with the block's events, before receipts are delivered, in the order they
+    /// were added (the vault's erasure and custodian replication hooks). They must not block.
+    private let afterCommit = Mutex<[@Sendable (UInt64, [JSONValue]) -> Void]>([])
 
-    public func setAfterCommit(_ hook: @escaping @Sendable (UInt64, [JSONValue]) -> Void) { afterCommit.withLock { $0 = hook } }
+    public func addAfterCommit(_ hook: @escaping @Sendable (UInt64, [JSONValue]) -> Void) { afterCommit.withLock { $0.append(hook) } }
     let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
     let logger: Logger
@@ -406,7 +407,7 @@ public final class LedgerNode: Sendable {
         heightGauge.record(Int64(header.height))
         commitTimer.recordInterval(since: prepared.start)
         if certificate != nil { markFinal(header.height) }
-        if let hook = afterCommit.withLock({ $0 }) { hook(header.height, execution.events) }
+        for hook in afterCommit.withLock({ $0 }) { hook(header.height, execution.events) }
         events.publish(height: header.height, events: execution.events)
         if configuration.etcdEndpoints != nil { mempool.complete(txs, receipts: execution.receipts) }
         return execution.receipts

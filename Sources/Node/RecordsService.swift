@@ -134,7 +134,70 @@ public struct RecordsService: Sendable {
         } catch {
             node.logger.error("erasure sweep failed", metadata: ["error": "\(error)"])
         }
-        node.setAfterCommit { _, events in attest(shred(events)) }
+        node.addAfterCommit { _, events in attest(shred(events)) }
+    }
+
+    /// Keeps the custodian's copy: when a version filed with an organisation this node acts for was
+    /// uploaded to another node, this node fetches its blob from its peers as the version commits (a
+    /// few tries over about six seconds) and stores it in its vault. A blob still missing (every peer
+    /// down) is fetched at its first read here.
+    public func installCustodianReplication() {
+        guard !custodianKeys.isEmpty, !node.configuration.peers.isEmpty else { return }
+        node.addAfterCommit { [self] _, events in
+            let written = events.compactMap { e -> (String, Int64)? in
+                guard e["type"]?.stringValue == "record.written", let id = e["record"]?.stringValue, let version = e["version"]?.intValue else { return nil }
+                return (id, version)
+            }
+            guard !written.isEmpty else { return }
+            Task { await self.keepFiled(written) }
+        }
+    }
+
+    func keepFiled(_ written: [(record: String, version: Int64)]) async {
+        var records: [RecordEntry] = []
+        var hashes: [Hash] = []
+        for (id, number) in written {
+            guard let record = try? record(id), custodianKeys[record.custodian] != nil,
+                let version = record.versions.first(where: { $0.version == number }), let hash = try? Hash(hex: version.saltedHash)
+            else { continue }
+            records.append(record)
+            hashes.append(hash)
+        }
+        for attempt in 0..<6 {
+            hashes = hashes.filter { !vault.contains($0) }
+            if hashes.isEmpty { break }
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(100 << attempt)) }
+            await node.obtainVaultBlobs(hashes, into: vault, keep: true)
+        }
+        if !hashes.isEmpty {
+            node.logger.error("no peer holds versions filed with this node's organisation", metadata: ["versions": "\(hashes.count)"])
+        }
+        shredIfErased(records)
+    }
+
+    /// Fetches from peers the ciphertexts of `records` this node lacks (version `number`, or the
+    /// current one): stored in the vault when this node acts for the custodian, otherwise kept in memory
+    /// only. Nothing when the node has no peers.
+    func obtain(_ records: [RecordEntry], version number: Int64? = nil) async {
+        guard !node.configuration.peers.isEmpty else { return }
+        var kept: [Hash] = []
+        var remembered: [Hash] = []
+        for record in records {
+            let version = number.map { n in record.versions.first { $0.version == n } } ?? record.current
+            guard let version, let hash = try? Hash(hex: version.saltedHash), !vault.holds(hash) else { continue }
+            if custodianKeys[record.custodian] != nil { kept.append(hash) } else { remembered.append(hash) }
+        }
+        guard !kept.isEmpty || !remembered.isEmpty else { return }
+        await node.obtainVaultBlobs(kept, into: vault, keep: true)
+        await node.obtainVaultBlobs(remembered, into: vault, keep: false)
+        shredIfErased(records)
+    }
+
+    /// An erasure committed while blobs were being fetched: what was fetched goes too.
+    func shredIfErased(_ records: [RecordEntry]) {
+        for record in records where (try? self.record(record.id))??.erasedAtHeight != nil {
+            for version in record.versions { if let hash = try? Hash(hex: version.saltedHash) { vault.destroy(hash) } }
+        }
     }
 
     /// The erasure receipt of a record, for the patient or her delegate: what was erased (the
@@ -316,6 +379,7 @@ public struct RecordsService: Sendable {
         // Consent permits; the access event says `permit` only when data is actually released (the
         // accounting of disclosures must not list a read that returned nothing).
         let read: RecordRead
+        await obtain([record], version: version)
         do {
             guard let r = try materialise(record, reader: reader, version: version, emergency: extra["breakGlass"] == .bool(true)) else {
                 throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)")
@@ -386,6 +450,7 @@ public struct RecordsService: Sendable {
             if decision.permitted { permittedRecords.append(record) } else { withheld += 1 }
         }
         // Vault reads on every core; a record without a key for the reader or not held here is withheld.
+        await obtain(permittedRecords)
         let emergency = Set(decisions.compactMap { type, d in d?.1["breakGlass"] == .bool(true) ? type : nil })
         // A record consent permits but the caller cannot release (its key is the reader's own, not the
         // facade's) is left out without counting as a refusal.

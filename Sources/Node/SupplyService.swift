@@ -88,8 +88,9 @@ public final class SupplyService: Sendable {
 
     /// A sealed EPCIS document for one of its parties (the caller, or her organisation): the ciphertext
     /// from this node's vault and the content key wrapped for that party (end to end: the node never
-    /// opens it). `not_in_vault` (with the holding node) when another node holds it.
-    public func document(id: String, requesterDID: String) throws(LedgerError) -> JSONValue {
+    /// opens it). A document held by another node is fetched from the peers (kept in memory only);
+    /// `not_in_vault` (with the holding node) when none serves it.
+    public func document(id: String, requesterDID: String) async throws(LedgerError) -> JSONValue {
         guard let meta = try json(SupplyState.document(id)), let keys = meta["wrappedKeys"]?.objectValue else {
             throw LedgerError("not_found", "no EPCIS document \(id)")
         }
@@ -97,7 +98,9 @@ public final class SupplyService: Sendable {
         guard let holder = [requesterDID, organisation].compactMap({ $0 }).first(where: { keys[$0] != nil }), let wrapped = keys[holder] else {
             throw LedgerError("forbidden", "the document is shared with its trading partners only")
         }
-        guard let ciphertext = vault.ciphertext(try Hash(hex: meta["saltedHash"]?.stringValue ?? "")) else {
+        let hash = try Hash(hex: meta["saltedHash"]?.stringValue ?? "")
+        if !vault.holds(hash) { await node.obtainVaultBlobs([hash], into: vault, keep: false) }
+        guard let ciphertext = vault.ciphertext(hash) else {
             throw LedgerError("not_in_vault", "this node does not hold document \(id); its holder is \(meta["holder"]?.stringValue ?? "unknown")")
         }
         return .object([

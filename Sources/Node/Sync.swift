@@ -149,14 +149,20 @@ extension LedgerNode {
 enum PeerClient {
     /// A JSON answer of a peer's API.
     static func get(_ url: String, credentials: PeerCredentials?) async throws -> JSONValue {
+        let (status, body) = try await fetch(url, credentials: credentials, limit: 1 << 30)
+        guard status == 200 else { throw LedgerError("peer_error", "\(url) answered \(status)") }
+        return try JSONValue.parse(body)
+    }
+
+    /// A signed GET of a peer's API: the status and the body (at most `limit` bytes).
+    static func fetch(_ url: String, credentials: PeerCredentials?, limit: Int, timeout: Duration = .seconds(120)) async throws -> (status: Int, body: [UInt8]) {
         var request = HTTPClientRequest(url: url)
         request.method = .GET
         for (name, value) in try credentials?.headers(url: url) ?? [] { request.headers.add(name: name, value: value) }
         do {
-            let response = try await EtcdClient.http.execute(request, timeout: .seconds(120))
-            let body = try await response.body.collect(upTo: 1 << 30)
-            guard response.status.code == 200 else { throw LedgerError("peer_error", "\(url) answered \(response.status.code)") }
-            return try JSONValue.parse(Array(body.readableBytesView))
+            let response = try await EtcdClient.http.execute(request, timeout: .seconds(timeout.components.seconds))
+            let body = try await response.body.collect(upTo: limit)
+            return (Int(response.status.code), Array(body.readableBytesView))
         } catch let error as LedgerError {
             throw error
         } catch {

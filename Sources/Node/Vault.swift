@@ -122,6 +122,18 @@ public struct Vault: Sendable {
     }
 
     public func contains(_ saltedHash: Hash) -> Bool { FileManager.default.fileExists(atPath: file(saltedHash)) }
+
+    /// Whether a read of `saltedHash` finds its ciphertext here (in the files or in memory).
+    public func holds(_ saltedHash: Hash) -> Bool { cache.get(saltedHash) != nil || contains(saltedHash) }
+
+    /// Keeps a blob fetched from another node in memory only (a reader's node does not become a holder
+    /// on disk); `destroy` evicts it like any cached ciphertext. The blob must match `saltedHash`.
+    public func remember(saltedHash: Hash, blob: [UInt8]) throws {
+        guard blob.count > 32 + 28, blob.count <= Self.maxBlobBytes, Hash.sha256(blob) == saltedHash else {
+            throw LedgerError("hash_mismatch", "SHA-256(salt || ciphertext) is not \(saltedHash.hex)")
+        }
+        cache.put(saltedHash, Array(blob[32...]))
+    }
 }
 
 /// A byte-bounded in-memory cache of vault ciphertexts, oldest out first; one per vault directory.

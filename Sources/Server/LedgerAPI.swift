@@ -55,6 +55,7 @@ public struct LedgerAPI: Sendable {
         records = RecordsService(
             node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis, custodianKeys: byDID.mapValues(\.encryption))
         records.installErasure()
+        records.installCustodianReplication()
         auth = AuthService(chainID: node.genesis.chainID)
     }
 
@@ -129,6 +130,17 @@ public struct LedgerAPI: Sendable {
             await handle {
                 _ = try readPolicy.requireMember(request)
                 return JSONResponse.make(try await node.snapshot())
+            }
+        }
+        router.get("/v1/sync/vault/:hash") { request, context in
+            await handle {
+                _ = try readPolicy.requireMember(request)
+                let hash = try Hash(hex: context.parameters.get("hash") ?? "")
+                guard let (salt, ciphertext) = records.vault.get(hash) else {
+                    throw LedgerError("not_in_vault", "this node does not hold \(hash.hex)")
+                }
+                return Response(
+                    status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: salt + ciphertext)))
             }
         }
         router.get("/v1/consensus/evidence") { request, _ in await handle { try evidence(request) } }

@@ -33,6 +33,8 @@ enum Routes {
               responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/sync/snapshot", summary: "A snapshot of the head once final: block, certificate, validator-set changes with proofs, state, log leaves, used nonces (consortium nodes and members only)",
               parameters: [], responseType: "application/json", hasBody: false),
+        Route(method: "get", path: "/v1/sync/vault/{hash}", summary: "A vault blob (salt || ciphertext) by its salted hash, for a member node whose reader or custodian lacks it (consortium nodes and members only); 404 not_in_vault when this node does not hold it",
+              parameters: [("hash", "path", true, "salted hash (hex)")], responseType: "application/octet-stream", hasBody: false),
         Route(method: "get", path: "/v1/consensus/evidence", summary: "Misbehaviour seen: refused proposals, equivocating validators, forks",
               parameters: [], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/checkpoint/key", summary: "The checkpoint verifier key (C2SP vkey)", parameters: [],

@@ -91,7 +91,7 @@ struct SupplyAPI: Sendable {
         router.get("/v1/supply/documents/:id") { request, context in
             await api.handle {
                 let caller = try auth.authenticate(request)
-                return JSONResponse.make(try supply.document(id: context.parameters.get("id") ?? "", requesterDID: caller))
+                return JSONResponse.make(try await supply.document(id: context.parameters.get("id") ?? "", requesterDID: caller))
             }
         }
     }

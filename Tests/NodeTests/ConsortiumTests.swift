@@ -23,14 +23,21 @@ final class ConsortiumNet: @unchecked Sendable {
     private let lock = NSLock()
     private var nodes: [LedgerNode?]
     private var tasks: [Task<Void, Never>?]
+    private var apis: [LedgerAPI?]
+    /// The organisation each node acts for (records custodian, FHIR facade), by node index.
+    let acting: [Int: ActingOrganisation]
 
     /// With `http`, every node runs its HTTP API (on a port fixed for the test) and names the others as peers.
     let http: Bool
     let ports: [Int]
     let tune: @Sendable (inout NodeConfiguration) -> Void
 
-    init(nodes count: Int, etcdMembers: Int = 1, http: Bool = false, tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in }) async throws {
+    init(
+        nodes count: Int, etcdMembers: Int = 1, http: Bool = false, acting: [Int: ActingOrganisation] = [:],
+        tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in }
+    ) async throws {
         self.http = http
+        self.acting = acting
         self.tune = tune
         ports = try LocalEtcdCluster.freePorts(count)
         etcd = try await EtcdProcess(members: etcdMembers)
@@ -40,6 +47,7 @@ final class ConsortiumNet: @unchecked Sendable {
             in: directories, chainID: chainID, timeMillis: 1_700_000_000_000, members: members, principals: ["alice"])
         nodes = Array(repeating: nil, count: count)
         tasks = Array(repeating: nil, count: count)
+        apis = Array(repeating: nil, count: count)
         for i in 0..<count { try start(i) }
     }
 
@@ -50,11 +58,13 @@ final class ConsortiumNet: @unchecked Sendable {
         tune(&configuration)
         let node = try LedgerNode(directory: directories[i], configuration: configuration)
         let task: Task<Void, Never>
+        var api: LedgerAPI?
         if http {
-            let server = NodeServer(
-                api: try LedgerAPI(
-                    node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: PrometheusCollectorRegistry(),
-                    vault: try Vault(path: directories[i].vault), supplySecret: try SupplyService.secret(in: directories[i])))
+            let made = try LedgerAPI(
+                node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: PrometheusCollectorRegistry(),
+                vault: try Vault(path: directories[i].vault), acting: acting[i], supplySecret: try SupplyService.secret(in: directories[i]))
+            api = made
+            let server = NodeServer(api: made)
             task = Task { try? await server.run(handleSignals: false) }
         } else {
             task = Task { await node.run() }
@@ -62,6 +72,7 @@ final class ConsortiumNet: @unchecked Sendable {
         lock.withLock {
             nodes[i] = node
             tasks[i] = task
+            apis[i] = api
         }
     }
 
@@ -74,10 +85,13 @@ final class ConsortiumNet: @unchecked Sendable {
         lock.withLock {
             nodes[i] = nil
             tasks[i] = nil
+            apis[i] = nil
         }
     }
 
     func node(_ i: Int) -> LedgerNode { lock.withLock { nodes[i]! } }
+    /// The API of node `i` (with `http`), to drive in process as a client of that node would.
+    func api(_ i: Int) -> LedgerAPI { lock.withLock { apis[i]! } }
     func url(_ i: Int) -> String { "http://127.0.0.1:\(ports[i])" }
     var running: [LedgerNode] { lock.withLock { nodes.compactMap { $0 } } }
 
@@ -96,10 +110,10 @@ final class ConsortiumNet: @unchecked Sendable {
 
 /// Runs `body` with a fresh network and always shuts it down (nodes, then etcd), even when `body` throws.
 func withNetwork(
-    nodes: Int, etcdMembers: Int = 1, http: Bool = false, tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in },
-    _ body: (ConsortiumNet) async throws -> Void
+    nodes: Int, etcdMembers: Int = 1, http: Bool = false, acting: [Int: ActingOrganisation] = [:],
+    tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in }, _ body: (ConsortiumNet) async throws -> Void
 ) async throws {
-    let net = try await ConsortiumNet(nodes: nodes, etcdMembers: etcdMembers, http: http, tune: tune)
+    let net = try await ConsortiumNet(nodes: nodes, etcdMembers: etcdMembers, http: http, acting: acting, tune: tune)
     do {
         try await body(net)
     } catch {

@@ -27,7 +27,7 @@ struct Party {
 /// Drives the records API as a client would.
 struct RecordsClient {
     let client: any TestClientProtocol
-    let chain = "test-chain"
+    var chain = "test-chain"
     var nonce = UInt64.random(in: 0..<(1 << 40))
 
     func json(_ r: TestResponse) throws -> JSONValue { try JSONValue.parse(Array(r.body.readableBytesView)) }
