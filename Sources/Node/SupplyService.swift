@@ -15,13 +15,14 @@ public final class SupplyService: Sendable {
     let clock: @Sendable () -> UInt64
     /// Two scans of one pack by different parties within this window raise `simultaneous_scans`.
     public let scanWindowMillis: UInt64
-    private let scans = Mutex<[String: (party: String, time: UInt64)]>([:])
+    /// The latest scan of each pack at this node, and the latest this node recorded on chain.
+    private let scans = Mutex<(last: [String: (party: String, time: UInt64)], recorded: [String: (party: String, time: UInt64)])>(([:], [:]))
     private let parsed = Mutex<[String: (bytes: [UInt8], value: JSONValue)]>([:])
     /// When each (rule, pack or lot, verifier) last raised an alert: repeats within `scanWindowMillis` are not raised again.
     private let raised = Mutex<[String: UInt64]>([:])
     /// Alerts raised and not yet committed (at most `maxQueuedAlerts`; more are counted and dropped),
     /// who waits for none to be left, and a wake-up for the loop that commits them in batches.
-    private let pendingAlerts = Mutex<(queue: [JSONValue], inFlight: Int, dropped: Int, waiters: [CheckedContinuation<Void, Never>])>(([], 0, 0, []))
+    private let pendingAlerts = Mutex<(queue: [JSONValue], scans: [JSONValue], inFlight: Int, dropped: Int, waiters: [CheckedContinuation<Void, Never>])>(([], [], 0, 0, []))
     private let alertSignal: AsyncStream<Void>.Continuation
     private let alertWakeUps: AsyncStream<Void>
     static let maxQueuedAlerts = 100_000
@@ -252,15 +253,35 @@ public final class SupplyService: Sendable {
             return result
         }
         if let key = result.packKey {
-            let (previous, now) = scans.withLock { scans -> ((party: String, time: UInt64)?, UInt64) in
-                let now = clock()
-                defer {
-                    if scans.count > 1_000_000 { scans.removeAll(keepingCapacity: true) }
-                    scans[key] = (verifier, now)
-                }
-                return (scans[key], now)
+            // The scan recorded on chain by any node (another organisation's, or this one before a restart).
+            let onChain = (try? json(SupplyState.scan(key))).flatMap { j -> (party: String, time: UInt64)? in
+                guard let party = j?["party"]?.stringValue, let time = j?["time"]?.intValue, time >= 0 else { return nil }
+                return (party, UInt64(time))
             }
-            if let previous, previous.party != verifier, now >= previous.time, now - previous.time <= scanWindowMillis, result.outcome != .unknownSerial {
+            let window = scanWindowMillis
+            let (local, now, record) = scans.withLock { m -> ((party: String, time: UInt64)?, UInt64, Bool) in
+                let now = clock()
+                if m.last.count > 1_000_000 {
+                    m.last.removeAll(keepingCapacity: true)
+                    m.recorded.removeAll(keepingCapacity: true)
+                }
+                let previous = m.last[key]
+                m.last[key] = (verifier, now)
+                // Recorded again when another party scans, or after half a window (repeats stay off the chain).
+                let record = m.recorded[key].map { $0.party != verifier || now < $0.time || now - $0.time > window / 2 } ?? true
+                if record { m.recorded[key] = (verifier, now) }
+                return (previous, now, record)
+            }
+            if record, result.outcome != .unknownSerial {
+                let scan: JSONValue = .object(["item": .string(key), "party": .string(verifier), "time": .int(Int64(now))])
+                pendingAlerts.withLock { p in
+                    if p.scans.count < Self.maxQueuedAlerts { p.scans.append(scan) } else { p.dropped += 1 }
+                }
+                alertSignal.yield()
+            }
+            // The latest scan by another party, here or anywhere in the consortium.
+            let previous = [local, onChain].compactMap { $0 }.filter { $0.party != verifier }.max { $0.time < $1.time }
+            if let previous, now >= previous.time, now - previous.time <= scanWindowMillis, result.outcome != .unknownSerial {
                 raise(result, rule: "simultaneous_scans", detail: "scanned by \(previous.party) \((now - previous.time) / 1000) s earlier", extra: [previous.party])
             }
         }
@@ -329,7 +350,7 @@ public final class SupplyService: Sendable {
     public func alertsRecorded() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let ready = pendingAlerts.withLock { p -> Bool in
-                if p.queue.isEmpty && p.inFlight == 0 { return true }
+                if p.queue.isEmpty && p.scans.isEmpty && p.inFlight == 0 { return true }
                 p.waiters.append(c)
                 return false
             }
@@ -348,19 +369,20 @@ public final class SupplyService: Sendable {
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                // Every wake-up commits all queued alerts in one batch of transactions.
+                // Every wake-up commits all queued alerts and scans in one batch of transactions.
                 for await _ in self.alertWakeUps {
-                    let batch = self.pendingAlerts.withLock { p -> [JSONValue] in
+                    let (batch, scans) = self.pendingAlerts.withLock { p -> ([JSONValue], [JSONValue]) in
                         defer {
-                            p.inFlight = p.queue.count
+                            p.inFlight = p.queue.count + p.scans.count
                             p.queue.removeAll()
+                            p.scans.removeAll()
                         }
-                        return p.queue
+                        return (p.queue, p.scans)
                     }
-                    if !batch.isEmpty { await self.record(batch) }
+                    if !batch.isEmpty || !scans.isEmpty { await self.record(batch, scans: scans) }
                     let waiters = self.pendingAlerts.withLock { p -> [CheckedContinuation<Void, Never>] in
                         p.inFlight = 0
-                        guard p.queue.isEmpty else { return [] }
+                        guard p.queue.isEmpty, p.scans.isEmpty else { return [] }
                         defer { p.waiters.removeAll() }
                         return p.waiters
                     }
@@ -396,17 +418,22 @@ public final class SupplyService: Sendable {
         }
     }
 
-    /// Commits alerts as node-signed `supply.alert` transactions, in one batch.
-    func record(_ alerts: [JSONValue]) async {
+    /// Commits alerts as node-signed `supply.alert` transactions and scans as `supply.scans` (1,000 per
+    /// transaction), in one batch.
+    func record(_ alerts: [JSONValue], scans: [JSONValue] = []) async {
         do {
-            let txs = try alerts.map { alert in
+            func signed(_ action: String, _ payload: JSONValue) throws -> Transaction {
                 try Transaction(
-                    chainID: node.genesis.chainID, signer: node.signingKey, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "alert",
-                    payload: alert)
+                    chainID: node.genesis.chainID, signer: node.signingKey, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: action,
+                    payload: payload)
+            }
+            var txs = try alerts.map { try signed("alert", $0) }
+            for start in stride(from: 0, to: scans.count, by: 1000) {
+                txs.append(try signed("scans", .object(["scans": .array(Array(scans[start..<min(scans.count, start + 1000)]))])))
             }
             _ = try await node.submit(txs)
         } catch {
-            node.logger.warning("supply alerts not recorded", metadata: ["count": "\(alerts.count)", "error": "\(error)"])
+            node.logger.warning("supply alerts not recorded", metadata: ["alerts": "\(alerts.count)", "scans": "\(scans.count)", "error": "\(error)"])
         }
     }
 

@@ -118,7 +118,8 @@ struct SupplyClient {
         let world = World()
         let pharma = world.pharma, wholesaler = world.wholesaler, pharmacy = world.pharmacy, otherPharmacy = world.otherPharmacy
         let regulator = world.regulator, pharmacist = world.pharmacist
-        let network = try TestNetwork(organisations: world.organisations)
+        let secret = RandomBytes.make(32)
+        let network = try TestNetwork(organisations: world.organisations, supplySecret: secret)
         let operatorParty = network.operatorParty
         try await network.run { client in
             var rc = RecordsClient(client: client)
@@ -288,6 +289,28 @@ struct SupplyClient {
             #expect(fromPatient.count == 1)
             #expect(fromPatient.first?["verifier"] == nil && fromPatient.first?["recipients"]?.arrayValue?.contains(.string(scanningPatient.did)) == false)
             #expect(fromPatient.first?["recipients"]?.arrayValue?.contains(.string(pharma.did)) == true, "the MAH")
+
+            // Another organisation's node (or this one after a restart) has no memory of those scans: the node
+            // records its parties' scans on chain, so the next scan of the pack elsewhere still raises the rule.
+            let sn4 = network.api.supply.keys.pack(gtin: Pharma.gtin, serial: "SN0004")
+            let recordedScan = try JSONValue.parse(try #require(network.node.stateValue(forKey: SupplyState.scan(sn4))))
+            #expect(recordedScan["party"] == .string(otherPharmacy.did))
+            let elsewhere = try SupplyService(node: network.node, vault: network.vault, secret: secret)
+            let loop = Task { await elsewhere.run() }
+            defer { loop.cancel() }
+            let scan = try GS1ElementString.parse(Pharma.scan("SN0004"), today: GS1Date(millis: LedgerNode.systemClock()))
+            _ = try elsewhere.verify(scan, verifier: wholesaler.did)
+            try await withDeadline(seconds: 60) { await elsewhere.alertsRecorded() }
+            let wholesalerAlerts = try JSONValue.parse(Array(try await rc.get("/v1/supply/alerts", as: wholesaler).body.readableBytesView))["alerts"]?.arrayValue ?? []
+            let twoPlaces = wholesalerAlerts.filter { $0["rule"] == .string("simultaneous_scans") && $0["item"] == .string(sn4) }
+            #expect(twoPlaces.count == 1)
+            #expect(twoPlaces.first?["detail"]?.stringValue?.contains(otherPharmacy.did) == true, "names where it was scanned before")
+            #expect(twoPlaces.first?["recipients"]?.arrayValue?.contains(.string(otherPharmacy.did)) == true)
+            #expect(try JSONValue.parse(try #require(network.node.stateValue(forKey: SupplyState.scan(sn4))))["party"] == .string(wholesaler.did))
+            // A scan record from anyone but a consortium node is refused.
+            #expect(try await rc.submit(pharmacy, "supply", "scans", .object(["scans": .array([.object([
+                "item": .string(sn4), "party": .string(pharmacy.did), "time": .int(1),
+            ])])]))["error"]?["code"] == .string("forbidden"))
         }
         // No serial, lot or EPCIS document in the clear on the chain.
         var clear = 0

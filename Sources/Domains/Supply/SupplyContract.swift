@@ -21,7 +21,7 @@ import Standards
 /// - `alert` `{"rule", "outcome", "recipients": [did], ...}`: a node records a verification alert.
 public struct SupplyContract: Contract {
     public let name = "supply"
-    public let actions = ["party", "product", "events", "decommission", "reactivate", "lock", "unlock", "recall", "alert"]
+    public let actions = ["party", "product", "events", "decommission", "reactivate", "lock", "unlock", "recall", "alert", "scans"]
     public let operators: OperatorSet
     /// The reactivation window (Art. 13(b): 10 days).
     public static let reactivationWindowMillis: UInt64 = 240 * 3_600_000
@@ -84,6 +84,17 @@ public struct SupplyContract: Contract {
             guard Self.isGS1Key(try p.string("gtin"), length: 14) else { throw LedgerError("bad_payload", "gtin must be 14 digits") }
             _ = try Self.itemKey(p, "lot")
             _ = try p.string("reason", maxLength: 1024)
+        case "scans":
+            let p = try Payload(payload, allowed: ["scans"])
+            guard let list = p.fields["scans"]?.arrayValue, (1...1000).contains(list.count) else {
+                throw LedgerError("bad_payload", "scans must be an array of 1 to 1000 scans")
+            }
+            for scan in list {
+                let s = try Payload(scan, allowed: ["item", "party", "time"])
+                _ = try Self.itemKey(s, "item")
+                _ = try s.did("party")
+                guard try s.int("time") >= 0 else { throw LedgerError("bad_payload", "time is milliseconds since 1970") }
+            }
         default:
             let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state", "once", "reportedBy"])
             _ = try p.optionalString("once", maxLength: 256)
@@ -145,6 +156,7 @@ public struct SupplyContract: Contract {
             return try lifecycle.load(key).json
         case "lock", "unlock": return try lock(action == "lock", payload, &context)
         case "recall": return try recall(payload, &context)
+        case "scans": return try scans(payload, &context)
         default: return try alert(payload, &context)
         }
     }
@@ -314,6 +326,22 @@ public struct SupplyContract: Contract {
         event["type"] = .string("supply.alert")
         context.emit(.object(event))
         return .object(o)
+    }
+
+    /// `scans` `{"scans": [{"item", "party", "time"}]}` by a consortium node: the verification scans its
+    /// supply-chain parties made (not dispensing them), so that the node where the same pack is scanned next —
+    /// another organisation's, or this one after a restart — sees the scan (`simultaneous_scans`). Per pack
+    /// the latest scan is kept; an older one than the kept scan changes nothing.
+    func scans(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        guard try operators.contains(context.author, in: context) else { throw LedgerError("forbidden", "scans are recorded by a consortium node") }
+        var kept = 0
+        for scan in payload["scans"]?.arrayValue ?? [] {
+            guard let item = scan["item"]?.stringValue, let party = scan["party"]?.stringValue, let time = scan["time"]?.intValue else { continue }
+            if let previous = try context.json(forKey: SupplyState.scan(item))?["time"]?.intValue, previous > time { continue }
+            context.set(SupplyState.scan(item), .object(["party": .string(party), "time": .int(time)]))
+            kept += 1
+        }
+        return .object(["recorded": .int(Int64(kept))])
     }
 
     /// A zero-padded height, so that inbox keys sort in commit order.

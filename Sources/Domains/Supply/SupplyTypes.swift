@@ -153,6 +153,9 @@ public enum SupplyState {
     public static let regulators = "supply/regulators"
     public static func alert(_ id: String) -> String { "supply/alert/\(id)" }
     public static func alertOnce(_ once: String) -> String { "supply/alert-once/\(once)" }
+    /// The latest verification scan of a pack by a supply-chain party that a node recorded (party, time):
+    /// how two scans at two places are seen when they happen at two different nodes, or across a restart.
+    public static func scan(_ key: String) -> String { "supply/scan/\(key)" }
     /// Index of the alerts addressed to a party, listed by prefix.
     public static func inboxPrefix(_ did: String) -> String { "supply/inbox/\(did)/" }
 }
