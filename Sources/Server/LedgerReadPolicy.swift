@@ -31,11 +31,15 @@ struct LedgerReadPolicy: Sendable {
     static func isPrivate(stateKey key: String) -> Bool { privatePrefixes.contains { key.hasPrefix($0) } }
 
     /// Whether `did` is a consortium node or member: it may read everything.
+    /// A key governance removed or rotated out, or a suspended member, is refused even when it proves it
+    /// holds the consortium secret.
     func isMember(_ did: String, request: Request) -> Bool {
         if node.isOperator(did) || node.validators.contains(where: { $0.did == did }) { return true }
-        if let proof = request.headers[MemberAccess.headerName], node.peerCredentials.access.verify(did: did, proof: proof) { return true }
         let members = (try? GovernanceContract.members(in: { node.stateValue(forKey: $0) }, initial: node.genesis.governanceMembers)) ?? []
-        return members.contains { $0.did == did && $0.status == "active" }
+        if let member = members.first(where: { $0.did == did }) { return member.status == "active" }
+        if node.stateValue(forKey: GovernanceContract.revokedKey(did)) != nil { return false }
+        if let proof = request.headers[MemberAccess.headerName], node.peerCredentials.access.verify(did: did, proof: proof) { return true }
+        return false
     }
 
     /// The authenticated caller, when she may read whole blocks (`/v1/sync/…`).

@@ -386,6 +386,29 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             try Transaction(chainID: net.chainID, signer: signer, nonce: UInt64.random(in: 0..<UInt64.max), contract: "governance", action: action, payload: payload))
     }
 
+    /// A node governance removed keeps the consortium secret, but no longer reads whole blocks; a new
+    /// node not yet named on chain does, with the secret's proof.
+    @Test func removedNodesLoseWholeLedgerAccess() async throws {
+        try await withNetwork(nodes: 4, http: true) { net in
+            let m = net.members
+            let url = net.url(0) + "/v1/sync/blocks?from=1&limit=1"
+            let secret = try SupplyService.secret(in: net.directories[0])
+            let newcomer = PeerCredentials(key: SigningKey(), access: MemberAccess(secret: secret))
+            #expect(try await memberStatus(url, net.node(3).peerCredentials) == 200)
+            #expect(try await memberStatus(url, newcomer) == 200)
+            #expect(try await memberStatus(url, PeerCredentials(key: SigningKey(), access: MemberAccess(secret: RandomBytes.make(32)))) == 403)
+
+            let v3 = try net.key(3).publicKey.did
+            let proposal = try await governance(net, m[0], "propose", .object(["kind": .string("remove_validator"), "subject": .string(v3)]))
+            _ = try await governance(net, m[1], "approve", .object(["proposal": .string(proposal.transactionID.hex)]))
+            let applied = try await governance(net, m[2], "approve", .object(["proposal": .string(proposal.transactionID.hex)]))
+            #expect(applied.result["status"]?.stringValue == "applied")
+            try await eventually("node 0 applied the change") { net.node(0).height >= applied.height }
+            #expect(try await memberStatus(url, net.node(3).peerCredentials) == 403, "the removed validator's node, with a valid secret proof")
+            #expect(try await memberStatus(url, newcomer) == 200)
+        }
+    }
+
     @Test func validatorSetAndMembersChangeByMajority() async throws {
         try await withNetwork(nodes: 4) { net in
             let m = net.members
@@ -714,6 +737,14 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 /// A timestamped progress line on stderr (where a slow step of a fault test went).
 func trace(_ what: String) {
     FileHandle.standardError.write(Data("[\(Date())] \(what)\n".utf8))
+}
+
+/// The status of a signed GET of a member-only route with `credentials`.
+func memberStatus(_ url: String, _ credentials: PeerCredentials) async throws -> Int {
+    var request = URLRequest(url: URL(string: url)!)
+    for (name, value) in try credentials.headers(url: url) { request.setValue(value, forHTTPHeaderField: name) }
+    let (_, response) = try await URLSession.shared.data(for: request)
+    return (response as? HTTPURLResponse)?.statusCode ?? 0
 }
 
 /// A GET of a peer's member-only route (`/v1/sync/…`), signed with `node`'s credentials.

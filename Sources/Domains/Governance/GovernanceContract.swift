@@ -18,7 +18,8 @@ import LedgerCore
 /// one.
 ///
 /// State: `governance/members` → `[{"did","status"}]`, `governance/validators` → `[did]` (absent until the
-/// first change: the genesis values apply), `governance/proposals/<id>` → the proposal and its approvals.
+/// first change: the genesis values apply), `governance/proposals/<id>` → the proposal and its approvals,
+/// `governance/revoked/<did>` → the keys removed or rotated out (until admitted or added again).
 public struct GovernanceContract: Contract {
     public static let membersKey = "governance/members"
     public static let validatorsKey = "governance/validators"
@@ -170,7 +171,20 @@ public struct GovernanceContract: Contract {
             context.set(Self.membersKey, .array(newMembers.map { .object(["did": .string($0.did), "status": .string($0.status)]) }))
         }
         if let newValidators { context.set(Self.validatorsKey, .array(newValidators.map { .string($0) })) }
+        // A key the consortium stops trusting (a removed member or validator, a rotated-out key) is
+        // refused from then on for whole-ledger reads, even with the consortium secret it still holds.
+        let kind = proposal["kind"]!.stringValue!, subject = proposal["subject"]!.stringValue!
+        switch kind {
+        case "remove_member", "rotate_member_key", "remove_validator", "rotate_validator_key":
+            context.set(Self.revokedKey(subject), .object(["kind": .string(kind), "height": .int(Int64(context.height))]))
+        case "admit_member", "add_validator":
+            context.set(Self.revokedKey(subject), nil)
+        default: break
+        }
     }
+
+    /// `governance/revoked/<did>`: a key removed or rotated out by governance.
+    public static func revokedKey(_ did: String) -> String { "governance/revoked/\(did)" }
 
     /// The member list and validator set after the change (nil: unchanged); throws when it cannot apply.
     private func apply(_ proposal: [String: JSONValue], members: [(did: String, status: String)], context: ExecutionContext, dryRun: Bool)
