@@ -57,10 +57,16 @@ public final class LedgerNode: Sendable {
     /// Committed events, for the server-sent event streams.
     public let events = EventHub()
     /// Run after each commit with the block's events, before receipts are delivered, in the order they
-    /// were added (the vault's erasure and custodian replication hooks). They must not block.
-    private let afterCommit = Mutex<[@Sendable (UInt64, [JSONValue]) -> Void]>([])
+    /// were first set (the vault's erasure and custodian replication hooks). They must not block.
+    private let afterCommit = Mutex<[(name: String, hook: @Sendable (UInt64, [JSONValue]) -> Void)]>([])
 
-    public func addAfterCommit(_ hook: @escaping @Sendable (UInt64, [JSONValue]) -> Void) { afterCommit.withLock { $0.append(hook) } }
+    /// Sets the hook named `name` (replacing the one of that name: one per service, however many
+    /// services are built over this node).
+    public func setAfterCommit(_ name: String, _ hook: @escaping @Sendable (UInt64, [JSONValue]) -> Void) {
+        afterCommit.withLock { hooks in
+            if let i = hooks.firstIndex(where: { $0.name == name }) { hooks[i].hook = hook } else { hooks.append((name, hook)) }
+        }
+    }
     let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
     let logger: Logger
@@ -407,7 +413,7 @@ public final class LedgerNode: Sendable {
         heightGauge.record(Int64(header.height))
         commitTimer.recordInterval(since: prepared.start)
         if certificate != nil { markFinal(header.height) }
-        for hook in afterCommit.withLock({ $0 }) { hook(header.height, execution.events) }
+        for (_, hook) in afterCommit.withLock({ $0 }) { hook(header.height, execution.events) }
         events.publish(height: header.height, events: execution.events)
         if configuration.etcdEndpoints != nil { mempool.complete(txs, receipts: execution.receipts) }
         return execution.receipts

@@ -1,21 +1,36 @@
 import LedgerCore
 import Standards
 
+/// What a vault blob belongs to: a peer serves a blob only for the record version or EPCIS document
+/// that names its salted hash on chain (never a recovery kit, never an erased record's content).
+public enum VaultOwner: Sendable, Hashable {
+    case record(String)
+    case document(String)
+
+    var query: String {
+        switch self {
+        case .record(let id): "record=\(id)"
+        case .document(let id): "document=\(id)"
+        }
+    }
+}
+
 /// Vault content held by another member's node.
 ///
 /// A record version's ciphertext (or an EPCIS document) is uploaded to one node, but its readers come
 /// through their own organisation's node, and its custodian must hold what is filed with it wherever
-/// it was uploaded. A node that lacks a blob asks its peers (`GET /v1/sync/vault/{saltedHash}`, for
-/// consortium nodes only, RFC 9421 signed like block sync) and takes the first answer whose SHA-256
-/// is the salted hash the chain holds: a peer cannot substitute content. The blob is still
-/// ciphertext: the reader needs her own wrapped key to open it.
+/// it was uploaded. A node that lacks a blob asks its peers (`GET /v1/sync/vault/{saltedHash}?record=`
+/// or `?document=`, for consortium nodes only, RFC 9421 signed like block sync) and takes the first
+/// answer whose SHA-256 is the salted hash the chain holds: a peer cannot substitute content. The
+/// blob is still ciphertext: the reader needs her own wrapped key to open it.
 extension LedgerNode {
-    /// The blob (salt || ciphertext) named `saltedHash`, from the first peer that holds it; nil when none does.
-    public func fetchVaultBlob(_ saltedHash: Hash) async -> [UInt8]? {
+    /// The blob (salt || ciphertext) named `saltedHash`, from the first peer that holds it (each asked
+    /// for at most `timeout`); nil when none does.
+    public func fetchVaultBlob(_ saltedHash: Hash, for owner: VaultOwner, timeout: Duration = .seconds(5)) async -> [UInt8]? {
         for peer in configuration.peers {
             let base = peer.hasSuffix("/") ? String(peer.dropLast()) : peer
-            let url = "\(base)/v1/sync/vault/\(saltedHash.hex)"
-            guard let (status, blob) = try? await PeerClient.fetch(url, credentials: peerCredentials, limit: Vault.maxBlobBytes, timeout: .seconds(10)),
+            let url = "\(base)/v1/sync/vault/\(saltedHash.hex)?\(owner.query)"
+            guard let (status, blob) = try? await PeerClient.fetch(url, credentials: peerCredentials, limit: Vault.maxBlobBytes, timeout: timeout),
                 status == 200
             else { continue }
             if Hash.sha256(blob) == saltedHash { return blob }
@@ -24,35 +39,37 @@ extension LedgerNode {
         return nil
     }
 
-    /// Fetches from peers the blobs of `hashes` that `vault` lacks (at most 8 at a time): stored in the
+    /// Fetches from peers the blobs of `wanted` that `vault` lacks (at most 8 at a time): stored in the
     /// vault with `keep` (the custodian keeps what is filed with it), otherwise only remembered in memory
-    /// (a reader's node). Answers how many it obtained.
+    /// (a reader's node). Answers the ciphertexts obtained, for the request that needed them (the
+    /// in-memory cache does not keep blobs past a few MiB).
     @discardableResult
-    public func obtainVaultBlobs(_ hashes: [Hash], into vault: Vault, keep: Bool) async -> Int {
-        let missing = Array(Set(hashes.filter { keep ? !vault.contains($0) : !vault.holds($0) }))
-        guard !missing.isEmpty, !configuration.peers.isEmpty else { return 0 }
-        return await withTaskGroup(of: Bool.self) { group in
+    public func obtainVaultBlobs(_ wanted: [(hash: Hash, owner: VaultOwner)], into vault: Vault, keep: Bool) async -> [Hash: [UInt8]] {
+        var seen = Set<Hash>()
+        let missing = wanted.filter { (keep ? !vault.contains($0.hash) : !vault.holds($0.hash)) && seen.insert($0.hash).inserted }
+        guard !missing.isEmpty, !configuration.peers.isEmpty else { return [:] }
+        return await withTaskGroup(of: (Hash, [UInt8])?.self) { group in
             var next = 0
             var finished = 0
-            var obtained = 0
+            var obtained: [Hash: [UInt8]] = [:]
             while next < missing.count || !group.isEmpty {
                 while next < missing.count, next - finished < 8 {
-                    let hash = missing[next]
+                    let (hash, owner) = missing[next]
                     next += 1
                     group.addTask {
-                        guard let blob = await self.fetchVaultBlob(hash) else { return false }
+                        guard let blob = await self.fetchVaultBlob(hash, for: owner) else { return nil }
                         do {
                             if keep { try vault.put(saltedHash: hash, blob: blob) } else { try vault.remember(saltedHash: hash, blob: blob) }
-                            return true
+                            return (hash, Array(blob[32...]))
                         } catch {
                             self.logger.error("a vault blob fetched from a peer was not stored", metadata: ["hash": "\(hash.hex)", "error": "\(error)"])
-                            return false
+                            return nil
                         }
                     }
                 }
                 guard let done = await group.next() else { break }
                 finished += 1
-                if done { obtained += 1 }
+                if let (hash, ciphertext) = done { obtained[hash] = ciphertext }
             }
             return obtained
         }

@@ -134,7 +134,7 @@ public struct RecordsService: Sendable {
         } catch {
             node.logger.error("erasure sweep failed", metadata: ["error": "\(error)"])
         }
-        node.addAfterCommit { _, events in attest(shred(events)) }
+        node.setAfterCommit("erasure") { _, events in attest(shred(events)) }
     }
 
     /// Keeps the custodian's copy: when a version filed with an organisation this node acts for was
@@ -143,7 +143,7 @@ public struct RecordsService: Sendable {
     /// down) is fetched at its first read here.
     public func installCustodianReplication() {
         guard !custodianKeys.isEmpty, !node.configuration.peers.isEmpty else { return }
-        node.addAfterCommit { [self] _, events in
+        node.setAfterCommit("custodian-replication") { [self] _, events in
             let written = events.compactMap { e -> (String, Int64)? in
                 guard e["type"]?.stringValue == "record.written", let id = e["record"]?.stringValue, let version = e["version"]?.intValue else { return nil }
                 return (id, version)
@@ -155,42 +155,43 @@ public struct RecordsService: Sendable {
 
     func keepFiled(_ written: [(record: String, version: Int64)]) async {
         var records: [RecordEntry] = []
-        var hashes: [Hash] = []
+        var wanted: [(hash: Hash, owner: VaultOwner)] = []
         for (id, number) in written {
             guard let record = try? record(id), custodianKeys[record.custodian] != nil,
                 let version = record.versions.first(where: { $0.version == number }), let hash = try? Hash(hex: version.saltedHash)
             else { continue }
             records.append(record)
-            hashes.append(hash)
+            wanted.append((hash, .record(id)))
         }
         for attempt in 0..<6 {
-            hashes = hashes.filter { !vault.contains($0) }
-            if hashes.isEmpty { break }
+            wanted = wanted.filter { !vault.contains($0.hash) }
+            if wanted.isEmpty { break }
             if attempt > 0 { try? await Task.sleep(for: .milliseconds(100 << attempt)) }
-            await node.obtainVaultBlobs(hashes, into: vault, keep: true)
+            await node.obtainVaultBlobs(wanted, into: vault, keep: true)
         }
-        if !hashes.isEmpty {
-            node.logger.error("no peer holds versions filed with this node's organisation", metadata: ["versions": "\(hashes.count)"])
+        if !wanted.isEmpty {
+            node.logger.error("no peer holds versions filed with this node's organisation", metadata: ["versions": "\(wanted.count)"])
         }
         shredIfErased(records)
     }
 
     /// Fetches from peers the ciphertexts of `records` this node lacks (version `number`, or the
     /// current one): stored in the vault when this node acts for the custodian, otherwise kept in memory
-    /// only. Nothing when the node has no peers.
-    func obtain(_ records: [RecordEntry], version number: Int64? = nil) async {
-        guard !node.configuration.peers.isEmpty else { return }
-        var kept: [Hash] = []
-        var remembered: [Hash] = []
+    /// only. Answers the ciphertexts fetched, for this request. Nothing when the node has no peers.
+    func obtain(_ records: [RecordEntry], version number: Int64? = nil) async -> [Hash: [UInt8]] {
+        guard !node.configuration.peers.isEmpty else { return [:] }
+        var kept: [(hash: Hash, owner: VaultOwner)] = []
+        var remembered: [(hash: Hash, owner: VaultOwner)] = []
         for record in records {
             let version = number.map { n in record.versions.first { $0.version == n } } ?? record.current
             guard let version, let hash = try? Hash(hex: version.saltedHash), !vault.holds(hash) else { continue }
-            if custodianKeys[record.custodian] != nil { kept.append(hash) } else { remembered.append(hash) }
+            if custodianKeys[record.custodian] != nil { kept.append((hash, .record(record.id))) } else { remembered.append((hash, .record(record.id))) }
         }
-        guard !kept.isEmpty || !remembered.isEmpty else { return }
-        await node.obtainVaultBlobs(kept, into: vault, keep: true)
-        await node.obtainVaultBlobs(remembered, into: vault, keep: false)
+        guard !kept.isEmpty || !remembered.isEmpty else { return [:] }
+        var fetched = await node.obtainVaultBlobs(kept, into: vault, keep: true)
+        fetched.merge(await node.obtainVaultBlobs(remembered, into: vault, keep: false)) { a, _ in a }
         shredIfErased(records)
+        return fetched
     }
 
     /// An erasure committed while blobs were being fetched: what was fetched goes too.
@@ -320,7 +321,9 @@ public struct RecordsService: Sendable {
     /// The reader's copy of a version: its ciphertext and the content key wrapped for the reader (or her
     /// organisation). In a break-the-glass access (`emergency`), a reader without a key gets one
     /// re-wrapped for her alone from the custodian's escrow key, when this node acts for the custodian.
-    func materialise(_ record: RecordEntry, reader: Principal, version number: Int64? = nil, emergency: Bool = false) throws(LedgerError) -> RecordRead? {
+    func materialise(
+        _ record: RecordEntry, reader: Principal, version number: Int64? = nil, emergency: Bool = false, fetched: [Hash: [UInt8]] = [:]
+    ) throws(LedgerError) -> RecordRead? {
         let chosen = number.map { n in record.versions.first { $0.version == n } } ?? record.current
         guard let version = chosen else {
             if let number { throw LedgerError("not_found", "record \(record.id) has no version \(number)") }
@@ -344,7 +347,8 @@ public struct RecordsService: Sendable {
         } else {
             throw LedgerError("no_key_for_reader", "version \(version.version) of \(record.id) has no key wrapped for the reader; the patient must share it")
         }
-        guard let ciphertext = vault.ciphertext(try Hash(hex: version.saltedHash)) else {
+        let hash = try Hash(hex: version.saltedHash)
+        guard let ciphertext = fetched[hash] ?? vault.ciphertext(hash) else {
             throw LedgerError("not_in_vault", "this node does not hold the content of \(record.id) version \(version.version)")
         }
         return RecordRead(record: record, version: version, ciphertext: ciphertext, wrappedKey: wrapped, keyHolder: holder)
@@ -379,9 +383,9 @@ public struct RecordsService: Sendable {
         // Consent permits; the access event says `permit` only when data is actually released (the
         // accounting of disclosures must not list a read that returned nothing).
         let read: RecordRead
-        await obtain([record], version: version)
+        let fetched = await obtain([record], version: version)
         do {
-            guard let r = try materialise(record, reader: reader, version: version, emergency: extra["breakGlass"] == .bool(true)) else {
+            guard let r = try materialise(record, reader: reader, version: version, emergency: extra["breakGlass"] == .bool(true), fetched: fetched) else {
                 throw LedgerError("no_current_version", "record \(recordID) has no current version yet (pending endorsement)")
             }
             if let releasable, !releasable(r) {
@@ -450,12 +454,14 @@ public struct RecordsService: Sendable {
             if decision.permitted { permittedRecords.append(record) } else { withheld += 1 }
         }
         // Vault reads on every core; a record without a key for the reader or not held here is withheld.
-        await obtain(permittedRecords)
+        let fetched = await obtain(permittedRecords)
         let emergency = Set(decisions.compactMap { type, d in d?.1["breakGlass"] == .bool(true) ? type : nil })
         // A record consent permits but the caller cannot release (its key is the reader's own, not the
         // facade's) is left out without counting as a refusal.
         let materialised = await Parallel.map(permittedRecords) { record -> (read: RecordRead?, unreleasable: Bool) in
-            guard let read = try? self.materialise(record, reader: reader, emergency: emergency.contains(record.resourceType)) else { return (nil, false) }
+            guard let read = try? self.materialise(record, reader: reader, emergency: emergency.contains(record.resourceType), fetched: fetched) else {
+                return (nil, false)
+            }
             return releasable.map { $0(read) } ?? true ? (read, false) : (nil, true)
         }
         let reads = materialised.compactMap(\.read)

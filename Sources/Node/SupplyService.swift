@@ -100,8 +100,8 @@ public final class SupplyService: Sendable {
             throw LedgerError("forbidden", "the document is shared with its trading partners only")
         }
         let hash = try Hash(hex: meta["saltedHash"]?.stringValue ?? "")
-        if !vault.holds(hash) { await node.obtainVaultBlobs([hash], into: vault, keep: false) }
-        guard let ciphertext = vault.ciphertext(hash) else {
+        let fetched = vault.holds(hash) ? [:] : await node.obtainVaultBlobs([(hash, .document(id))], into: vault, keep: false)
+        guard let ciphertext = fetched[hash] ?? vault.ciphertext(hash) else {
             throw LedgerError("not_in_vault", "this node does not hold document \(id); its holder is \(meta["holder"]?.stringValue ?? "unknown")")
         }
         return .object([

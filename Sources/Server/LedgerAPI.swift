@@ -136,8 +136,19 @@ public struct LedgerAPI: Sendable {
             await handle {
                 _ = try readPolicy.requireMember(request)
                 let hash = try Hash(hex: context.parameters.get("hash") ?? "")
-                guard let (salt, ciphertext) = records.vault.get(hash) else {
-                    throw LedgerError("not_in_vault", "this node does not hold \(hash.hex)")
+                // Only the content of a record version (not erased) or an EPCIS document that names this
+                // hash on chain; never a recovery kit or anything else a vault holds.
+                let query = request.uri.queryParameters
+                let owned: Bool
+                if let id = query.get("record").map({ String($0) }) {
+                    owned = try records.record(id).map { $0.erasedAtHeight == nil && $0.versions.contains { $0.saltedHash == hash.hex } } ?? false
+                } else if let id = query.get("document").map({ String($0) }) {
+                    owned = try node.stateValue(forKey: SupplyState.document(id)).map { try JSONValue.parse($0)["saltedHash"]?.stringValue == hash.hex } ?? false
+                } else {
+                    throw LedgerError("bad_parameter", "name what the blob belongs to: ?record=<id> or ?document=<id>")
+                }
+                guard owned, let (salt, ciphertext) = records.vault.get(hash) else {
+                    throw LedgerError("not_in_vault", "this node does not hold \(hash.hex) for that record or document")
                 }
                 return Response(
                     status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: salt + ciphertext)))

@@ -76,10 +76,31 @@ import Testing
                     #expect(try SealedVersion.open(read: try rc1.json(single), with: nurse.encryption) == observation.canonicalBytes)
                     #expect(vault1.holds(hash) && !vault1.contains(hash), "a reader's node keeps no copy on disk")
 
-                    // The blobs are served to consortium nodes only.
-                    #expect(try await rc0.get("/v1/sync/vault/\(hash.hex)", as: patient).status == .forbidden)
-                    #expect(try await rc0.get("/v1/sync/vault/\(hash.hex)", as: nurse).status == .forbidden)
-                    #expect(Hash.sha256(Array(try await memberGet(net.url(0) + "/v1/sync/vault/\(hash.hex)", as: net.node(2)))) == hash)
+                    // The blobs are served to consortium nodes only, and only for the record that names them.
+                    #expect(try await rc0.get("/v1/sync/vault/\(hash.hex)?record=obs-1", as: patient).status == .forbidden)
+                    #expect(try await rc0.get("/v1/sync/vault/\(hash.hex)?record=obs-1", as: nurse).status == .forbidden)
+                    #expect(Hash.sha256(Array(try await memberGet(net.url(0) + "/v1/sync/vault/\(hash.hex)?record=obs-1", as: net.node(2)))) == hash)
+                    #expect(try await memberStatus(net.url(0) + "/v1/sync/vault/\(hash.hex)", net.node(2).peerCredentials) == 400)
+                    // A blob the record does not name (anything else a vault holds, e.g. a recovery kit) is not served.
+                    let other = RandomBytes.make(32) + RandomBytes.make(100)
+                    let stored = try await c0.execute(
+                        uri: "/v1/vault/\(Hash.sha256(other).hex)", method: .put,
+                        headers: [.authorization: "Bearer \(try await rc0.token(patient))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: other))
+                    #expect(stored.status == .created)
+                    #expect(try await memberStatus(net.url(0) + "/v1/sync/vault/\(Hash.sha256(other).hex)?record=obs-1", net.node(2).peerCredentials) == 404)
+                    #expect(await net.node(1).fetchVaultBlob(Hash.sha256(other), for: .record("obs-1")) == nil)
+
+                    // A version larger than the in-memory cache takes (over 4 MiB) is read through another node too.
+                    let large: JSONValue = .object([
+                        "resourceType": .string("Observation"), "id": .string("obs-3"), "status": .string("final"),
+                        "code": .object(["text": .string("Long ECG strip")]), "valueString": .string(String(repeating: "0123456789", count: 500_000)),
+                    ])
+                    let bigPut = try await rc0.put(doctor, patient: patient, recordID: "obs-3", version: 1, resource: large, custodian: hospital)
+                    #expect(bigPut["result"]?["status"] == .string("current"), "\(bigPut)")
+                    try await caughtUp(bigPut)
+                    let bigRead = try await rc1.get("/v1/records/obs-3", as: nurse)
+                    #expect(bigRead.status == .ok)
+                    #expect(try SealedVersion.open(read: try rc1.json(bigRead), with: nurse.encryption) == large.canonicalBytes)
 
                     // The patient writes through the clinic's node a record she files with the hospital: the
                     // hospital's node fetches it as the version commits and keeps it.
@@ -97,14 +118,14 @@ import Testing
                     #expect(try SealedVersion.open(read: try rc0.json(doctorRead), with: doctor.encryption) == note.canonicalBytes)
 
                     // Erasure reaches every copy: the custodian's file, the uploading node's file, the reader's memory.
-                    for id in ["obs-1", "obs-2"] {
+                    for id in ["obs-1", "obs-2", "obs-3"] {
                         let erased = try await rc0.submit(patient, "records", "erase", .object(["recordId": .string(id)]))
                         #expect(erased["status"] == .string("committed"), "\(erased)")
                         try await caughtUp(erased)
                     }
                     #expect(!vault0.holds(hash) && !vault1.holds(hash))
                     #expect(!vault0.holds(noteHash) && !vault1.holds(noteHash))
-                    #expect(await net.node(1).fetchVaultBlob(hash) == nil, "no peer serves an erased version")
+                    #expect(await net.node(1).fetchVaultBlob(hash, for: .record("obs-1")) == nil, "no peer serves an erased version")
                     #expect(try await rc1.get("/v1/records/obs-1", as: nurse).status == .gone)
                 }
             }
