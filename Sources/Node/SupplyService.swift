@@ -13,10 +13,13 @@ public final class SupplyService: Sendable {
     let vault: Vault
     public let keys: SupplyKeys
     let clock: @Sendable () -> UInt64
-    /// Two scans of one pack by different parties within this window raise `simultaneous_scans`.
+    /// An alert for one (rule, pack, verifier) is raised again only after this window. (Two scans of one
+    /// pack by two parties are compared on chain: `SupplyContract.scanWindowMillis`.)
     public let scanWindowMillis: UInt64
-    /// The latest scan of each pack at this node, and the latest this node recorded on chain.
-    private let scans = Mutex<(last: [String: (party: String, time: UInt64)], recorded: [String: (party: String, time: UInt64)])>(([:], [:]))
+    /// The latest scan of each pack this node recorded on chain (a repeat by the same party within
+    /// `rescanMillis` is not recorded again).
+    private let scans = Mutex<[String: (party: String, time: UInt64)]>([:])
+    static let rescanMillis: UInt64 = 60_000
     private let parsed = Mutex<[String: (bytes: [UInt8], value: JSONValue)]>([:])
     /// When each (rule, pack or lot, verifier) last raised an alert: repeats within `scanWindowMillis` are not raised again.
     private let raised = Mutex<[String: UInt64]>([:])
@@ -253,36 +256,26 @@ public final class SupplyService: Sendable {
             return result
         }
         if let key = result.packKey {
-            // The scan recorded on chain by any node (another organisation's, or this one before a restart).
-            let onChain = (try? json(SupplyState.scan(key))).flatMap { j -> (party: String, time: UInt64)? in
-                guard let party = j?["party"]?.stringValue, let time = j?["time"]?.intValue, time >= 0 else { return nil }
-                return (party, UInt64(time))
-            }
-            let window = scanWindowMillis
-            let (local, now, record) = scans.withLock { m -> ((party: String, time: UInt64)?, UInt64, Bool) in
-                let now = clock()
-                if m.last.count > 1_000_000 {
-                    m.last.removeAll(keepingCapacity: true)
-                    m.recorded.removeAll(keepingCapacity: true)
-                }
-                let previous = m.last[key]
-                m.last[key] = (verifier, now)
-                // Recorded again when another party scans, or after half a window (repeats stay off the chain).
-                let record = m.recorded[key].map { $0.party != verifier || now < $0.time || now - $0.time > window / 2 } ?? true
-                if record { m.recorded[key] = (verifier, now) }
-                return (previous, now, record)
+            // The scan goes on chain (in a batch with the alerts): the supply contract compares it with the
+            // pack's previous scan, made at any node, and records `simultaneous_scans` when two parties
+            // scanned it within its window (`SupplyContract.scanWindowMillis`, block time).
+            let now = clock()
+            let record = scans.withLock { m -> Bool in
+                if m.count > 1_000_000 { m.removeAll(keepingCapacity: true) }
+                if let last = m[key], last.party == verifier, now >= last.time, now - last.time < Self.rescanMillis { return false }
+                m[key] = (verifier, now)
+                return true
             }
             if record, result.outcome != .unknownSerial {
-                let scan: JSONValue = .object(["item": .string(key), "party": .string(verifier), "time": .int(Int64(now))])
+                var scan: [String: JSONValue] = [
+                    "item": .string(key), "party": .string(verifier), "outcome": .string(result.outcome.rawValue),
+                    "recipients": .array(Set([verifier, result.mah, result.holder].compactMap { $0 }).sorted().map { .string($0) }),
+                ]
+                if let gtin = result.gtin { scan["gtin"] = .string(gtin) }
                 pendingAlerts.withLock { p in
-                    if p.scans.count < Self.maxQueuedAlerts { p.scans.append(scan) } else { p.dropped += 1 }
+                    if p.scans.count < Self.maxQueuedAlerts { p.scans.append(.object(scan)) } else { p.dropped += 1 }
                 }
                 alertSignal.yield()
-            }
-            // The latest scan by another party, here or anywhere in the consortium.
-            let previous = [local, onChain].compactMap { $0 }.filter { $0.party != verifier }.max { $0.time < $1.time }
-            if let previous, now >= previous.time, now - previous.time <= scanWindowMillis, result.outcome != .unknownSerial {
-                raise(result, rule: "simultaneous_scans", detail: "scanned by \(previous.party) \((now - previous.time) / 1000) s earlier", extra: [previous.party])
             }
         }
         if let rule = result.rule { raise(result, rule: rule, detail: result.detail, extra: []) }
@@ -361,7 +354,8 @@ public final class SupplyService: Sendable {
     /// The alerts addressed to a party, newest last.
     public func alerts(for did: String, limit: Int = 100) throws -> [JSONValue] {
         try node.store.stateKeys(prefix: SupplyState.inboxPrefix(did), limit: limit, descending: true).reversed().compactMap { key in
-            try json(SupplyState.alert(String(key.split(separator: "-").last ?? "")))
+            // `<inbox prefix><height>-<alert id>`
+            try json(SupplyState.alert(String(key.dropFirst(SupplyState.inboxPrefix(did).count).split(separator: "-", maxSplits: 1).last ?? "")))
         }
     }
 
@@ -431,7 +425,12 @@ public final class SupplyService: Sendable {
             for start in stride(from: 0, to: scans.count, by: 1000) {
                 txs.append(try signed("scans", .object(["scans": .array(Array(scans[start..<min(scans.count, start + 1000)]))])))
             }
-            _ = try await node.submit(txs)
+            let refused = try await node.submit(txs).filter { $0.status != .committed && $0.errorCode != "already_alerted" }
+            if let first = refused.first {
+                // A node that is not an operator (not a validator) cannot record alerts or scans.
+                node.logger.warning(
+                    "supply alerts or scans refused", metadata: ["count": "\(refused.count)", "error": "\(first.errorCode ?? ""): \(first.errorMessage ?? "")"])
+            }
         } catch {
             node.logger.warning("supply alerts not recorded", metadata: ["alerts": "\(alerts.count)", "scans": "\(scans.count)", "error": "\(error)"])
         }

@@ -50,6 +50,38 @@ final class MemoryChain: StateReader, @unchecked Sendable {
         #expect(inbox.count == 4)
     }
 
+    /// Scans recorded by any node are compared on chain at block time: two parties within the window
+    /// raise `simultaneous_scans` once per scanning party; the same party, or a scan after the window, does not.
+    @Test func scansAtTwoPlacesAreComparedOnChain() throws {
+        let chain = MemoryChain()
+        let item = String(repeating: "ab", count: 32)
+        let (a, b, c, mah) = (SigningKey().publicKey.did, SigningKey().publicKey.did, SigningKey().publicKey.did, SigningKey().publicKey.did)
+        let t0: UInt64 = 1_790_000_000_000
+        func scan(_ party: String, at time: UInt64, by signer: SigningKey? = nil) -> Receipt {
+            chain.run(signer ?? chain.operatorKey, "supply", "scans", .object(["scans": .array([.object([
+                "item": .string(item), "party": .string(party), "outcome": .string("verified"), "recipients": .array([.string(party), .string(mah)]),
+            ])])]), time: time)
+        }
+        func alerts() -> [JSONValue] {
+            chain.state.filter { $0.key.hasPrefix("supply/alert/") }.compactMap { try? JSONValue.parse($0.value) }
+        }
+        #expect(scan(a, at: t0).result["alerts"] == .int(0))
+        #expect(scan(a, at: t0 + 1_000).result["alerts"] == .int(0), "the same party again")
+        let second = scan(b, at: t0 + 60_000)
+        #expect(second.result["alerts"] == .int(1))
+        let alert = try #require(alerts().first)
+        #expect(alert["rule"] == .string("simultaneous_scans") && alert["item"] == .string(item) && alert["verifier"] == .string(b))
+        #expect(Set(alert["recipients"]?.arrayValue?.compactMap(\.stringValue) ?? []) == [a, b, mah])
+        #expect(alert["detail"]?.stringValue?.contains(a) == true)
+        #expect(chain.state.keys.contains { $0.hasPrefix(SupplyState.inboxPrefix(a)) }, "the earlier party is told")
+        #expect(scan(a, at: t0 + 120_000).result["alerts"] == .int(1), "a back and forth: a's scan after b's")
+        #expect(scan(b, at: t0 + 180_000).result["alerts"] == .int(0), "b was already alerted in this window")
+        #expect(scan(c, at: t0 + 240_000).result["alerts"] == .int(1), "a third place")
+        #expect(scan(a, at: t0 + 240_000 + UInt64(SupplyContract.scanWindowMillis) + 1).result["alerts"] == .int(0), "after the window")
+        #expect(alerts().count == 3)
+        #expect(scan(a, at: t0, by: SigningKey()).errorCode == "forbidden", "only consortium nodes record scans")
+    }
+
     static let day: UInt64 = 86_400_000
     let keys = SupplyKeys(secret: Array(repeating: 7, count: 32))
     let gtin = "09506000100012"

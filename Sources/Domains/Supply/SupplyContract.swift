@@ -90,10 +90,15 @@ public struct SupplyContract: Contract {
                 throw LedgerError("bad_payload", "scans must be an array of 1 to 1000 scans")
             }
             for scan in list {
-                let s = try Payload(scan, allowed: ["item", "party", "time"])
+                let s = try Payload(scan, allowed: ["item", "party", "recipients", "gtin", "outcome"])
                 _ = try Self.itemKey(s, "item")
                 _ = try s.did("party")
-                guard try s.int("time") >= 0 else { throw LedgerError("bad_payload", "time is milliseconds since 1970") }
+                _ = try s.optionalString("gtin", maxLength: 14)
+                _ = try s.string("outcome", maxLength: 64)
+                guard let recipients = s.fields["recipients"]?.arrayValue, recipients.count <= 16 else {
+                    throw LedgerError("bad_payload", "a scan's recipients are an array of at most 16 dids")
+                }
+                for r in recipients { _ = try PublicKey(did: r.stringValue ?? "") }
             }
         default:
             let p = try Payload(payload, allowed: ["rule", "outcome", "recipients", "gtin", "item", "lot", "verifier", "detail", "state", "once", "reportedBy"])
@@ -312,14 +317,18 @@ public struct SupplyContract: Contract {
             }
             context.set(SupplyState.alertOnce(once), .object(["transaction": .string(context.transaction.id.hex)]))
         }
-        let id = context.transaction.id.hex
-        var o = payload.objectValue!
+        return try recordAlert(payload.objectValue!, id: context.transaction.id.hex, &context)
+    }
+
+    /// Stores an alert under `id`, indexes it in each recipient's inbox and emits `supply.alert`.
+    func recordAlert(_ alert: [String: JSONValue], id: String, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        var o = alert
         o["id"] = .string(id)
         o["time"] = .int(Int64(context.timeMillis))
         o["height"] = .int(Int64(context.height))
         context.set(SupplyState.alert(id), .object(o))
         var seen = Set<String>()
-        for recipient in payload["recipients"]!.arrayValue!.compactMap(\.stringValue) where seen.insert(recipient).inserted {
+        for recipient in (alert["recipients"]?.arrayValue ?? []).compactMap(\.stringValue) where seen.insert(recipient).inserted {
             context.set(SupplyState.inboxPrefix(recipient) + Self.sortable(context.height) + "-" + id, .object([:]))
         }
         var event = o
@@ -328,20 +337,44 @@ public struct SupplyContract: Contract {
         return .object(o)
     }
 
-    /// `scans` `{"scans": [{"item", "party", "time"}]}` by a consortium node: the verification scans its
-    /// supply-chain parties made (not dispensing them), so that the node where the same pack is scanned next —
-    /// another organisation's, or this one after a restart — sees the scan (`simultaneous_scans`). Per pack
-    /// the latest scan is kept; an older one than the kept scan changes nothing.
+    /// Two scans of one pack by two different parties within this window (block time) raise `simultaneous_scans`.
+    public static let scanWindowMillis: Int64 = 600_000
+
+    /// `scans` `{"scans": [{"item", "party", "recipients", "gtin"?, "outcome"}]}` by a consortium node: the
+    /// verification scans its supply-chain parties made, at the block's time. Per pack the latest scan is
+    /// kept; when the previous one was by another party within `scanWindowMillis`, wherever it was made
+    /// (any node, any order within a block, before a restart), the contract records a `simultaneous_scans`
+    /// alert to the scan's recipients (the MAH, the holder, the verifier), the earlier party and the
+    /// regulators — once per pack and scanning party per window.
     func scans(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         guard try operators.contains(context.author, in: context) else { throw LedgerError("forbidden", "scans are recorded by a consortium node") }
-        var kept = 0
-        for scan in payload["scans"]?.arrayValue ?? [] {
-            guard let item = scan["item"]?.stringValue, let party = scan["party"]?.stringValue, let time = scan["time"]?.intValue else { continue }
-            if let previous = try context.json(forKey: SupplyState.scan(item))?["time"]?.intValue, previous > time { continue }
-            context.set(SupplyState.scan(item), .object(["party": .string(party), "time": .int(time)]))
-            kept += 1
+        let now = Int64(context.timeMillis)
+        var alerts = 0
+        for (index, scan) in (payload["scans"]?.arrayValue ?? []).enumerated() {
+            guard let item = scan["item"]?.stringValue, let party = scan["party"]?.stringValue else { continue }
+            let previous = try context.json(forKey: SupplyState.scan(item))
+            // The parties whose scan raised the rule for this pack, and when (one alert per party per window).
+            var alerted = (previous?["alerted"]?.objectValue ?? [:]).filter { now - ($0.value.intValue ?? 0) <= Self.scanWindowMillis }
+            if let previous, let earlier = previous["party"]?.stringValue, let time = previous["time"]?.intValue, earlier != party,
+                now - time <= Self.scanWindowMillis, alerted[party] == nil, alerted.count < 64
+            {
+                var recipients = Set((scan["recipients"]?.arrayValue ?? []).compactMap(\.stringValue) + [party, earlier])
+                for r in try context.json(forKey: SupplyState.regulators)?["parties"]?.arrayValue ?? [] { if let did = r.stringValue { recipients.insert(did) } }
+                var o: [String: JSONValue] = [
+                    "rule": .string("simultaneous_scans"), "outcome": scan["outcome"] ?? .string("verified"), "item": .string(item),
+                    "verifier": .string(party), "recipients": .array(recipients.sorted().map { .string($0) }),
+                    "detail": .string("scanned by \(earlier) \((now - time) / 1000) s earlier"),
+                ]
+                if let gtin = scan["gtin"] { o["gtin"] = gtin }
+                _ = try recordAlert(o, id: "\(context.transaction.id.hex)-\(index)", &context)
+                alerted[party] = .int(now)
+                alerts += 1
+            }
+            var kept: [String: JSONValue] = ["party": .string(party), "time": .int(now)]
+            if !alerted.isEmpty { kept["alerted"] = .object(alerted) }
+            context.set(SupplyState.scan(item), .object(kept))
         }
-        return .object(["recorded": .int(Int64(kept))])
+        return .object(["alerts": .int(Int64(alerts))])
     }
 
     /// A zero-padded height, so that inbox keys sort in commit order.
