@@ -1,5 +1,13 @@
 import LedgerCore
 import Standards
+import Synchronization
+
+/// What a service that fetches vault blobs from peers remembers: fetches in flight, and the blobs no
+/// peer served lately (not asked for again at once).
+final class PeerFetchState: Sendable {
+    let inFlight = Mutex(0)
+    let missing = Mutex<[Hash: ContinuousClock.Instant]>([:])
+}
 
 /// What a vault blob belongs to: a peer serves a blob only for the record version or EPCIS document
 /// that names its salted hash on chain (never a recovery kit, never an erased record's content).

@@ -80,6 +80,8 @@ public struct RecordsService: Sendable {
     /// key is wrapped for its custodian, so this node can answer a break-the-glass read of the records
     /// it holds by re-wrapping the key for the emergency reader.
     let custodianKeys: [String: EncryptionKey]
+    /// Custodian fetches in flight (bounded), and blobs no peer served lately.
+    let fetching = PeerFetchState()
 
     public init(node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000, custodianKeys: [String: EncryptionKey] = [:]) {
         self.node = node
@@ -149,7 +151,16 @@ public struct RecordsService: Sendable {
                 return (id, version)
             }
             guard !written.isEmpty else { return }
-            Task { await self.keepFiled(written) }
+            // Bounded: past 64 blocks' fetches in flight (a long catch-up), the rest is fetched at first read.
+            guard self.fetching.inFlight.withLock({ n -> Bool in
+                guard n < 64 else { return false }
+                n += 1
+                return true
+            }) else { return }
+            Task {
+                await self.keepFiled(written)
+                self.fetching.inFlight.withLock { $0 -= 1 }
+            }
         }
     }
 
@@ -177,19 +188,27 @@ public struct RecordsService: Sendable {
 
     /// Fetches from peers the ciphertexts of `records` this node lacks (version `number`, or the
     /// current one): stored in the vault when this node acts for the custodian, otherwise kept in memory
-    /// only. Answers the ciphertexts fetched, for this request. Nothing when the node has no peers.
+    /// only. Answers the ciphertexts fetched, for this request. Nothing when the node has no peers. A
+    /// blob no peer served is not asked for again for 30 s (a read does not wait on the peers each time).
     func obtain(_ records: [RecordEntry], version number: Int64? = nil) async -> [Hash: [UInt8]] {
         guard !node.configuration.peers.isEmpty else { return [:] }
+        let now = ContinuousClock.now
+        let unavailable = fetching.missing.withLock { missing -> Set<Hash> in
+            missing = missing.filter { now - $0.value < .seconds(30) }
+            return Set(missing.keys)
+        }
         var kept: [(hash: Hash, owner: VaultOwner)] = []
         var remembered: [(hash: Hash, owner: VaultOwner)] = []
         for record in records {
             let version = number.map { n in record.versions.first { $0.version == n } } ?? record.current
-            guard let version, let hash = try? Hash(hex: version.saltedHash), !vault.holds(hash) else { continue }
+            guard let version, let hash = try? Hash(hex: version.saltedHash), !vault.holds(hash), !unavailable.contains(hash) else { continue }
             if custodianKeys[record.custodian] != nil { kept.append((hash, .record(record.id))) } else { remembered.append((hash, .record(record.id))) }
         }
         guard !kept.isEmpty || !remembered.isEmpty else { return [:] }
         var fetched = await node.obtainVaultBlobs(kept, into: vault, keep: true)
         fetched.merge(await node.obtainVaultBlobs(remembered, into: vault, keep: false)) { a, _ in a }
+        let failed = (kept + remembered).map(\.hash).filter { fetched[$0] == nil }
+        if !failed.isEmpty { fetching.missing.withLock { missing in for hash in failed.prefix(10_000) { missing[hash] = now } } }
         shredIfErased(records)
         return fetched
     }

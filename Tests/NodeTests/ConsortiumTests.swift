@@ -597,6 +597,12 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         #expect(pass(.object(["kind": .string("remove_member"), "subject": .string(rotated.publicKey.did)]), by: a, rotated).result["status"]?.stringValue == "applied")
         #expect(try members() == [a.publicKey.did: "active"])
         #expect(pass(.object(["kind": .string("remove_member"), "subject": .string(a.publicKey.did)]), by: a, nil).errorCode == "last_member")
+        // The keys removed or rotated out are recorded as revoked (whole-ledger reads refuse them); admitting one again clears it.
+        #expect(chain.state[GovernanceContract.revokedKey(b.publicKey.did)] != nil, "rotated out")
+        #expect(chain.state[GovernanceContract.revokedKey(rotated.publicKey.did)] != nil, "removed")
+        #expect(chain.state[GovernanceContract.revokedKey(a.publicKey.did)] == nil)
+        #expect(pass(.object(["kind": .string("admit_member"), "subject": .string(rotated.publicKey.did)]), by: a, nil).result["status"]?.stringValue == "applied")
+        #expect(chain.state[GovernanceContract.revokedKey(rotated.publicKey.did)] == nil)
     }
 
     /// Votes against and withdrawal: a proposal closes as rejected once it can no longer pass, a

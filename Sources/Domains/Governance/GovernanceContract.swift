@@ -177,6 +177,8 @@ public struct GovernanceContract: Contract {
         switch kind {
         case "remove_member", "rotate_member_key", "remove_validator", "rotate_validator_key":
             context.set(Self.revokedKey(subject), .object(["kind": .string(kind), "height": .int(Int64(context.height))]))
+            // The key rotated in is trusted again, whatever it was before.
+            if let key = proposal["key"]?.stringValue { context.set(Self.revokedKey(key), nil) }
         case "admit_member", "add_validator":
             context.set(Self.revokedKey(subject), nil)
         default: break
