@@ -90,6 +90,16 @@ final class ConsortiumNet: @unchecked Sendable {
     }
 
     func node(_ i: Int) -> LedgerNode { lock.withLock { nodes[i]! } }
+    /// Waits until every running node's HTTP API answers (its server starts in a task of its own).
+    func waitServing() async throws {
+        for i in ports.indices {
+            try await eventually("node \(i) serves HTTP") {
+                guard let url = URL(string: url(i) + "/healthz"), let (_, response) = try? await URLSession.shared.data(from: url) else { return false }
+                return (response as? HTTPURLResponse)?.statusCode == 200
+            }
+        }
+    }
+
     /// The API of node `i` (with `http`), to drive in process as a client of that node would.
     func api(_ i: Int) -> LedgerAPI { lock.withLock { apis[i]! } }
     func url(_ i: Int) -> String { "http://127.0.0.1:\(ports[i])" }
@@ -390,6 +400,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     /// node not yet named on chain does, with the secret's proof.
     @Test func removedNodesLoseWholeLedgerAccess() async throws {
         try await withNetwork(nodes: 4, http: true) { net in
+            try await net.waitServing()
             let m = net.members
             let url = net.url(0) + "/v1/sync/blocks?from=1&limit=1"
             let secret = try SupplyService.secret(in: net.directories[0])

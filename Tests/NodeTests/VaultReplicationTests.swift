@@ -22,6 +22,7 @@ import Testing
             1: ActingOrganisation(signing: clinic.key, encryption: clinic.encryption),
         ]
         try await withNetwork(nodes: 4, http: true, acting: acting) { net in
+            try await net.waitServing()
             let patient = Party()
             let doctor = Party()
             let nurse = Party()
