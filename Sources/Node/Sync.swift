@@ -97,11 +97,15 @@ extension LedgerNode {
     func syncFromPeers(_ peers: [String]) async throws -> Int {
         var committed = 0
         var lastError: LedgerError?
+        // Whether a peer answered with nothing more that is final (not an error).
+        var answered = false
         peers: for peer in peers {
-            while true {
+            // Blocks per request: more when a run of uncertified blocks is longer than one batch.
+            var limit = 64
+            fetching: while true {
                 let batch: [(BlockProposal, QuorumCertificate?)]
                 do {
-                    batch = try await PeerClient.blocks(peer: peer, from: height + 1, limit: 64, credentials: peerCredentials)
+                    batch = try await PeerClient.blocks(peer: peer, from: height + 1, limit: limit, credentials: peerCredentials)
                 } catch let error as LedgerError {
                     lastError = error
                     continue peers
@@ -111,7 +115,17 @@ extension LedgerNode {
                     // Only final blocks are taken: certified themselves, or followed in the batch by a certified
                     // block they hash-link to (a quorum signing a block vouches for its ancestors; a node may
                     // mark lower heights final with the certificate of a higher one). The rest comes through ordering.
-                    if certificate == nil, !Self.anchored(batch, from: index, validators: validators) { return committed }
+                    if certificate == nil, !Self.anchored(batch, from: index, validators: validators) {
+                        // The anchor may lie past this batch: ask once for the most the API serves.
+                        if index == 0, batch.count == limit, limit < 256 {
+                            limit = 256
+                            continue fetching
+                        }
+                        // This peer serves nothing final past here (its tip, or a span whose certificate is
+                        // by a validator set changed inside it): another peer may hold the certificates.
+                        answered = true
+                        continue peers
+                    }
                     switch try await applyProposal(proposal, certificate: certificate, meta: []) {
                     case .committed: committed += 1
                     case .alreadyCommitted, .gap: continue
@@ -126,7 +140,7 @@ extension LedgerNode {
             }
             return committed
         }
-        if committed == 0, let lastError { throw lastError }
+        if committed == 0, !answered, let lastError { throw lastError }
         return committed
     }
 }
