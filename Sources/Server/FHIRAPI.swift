@@ -139,14 +139,35 @@ struct FHIRAPI: Sendable {
         }
     }
 
-    /// `patient=<did>` or `patient=urn:ietf:rfc:3986|<did>`.
+    /// `patient` (or `subject`) as `<did>`, `urn:ietf:rfc:3986|<did>`, or a reference `Patient/<multibase>`.
     func patientParameter(_ request: Request) throws -> String {
-        guard var value = request.uri.queryParameters.get("patient") else {
-            throw LedgerError("missing_parameter", "search by patient: ?patient=<did>")
+        let query = request.uri.queryParameters
+        guard var value = (query.get("patient") ?? query.get("subject")).map({ String($0) }) else {
+            throw LedgerError("missing_parameter", "search by patient: ?patient=<did> or ?patient=Patient/<id>")
         }
         if value.hasPrefix(Self.didSystem + "|") { value.removeFirst(Self.didSystem.count + 1) }
-        _ = try PublicKey(did: value)
-        return value
+        if value.hasPrefix("Patient/") { value = "did:key:" + value.dropFirst("Patient/".count) }
+        guard let did = try? PublicKey(did: value).did else {
+            throw LedgerError("bad_parameter", "patient must be a did:key or Patient/<id>")
+        }
+        return did
+    }
+
+    /// What no route answers under `/fhir` (an unknown type or interaction, a write on a node that acts
+    /// for no organisation) is a 404 with an OperationOutcome, like every FHIR error here.
+    struct Unrouted: RouterMiddleware {
+        typealias Context = BasicRequestContext
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            guard request.uri.path == "/fhir" || request.uri.path.hasPrefix("/fhir/") else { return try await next(request, context) }
+            do {
+                return try await next(request, context)
+            } catch let error as HTTPError where error.status == .notFound {
+                let issue = FHIRIssue(
+                    severity: .error, code: "not-supported", diagnostics: "not_supported: \(request.method.rawValue) \(request.uri.path) is not an interaction this server supports (see /fhir/metadata)",
+                    expression: "$this")
+                return FHIRAPI.respond(FHIRValidator.operationOutcome([issue]), status: .notFound)
+            }
+        }
     }
 
     func mayRead(patient: String, requester: String) throws {
@@ -260,7 +281,9 @@ struct FHIRAPI: Sendable {
             if read { interactions.insert(.object(["code": .string("read")]), at: 0) }
             return .object([
                 "type": .string(type), "interaction": .array(interactions),
-                "searchParam": .array([.object(["name": .string("patient"), "type": .string("token"), "documentation": .string("the patient's did:key")])]),
+                "searchParam": .array(["patient", "subject"].map { name in
+                    .object(["name": .string(name), "type": .string("reference"), "documentation": .string("Patient/<id>, the patient's did:key, or urn:ietf:rfc:3986|<did>")])
+                }),
             ])
         }
         func clinical(_ type: String) -> JSONValue {

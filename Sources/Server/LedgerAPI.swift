@@ -175,6 +175,8 @@ public struct LedgerAPI: Sendable {
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
         FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
         SupplyAPI(api: self, supply: supply, auth: auth, organisations: organisations).register(on: router)
+        // Added last, it wraps only what no route answers: under /fhir that is an OperationOutcome too.
+        router.add(middleware: FHIRAPI.Unrouted())
         return router
     }
 

@@ -390,6 +390,32 @@ import Testing
             #expect(try rc.json(try await send(.get, "/fhir/AuditEvent/\(auditID)", as: patient)) == first)
             #expect(try await send(.get, "/fhir/AuditEvent/\(auditID)", as: doctor).status == .forbidden)
             #expect(try await send(.get, "/fhir/AuditEvent/\(auditID.dropLast())999999", as: patient).status == .notFound)
+            // The ledger-owned types search by reference too (patient= or subject=, Patient/<id>).
+            #expect(try rc.json(try await send(.get, "/fhir/AuditEvent?subject=\(patientRef)", as: patient)) == audit)
+            let consents = try await send(.get, "/fhir/Consent?patient=\(patientRef)", as: patient)
+            #expect(consents.status == .ok)
+            #expect(try rc.json(consents)["resourceType"] == .string("Bundle"))
+            #expect(try await send(.get, "/fhir/Consent?patient=Patient/nobody", as: patient).status == .badRequest)
+            // What no route serves is an OperationOutcome too, never a bare 404.
+            for (method, uri) in [(HTTPRequest.Method.get, "/fhir/Observation/x/_history/1/extra"), (.post, "/fhir/Observation/some-id")] {
+                let unrouted = try await send(method, uri, as: doctor)
+                #expect(unrouted.status == .notFound)
+                #expect(try rc.json(unrouted)["resourceType"] == .string("OperationOutcome"), "\(method) \(uri)")
+            }
+            // A MedicationDispense goes through the facade like the other clinical types.
+            let dispense: JSONValue = .object([
+                "resourceType": .string("MedicationDispense"), "status": .string("completed"),
+                "medicationCodeableConcept": .object(["text": .string("Amoxicillin 500 mg")]), "subject": .object(["reference": .string(patientRef)]),
+                "quantity": .object(["value": .int(21)]),
+            ])
+            let dispensed = try await send(.post, "/fhir/MedicationDispense", as: doctor, dispense)
+            #expect(dispensed.status == .created)
+            let dispenseID = try #require(try rc.json(dispensed)["id"]?.stringValue)
+            let dispenseRead = try rc.json(try await send(.get, "/fhir/MedicationDispense/\(dispenseID)", as: doctor))
+            #expect(dispenseRead["medicationCodeableConcept"] == dispense["medicationCodeableConcept"] && dispenseRead["quantity"] == dispense["quantity"])
+            #expect(try await send(.post, "/fhir/MedicationDispense", as: doctor, .object([
+                "resourceType": .string("MedicationDispense"), "subject": .object(["reference": .string(patientRef)]),
+            ])).status == .badRequest, "status and medication[x] are required")
             // Provenance by id: <record id>-<version>.
             let observationID = String(try #require(map["Observation/example"]).split(separator: "/")[1])
             let provenance = try rc.json(try await send(.get, "/fhir/Provenance/\(observationID)-1", as: doctor))
