@@ -92,7 +92,7 @@ struct FHIRRecords: Sendable {
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
         try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
         let result = try await commit("put", sealed.putPayload(
-            recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user, requester: requester),
+            recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user, requester: requester, resource: resource),
             onBehalfOf: user == acting.did ? nil : user))
         // Waiting for an endorsement (another party's signature): answered flagged, as reads flag it.
         if result["status"] == .string("pending") {
@@ -118,9 +118,19 @@ struct FHIRRecords: Sendable {
     /// requester (the ordering practitioner) is `?requester=<did>` when she is someone else — the version
     /// then stays pending until she endorses it with her own key (`records.endorse`) — or else the
     /// authenticated practitioner herself (she signed in with her key; the organisation signs for her).
-    func parties(_ type: String, user: String, requester: String? = nil) -> [String: String] {
+    /// The performing lab is the organisation the resource names as `performer` (`Organization/<id>` of a
+    /// did:key), or this node's organisation; the requester is `?requester=` or the signed-in user.
+    func parties(_ type: String, user: String, requester: String? = nil, resource: JSONValue? = nil) -> [String: String] {
         guard EndorsementPolicy.requiredParties[type] != nil else { return [:] }
-        return ["performer": acting.did, "requester": requester ?? user]
+        var performer = acting.did
+        for p in resource?["performer"]?.arrayValue ?? [] {
+            guard let reference = p["reference"]?.stringValue, reference.hasPrefix("Organization/"),
+                let did = try? PublicKey(did: "did:key:" + reference.dropFirst("Organization/".count)).did
+            else { continue }
+            performer = did
+            break
+        }
+        return ["performer": performer, "requester": requester ?? user]
     }
 
     /// The `requester` query parameter: a did.
@@ -318,7 +328,7 @@ struct FHIRRecords: Sendable {
             try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
             puts.append(sealed.putPayload(
                 recordID: item.id, patient: patient, resourceType: item.type, version: item.version, custodian: acting.did,
-                parties: parties(item.type, user: user), onBehalfOf: user == acting.did ? nil : user))
+                parties: parties(item.type, user: user, resource: .object(stored)), onBehalfOf: user == acting.did ? nil : user))
             answers.append(.object(["response": .object([
                 "status": .string(item.version == 1 ? "201 Created" : "200 OK"), "location": .string("\(item.type)/\(item.id)/_history/\(item.version)"),
                 "etag": .string("W/\"\(item.version)\""), "lastModified": .string(now),

@@ -442,6 +442,17 @@ import Testing
             #expect(try rc.json(try await send(.get, "/fhir/DiagnosticReport/\(reportID)", as: doctor))["meta"]?["tag"] == nil)
             // Without ?requester, the signed-in practitioner is the requester: current at once.
             #expect(try rc.json(try await send(.post, "/fhir/DiagnosticReport", as: doctor, ordered))["meta"]?["tag"] == nil)
+            // A report naming another organisation as its performer (the lab) waits for that lab's endorsement.
+            let externalLab = Party()
+            _ = try await rc.register(operatorParty, externalLab, "organisation", name: "External lab")
+            var byLab = ordered.objectValue!
+            byLab["performer"] = .array([.object(["reference": .string("Organization/" + externalLab.did.dropFirst("did:key:".count))])])
+            let labReport = try await send(.post, "/fhir/DiagnosticReport", as: doctor, .object(byLab))
+            #expect(labReport.status == .created)
+            let labReportJSON = try rc.json(labReport)
+            #expect(labReportJSON["meta"]?["tag"]?.arrayValue?.contains(FHIRRecords.pendingTag) == true)
+            let labReportID = try #require(labReportJSON["id"]?.stringValue)
+            #expect(try await rc.submit(externalLab, "records", "endorse", .object(["recordId": .string(labReportID), "version": .int(1)]))["result"]?["status"] == .string("current"))
 
             // A DiagnosticReport waiting for the lab's endorsement is served flagged as pending.
             let report: JSONValue = .object([
