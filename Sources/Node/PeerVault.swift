@@ -49,8 +49,8 @@ extension LedgerNode {
 
     /// Fetches from peers the blobs of `wanted` that `vault` lacks (at most 8 at a time): stored in the
     /// vault with `keep` (the custodian keeps what is filed with it), otherwise only remembered in memory
-    /// (a reader's node). Answers the ciphertexts obtained, for the request that needed them (the
-    /// in-memory cache does not keep blobs past a few MiB).
+    /// (a reader's node). Answers the blobs obtained (salt || content), for the request that needed them
+    /// (the in-memory cache does not keep blobs past a few MiB).
     @discardableResult
     public func obtainVaultBlobs(_ wanted: [(hash: Hash, owner: VaultOwner)], into vault: Vault, keep: Bool) async -> [Hash: [UInt8]] {
         var seen = Set<Hash>()
@@ -68,7 +68,7 @@ extension LedgerNode {
                         guard let blob = await self.fetchVaultBlob(hash, for: owner) else { return nil }
                         do {
                             if keep { try vault.put(saltedHash: hash, blob: blob) } else { try vault.remember(saltedHash: hash, blob: blob) }
-                            return (hash, Array(blob[32...]))
+                            return (hash, blob)
                         } catch {
                             self.logger.error("a vault blob fetched from a peer was not stored", metadata: ["hash": "\(hash.hex)", "error": "\(error)"])
                             return nil

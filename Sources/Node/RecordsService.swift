@@ -13,6 +13,8 @@ public struct RecordRead: Sendable {
     public let wrappedKey: WrappedKey
     /// Whose key the wrapped key is for (the reader, or her organisation).
     public let keyHolder: String
+    /// Every wrapped key of the version (from its key envelopes), by recipient.
+    public let keys: [String: WrappedKey]
 
     public var json: JSONValue {
         .object([
@@ -96,14 +98,14 @@ public struct RecordsService: Sendable {
     /// chain (`audit.shredded`, signed with its key, once per record) what it destroyed; the sweep at
     /// start attests the erasures this node has not attested yet.
     public func installErasure() {
-        let vault = vault
         let node = node
+        let service = self
         @Sendable func shred(_ events: [JSONValue]) -> [(patient: String, record: String, destroyed: Int)] {
             var done: [(String, String, Int)] = []
             for e in events where e["type"]?.stringValue == "record.erased" {
                 var destroyed = 0
                 for h in e["saltedHashes"]?.arrayValue ?? [] {
-                    if let hash = try? Hash(hex: h.stringValue ?? ""), vault.destroy(hash) { destroyed += 1 }
+                    if let hash = try? Hash(hex: h.stringValue ?? ""), service.destroy(hash) { destroyed += 1 }
                 }
                 if let patient = e["patient"]?.stringValue, let record = e["record"]?.stringValue { done.append((patient, record, destroyed)) }
             }
@@ -147,7 +149,9 @@ public struct RecordsService: Sendable {
         guard !custodianKeys.isEmpty, !node.configuration.peers.isEmpty else { return }
         node.setAfterCommit("custodian-replication") { [self] _, events in
             let written = events.compactMap { e -> (String, Int64)? in
-                guard e["type"]?.stringValue == "record.written", let id = e["record"]?.stringValue, let version = e["version"]?.intValue else { return nil }
+                guard e["type"]?.stringValue == "record.written" || e["type"]?.stringValue == "record.shared", let id = e["record"]?.stringValue,
+                    let version = e["version"]?.intValue
+                else { return nil }
                 return (id, version)
             }
             guard !written.isEmpty else { return }
@@ -169,10 +173,10 @@ public struct RecordsService: Sendable {
         var wanted: [(hash: Hash, owner: VaultOwner)] = []
         for (id, number) in written {
             guard let record = try? record(id), custodianKeys[record.custodian] != nil,
-                let version = record.versions.first(where: { $0.version == number }), let hash = try? Hash(hex: version.saltedHash)
+                let version = record.versions.first(where: { $0.version == number })
             else { continue }
             records.append(record)
-            wanted.append((hash, .record(id)))
+            for hex in [version.saltedHash] + version.keyEnvelopes { if let hash = try? Hash(hex: hex) { wanted.append((hash, .record(id))) } }
         }
         for attempt in 0..<6 {
             wanted = wanted.filter { !vault.contains($0.hash) }
@@ -201,8 +205,13 @@ public struct RecordsService: Sendable {
         var remembered: [(hash: Hash, owner: VaultOwner)] = []
         for record in records {
             let version = number.map { n in record.versions.first { $0.version == n } } ?? record.current
-            guard let version, let hash = try? Hash(hex: version.saltedHash), !vault.holds(hash), !unavailable.contains(hash) else { continue }
-            if custodianKeys[record.custodian] != nil { kept.append((hash, .record(record.id))) } else { remembered.append((hash, .record(record.id))) }
+            guard let version else { continue }
+            for hex in [version.saltedHash] + version.keyEnvelopes {
+                guard let hash = try? Hash(hex: hex), !vault.holds(hash), !unavailable.contains(hash) else { continue }
+                // An envelope already parsed here needs no fetch.
+                if hex != version.saltedHash, parsed.envelope(hash) != nil { continue }
+                if custodianKeys[record.custodian] != nil { kept.append((hash, .record(record.id))) } else { remembered.append((hash, .record(record.id))) }
+            }
         }
         guard !kept.isEmpty || !remembered.isEmpty else { return [:] }
         var fetched = await node.obtainVaultBlobs(kept, into: vault, keep: true)
@@ -216,8 +225,17 @@ public struct RecordsService: Sendable {
     /// An erasure committed while blobs were being fetched: what was fetched goes too.
     func shredIfErased(_ records: [RecordEntry]) {
         for record in records where (try? self.record(record.id))??.erasedAtHeight != nil {
-            for version in record.versions { if let hash = try? Hash(hex: version.saltedHash) { vault.destroy(hash) } }
+            for version in record.versions {
+                for hex in [version.saltedHash] + version.keyEnvelopes { if let hash = try? Hash(hex: hex) { destroy(hash) } }
+            }
         }
+    }
+
+    /// Destroys a vault blob (ciphertext or key envelope) on this node: file, cached ciphertext, parsed keys.
+    @discardableResult
+    func destroy(_ hash: Hash) -> Bool {
+        parsed.forget(envelope: hash)
+        return vault.destroy(hash)
     }
 
     /// The erasure receipt of a record, for the patient or her delegate: what was erased (the
@@ -337,6 +355,25 @@ public struct RecordsService: Sendable {
     }
 
 
+    /// The wrapped keys of a version, from its key envelopes (later shares after the put), read from the
+    /// vault (or `fetched` from a peer) and kept parsed in memory. An envelope this node cannot read
+    /// contributes nothing (its recipients are then answered `no_key_for_reader`).
+    func envelopeKeys(_ version: RecordVersion, fetched: [Hash: [UInt8]] = [:]) throws(LedgerError) -> [String: WrappedKey] {
+        var keys: [String: WrappedKey] = [:]
+        for hex in version.keyEnvelopes {
+            let hash = try Hash(hex: hex)
+            if let cached = parsed.envelope(hash) {
+                keys.merge(cached) { _, new in new }
+                continue
+            }
+            let content = fetched[hash].map { Array($0[32...]) } ?? vault.ciphertext(hash)
+            guard let content, let envelope = try? KeyEnvelope.keys(content: content) else { continue }
+            parsed.store(envelope: hash, envelope)
+            keys.merge(envelope) { _, new in new }
+        }
+        return keys
+    }
+
     /// The reader's copy of a version: its ciphertext and the content key wrapped for the reader (or her
     /// organisation). In a break-the-glass access (`emergency`), a reader without a key gets one
     /// re-wrapped for her alone from the custodian's escrow key, when this node acts for the custodian.
@@ -350,11 +387,12 @@ public struct RecordsService: Sendable {
         }
         let holder: String
         let wrapped: WrappedKey
-        if let w = version.wrappedKeys[reader.did] {
+        let keys = try envelopeKeys(version, fetched: fetched)
+        if let w = keys[reader.did] {
             (holder, wrapped) = (reader.did, w)
-        } else if let org = reader.organisation, let w = version.wrappedKeys[org] {
+        } else if let org = reader.organisation, let w = keys[org] {
             (holder, wrapped) = (org, w)
-        } else if emergency, let escrow = version.wrappedKeys[record.custodian] {
+        } else if emergency, let escrow = keys[record.custodian] {
             guard let key = custodianKeys[record.custodian] else {
                 throw LedgerError("not_custodian", "break-the-glass: only the node of \(record.id)'s custodian \(record.custodian) can open it for an emergency reader")
             }
@@ -367,10 +405,10 @@ public struct RecordsService: Sendable {
             throw LedgerError("no_key_for_reader", "version \(version.version) of \(record.id) has no key wrapped for the reader; the patient must share it")
         }
         let hash = try Hash(hex: version.saltedHash)
-        guard let ciphertext = fetched[hash] ?? vault.ciphertext(hash) else {
+        guard let ciphertext = fetched[hash].map({ Array($0[32...]) }) ?? vault.ciphertext(hash) else {
             throw LedgerError("not_in_vault", "this node does not hold the content of \(record.id) version \(version.version)")
         }
-        return RecordRead(record: record, version: version, ciphertext: ciphertext, wrappedKey: wrapped, keyHolder: holder)
+        return RecordRead(record: record, version: version, ciphertext: ciphertext, wrappedKey: wrapped, keyHolder: holder, keys: keys)
     }
 
     /// One record, for `readerDID`, for `purpose`.
@@ -667,6 +705,19 @@ public struct RecordsService: Sendable {
 /// A cache of parsed record entries keyed by state key, checked against the current state bytes.
 final class ParsedRecords: Sendable {
     private let entries = Mutex<[String: ([UInt8], RecordEntry)]>([:])
+    /// Parsed key envelopes by salted hash (their blobs are immutable); erasure evicts them.
+    private let envelopes = Mutex<[Hash: [String: WrappedKey]]>([:])
+
+    func envelope(_ hash: Hash) -> [String: WrappedKey]? { envelopes.withLock { $0[hash] } }
+
+    func store(envelope hash: Hash, _ keys: [String: WrappedKey]) {
+        envelopes.withLock { e in
+            if e.count > 200_000 { e.removeAll(keepingCapacity: true) }
+            e[hash] = keys
+        }
+    }
+
+    func forget(envelope hash: Hash) { _ = envelopes.withLock { $0.removeValue(forKey: hash) } }
 
     func entry(_ key: String, _ bytes: [UInt8]) -> RecordEntry? {
         entries.withLock { e in

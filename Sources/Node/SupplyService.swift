@@ -104,7 +104,7 @@ public final class SupplyService: Sendable {
         }
         let hash = try Hash(hex: meta["saltedHash"]?.stringValue ?? "")
         let fetched = vault.holds(hash) ? [:] : await node.obtainVaultBlobs([(hash, .document(id))], into: vault, keep: false)
-        guard let ciphertext = fetched[hash] ?? vault.ciphertext(hash) else {
+        guard let ciphertext = fetched[hash].map({ Array($0[32...]) }) ?? vault.ciphertext(hash) else {
             throw LedgerError("not_in_vault", "this node does not hold document \(id); its holder is \(meta["holder"]?.stringValue ?? "unknown")")
         }
         return .object([

@@ -90,7 +90,7 @@ struct FHIRRecords: Sendable {
         var recipients: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
         for p in try records.recipients(patient: patient, resourceType: type, custodian: acting.did) { recipients[p.did] = p.encryptionKey }
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
-        try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
+        for (hash, blob) in sealed.uploads { try records.vault.put(saltedHash: hash, blob: blob) }
         let result = try await commit("put", sealed.putPayload(
             recordID: id, patient: patient, resourceType: type, version: version, custodian: acting.did, parties: parties(type, user: user, requester: requester, resource: resource),
             onBehalfOf: user == acting.did ? nil : user))
@@ -143,12 +143,12 @@ struct FHIRRecords: Sendable {
     /// not released, and the access event says so.
     var releasable: @Sendable (RecordRead) -> Bool {
         let did = acting.did
-        return { $0.version.wrappedKeys[did] != nil }
+        return { $0.keys[did] != nil }
     }
 
     /// Opens a read with the organisation's key.
     func open(_ read: RecordRead) throws -> JSONValue {
-        guard let wrapped = read.version.wrappedKeys[acting.did] else {
+        guard let wrapped = read.keys[acting.did] else {
             throw LedgerError("no_key_for_reader", "this version's key is not wrapped for \(acting.did)")
         }
         let context = RecordEntry.context(id: read.record.id, version: read.version.version)
@@ -325,7 +325,7 @@ struct FHIRRecords: Sendable {
             let sealed = try SealedVersion(
                 resource: JSONValue.object(stored).canonicalBytes, recordID: item.id, version: item.version, recipients: recipientsByType[item.type]!,
                 session: session)
-            try records.vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
+            for (hash, blob) in sealed.uploads { try records.vault.put(saltedHash: hash, blob: blob) }
             puts.append(sealed.putPayload(
                 recordID: item.id, patient: patient, resourceType: item.type, version: item.version, custodian: acting.did,
                 parties: parties(item.type, user: user, resource: .object(stored)), onBehalfOf: user == acting.did ? nil : user))

@@ -71,7 +71,7 @@ struct RecordsBench: AsyncParsableCommand {
                 recipients: [
                     patient.publicKey.did: patientEnc.publicKey, doctor.publicKey.did: doctorEnc.publicKey, hospital.publicKey.did: hospitalEnc.publicKey,
                 ], session: session)
-            try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
+            for (hash, blob) in sealed.uploads { try vault.put(saltedHash: hash, blob: blob) }
             batch.append(try tx(doctor, "records", "put", sealed.putPayload(
                 recordID: "obs-\(i)", patient: patient.publicKey.did, resourceType: "Observation", version: 1, custodian: hospital.publicKey.did)))
             if batch.count == 500 {

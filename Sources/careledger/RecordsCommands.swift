@@ -202,7 +202,12 @@ struct ConsentCommand: AsyncParsableCommand {
                         let id = read["recordId"]?.stringValue, let version = read["version"]?.intValue, let context = read["context"]?.stringValue
                     else { continue }
                     let keys = try SealedVersion.rewrap(try WrappedKey(json: read["wrappedKey"]!), with: encryption, context: context, for: [grantee: granteeKey])
-                    _ = try await session.submit("records", "share", .object(["recordId": .string(id), "version": .int(version), "wrappedKeys": .object(keys.mapValues(\.json))]))
+                    let envelope = KeyEnvelope(keys: keys)
+                    try await session.putBlob(envelope.hash, envelope.blob)
+                    _ = try await session.submit("records", "share", .object([
+                        "recordId": .string(id), "version": .int(version), "recipients": .array(keys.keys.sorted().map { .string($0) }),
+                        "keys": .string(envelope.hash.hex),
+                    ]))
                     shared += 1
                 }
             }
@@ -271,7 +276,7 @@ struct RecordCommand: AsyncParsableCommand {
                 recipients[r["did"]?.stringValue ?? ""] = try Base64.decode(r["encryptionKey"]?.stringValue ?? "")
             }
             let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: id, version: version, recipients: recipients)
-            try await session.putBlob(sealed.saltedHash, sealed.blob)
+            for (hash, blob) in sealed.uploads { try await session.putBlob(hash, blob) }
             var parties: [String: String] = [:]
             for p in party {
                 let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
@@ -308,7 +313,7 @@ struct RecordCommand: AsyncParsableCommand {
             let history = try await session.get("/v1/records/\(id)/history")
             output(history, json: options.json) {
                 (history["versions"]?.arrayValue ?? []).map { v in
-                    "v\(v["version"]?.intValue ?? 0) \(v["status"]?.stringValue ?? "") by \(v["author"]?.stringValue ?? "") at height \(v["height"]?.intValue ?? 0), readers \(v["wrappedKeys"]?.objectValue?.count ?? 0)"
+                    "v\(v["version"]?.intValue ?? 0) \(v["status"]?.stringValue ?? "") by \(v["author"]?.stringValue ?? "") at height \(v["height"]?.intValue ?? 0), readers \(v["recipients"]?.arrayValue?.count ?? 0)"
                 }.joined(separator: "\n")
             }
         }

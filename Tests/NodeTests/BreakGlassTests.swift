@@ -82,8 +82,8 @@ import Testing
                 #expect(throws: LedgerError.self) { try SealedVersion.open(read: glassRead, with: drA.encryption) }
                 // The emergency key is handed to dr B, not recorded on chain: her later versions are not hers.
                 let entry = try RecordEntry(json: try JSONValue.parse(node.stateValue(forKey: RecordEntry.key("a1"))!))
-                #expect(entry.current?.wrappedKeys[drB.did] == nil)
-                #expect(entry.current?.wrappedKeys[hospitalA.did] != nil, "the custodian holds the key in escrow")
+                #expect(entry.current?.recipients.contains(drB.did) == false)
+                #expect(entry.current?.recipients.contains(hospitalA.did) == true, "the custodian holds the key in escrow")
                 // A treatment read by dr B of the same record still has no key and no consent.
                 #expect(try await rc.get("/v1/records/a1", as: drB).status == .forbidden)
                 let log = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver))["events"]!.arrayValue!

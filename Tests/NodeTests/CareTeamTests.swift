@@ -61,8 +61,8 @@ import Testing
             #expect(try await rc.put(drB, patient: patient, recordID: "o1", version: 3, resource: v3, custodian: hospital)["result"]?["status"] == .string("current"))
             let history = try rc.json(try await rc.get("/v1/records/o1/history", as: patient))
             let last = history["versions"]?.arrayValue?.last
-            #expect(last?["wrappedKeys"]?[drB.did] != nil)
-            #expect(last?["wrappedKeys"]?[drA.did] == nil)
+            #expect(last?["recipients"]?.arrayValue?.contains(.string(drB.did)) == true)
+            #expect(last?["recipients"]?.arrayValue?.contains(.string(drA.did)) == false)
             // The principals record the membership both ways.
             let teamRecord = try rc.json(try await client.execute(uri: "/v1/principals/\(team.did)", method: .get))
             #expect(teamRecord["members"] == .array([.string(drB.did)]))

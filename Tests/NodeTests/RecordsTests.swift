@@ -68,10 +68,12 @@ struct RecordsClient {
         var keys: [String: [UInt8]] = [:]
         for r in recipients { keys[r["did"]!.stringValue!] = try Base64.decode(r["encryptionKey"]!.stringValue!) }
         let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: recordID, version: version, recipients: keys)
-        let upload = try await client.execute(
-            uri: "/v1/vault/\(sealed.saltedHash.hex)", method: .put,
-            headers: [.authorization: "Bearer \(try await token(author))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: sealed.blob))
-        #expect(upload.status == .created)
+        for (hash, blob) in sealed.uploads {
+            let upload = try await client.execute(
+                uri: "/v1/vault/\(hash.hex)", method: .put,
+                headers: [.authorization: "Bearer \(try await token(author))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: blob))
+            #expect(upload.status == .created)
+        }
         return try await submit(author, "records", "put", sealed.putPayload(recordID: recordID, patient: patient.did, resourceType: type, version: version, custodian: custodian.did, parties: parties))
     }
 }
@@ -228,10 +230,15 @@ struct TestNetwork {
                     "grantee": .string(hospitalB.did), "purposes": .array([.string("treatment")]), "resourceTypes": .array([.string("Condition")]),
                 ]))
                 let grantBID = try #require(grantB["result"]?["id"]?.stringValue)
-                let history = try rc.json(try await rc.get("/v1/records/c1/history", as: patient))
-                let mine = try WrappedKey(json: history["versions"]!.arrayValue![0]["wrappedKeys"]![patient.did]!)
-                let forB = try SealedVersion.rewrap(mine, with: patient.encryption, context: "c1/1", for: [hospitalB.did: hospitalB.encryption.publicKey])
-                #expect(try await rc.submit(patient, "records", "share", .object(["recordId": .string("c1"), "version": .int(1), "wrappedKeys": .object(forB.mapValues(\.json))]))["status"] == .string("committed"))
+                let mine = try WrappedKey(json: try rc.json(try await rc.get("/v1/records/c1", as: patient))["wrappedKey"]!)
+                let forB = KeyEnvelope(keys: try SealedVersion.rewrap(mine, with: patient.encryption, context: "c1/1", for: [hospitalB.did: hospitalB.encryption.publicKey]))
+                let envelopeUpload = try await client.execute(
+                    uri: "/v1/vault/\(forB.hash.hex)", method: .put,
+                    headers: [.authorization: "Bearer \(try await rc.token(patient))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: forB.blob))
+                #expect(envelopeUpload.status == .created)
+                #expect(try await rc.submit(patient, "records", "share", .object([
+                    "recordId": .string("c1"), "version": .int(1), "recipients": .array([.string(hospitalB.did)]), "keys": .string(forB.hash.hex),
+                ]))["status"] == .string("committed"))
                 let readB = try await rc.get("/v1/records/c1", as: drB)
                 #expect(readB.status == .ok)
                 #expect(try rc.json(readB)["keyHolder"] == .string(hospitalB.did))
@@ -250,7 +257,8 @@ struct TestNetwork {
                 let v2: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c1"), "code": .object(["text": .string("Asthma, controlled")])])
                 #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 2, resource: v2, custodian: hospitalA)["result"]?["status"] == .string("current"))
                 let history2 = try rc.json(try await rc.get("/v1/records/c1/history", as: drA))["versions"]!.arrayValue!
-                #expect(history2[1]["wrappedKeys"]?[hospitalB.did] == nil)
+                #expect(history2[1]["recipients"]?.arrayValue?.contains(.string(hospitalB.did)) == false)
+                #expect(history2[0]["recipients"]?.arrayValue?.contains(.string(hospitalB.did)) == true)
                 #expect(history2[0]["status"] == .string("superseded"))
                 #expect(try await rc.put(drA, patient: patient, recordID: "c1", version: 2, resource: v2, custodian: hospitalA)["error"]?["code"] == .string("version_conflict"))
 
@@ -291,8 +299,9 @@ struct TestNetwork {
                 // Erasure: only the patient; the vault blobs are destroyed, reads answer 410, the record cannot be rewritten.
                 let versions = try rc.json(try await rc.get("/v1/records/c1/history", as: patient))["versions"]!.arrayValue!
                 let hashes = try versions.map { try Hash(hex: $0["saltedHash"]!.stringValue!) }
+                let envelopes = try versions.flatMap { try ($0["keyEnvelopes"]?.arrayValue ?? []).map { try Hash(hex: $0.stringValue!) } }
                 let vault = try Vault(path: chain.directory.vault)
-                #expect(hashes.allSatisfy { vault.contains($0) })
+                #expect(hashes.allSatisfy { vault.contains($0) } && envelopes.allSatisfy { vault.contains($0) })
                 #expect(try await rc.submit(drA, "records", "erase", .object(["recordId": .string("c1")]))["error"]?["code"] == .string("forbidden"))
                 let erased = try await rc.submit(patient, "records", "erase", .object(["recordId": .string("c1")]))
                 #expect(erased["status"] == .string("committed"))
@@ -302,7 +311,16 @@ struct TestNetwork {
                 #expect(try rc.json(gone)["error"]?["code"] == .string("erased"))
                 #expect(try await rc.get("/v1/records/c1/history", as: patient).status == .gone)
                 let state = try #require(node.stateValue(forKey: RecordEntry.key("c1")))
-                #expect(try RecordEntry(json: try JSONValue.parse(state)).versions.allSatisfy { $0.wrappedKeys.isEmpty })
+                #expect(try RecordEntry(json: try JSONValue.parse(state)).versions.allSatisfy { $0.recipients.isEmpty })
+                // The key envelopes (the wrapped keys) were in the vaults only, and are destroyed with the ciphertexts;
+                // no transaction in the log carries a wrapped key.
+                #expect(envelopes.count >= 3 && envelopes.allSatisfy { !vault.contains($0) })
+                var keysInLog = 0
+                try node.store.forEachTransaction { _, _, raw in
+                    let text = String(decoding: raw, as: UTF8.self)
+                    if text.contains("\"enc\"") || text.contains("wrappedKeys") { keysInLog += 1 }
+                }
+                #expect(keysInLog == 0)
                 #expect(try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))["records"]?.arrayValue?.count == 1)
 
                 // The node attests its shredding on chain; the patient gets a signed erasure receipt naming it.
@@ -310,7 +328,7 @@ struct TestNetwork {
                 try await eventually("the node attests the shredding", seconds: 10) { node.stateValue(forKey: erasureKey) != nil }
                 let attestation = try #require(try JSONValue.parse(node.stateValue(forKey: erasureKey)!)["attestations"]?[0])
                 #expect(attestation["node"] == .string(operatorParty.did))
-                #expect(attestation["destroyed"] == .int(Int64(hashes.count)))
+                #expect(attestation["destroyed"] == .int(Int64(hashes.count + envelopes.count)))
                 #expect(try await rc.submit(operatorParty, "audit", "shredded", .object([
                     "patient": .string(patient.did), "recordId": .string("c1"), "destroyed": .int(0),
                 ]))["error"]?["code"] == .string("already_attested"))

@@ -2,13 +2,41 @@ import Crypto
 import LedgerCore
 import Standards
 
+/// The wrapped content keys of a record version (or of a later share), kept off the chain: a vault
+/// blob of a 32-byte salt then the canonical JSON `{did: wrapped key}`, named by its salted hash.
+/// The chain holds only that hash and the recipients' dids, so that an erasure, which destroys the
+/// blob on every node, leaves no wrapped key anywhere (the log is append-only; the vault is not).
+public struct KeyEnvelope: Sendable {
+    public let blob: [UInt8]
+    public let hash: Hash
+    public let keys: [String: WrappedKey]
+
+    public init(keys: [String: WrappedKey]) {
+        self.keys = keys
+        blob = RandomBytes.make(32) + JSONValue.object(keys.mapValues(\.json)).canonicalBytes
+        hash = Hash.sha256(blob)
+    }
+
+    /// The keys of an envelope's content (the JSON after the salt).
+    public static func keys(content: [UInt8]) throws(LedgerError) -> [String: WrappedKey] {
+        guard let object = try? JSONValue.parse(content).objectValue else {
+            throw LedgerError("bad_envelope", "a key envelope is a 32-byte salt then a JSON object of wrapped keys")
+        }
+        var keys: [String: WrappedKey] = [:]
+        for (did, w) in object { keys[did] = try WrappedKey(json: w) }
+        return keys
+    }
+}
+
 /// Client-side sealing of a record version: the FHIR JSON is encrypted under a fresh AES-256-GCM
-/// key, the key wrapped with HPKE for each recipient, and the vault blob (salt || ciphertext)
-/// named by its salted hash. Only the `records.put` payload goes on chain.
+/// key, the key wrapped with HPKE for each recipient into a key envelope, and both vault blobs
+/// (salt || ciphertext, the envelope) named by their salted hashes. Only the `records.put` payload
+/// (hashes and recipients' dids) goes on chain.
 public struct SealedVersion: Sendable {
     public let blob: [UInt8]
     public let saltedHash: Hash
-    public let wrappedKeys: [String: WrappedKey]
+    public let envelope: KeyEnvelope
+    public var wrappedKeys: [String: WrappedKey] { envelope.keys }
     public let contentKey: SymmetricKey
 
     /// Seals `resource` for `recipients` (did → raw X25519 public key).
@@ -28,9 +56,12 @@ public struct SealedVersion: Sendable {
                 wrapped[did] = try KeyWrap.wrap(key, for: publicKey, context: context)
             }
         }
-        wrappedKeys = wrapped
+        envelope = KeyEnvelope(keys: wrapped)
         contentKey = key
     }
+
+    /// The vault blobs to upload before the transaction: the ciphertext's and the key envelope's.
+    public var uploads: [(hash: Hash, blob: [UInt8])] { [(saltedHash, blob), (envelope.hash, envelope.blob)] }
 
     /// The `records.put` payload.
     public func putPayload(
@@ -39,7 +70,8 @@ public struct SealedVersion: Sendable {
     ) -> JSONValue {
         var o: [String: JSONValue] = [
             "recordId": .string(recordID), "patient": .string(patient), "resourceType": .string(resourceType), "version": .int(version),
-            "saltedHash": .string(saltedHash.hex), "custodian": .string(custodian), "wrappedKeys": .object(wrappedKeys.mapValues(\.json)),
+            "saltedHash": .string(saltedHash.hex), "custodian": .string(custodian),
+            "recipients": .array(wrappedKeys.keys.sorted().map { .string($0) }), "keys": .string(envelope.hash.hex),
         ]
         if !parties.isEmpty { o["parties"] = .object(parties.mapValues { .string($0) }) }
         if let onBehalfOf { o["onBehalfOf"] = .string(onBehalfOf) }

@@ -2,8 +2,9 @@ import LedgerCore
 import Standards
 
 /// What the chain holds about one version of a record: never the content, only the salted hash of
-/// its ciphertext (the salt lives in the custodian's vault), who wrote and endorsed it, and the
-/// content key wrapped (HPKE) for each reader.
+/// its ciphertext (the salt lives in the custodian's vault), who wrote and endorsed it, who has its
+/// content key, and the salted hashes of the key envelopes (the content key wrapped with HPKE for each
+/// of them, kept in the vaults beside the ciphertext so that erasure can destroy them).
 public struct RecordVersion: Sendable, Hashable {
     public enum Status: String, Sendable { case pending, current, superseded }
     public let version: Int64
@@ -12,7 +13,10 @@ public struct RecordVersion: Sendable, Hashable {
     public var endorsements: [String]
     public let required: [String]
     public var status: Status
-    public var wrappedKeys: [String: WrappedKey]
+    /// Whose key is wrapped in the envelopes (the patient, the custodian, grantees).
+    public var recipients: [String]
+    /// The salted hashes of the key envelopes: the put's, then each share's.
+    public var keyEnvelopes: [String]
     public let height: Int64
     public let time: Int64
     /// The practitioner an organisation's node wrote for.
@@ -22,7 +26,8 @@ public struct RecordVersion: Sendable, Hashable {
         .object([
             "version": .int(version), "saltedHash": .string(saltedHash), "author": .string(author), "onBehalfOf": onBehalfOf.map { .string($0) } ?? .null,
             "endorsements": .array(endorsements.map { .string($0) }), "required": .array(required.map { .string($0) }),
-            "status": .string(status.rawValue), "wrappedKeys": .object(wrappedKeys.mapValues(\.json)),
+            "status": .string(status.rawValue), "recipients": .array(recipients.map { .string($0) }),
+            "keyEnvelopes": .array(keyEnvelopes.map { .string($0) }),
             "height": .int(height), "time": .int(time),
         ])
     }
@@ -37,23 +42,23 @@ public struct RecordVersion: Sendable, Hashable {
         self.status = status
         endorsements = (json["endorsements"]?.arrayValue ?? []).compactMap(\.stringValue)
         required = (json["required"]?.arrayValue ?? []).compactMap(\.stringValue)
-        var keys: [String: WrappedKey] = [:]
-        for (did, w) in json["wrappedKeys"]?.objectValue ?? [:] { keys[did] = try WrappedKey(json: w) }
-        wrappedKeys = keys
+        recipients = (json["recipients"]?.arrayValue ?? []).compactMap(\.stringValue)
+        keyEnvelopes = (json["keyEnvelopes"]?.arrayValue ?? []).compactMap(\.stringValue)
         height = json["height"]?.intValue ?? 0
         time = json["time"]?.intValue ?? 0
         onBehalfOf = json["onBehalfOf"]?.stringValue
     }
 
     init(version: Int64, saltedHash: String, author: String, endorsements: [String], required: [String], status: Status,
-         wrappedKeys: [String: WrappedKey], height: Int64, time: Int64) {
+         recipients: [String], keyEnvelopes: [String], height: Int64, time: Int64) {
         self.version = version
         self.saltedHash = saltedHash
         self.author = author
         self.endorsements = endorsements
         self.required = required
         self.status = status
-        self.wrappedKeys = wrappedKeys
+        self.recipients = recipients
+        self.keyEnvelopes = keyEnvelopes
         self.height = height
         self.time = time
     }
@@ -139,23 +144,24 @@ public enum EndorsementPolicy {
 
 /// `records`: versions of encrypted FHIR records.
 ///
-/// - `put` `{"recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "wrappedKeys": {did: {enc, ct}},
+/// - `put` `{"recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "recipients": [did], "keys",
 ///   "parties"?: {role: did}}`: the author is the patient, or holds (herself or through her organisation) an active
-///   `treatment` permit for the resource type. The version is the previous one plus 1; the patient and the custodian
-///   (escrow for break-the-glass reads) must have a wrapped key; a record keeps its custodian.
+///   `treatment` permit for the resource type. The version is the previous one plus 1; the recipients of its content
+///   key include the patient and the custodian (escrow for break-the-glass reads); `keys` is the salted hash of the key
+///   envelope in the vault (the wrapped keys never enter the log); a record keeps its custodian.
 /// - `endorse` `{"recordId", "version"}`: a required party endorses; the version becomes current when all have.
-/// - `share` `{"recordId", "version", "wrappedKeys"}`: the patient (or a delegate) adds wrapped keys for new grantees.
+/// - `share` `{"recordId", "version", "recipients", "keys"}`: the patient (or a delegate) adds an envelope of keys for new grantees.
 /// - `bundle` `{"puts": [put payloads]}`: several puts in one transaction, all or none (FHIR transaction Bundles).
-/// - `erase` `{"recordId"}`: the patient (or a delegate) has a record erased: the state drops its wrapped keys, the
-///   custodian nodes destroy the vault blobs (ciphertext and salt, so the salted hashes left in the log link to
-///   nothing), reads answer 410 Gone, and the committed receipt is the signed erasure receipt.
+/// - `erase` `{"recordId"}`: the patient (or a delegate) has a record erased: every node destroys the vault blobs
+///   (ciphertexts and key envelopes, with their salts, so the salted hashes left in the log link to nothing),
+///   the state drops the recipients, reads answer 410 Gone, and the committed receipt is the signed erasure receipt.
 public struct RecordsContract: Contract {
     public let name = "records"
     public let actions = ["put", "endorse", "share", "erase", "bundle"]
 
     public init() {}
 
-    static let putFields: Set<String> = ["recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "wrappedKeys", "parties", "onBehalfOf"]
+    static let putFields: Set<String> = ["recordId", "patient", "resourceType", "version", "saltedHash", "custodian", "recipients", "keys", "parties", "onBehalfOf"]
 
     static func checkRecordID(_ id: String) throws(LedgerError) {
         guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 46 }) else {
@@ -163,16 +169,18 @@ public struct RecordsContract: Contract {
         }
     }
 
-    static func wrappedKeys(_ p: Payload) throws(LedgerError) -> [String: WrappedKey] {
-        guard let o = p.fields["wrappedKeys"]?.objectValue, !o.isEmpty, o.count <= 256 else {
-            throw LedgerError("bad_payload", "wrappedKeys must map 1 to 256 dids to wrapped keys")
+    /// The recipients (sorted, distinct dids) and the key envelope's salted hash.
+    static func keys(_ p: Payload) throws(LedgerError) -> (recipients: [String], envelope: String) {
+        guard let list = p.fields["recipients"]?.arrayValue, !list.isEmpty, list.count <= 256 else {
+            throw LedgerError("bad_payload", "recipients must list 1 to 256 dids whose keys the envelope wraps")
         }
-        var out: [String: WrappedKey] = [:]
-        for (did, w) in o.sorted(by: { $0.key < $1.key }) {
-            _ = try PublicKey(did: did)
-            out[did] = try WrappedKey(json: w)
+        var dids = Set<String>()
+        for item in list {
+            guard let did = item.stringValue else { throw LedgerError("bad_payload", "recipients holds a non-string") }
+            dids.insert(try PublicKey(did: did).did)
         }
-        return out
+        guard dids.count == list.count else { throw LedgerError("bad_payload", "recipients lists a did twice") }
+        return (dids.sorted(), try Hash(hex: try p.string("keys", maxLength: 64)).hex)
     }
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
@@ -193,7 +201,7 @@ public struct RecordsContract: Contract {
             }
             guard try p.int("version") >= 1 else { throw LedgerError("bad_payload", "version starts at 1") }
             _ = try Hash(hex: try p.string("saltedHash", maxLength: 64))
-            _ = try Self.wrappedKeys(p)
+            _ = try Self.keys(p)
             if let parties = p.fields["parties"] {
                 guard let o = parties.objectValue, o.count <= 8 else { throw LedgerError("bad_payload", "parties maps roles to dids") }
                 for (_, v) in o { _ = try PublicKey(did: v.stringValue ?? "") }
@@ -206,10 +214,10 @@ public struct RecordsContract: Contract {
             try Self.checkRecordID(try p.string("recordId"))
             _ = try p.int("version")
         default:
-            let p = try Payload(payload, allowed: ["recordId", "version", "wrappedKeys"])
+            let p = try Payload(payload, allowed: ["recordId", "version", "recipients", "keys"])
             try Self.checkRecordID(try p.string("recordId"))
             _ = try p.int("version")
-            _ = try Self.wrappedKeys(p)
+            _ = try Self.keys(p)
         }
     }
 
@@ -235,9 +243,10 @@ public struct RecordsContract: Contract {
             guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants, time: Int64(context.timeMillis)) else {
                 throw LedgerError("forbidden", "only the patient or her delegate erases her records")
             }
-            let destroyed = entry.versions.map { JSONValue.string($0.saltedHash) }
+            // The ciphertexts and key envelopes every node destroys.
+            let destroyed = entry.versions.flatMap { [$0.saltedHash] + $0.keyEnvelopes }.map { JSONValue.string($0) }
             for i in entry.versions.indices {
-                entry.versions[i].wrappedKeys = [:]
+                entry.versions[i].recipients = []
                 entry.versions[i].status = .superseded
             }
             entry.erasedAtHeight = Int64(context.height)
@@ -247,7 +256,7 @@ public struct RecordsContract: Contract {
                 "type": .string("record.erased"), "patient": .string(entry.patient), "record": .string(recordID),
                 "custodian": .string(entry.custodian), "saltedHashes": .array(destroyed),
             ]))
-            return .object(["recordId": .string(recordID), "erasedAtHeight": .int(Int64(context.height)), "versions": .int(Int64(destroyed.count))])
+            return .object(["recordId": .string(recordID), "erasedAtHeight": .int(Int64(context.height)), "versions": .int(Int64(entry.versions.count))])
         case "put":
             let patient = try p.did("patient")
             let resourceType = try p.string("resourceType", maxLength: 64)
@@ -295,13 +304,13 @@ public struct RecordsContract: Contract {
             guard version == expected else {
                 throw LedgerError("version_conflict", "record \(recordID) is at version \(expected - 1); the next version is \(expected)")
             }
-            let keys = try Self.wrappedKeys(p)
-            guard keys[patient] != nil else { throw LedgerError("bad_payload", "the patient must have a wrapped key") }
+            let (recipients, envelope) = try Self.keys(p)
+            guard recipients.contains(patient) else { throw LedgerError("bad_payload", "the patient must have a wrapped key") }
             // The custodian organisation holds the content key in escrow: with it, its node answers a
             // break-the-glass read (re-wrapping the key for the emergency reader alone).
-            guard keys[custodian] != nil else { throw LedgerError("bad_payload", "the custodian must have a wrapped key (break-the-glass escrow)") }
+            guard recipients.contains(custodian) else { throw LedgerError("bad_payload", "the custodian must have a wrapped key (break-the-glass escrow)") }
             // Keys go only to those consent lets read the type (and the patient, custodian and writer).
-            for did in keys.keys.sorted() where did != patient && did != custodian && did != author.did && did != onBehalfOf {
+            for did in recipients where did != patient && did != custodian && did != author.did && did != onBehalfOf {
                 let groups = try Principal.load(did, from: context)?.groups ?? []
                 guard ConsentPolicy.mayReceiveKeys(
                     did: did, groups: groups, patient: patient, resourceType: resourceType, grants: grants, time: Int64(context.timeMillis))
@@ -312,7 +321,8 @@ public struct RecordsContract: Contract {
             let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties, context: context)
             var newVersion = RecordVersion(
                 version: version, saltedHash: try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex, author: author.did,
-                endorsements: [author.did] + (onBehalfOf.map { [$0] } ?? []), required: required, status: .pending, wrappedKeys: keys, height: Int64(context.height),
+                endorsements: [author.did] + (onBehalfOf.map { [$0] } ?? []), required: required, status: .pending, recipients: recipients,
+                keyEnvelopes: [envelope], height: Int64(context.height),
                 time: Int64(context.timeMillis))
             newVersion.onBehalfOf = onBehalfOf
             if Set(required).isSubset(of: newVersion.endorsements) { newVersion.status = .current }
@@ -352,12 +362,21 @@ public struct RecordsContract: Contract {
             }
             let version = try p.int("version")
             guard let i = entry.versions.firstIndex(where: { $0.version == version }) else { throw LedgerError("not_found", "no version \(version)") }
-            for (did, key) in try Self.wrappedKeys(p) {
+            let (recipients, envelope) = try Self.keys(p)
+            for did in recipients {
                 guard try Principal.load(did, from: context) != nil else { throw LedgerError("unknown_principal", "\(did) is not registered") }
-                entry.versions[i].wrappedKeys[did] = key
             }
+            guard !entry.versions[i].keyEnvelopes.contains(envelope), entry.versions[i].keyEnvelopes.count < 256 else {
+                throw LedgerError("bad_payload", "this envelope is already shared, or the version has 256 envelopes")
+            }
+            entry.versions[i].keyEnvelopes.append(envelope)
+            entry.versions[i].recipients = Array(Set(entry.versions[i].recipients).union(recipients)).sorted()
             context.set(RecordEntry.key(recordID), entry.json)
-            return .object(["recordId": .string(recordID), "version": .int(version), "shared": .int(Int64(entry.versions[i].wrappedKeys.count))])
+            context.emit(.object([
+                "type": .string("record.shared"), "patient": .string(entry.patient), "record": .string(recordID), "version": .int(version),
+                "resourceType": .string(entry.resourceType),
+            ]))
+            return .object(["recordId": .string(recordID), "version": .int(version), "shared": .int(Int64(entry.versions[i].recipients.count))])
         }
     }
 
