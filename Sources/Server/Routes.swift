@@ -53,7 +53,7 @@ enum Routes {
               parameters: [], responseType: "application/json", hasBody: true),
         Route(method: "get", path: "/v1/principals/{did}", summary: "A registered principal: role, encryption key, organisation",
               parameters: [("did", "path", true, "did:key")], responseType: "application/json", hasBody: false),
-        Route(method: "put", path: "/v1/vault/{hash}", summary: "Store an encrypted record version (salt || ciphertext) under its salted hash (authenticated)",
+        Route(method: "put", path: "/v1/vault/{hash}", summary: "Store a vault blob under its salted hash (authenticated): an encrypted record version (salt || ciphertext) or its key envelope (salt || {did: wrapped key})",
               parameters: [("hash", "path", true, "SHA-256(salt || ciphertext), hex")], responseType: "application/json", hasBody: true),
         Route(method: "get", path: "/v1/records/{id}", summary: "Read a record (authenticated, consent-checked, audited): ciphertext and the key wrapped for the reader",
               parameters: [("id", "path", true, "record id"), ("purpose", "query", false, "treatment (default), payment, research, emergency")],
