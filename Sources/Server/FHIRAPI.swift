@@ -51,15 +51,28 @@ struct FHIRAPI: Sendable {
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/fhir/metadata") { _, _ in Self.respond(capabilityStatement()) }
-        router.get("/fhir/Consent/:id") { request, context in
-            await handle {
-                let requester = try auth.authenticate(request)
-                let id = context.parameters.get("id") ?? ""
-                guard let bytes = records.node.stateValue(forKey: ConsentGrant.idKey(id)), let patient = try JSONValue.parse(bytes)["patient"]?.stringValue,
-                    let grant = try records.grants(patient: patient).first(where: { $0.id == id })
-                else { throw LedgerError("not_found", "Consent/\(id) is not known") }
-                try mayRead(patient: patient, requester: requester)
-                return Self.respond(Self.consent(grant))
+        // The ledger's own types by id; each has one version (a consent's revocation is a new status of it,
+        // an access event and a provenance never change): vread of version 1 and a one-entry _history.
+        for type in ["Consent", "AuditEvent", "Provenance"] {
+            router.get("/fhir/\(type)/:id") { request, context in
+                await handle { Self.respond(try await ledgerOwned(type, id: context.parameters.get("id") ?? "", request: request)) }
+            }
+            router.get("/fhir/\(type)/:id/_history/:vid") { request, context in
+                await handle {
+                    let id = context.parameters.get("id") ?? ""
+                    guard context.parameters.get("vid") == "1" else { throw LedgerError("not_found", "\(type)/\(id) has only version 1") }
+                    return Self.respond(try await ledgerOwned(type, id: id, request: request))
+                }
+            }
+            router.get("/fhir/\(type)/:id/_history") { request, context in
+                await handle {
+                    let resource = try await ledgerOwned(type, id: context.parameters.get("id") ?? "", request: request)
+                    let entry: JSONValue = .object([
+                        "fullUrl": .string("\(type)/\(resource["id"]?.stringValue ?? "")/_history/1"), "resource": resource,
+                        "request": .object(["method": .string("POST"), "url": .string(type)]), "response": .object(["status": .string("201 Created")]),
+                    ])
+                    return Self.respond(.object(["resourceType": .string("Bundle"), "type": .string("history"), "total": .int(1), "entry": .array([entry])]))
+                }
             }
         }
         router.get("/fhir/Consent") { request, _ in
@@ -82,32 +95,6 @@ struct FHIRAPI: Sendable {
                 }
                 let record = try await records.metadataRead(recordID: known.id, readerDID: requester)
                 return Self.respond(Self.searchset(record.versions.map { Self.provenance(record, $0) }))
-            }
-        }
-        router.get("/fhir/AuditEvent/:id") { request, context in
-            await handle {
-                let requester = try auth.authenticate(request)
-                // AuditEvent ids are <patient multibase>-<index in her access log>.
-                let id = context.parameters.get("id") ?? ""
-                guard let dash = id.lastIndex(of: "-"), let index = Int64(id[id.index(after: dash)...]),
-                    let patient = try? PublicKey(did: "did:key:" + id[..<dash]).did
-                else { throw LedgerError("not_found", "AuditEvent/\(id) is not known") }
-                let events = try records.accessLog(patient: patient, requesterDID: requester)
-                guard let event = events.first(where: { $0["index"]?.intValue == index }) else { throw LedgerError("not_found", "AuditEvent/\(id) is not known") }
-                return Self.respond(Self.auditEvent(event, patient: patient))
-            }
-        }
-        router.get("/fhir/Provenance/:id") { request, context in
-            await handle {
-                let requester = try auth.authenticate(request)
-                // Provenance ids are <record id>-<version>.
-                let id = context.parameters.get("id") ?? ""
-                guard let dash = id.lastIndex(of: "-"), let version = Int64(id[id.index(after: dash)...]),
-                    let known = try records.record(String(id[..<dash])), known.versions.contains(where: { $0.version == version })
-                else { throw LedgerError("not_found", "Provenance/\(id) is not known") }
-                let record = try await records.metadataRead(recordID: known.id, readerDID: requester)
-                guard let v = record.versions.first(where: { $0.version == version }) else { throw LedgerError("not_found", "Provenance/\(id) is not known") }
-                return Self.respond(Self.provenance(record, v))
             }
         }
         // Methods the facade does not serve answer 405 with an OperationOutcome (never a bare 404).
@@ -136,6 +123,35 @@ struct FHIRAPI: Sendable {
             router.get("/fhir/:type") { _, context in
                 await handle { throw LedgerError("not_supported", "\(context.parameters.get("type") ?? "") is served only by a node acting for an organisation") }
             }
+        }
+    }
+
+    /// A Consent, AuditEvent or Provenance by id, for a requester who may read it.
+    func ledgerOwned(_ type: String, id: String, request: Request) async throws -> JSONValue {
+        let requester = try auth.authenticate(request)
+        switch type {
+        case "Consent":
+            guard let bytes = records.node.stateValue(forKey: ConsentGrant.idKey(id)), let patient = try JSONValue.parse(bytes)["patient"]?.stringValue,
+                let grant = try records.grants(patient: patient).first(where: { $0.id == id })
+            else { throw LedgerError("not_found", "Consent/\(id) is not known") }
+            try mayRead(patient: patient, requester: requester)
+            return Self.consent(grant)
+        case "AuditEvent":
+            // AuditEvent ids are <patient multibase>-<index in her access log>.
+            guard let dash = id.lastIndex(of: "-"), let index = Int64(id[id.index(after: dash)...]),
+                let patient = try? PublicKey(did: "did:key:" + id[..<dash]).did
+            else { throw LedgerError("not_found", "AuditEvent/\(id) is not known") }
+            let events = try records.accessLog(patient: patient, requesterDID: requester)
+            guard let event = events.first(where: { $0["index"]?.intValue == index }) else { throw LedgerError("not_found", "AuditEvent/\(id) is not known") }
+            return Self.auditEvent(event, patient: patient)
+        default:
+            // Provenance ids are <record id>-<version>.
+            guard let dash = id.lastIndex(of: "-"), let version = Int64(id[id.index(after: dash)...]),
+                let known = try records.record(String(id[..<dash])), known.versions.contains(where: { $0.version == version })
+            else { throw LedgerError("not_found", "Provenance/\(id) is not known") }
+            let record = try await records.metadataRead(recordID: known.id, readerDID: requester)
+            guard let v = record.versions.first(where: { $0.version == version }) else { throw LedgerError("not_found", "Provenance/\(id) is not known") }
+            return Self.provenance(record, v)
         }
     }
 
@@ -278,7 +294,7 @@ struct FHIRAPI: Sendable {
     func capabilityStatement() -> JSONValue {
         func resource(_ type: String, read: Bool) -> JSONValue {
             var interactions: [JSONValue] = [.object(["code": .string("search-type")])]
-            if read { interactions.insert(.object(["code": .string("read")]), at: 0) }
+            if read { interactions.insert(contentsOf: ["read", "vread", "history-instance"].map { .object(["code": .string($0)]) }, at: 0) }
             return .object([
                 "type": .string(type), "interaction": .array(interactions),
                 "searchParam": .array(["patient", "subject"].map { name in

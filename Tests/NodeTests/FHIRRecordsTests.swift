@@ -422,6 +422,18 @@ import Testing
             #expect(provenance["target"]?[0]?["reference"] == .string("Observation/\(observationID)/_history/1"))
             #expect(FHIRValidator.validate(provenance).isEmpty)
             #expect(try await send(.get, "/fhir/Provenance/\(observationID)-7", as: doctor).status == .notFound)
+            // The ledger's own types have one version each: vread of version 1 and a one-entry _history.
+            let consentID = try #require(try rc.json(try await send(.get, "/fhir/Consent?patient=\(patientRef)", as: patient))["entry"]?[0]?["resource"]?["id"]?.stringValue)
+            for (path, reader) in [("AuditEvent/\(auditID)", patient), ("Provenance/\(observationID)-1", doctor), ("Consent/\(consentID)", patient)] {
+                let current = try rc.json(try await send(.get, "/fhir/\(path)", as: reader))
+                #expect(try rc.json(try await send(.get, "/fhir/\(path)/_history/1", as: reader)) == current, "\(path)")
+                let other = try await send(.get, "/fhir/\(path)/_history/2", as: reader)
+                #expect(other.status == .notFound)
+                #expect(try rc.json(other)["resourceType"] == .string("OperationOutcome"))
+                let history = try rc.json(try await send(.get, "/fhir/\(path)/_history", as: reader))
+                #expect(history["type"] == .string("history") && history["total"] == .int(1))
+                #expect(history["entry"]?[0]?["resource"] == current)
+            }
 
             // Through the facade, a report ordered by another practitioner names her as requester: it stays
             // pending until she endorses it with her own key.
