@@ -176,7 +176,7 @@ public struct RecordsService: Sendable {
                 let version = record.versions.first(where: { $0.version == number })
             else { continue }
             records.append(record)
-            for hex in [version.saltedHash] + version.keyEnvelopes { if let hash = try? Hash(hex: hex) { wanted.append((hash, .record(id))) } }
+            for hex in [version.saltedHash] + version.keyEnvelopes.map(\.hash) { if let hash = try? Hash(hex: hex) { wanted.append((hash, .record(id))) } }
         }
         for attempt in 0..<6 {
             wanted = wanted.filter { !vault.contains($0.hash) }
@@ -206,10 +206,12 @@ public struct RecordsService: Sendable {
         for record in records {
             let version = number.map { n in record.versions.first { $0.version == n } } ?? record.current
             guard let version else { continue }
-            for hex in [version.saltedHash] + version.keyEnvelopes {
-                guard let hash = try? Hash(hex: hex), !vault.holds(hash), !unavailable.contains(hash) else { continue }
-                // An envelope already parsed here needs no fetch.
-                if hex != version.saltedHash, parsed.envelope(hash) != nil { continue }
+            for hex in [version.saltedHash] + version.keyEnvelopes.map(\.hash) {
+                // An envelope already parsed here needs no fetch (checked first: no file system call).
+                guard let hash = try? Hash(hex: hex), hex == version.saltedHash || parsed.envelope(hash) == nil, !vault.holds(hash),
+                    !unavailable.contains(hash)
+                else { continue }
+
                 if custodianKeys[record.custodian] != nil { kept.append((hash, .record(record.id))) } else { remembered.append((hash, .record(record.id))) }
             }
         }
@@ -226,7 +228,7 @@ public struct RecordsService: Sendable {
     func shredIfErased(_ records: [RecordEntry]) {
         for record in records where (try? self.record(record.id))??.erasedAtHeight != nil {
             for version in record.versions {
-                for hex in [version.saltedHash] + version.keyEnvelopes { if let hash = try? Hash(hex: hex) { destroy(hash) } }
+                for hex in [version.saltedHash] + version.keyEnvelopes.map(\.hash) { if let hash = try? Hash(hex: hex) { destroy(hash) } }
             }
         }
     }
@@ -253,7 +255,8 @@ public struct RecordsService: Sendable {
             "type": .string("careledger.erasure-receipt"), "chainId": .string(node.genesis.chainID), "recordId": .string(recordID),
             "patient": .string(record.patient), "resourceType": .string(record.resourceType), "custodian": .string(record.custodian),
             "erasedAtHeight": .int(height), "erasureTransaction": record.erasureTransaction.map { .string($0) } ?? .null,
-            "saltedHashes": .array(record.versions.map { .string($0.saltedHash) }), "attestations": .array(attestations),
+            "saltedHashes": .array(record.versions.map { .string($0.saltedHash) }),
+            "keyEnvelopes": .array(record.versions.flatMap { $0.keyEnvelopes.map { .string($0.hash) } }), "attestations": .array(attestations),
             "issuedAt": .int(Int64(LedgerNode.systemClock())),
         ])
         return .object([
@@ -360,16 +363,16 @@ public struct RecordsService: Sendable {
     /// contributes nothing (its recipients are then answered `no_key_for_reader`).
     func envelopeKeys(_ version: RecordVersion, fetched: [Hash: [UInt8]] = [:]) throws(LedgerError) -> [String: WrappedKey] {
         var keys: [String: WrappedKey] = [:]
-        for hex in version.keyEnvelopes {
-            let hash = try Hash(hex: hex)
-            if let cached = parsed.envelope(hash) {
-                keys.merge(cached) { _, new in new }
-                continue
+        for ref in version.keyEnvelopes {
+            let hash = try Hash(hex: ref.hash)
+            var envelope = parsed.envelope(hash)
+            if envelope == nil {
+                let content = fetched[hash].map { Array($0[32...]) } ?? vault.ciphertext(hash)
+                envelope = content.flatMap { try? KeyEnvelope.keys(content: $0) }
+                if let envelope { parsed.store(envelope: hash, envelope) }
             }
-            let content = fetched[hash].map { Array($0[32...]) } ?? vault.ciphertext(hash)
-            guard let content, let envelope = try? KeyEnvelope.keys(content: content) else { continue }
-            parsed.store(envelope: hash, envelope)
-            keys.merge(envelope) { _, new in new }
+            // Only the keys of the recipients the chain lists for this envelope, and the first key of each.
+            for did in ref.recipients where keys[did] == nil { if let key = envelope?[did] { keys[did] = key } }
         }
         return keys
     }
@@ -705,19 +708,26 @@ public struct RecordsService: Sendable {
 /// A cache of parsed record entries keyed by state key, checked against the current state bytes.
 final class ParsedRecords: Sendable {
     private let entries = Mutex<[String: ([UInt8], RecordEntry)]>([:])
-    /// Parsed key envelopes by salted hash (their blobs are immutable); erasure evicts them.
-    private let envelopes = Mutex<[Hash: [String: WrappedKey]]>([:])
+    /// Parsed key envelopes by salted hash (their blobs are immutable), and the hashes erasure destroyed:
+    /// a parse that finishes after the erasure is not kept.
+    private let envelopes = Mutex<(parsed: [Hash: [String: WrappedKey]], destroyed: Set<Hash>)>(([:], []))
 
-    func envelope(_ hash: Hash) -> [String: WrappedKey]? { envelopes.withLock { $0[hash] } }
+    func envelope(_ hash: Hash) -> [String: WrappedKey]? { envelopes.withLock { $0.parsed[hash] } }
 
     func store(envelope hash: Hash, _ keys: [String: WrappedKey]) {
         envelopes.withLock { e in
-            if e.count > 200_000 { e.removeAll(keepingCapacity: true) }
-            e[hash] = keys
+            guard !e.destroyed.contains(hash) else { return }
+            if e.parsed.count > 200_000 { e.parsed.removeAll(keepingCapacity: true) }
+            e.parsed[hash] = keys
         }
     }
 
-    func forget(envelope hash: Hash) { _ = envelopes.withLock { $0.removeValue(forKey: hash) } }
+    func forget(envelope hash: Hash) {
+        envelopes.withLock { e in
+            e.parsed.removeValue(forKey: hash)
+            if e.destroyed.count < 1_000_000 { e.destroyed.insert(hash) }
+        }
+    }
 
     func entry(_ key: String, _ bytes: [UInt8]) -> RecordEntry? {
         entries.withLock { e in

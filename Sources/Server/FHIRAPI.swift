@@ -51,8 +51,9 @@ struct FHIRAPI: Sendable {
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/fhir/metadata") { _, _ in Self.respond(capabilityStatement()) }
-        // The ledger's own types by id; each has one version (a consent's revocation is a new status of it,
-        // an access event and a provenance never change): vread of version 1 and a one-entry _history.
+        // The ledger's own types by id, served as one version each: vread of version 1 and a one-entry
+        // _history give the current state (a consent's revocation, a provenance's later endorsers show in
+        // it; their history is the ledger's own, in its transactions).
         for type in ["Consent", "AuditEvent", "Provenance"] {
             router.get("/fhir/\(type)/:id") { request, context in
                 await handle { Self.respond(try await ledgerOwned(type, id: context.parameters.get("id") ?? "", request: request)) }
@@ -170,7 +171,8 @@ struct FHIRAPI: Sendable {
     }
 
     /// What no route answers under `/fhir` (an unknown type or interaction, a write on a node that acts
-    /// for no organisation) is a 404 with an OperationOutcome, like every FHIR error here.
+    /// for no organisation) is a 404 with an OperationOutcome, like every FHIR error here. (The router's
+    /// middleware wraps every route; only the router's own not-found error is turned into an outcome.)
     struct Unrouted: RouterMiddleware {
         typealias Context = BasicRequestContext
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -316,10 +318,10 @@ struct FHIRAPI: Sendable {
                 ]),
             ])
         }
-        // Consent, AuditEvent and Provenance come from the ledger's own data: read and search only.
+        // Consent, AuditEvent and Provenance come from the ledger's own data: read (vread 1, _history) and search only.
         var resources = [resource("Consent", read: true), resource("AuditEvent", read: true)]
         resources.append(.object([
-            "type": .string("Provenance"), "interaction": .array([.object(["code": .string("read")]), .object(["code": .string("search-type")])]),
+            "type": .string("Provenance"), "interaction": .array(["read", "vread", "history-instance", "search-type"].map { .object(["code": .string($0)]) }),
             "searchParam": .array([.object(["name": .string("target"), "type": .string("reference")])]),
         ]))
         // Every type the facade stores as records (what it validates, less the ledger's own and Bundle).

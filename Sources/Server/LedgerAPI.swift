@@ -142,7 +142,7 @@ public struct LedgerAPI: Sendable {
                 let owned: Bool
                 if let id = query.get("record").map({ String($0) }) {
                     owned = try records.record(id).map { r in
-                        r.erasedAtHeight == nil && r.versions.contains { $0.saltedHash == hash.hex || $0.keyEnvelopes.contains(hash.hex) }
+                        r.erasedAtHeight == nil && r.versions.contains { $0.saltedHash == hash.hex || $0.keyEnvelopes.contains { $0.hash == hash.hex } }
                     } ?? false
                 } else if let id = query.get("document").map({ String($0) }) {
                     owned = try node.stateValue(forKey: SupplyState.document(id)).map { try JSONValue.parse($0)["saltedHash"]?.stringValue == hash.hex } ?? false
@@ -177,7 +177,7 @@ public struct LedgerAPI: Sendable {
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
         FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
         SupplyAPI(api: self, supply: supply, auth: auth, organisations: organisations).register(on: router)
-        // Added last, it wraps only what no route answers: under /fhir that is an OperationOutcome too.
+        // What no route answers under /fhir is an OperationOutcome too (the middleware passes everything else through).
         router.add(middleware: FHIRAPI.Unrouted())
         return router
     }

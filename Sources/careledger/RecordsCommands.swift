@@ -201,9 +201,14 @@ struct ConsentCommand: AsyncParsableCommand {
                     guard wanted.contains("*") || wanted.contains(read["resourceType"]?.stringValue ?? ""),
                         let id = read["recordId"]?.stringValue, let version = read["version"]?.intValue, let context = read["context"]?.stringValue
                     else { continue }
+                    // A version whose key the grantee already has is left alone (a share never replaces a key).
+                    let entry = try await session.get("/v1/state/records/\(id)")["value"]
+                    let current = entry?["versions"]?.arrayValue?.first { $0["version"]?.intValue == version }
+                    if current?["recipients"]?.arrayValue?.contains(.string(grantee)) == true { continue }
                     let keys = try SealedVersion.rewrap(try WrappedKey(json: read["wrappedKey"]!), with: encryption, context: context, for: [grantee: granteeKey])
                     let envelope = KeyEnvelope(keys: keys)
                     try await session.putBlob(envelope.hash, envelope.blob)
+                    // A refused share ends the command with its error (`submit` throws).
                     _ = try await session.submit("records", "share", .object([
                         "recordId": .string(id), "version": .int(version), "recipients": .array(keys.keys.sorted().map { .string($0) }),
                         "keys": .string(envelope.hash.hex),

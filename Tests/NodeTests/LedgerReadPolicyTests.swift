@@ -47,7 +47,7 @@ import Testing
                 if let party { return try await rc.get(uri, as: party).status }
                 return try await client.execute(uri: uri, method: .get).status
             }
-            // A records.put transaction: its payload names the patient and carries wrapped keys.
+            // A records.put transaction: its payload names the patient and the recipients of the content key.
             for uri in ["/v1/transactions/\(putID)", "/v1/proofs/inclusion?id=\(putID)"] {
                 #expect(try await status(uri, as: nil) == .unauthorized, "\(uri)")
                 #expect(try await status(uri, as: stranger) == .forbidden, "\(uri)")

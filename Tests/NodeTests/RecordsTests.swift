@@ -245,6 +245,32 @@ struct TestNetwork {
                 #expect(try SealedVersion.open(read: try rc.json(readB), with: hospitalB.encryption) == condition.canonicalBytes)
                 #expect(throws: LedgerError.self) { try SealedVersion.open(read: try rc.json(readB), with: drB.encryption) }
 
+                // A share adds keys, never replaces one: hospital B again is refused; an envelope that slips in a
+                // key for the patient beside the one it lists changes nothing for her; a blob of another record
+                // (here the ciphertext of c1) cannot be claimed as an envelope.
+                func share(_ envelope: KeyEnvelope, listing: [Party]) async throws -> JSONValue {
+                    let upload = try await client.execute(
+                        uri: "/v1/vault/\(envelope.hash.hex)", method: .put,
+                        headers: [.authorization: "Bearer \(try await rc.token(patient))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: envelope.blob))
+                    #expect(upload.status == .created)
+                    return try await rc.submit(patient, "records", "share", .object([
+                        "recordId": .string("c1"), "version": .int(1), "recipients": .array(listing.map { .string($0.did) }), "keys": .string(envelope.hash.hex),
+                    ]))
+                }
+                #expect(try await share(KeyEnvelope(keys: forB.keys), listing: [hospitalB])["error"]?["code"] == .string("already_shared"))
+                let decoy = try KeyWrap.wrap(ContentCipher.newKey(), for: patient.encryption.publicKey, context: "c1/1")
+                var sneaky = try SealedVersion.rewrap(mine, with: patient.encryption, context: "c1/1", for: [drB.did: drB.encryption.publicKey])
+                sneaky[patient.did] = decoy
+                #expect(try await share(KeyEnvelope(keys: sneaky), listing: [drB])["status"] == .string("committed"))
+                #expect(try SealedVersion.open(read: try rc.json(try await rc.get("/v1/records/c1", as: patient)), with: patient.encryption) == condition.canonicalBytes)
+                let c1Ciphertext = try #require(try rc.json(try await rc.get("/v1/records/c1/history", as: patient))["versions"]?[0]?["saltedHash"]?.stringValue)
+                let nurseB = Party()
+                try await rc.registerAll([(hospitalB, nurseB, "practitioner", nil)])
+                let claimed = try await rc.submit(patient, "records", "share", .object([
+                    "recordId": .string("c1"), "version": .int(1), "recipients": .array([.string(nurseB.did)]), "keys": .string(c1Ciphertext),
+                ]))
+                #expect(claimed["error"]?["code"] == .string("blob_claimed"), "\(claimed)")
+
                 // The patient sees every access, denied ones too; others may not see her log.
                 let log = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: patient))["events"]!.arrayValue!
                 let byB = log.filter { $0["reader"] == .string(drB.did) }
@@ -299,7 +325,7 @@ struct TestNetwork {
                 // Erasure: only the patient; the vault blobs are destroyed, reads answer 410, the record cannot be rewritten.
                 let versions = try rc.json(try await rc.get("/v1/records/c1/history", as: patient))["versions"]!.arrayValue!
                 let hashes = try versions.map { try Hash(hex: $0["saltedHash"]!.stringValue!) }
-                let envelopes = try versions.flatMap { try ($0["keyEnvelopes"]?.arrayValue ?? []).map { try Hash(hex: $0.stringValue!) } }
+                let envelopes = try versions.flatMap { try ($0["keyEnvelopes"]?.arrayValue ?? []).map { try Hash(hex: $0["hash"]!.stringValue!) } }
                 let vault = try Vault(path: chain.directory.vault)
                 #expect(hashes.allSatisfy { vault.contains($0) } && envelopes.allSatisfy { vault.contains($0) })
                 #expect(try await rc.submit(drA, "records", "erase", .object(["recordId": .string("c1")]))["error"]?["code"] == .string("forbidden"))
@@ -341,6 +367,7 @@ struct TestNetwork {
                 let receipt = try #require(signedReceipt["receipt"])
                 #expect(receipt["erasureTransaction"] == erased["id"])
                 #expect(receipt["saltedHashes"]?.arrayValue?.count == hashes.count)
+                #expect(receipt["keyEnvelopes"]?.arrayValue?.count == envelopes.count)
                 #expect(receipt["attestations"]?[0] == attestation)
                 #expect(signedReceipt["signer"] == .string(operatorParty.did))
                 let receiptSignature = try Base64.decode(signedReceipt["signature"]!.stringValue!)

@@ -13,10 +13,11 @@ public struct RecordVersion: Sendable, Hashable {
     public var endorsements: [String]
     public let required: [String]
     public var status: Status
-    /// Whose key is wrapped in the envelopes (the patient, the custodian, grantees).
-    public var recipients: [String]
-    /// The salted hashes of the key envelopes: the put's, then each share's.
-    public var keyEnvelopes: [String]
+    /// The key envelopes, the put's then each share's: the salted hash of each, and whose keys it holds
+    /// (a reader takes from an envelope only the keys of the recipients it lists, the first for each).
+    public var keyEnvelopes: [KeyEnvelopeRef]
+    /// Whose content key is wrapped (the patient, the custodian, grantees): the envelopes' recipients.
+    public var recipients: [String] { Array(Set(keyEnvelopes.flatMap(\.recipients))).sorted() }
     public let height: Int64
     public let time: Int64
     /// The practitioner an organisation's node wrote for.
@@ -27,7 +28,7 @@ public struct RecordVersion: Sendable, Hashable {
             "version": .int(version), "saltedHash": .string(saltedHash), "author": .string(author), "onBehalfOf": onBehalfOf.map { .string($0) } ?? .null,
             "endorsements": .array(endorsements.map { .string($0) }), "required": .array(required.map { .string($0) }),
             "status": .string(status.rawValue), "recipients": .array(recipients.map { .string($0) }),
-            "keyEnvelopes": .array(keyEnvelopes.map { .string($0) }),
+            "keyEnvelopes": .array(keyEnvelopes.map(\.json)),
             "height": .int(height), "time": .int(time),
         ])
     }
@@ -42,26 +43,43 @@ public struct RecordVersion: Sendable, Hashable {
         self.status = status
         endorsements = (json["endorsements"]?.arrayValue ?? []).compactMap(\.stringValue)
         required = (json["required"]?.arrayValue ?? []).compactMap(\.stringValue)
-        recipients = (json["recipients"]?.arrayValue ?? []).compactMap(\.stringValue)
-        keyEnvelopes = (json["keyEnvelopes"]?.arrayValue ?? []).compactMap(\.stringValue)
+        keyEnvelopes = (json["keyEnvelopes"]?.arrayValue ?? []).compactMap(KeyEnvelopeRef.init(json:))
         height = json["height"]?.intValue ?? 0
         time = json["time"]?.intValue ?? 0
         onBehalfOf = json["onBehalfOf"]?.stringValue
     }
 
     init(version: Int64, saltedHash: String, author: String, endorsements: [String], required: [String], status: Status,
-         recipients: [String], keyEnvelopes: [String], height: Int64, time: Int64) {
+         keyEnvelopes: [KeyEnvelopeRef], height: Int64, time: Int64) {
         self.version = version
         self.saltedHash = saltedHash
         self.author = author
         self.endorsements = endorsements
         self.required = required
         self.status = status
-        self.recipients = recipients
         self.keyEnvelopes = keyEnvelopes
         self.height = height
         self.time = time
     }
+}
+
+/// One key envelope of a version on chain: its salted hash and the recipients whose keys it holds.
+public struct KeyEnvelopeRef: Sendable, Hashable {
+    public let hash: String
+    public var recipients: [String]
+
+    public init(hash: String, recipients: [String]) {
+        self.hash = hash
+        self.recipients = recipients
+    }
+
+    init?(json: JSONValue) {
+        guard let hash = json["hash"]?.stringValue else { return nil }
+        self.hash = hash
+        recipients = (json["recipients"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    var json: JSONValue { .object(["hash": .string(hash), "recipients": .array(recipients.map { .string($0) })]) }
 }
 
 /// A record: one FHIR resource of a patient, held by a custodian organisation, in versions.
@@ -110,6 +128,9 @@ public struct RecordEntry: Sendable, Hashable {
 
     public static func key(_ id: String) -> String { "records/\(id)" }
     public static func indexKey(patient: String) -> String { "records/by-patient/\(patient)" }
+    /// Which record a vault blob (a ciphertext or a key envelope) belongs to: a blob is claimed once, so
+    /// that no record can point at (and on erasure destroy) another's.
+    public static func blobKey(_ hash: String) -> String { "records/blob/\(hash)" }
 
     /// The record content key context (authenticated by the content cipher and the key wrap).
     public static func context(id: String, version: Int64) -> String { "\(id)/\(version)" }
@@ -244,9 +265,9 @@ public struct RecordsContract: Contract {
                 throw LedgerError("forbidden", "only the patient or her delegate erases her records")
             }
             // The ciphertexts and key envelopes every node destroys.
-            let destroyed = entry.versions.flatMap { [$0.saltedHash] + $0.keyEnvelopes }.map { JSONValue.string($0) }
+            let destroyed = entry.versions.flatMap { [$0.saltedHash] + $0.keyEnvelopes.map(\.hash) }.map { JSONValue.string($0) }
             for i in entry.versions.indices {
-                entry.versions[i].recipients = []
+                for j in entry.versions[i].keyEnvelopes.indices { entry.versions[i].keyEnvelopes[j].recipients = [] }
                 entry.versions[i].status = .superseded
             }
             entry.erasedAtHeight = Int64(context.height)
@@ -305,6 +326,9 @@ public struct RecordsContract: Contract {
                 throw LedgerError("version_conflict", "record \(recordID) is at version \(expected - 1); the next version is \(expected)")
             }
             let (recipients, envelope) = try Self.keys(p)
+            let saltedHash = try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex
+            guard saltedHash != envelope else { throw LedgerError("bad_payload", "the ciphertext and the key envelope are two blobs") }
+            try Self.claim([saltedHash, envelope], for: recordID, &context)
             guard recipients.contains(patient) else { throw LedgerError("bad_payload", "the patient must have a wrapped key") }
             // The custodian organisation holds the content key in escrow: with it, its node answers a
             // break-the-glass read (re-wrapping the key for the emergency reader alone).
@@ -321,8 +345,8 @@ public struct RecordsContract: Contract {
             let required = try EndorsementPolicy.required(resourceType: resourceType, author: author.did, parties: parties, context: context)
             var newVersion = RecordVersion(
                 version: version, saltedHash: try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex, author: author.did,
-                endorsements: [author.did] + (onBehalfOf.map { [$0] } ?? []), required: required, status: .pending, recipients: recipients,
-                keyEnvelopes: [envelope], height: Int64(context.height),
+                endorsements: [author.did] + (onBehalfOf.map { [$0] } ?? []), required: required, status: .pending,
+                keyEnvelopes: [KeyEnvelopeRef(hash: envelope, recipients: recipients)], height: Int64(context.height),
                 time: Int64(context.timeMillis))
             newVersion.onBehalfOf = onBehalfOf
             if Set(required).isSubset(of: newVersion.endorsements) { newVersion.status = .current }
@@ -366,17 +390,30 @@ public struct RecordsContract: Contract {
             for did in recipients {
                 guard try Principal.load(did, from: context) != nil else { throw LedgerError("unknown_principal", "\(did) is not registered") }
             }
-            guard !entry.versions[i].keyEnvelopes.contains(envelope), entry.versions[i].keyEnvelopes.count < 256 else {
-                throw LedgerError("bad_payload", "this envelope is already shared, or the version has 256 envelopes")
+            // A share adds keys for new recipients; it never replaces a key a recipient already has.
+            let already = Set(entry.versions[i].recipients).intersection(recipients)
+            guard already.isEmpty else {
+                throw LedgerError("already_shared", "version \(version) of \(recordID) already has a key for \(already.sorted().joined(separator: ", "))")
             }
-            entry.versions[i].keyEnvelopes.append(envelope)
-            entry.versions[i].recipients = Array(Set(entry.versions[i].recipients).union(recipients)).sorted()
+            guard entry.versions[i].keyEnvelopes.count < 256 else { throw LedgerError("too_many_envelopes", "version \(version) has 256 key envelopes") }
+            try Self.claim([envelope], for: recordID, &context)
+            entry.versions[i].keyEnvelopes.append(KeyEnvelopeRef(hash: envelope, recipients: recipients))
             context.set(RecordEntry.key(recordID), entry.json)
             context.emit(.object([
                 "type": .string("record.shared"), "patient": .string(entry.patient), "record": .string(recordID), "version": .int(version),
                 "resourceType": .string(entry.resourceType),
             ]))
             return .object(["recordId": .string(recordID), "version": .int(version), "shared": .int(Int64(entry.versions[i].recipients.count))])
+        }
+    }
+
+    /// Claims vault blobs for a record; a blob another record (or another version) already claimed is refused.
+    static func claim(_ hashes: [String], for recordID: String, _ context: inout ExecutionContext) throws(LedgerError) {
+        for hash in hashes {
+            guard try context.json(forKey: RecordEntry.blobKey(hash)) == nil else {
+                throw LedgerError("blob_claimed", "the vault blob \(hash) already belongs to a record version")
+            }
+            context.set(RecordEntry.blobKey(hash), .object(["record": .string(recordID)]))
         }
     }
 
