@@ -277,6 +277,12 @@ struct TestNetwork {
                 #expect(byB.map { $0["outcome"] } == [.string("deny"), .string("permit")])
                 #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: drB).status == .forbidden)
 
+                // A Condition is authored by a practitioner (or the patient): hospital B's own key, with its treatment
+                // permit, may not file one without naming its practitioner.
+                let diagnosis: JSONValue = .object(["resourceType": .string("Condition"), "id": .string("c8"), "code": .object(["text": .string("Migraine")])])
+                let byOrganisation = try await rc.put(hospitalB, patient: patient, recordID: "c8", version: 1, resource: diagnosis, custodian: hospitalB)
+                #expect(byOrganisation["error"]?["code"] == .string("bad_author"), "\(byOrganisation)")
+
                 // Revocation takes effect at its block: B is denied, and the next version is not wrapped for B.
                 #expect(try await rc.submit(patient, "consent", "revoke", .object(["grant": .string(grantBID)]))["status"] == .string("committed"))
                 #expect(try await rc.get("/v1/records/c1", as: drB).status == .forbidden)

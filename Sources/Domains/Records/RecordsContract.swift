@@ -143,6 +143,11 @@ public enum EndorsementPolicy {
         "DiagnosticReport": ["performer", "requester"],  // the lab organisation and the ordering practitioner
     ]
 
+    /// Resource types a practitioner authors (a diagnosis): written by a practitioner — with her own key
+    /// or through her organisation's node naming her (`onBehalfOf`) — or by the patient (or her delegate)
+    /// about herself, never by an organisation or a device alone.
+    public static let practitionerAuthored: Set<String> = ["Condition"]
+
     /// What each party role must be: the lab performing a report is an organisation, the ordering
     /// practitioner a practitioner.
     public static let partyRoles: [String: Principal.Role] = ["performer": .organisation, "requester": .practitioner]
@@ -308,6 +313,11 @@ public struct RecordsContract: Contract {
                 let writerOrganisation = author.role == .organisation ? author.did : author.organisation
                 guard custodian == writerOrganisation else {
                     throw LedgerError("bad_custodian", "the custodian of a record written for a patient is the writer's own organisation")
+                }
+            }
+            if !forHerself, EndorsementPolicy.practitionerAuthored.contains(resourceType) {
+                guard try Principal.load(writer, from: context)?.role == .practitioner else {
+                    throw LedgerError("bad_author", "a \(resourceType) is authored by a practitioner (or the patient): an organisation names her in onBehalfOf")
                 }
             }
             if !forHerself {
