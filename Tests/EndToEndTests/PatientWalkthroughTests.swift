@@ -52,7 +52,9 @@ import Testing
         #expect(try cl(["consent", "revoke", "--key", "\(keys)/alice.key", "--grant", grantID]).status == 0)
         try #"{"resourceType":"Condition","id":"asthma-1","code":{"text":"Asthma, controlled"}}"#.write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try cl(["record", "put", "--key", "\(keys)/dr-bob.key", "--patient", alice, "--file", file, "--custodian", hospitalA]).status == 0)
-        #expect(try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"]).status == 1)
+        let afterRevocation = try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"])
+        #expect(afterRevocation.status == 1)
+        #expect(afterRevocation.stderr.contains("consent_denied"), "\(afterRevocation.stderr)")
         let own = try cl(["record", "get", "--key", "\(keys)/alice.key", "--id", "asthma-1"])
         #expect(own.stdout.contains("Asthma, controlled"))
         // A new patient registers herself; hospital A registers a device (a wearable) it vouches for.

@@ -222,7 +222,9 @@ struct TestNetwork {
                 let denied = try await rc.get("/v1/records/c1", as: drB)
                 #expect(denied.status == .forbidden)
                 #expect(try rc.json(denied)["error"]?["code"] == .string("consent_denied"))
-                #expect(try await client.execute(uri: "/v1/records/c1", method: .get).status == .unauthorized)
+                let anonymous = try await client.execute(uri: "/v1/records/c1", method: .get)
+                #expect(anonymous.status == .unauthorized)
+                #expect(try rc.json(anonymous)["error"]?["code"] == .string("unauthenticated"), "the standard error body")
                 #expect(try await client.execute(uri: "/v1/records/c1", method: .get, headers: [.authorization: "Bearer forged.1.x"]).status == .unauthorized)
 
                 // The patient grants hospital B (the organisation) and shares the key of the existing version.
