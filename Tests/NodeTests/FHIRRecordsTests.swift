@@ -321,6 +321,28 @@ import Testing
             let lastAccess = try rc.json(try await rc.get("/v1/patients/\(patient.did)/access-log", as: patient))["events"]!.arrayValue!.last
             #expect(lastAccess?["records"] == .array([.string(String(try #require(map["Observation/example"]).split(separator: "/")[1]))]))
 
+            // The validator's pulse-oximetry Observations (a wearable's SpO2) enter for this patient and read back
+            // equal; its IEEE 11073 Observation is refused, naming the Observation it derives from, which is nowhere.
+            let validator = folder.deletingLastPathComponent().appendingPathComponent("validator")
+            let pulseOx = try JSONValue.parse(Array(try Data(contentsOf: validator.appendingPathComponent("PulseOxBundle_25Oct2022.json"))))
+            for entry in pulseOx["entry"]?.arrayValue ?? [] {
+                var resource = try #require(entry["resource"]?.objectValue)
+                resource["subject"] = .object(["reference": .string(patientRef)])
+                resource["id"] = nil
+                resource["meta"] = nil
+                let created = try await send(.post, "/fhir/Observation", as: doctor, .object(resource))
+                #expect(created.status == .created, "\(String(buffer: created.body).prefix(300))")
+                var back = try rc.json(created).objectValue!
+                back["id"] = nil
+                back["meta"] = nil
+                #expect(JSONValue.object(back) == JSONValue.object(resource))
+            }
+            var mdc = try JSONValue.parse(Array(try Data(contentsOf: validator.appendingPathComponent("obs-vital-signs-mdc.json")))).objectValue!
+            mdc["subject"] = .object(["reference": .string(patientRef)])
+            let refusedMDC = try await send(.post, "/fhir/Observation", as: doctor, .object(mdc))
+            #expect(refusedMDC.status == .badRequest)
+            #expect(String(buffer: refusedMDC.body).contains("Observation/coin-20181119202022"))
+
             // A reference to a stored type that does not exist is refused (the examples' MedicationRequest
             // names Encounter/f201, which is nowhere); the same resource pointing at the imported encounter enters.
             var prescription = try example("medicationrequest0301.json").objectValue!
