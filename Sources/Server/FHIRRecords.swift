@@ -259,7 +259,7 @@ struct FHIRRecords: Sendable {
     /// ledger transaction or none does. The patient is named by a Patient entry whose identifier is
     /// her did (system urn:ietf:rfc:3986), or by the entries' references to Patient/<multibase>;
     /// entries without a patient reference (Organization, Practitioner…) are filed under her record.
-    func transaction(_ bundle: JSONValue, user: String) async throws -> JSONValue {
+    func transaction(_ bundle: JSONValue, user: String, requester: String? = nil) async throws -> JSONValue {
         guard bundle["type"]?.stringValue == "transaction", let entries = bundle["entry"]?.arrayValue, !entries.isEmpty else {
             throw LedgerError("bad_resource", "POST /fhir takes a Bundle of type transaction with entries")
         }
@@ -328,7 +328,7 @@ struct FHIRRecords: Sendable {
             for (hash, blob) in sealed.uploads { try records.vault.put(saltedHash: hash, blob: blob) }
             puts.append(sealed.putPayload(
                 recordID: item.id, patient: patient, resourceType: item.type, version: item.version, custodian: acting.did,
-                parties: parties(item.type, user: user, resource: .object(stored)), onBehalfOf: user == acting.did ? nil : user))
+                parties: parties(item.type, user: user, requester: requester, resource: .object(stored)), onBehalfOf: user == acting.did ? nil : user))
             answers.append(.object(["response": .object([
                 "status": .string(item.version == 1 ? "201 Created" : "200 OK"), "location": .string("\(item.type)/\(item.id)/_history/\(item.version)"),
                 "etag": .string("W/\"\(item.version)\""), "lastModified": .string(now),
@@ -342,7 +342,8 @@ struct FHIRRecords: Sendable {
         router.post("/fhir") { request, _ in
             await fhir.handle {
                 let user = try user(request)
-                return FHIRAPI.respond(try await transaction(try await body(request), user: user))
+                // `?requester=` names the ordering practitioner of the Bundle's DiagnosticReports.
+                return FHIRAPI.respond(try await transaction(try await body(request), user: user, requester: try Self.requester(request)))
             }
         }
         router.post("/fhir/:type") { request, context in

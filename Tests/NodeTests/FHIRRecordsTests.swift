@@ -476,6 +476,15 @@ import Testing
             #expect(try rc.json(try await send(.get, "/fhir/DiagnosticReport/\(reportID)", as: doctor))["meta"]?["tag"] == nil)
             // Without ?requester, the signed-in practitioner is the requester: current at once.
             #expect(try rc.json(try await send(.post, "/fhir/DiagnosticReport", as: doctor, ordered))["meta"]?["tag"] == nil)
+            // In a transaction Bundle too, ?requester= names the ordering practitioner: the report waits for her.
+            let orderBundle: JSONValue = .object(["resourceType": .string("Bundle"), "type": .string("transaction"), "entry": .array([
+                .object(["resource": ordered, "request": .object(["method": .string("POST"), "url": .string("DiagnosticReport")])]),
+            ])])
+            let bundled = try await send(.post, "/fhir?requester=\(orderer.did)", as: doctor, orderBundle)
+            #expect(bundled.status == .ok)
+            let bundledID = try #require(try rc.json(bundled)["entry"]?[0]?["response"]?["location"]?.stringValue?.split(separator: "/").dropFirst().first.map(String.init))
+            let bundledRead = try rc.json(try await send(.get, "/fhir/DiagnosticReport/\(bundledID)/_history/1", as: doctor))
+            #expect(bundledRead["meta"]?["tag"]?.arrayValue?.contains(FHIRRecords.pendingTag) == true, "\(bundledRead)")
             // A report naming another organisation as its performer (the lab) waits for that lab's endorsement.
             let externalLab = Party()
             _ = try await rc.register(operatorParty, externalLab, "organisation", name: "External lab")
