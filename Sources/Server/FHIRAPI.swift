@@ -80,8 +80,10 @@ struct FHIRAPI: Sendable {
             await handle {
                 let requester = try auth.authenticate(request)
                 let patient = try patientParameter(request)
+                let search = try searchParameters(request)
                 try mayRead(patient: patient, requester: requester)
-                return Self.respond(Self.searchset(try records.grants(patient: patient).map(Self.consent)))
+                let (page, total) = search.apply(try records.grants(patient: patient).map { (Self.consent($0), $0.lastUpdated) })
+                return Self.respond(Self.searchset(page, total: total))
             }
         }
         router.get("/fhir/Provenance") { request, _ in
@@ -114,8 +116,10 @@ struct FHIRAPI: Sendable {
             await handle {
                 let requester = try auth.authenticate(request)
                 let patient = try patientParameter(request)
+                let search = try searchParameters(request)
                 let events = try records.accessLog(patient: patient, requesterDID: requester)
-                return Self.respond(Self.searchset(events.map { Self.auditEvent($0, patient: patient) }))
+                let (page, total) = search.apply(events.map { (Self.auditEvent($0, patient: patient), $0["time"]?.intValue ?? 0) })
+                return Self.respond(Self.searchset(page, total: total))
             }
         }
         if let acting {
@@ -125,6 +129,11 @@ struct FHIRAPI: Sendable {
                 await handle { throw LedgerError("not_supported", "\(context.parameters.get("type") ?? "") is served only by a node acting for an organisation") }
             }
         }
+    }
+
+    /// The search parameters besides the patient: `_lastUpdated`, `date`, `_count`, `_sort` and the rest of `FHIRSearch`.
+    func searchParameters(_ request: Request) throws -> FHIRSearch {
+        try FHIRSearch(request.uri.queryParameters.filter { $0.key != "patient" && $0.key != "subject" }.map { (String($0.key), String($0.value)) })
     }
 
     /// A Consent, AuditEvent or Provenance by id, for a requester who may read it.
@@ -218,8 +227,10 @@ struct FHIRAPI: Sendable {
             provision["class"] = .array(types.map { .object(["system": .string("http://hl7.org/fhir/resource-types"), "code": .string($0)]) })
         }
         if !period.isEmpty { provision["period"] = .object(period) }
+        var meta: [String: JSONValue] = ["versionId": .string("1")]
+        if g.lastUpdated > 0 { meta["lastUpdated"] = .string(instant(g.lastUpdated)) }
         return .object([
-            "resourceType": .string("Consent"), "id": .string(g.id), "status": .string(g.active ? "active" : "inactive"),
+            "resourceType": .string("Consent"), "id": .string(g.id), "status": .string(g.active ? "active" : "inactive"), "meta": .object(meta),
             "scope": .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/consentscope"), "code": .string("patient-privacy")])])]),
             "category": .array([.object(["coding": .array([.object(["system": .string("http://loinc.org"), "code": .string("59284-0")])])])]),
             "patient": identifier(g.patient), "provision": .object(provision),
@@ -242,6 +253,7 @@ struct FHIRAPI: Sendable {
         }
         return .object([
             "resourceType": .string("AuditEvent"), "id": .string("\(patient.dropFirst("did:key:".count))-\(e["index"]?.intValue ?? 0)"),
+            "meta": .object(["versionId": .string("1"), "lastUpdated": .string(instant(e["time"]?.intValue ?? 0))]),
             "type": .object(["system": .string("http://dicom.nema.org/resources/ontology/DCM"), "code": .string("110110"), "display": .string("Patient Record")]),
             "action": .string("R"), "recorded": .string(instant(e["time"]?.intValue ?? 0)),
             "outcome": .string(permitted ? "0" : "4"), "outcomeDesc": .string(e["reason"]?.stringValue ?? (permitted ? "permitted" : "denied")),

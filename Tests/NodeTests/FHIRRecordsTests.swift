@@ -418,6 +418,16 @@ import Testing
             #expect(consents.status == .ok)
             #expect(try rc.json(consents)["resourceType"] == .string("Bundle"))
             #expect(try await send(.get, "/fhir/Consent?patient=Patient/nobody", as: patient).status == .badRequest)
+            // They search by _lastUpdated (the event's time; the consent's grant or revocation) and page with _count.
+            let allEvents = try #require(audit["entry"]?.arrayValue?.count)
+            #expect(allEvents > 1)
+            #expect(try rc.json(try await send(.get, "/fhir/AuditEvent?patient=\(patientRef)&_lastUpdated=gt2099-01-01", as: patient))["total"] == .int(0))
+            let recent = try rc.json(try await send(.get, "/fhir/AuditEvent?patient=\(patientRef)&_lastUpdated=ge2020-01-01&_count=1&_sort=-_lastUpdated", as: patient))
+            #expect(recent["total"] == .int(Int64(allEvents)) && recent["entry"]?.arrayValue?.count == 1)
+            #expect(try rc.json(try await send(.get, "/fhir/Consent?patient=\(patientRef)&_lastUpdated=gt2099-01-01", as: patient))["total"] == .int(0))
+            let consentsNow = try rc.json(try await send(.get, "/fhir/Consent?patient=\(patientRef)&_lastUpdated=ge2020-01-01", as: patient))
+            #expect(consentsNow["total"]?.intValue ?? 0 >= 1)
+            #expect(FHIRValidator.validate(try #require(consentsNow["entry"]?[0]?["resource"])).isEmpty)
             // What no route serves is an OperationOutcome too, never a bare 404.
             for (method, uri) in [(HTTPRequest.Method.get, "/fhir/Observation/x/_history/1/extra"), (.post, "/fhir/Observation/some-id")] {
                 let unrouted = try await send(method, uri, as: doctor)

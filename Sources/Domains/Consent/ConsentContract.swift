@@ -19,6 +19,11 @@ public struct ConsentGrant: Sendable, Hashable {
     public let delegate: Bool
     public var active: Bool
     public var revokedAtHeight: Int64?
+    /// Block times (ms) of the grant and of its revocation.
+    public var time: Int64?
+    public var revokedTime: Int64?
+    /// When the grant last changed: its revocation, or its grant.
+    public var lastUpdated: Int64 { revokedTime ?? time ?? 0 }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -31,6 +36,8 @@ public struct ConsentGrant: Sendable, Hashable {
         if let start { o["start"] = .int(start) }
         if let end { o["end"] = .int(end) }
         if let revokedAtHeight { o["revokedAtHeight"] = .int(revokedAtHeight) }
+        if let time { o["time"] = .int(time) }
+        if let revokedTime { o["revokedTime"] = .int(revokedTime) }
         return .object(o)
     }
 
@@ -49,6 +56,8 @@ public struct ConsentGrant: Sendable, Hashable {
         delegate = json["delegate"]?.boolValue ?? false
         active = json["status"]?.stringValue == "active"
         revokedAtHeight = json["revokedAtHeight"]?.intValue
+        time = json["time"]?.intValue
+        revokedTime = json["revokedTime"]?.intValue
     }
 
     init(
@@ -223,6 +232,7 @@ public struct ConsentContract: Contract {
             guard grant.active else { throw LedgerError("already_revoked", "consent \(id) is already revoked") }
             grant.active = false
             grant.revokedAtHeight = Int64(context.height)
+            grant.revokedTime = Int64(context.timeMillis)
             context.set(ConsentGrant.key(patient: patient, id: id), grant.json)
             context.emit(.object(["type": .string("consent.revoked"), "patient": .string(patient), "grant": .string(id), "grantee": .string(grant.grantee)]))
             return grant.json
@@ -232,10 +242,11 @@ public struct ConsentContract: Contract {
             throw LedgerError("unknown_principal", "grantee \(grantee) is not registered")
         }
         let id = String(context.transaction.id.hex.prefix(32))
-        let grant = ConsentGrant(
+        var grant = ConsentGrant(
             id: id, patient: patient, grantee: grantee, purposes: try p.strings("purposes", allowed: ConsentGrant.purposes),
             resourceTypes: try p.optionalStrings("resourceTypes"), categories: try p.optionalStrings("categories"), start: try p.optionalInt("start"), end: try p.optionalInt("end"),
             permit: (try p.optionalString("decision") ?? "permit") == "permit", delegate: p.fields["delegate"]?.boolValue ?? false)
+        grant.time = Int64(context.timeMillis)
         context.set(ConsentGrant.key(patient: patient, id: id), grant.json)
         context.set(ConsentGrant.indexKey(patient: patient), .object(["grants": .array(grants.map { .string($0.id) } + [.string(id)])]))
         context.set(ConsentGrant.idKey(id), .object(["patient": .string(patient)]))
