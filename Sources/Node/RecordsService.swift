@@ -336,6 +336,38 @@ public struct RecordsService: Sendable {
         return record
     }
 
+    /// The metadata (versions, authors, endorsements) of every record of a patient the reader may see,
+    /// consent-checked per resource type like `metadataRead`, with one access event (scope `metadata`)
+    /// naming the records returned: a FHIR Provenance search by patient.
+    public func metadataTimeline(patient: String, readerDID: String) async throws -> [RecordEntry] {
+        guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
+        guard try principal(patient)?.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
+        let grants = try grants(patient: patient)
+        let now = Int64(LedgerNode.systemClock())
+        let forHerself = ConsentPolicy.mayActFor(patient: patient, actor: readerDID, grants: grants, time: now)
+        var decisions: [String: Bool] = [:]
+        var permitted: [RecordEntry] = []
+        var withheld = 0
+        for id in try recordIDs(patient: patient) {
+            guard let record = try record(id), record.erasedAtHeight == nil else { continue }
+            let allowed =
+                forHerself
+                || decisions[record.resourceType]
+                    ?? ConsentPolicy.evaluate(
+                        grants: grants, patient: patient, reader: readerDID, readerGroups: reader.groups, purpose: "treatment",
+                        resourceType: record.resourceType, time: now
+                    ).permitted
+            decisions[record.resourceType] = allowed
+            if allowed { permitted.append(record) } else { withheld += 1 }
+        }
+        let granted = !permitted.isEmpty || withheld == 0
+        try await recordAccess(
+            patient: patient, reader: readerDID, records: permitted.map(\.id), purpose: "treatment", permitted: granted,
+            reason: "metadata: \(permitted.count) returned, \(withheld) withheld", extra: ["scope": .string("metadata")])
+        guard granted else { throw LedgerError("consent_denied", "no consent covers treatment access to this patient's records") }
+        return permitted
+    }
+
     /// Records an access event and waits for its commit.
     func recordAccess(
         patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String, extra: [String: JSONValue] = [:]

@@ -89,8 +89,17 @@ struct FHIRAPI: Sendable {
         router.get("/fhir/Provenance") { request, _ in
             await handle {
                 let requester = try auth.authenticate(request)
-                guard let target = request.uri.queryParameters.get("target"), let slash = target.firstIndex(of: "/") else {
-                    throw LedgerError("missing_parameter", "search Provenance by target=Type/id")
+                let query = request.uri.queryParameters
+                if query.get("target") == nil, query.get("patient") != nil || query.get("subject") != nil {
+                    // Every version of every record of the patient the requester may see (one metadata access event).
+                    let patient = try patientParameter(request)
+                    let search = try searchParameters(request)
+                    let entries = try await records.metadataTimeline(patient: patient, readerDID: requester)
+                    let (page, total) = search.apply(entries.flatMap { record in record.versions.map { (Self.provenance(record, $0), $0.time) } })
+                    return Self.respond(Self.searchset(page, total: total))
+                }
+                guard let target = query.get("target"), let slash = target.firstIndex(of: "/") else {
+                    throw LedgerError("missing_parameter", "search Provenance by target=Type/id or patient=Patient/<id>")
                 }
                 let id = String(target[target.index(after: slash)...])
                 guard let known = try records.record(id), known.resourceType == String(target[..<slash]) else {
@@ -278,6 +287,7 @@ struct FHIRAPI: Sendable {
         }
         return .object([
             "resourceType": .string("Provenance"), "id": .string("\(record.id)-\(v.version)"),
+            "meta": .object(["versionId": .string("1"), "lastUpdated": .string(instant(v.time))]),
             "target": .array([.object(["reference": .string("\(record.resourceType)/\(record.id)/_history/\(v.version)")])]),
             "recorded": .string(instant(v.time)),
             "activity": .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/v3-DataOperation"), "code": .string(v.version == 1 ? "CREATE" : "UPDATE")])])]),
@@ -334,7 +344,10 @@ struct FHIRAPI: Sendable {
         var resources = [resource("Consent", read: true), resource("AuditEvent", read: true)]
         resources.append(.object([
             "type": .string("Provenance"), "interaction": .array(["read", "vread", "history-instance", "search-type"].map { .object(["code": .string($0)]) }),
-            "searchParam": .array([.object(["name": .string("target"), "type": .string("reference")])]),
+            "searchParam": .array(
+                [.object(["name": .string("target"), "type": .string("reference")])]
+                    + ["patient", "subject"].map { .object(["name": .string($0), "type": .string("reference")]) }
+                    + [.object(["name": .string("_lastUpdated"), "type": .string("date")])]),
         ]))
         // Every type the facade stores as records (what it validates, less the ledger's own and Bundle).
         if acting != nil { resources += FHIRValidator.supported.subtracting(["Consent", "AuditEvent", "Provenance", "Bundle"]).sorted().map(clinical) }

@@ -453,6 +453,15 @@ import Testing
             let provenance = try rc.json(try await send(.get, "/fhir/Provenance/\(observationID)-1", as: doctor))
             #expect(provenance["target"]?[0]?["reference"] == .string("Observation/\(observationID)/_history/1"))
             #expect(FHIRValidator.validate(provenance).isEmpty)
+            // Provenance by patient (every version of her records the requester may see) and _lastUpdated.
+            let provenances = try rc.json(try await send(.get, "/fhir/Provenance?patient=\(patientRef)", as: doctor))
+            let provenanceIDs = Set((provenances["entry"]?.arrayValue ?? []).compactMap { $0["resource"]?["id"]?.stringValue })
+            #expect(provenanceIDs.contains("\(observationID)-1") && Int64(provenanceIDs.count) == provenances["total"]?.intValue)
+            #expect(provenanceIDs.count >= entries.count - 2, "one per stored version of the imported clinical resources")
+            #expect(try rc.json(try await send(.get, "/fhir/Provenance?subject=\(patientRef)&_lastUpdated=gt2099-01-01", as: doctor))["total"] == .int(0))
+            let elsewhere = Party(), outsider = Party()
+            try await rc.registerAll([(operatorParty, elsewhere, "organisation", "Elsewhere"), (elsewhere, outsider, "practitioner", nil)])
+            #expect(try await send(.get, "/fhir/Provenance?patient=\(patientRef)", as: outsider).status == .forbidden, "no consent covers her")
             #expect(try await send(.get, "/fhir/Provenance/\(observationID)-7", as: doctor).status == .notFound)
             // The ledger's own types have one version each: vread of version 1 and a one-entry _history.
             let consentID = try #require(try rc.json(try await send(.get, "/fhir/Consent?patient=\(patientRef)", as: patient))["entry"]?[0]?["resource"]?["id"]?.stringValue)
