@@ -5,7 +5,7 @@ import Testing
 
 /// `careledger cluster up` as a user runs it: 3 etcd members and 4 validator node processes; faults
 /// injected with kill -9 under load (issue 5, items 5 and 6).
-@Suite struct ClusterCLITests {
+@Suite(.timeLimit(.minutes(8))) struct ClusterCLITests {
     /// The running `cluster up` process, stopped with SIGINT (as Ctrl-C) at the end.
     final class ClusterProcess: CLIProcess, @unchecked Sendable {
         let data: String

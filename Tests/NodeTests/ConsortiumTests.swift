@@ -146,7 +146,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 
 /// The consortium network (issue 5): blocks ordered through etcd, executed and certified by every
 /// organisation's validator, forged blocks refused, equivocation kept as evidence, a stopped node catching up.
-@Suite(.serialized) struct ConsortiumTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ConsortiumTests {
     /// Transactions sent to any node end up in the same blocks on every node; each block gets a quorum
     /// certificate of the validators' votes that verifies offline.
     @Test func fourValidatorsAgreeAndFinalise() async throws {
@@ -390,7 +390,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 
 /// Governance (issue 5, item 3): the validator set and the members change only by proposals a
 /// majority of the active members approves; finality follows the new validator set from the next block.
-@Suite(.serialized) struct GovernanceTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct GovernanceTests {
     func governance(_ net: ConsortiumNet, _ signer: SigningKey, _ action: String, _ payload: JSONValue, via node: Int = 0) async throws -> Receipt {
         try await net.node(node).submit(
             try Transaction(chainID: net.chainID, signer: signer, nonce: UInt64.random(in: 0..<UInt64.max), contract: "governance", action: action, payload: payload))
@@ -669,7 +669,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 
 /// State snapshots (issue 5, item 4): a new node starts from a peer's snapshot, checked against genesis
 /// alone (the validator set followed through governance, certificates, state and log roots), then follows.
-@Suite(.serialized) struct SnapshotTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SnapshotTests {
     @Test func aNewNodeStartsFromACheckedSnapshot() async throws {
         try await withNetwork(nodes: 4, http: true) { net in
             let m = net.members

@@ -13,7 +13,7 @@ import Testing
 /// Record ciphertexts across a consortium: a version is uploaded to one node, read through another
 /// organisation's node, and kept by its custodian's node wherever it was uploaded; erasure reaches
 /// every copy.
-@Suite(.serialized) struct VaultReplicationTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct VaultReplicationTests {
     @Test func readersAndCustodiansObtainCiphertextsFromPeers() async throws {
         let hospital = Party()
         let clinic = Party()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LedgerCore
 
 #if canImport(Glibc)
@@ -150,12 +151,20 @@ public final class LocalEtcdCluster: @unchecked Sendable {
 
     deinit { stop() }
 
-    /// `count` distinct TCP ports that were free on 127.0.0.1 a moment ago (bound to port 0, then released).
+    /// Ports this process handed out lately: a port released by one caller (and not yet bound by its
+    /// server) is not handed to the next caller too.
+    private static let issued = Mutex<(set: Set<Int>, order: [Int])>(([], []))
+
+    /// `count` distinct TCP ports that were free on 127.0.0.1 a moment ago (bound to port 0, then released),
+    /// none of them handed out by this process among its last 4,096.
     public static func freePorts(_ count: Int) throws -> [Int] {
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
         var ports: [Int] = []
-        for _ in 0..<count {
+        var attempts = 0
+        while ports.count < count {
+            attempts += 1
+            guard attempts <= count + 256 else { throw LedgerError("io_error", "no free loopback port not handed out lately") }
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw LedgerError("io_error", "cannot open a socket") }
             fds.append(fd)
@@ -167,7 +176,15 @@ public final class LocalEtcdCluster: @unchecked Sendable {
             guard bound == 0 else { throw LedgerError("io_error", "cannot bind a loopback port") }
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
             _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-            ports.append(Int(UInt16(bigEndian: addr.sin_port)))
+            let port = Int(UInt16(bigEndian: addr.sin_port))
+            // Kept bound (in `fds`) until the end either way: a refused port is not offered again meanwhile.
+            let fresh = issued.withLock { issued -> Bool in
+                guard issued.set.insert(port).inserted else { return false }
+                issued.order.append(port)
+                if issued.order.count > 4096 { issued.set.remove(issued.order.removeFirst()) }
+                return true
+            }
+            if fresh { ports.append(port) }
         }
         return ports
     }
