@@ -102,8 +102,16 @@ import Testing
         trace("load with the ordering leader killed: final")
         #expect(acknowledged.count == 240)
 
-        // Status sees the killed node down, the others final, and another ordering leader.
-        let view = try status()
+        // Status sees the killed node down, the others final, and another ordering leader (once the killed
+        // leader's etcd lease has expired and a survivor holds the election: polled, up to 30 s).
+        var view = try status()
+        let electionDeadline = Date().addingTimeInterval(30)
+        while Date() < electionDeadline,
+            view["orderingLeader"]?.stringValue == nil || view["orderingLeader"]?.stringValue == view["nodes"]?[victim]?["name"]?.stringValue
+        {
+            try await Task.sleep(for: .milliseconds(500))
+            view = try status()
+        }
         let nodes = try #require(view["nodes"]?.arrayValue)
         #expect(nodes.map { $0["up"]?.boolValue } == (0..<4).map { $0 != victim })
         #expect(view["orderingLeader"]?.stringValue?.hasPrefix("org-") == true)
