@@ -176,7 +176,7 @@ public struct RecordsService: Sendable {
                 let version = record.versions.first(where: { $0.version == number })
             else { continue }
             records.append(record)
-            for hex in [version.saltedHash] + version.keyEnvelopes.map(\.hash) { if let hash = try? Hash(hex: hex) { wanted.append((hash, .record(id))) } }
+            for hex in version.blobs { if let hash = try? Hash(hex: hex) { wanted.append((hash, .record(id))) } }
         }
         for attempt in 0..<6 {
             wanted = wanted.filter { !vault.contains($0.hash) }
@@ -206,7 +206,7 @@ public struct RecordsService: Sendable {
         for record in records {
             let version = number.map { n in record.versions.first { $0.version == n } } ?? record.current
             guard let version else { continue }
-            for hex in [version.saltedHash] + version.keyEnvelopes.map(\.hash) {
+            for hex in version.blobs {
                 // An envelope already parsed here needs no fetch (checked first: no file system call).
                 guard let hash = try? Hash(hex: hex), hex == version.saltedHash || parsed.envelope(hash) == nil, !vault.holds(hash),
                     !unavailable.contains(hash)
@@ -228,7 +228,7 @@ public struct RecordsService: Sendable {
     func shredIfErased(_ records: [RecordEntry]) {
         for record in records where (try? self.record(record.id))??.erasedAtHeight != nil {
             for version in record.versions {
-                for hex in [version.saltedHash] + version.keyEnvelopes.map(\.hash) { if let hash = try? Hash(hex: hex) { destroy(hash) } }
+                for hex in version.blobs { if let hash = try? Hash(hex: hex) { destroy(hash) } }
             }
         }
     }

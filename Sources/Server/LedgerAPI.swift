@@ -142,7 +142,7 @@ public struct LedgerAPI: Sendable {
                 let owned: Bool
                 if let id = query.get("record").map({ String($0) }) {
                     owned = try records.record(id).map { r in
-                        r.erasedAtHeight == nil && r.versions.contains { $0.saltedHash == hash.hex || $0.keyEnvelopes.contains { $0.hash == hash.hex } }
+                        r.erasedAtHeight == nil && r.versions.contains { $0.blobs.contains(hash.hex) }
                     } ?? false
                 } else if let id = query.get("document").map({ String($0) }) {
                     owned = try node.stateValue(forKey: SupplyState.document(id)).map { try JSONValue.parse($0)["saltedHash"]?.stringValue == hash.hex } ?? false

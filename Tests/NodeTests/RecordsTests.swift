@@ -59,6 +59,14 @@ struct RecordsClient {
         return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
     }
 
+    /// Stores a vault blob (a ciphertext or a key envelope) as `party`, and expects it stored.
+    func upload(_ blob: [UInt8], hash: Hash, as party: Party) async throws {
+        let stored = try await client.execute(
+            uri: "/v1/vault/\(hash.hex)", method: .put,
+            headers: [.authorization: "Bearer \(try await token(party))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: blob))
+        #expect(stored.status == .created)
+    }
+
     /// Seals a resource for the current recipients, uploads the blob and submits `records.put`.
     mutating func put(_ author: Party, patient: Party, recordID: String, version: Int64, resource: JSONValue, custodian: Party, parties: [String: String] = [:]) async throws -> JSONValue {
         let type = resource["resourceType"]!.stringValue!
@@ -68,12 +76,7 @@ struct RecordsClient {
         var keys: [String: [UInt8]] = [:]
         for r in recipients { keys[r["did"]!.stringValue!] = try Base64.decode(r["encryptionKey"]!.stringValue!) }
         let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: recordID, version: version, recipients: keys)
-        for (hash, blob) in sealed.uploads {
-            let upload = try await client.execute(
-                uri: "/v1/vault/\(hash.hex)", method: .put,
-                headers: [.authorization: "Bearer \(try await token(author))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: blob))
-            #expect(upload.status == .created)
-        }
+        for (hash, blob) in sealed.uploads { try await upload(blob, hash: hash, as: author) }
         return try await submit(author, "records", "put", sealed.putPayload(recordID: recordID, patient: patient.did, resourceType: type, version: version, custodian: custodian.did, parties: parties))
     }
 }
@@ -234,10 +237,7 @@ struct TestNetwork {
                 let grantBID = try #require(grantB["result"]?["id"]?.stringValue)
                 let mine = try WrappedKey(json: try rc.json(try await rc.get("/v1/records/c1", as: patient))["wrappedKey"]!)
                 let forB = KeyEnvelope(keys: try SealedVersion.rewrap(mine, with: patient.encryption, context: "c1/1", for: [hospitalB.did: hospitalB.encryption.publicKey]))
-                let envelopeUpload = try await client.execute(
-                    uri: "/v1/vault/\(forB.hash.hex)", method: .put,
-                    headers: [.authorization: "Bearer \(try await rc.token(patient))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: forB.blob))
-                #expect(envelopeUpload.status == .created)
+                try await rc.upload(forB.blob, hash: forB.hash, as: patient)
                 #expect(try await rc.submit(patient, "records", "share", .object([
                     "recordId": .string("c1"), "version": .int(1), "recipients": .array([.string(hospitalB.did)]), "keys": .string(forB.hash.hex),
                 ]))["status"] == .string("committed"))
@@ -251,10 +251,7 @@ struct TestNetwork {
                 // key for the patient beside the one it lists changes nothing for her; a blob of another record
                 // (here the ciphertext of c1) cannot be claimed as an envelope.
                 func share(_ envelope: KeyEnvelope, listing: [Party]) async throws -> JSONValue {
-                    let upload = try await client.execute(
-                        uri: "/v1/vault/\(envelope.hash.hex)", method: .put,
-                        headers: [.authorization: "Bearer \(try await rc.token(patient))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: envelope.blob))
-                    #expect(upload.status == .created)
+                    try await rc.upload(envelope.blob, hash: envelope.hash, as: patient)
                     return try await rc.submit(patient, "records", "share", .object([
                         "recordId": .string("c1"), "version": .int(1), "recipients": .array(listing.map { .string($0.did) }), "keys": .string(envelope.hash.hex),
                     ]))

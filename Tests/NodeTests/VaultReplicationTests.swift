@@ -84,10 +84,7 @@ import Testing
                     #expect(try await memberStatus(net.url(0) + "/v1/sync/vault/\(hash.hex)", net.node(2).peerCredentials) == 400)
                     // A blob the record does not name (anything else a vault holds, e.g. a recovery kit) is not served.
                     let other = RandomBytes.make(32) + RandomBytes.make(100)
-                    let stored = try await c0.execute(
-                        uri: "/v1/vault/\(Hash.sha256(other).hex)", method: .put,
-                        headers: [.authorization: "Bearer \(try await rc0.token(patient))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: other))
-                    #expect(stored.status == .created)
+                    try await rc0.upload(other, hash: Hash.sha256(other), as: patient)
                     #expect(try await memberStatus(net.url(0) + "/v1/sync/vault/\(Hash.sha256(other).hex)?record=obs-1", net.node(2).peerCredentials) == 404)
                     #expect(await net.node(1).fetchVaultBlob(Hash.sha256(other), for: .record("obs-1")) == nil)
 

@@ -16,6 +16,8 @@ public struct RecordVersion: Sendable, Hashable {
     /// The key envelopes, the put's then each share's: the salted hash of each, and whose keys it holds
     /// (a reader takes from an envelope only the keys of the recipients it lists, the first for each).
     public var keyEnvelopes: [KeyEnvelopeRef]
+    /// The salted hashes of the version's vault blobs: its ciphertext, then its key envelopes.
+    public var blobs: [String] { [saltedHash] + keyEnvelopes.map(\.hash) }
     /// Whose content key is wrapped (the patient, the custodian, grantees): the envelopes' recipients.
     public var recipients: [String] { Array(Set(keyEnvelopes.flatMap(\.recipients))).sorted() }
     public let height: Int64
@@ -270,7 +272,7 @@ public struct RecordsContract: Contract {
                 throw LedgerError("forbidden", "only the patient or her delegate erases her records")
             }
             // The ciphertexts and key envelopes every node destroys.
-            let destroyed = entry.versions.flatMap { [$0.saltedHash] + $0.keyEnvelopes.map(\.hash) }.map { JSONValue.string($0) }
+            let destroyed = entry.versions.flatMap(\.blobs).map { JSONValue.string($0) }
             for i in entry.versions.indices {
                 for j in entry.versions[i].keyEnvelopes.indices { entry.versions[i].keyEnvelopes[j].recipients = [] }
                 entry.versions[i].status = .superseded
