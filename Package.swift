@@ -81,7 +81,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], swiftSettings: strict),
+        .testTarget(
+            name: "LedgerCoreTests", dependencies: ["LedgerCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .testTarget(
             name: "StandardsTests",
             dependencies: ["Standards", "LedgerCore", .product(name: "Crypto", package: "swift-crypto")],

@@ -1,0 +1,290 @@
+import Crypto
+import Synchronization
+
+/// Ed25519 signature verification (RFC 8032 §5.1.7) with per-signer precomputed tables.
+///
+/// A permissioned ledger sees the same signers again and again. For a key seen often enough this
+/// verifier keeps a fixed-base table of its multiples (as BoringSSL does for the base point when it
+/// signs), so `[h]A` costs 64 table additions instead of 253 doublings; `[S]B` uses the same kind of
+/// table for the base point, and the two share one pass. The check is BoringSSL's `ED25519_verify`,
+/// step for step: the same point decoding (`x25519_ge_frombytes_vartime`), `S < ℓ`, the same hash,
+/// and the encoded `[S]B - [h]A` compared byte for byte with `R` — cofactorless, so this verifier
+/// accepts exactly what BoringSSL accepts. A signature it rejects is still checked by BoringSSL before
+/// anyone is told it is bad (`PublicKey.isValidSignature`), so a flaw here could only cost time.
+public enum Ed25519Verifier {
+    /// The verdict for a key with a table: `nil` when no table is held (use the generic verifier).
+    static func verify(table: SignerTable, signature: [UInt8], message: [UInt8]) -> Bool {
+        guard signature.count == 64, signature[63] & 0xE0 == 0, isBelowOrder(signature, from: 32) else { return false }
+        var hasher = SHA512()
+        hasher.update(data: signature[0..<32])
+        hasher.update(data: table.publicKey)
+        hasher.update(data: message)
+        let h = Array(hasher.finalize())
+        let k = ScalarReduction.reduce(h)
+        let s = Array(signature[32..<64])
+        let point = doubleScalarMultiply(k: k, negatedA: table.points, s: s)
+        return point.encoded == Array(signature[0..<32])
+    }
+
+    /// `[k](-A) + [s]B` with both tables, four doublings in all.
+    static func doubleScalarMultiply(k: [UInt8], negatedA: [Precomputed], s: [UInt8]) -> ProjectivePoint {
+        let kd = radix16(k), sd = radix16(s)
+        let base = BaseTable.points
+        var p = ExtendedPoint.identity
+        for i in stride(from: 1, to: 64, by: 2) {
+            p.add(negatedA, row: i / 2, digit: kd[i])
+            p.add(base, row: i / 2, digit: sd[i])
+        }
+        var q = p.projective.doubled.projective.doubled.projective.doubled.projective.doubled.extended
+        for i in stride(from: 0, to: 64, by: 2) {
+            q.add(negatedA, row: i / 2, digit: kd[i])
+            q.add(base, row: i / 2, digit: sd[i])
+        }
+        return q.projective
+    }
+
+    /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian words.
+    static let order: [UInt64] = [0x5812_631A_5CF5_D3ED, 0x14DE_F9DE_A2F7_9CD6, 0, 0x1000_0000_0000_0000]
+
+    static func isBelowOrder(_ bytes: [UInt8], from offset: Int) -> Bool {
+        for i in stride(from: 3, through: 0, by: -1) {
+            var word: UInt64 = 0
+            for j in 0..<8 { word |= UInt64(bytes[offset + i * 8 + j]) << (8 * UInt64(j)) }
+            if word > order[i] { return false }
+            if word < order[i] { return true }
+        }
+        return false
+    }
+
+    /// Signed radix-16 digits in [-8, 8] of a scalar below 2^255 (ref10's `ge_scalarmult_base`).
+    static func radix16(_ a: [UInt8]) -> [Int8] {
+        var e = [Int8](repeating: 0, count: 64)
+        for i in 0..<32 {
+            e[2 * i] = Int8(a[i] & 15)
+            e[2 * i + 1] = Int8((a[i] >> 4) & 15)
+        }
+        var carry: Int8 = 0
+        for i in 0..<63 {
+            e[i] += carry
+            carry = (e[i] + 8) >> 4
+            e[i] -= carry << 4
+        }
+        e[63] += carry
+        return e
+    }
+
+    /// A key's table of `-A` multiples, or nil when the bytes are not a point (BoringSSL rejects those too).
+    public static func table(for publicKey: [UInt8]) -> SignerTable? {
+        guard publicKey.count == 32, let a = ExtendedPoint(decoding: publicKey) else { return nil }
+        return SignerTable(publicKey: publicKey, points: precompute(a.negated))
+    }
+
+    /// (j+1)·256^i·P for i < 32, j < 8, in affine precomputed form.
+    static func precompute(_ point: ExtendedPoint) -> [Precomputed] {
+        var projective: [ExtendedPoint] = []
+        projective.reserveCapacity(256)
+        var row = point
+        for _ in 0..<32 {
+            let cached = row.cached
+            var multiple = row
+            projective.append(multiple)
+            for _ in 1..<8 {
+                multiple = multiple.adding(cached).extended
+                projective.append(multiple)
+            }
+            var p = row.projective
+            for _ in 0..<7 { p = p.doubled.projective }
+            row = p.doubled.extended
+        }
+        // One inversion for all 256 points (Montgomery's trick).
+        var prefix = [FieldElement](repeating: .one, count: projective.count)
+        var acc = FieldElement.one
+        for (i, p) in projective.enumerated() {
+            prefix[i] = acc
+            acc = acc * p.z
+        }
+        var inverse = acc.inverse
+        var out = [Precomputed](repeating: Precomputed(yPlusX: .one, yMinusX: .one, xy2d: .zero), count: projective.count)
+        for i in stride(from: projective.count - 1, through: 0, by: -1) {
+            let zInverse = inverse * prefix[i]
+            inverse = inverse * projective[i].z
+            let x = projective[i].x * zInverse, y = projective[i].y * zInverse
+            out[i] = Precomputed(yPlusX: (y + x).carried, yMinusX: (y - x).carried, xy2d: x * y * Curve.d2)
+        }
+        return out
+    }
+}
+
+/// A signer's precomputed table (about 30 KiB).
+public final class SignerTable: Sendable {
+    let publicKey: [UInt8]
+    let points: [Precomputed]
+    init(publicKey: [UInt8], points: [Precomputed]) {
+        self.publicKey = publicKey
+        self.points = points
+    }
+}
+
+/// Curve constants, derived rather than typed in.
+enum Curve {
+    /// d = -121665/121666.
+    static let d: FieldElement = (-FieldElement(small: 121665)).carried * FieldElement(small: 121666).inverse
+    static let d2: FieldElement = (d + d).carried
+    /// sqrt(-1) = 2^((p-1)/4).
+    static let sqrtMinusOne: FieldElement = {
+        // (p-1)/4 = 2^253 - 5: 2^(2^253 - 5) = 2^(2^253 - 8) · 2^3, with 2^253 - 8 = 8·(2^250 - 1).
+        let two = FieldElement(small: 2)
+        var x = two
+        for _ in 0..<249 { x = x.squared * two }  // 2^(2^250 - 1)
+        return x.squared(times: 3) * FieldElement(small: 8)
+    }()
+    /// The base point B (y = 4/5, x even).
+    static let base: ExtendedPoint = ExtendedPoint(decoding: [0x58] + [UInt8](repeating: 0x66, count: 31))!
+}
+
+enum BaseTable {
+    static let points: [Precomputed] = Ed25519Verifier.precompute(Curve.base)
+}
+
+/// An affine point as (y+x, y-x, 2dxy).
+struct Precomputed: Sendable {
+    var yPlusX: FieldElement, yMinusX: FieldElement, xy2d: FieldElement
+}
+
+/// (Y+X, Y-X, Z, 2dT) of an extended point, for general additions.
+struct CachedPoint {
+    var yPlusX: FieldElement, yMinusX: FieldElement, z: FieldElement, t2d: FieldElement
+}
+
+/// (X:Y:Z) with x = X/Z, y = Y/Z.
+struct ProjectivePoint {
+    var x: FieldElement, y: FieldElement, z: FieldElement
+
+    /// ref10's `ge_p2_dbl`.
+    var doubled: CompletedPoint {
+        let xx = x.squared, yy = y.squared
+        let zz2 = (z.squared + z.squared).carried
+        let t0 = (x + y).squared
+        let sum = yy + xx, difference = yy - xx
+        return CompletedPoint(x: t0 - sum.carried, y: sum, z: difference, t: zz2 - difference.carried)
+    }
+
+    /// ref10's `x25519_ge_tobytes`.
+    var encoded: [UInt8] {
+        let recip = z.inverse
+        var s = (y * recip).bytes
+        if (x * recip).isNegative { s[31] ^= 0x80 }
+        return s
+    }
+}
+
+/// ((X:Z), (Y:T)) with x = X/Z, y = Y/T: the result of an addition or doubling.
+struct CompletedPoint {
+    var x: FieldElement, y: FieldElement, z: FieldElement, t: FieldElement
+    var projective: ProjectivePoint { ProjectivePoint(x: x * t, y: y * z, z: z * t) }
+    var extended: ExtendedPoint { ExtendedPoint(x: x * t, y: y * z, z: z * t, t: x * y) }
+}
+
+/// (X:Y:Z:T) with x = X/Z, y = Y/Z, xy = T/Z.
+struct ExtendedPoint {
+    var x: FieldElement, y: FieldElement, z: FieldElement, t: FieldElement
+
+    static let identity = ExtendedPoint(x: .zero, y: .one, z: .one, t: .zero)
+
+    init(x: FieldElement, y: FieldElement, z: FieldElement, t: FieldElement) {
+        self.x = x
+        self.y = y
+        self.z = z
+        self.t = t
+    }
+
+    /// BoringSSL's `x25519_ge_frombytes_vartime`: y taken mod p, x from the sign bit (a zero x with the
+    /// sign bit set is accepted, as there).
+    init?(decoding s: [UInt8]) {
+        let y = s.withUnsafeBytes { FieldElement(bytes: $0) }
+        let yy = y.squared
+        let u = (yy - .one).carried
+        let v = yy * Curve.d + .one
+        var x = u * (u * v).pow22523
+        let vxx = x.squared * v
+        if !(vxx - u).carried.isZero {
+            guard (vxx + u).carried.isZero else { return nil }
+            x = x * Curve.sqrtMinusOne
+        }
+        if x.isNegative != (s[31] >> 7 == 1) { x = (-x).carried }
+        self.init(x: x, y: y, z: .one, t: x * y)
+    }
+
+    var negated: ExtendedPoint { ExtendedPoint(x: (-x).carried, y: y, z: z, t: (-t).carried) }
+    var projective: ProjectivePoint { ProjectivePoint(x: x, y: y, z: z) }
+    var cached: CachedPoint { CachedPoint(yPlusX: y + x, yMinusX: y - x, z: z, t2d: t * Curve.d2) }
+
+    /// ref10's `x25519_ge_add`.
+    func adding(_ q: CachedPoint) -> CompletedPoint {
+        let a = (y + x) * q.yPlusX, b = (y - x) * q.yMinusX
+        let c = q.t2d * t
+        let zz = z * q.z
+        let d = (zz + zz).carried
+        return CompletedPoint(x: a - b, y: a + b, z: d + c, t: d - c)
+    }
+
+    /// self += digit · row-th entry (ref10's `ge_madd` / `ge_msub`; nothing for a zero digit).
+    @inline(__always) mutating func add(_ table: [Precomputed], row: Int, digit: Int8) {
+        if digit == 0 { return }
+        let q = table[row * 8 + Int(digit.magnitude) - 1]
+        let (plus, minus) = digit > 0 ? (q.yPlusX, q.yMinusX) : (q.yMinusX, q.yPlusX)
+        let a = (y + x) * plus, b = (y - x) * minus
+        let c = q.xy2d * t
+        let d = (z + z).carried
+        let r = digit > 0 ? CompletedPoint(x: a - b, y: a + b, z: d + c, t: d - c) : CompletedPoint(x: a - b, y: a + b, z: d - c, t: d + c)
+        self = r.extended
+    }
+}
+
+/// Keys' tables, built once a key has signed `threshold` times and kept for the `capacity` most
+/// recently used keys (a table is about 30 KiB).
+public final class SignerTableCache: Sendable {
+    public static let shared = SignerTableCache()
+
+    private struct State {
+        var tables: [[UInt8]: (table: SignerTable, used: UInt64)] = [:]
+        var sightings: [[UInt8]: Int] = [:]
+        var clock: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    public let capacity: Int
+    public let threshold: Int
+
+    public init(capacity: Int = 1024, threshold: Int = 2) {
+        self.capacity = capacity
+        self.threshold = threshold
+    }
+
+    /// The key's table, building it when the key has now been seen `threshold` times.
+    public func table(for publicKey: [UInt8]) -> SignerTable? {
+        let seen: Int? = state.withLock { s in
+            s.clock += 1
+            if let entry = s.tables[publicKey] {
+                s.tables[publicKey] = (entry.table, s.clock)
+                return nil
+            }
+            let n = (s.sightings[publicKey] ?? 0) + 1
+            if s.sightings.count > 4 * capacity { s.sightings.removeAll(keepingCapacity: true) }
+            s.sightings[publicKey] = n
+            return n
+        }
+        guard let seen else { return state.withLock { $0.tables[publicKey]?.table } }
+        guard seen >= threshold, let table = Ed25519Verifier.table(for: publicKey) else { return nil }
+        state.withLock { s in
+            s.sightings[publicKey] = nil
+            if s.tables.count >= capacity, let oldest = s.tables.min(by: { $0.value.used < $1.value.used })?.key {
+                s.tables[oldest] = nil
+            }
+            s.tables[publicKey] = (table, s.clock)
+        }
+        return table
+    }
+
+    public var count: Int { state.withLock { $0.tables.count } }
+}
