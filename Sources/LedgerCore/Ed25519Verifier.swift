@@ -12,9 +12,37 @@ import Synchronization
 /// accepts exactly what BoringSSL accepts. A signature it rejects is still checked by BoringSSL before
 /// anyone is told it is bad (`PublicKey.isValidSignature`), so a flaw here could only cost time.
 public enum Ed25519Verifier {
-    /// The verdict for a key with a table: `nil` when no table is held (use the generic verifier).
+    /// The verdict for a key with a table.
     static func verify(table: SignerTable, signature: [UInt8], message: [UInt8]) -> Bool {
-        guard signature.count == 64, signature[63] & 0xE0 == 0, isBelowOrder(signature, from: 32) else { return false }
+        guard let point = candidateR(table: table, signature: signature, message: message) else { return false }
+        return point.encoded == Array(signature[0..<32])
+    }
+
+    /// Verdicts for many signatures by keys with tables, the final inversions shared (Montgomery's
+    /// trick): the same verdicts as `verify` one by one.
+    static func verify(_ items: [(table: SignerTable, signature: [UInt8], message: [UInt8])]) -> [Bool] {
+        let points = items.map { candidateR(table: $0.table, signature: $0.signature, message: $0.message) }
+        var prefix = [FieldElement](repeating: .one, count: points.count)
+        var acc = FieldElement.one
+        for (i, p) in points.enumerated() {
+            prefix[i] = acc
+            if let p { acc = acc * p.z }
+        }
+        if acc.isZero { return items.map { verify(table: $0.table, signature: $0.signature, message: $0.message) } }
+        var inverse = acc.inverse
+        var out = [Bool](repeating: false, count: points.count)
+        for i in stride(from: points.count - 1, through: 0, by: -1) {
+            guard let p = points[i] else { continue }
+            let zInverse = inverse * prefix[i]
+            inverse = inverse * p.z
+            out[i] = p.encoded(zInverse: zInverse) == Array(items[i].signature[0..<32])
+        }
+        return out
+    }
+
+    /// `[S]B - [h]A` (projective) for a well-formed signature, nil for one BoringSSL refuses before that.
+    static func candidateR(table: SignerTable, signature: [UInt8], message: [UInt8]) -> ProjectivePoint? {
+        guard signature.count == 64, signature[63] & 0xE0 == 0, isBelowOrder(signature, from: 32) else { return nil }
         var hasher = SHA512()
         hasher.update(data: signature[0..<32])
         hasher.update(data: table.publicKey)
@@ -22,8 +50,7 @@ public enum Ed25519Verifier {
         let h = Array(hasher.finalize())
         let k = ScalarReduction.reduce(h)
         let s = Array(signature[32..<64])
-        let point = doubleScalarMultiply(k: k, negatedA: table.points, s: s)
-        return point.encoded == Array(signature[0..<32])
+        return doubleScalarMultiply(k: k, negatedA: table.points, s: s)
     }
 
     /// `[k](-A) + [s]B` with both tables, four doublings in all.
@@ -170,8 +197,9 @@ struct ProjectivePoint {
     }
 
     /// ref10's `x25519_ge_tobytes`.
-    var encoded: [UInt8] {
-        let recip = z.inverse
+    var encoded: [UInt8] { encoded(zInverse: z.inverse) }
+
+    func encoded(zInverse recip: FieldElement) -> [UInt8] {
         var s = (y * recip).bytes
         if (x * recip).isNegative { s[31] ^= 0x80 }
         return s
@@ -263,19 +291,20 @@ public final class SignerTableCache: Sendable {
 
     /// The key's table, building it when the key has now been seen `threshold` times.
     public func table(for publicKey: [UInt8]) -> SignerTable? {
-        let seen: Int? = state.withLock { s in
+        enum Found { case table(SignerTable), seen(Int) }
+        let found: Found = state.withLock { s in
             s.clock += 1
             if let entry = s.tables[publicKey] {
                 s.tables[publicKey] = (entry.table, s.clock)
-                return nil
+                return .table(entry.table)
             }
             let n = (s.sightings[publicKey] ?? 0) + 1
             if s.sightings.count > 4 * capacity { s.sightings.removeAll(keepingCapacity: true) }
             s.sightings[publicKey] = n
-            return n
+            return .seen(n)
         }
-        guard let seen else { return state.withLock { $0.tables[publicKey]?.table } }
-        guard seen >= threshold, let table = Ed25519Verifier.table(for: publicKey) else { return nil }
+        if case .table(let table) = found { return table }
+        guard case .seen(let seen) = found, seen >= threshold, let table = Ed25519Verifier.table(for: publicKey) else { return nil }
         state.withLock { s in
             s.sightings[publicKey] = nil
             if s.tables.count >= capacity, let oldest = s.tables.min(by: { $0.value.used < $1.value.used })?.key {

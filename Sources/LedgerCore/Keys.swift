@@ -40,6 +40,24 @@ public struct PublicKey: Hashable, Sendable, Comparable, CustomStringConvertible
         return key.isValidSignature(signature, for: message)
     }
 
+    /// `isValidSignature` for many signatures at once (the same verdicts; signers with tables share
+    /// one field inversion).
+    public static func areValidSignatures(_ items: [(key: PublicKey, signature: [UInt8], message: [UInt8])]) -> [Bool] {
+        var tabled: [(table: SignerTable, signature: [UInt8], message: [UInt8])] = []
+        var slots: [Int] = []
+        for (i, item) in items.enumerated() where item.signature.count == 64 {
+            if let table = SignerTableCache.shared.table(for: item.key.rawRepresentation) {
+                tabled.append((table, item.signature, item.message))
+                slots.append(i)
+            }
+        }
+        var verdicts = [Bool?](repeating: nil, count: items.count)
+        for (slot, ok) in zip(slots, Ed25519Verifier.verify(tabled)) where ok { verdicts[slot] = true }
+        return items.enumerated().map { i, item in
+            verdicts[i] ?? (item.signature.count == 64 && item.key.key.isValidSignature(item.signature, for: item.message))
+        }
+    }
+
     public static func == (lhs: PublicKey, rhs: PublicKey) -> Bool { lhs.rawRepresentation == rhs.rawRepresentation }
     public func hash(into hasher: inout Hasher) { hasher.combine(rawRepresentation) }
     public static func < (lhs: PublicKey, rhs: PublicKey) -> Bool {

@@ -112,6 +112,14 @@ public struct Transaction: Hashable, Sendable {
         }
     }
 
+    /// `verifySignature` for many transactions at once: nil where the signature verifies.
+    public static func signatureErrors(_ txs: some Collection<Transaction>) -> [LedgerError?] {
+        let verdicts = PublicKey.areValidSignatures(txs.map { ($0.author, $0.signature, Array($0.body)) })
+        return zip(txs, verdicts).map { tx, ok in
+            ok ? nil : LedgerError("bad_signature", "signature does not verify for author \(tx.author.did)")
+        }
+    }
+
     /// The RFC 9162 leaf hash of this transaction in the log.
     public var leafHash: Hash { MerkleHash.leaf(encoded) }
 

@@ -195,10 +195,15 @@ public final class LedgerNode: Sendable {
 
     /// Stateless checks of one transaction: chain, signature, contract, action, payload.
     public func check(_ tx: Transaction) throws(LedgerError) {
+        try tx.verifySignature()
+        try checkContent(tx)
+    }
+
+    /// `check` without the signature.
+    func checkContent(_ tx: Transaction) throws(LedgerError) {
         guard tx.chainID == genesis.chainID else {
             throw LedgerError("wrong_chain", "transaction is for chain \(tx.chainID), this node runs \(genesis.chainID)")
         }
-        try tx.verifySignature()
         try registry.validate(tx)
     }
 
@@ -206,24 +211,29 @@ public final class LedgerNode: Sendable {
     /// until every transaction of it is committed. Throws `BatchRejection` when any is refused.
     public func submit(_ txs: [Transaction]) async throws -> [Receipt] {
         guard !txs.isEmpty else { return [] }
-        let errors = await Self.checkAll(txs, check: check)
+        let errors = await Self.checkAll(txs, check: checkContent)
         if errors.contains(where: { $0 != nil }) { throw BatchRejection(items: errors) }
         return try await mempool.submit(txs)
     }
 
+    /// Each transaction's signature (in batches, over all cores), then `check` for those whose
+    /// signature verifies: nil where both pass.
     static func checkAll(_ txs: [Transaction], check: @escaping @Sendable (Transaction) throws(LedgerError) -> Void) async -> [LedgerError?] {
         let chunks = txs.count < 64 ? 1 : ProcessInfo.processInfo.activeProcessorCount
-        @Sendable func one(_ tx: Transaction) -> LedgerError? {
-            do { try check(tx) } catch { return error }
-            return nil
+        @Sendable func chunk(_ slice: ArraySlice<Transaction>) -> [LedgerError?] {
+            zip(slice, Transaction.signatureErrors(slice)).map { (tx, signatureError) -> LedgerError? in
+                if let signatureError { return signatureError }
+                do throws(LedgerError) { try check(tx) } catch { return error }
+                return nil
+            }
         }
-        if chunks == 1 { return txs.map(one) }
+        if chunks == 1 { return chunk(txs[...]) }
         let size = (txs.count + chunks - 1) / chunks
         return await withTaskGroup(of: (Int, [LedgerError?]).self) { group in
             for start in stride(from: 0, to: txs.count, by: size) {
                 let slice = txs[start..<min(start + size, txs.count)]
                 group.addTask {
-                    (start, slice.map(one))
+                    (start, chunk(slice))
                 }
             }
             var out = [LedgerError?](repeating: nil, count: txs.count)

@@ -130,6 +130,26 @@ import Testing
         #expect(Ed25519Verifier.table(for: notOnCurve) == nil)
     }
 
+    /// The batch (shared inversion) gives the one-by-one verdicts, whatever the mix.
+    @Test func batchVerdictsMatchSingleVerdicts() {
+        let keys = (0..<6).map { _ in SigningKey() }
+        var items: [(key: PublicKey, signature: [UInt8], message: [UInt8])] = []
+        for i in 0..<60 {
+            let key = keys[i % keys.count]
+            let message = Array("batch item \(i)".utf8)
+            var signature = key.signature(for: message)
+            if i % 7 == 3 { signature[5] ^= 0x10 }
+            if i % 11 == 4 { signature[40] ^= 0x01 }
+            items.append((key.publicKey, i % 13 == 5 ? Array(signature.prefix(63)) : signature, i % 17 == 6 ? message + [0] : message))
+        }
+        for _ in 0..<2 {  // the second round has every key's table
+            let batch = PublicKey.areValidSignatures(items)
+            let single = items.map { $0.key.isValidSignature($0.signature, for: $0.message, precomputed: false) }
+            #expect(batch == single)
+            #expect(batch.filter { $0 }.count >= 30 && batch.contains(false))
+        }
+    }
+
     @Test func publicKeysUseTablesOnceSeenAndStillAgree() throws {
         let cache = SignerTableCache(capacity: 2, threshold: 2)
         let keys = (0..<3).map { _ in SigningKey() }

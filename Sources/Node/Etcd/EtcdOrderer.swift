@@ -253,7 +253,6 @@ final class EtcdOrderer: Sendable {
         let unchecked = txs.filter { !node.admittedHere($0) }
         let errors = await LedgerNode.checkAll(unchecked) { (tx) throws(LedgerError) in
             guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
-            try tx.verifySignature()
         }
         return zip(unchecked, errors).compactMap { tx, e in e.map { (tx, $0) } }
     }
