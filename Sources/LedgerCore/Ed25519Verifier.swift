@@ -53,21 +53,29 @@ public enum Ed25519Verifier {
         return doubleScalarMultiply(k: k, negatedA: table.points, s: s)
     }
 
-    /// `[k](-A) + [s]B` with both tables, four doublings in all.
+    /// `[k](-A) + [s]B`: `k` in signed radix-16 digits over the key's table (odd digits, four
+    /// doublings, even digits), then `s` in signed radix-256 digits over the base point's larger
+    /// table (no doublings): 96 additions in all.
     static func doubleScalarMultiply(k: [UInt8], negatedA: [Precomputed], s: [UInt8]) -> ProjectivePoint {
-        let kd = radix16(k), sd = radix16(s)
-        let base = BaseTable.points
+        let kd = radix16(k), sd = radix256(s)
         var p = ExtendedPoint.identity
-        for i in stride(from: 1, to: 64, by: 2) {
-            p.add(negatedA, row: i / 2, digit: kd[i])
-            p.add(base, row: i / 2, digit: sd[i])
-        }
+        for i in stride(from: 1, to: 64, by: 2) { p.add(negatedA, row: i / 2, digit: kd[i]) }
         var q = p.projective.doubled.projective.doubled.projective.doubled.projective.doubled.extended
-        for i in stride(from: 0, to: 64, by: 2) {
-            q.add(negatedA, row: i / 2, digit: kd[i])
-            q.add(base, row: i / 2, digit: sd[i])
-        }
+        for i in stride(from: 0, to: 64, by: 2) { q.add(negatedA, row: i / 2, digit: kd[i]) }
+        let base = BaseTable.points
+        for i in 0..<32 { q.add(base, row: i, digit: sd[i], perRow: 128) }
         return q.projective
+    }
+
+    /// Signed radix-256 digits in [-128, 128] of a scalar below 2^253 (32 digits, no carry out).
+    static func radix256(_ a: [UInt8]) -> [Int16] {
+        var e = a.map { Int16($0) }
+        for i in 0..<31 {
+            let carry = (e[i] + 128) >> 8
+            e[i] -= carry << 8
+            e[i + 1] += carry
+        }
+        return e
     }
 
     /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian words.
@@ -106,16 +114,16 @@ public enum Ed25519Verifier {
         return SignerTable(publicKey: publicKey, points: precompute(a.negated))
     }
 
-    /// (j+1)·256^i·P for i < 32, j < 8, in affine precomputed form.
-    static func precompute(_ point: ExtendedPoint) -> [Precomputed] {
+    /// (j+1)·256^i·P for i < 32, j < `perRow`, in affine precomputed form.
+    static func precompute(_ point: ExtendedPoint, perRow: Int = 8) -> [Precomputed] {
         var projective: [ExtendedPoint] = []
-        projective.reserveCapacity(256)
+        projective.reserveCapacity(32 * perRow)
         var row = point
         for _ in 0..<32 {
             let cached = row.cached
             var multiple = row
             projective.append(multiple)
-            for _ in 1..<8 {
+            for _ in 1..<perRow {
                 multiple = multiple.adding(cached).extended
                 projective.append(multiple)
             }
@@ -170,7 +178,8 @@ enum Curve {
 }
 
 enum BaseTable {
-    static let points: [Precomputed] = Ed25519Verifier.precompute(Curve.base)
+    /// j·256^i·B for j ≤ 128 (4,096 points, about 480 KiB, built once).
+    static let points: [Precomputed] = Ed25519Verifier.precompute(Curve.base, perRow: 128)
 }
 
 /// An affine point as (y+x, y-x, 2dxy).
@@ -257,9 +266,9 @@ struct ExtendedPoint {
     }
 
     /// self += digit · row-th entry (ref10's `ge_madd` / `ge_msub`; nothing for a zero digit).
-    @inline(__always) mutating func add(_ table: [Precomputed], row: Int, digit: Int8) {
+    @inline(__always) mutating func add<Digit: BinaryInteger>(_ table: [Precomputed], row: Int, digit: Digit, perRow: Int = 8) {
         if digit == 0 { return }
-        let q = table[row * 8 + Int(digit.magnitude) - 1]
+        let q = table[row * perRow + Int(digit.magnitude) - 1]
         let (plus, minus) = digit > 0 ? (q.yPlusX, q.yMinusX) : (q.yMinusX, q.yPlusX)
         let a = (y + x) * plus, b = (y - x) * minus
         let c = q.xy2d * t

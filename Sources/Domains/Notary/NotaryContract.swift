@@ -35,13 +35,13 @@ public struct NotaryContract: Contract {
         let record: JSONValue = .object([
             "hash": .string(hash),
             "label": payload["label"]!,
-            "author": .string(context.transaction.author.did),
+            "author": .string(context.author),
             "time": .int(Int64(context.timeMillis)),
             "height": .int(Int64(context.height)),
             "tx": .string(context.transaction.id.hex),
         ])
         context.set(key, record)
-        context.emit(.object(["type": .string("notary.recorded"), "hash": .string(hash), "author": .string(context.transaction.author.did)]))
+        context.emit(.object(["type": .string("notary.recorded"), "hash": .string(hash), "author": .string(context.author)]))
         return record
     }
 }
