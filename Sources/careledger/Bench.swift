@@ -66,6 +66,7 @@ struct LedgerBench: AsyncParsableCommand {
 
         // Load: `concurrency` workers take batches from a shared cursor.
         let load = LoadState()
+        let cpuBefore = processCPUSeconds()
         let started = ContinuousClock.now
         try await load.drive(count: bodies.count, workers: concurrency) { [batch] i in
             var request = HTTPClientRequest(url: url)
@@ -81,6 +82,7 @@ struct LedgerBench: AsyncParsableCommand {
             return min(batch, count - i * batch)
         }
         let seconds = (ContinuousClock.now - started) / .seconds(1)
+        let cpuSeconds = processCPUSeconds() - cpuBefore
         bench.stop()
         let sorted = load.latencies.withLock { $0 }.sorted()
         let committed = load.done.withLock { $0 }
@@ -102,11 +104,13 @@ struct LedgerBench: AsyncParsableCommand {
             "tableVerificationsPerSecond": .double(tableRate.rounded()), "ratioToTableRate": .double((txPerSecond / tableRate * 1000).rounded() / 1000),
             "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "blockSize": .int(Int64(blockSize)),
             "blockIntervalMs": .int(Int64(blockIntervalMs)), "height": .int(Int64(node.height)),
+            "cpuMicrosPerTransaction": .double((cpuSeconds / Double(max(committed, 1)) * 1e7).rounded() / 10),
         ])
         output(result, json: json) {
             """
             careledger bench: \(committed) signed notary transactions over HTTP, batch \(batch), \(concurrency) in flight, \(cores) cores
               committed:            \(String(format: "%.0f", txPerSecond)) tx/s (\(String(format: "%.2f", seconds)) s, \(node.height) blocks)
+              CPU per transaction:  \(String(format: "%.1f", cpuSeconds / Double(max(committed, 1)) * 1e6)) µs (user + system, whole process, load generator included)
               submit-to-commit:     p50 \(String(format: "%.1f", percentile(0.5))) ms, p99 \(String(format: "%.1f", percentile(0.99))) ms
               Ed25519 ceiling:      \(String(format: "%.0f", ceiling)) verifications/s (all cores; the higher of \(String(format: "%.0f", ceilingBefore)) before and \(String(format: "%.0f", ceilingAfter)) after the load)
               ratio:                \(String(format: "%.3f", ratio)) (target ≥ 0.8)
@@ -316,4 +320,12 @@ struct BenchNode {
         try Consortium.create(in: directory, chainID: "bench", principals: [])
         return directory
     }
+}
+
+/// User + system CPU time of this process so far (getrusage), in seconds.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
