@@ -283,6 +283,15 @@ struct ExtendedPoint {
 public final class SignerTableCache: Sendable {
     public static let shared = SignerTableCache()
 
+    /// Tables are used where swift-crypto's Ed25519 is BoringSSL (Linux), the verifier they replicate
+    /// and fall back on. On Apple platforms swift-crypto hands verification to CryptoKit, whose edge
+    /// cases (small-order or non-canonical keys) were not compared, so every check goes there.
+    #if os(Linux)
+        public static let enabled = true
+    #else
+        public static let enabled = false
+    #endif
+
     private struct State {
         var tables: [[UInt8]: (table: SignerTable, used: UInt64)] = [:]
         var sightings: [[UInt8]: Int] = [:]
@@ -316,6 +325,7 @@ public final class SignerTableCache: Sendable {
         guard case .seen(let seen) = found, seen >= threshold, let table = Ed25519Verifier.table(for: publicKey) else { return nil }
         state.withLock { s in
             s.sightings[publicKey] = nil
+            if s.tables[publicKey] != nil { return }  // built meanwhile by another thread
             if s.tables.count >= capacity, let oldest = s.tables.min(by: { $0.value.used < $1.value.used })?.key {
                 s.tables[oldest] = nil
             }

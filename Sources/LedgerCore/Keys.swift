@@ -32,7 +32,7 @@ public struct PublicKey: Hashable, Sendable, Comparable, CustomStringConvertible
     /// `precomputed: false` checks with BoringSSL alone (the benchmarks' generic ceiling).
     public func isValidSignature(_ signature: [UInt8], for message: [UInt8], precomputed: Bool = true) -> Bool {
         guard signature.count == 64 else { return false }
-        if precomputed, let table = SignerTableCache.shared.table(for: rawRepresentation),
+        if precomputed, SignerTableCache.enabled, let table = SignerTableCache.shared.table(for: rawRepresentation),
             Ed25519Verifier.verify(table: table, signature: signature, message: message)
         {
             return true
@@ -45,7 +45,7 @@ public struct PublicKey: Hashable, Sendable, Comparable, CustomStringConvertible
     public static func areValidSignatures(_ items: [(key: PublicKey, signature: [UInt8], message: [UInt8])]) -> [Bool] {
         var tabled: [(table: SignerTable, signature: [UInt8], message: [UInt8])] = []
         var slots: [Int] = []
-        for (i, item) in items.enumerated() where item.signature.count == 64 {
+        for (i, item) in items.enumerated() where item.signature.count == 64 && SignerTableCache.enabled {
             if let table = SignerTableCache.shared.table(for: item.key.rawRepresentation) {
                 tabled.append((table, item.signature, item.message))
                 slots.append(i)

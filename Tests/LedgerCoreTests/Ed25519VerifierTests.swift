@@ -148,6 +148,19 @@ import Testing
             #expect(batch == single)
             #expect(batch.filter { $0 }.count >= 30 && batch.contains(false))
         }
+        // The table path alone (no fallback behind it): its batch verdicts equal BoringSSL's, including
+        // signatures it refuses before any arithmetic (S ≥ ℓ, top bits set), which skip the shared inversion.
+        var tabled: [(table: SignerTable, signature: [UInt8], message: [UInt8])] = []
+        for (i, item) in items.enumerated() where item.signature.count == 64 {
+            var signature = item.signature
+            if i % 9 == 2 { signature[63] |= 0x20 }
+            if i % 9 == 5 { signature[63] = 0x10; signature[62] = 0xFF }  // S ≥ ℓ
+            tabled.append((Ed25519Verifier.table(for: item.key.rawRepresentation)!, signature, item.message))
+        }
+        let direct = Ed25519Verifier.verify(tabled)
+        let reference = tabled.map { boringSSL($0.table.publicKey, $0.signature, $0.message) }
+        #expect(direct == reference)
+        #expect(direct.filter { $0 }.count >= 20)
     }
 
     @Test func publicKeysUseTablesOnceSeenAndStillAgree() throws {
