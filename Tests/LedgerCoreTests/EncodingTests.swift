@@ -121,6 +121,15 @@ import Testing
         #expect(try JSONValue.parse(#"{"b":[1,2.5,-3e2,"\u00e9\ud83d\ude00"],"a":null}"#).canonicalString == #"{"a":null,"b":[1,2.5,-300,"é😀"]}"#)
     }
 
+    @Test func integersAreWrittenAsTheirDecimalDigits() {
+        var rng = SystemRandomNumberGenerator()
+        let edges: [Int64] = [0, 1, -1, 9, 10, -9, -10, 99, 100, Int64.max, Int64.min, Int64.min + 1, 1_000_000_007]
+        for i in edges + (0..<500).map({ _ in Int64.random(in: Int64.min...Int64.max, using: &rng) }) {
+            #expect(JSONValue.int(i).canonicalString == String(i))
+        }
+        #expect(JSONValue.array([.null, .bool(true), .bool(false), .int(-42)]).canonicalString == "[null,true,false,-42]")
+    }
+
     @Test func jsonNumbersAndStrings() throws {
         // Integers up to 18 digits take a fast path; longer ones the general one; both exact.
         for text in ["0", "-0", "7", "-42", "999999999999999999", "-999999999999999999", "9223372036854775807", "-9223372036854775808"] {
