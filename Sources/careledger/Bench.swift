@@ -27,6 +27,8 @@ struct LedgerBench: AsyncParsableCommand {
     @Option(help: "Block size (transactions).") var blockSize: Int = 4000
     @Option(help: "Block interval (ms).") var blockIntervalMs: Int = 10
     @Option(help: "Seconds to measure the signature ceiling.") var ceilingSeconds: Double = 3
+    @Option(help: "Distinct signing keys the transactions are spread over (a key signing again is verified with its table).")
+    var authors: Int = 64
     @Option(help: "Keep the bench's data directory here (default: a temporary one, removed).") var data: String?
     @Option(help: "Run a consortium of this many validator nodes ordered through a local 3-member etcd cluster, and measure final transactions.")
     var cluster: Int?
@@ -34,8 +36,8 @@ struct LedgerBench: AsyncParsableCommand {
 
     func validate() throws {
         if let cluster, !(1...16).contains(cluster) { throw ValidationError("--cluster is 1 to 16 nodes") }
-        guard transactions >= batch, batch >= 1, concurrency >= 1, blockSize >= 1, blockIntervalMs >= 1, ceilingSeconds > 0 else {
-            throw ValidationError("need transactions ≥ batch ≥ 1 and positive concurrency, block size, interval and ceiling time")
+        guard transactions >= batch, batch >= 1, concurrency >= 1, blockSize >= 1, blockIntervalMs >= 1, ceilingSeconds > 0, authors >= 1 else {
+            throw ValidationError("need transactions ≥ batch ≥ 1 and positive concurrency, block size, interval, ceiling time and authors")
         }
     }
 
@@ -57,7 +59,7 @@ struct LedgerBench: AsyncParsableCommand {
         // Sign everything before the clock starts.
         let chain = node.genesis.chainID
         let count = transactions
-        let bodies = await Self.signedBatches(chain: chain, count: count, batch: batch)
+        let bodies = await Self.signedBatches(chain: chain, count: count, batch: batch, authors: authors)
         // The ceiling is measured before and after the load and the higher figure kept (the machine's
         // speed drifts; the higher ceiling gives the lower, conservative ratio).
         let ceilingBefore = await Self.verificationCeiling(seconds: ceilingSeconds)
@@ -102,13 +104,13 @@ struct LedgerBench: AsyncParsableCommand {
             "ed25519VerificationsPerSecond": .double(ceiling.rounded()),
             "ed25519BeforeAndAfter": .array([.double(ceilingBefore.rounded()), .double(ceilingAfter.rounded())]), "ratio": .double((ratio * 1000).rounded() / 1000), "cores": .int(Int64(cores)),
             "tableVerificationsPerSecond": .double(tableRate.rounded()), "ratioToTableRate": .double((txPerSecond / tableRate * 1000).rounded() / 1000),
-            "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "blockSize": .int(Int64(blockSize)),
+            "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "authors": .int(Int64(min(authors, count))), "blockSize": .int(Int64(blockSize)),
             "blockIntervalMs": .int(Int64(blockIntervalMs)), "height": .int(Int64(node.height)),
             "cpuMicrosPerTransaction": .double((cpuSeconds / Double(max(committed, 1)) * 1e7).rounded() / 10),
         ])
         output(result, json: json) {
             """
-            careledger bench: \(committed) signed notary transactions over HTTP, batch \(batch), \(concurrency) in flight, \(cores) cores
+            careledger bench: \(committed) signed notary transactions by \(min(authors, count)) keys over HTTP, batch \(batch), \(concurrency) in flight, \(cores) cores
               committed:            \(String(format: "%.0f", txPerSecond)) tx/s (\(String(format: "%.2f", seconds)) s, \(node.height) blocks)
               CPU per transaction:  \(String(format: "%.1f", cpuSeconds / Double(max(committed, 1)) * 1e6)) µs (user + system, whole process, load generator included)
               submit-to-commit:     p50 \(String(format: "%.1f", percentile(0.5))) ms, p99 \(String(format: "%.1f", percentile(0.99))) ms
@@ -121,8 +123,8 @@ struct LedgerBench: AsyncParsableCommand {
     }
 
     /// Signed notary transactions as batch request bodies, made before the clock starts.
-    static func signedBatches(chain: String, count: Int, batch: Int) async -> [[UInt8]] {
-        let authors = (0..<64).map { _ in SigningKey() }
+    static func signedBatches(chain: String, count: Int, batch: Int, authors: Int) async -> [[UInt8]] {
+        let authors = (0..<min(authors, count)).map { _ in SigningKey() }
         let runID = UInt64.random(in: 0..<UInt64.max)
         return await withTaskGroup(of: (Int, [UInt8]).self) { group in
             let batches = (count + batch - 1) / batch
@@ -167,7 +169,7 @@ struct LedgerBench: AsyncParsableCommand {
         for d in directories { benches.append(try await BenchNode.start(directory: d, configuration: config)) }
         defer { for b in benches { b.stop() } }
         let urls = benches.map { $0.baseURL + "/v1/transactions?wait=final" }
-        let bodies = await Self.signedBatches(chain: "bench-cluster", count: transactions, batch: batch)
+        let bodies = await Self.signedBatches(chain: "bench-cluster", count: transactions, batch: batch, authors: authors)
         let load = LoadState()
         let count = transactions
         let started = ContinuousClock.now
