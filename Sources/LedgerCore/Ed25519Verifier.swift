@@ -5,12 +5,14 @@ import Synchronization
 ///
 /// A permissioned ledger sees the same signers again and again. For a key seen often enough this
 /// verifier keeps a fixed-base table of its multiples (as BoringSSL does for the base point when it
-/// signs), so `[h]A` costs 64 table additions instead of 253 doublings; `[S]B` uses the same kind of
-/// table for the base point, and the two share one pass. The check is BoringSSL's `ED25519_verify`,
+/// signs), so `[h]A` costs 64 table additions and four doublings instead of 253 doublings; `[S]B`
+/// takes 32 additions from a larger table of the base point. The check is BoringSSL's `ED25519_verify`,
 /// step for step: the same point decoding (`x25519_ge_frombytes_vartime`), `S < ℓ`, the same hash,
 /// and the encoded `[S]B - [h]A` compared byte for byte with `R` — cofactorless, so this verifier
-/// accepts exactly what BoringSSL accepts. A signature it rejects is still checked by BoringSSL before
-/// anyone is told it is bad (`PublicKey.isValidSignature`), so a flaw here could only cost time.
+/// accepts exactly what BoringSSL accepts (the tests compare the two on valid, mangled, malleated,
+/// small-order and non-canonical inputs). A signature it rejects is checked again by BoringSSL before
+/// anyone is told it is bad (`PublicKey.isValidSignature`): a disagreement there only costs time,
+/// while accepting what BoringSSL refuses would split the nodes' verdicts, which is what the tests guard.
 public enum Ed25519Verifier {
     /// The verdict for a key with a table.
     static func verify(table: SignerTable, signature: [UInt8], message: [UInt8]) -> Bool {
