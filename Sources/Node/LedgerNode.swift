@@ -91,11 +91,30 @@ public final class LedgerNode: Sendable {
         return dids.compactMap { try? PublicKey(did: $0) }
     }
     /// The validator set that certified (or will certify) the block at `height`: the set in force when
-    /// it was executed (remembered for recent blocks; the current set otherwise).
+    /// it was executed — remembered for recent blocks, otherwise the set left by the last validator
+    /// change below `height` (kept in the store, so this holds after a restart too), or genesis's.
     public func validators(forHeight height: UInt64) -> [PublicKey] {
-        validatorHistory.withLock { $0[height] } ?? validators
+        if let remembered = validatorHistory.withLock({ $0[height] }) { return remembered }
+        return validatorChanges.withLock { $0.last { $0.height < height }?.validators } ?? genesis.validators
     }
     private let validatorHistory = Mutex<[UInt64: [PublicKey]]>([:])
+    /// Every validator-set change in height order: the block that made it and the set after it.
+    private let validatorChanges: Mutex<[(height: UInt64, validators: [PublicKey])]>
+
+    /// The validator-set changes recorded in the store's meta (`validators@<height>`), in height order.
+    static func validatorChanges(in store: BlockStore) throws -> [(height: UInt64, validators: [PublicKey])] {
+        try store.meta(prefix: "validators@").compactMap { key, value in
+            guard let height = UInt64(key.dropFirst("validators@".count)),
+                let encoded = try JSONValue.parse(value)["value"]?.stringValue
+            else { return nil }
+            return (height, try Self.validatorSet(try Base64.decode(encoded)))
+        }.sorted { $0.height < $1.height }
+    }
+
+    /// The validators a `governance/validators` state value names.
+    static func validatorSet(_ value: [UInt8]) throws -> [PublicKey] {
+        try (JSONValue.parse(value).arrayValue ?? []).map { (v: JSONValue) throws(LedgerError) in try PublicKey(did: v.stringValue ?? "") }
+    }
     public var publicKey: PublicKey { key.publicKey }
     public var isValidator: Bool { validators.contains(key.publicKey) }
     /// Whether `did` is a consortium operator now (see `OperatorSet`: genesis's, then the validators governance set).
@@ -182,6 +201,7 @@ public final class LedgerNode: Sendable {
         }
         mempool.markCommitted(nonces)
         finalHeight = Mutex(try store.latestCertifiedHeight() ?? 0)
+        validatorChanges = Mutex(try Self.validatorChanges(in: store))
         head = Mutex(Head(block: block, state: tree))
         log = Mutex(merkle)
         heightGauge.record(Int64(latest))
@@ -412,6 +432,11 @@ public final class LedgerNode: Sendable {
                 "commitMicros": "\((t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1000)",
                 "executeMicros": "\((prepared.executed.uptimeNanoseconds - prepared.start.uptimeNanoseconds) / 1000)",
             ])
+        if let change = execution.writes.first(where: { $0.key == GovernanceContract.validatorsKey }), let value = change.value,
+            let set = try? Self.validatorSet(value)
+        {
+            validatorChanges.withLock { $0.append((header.height, set)) }
+        }
         let setInForce = validators
         validatorHistory.withLock { h in
             h[header.height] = setInForce

@@ -88,9 +88,7 @@ extension LedgerNode {
             try QuorumCertificate(encoded: try bytes("certificate", in: change)).verify(header: changed, validators: validators)
             let value = try bytes("value", in: change)
             try StateProof(json: change["proof"] ?? .null).verify(root: changed.stateRoot, key: Array(GovernanceContract.validatorsKey.utf8), value: value)
-            let next = try (JSONValue.parse(value).arrayValue ?? []).map { (v: JSONValue) throws(LedgerError) in
-                try PublicKey(did: v.stringValue ?? "")
-            }
+            let next = try validatorSet(value)
             guard !next.isEmpty else { throw LedgerError("bad_snapshot", "a validator change leaves no validator") }
             if changed.height == header.height { pendingAtH = next } else { validators = next }
         }

@@ -487,6 +487,17 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             await net.stop(1)
             let report = try Auditor.audit(directory: net.directories[1])
             #expect(report.finalHeight >= last.height)
+
+            // Reopened (nothing remembered in memory), node 1 still knows which set was in force at each
+            // height, from the changes in its store: votes for old heights are checked against those.
+            var configuration = NodeConfiguration()
+            configuration.etcdEndpoints = net.etcd.cluster.clientURLs
+            let reopened = try LedgerNode(directory: net.directories[1], configuration: configuration)
+            defer { reopened.close() }
+            func set(_ h: UInt64) -> Set<String> { Set(reopened.validators(forHeight: h).map(\.did)) }
+            #expect(set(1).count == 4 && set(third.height).count == 4)
+            #expect(set(third.height + 1).count == 3 && !set(third.height + 1).contains(v3))
+            #expect(set(backApplied.height).count == 3 && set(backApplied.height + 1).count == 4 && set(last.height).contains(v3))
         }
     }
 }
