@@ -197,7 +197,7 @@ import Testing
     /// The window closes when configured; only the custodian's node can open a record for an emergency reader.
     @Test func theWindowClosesAndOnlyTheCustodiansNodeOpensARecord() async throws {
         let hospitalA = Party(), hospitalC = Party(), drA = Party(), drB = Party(), hospitalB = Party(), patient = Party()
-        let network = try TestNetwork(organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], breakGlassWindowMillis: 1500)
+        let network = try TestNetwork(organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], breakGlassWindowMillis: 5000)
         let operatorParty = network.operatorParty
         try await network.run { client in
             var rc = RecordsClient(client: client)
@@ -230,9 +230,10 @@ import Testing
             #expect(notHeld.status == .conflict)
             #expect(try rc.json(notHeld)["error"]?["code"] == .string("not_custodian"))
             #expect(try await rc.get("/v1/records/a1?purpose=emergency", as: drB).status == .ok, "inside the window")
-            try await Task.sleep(for: .milliseconds(1700))
+            // 5 s: the reads inside the window must fit in it even on a loaded CI machine (1.5 s did not once).
+            try await Task.sleep(for: .milliseconds(5200))
             let closed = try await rc.get("/v1/records/a1?purpose=emergency", as: drB)
-            #expect(closed.status == .forbidden, "the 1.5 s window has closed")
+            #expect(closed.status == .forbidden, "the 5 s window has closed")
             #expect(try rc.json(closed)["error"]?["code"] == .string("break_glass_reason_required"))
             let closedTimeline = try await rc.get("/v1/patients/\(patient.did)/records?purpose=emergency", as: drB)
             #expect(closedTimeline.status == .forbidden)
