@@ -158,6 +158,24 @@ struct FieldElement: Sendable {
         return z2_250_1.squared(times: 5) * z11
     }
 
+    /// The inverses of `elements` with one field inversion (Montgomery's trick); nil when one is zero.
+    static func inverses(_ elements: [FieldElement]) -> [FieldElement]? {
+        var prefix = [FieldElement](repeating: .one, count: elements.count)
+        var acc = FieldElement.one
+        for (i, e) in elements.enumerated() {
+            prefix[i] = acc
+            acc = acc * e
+        }
+        if acc.isZero { return nil }
+        var inverse = acc.inverse
+        var out = prefix
+        for i in stride(from: elements.count - 1, through: 0, by: -1) {
+            out[i] = inverse * prefix[i]
+            inverse = inverse * elements[i]
+        }
+        return out
+    }
+
     /// self^((p-5)/8), for square roots.
     var pow22523: FieldElement { chain.z2_250_1.squared(times: 2) * self }
 }

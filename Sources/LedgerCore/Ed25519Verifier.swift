@@ -24,20 +24,16 @@ public enum Ed25519Verifier {
     /// trick): the same verdicts as `verify` one by one.
     static func verify(_ items: [(table: SignerTable, signature: [UInt8], message: [UInt8])]) -> [Bool] {
         let points = items.map { candidateR(table: $0.table, signature: $0.signature, message: $0.message) }
-        var prefix = [FieldElement](repeating: .one, count: points.count)
-        var acc = FieldElement.one
-        for (i, p) in points.enumerated() {
-            prefix[i] = acc
-            if let p { acc = acc * p.z }
+        let held = points.compactMap { $0 }
+        guard let inverses = FieldElement.inverses(held.map(\.z)) else {
+            return items.map { verify(table: $0.table, signature: $0.signature, message: $0.message) }
         }
-        if acc.isZero { return items.map { verify(table: $0.table, signature: $0.signature, message: $0.message) } }
-        var inverse = acc.inverse
         var out = [Bool](repeating: false, count: points.count)
-        for i in stride(from: points.count - 1, through: 0, by: -1) {
-            guard let p = points[i] else { continue }
-            let zInverse = inverse * prefix[i]
-            inverse = inverse * p.z
-            out[i] = p.encoded(zInverse: zInverse) == Array(items[i].signature[0..<32])
+        var next = 0
+        for (i, p) in points.enumerated() {
+            guard let p else { continue }
+            out[i] = p.encoded(zInverse: inverses[next]) == Array(items[i].signature[0..<32])
+            next += 1
         }
         return out
     }
@@ -133,20 +129,11 @@ public enum Ed25519Verifier {
             for _ in 0..<7 { p = p.doubled.projective }
             row = p.doubled.extended
         }
-        // One inversion for all 256 points (Montgomery's trick).
-        var prefix = [FieldElement](repeating: .one, count: projective.count)
-        var acc = FieldElement.one
-        for (i, p) in projective.enumerated() {
-            prefix[i] = acc
-            acc = acc * p.z
-        }
-        var inverse = acc.inverse
-        var out = [Precomputed](repeating: Precomputed(yPlusX: .one, yMinusX: .one, xy2d: .zero), count: projective.count)
-        for i in stride(from: projective.count - 1, through: 0, by: -1) {
-            let zInverse = inverse * prefix[i]
-            inverse = inverse * projective[i].z
-            let x = projective[i].x * zInverse, y = projective[i].y * zInverse
-            out[i] = Precomputed(yPlusX: (y + x).carried, yMinusX: (y - x).carried, xy2d: x * y * Curve.d2)
+        // One inversion for all the points (a point's Z is never zero: the formulas are complete).
+        let inverses = FieldElement.inverses(projective.map(\.z))!
+        let out = zip(projective, inverses).map { p, zInverse in
+            let x = p.x * zInverse, y = p.y * zInverse
+            return Precomputed(yPlusX: (y + x).carried, yMinusX: (y - x).carried, xy2d: x * y * Curve.d2)
         }
         return out
     }

@@ -91,13 +91,11 @@ public final class LedgerNode: Sendable {
         return dids.compactMap { try? PublicKey(did: $0) }
     }
     /// The validator set that certified (or will certify) the block at `height`: the set in force when
-    /// it was executed — remembered for recent blocks, otherwise the set left by the last validator
-    /// change below `height` (kept in the store, so this holds after a restart too), or genesis's.
+    /// it was executed — the one left by the last validator change below `height` (kept in the store,
+    /// so this holds after a restart too), or genesis's.
     public func validators(forHeight height: UInt64) -> [PublicKey] {
-        if let remembered = validatorHistory.withLock({ $0[height] }) { return remembered }
-        return validatorChanges.withLock { $0.last { $0.height < height }?.validators } ?? genesis.validators
+        validatorChanges.withLock { $0.last { $0.height < height }?.validators } ?? genesis.validators
     }
-    private let validatorHistory = Mutex<[UInt64: [PublicKey]]>([:])
     /// Every validator-set change in height order: the block that made it and the set after it.
     private let validatorChanges: Mutex<[(height: UInt64, validators: [PublicKey])]>
 
@@ -411,11 +409,13 @@ public final class LedgerNode: Sendable {
                 result: r.status == .committed ? r.result.canonicalBytes : nil, errorCode: r.errorCode, errorMessage: r.errorMessage)
         }
         let t2 = DispatchTime.now()
+        let validatorChange = execution.writes.first(where: { $0.key == GovernanceContract.validatorsKey })?.value ?? nil
         do {
             var meta = meta
-            if let change = execution.writes.first(where: { $0.key == GovernanceContract.validatorsKey }), let value = change.value {
-                // Kept so that a node starting from a later snapshot can follow the validator set from genesis.
-                meta.append((Self.validatorChangeKey(header.height), Self.validatorChange(proof: prepared.tree.proof(key: Array(change.key.utf8)), value: value)))
+            if let value = validatorChange {
+                // Kept so that a restarted node, or one starting from a later snapshot, can follow the validator set from genesis.
+                meta.append(
+                    (Self.validatorChangeKey(header.height), Self.validatorChange(proof: prepared.tree.proof(key: Array(GovernanceContract.validatorsKey.utf8)), value: value)))
             }
             try await store.commit(
                 block: block, transactions: outcomes, writes: execution.writes, events: execution.events, certificate: certificate?.encoded, meta: meta)
@@ -432,16 +432,7 @@ public final class LedgerNode: Sendable {
                 "commitMicros": "\((t3.uptimeNanoseconds - t2.uptimeNanoseconds) / 1000)",
                 "executeMicros": "\((prepared.executed.uptimeNanoseconds - prepared.start.uptimeNanoseconds) / 1000)",
             ])
-        if let change = execution.writes.first(where: { $0.key == GovernanceContract.validatorsKey }), let value = change.value,
-            let set = try? Self.validatorSet(value)
-        {
-            validatorChanges.withLock { $0.append((header.height, set)) }
-        }
-        let setInForce = validators
-        validatorHistory.withLock { h in
-            h[header.height] = setInForce
-            if header.height > 4096 { h[header.height - 4096] = nil }
-        }
+        if let value = validatorChange, let set = try? Self.validatorSet(value) { validatorChanges.withLock { $0.append((header.height, set)) } }
         stateCache.apply(execution.writes)
         head.withLock { $0 = Head(block: block, state: prepared.tree) }
         let failures = execution.receipts.filter { $0.status == .failed }.count
