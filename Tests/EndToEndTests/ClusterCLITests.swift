@@ -185,7 +185,14 @@ import Testing
         let again = try ClusterProcess(data: data)
         trace("cluster restarted")
         take(try await Self.submit(apis[survivors[0]], try batch(5)))
-        let after = try JSONValue.parse(Array(try CLI.run(["cluster", "status", "--data", data, "--json"]).stdout.utf8))
+        // The block is committed where it was submitted; the other nodes apply it from etcd a moment later.
+        var after = JSONValue.null
+        for _ in 0..<60 {
+            after = try JSONValue.parse(Array(try CLI.run(["cluster", "status", "--data", data, "--json"]).stdout.utf8))
+            let nodes = after["nodes"]?.arrayValue ?? []
+            if !nodes.isEmpty && nodes.allSatisfy({ ($0["height"]?.intValue ?? 0) > finalTop }) { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
         for node in after["nodes"]?.arrayValue ?? [] {
             #expect(node["up"]?.boolValue == true)
             #expect((node["height"]?.intValue ?? 0) > finalTop)
