@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: ["LedgerCore", "Standards", "Store", "Domains", "Node", "Server",
-                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),

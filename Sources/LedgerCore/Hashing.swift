@@ -30,6 +30,9 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The 32 bytes.
     public var bytes: [UInt8] { withUnsafeBytes(of: self) { Array($0) } }
 
+    /// The first 8 bytes as an integer (memory order): a short key for in-memory indexes of hashes.
+    public var prefix64: UInt64 { w0 }
+
     /// Calls `body` with the 32 bytes, without copying them.
     public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeBytes(of: self) { try body($0) }

@@ -147,9 +147,13 @@ public enum Auditor {
         let expected = state.values.withLock { $0 }
         var seen = 0
         var firstBad: (String, UInt64)?
-        try store.forEachState { key, value in
-            seen += 1
-            if firstBad == nil && expected[key] != value { firstBad = (key, 0) }
+        do {
+            try store.forEachState { key, value in
+                seen += 1
+                if firstBad == nil && expected[key] != value { firstBad = (key, 0) }
+            }
+        } catch let error as LedgerError {
+            throw Failure(height: latest, reason: error.message)
         }
         if let (key, _) = firstBad {
             throw Failure(height: latest, reason: "state entry \(key) differs from the re-executed state")

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import LedgerCore
+import Synchronization
 
 /// A block as stored: header, the proposer's signature over the header encoding, and the signed
 /// checkpoint note for the log after the block.
@@ -53,6 +54,8 @@ public struct TransactionOutcome: Sendable {
 public final class BlockStore: Sendable {
     public let path: String
     private let pool: DatabasePool
+    /// Built on first use (at once for a writable store), then kept up to date by every commit.
+    private let indexes = Mutex<StoreIndexes?>(nil)
 
     public init(path: String, readOnly: Bool = false) throws {
         self.path = path
@@ -68,7 +71,10 @@ public final class BlockStore: Sendable {
             throw LedgerError("no_data", "no ledger database at \(path)")
         }
         pool = try DatabasePool(path: path, configuration: config)
-        if !readOnly { try Self.migrator.migrate(pool) }
+        if !readOnly {
+            try Self.migrator.migrate(pool)
+            try withIndexes { _ in }
+        }
     }
 
     private static var migrator: DatabaseMigrator {
@@ -105,7 +111,36 @@ public final class BlockStore: Sendable {
                     CREATE TABLE snapshot_nonces (author BLOB NOT NULL, nonce INTEGER NOT NULL, PRIMARY KEY (author, nonce)) WITHOUT ROWID;
                     """)
         }
+        // State rows and transactions are appended: the random-key B-trees (the state's key index and
+        // the transaction id's unique index) made every new key dirty a page of its own in each commit
+        // (about 8 KiB written per transaction). Their lookups are served from memory (`StoreIndexes`).
+        m.registerMigration("v4-append-only") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE transactions_v4 (
+                        leaf_index INTEGER PRIMARY KEY, id BLOB NOT NULL, height INTEGER NOT NULL,
+                        author BLOB NOT NULL, nonce INTEGER NOT NULL, raw BLOB NOT NULL, status TEXT NOT NULL,
+                        result BLOB, error_code TEXT, error_message TEXT);
+                    INSERT INTO transactions_v4 SELECT leaf_index, id, height, author, nonce, raw, status, result, error_code, error_message FROM transactions;
+                    DROP TABLE transactions;
+                    ALTER TABLE transactions_v4 RENAME TO transactions;
+                    CREATE TABLE state_v4 (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, value BLOB NOT NULL, height INTEGER NOT NULL);
+                    INSERT INTO state_v4 (key, value, height) SELECT key, value, height FROM state ORDER BY key;
+                    DROP TABLE state;
+                    ALTER TABLE state_v4 RENAME TO state;
+                    """)
+        }
         return m
+    }
+
+    // MARK: in-memory indexes
+
+    /// Runs `body` on the in-memory indexes, building them from the database first if needed.
+    private func withIndexes<T>(_ body: (inout StoreIndexes) throws -> T) throws -> T {
+        try indexes.withLock { indexes in
+            if indexes == nil { indexes = try pool.read { db in try StoreIndexes(db) } }
+            return try body(&indexes!)
+        }
     }
 
     // MARK: snapshots
@@ -117,16 +152,12 @@ public final class BlockStore: Sendable {
         block: StoredBlock, certificate: [UInt8], state: [(String, [UInt8])], leaves: [[UInt8]], nonces: [([UInt8], UInt64)],
         meta: [(String, [UInt8])]
     ) throws {
-        try pool.write { db in
+        try pool.writeWithoutTransaction { db in try write(db, block: block, transactions: [], writes: state.map { (key: $0.0, value: Optional($0.1)) }) { db, insert in
             guard try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM blocks") == 0 else {
                 throw LedgerError("already_initialised", "the store already holds blocks; a snapshot goes into an empty one")
             }
-            try Self.insert(db, block: block, transactions: [], writes: [], events: [])
+            try insert(db, [])
             try db.execute(sql: "INSERT INTO certificates (height, body) VALUES (?, ?)", arguments: [Int64(block.header.height), Data(certificate)])
-            let h = Int64(block.header.height)
-            for (key, value) in state {
-                try db.execute(sql: "INSERT INTO state (key, value, height) VALUES (?, ?, ?)", arguments: [key, Data(value), h])
-            }
             for (i, leaf) in leaves.enumerated() {
                 try db.execute(sql: "INSERT INTO snapshot_leaves (leaf_index, hash) VALUES (?, ?)", arguments: [Int64(i), Data(leaf)])
             }
@@ -135,7 +166,7 @@ public final class BlockStore: Sendable {
                     sql: "INSERT OR IGNORE INTO snapshot_nonces (author, nonce) VALUES (?, ?)", arguments: [Data(author), Int64(bitPattern: nonce)])
             }
             for (key, value) in meta { try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, Data(value)]) }
-        }
+        } }
     }
 
     /// The log's leaf hashes from before the snapshot this store started from (none for a full history).
@@ -254,14 +285,16 @@ public final class BlockStore: Sendable {
         block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)], events: [JSONValue],
         certificate: [UInt8]? = nil, meta: [(String, [UInt8])] = []
     ) async throws {
-        try await pool.write { db in
-            try Self.insert(db, block: block, transactions: transactions, writes: writes, events: events)
-            if let certificate {
-                try db.execute(
-                    sql: "INSERT OR IGNORE INTO certificates (height, body) VALUES (?, ?)", arguments: [Int64(block.header.height), Data(certificate)])
-            }
-            for (key, value) in meta {
-                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, Data(value)])
+        try await pool.writeWithoutTransaction { db in
+            try self.write(db, block: block, transactions: transactions, writes: writes) { db, insert in
+                try insert(db, events)
+                if let certificate {
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO certificates (height, body) VALUES (?, ?)", arguments: [Int64(block.header.height), Data(certificate)])
+                }
+                for (key, value) in meta {
+                    try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, Data(value)])
+                }
             }
         }
     }
@@ -270,14 +303,39 @@ public final class BlockStore: Sendable {
     public func commitNow(
         block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)], events: [JSONValue]
     ) throws {
-        try pool.write { db in
-            try Self.insert(db, block: block, transactions: transactions, writes: writes, events: events)
+        try pool.writeWithoutTransaction { db in
+            try write(db, block: block, transactions: transactions, writes: writes) { db, insert in try insert(db, events) }
+        }
+    }
+
+    /// Runs `body` in one SQLite transaction on the writer connection, with an `insert` that writes the
+    /// block, its transactions and `writes` (and the events given to it). The in-memory indexes
+    /// change with the commit, under their lock: a reader never sees a row the indexes do not
+    /// name yet, nor an index entry whose row is gone (see `stateValue`).
+    private func write(
+        _ db: Database, block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)],
+        _ body: (Database, (Database, [JSONValue]) throws -> Void) throws -> Void
+    ) throws {
+        try db.execute(sql: "BEGIN IMMEDIATE TRANSACTION")
+        do {
+            // Writes are serialised on this connection: no other plan is made until this one is applied or dropped.
+            let plan = try withIndexes { $0.plan(writes) }
+            try body(db) { db, events in
+                try Self.insert(db, block: block, transactions: transactions, writes: writes, rows: plan, events: events)
+            }
+            try withIndexes { indexes in
+                try db.execute(sql: "COMMIT TRANSACTION")
+                indexes.apply(plan, transactions: transactions)
+            }
+        } catch {
+            if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK TRANSACTION") }
+            throw error
         }
     }
 
     private static func insert(
         _ db: Database, block: StoredBlock, transactions: [TransactionOutcome], writes: [(key: String, value: [UInt8]?)],
-        events: [JSONValue]
+        rows: StoreIndexes.Plan, events: [JSONValue]
     ) throws {
             let h = Int64(block.header.height)
             try db.execute(
@@ -304,17 +362,22 @@ public final class BlockStore: Sendable {
                 if let message = t.errorMessage { try bindText(s, 10, message) } else { sqlite3_bind_null(s, 10) }
                 try step(db, s)
             }
-            let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO state (key, value, height) VALUES (?, ?, ?)")
-            let delete = try db.cachedStatement(sql: "DELETE FROM state WHERE key = ?")
-            for w in writes {
-                if let value = w.value {
-                    let s = upsert.sqliteStatement
-                    try bindText(s, 1, w.key)
-                    try value.withUnsafeBytes { try bindBlob(s, 2, $0) }
-                    sqlite3_bind_int64(s, 3, h)
+            // A key's new value is a new row at the end; its previous row, if any, goes.
+            let append = try db.cachedStatement(sql: "INSERT INTO state (seq, key, value, height) VALUES (?, ?, ?, ?)")
+            let delete = try db.cachedStatement(sql: "DELETE FROM state WHERE seq = ?")
+            for (w, row) in zip(writes, rows.rows) {
+                if let old = row.old {
+                    let s = delete.sqliteStatement
+                    sqlite3_bind_int64(s, 1, old)
                     try step(db, s)
-                } else {
-                    try delete.execute(arguments: [w.key])
+                }
+                if let value = w.value, let new = row.new {
+                    let s = append.sqliteStatement
+                    sqlite3_bind_int64(s, 1, new)
+                    try bindText(s, 2, w.key)
+                    try value.withUnsafeBytes { try bindBlob(s, 3, $0) }
+                    sqlite3_bind_int64(s, 4, h)
+                    try step(db, s)
                 }
             }
             let insertEvent = try db.cachedStatement(sql: "INSERT INTO events (height, seq, body) VALUES (?, ?, ?)")
@@ -379,10 +442,16 @@ public final class BlockStore: Sendable {
     }
 
     public func transaction(id: Hash) throws -> StoredTransaction? {
-        try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM transactions WHERE id = ?", arguments: [Data(id.bytes)]).map { row throws in
-                try Self.storedTransaction(row)
+        let candidates = try withIndexes { $0.leaves(id) }
+        return try pool.read { db in
+            for leaf in candidates {
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM transactions WHERE leaf_index = ?", arguments: [Int64(leaf)]),
+                    (row["id"] as Data).elementsEqual(id.bytes)
+                {
+                    return try Self.storedTransaction(row)
+                }
             }
+            return nil
         }
     }
 
@@ -426,17 +495,27 @@ public final class BlockStore: Sendable {
     public func forEachState(_ body: (_ key: String, _ value: [UInt8]) throws -> Void) throws {
         try pool.read { db in
             let cursor = try Row.fetchCursor(db, sql: "SELECT key, value FROM state ORDER BY key")
+            var previous: String?
             while let row = try cursor.next() {
+                let key: String = row["key"]
+                guard key != previous else { throw LedgerError("corrupt_store", "state key \(key) has two rows") }
+                previous = key
                 let value: Data = row["value"]
-                try body(row["key"], Array(value))
+                try body(key, Array(value))
             }
         }
     }
 
     public func stateValue(forKey key: String) throws -> [UInt8]? {
-        try pool.read { db in
-            try Data.fetchOne(db, sql: "SELECT value FROM state WHERE key = ?", arguments: [key]).map { Array($0) }
+        // A commit may replace the row between the lookup and the read: look again then.
+        for _ in 0..<8 {
+            guard let seq = try withIndexes({ $0.stateRows[key] }) else { return nil }
+            if let value = try pool.read({ db in try Data.fetchOne(db, sql: "SELECT value FROM state WHERE seq = ?", arguments: [seq]) }) {
+                return Array(value)
+            }
+            if try withIndexes({ $0.stateRows[key] }) == seq { return nil }
         }
+        throw LedgerError("state_unavailable", "state key \(key) kept changing while it was read")
     }
 
     /// Every committed event whose canonical JSON contains `fragment` (e.g. `"type":"record.erased"`), in commit order.
@@ -454,14 +533,9 @@ public final class BlockStore: Sendable {
         }
     }
 
-    /// The committed state keys that start with `prefix`, in key order (a range scan on the primary key).
+    /// The committed state keys that start with `prefix`, in key order (from the in-memory key order).
     public func stateKeys(prefix: String, limit: Int, descending: Bool = false) throws -> [String] {
-        // Every key starting with the prefix sorts between prefix and prefix + U+10FFFF.
-        try pool.read { db in
-            try String.fetchAll(
-                db, sql: "SELECT key FROM state WHERE key >= ? AND key < ? ORDER BY key \(descending ? "DESC" : "ASC") LIMIT ?",
-                arguments: [prefix, prefix + "\u{10FFFF}", limit])
-        }
+        try withIndexes { $0.stateKeys.keys(prefix: prefix, limit: limit, descending: descending) }
     }
 
     /// The committed events after position (height, seq), in commit order, at most `limit` (to resume an event stream).

@@ -169,6 +169,7 @@ import Testing
             ("UPDATE transactions SET status = 'failed' WHERE leaf_index = 4", "receipt"),
             ("UPDATE blocks SET checkpoint = REPLACE(checkpoint, '\n4\n', '\n5\n') WHERE height = 2", "checkpoint"),
             ("DELETE FROM transactions WHERE leaf_index = 5", "count"),
+            ("INSERT INTO state (key, value, height) SELECT key, value, height FROM state WHERE seq = (SELECT MIN(seq) FROM state)", "state row twice"),
             ("INSERT INTO transactions SELECT leaf_index + 100, randomblob(32), height, author, nonce + 100, raw, status, result, error_code, error_message FROM transactions WHERE leaf_index = 0", "extra row"),
         ]
         for (sql, what) in cases {
@@ -193,7 +194,7 @@ import Testing
             }
             // A tampered store does not start either.
             node.close()
-            if what == "state" || what == "count" {
+            if what == "state" || what == "count" || what == "state row twice" {
                 #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: chain.directory) }
             }
         }
