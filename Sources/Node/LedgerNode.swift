@@ -237,29 +237,14 @@ public final class LedgerNode: Sendable {
     /// Each transaction's signature (in batches, over all cores), then `check` for those whose
     /// signature verifies: nil where both pass.
     static func checkAll(_ txs: [Transaction], check: @escaping @Sendable (Transaction) throws(LedgerError) -> Void) async -> [LedgerError?] {
-        let chunks = txs.count < 64 ? 1 : ProcessInfo.processInfo.activeProcessorCount
-        @Sendable func chunk(_ slice: ArraySlice<Transaction>) -> [LedgerError?] {
+        // On the background workers: the block producer and the committer come first (see `BackgroundWorkers`).
+        await Parallel.mapChunks(txs, minimumChunk: 32, on: .shared) { slice in
             zip(slice, Transaction.signatureErrors(slice)).map { (tx, signatureError) -> LedgerError? in
                 if let signatureError { return signatureError }
                 do throws(LedgerError) { try check(tx) } catch { return error }
                 return nil
             }
-        }
-        if chunks == 1 { return chunk(txs[...]) }
-        let size = (txs.count + chunks - 1) / chunks
-        return await withTaskGroup(of: (Int, [LedgerError?]).self) { group in
-            for start in stride(from: 0, to: txs.count, by: size) {
-                let slice = txs[start..<min(start + size, txs.count)]
-                group.addTask {
-                    (start, chunk(slice))
-                }
-            }
-            var out = [LedgerError?](repeating: nil, count: txs.count)
-            for await (start, errs) in group {
-                for (i, e) in errs.enumerated() { out[start + i] = e }
-            }
-            return out
-        }
+        }.flatMap { $0 }
     }
 
     public var pendingCount: Int { mempool.count }
