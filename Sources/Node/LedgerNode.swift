@@ -236,9 +236,13 @@ public final class LedgerNode: Sendable {
 
     /// Each transaction's signature (in batches, over all cores), then `check` for those whose
     /// signature verifies: nil where both pass.
-    static func checkAll(_ txs: [Transaction], check: @escaping @Sendable (Transaction) throws(LedgerError) -> Void) async -> [LedgerError?] {
-        // On the background workers: the block producer and the committer come first (see `BackgroundWorkers`).
-        await Parallel.mapChunks(txs, minimumChunk: 32, on: .shared) { slice in
+    /// `workers`: where the checks run; the background workers for transactions coming in (the block
+    /// producer and the committer come first: see `BackgroundWorkers`), the cooperative pool (nil) for
+    /// checks a block waits for.
+    static func checkAll(
+        _ txs: [Transaction], on workers: BackgroundWorkers? = .shared, check: @escaping @Sendable (Transaction) throws(LedgerError) -> Void
+    ) async -> [LedgerError?] {
+        await Parallel.mapChunks(txs, minimumChunk: 32, on: workers) { slice in
             zip(slice, Transaction.signatureErrors(slice)).map { (tx, signatureError) -> LedgerError? in
                 if let signatureError { return signatureError }
                 do throws(LedgerError) { try check(tx) } catch { return error }

@@ -251,7 +251,8 @@ final class EtcdOrderer: Sendable {
     static func badTransactions(_ txs: [Transaction], node: LedgerNode) async -> [(Transaction, LedgerError)] {
         let chain = node.genesis.chainID
         let unchecked = txs.filter { !node.admittedHere($0) }
-        let errors = await LedgerNode.checkAll(unchecked) { (tx) throws(LedgerError) in
+        // On the cooperative pool: a block waits for these.
+        let errors = await LedgerNode.checkAll(unchecked, on: nil) { (tx) throws(LedgerError) in
             guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
         }
         return zip(unchecked, errors).compactMap { tx, e in e.map { (tx, $0) } }
@@ -380,8 +381,10 @@ final class EtcdOrderer: Sendable {
         advance(to: slot)
         locked = false
         node.commitLock.unlock()
-        await castVote(prepared.header)
+        // The vote and the queue's clean-up are independent round trips to etcd.
+        async let vote: Void = castVote(prepared.header)
         try await deleteQueued(consumed)
+        await vote
         if slot % UInt64(node.configuration.etcdCompactEvery) == 0 { await compact() }
         return true
     }
