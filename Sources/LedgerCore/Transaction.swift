@@ -8,16 +8,47 @@ public struct Transaction: Hashable, Sendable {
     public static let version: UInt8 = 1
     public static let maxPayloadBytes = 2 * 1024 * 1024
 
-    public let chainID: String
-    public let author: PublicKey
-    public let nonce: UInt64
-    public let contract: String
-    public let action: String
-    public let payload: JSONValue
-    public let signature: [UInt8]
+    /// The fields, shared by every copy (a transaction is copied through the mempool, blocks and
+    /// receipts: one reference to count instead of one per field).
+    private final class Fields: Sendable {
+        let chainID: String
+        let author: PublicKey
+        let nonce: UInt64
+        let contract: String
+        let action: String
+        let payload: JSONValue
+        let signature: [UInt8]
+        let encoded: [UInt8]
+        let id: Hash
+
+        init(
+            chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, signature: [UInt8],
+            encoded: [UInt8], id: Hash
+        ) {
+            self.chainID = chainID
+            self.author = author
+            self.nonce = nonce
+            self.contract = contract
+            self.action = action
+            self.payload = payload
+            self.signature = signature
+            self.encoded = encoded
+            self.id = id
+        }
+    }
+
+    private let fields: Fields
+
+    public var chainID: String { fields.chainID }
+    public var author: PublicKey { fields.author }
+    public var nonce: UInt64 { fields.nonce }
+    public var contract: String { fields.contract }
+    public var action: String { fields.action }
+    public var payload: JSONValue { fields.payload }
+    public var signature: [UInt8] { fields.signature }
     /// The canonical bytes (what is hashed into the log).
-    public let encoded: [UInt8]
-    public let id: Hash
+    public var encoded: [UInt8] { fields.encoded }
+    public var id: Hash { fields.id }
 
     /// Builds and signs a transaction.
     public init(
@@ -77,13 +108,13 @@ public struct Transaction: Hashable, Sendable {
         guard version == Transaction.version else {
             throw LedgerError("unsupported_version", "transaction version \(version) is not supported")
         }
-        chainID = try r.readString(limit: 128)
-        author = try PublicKey(rawRepresentation: try r.readFixed(32))
-        nonce = try r.readVarint()
-        contract = try r.readString(limit: 128)
-        action = try r.readString(limit: 128)
+        let chainID = try r.readString(limit: 128)
+        let author = try PublicKey(rawRepresentation: try r.readFixed(32))
+        let nonce = try r.readVarint()
+        let contract = try r.readString(limit: 128)
+        let action = try r.readString(limit: 128)
         let payloadBytes = try r.readBytes(limit: Transaction.maxPayloadBytes)
-        signature = try r.readFixed(64)
+        let signature = try r.readFixed(64)
         try r.finish()
         try Transaction.checkName(chainID, field: "chainId")
         try Transaction.checkName(contract, field: "contract")
@@ -98,9 +129,9 @@ public struct Transaction: Hashable, Sendable {
         guard parsed.canonicalBytes == payloadBytes else {
             throw LedgerError("non_canonical", "payload is not in canonical JSON form")
         }
-        payload = parsed
-        self.encoded = encoded
-        id = Hash.sha256(encoded)
+        fields = Fields(
+            chainID: chainID, author: author, nonce: nonce, contract: contract, action: action, payload: parsed, signature: signature,
+            encoded: encoded, id: Hash.sha256(encoded))
     }
 
     /// The signed part of the encoding.
