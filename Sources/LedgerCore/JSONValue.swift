@@ -82,13 +82,27 @@ public enum JSONValue: Hashable, Sendable {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            // Members in UTF-8 byte order of their keys, sorted once as pairs (no lookups afterwards).
-            let sorted = members.sorted { UTF8Order.precedes($0.key, $1.key) }
-            for (i, member) in sorted.enumerated() {
+            // Members in UTF-8 byte order of their keys. The dictionary's indices are sorted (plain
+            // integers to move, no hashing to read a member back); small objects by insertion.
+            var order = Array(members.indices)
+            if order.count <= 16 {
+                for i in order.indices.dropFirst() {
+                    let index = order[i], key = members.keys[index]
+                    var j = i
+                    while j > 0 && UTF8Order.precedes(key, members.keys[order[j - 1]]) {
+                        order[j] = order[j - 1]
+                        j -= 1
+                    }
+                    order[j] = index
+                }
+            } else {
+                order.sort { UTF8Order.precedes(members.keys[$0], members.keys[$1]) }
+            }
+            for (i, index) in order.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONValue.writeString(member.key, into: &out)
+                JSONValue.writeString(members.keys[index], into: &out)
                 out.append(UInt8(ascii: ":"))
-                member.value.write(into: &out)
+                members.values[index].write(into: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
