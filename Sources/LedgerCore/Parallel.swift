@@ -51,8 +51,14 @@ public final class BackgroundWorkers: Sendable {
     init(threads: Int, nice: Int32) {
         for i in 0..<max(1, threads) {
             let thread = Thread { [self] in
-                // On Linux the nice value is per thread: `who` 0 is the calling thread.
-                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
+                #if os(Linux)
+                // On Linux the nice value is per thread: `who` 0 is the calling thread (elsewhere it
+                // would be the whole process, so the workers keep the default priority there).
+                // The value is relative to the priority the thread was created with, so that a node
+                // started with `nice` keeps its checks below its own serial stages.
+                let which = __priority_which_t(PRIO_PROCESS.rawValue)
+                _ = setpriority(which, 0, min(getpriority(which, 0) + nice, 19))
+                #endif
                 while true {
                     available.wait()
                     let job = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }

@@ -84,7 +84,9 @@ enum OpenAPIDocument {
         var r: [String: JSONValue] = ["200": ok]
         if !route.parameters.isEmpty || route.hasBody { r["400"] = error }
         if route.path.contains("{") || route.path.contains("proofs") { r["404"] = error }
-        if route.hasBody { r["409"] = error; r["413"] = error }
+        if route.hasBody { r["409"] = error; r["413"] = error; r["415"] = error }
+        if route.path == "/v1/transactions" { r["503"] = error }  // mempool_full: retry later
+        if route.summary.hasPrefix("Refused with 405") { r["405"] = error }
         if route.summary.contains("authenticated") { r["401"] = error; r["403"] = error }
         return r
     }

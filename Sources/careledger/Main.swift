@@ -44,11 +44,12 @@ enum Entry {
             }
             var message = Careledger.fullMessage(for: error)
             if message.hasPrefix("Error: ") { message.removeFirst(7) }
-            FileHandle.standardError.write(Data("error: \(message.split(separator: "\n").first ?? "")\n".utf8))
+            let line = message.split(separator: "\n").first.map(String.init) ?? ""
             if code == .validationFailure {
-                FileHandle.standardError.write(Data("(see `careledger help`)\n".utf8))
+                FileHandle.standardError.write(Data("error: \(line) (see `careledger help`)\n".utf8))
                 exit(2)
             }
+            FileHandle.standardError.write(Data("error: \(line)\n".utf8))
             exit(1)
         }
     }

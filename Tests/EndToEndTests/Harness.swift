@@ -80,15 +80,29 @@ class CLIProcess: @unchecked Sendable {
 final class NodeProcess: CLIProcess, @unchecked Sendable {
     let data: String
     private(set) var url = ""
+    /// What the node printed up to its banner's last line.
+    private(set) var banner = ""
 
     init(data: String, command: String = "up", extra: [String] = []) throws {
         self.data = data
         super.init()
-        // Ready at the banner line with the API address.
-        url = try start([command, "--data", data, "--http", "127.0.0.1:0"] + extra) { buffer in
-            buffer.split(separator: "\n").first(where: { $0.hasPrefix("API:") })?.split(separator: " ").first(where: { $0.hasPrefix("http://") })
-                .map(String.init)
+        // Ready at the banner's end, which follows the line with the API address.
+        (url, banner) = try start([command, "--data", data, "--http", "127.0.0.1:0"] + extra) { buffer in
+            guard buffer.contains("Stop with Ctrl-C.") else { return nil }
+            return buffer.split(separator: "\n").first(where: { $0.hasPrefix("API:") })?.split(separator: " ").first(where: { $0.hasPrefix("http://") })
+                .map { (String($0), buffer) }
         }
+    }
+
+    /// The banner's value for `label` (e.g. "Checkpoint key:").
+    func bannerValue(_ label: String) -> String? {
+        banner.split(separator: "\n").first(where: { $0.hasPrefix(label) }).map { $0.dropFirst(label.count).trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// Sends `signal` and answers the exit status.
+    func stopAndWait(signal: Int32) -> Int32 {
+        stop(signal: signal)
+        return process.terminationStatus
     }
 
     deinit { stop(signal: SIGKILL) }

@@ -175,11 +175,21 @@ import Testing
     }
 
     @Test func openAPIMatchesRoutes() async throws {
-        try await withAPI { client, _ in
+        try await withAPI { client, node in
             let doc = try json(try await client.execute(uri: "/openapi.json", method: .get))
             #expect(doc["openapi"] == .string("3.1.0"))
             let paths = try #require(doc["paths"]?.objectValue)
             #expect(Set(paths.keys) == Set(Routes.all.map(\.path)))
+            // Both ways against the router itself: every documented (method, path) is registered and every
+            // registered one documented. `/v1/state/**` is documented as `/v1/state/{key}`.
+            let documented = Set(Routes.all.map { "\($0.method.uppercased()) \($0.path)" })
+            let api = try LedgerAPI(
+                node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(),
+                vault: try Vault(path: NSTemporaryDirectory() + "careledger-openapi-\(UUID().uuidString)"),
+                acting: ActingOrganisation(signing: SigningKey(), encryption: EncryptionKey()))
+            let served = Set(api.router().routes.map { "\($0.method.rawValue) \($0.path.description.replacingOccurrences(of: "/**", with: "/{key}"))" })
+            #expect(served.subtracting(documented).sorted() == [], "served but not in /openapi.json")
+            #expect(documented.subtracting(served).sorted() == [], "in /openapi.json but not served")
             // Every documented GET path is served (not 404 for an unknown route).
             for route in Routes.all where route.method == "get" {
                 let uri = route.path.replacingOccurrences(of: "{id}", with: String(repeating: "0", count: 64))
