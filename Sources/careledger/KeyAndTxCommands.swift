@@ -5,6 +5,7 @@ import LedgerCore
 import NIOCore
 import NIOHTTP1
 import Store
+import Synchronization
 
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "key", abstract: "Manage Ed25519 keys.", subcommands: [Generate.self])
@@ -24,6 +25,10 @@ struct KeyCommand: ParsableCommand {
 
 /// Minimal JSON-over-HTTP client for the CLI.
 enum API {
+    /// Error codes a node answered with a 5xx status in this run: the operation failed (exit 1), whatever
+    /// the code (bad input is a 4xx).
+    static let serverFailures = Mutex<Set<String>>([])
+
     static func request(
         _ method: HTTPMethod, _ url: String, body: [UInt8]? = nil, contentType: String = "application/json", headers: [String: String] = [:],
         timeout: TimeAmount = .seconds(60)
@@ -53,6 +58,7 @@ enum API {
         if status >= 400 {
             let code = parsed?["error"]?["code"]?.stringValue ?? "http_\(status)"
             let message = parsed?["error"]?["message"]?.stringValue ?? String(decoding: bytes.prefix(200), as: UTF8.self)
+            if status >= 500 { serverFailures.withLock { _ = $0.insert(code) } }
             throw LedgerError(status >= 500 && code.hasPrefix("http_") ? "server_error" : code, message)
         }
         guard let parsed else { throw LedgerError("server_error", "answer is not JSON") }

@@ -34,7 +34,7 @@ enum Entry {
             }
         } catch let error as LedgerError {
             FileHandle.standardError.write(Data("error: \(error.code): \(error.message.replacingOccurrences(of: "\n", with: " "))\n".utf8))
-            exit(failureCodes.contains(error.code) ? 1 : 2)
+            exit(failureCodes.contains(error.code) || API.serverFailures.withLock({ $0.contains(error.code) }) ? 1 : 2)
         } catch let error as ExitCode {
             exit(error.rawValue)
         } catch {

@@ -47,6 +47,9 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Start a new node from this peer's snapshot (checked against genesis) instead of replaying the history.")
     var snapshotFrom: String?
 
+    @Flag(help: "Print the start-up banner as one JSON line (api, openapi, fhir, checkpointKey, chainId, height, data, keys).")
+    var json = false
+
     var etcdEndpoints: [String]? {
         etcd.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
     }
@@ -118,6 +121,16 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
         }
         guard banner else { return }
         let url = "http://\(host):\(port)"
+        if options.json {
+            var fields: [String: JSONValue] = [
+                "api": .string(url), "openapi": .string(url + "/openapi.json"), "fhir": .string(url + "/fhir"),
+                "checkpointKey": .string(node.noteVerifier.vkey), "chainId": .string(node.genesis.chainID), "height": .int(Int64(node.height)),
+                "data": .string(directory.path), "keys": .string(directory.keys),
+            ]
+            if let acting { fields["actingFor"] = .string(acting.did) }
+            FileHandle.standardOutput.write(Data((JSONValue.object(fields).canonicalString + "\n").utf8))
+            return
+        }
         let text = """
             CareLedger node \(node.genesis.chainID) at height \(node.height)
             API:            \(url)  (OpenAPI: \(url)/openapi.json)
@@ -141,8 +154,8 @@ struct Up: AsyncParsableCommand {
         let fresh = !data.directory.exists
         if fresh {
             let genesis = try Consortium.create(in: data.directory)
-            FileHandle.standardOutput.write(
-                Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))\n".utf8))
+            if !options.json { FileHandle.standardOutput.write(
+                Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))\n".utf8)) }
         }
         try await runNode(
             directory: data.directory, options: options, banner: true, registerDemo: fresh,

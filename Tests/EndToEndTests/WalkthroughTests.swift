@@ -87,6 +87,18 @@ import Testing
         let report = try JSONValue.parse(audit.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(report["transactions"] == .int(Int64(size)!))
 
+        // `node --json` prints its banner as one JSON line; SIGTERM stops it cleanly too.
+        let restarted = CLIProcess()
+        let banner = try restarted.start(["node", "--data", data, "--http", "127.0.0.1:0", "--json"]) { buffer in
+            buffer.split(separator: "\n").first.flatMap { try? JSONValue.parse(String($0)) }
+        }
+        #expect(banner["checkpointKey"] == .string(vkey))
+        let api = try #require(banner["api"]?.stringValue)
+        let health = try await HTTP.request("GET", api + "/healthz")
+        #expect(health.json["height"] == banner["height"])
+        restarted.stop(signal: SIGTERM)
+        #expect(restarted.process.terminationStatus == 0)
+
         // Usage errors: exit 2 and one line.
         let usage = try CLI.run(["tx", "submit", "--bogus"])
         #expect(usage.status == 2)
