@@ -473,12 +473,15 @@ public final class SupplyService: Sendable {
                 try local.setCursor("recalls", node.height)
                 return
             }
-            let pending = try node.store.events(containing: #""type":"supply.recall""#, after: after)
+            let (pending, through) = try node.store.scanEvents(containing: #""type":"supply.recall""#, after: after)
             for (index, (height, event)) in pending.enumerated() {
                 await recalled(event, height: height)
                 // The cursor moves once a height's recalls are all handled (at least once, never skipped).
                 if index == pending.count - 1 || pending[index + 1].height != height { try local.setCursor("recalls", height) }
             }
+            // Every block up to `through` was looked at: the next scan starts there, not at the last recall
+            // (a scan of the whole history at every wake-up grew with the chain).
+            if let through, through > after { try local.setCursor("recalls", through) }
         } catch {
             node.logger.error("recall fan-out failed", metadata: ["error": "\(error)"])
         }

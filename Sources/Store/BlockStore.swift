@@ -525,11 +525,20 @@ public final class BlockStore: Sendable {
 
     /// The committed events above height `after` (all when nil) whose canonical JSON contains `fragment`, with their heights.
     public func events(containing fragment: String, after height: UInt64?) throws -> [(height: UInt64, body: JSONValue)] {
+        try scanEvents(containing: fragment, after: height).events
+    }
+
+    /// As `events(containing:after:)`, with the height of the last block committed when they were read
+    /// (same snapshot): every matching event up to `through` is in `events`, so a reader that keeps a
+    /// cursor can move it there and read only newer rows next time.
+    public func scanEvents(containing fragment: String, after height: UInt64?) throws -> (events: [(height: UInt64, body: JSONValue)], through: UInt64?) {
         try pool.read { db in
-            try Row.fetchAll(
+            let events = try Row.fetchAll(
                 db, sql: "SELECT height, body FROM events WHERE height > ? AND instr(body, ?) > 0 ORDER BY height, seq",
                 arguments: [height.map { Int64($0) } ?? -1, Data(fragment.utf8)]
             ).map { row throws in (UInt64(row["height"] as Int64), try JSONValue.parse(Array(row["body"] as Data))) }
+            let through = try Int64.fetchOne(db, sql: "SELECT MAX(height) FROM blocks").map { UInt64($0) }
+            return (events, through)
         }
     }
 

@@ -146,6 +146,37 @@ import Testing
     }
 }
 
+/// A reader keeping a cursor over events reads only the rows past it, and learns how far it has looked.
+@Suite struct EventScanTests {
+    @Test func aScanSaysThroughWhichBlockItLooked() throws {
+        let path = NSTemporaryDirectory() + "careledger-scan-\(UUID().uuidString).sqlite"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try BlockStore(path: path)
+        let signer = SigningKey()
+        func commit(_ height: UInt64, _ events: [JSONValue]) throws {
+            let header = BlockHeader(
+                chainID: "scan", height: height, previousHash: Hash.zero, timeMillis: height, logSize: 0, logRoot: Hash.zero, stateRoot: Hash.zero,
+                transactionCount: 0, transactionsHash: Hash.zero, proposer: signer.publicKey)
+            try store.commitNow(block: StoredBlock(header: header, signature: [], checkpoint: ""), transactions: [], writes: [], events: events)
+        }
+        #expect(try store.scanEvents(containing: "recall", after: nil).through == nil)
+        try commit(0, [.object(["type": .string("other")])])
+        try commit(1, [.object(["type": .string("recall"), "n": .int(1)]), .object(["type": .string("other")])])
+        try commit(2, [])
+        try commit(3, [.object(["type": .string("other")])])
+        let first = try store.scanEvents(containing: #""type":"recall""#, after: nil)
+        #expect(first.events.map(\.height) == [1])
+        #expect(first.through == 3, "blocks without a match still count as looked at")
+        // From the cursor on: nothing new, then only the new block's match.
+        #expect(try store.scanEvents(containing: #""type":"recall""#, after: 3).events.isEmpty)
+        try commit(4, [.object(["type": .string("recall"), "n": .int(4)])])
+        let next = try store.scanEvents(containing: #""type":"recall""#, after: 3)
+        #expect(next.events.map { $0.body["n"] } == [.int(4)])
+        #expect(next.through == 4)
+        try store.close()
+    }
+}
+
 /// A small deterministic generator (SplitMix64), so that a failure can be replayed.
 struct SplitMix: RandomNumberGenerator {
     var state: UInt64
