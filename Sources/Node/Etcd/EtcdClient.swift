@@ -269,11 +269,15 @@ public struct EtcdClient: Sendable {
             }
             guard response.status == .ok else { throw LedgerError("etcd_error", "watch answered \(response.status.code)") }
             var buffer: [UInt8] = []
+            // Bytes of `buffer` already searched for a newline: a block's message (megabytes) arrives in
+            // many chunks, and searching it from the start at each chunk was quadratic.
+            var searched = 0
             for try await chunk in response.body {
                 buffer.append(contentsOf: chunk.readableBytesView)
-                while let newline = buffer.firstIndex(of: 0x0A) {
+                while let newline = buffer[searched...].firstIndex(of: 0x0A) {
                     let line = Array(buffer[..<newline])
                     buffer.removeSubrange(...newline)
+                    searched = 0
                     guard !line.isEmpty else { continue }
                     let message = try JSONValue.parse(line)
                     if let error = message["error"] { throw LedgerError("etcd_error", "watch: \(error["message"]?.stringValue ?? "error")") }
@@ -287,6 +291,7 @@ public struct EtcdClient: Sendable {
                     }
                     if !events.isEmpty { continuation.yield(events) }
                 }
+                searched = buffer.count
             }
             return
         }

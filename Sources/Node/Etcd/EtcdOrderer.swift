@@ -32,6 +32,12 @@ final class EtcdOrderer: Sendable {
     private let exact: Mutex<Bool>
     /// Read etcd's compaction floor on the next catch-up (at start, and after a lost proposal).
     private let checkFloor = Mutex(true)
+    /// The floor key was created (or found) by an earlier proposal of this node.
+    private let floorExists = Mutex(false)
+    /// This node decided the last slot it knows of: its next proposal need not read the slots first
+    /// (a slot decided meanwhile by another leader makes that proposal's compare-and-swap fail, and
+    /// the one after reads them).
+    private let decidedLast = Mutex(false)
     private let votes = Mutex<[UInt64: [PublicKey: BlockVote]]>([:])
     private let sequence = Atomic<UInt64>(0)
     private let logger: Logger
@@ -296,31 +302,12 @@ final class EtcdOrderer: Sendable {
                     return
                 }
             }
-            // Queue writes wake the leader up (a watch), so it neither polls etcd nor waits a whole interval.
-            let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-            let watcher = Task { [client, queuePrefix] in
-                while !Task.isCancelled {
-                    do {
-                        let revision = try await client.status().revision
-                        wake.yield()
-                        for try await _ in client.watch(prefix: queuePrefix, fromRevision: revision + 1) { wake.yield() }
-                    } catch {
-                        try? await Task.sleep(for: .milliseconds(200))
-                    }
-                }
-            }
-            defer { watcher.cancel() }
-            var iterator = wakeUps.makeAsyncIterator()
+            decidedLast.withLock { $0 = false }
             while !Task.isCancelled && leading.load(ordering: .relaxed) && node.isValidator {
                 do {
-                    if try await !proposeOnce() {
+                    if let revision = try await proposeOnce() {
                         // Nothing queued: wait for a queue write, at most 100 ms (the lease is watched meanwhile).
-                        let timeout = Task {
-                            try? await Task.sleep(for: .milliseconds(100))
-                            wake.yield()
-                        }
-                        _ = await iterator.next()
-                        timeout.cancel()
+                        await waitForQueueWrite(after: revision, atMost: .milliseconds(100))
                     }
                 } catch {
                     logger.warning("block proposal failed", metadata: ["error": "\(error)"])
@@ -333,15 +320,34 @@ final class EtcdOrderer: Sendable {
         }
     }
 
-    /// Cuts one block from the queued transactions and proposes it for the next slot; answers false
-    /// when there was nothing to propose.
-    func proposeOnce() async throws -> Bool {
-        let (queued, _) = try await client.range(prefix: queuePrefix, limit: 256)
-        if queued.isEmpty { return false }
+    /// Waits until a transaction batch is queued after `revision` (a queue read that found none), or
+    /// `limit`. The watch is opened only then: a busy leader finds the queue full at every read, and a
+    /// watch kept open would hand it every queued batch (megabytes of JSON) a second time for nothing.
+    private func waitForQueueWrite(after revision: Int64, atMost limit: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [client, queuePrefix] in
+                do {
+                    for try await _ in client.watch(prefix: queuePrefix, fromRevision: revision + 1) { return }
+                } catch {
+                    try? await Task.sleep(for: limit)  // etcd unreachable or compacted: no busy loop
+                }
+            }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Cuts one block from the queued transactions and proposes it for the next slot; answers the
+    /// revision of the queue read when there was nothing to propose, nil otherwise.
+    func proposeOnce() async throws -> Int64? {
+        let (queued, queueRevision) = try await client.range(prefix: queuePrefix, limit: 256)
+        if queued.isEmpty { return queueRevision }
         await node.commitLock.lock()
         var locked = true
         defer { if locked { node.commitLock.unlock() } }
-        try await catchUpLocked()
+        if !decidedLast.withLock({ $0 }) { try await catchUpLocked() }
+        decidedLast.withLock { $0 = false }
         let limit = node.configuration.maxBlockTransactions, maxBytes = node.configuration.maxProposalBytes
         var chosen: [Transaction] = []
         var consumed: [String] = []
@@ -359,7 +365,7 @@ final class EtcdOrderer: Sendable {
         if !bad.isEmpty { chosen.removeAll { bad.contains($0.id) } }
         if chosen.isEmpty {
             try await deleteQueued(consumed)
-            return true
+            return nil
         }
         let prepared = node.prepare(chosen, timeMillis: nil, proposer: node.publicKey)
         let signature = node.sign(prepared.header.encoded)
@@ -367,7 +373,8 @@ final class EtcdOrderer: Sendable {
         let slot = appliedSlot.withLock { $0 } + 1
         let won: Bool
         do {
-            won = try await slots.propose(height: slot, entry: proposal.encoded)
+            won = try await slots.propose(height: slot, entry: proposal.encoded, floorExists: floorExists.withLock { $0 })
+            floorExists.withLock { $0 = true }
         } catch {
             node.discard(prepared)
             throw error
@@ -375,10 +382,11 @@ final class EtcdOrderer: Sendable {
         guard won else {
             node.discard(prepared)
             checkFloor.withLock { $0 = true }
-            return true
+            return nil
         }
         try await node.commit(prepared, signature: signature, certificate: nil, meta: [(Self.slotMetaKey, Array(String(slot).utf8))])
         advance(to: slot)
+        decidedLast.withLock { $0 = true }
         locked = false
         node.commitLock.unlock()
         // The vote and the queue's clean-up are independent round trips to etcd.
@@ -386,7 +394,7 @@ final class EtcdOrderer: Sendable {
         try await deleteQueued(consumed)
         await vote
         if slot % UInt64(node.configuration.etcdCompactEvery) == 0 { await compact() }
-        return true
+        return nil
     }
 
     private func deleteQueued(_ keys: [String]) async throws {

@@ -31,9 +31,11 @@ public struct EtcdBlockLog: Sendable {
         return String(repeating: "0", count: 20 - s.count) + s
     }
 
-    public func propose(height: UInt64, entry: [UInt8]) async throws -> Bool {
+    /// `floorExists`: the caller has seen the floor key created (it is never deleted), which saves a
+    /// write through Raft per proposal; without it, a missing floor would make the proposal fail.
+    public func propose(height: UInt64, entry: [UInt8], floorExists: Bool = false) async throws -> Bool {
         // The floor starts at 0 (created once); a compacted height can never be decided again.
-        _ = try await client.createIfAbsent(floorKey, Array(Self.padded(0).utf8))
+        if !floorExists { _ = try await client.createIfAbsent(floorKey, Array(Self.padded(0).utf8)) }
         return try await client.createIfAbsent(key(height: height), entry, whileValueOf: floorKey, isLessThan: Self.padded(height))
     }
 
