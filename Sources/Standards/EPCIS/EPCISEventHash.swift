@@ -51,14 +51,16 @@ public enum EPCISEventHash {
         return ns
     }
 
+    // The prefix before the first ':' is looked for in the UTF-8 bytes (':' is ASCII, so the index
+    // falls on a character boundary): a search by Character would break graphemes for nothing.
     static func expandKey(_ key: String, _ ns: [String: String]) -> String {
-        guard let colon = key.firstIndex(of: ":"), let uri = ns[String(key[..<colon])] else { return key }
-        return "{" + uri + "}" + key[key.index(after: colon)...]
+        guard let colon = key.utf8.firstIndex(of: 58), let uri = ns[String(key[..<colon])] else { return key }
+        return "{" + uri + "}" + key[key.utf8.index(after: colon)...]
     }
 
     static func expandValue(_ value: String, _ ns: [String: String]) -> String {
-        guard let colon = value.firstIndex(of: ":"), let uri = ns[String(value[..<colon])] else { return value }
-        return uri + value[value.index(after: colon)...]
+        guard let colon = value.utf8.firstIndex(of: 58), let uri = ns[String(value[..<colon])] else { return value }
+        return uri + value[value.utf8.index(after: colon)...]
     }
 
     static func ignoredFields(_ document: JSONValue, _ ns: [String: String]) -> Set<String> {
@@ -272,6 +274,9 @@ public enum EPCISEventHash {
     }
 
     static func trimmed(_ s: String) -> String {
+        // Fast path: first and last bytes ASCII and not white space (Python's strip also strips
+        // non-ASCII white space, which the slow path below handles).
+        if let f = s.utf8.first, let l = s.utf8.last, f > 32, f < 128, l > 32, l < 128 { return s }
         if let f = s.first, let l = s.last, !f.isWhitespace, !l.isWhitespace { return s }
         var sub = Substring(s)
         while let f = sub.first, f.isWhitespace { sub.removeFirst() }
@@ -285,18 +290,29 @@ public enum EPCISEventHash {
             extensions = kids.filter { isExtension($0.name) }
             kids.removeAll { isExtension($0.name) }
         }
+        // The kids by name, once (the order's names are distinct), instead of a scan of every kid for
+        // each of the order's names.
+        var byName: [String: [Int]] = [:]
+        for (i, c) in kids.enumerated() { byName[c.name, default: []].append(i) }
+        var removed = [Bool](repeating: false, count: kids.count)
+        var anyRemoved = false
         var out = ""
         for (name, sub) in order.entries {
+            guard let indices = byName[name] else { continue }
             var values: [String] = []
-            var consumed = false
-            for c in kids where c.name == name {
+            for i in indices {
+                let c = kids[i]
                 let s = element(c, sub)
                 if !s.isEmpty { values.append(s) }
-                if c.kids.isEmpty { consumed = true }
             }
-            if consumed { kids.removeAll { $0.name == name && $0.kids.isEmpty } }
-            out += sortedByCodePoint(values).joined()
+            // A kid of that name without (or left without) children of its own is used up.
+            for i in indices where kids[i].kids.isEmpty {
+                removed[i] = true
+                anyRemoved = true
+            }
+            if values.count == 1 { out += values[0] } else { out += sortedByCodePoint(values).joined() }
         }
+        if anyRemoved { kids = kids.indices.filter { !removed[$0] }.map { kids[$0] } }
         return out + (extensions.isEmpty ? "" : generic(extensions))
     }
 
