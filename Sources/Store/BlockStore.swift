@@ -72,6 +72,11 @@ public final class BlockStore: Sendable {
         }
         pool = try DatabasePool(path: path, configuration: config)
         if !readOnly {
+            // GRDB switches a pool's writer to WAL mode *after* `prepareDatabase`, and sets
+            // `synchronous = NORMAL` as it does (a commit then reaches the disk only at the next
+            // checkpoint: safe against a crash of the process, not of the machine). Set FULL again on
+            // the writer, the one connection that commits: every commit syncs the WAL.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try Self.migrator.migrate(pool)
             try withIndexes { _ in }
         }
@@ -567,6 +572,13 @@ public final class BlockStore: Sendable {
     /// Runs raw SQL (tests use it to tamper with a database).
     public func unsafeExecute(_ sql: String) throws {
         try pool.write { db in try db.execute(sql: sql) }
+    }
+
+    /// The connection's journal mode and `synchronous` level (2 = FULL), as a writer sees them.
+    public func pragmas() throws -> (journalMode: String, synchronous: Int) {
+        try pool.write { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+        }
     }
 
     public func close() throws { try pool.close() }

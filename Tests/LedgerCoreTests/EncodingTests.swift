@@ -82,6 +82,21 @@ import Testing
         #expect(throws: LedgerError.code("non_canonical")) { try Transaction(encoded: v.bytes) }
     }
 
+    @Test func blockHeaderRoundTripsAndRefusesOtherVersions() throws {
+        let header = BlockHeader(
+            chainID: "test-chain", height: 7, previousHash: Hash.sha256(Array("prev".utf8)), timeMillis: 1_700_000_000_000, logSize: 42,
+            logRoot: Hash.sha256(Array("log".utf8)), stateRoot: Hash.sha256(Array("state".utf8)), transactionCount: 3,
+            transactionsHash: Hash.sha256(Array("txs".utf8)), proposer: key.publicKey)
+        let bytes = header.encoded
+        #expect(try BlockHeader(encoded: bytes) == header)
+        #expect(try BlockHeader(encoded: bytes).encoded == bytes)
+        var other = bytes
+        other[0] = BlockHeader.version &+ 1
+        #expect(throws: LedgerError.code("unsupported_version")) { try BlockHeader(encoded: other) }
+        #expect(throws: (any Error).self) { try BlockHeader(encoded: bytes + [0]) }
+        #expect(throws: (any Error).self) { try BlockHeader(encoded: Array(bytes.dropLast())) }
+    }
+
     @Test func signatureCoversEveryField() throws {
         let tx = try sample()
         let other = try SigningKey(seed: [UInt8](repeating: 2, count: 32))

@@ -146,6 +146,19 @@ import Testing
     }
 }
 
+/// A commit is on disk when it returns: WAL journal, full sync.
+@Suite struct StoreDurabilityTests {
+    @Test func theStoreRunsInWALModeWithFullSync() throws {
+        let path = NSTemporaryDirectory() + "careledger-durability-\(UUID().uuidString).sqlite"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try BlockStore(path: path)
+        let (journal, synchronous) = try store.pragmas()
+        #expect(journal == "wal")
+        #expect(synchronous == 2, "synchronous = FULL")
+        try store.close()
+    }
+}
+
 /// A reader keeping a cursor over events reads only the rows past it, and learns how far it has looked.
 @Suite struct EventScanTests {
     @Test func aScanSaysThroughWhichBlockItLooked() throws {
