@@ -77,6 +77,14 @@ import Testing
         let refused = try CLI.run(["proof", "verify", "--vkey", vkey, "--checkpoint", checkpointFile, "--inclusion", proofFile])
         #expect(refused.status == 1)
 
+        // The block holding leaf 3, which is tampered with below.
+        var tamperedHeight: Int64?
+        for id in ids {
+            let view = try await HTTP.request("GET", node.url + "/v1/transactions/\(id)").json
+            if view["leafIndex"] == .int(3) { tamperedHeight = view["height"]?.intValue }
+        }
+        let badHeight = try #require(tamperedHeight)
+
         // Audit the data offline, then tamper with it and audit again.
         node.stop()
         let audit = try CLI.run(["audit", "--data", data, "--json"])
@@ -87,7 +95,8 @@ import Testing
         try store.close()
         let tampered = try CLI.run(["audit", "--data", data])
         #expect(tampered.status == 1)
-        #expect(tampered.stderr.contains("height"))
+        #expect(tampered.stderr.contains("height \(badHeight):"), "the first bad height is named: \(tampered.stderr)")
+        #expect(tampered.stderr.split(separator: "\n").count == 1)
     }
 
     /// SIGKILL under load: every transaction the node acknowledged as committed is there after restart.
