@@ -15,20 +15,14 @@ import Testing
 
         // Submit through the CLI…
         let digest = Hash.sha256(Array("discharge letter".utf8)).hex
-        let submitted = try CLI.run([
-            "tx", "submit", "--node", node.url, "--key", "\(data)/keys/alice.key", "--contract", "notary", "--action", "record",
-            "--payload", #"{"hash":"\#(digest)","label":"discharge letter"}"#, "--wait", "--json",
-        ])
+        let submitted = try CLI.notarize(node: node.url, key: "\(data)/keys/alice.key", hash: digest, label: "discharge letter", wait: true)
         #expect(submitted.status == 0, "\(submitted.stderr)")
         let receipt = try JSONValue.parse(submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(receipt["status"] == .string("committed"))
         let id = try #require(receipt["id"]?.stringValue)
 
         // …and the same hash again: the contract refuses it, the CLI says so and exits 2.
-        let again = try CLI.run([
-            "tx", "submit", "--node", node.url, "--key", "\(data)/keys/dr-bob.key", "--contract", "notary", "--action", "record",
-            "--payload", #"{"hash":"\#(digest)","label":"copy"}"#,
-        ])
+        let again = try CLI.notarize(node: node.url, key: "\(data)/keys/dr-bob.key", hash: digest, label: "copy")
         #expect(again.status == 2)
         #expect(again.stderr.contains("already_notarized"))
         // Bad input: exit 2, one line on stderr.

@@ -44,6 +44,15 @@ enum CLI {
     }
 }
 
+extension CLI {
+    /// `careledger tx submit` of a notary record, with `--wait --json` when `wait`.
+    static func notarize(node: String, key: String, hash: String, label: String, wait: Bool = false) throws -> Result {
+        try run(
+            ["tx", "submit", "--node", node, "--key", key, "--contract", "notary", "--action", "record", "--payload", #"{"hash":"\#(hash)","label":"\#(label)"}"#]
+                + (wait ? ["--wait", "--json"] : []))
+    }
+}
+
 /// A `careledger` process started for a test; `start` returns once its output shows it is ready.
 class CLIProcess: @unchecked Sendable {
     let process = Process()

@@ -17,20 +17,14 @@ import Testing
 
         // Timestamp a document, signed by alice.
         let hash = Hash.sha256(Array("discharge letter".utf8)).hex
-        let submitted = try CLI.run([
-            "tx", "submit", "--node", node.url, "--key", "\(data)/keys/alice.key", "--contract", "notary", "--action", "record",
-            "--payload", #"{"hash":"\#(hash)","label":"discharge letter"}"#, "--wait", "--json",
-        ])
+        let submitted = try CLI.notarize(node: node.url, key: "\(data)/keys/alice.key", hash: hash, label: "discharge letter", wait: true)
         #expect(submitted.status == 0, "\(submitted.stderr)")
         let receipt = try JSONValue.parse(submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(receipt["status"] == .string("committed"))
         let id = try #require(receipt["id"]?.stringValue)
 
         // The same hash again: refused by the contract, exit 2, one line on stderr.
-        let again = try CLI.run([
-            "tx", "submit", "--node", node.url, "--key", "\(data)/keys/dr-bob.key", "--contract", "notary", "--action", "record",
-            "--payload", #"{"hash":"\#(hash)","label":"copy"}"#,
-        ])
+        let again = try CLI.notarize(node: node.url, key: "\(data)/keys/dr-bob.key", hash: hash, label: "copy")
         #expect(again.status == 2)
         #expect(again.stderr.contains("already_notarized"))
         #expect(again.stderr.split(separator: "\n").count == 1)
