@@ -24,6 +24,8 @@ final class ConsortiumNet: @unchecked Sendable {
     private var nodes: [LedgerNode?]
     private var tasks: [Task<Void, Never>?]
     private var apis: [LedgerAPI?]
+    /// Each node's metrics (a fresh registry per start).
+    private var registries: [PrometheusCollectorRegistry?]
     /// The organisation each node acts for (records custodian, FHIR facade), by node index.
     let acting: [Int: ActingOrganisation]
 
@@ -48,6 +50,7 @@ final class ConsortiumNet: @unchecked Sendable {
         nodes = Array(repeating: nil, count: count)
         tasks = Array(repeating: nil, count: count)
         apis = Array(repeating: nil, count: count)
+        registries = Array(repeating: nil, count: count)
         for i in 0..<count { try start(i) }
     }
 
@@ -56,12 +59,13 @@ final class ConsortiumNet: @unchecked Sendable {
         configuration.etcdEndpoints = etcd.cluster.clientURLs
         if http { configuration.peers = ports.indices.filter { $0 != i }.map(url) }
         tune(&configuration)
-        let node = try LedgerNode(directory: directories[i], configuration: configuration)
+        let registry = PrometheusCollectorRegistry()
+        let node = try LedgerNode(directory: directories[i], configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry))
         let task: Task<Void, Never>
         var api: LedgerAPI?
         if http {
             let made = try LedgerAPI(
-                node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: PrometheusCollectorRegistry(),
+                node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: registry,
                 vault: try Vault(path: directories[i].vault), acting: acting[i], supplySecret: try SupplyService.secret(in: directories[i]))
             api = made
             let server = NodeServer(api: made)
@@ -73,7 +77,15 @@ final class ConsortiumNet: @unchecked Sendable {
             nodes[i] = node
             tasks[i] = task
             apis[i] = api
+            registries[i] = registry
         }
+    }
+
+    /// Node `i`'s `careledger_alarms_total` (0 when never raised).
+    func alarms(_ i: Int) -> Int {
+        let text = lock.withLock { registries[i] }?.emitToString() ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("careledger_alarms_total ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
     }
 
     /// Stops node `i` as a crash would for the others: its tasks end, its directory is released.
@@ -262,6 +274,8 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             let mismatch = try #require(try node.store.evidence().first { $0.kind == "state_mismatch" })
             #expect(mismatch.validator == validator3.publicKey.did)
         }
+        // Each piece of evidence raised the alarm once on each node (the metric operators watch).
+        for i in net.directories.indices { #expect(net.alarms(i) >= 3, "node \(i) raised \(net.alarms(i)) alarms") }
 
         // Block equivocation: the proposer of a committed block signs another block for the same height.
         let committed = try net.node(0).store.block(height: second.height)!.header
@@ -294,6 +308,8 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         }
         // A vote by a non-validator is ignored (no evidence names it).
         #expect(try net.node(0).store.evidence().allSatisfy { $0.validator != outsider.publicKey.did || $0.kind != "equivocation" })
+        // Every piece of evidence a node kept raised its alarm exactly once.
+        for i in net.directories.indices { #expect(net.alarms(i) == (try net.node(i).store.evidence().count), "node \(i)") }
         }
     }
 
