@@ -417,6 +417,18 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     @Test func removedNodesLoseWholeLedgerAccess() async throws {
         try await withNetwork(nodes: 4, http: true) { net in
             try await net.waitServing()
+            // A final block as the API serves it: final, with a certificate of a quorum of distinct validators for it.
+            let receipt = try await net.node(0).submit(try net.tx(SigningKey(), 1))
+            #expect(await net.node(1).waitFinal(receipt.height))
+            let (data, _) = try await URLSession.shared.data(from: URL(string: net.url(1) + "/v1/blocks/\(receipt.height)")!)
+            let block = try JSONValue.parse(Array(data))
+            #expect(block["final"] == .bool(true))
+            let certificate = try #require(block["certificate"])
+            let hash = try #require(try net.node(1).store.block(height: receipt.height)).header.hash.hex
+            #expect(certificate["blockHash"] == .string(hash))
+            let signers = Set((certificate["votes"]?.arrayValue ?? []).compactMap { $0["blockHash"] == .string(hash) ? $0["validator"]?.stringValue : nil })
+            #expect(signers.count >= 3, "a quorum of 3 of 4")
+            #expect(signers.isSubset(of: Set(try net.directories.indices.map { try net.key($0).publicKey.did })))
             let m = net.members
             let url = net.url(0) + "/v1/sync/blocks?from=1&limit=1"
             let secret = try SupplyService.secret(in: net.directories[0])
