@@ -136,28 +136,29 @@ enum Routes {
               parameters: [], responseType: "application/fhir+json", hasBody: true),
         Route(method: "put", path: "/fhir/Provenance/{id}", summary: "Refused with 405: provenance is derived from the chain",
               parameters: [("id", "path", true, "provenance id")], responseType: "application/fhir+json", hasBody: true),
-        Route(method: "get", path: "/fhir/Consent/{id}/_history", summary: "Consent history: one entry, version 1, the current state (its history is the ledger's own transactions)",
-              parameters: [("id", "path", true, "consent id")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "get", path: "/fhir/Consent/{id}/_history/{vid}", summary: "Consent vread: version 1 only (404 for any other)",
-              parameters: [("id", "path", true, "consent id"), ("vid", "path", true, "version (1)")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "get", path: "/fhir/AuditEvent/{id}/_history", summary: "AuditEvent history: one entry, version 1, the current state (its history is the ledger's own transactions)",
-              parameters: [("id", "path", true, "audit event id")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "get", path: "/fhir/AuditEvent/{id}/_history/{vid}", summary: "AuditEvent vread: version 1 only (404 for any other)",
-              parameters: [("id", "path", true, "audit event id"), ("vid", "path", true, "version (1)")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "get", path: "/fhir/Provenance/{id}/_history", summary: "Provenance history: one entry, version 1, the current state (its history is the ledger's own transactions)",
-              parameters: [("id", "path", true, "provenance id")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "get", path: "/fhir/Provenance/{id}/_history/{vid}", summary: "Provenance vread: version 1 only (404 for any other)",
-              parameters: [("id", "path", true, "provenance id"), ("vid", "path", true, "version (1)")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "delete", path: "/fhir/{type}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched",
-              parameters: [("type", "path", true, "resource type")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "delete", path: "/fhir/{type}/{id}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched (a patient erases hers with records.erase)",
-              parameters: [("type", "path", true, "resource type"), ("id", "path", true, "resource id")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "patch", path: "/fhir/{type}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched",
-              parameters: [("type", "path", true, "resource type")], responseType: "application/fhir+json", hasBody: false),
-        Route(method: "patch", path: "/fhir/{type}/{id}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched (a patient erases hers with records.erase)",
-              parameters: [("type", "path", true, "resource type"), ("id", "path", true, "resource id")], responseType: "application/fhir+json", hasBody: false),
         Route(method: "get", path: "/healthz", summary: "Liveness and current height", parameters: [], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/metrics", summary: "Prometheus metrics", parameters: [], responseType: "text/plain", hasBody: false),
         Route(method: "get", path: "/openapi.json", summary: "This document", parameters: [], responseType: "application/json", hasBody: false),
-    ]
+    ] + ledgerOwnedHistory + refusedFHIRMethods
+
+    /// `_history` and vread of the FHIR types the ledger derives (one version each).
+    static let ledgerOwnedHistory: [Route] = [("Consent", "consent id"), ("AuditEvent", "audit event id"), ("Provenance", "provenance id")].flatMap {
+        type, id in
+        [
+            Route(method: "get", path: "/fhir/\(type)/{id}/_history", summary: "\(type) history: one entry, version 1, the current state (its history is the ledger's own transactions)",
+                  parameters: [("id", "path", true, id)], responseType: "application/fhir+json", hasBody: false),
+            Route(method: "get", path: "/fhir/\(type)/{id}/_history/{vid}", summary: "\(type) vread: version 1 only (404 for any other)",
+                  parameters: [("id", "path", true, id), ("vid", "path", true, "version (1)")], responseType: "application/fhir+json", hasBody: false),
+        ]
+    }
+
+    /// DELETE and PATCH on the FHIR facade: 405 with an OperationOutcome (never a bare 404).
+    static let refusedFHIRMethods: [Route] = ["delete", "patch"].flatMap { method in
+        [
+            Route(method: method, path: "/fhir/{type}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched",
+                  parameters: [("type", "path", true, "resource type")], responseType: "application/fhir+json", hasBody: false),
+            Route(method: method, path: "/fhir/{type}/{id}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched (a patient erases hers with records.erase)",
+                  parameters: [("type", "path", true, "resource type"), ("id", "path", true, "resource id")], responseType: "application/fhir+json", hasBody: false),
+        ]
+    }
 }
