@@ -13,18 +13,8 @@ import Testing
         let node = try NodeProcess(data: data, command: "node")
         defer { node.stop() }
 
-        // Submit through the CLI…
-        let digest = Hash.sha256(Array("discharge letter".utf8)).hex
-        let submitted = try CLI.notarize(node: node.url, key: "\(data)/keys/alice.key", hash: digest, label: "discharge letter", wait: true)
-        #expect(submitted.status == 0, "\(submitted.stderr)")
-        let receipt = try JSONValue.parse(submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        #expect(receipt["status"] == .string("committed"))
-        let id = try #require(receipt["id"]?.stringValue)
-
-        // …and the same hash again: the contract refuses it, the CLI says so and exits 2.
-        let again = try CLI.notarize(node: node.url, key: "\(data)/keys/dr-bob.key", hash: digest, label: "copy")
-        #expect(again.status == 2)
-        #expect(again.stderr.contains("already_notarized"))
+        // Submit through the CLI, and the same hash again: the contract refuses it, the CLI exits 2.
+        let (_, id) = try CLI.notarizeDischargeLetter(node: node.url, keys: "\(data)/keys")
         // Bad input: exit 2, one line on stderr.
         let bad = try CLI.run(["tx", "submit", "--node", node.url, "--key", "\(data)/keys/alice.key", "--contract", "notary", "--action", "record", "--payload", "{not json"])
         #expect(bad.status == 2)

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import Synchronization
+import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -50,6 +51,23 @@ extension CLI {
         try run(
             ["tx", "submit", "--node", node, "--key", key, "--contract", "notary", "--action", "record", "--payload", #"{"hash":"\#(hash)","label":"\#(label)"}"#]
                 + (wait ? ["--wait", "--json"] : []))
+    }
+
+    /// The walk-through's first step through the CLI: alice timestamps the SHA-256 of "discharge letter"
+    /// (committed); dr-bob's copy of the same hash is refused by the contract (exit 2, one stderr line
+    /// naming `already_notarized`). Answers the hash and alice's transaction id.
+    static func notarizeDischargeLetter(node: String, keys: String) throws -> (hash: String, id: String) {
+        let hash = Hash.sha256(Array("discharge letter".utf8)).hex
+        let submitted = try notarize(node: node, key: "\(keys)/alice.key", hash: hash, label: "discharge letter", wait: true)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let receipt = try JSONValue.parse(submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(receipt["status"] == .string("committed"))
+        let id = try #require(receipt["id"]?.stringValue)
+        let again = try notarize(node: node, key: "\(keys)/dr-bob.key", hash: hash, label: "copy")
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("already_notarized"))
+        #expect(again.stderr.split(separator: "\n").count == 1)
+        return (hash, id)
     }
 }
 

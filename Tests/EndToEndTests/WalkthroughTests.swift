@@ -15,19 +15,8 @@ import Testing
         #expect(node.bannerValue("Checkpoint key:") == vkey)
         _ = try NoteVerifier(vkey: vkey)
 
-        // Timestamp a document, signed by alice.
-        let hash = Hash.sha256(Array("discharge letter".utf8)).hex
-        let submitted = try CLI.notarize(node: node.url, key: "\(data)/keys/alice.key", hash: hash, label: "discharge letter", wait: true)
-        #expect(submitted.status == 0, "\(submitted.stderr)")
-        let receipt = try JSONValue.parse(submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        #expect(receipt["status"] == .string("committed"))
-        let id = try #require(receipt["id"]?.stringValue)
-
-        // The same hash again: refused by the contract, exit 2, one line on stderr.
-        let again = try CLI.notarize(node: node.url, key: "\(data)/keys/dr-bob.key", hash: hash, label: "copy")
-        #expect(again.status == 2)
-        #expect(again.stderr.contains("already_notarized"))
-        #expect(again.stderr.split(separator: "\n").count == 1)
+        // Timestamp a document, signed by alice; dr-bob's copy of its hash is refused (exit 2, one line).
+        let (hash, id) = try CLI.notarizeDischargeLetter(node: node.url, keys: "\(data)/keys")
 
         // The transaction, its raw bytes hashing to its id.
         let transaction = try await HTTP.request("GET", node.url + "/v1/transactions/\(id)")
