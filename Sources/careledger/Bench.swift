@@ -172,6 +172,8 @@ struct LedgerBench: AsyncParsableCommand {
         let bodies = await Self.signedBatches(chain: "bench-cluster", count: transactions, batch: batch, authors: authors)
         let load = LoadState()
         let count = transactions
+        let etcdPIDs = etcd.pids.compactMap { $0 }
+        let cpuBefore = processCPUSeconds(), etcdBefore = etcdPIDs.map(childCPUSeconds)
         let started = ContinuousClock.now
         try await load.drive(count: bodies.count, workers: concurrency) { [batch] i in
             var request = HTTPClientRequest(url: urls[i % urls.count])
@@ -189,8 +191,11 @@ struct LedgerBench: AsyncParsableCommand {
             return min(batch, count - i * batch)
         }
         let seconds = (ContinuousClock.now - started) / .seconds(1)
+        let cpuSeconds = processCPUSeconds() - cpuBefore
+        let etcdSeconds = zip(etcdPIDs, etcdBefore).map { childCPUSeconds($0.0) - $0.1 }.reduce(0, +)
         let sorted = load.latencies.withLock { $0 }.sorted()
         let final = load.done.withLock { $0 }
+        let micros = { (cpu: Double) in (cpu / Double(max(final, 1)) * 1e7).rounded() / 10 }
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         // Every node holds the same chain at the end.
         let top = benches.map(\.node.lastFinalHeight).min() ?? 0
@@ -203,12 +208,14 @@ struct LedgerBench: AsyncParsableCommand {
             "finalPerSecond": .double(perSecond.rounded()), "p50Millis": .double(percentile(0.5)), "p99Millis": .double(percentile(0.99)),
             "cores": .int(Int64(cores)), "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "blockSize": .int(Int64(blockSize)),
             "blockIntervalMs": .int(Int64(blockIntervalMs)), "finalHeight": .int(Int64(top)), "sameChainOnEveryNode": .bool(hashes.count == 1),
+            "cpuMicrosPerTransaction": .double(micros(cpuSeconds)), "etcdCPUMicrosPerTransaction": .double(micros(etcdSeconds)),
         ])
         output(result, json: json) {
             """
             careledger bench --cluster \(nodes): \(final) signed notary transactions over HTTP to \(nodes) validators (etcd: 3 members), batch \(batch), \(concurrency) in flight, \(cores) cores
               final:                \(String(format: "%.0f", perSecond)) tx/s (\(String(format: "%.2f", seconds)) s, final height \(top))
               submit-to-final:      p50 \(String(format: "%.1f", percentile(0.5))) ms, p99 \(String(format: "%.1f", percentile(0.99))) ms
+              CPU per final tx:     \(micros(cpuSeconds)) µs in this process (the \(nodes) nodes and the load generator), \(micros(etcdSeconds)) µs in etcd
               same chain everywhere: \(hashes.count == 1)
             """
         }
@@ -322,6 +329,15 @@ struct BenchNode {
         try Consortium.create(in: directory, chainID: "bench", principals: [])
         return directory
     }
+}
+
+/// User + system CPU time so far of another process (`/proc/PID/stat`), in seconds; 0 when unknown.
+func childCPUSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+    // After the command name: state is field 3, utime 14 and stime 15 (clock ticks).
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// User + system CPU time of this process so far (getrusage), in seconds.

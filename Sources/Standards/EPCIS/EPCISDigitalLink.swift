@@ -34,13 +34,16 @@ extension EPCISCanonicalValue {
 
     static func isHex(_ c: UInt8) -> Bool { isDigit(c) || (65...70).contains(c) || (97...102).contains(c) }
 
+    /// The literal characters of an X string (`[!')(*+,.0-9:;=A-Za-z_-]`), as a table by byte.
+    static let xAllowed: [Bool] = (0..<256).map { c in
+        [33, 39, 41, 40, 42, 43, 44, 46, 58, 59, 61, 95, 45].contains(c) || (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c)
+    }
+
     /// `[!')(*+,.0-9:;=A-Za-z_-]` and the escapes `%2[125-9A-Fa-f] %3x %4[1-9A-Fa-f] %5[0-9AaFf] %6[1-9A-Fa-f] %7[0-9Aa]`.
     static func isXString(_ b: [UInt8], _ from: Int, _ to: Int, max: Int) -> Bool {
         scanX(
             b, from, to, max: max,
-            allowed: { c in
-                [33, 39, 41, 40, 42, 43, 44, 46, 58, 59, 61, 95, 45].contains(c) || isDigit(c) || (65...90).contains(c) || (97...122).contains(c)
-            },
+            allowed: { c in xAllowed[Int(c)] },
             escape: { h, l in
                 switch h {
                 case 50: return [49, 50, 53, 54, 55, 56, 57].contains(l) || (65...70).contains(l) || (97...102).contains(l)
@@ -70,20 +73,28 @@ extension EPCISCanonicalValue {
 
     /// Percent-encodes the characters an EPC URI allows but a Digital Link does not.
     static func pct(_ s: Substring) -> String {
-        var out = ""
-        for ch in s {
-            switch ch {
-            case "!": out += "%21"
-            case "(": out += "%28"
-            case ")": out += "%29"
-            case "*": out += "%2A"
-            case "+": out += "%2B"
-            case ",": out += "%2C"
-            case ":": out += "%3A"
-            default: out.append(ch)
-            }
+        // The characters to escape are ASCII: a string without any is returned as it is.
+        guard s.utf8.contains(where: { pctEscapes[Int($0)] != nil }) else { return String(s) }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + 8)
+        for b in s.utf8 {
+            if let escape = pctEscapes[Int(b)] { out.append(contentsOf: escape) } else { out.append(b) }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `pct`'s escapes by byte.
+    static let pctEscapes: [[UInt8]?] = (0..<256).map { c in
+        switch UInt8(c) {
+        case 33: return Array("%21".utf8)
+        case 40: return Array("%28".utf8)
+        case 41: return Array("%29".utf8)
+        case 42: return Array("%2A".utf8)
+        case 43: return Array("%2B".utf8)
+        case 44: return Array("%2C".utf8)
+        case 58: return Array("%3A".utf8)
+        default: return nil
+        }
     }
 
     static func withCheck(_ digits: String) -> String {
@@ -104,19 +115,26 @@ extension EPCISCanonicalValue {
 
     static func gtin(_ cp: String, _ ref: String) -> String { withCheck(String(ref.prefix(1)) + cp + ref.dropFirst()) }
 
+    /// The EPC URN schemes, each with its kind (the case of `urnToDigitalLink`).
+    static let schemes: [([UInt8], Int)] = [
+        ("urn:epc:id:sgtin:", 0), ("urn:epc:id:sscc:", 1), ("urn:epc:id:sgln:", 2), ("urn:epc:id:grai:", 3), ("urn:epc:id:giai:", 4),
+        ("urn:epc:id:gsrn:", 5), ("urn:epc:id:gsrnp:", 6), ("urn:epc:id:gdti:", 7), ("urn:epc:id:cpi:", 8), ("urn:epc:id:sgcn:", 9),
+        ("urn:epc:id:ginc:", 10), ("urn:epc:id:gsin:", 11), ("urn:epc:id:itip:", 12), ("urn:epc:id:upui:", 13), ("urn:epc:id:pgln:", 14),
+        ("urn:epc:class:lgtin:", 15), ("urn:epc:idpat:sgtin:", 16), ("urn:epc:idpat:grai:", 17), ("urn:epc:idpat:gdti:", 18),
+        ("urn:epc:idpat:sgcn:", 19), ("urn:epc:idpat:cpi:", 20), ("urn:epc:idpat:itip:", 21), ("urn:epc:idpat:upui:", 22),
+    ].map { (Array($0.0.utf8), $0.1) }
+
+    /// The length of the scheme `b` starts with and its kind.
+    static func scheme(_ b: [UInt8]) -> (length: Int, kind: Int)? {
+        for (scheme, kind) in schemes where b.count >= scheme.count && b[0..<scheme.count].elementsEqual(scheme) { return (scheme.count, kind) }
+        return nil
+    }
+
     static func urnToDigitalLink(_ u: String) -> String? {
         let b = Array(u.utf8)
         func rest(_ from: Int) -> Substring { Substring(String(decoding: b[from...], as: UTF8.self)) }
         func dotThen(_ i: Int) -> Bool { i < b.count && b[i] == 46 }
-        let schemes: [(String, Int)] = [
-            ("urn:epc:id:sgtin:", 0), ("urn:epc:id:sscc:", 1), ("urn:epc:id:sgln:", 2), ("urn:epc:id:grai:", 3), ("urn:epc:id:giai:", 4),
-            ("urn:epc:id:gsrn:", 5), ("urn:epc:id:gsrnp:", 6), ("urn:epc:id:gdti:", 7), ("urn:epc:id:cpi:", 8), ("urn:epc:id:sgcn:", 9),
-            ("urn:epc:id:ginc:", 10), ("urn:epc:id:gsin:", 11), ("urn:epc:id:itip:", 12), ("urn:epc:id:upui:", 13), ("urn:epc:id:pgln:", 14),
-            ("urn:epc:class:lgtin:", 15), ("urn:epc:idpat:sgtin:", 16), ("urn:epc:idpat:grai:", 17), ("urn:epc:idpat:gdti:", 18),
-            ("urn:epc:idpat:sgcn:", 19), ("urn:epc:idpat:cpi:", 20), ("urn:epc:idpat:itip:", 21), ("urn:epc:idpat:upui:", 22),
-        ]
-        guard let (scheme, kind) = schemes.first(where: { u.hasPrefix($0.0) }) else { return nil }
-        let s = scheme.utf8.count
+        guard let (s, kind) = scheme(b) else { return nil }
         func allDigits(_ from: Int, _ to: Int) -> Bool { to > from && to <= b.count && b[from..<to].allSatisfy(isDigit) }
         func isStarEnd(_ i: Int) -> Bool { i + 2 == b.count && b[i] == 46 && b[i + 1] == 42 }
         switch kind {

@@ -160,6 +160,8 @@ public enum EPCISEventHash {
 
     static let skippedKeys: Set<String> = ["rdfs:comment", "comment", "#text", "@context"]
     static let pairLists: Set<String> = ["bizTransactionList", "sourceList", "destinationList"]
+    static let pairNames: Set<String> = ["bizTransaction", "source", "destination"]
+    static let quantityNames: Set<String> = ["inputQuantity", "outputQuantity", "childQuantity"]
 
     static func build(_ key: String, _ value: JSONValue, _ ns: [String: String], _ ignore: Set<String>) -> [Node] {
         switch value {
@@ -168,7 +170,7 @@ public enum EPCISEventHash {
             var kids: [Node] = []
             for (k, v) in members {
                 let ek = expandKey(k, ns)
-                if skippedKeys.contains(k) || ignore.contains(ek) || ek == "{http://www.w3.org/2000/01/rdf-schema#}comment" { continue }
+                if skippedKeys.contains(k) || (!ignore.isEmpty && ignore.contains(ek)) || ek == "{http://www.w3.org/2000/01/rdf-schema#}comment" { continue }
                 kids += build(ek, v, ns, ignore)
             }
             return [Node(key, "", kids)]
@@ -188,7 +190,7 @@ public enum EPCISEventHash {
         var groups: [(String, [Node])] = []
         var kids: [Node] = []
         for k in node.kids {
-            if k.name.hasSuffix("List") {
+            if k.name.utf8.count >= 4, k.name.utf8.reversed().starts(with: "tsiL".utf8) {
                 let item = Node(String(k.name.dropLast(4)), k.value, k.kids)
                 if let i = groups.firstIndex(where: { $0.0 == k.name }) { groups[i].1.append(item) } else { groups.append((k.name, [item])) }
             } else {
@@ -203,14 +205,14 @@ public enum EPCISEventHash {
             }
             kids.append(Node(name, "", list))
         }
-        let childEPCs = kids.filter { $0.name == "childEPCs" }
-        if !childEPCs.isEmpty {
+        if kids.contains(where: { $0.name == "childEPCs" }) {
+            let childEPCs = kids.filter { $0.name == "childEPCs" }
             kids = kids.filter { $0.name != "childEPCs" } + [Node("childEPCs", "", childEPCs.map { Node("epc", $0.value) })]
         }
         node.kids = kids.map(correct)
         if node.name == "inputEPC" || node.name == "outputEPC" {
             node.name = "epc"
-        } else if ["inputQuantity", "outputQuantity", "childQuantity"].contains(node.name) || (node.name == "quantity" && !node.kids.isEmpty) {
+        } else if quantityNames.contains(node.name) || (node.name == "quantity" && !node.kids.isEmpty) {
             node.name = "quantityElement"
         }
         return node
@@ -220,7 +222,12 @@ public enum EPCISEventHash {
 
     struct Order {
         let entries: [(name: String, sub: Order?)]
-        init(_ entries: [(String, Order?)]) { self.entries = entries.map { (name: $0.0, sub: $0.1) } }
+        /// The position of each name in `entries` (the names are distinct).
+        let position: [String: Int]
+        init(_ entries: [(String, Order?)]) {
+            self.entries = entries.map { (name: $0.0, sub: $0.1) }
+            position = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($0.element.0, $0.offset) })
+        }
         init(leaves: String) { self.init(leaves.split(separator: " ").map { (String($0), nil) }) }
     }
 
@@ -263,14 +270,21 @@ public enum EPCISEventHash {
 
     /// A name containing "time" (any case) but not "offset": its value is a timestamp.
     static func isTimeName(_ name: String) -> Bool {
-        let b = Array(name.utf8)
-        func contains(_ word: String) -> Bool {
-            let w = Array(word.utf8)
-            guard b.count >= w.count else { return false }
-            for start in 0...(b.count - w.count) where (0..<w.count).allSatisfy({ b[start + $0] | 0x20 == w[$0] }) { return true }
-            return false
+        var name = name
+        return name.withUTF8 { b in
+            func contains(_ w: StaticString) -> Bool {
+                let n = w.utf8CodeUnitCount
+                guard b.count >= n else { return false }
+                let p = w.utf8Start
+                for start in 0...(b.count - n) {
+                    var i = 0
+                    while i < n, b[start + i] | 0x20 == p[i] { i += 1 }
+                    if i == n { return true }
+                }
+                return false
+            }
+            return contains("time") && !contains("offset")
         }
-        return contains("time") && !contains("offset")
     }
 
     static func trimmed(_ s: String) -> String {
@@ -290,29 +304,38 @@ public enum EPCISEventHash {
             extensions = kids.filter { isExtension($0.name) }
             kids.removeAll { isExtension($0.name) }
         }
-        // The kids by name, once (the order's names are distinct), instead of a scan of every kid for
-        // each of the order's names.
-        var byName: [String: [Int]] = [:]
-        for (i, c) in kids.enumerated() { byName[c.name, default: []].append(i) }
-        var removed = [Bool](repeating: false, count: kids.count)
-        var anyRemoved = false
+        // The kids the order names, as (position in the order, index) in that order: one lookup per
+        // kid in the order's table, instead of a scan of every kid for each of the order's names.
+        var slots: [(entry: Int, kid: Int)] = []
+        slots.reserveCapacity(kids.count)
+        for (i, c) in kids.enumerated() { if let entry = order.position[c.name] { slots.append((entry, i)) } }
+        slots.sort { $0.entry < $1.entry || ($0.entry == $1.entry && $0.kid < $1.kid) }
+        var removed: [Bool] = []
         var out = ""
-        for (name, sub) in order.entries {
-            guard let indices = byName[name] else { continue }
-            var values: [String] = []
-            for i in indices {
-                let c = kids[i]
-                let s = element(c, sub)
-                if !s.isEmpty { values.append(s) }
+        var start = 0
+        while start < slots.count {
+            let entry = slots[start].entry
+            var end = start + 1
+            while end < slots.count, slots[end].entry == entry { end += 1 }
+            let sub = order.entries[entry].sub
+            if end - start == 1 {
+                out += element(kids[slots[start].kid], sub)
+            } else {
+                var values: [String] = []
+                for slot in slots[start..<end] {
+                    let s = element(kids[slot.kid], sub)
+                    if !s.isEmpty { values.append(s) }
+                }
+                out += values.count == 1 ? values[0] : sortedByCodePoint(values).joined()
             }
             // A kid of that name without (or left without) children of its own is used up.
-            for i in indices where kids[i].kids.isEmpty {
-                removed[i] = true
-                anyRemoved = true
+            for slot in slots[start..<end] where kids[slot.kid].kids.isEmpty {
+                if removed.isEmpty { removed = [Bool](repeating: false, count: kids.count) }
+                removed[slot.kid] = true
             }
-            if values.count == 1 { out += values[0] } else { out += sortedByCodePoint(values).joined() }
+            start = end
         }
-        if anyRemoved { kids = kids.indices.filter { !removed[$0] }.map { kids[$0] } }
+        if !removed.isEmpty { kids = kids.indices.filter { !removed[$0] }.map { kids[$0] } }
         return out + (extensions.isEmpty ? "" : generic(extensions))
     }
 
@@ -338,7 +361,7 @@ public enum EPCISEventHash {
                 values.append(c.name + (t.isEmpty ? "" : "=" + EPCISCanonicalValue.canonical(t)) + generic(c.kids))
             }
         }
-        if kids.count > 1 && !kids.contains(where: { ["bizTransaction", "source", "destination"].contains($0.name) }) {
+        if kids.count > 1 && !kids.contains(where: { pairNames.contains($0.name) }) {
             values = sortedByCodePoint(values)
         }
         return values.joined()
