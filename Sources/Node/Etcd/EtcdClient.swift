@@ -4,15 +4,15 @@ import LedgerCore
 import NIOCore
 import Synchronization
 
-/// A small etcd v3 client over its JSON gateway (`/v3/...`, etcd 3.4+): keys and values are bytes
-/// (base64 on the wire), 64-bit numbers are decimal strings. Endpoints are tried in order, so a
-/// client keeps working while one member of the cluster is down.
+/// A small etcd v3 client over its gRPC API (etcd 3.4+; HTTP/2 with prior knowledge, messages
+/// written and read by hand in `Protobuf`). Endpoints are tried in order, so a client keeps working
+/// while one member of the cluster is down. (The JSON gateway at `/v3/...` costs etcd about twice
+/// the CPU per request: it re-encodes every request and answer and calls the gRPC server itself.)
 public struct EtcdClient: Sendable {
     public let endpoints: [String]
     public let timeout: TimeAmount
 
-    /// The HTTP client for etcd: watches hold a connection each for as long as they run, so the pool
-    /// allows many per member (the shared client's 8 per host would be taken by a few watches).
+    /// An HTTP/1 client with a large pool per host, for long-lived streams (peers' block sync).
     static let http: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
@@ -48,13 +48,26 @@ public struct EtcdClient: Sendable {
         public let version: Int64
         public let lease: Int64
 
-        init(json: JSONValue) throws(LedgerError) {
-            key = String(decoding: try Base64.decode(json["key"]?.stringValue ?? ""), as: UTF8.self)
-            value = try Base64.decode(json["value"]?.stringValue ?? "")
-            createRevision = EtcdClient.int(json["create_revision"])
-            modRevision = EtcdClient.int(json["mod_revision"])
-            version = EtcdClient.int(json["version"])
-            lease = EtcdClient.int(json["lease"])
+        init(protobuf: ArraySlice<UInt8>) throws(LedgerError) {
+            var key: ArraySlice<UInt8> = [], value: ArraySlice<UInt8> = []
+            var create: Int64 = 0, mod: Int64 = 0, version: Int64 = 0, lease: Int64 = 0
+            for (field, v) in try Protobuf.fields(protobuf) {
+                switch field {
+                case 1: key = v.data
+                case 2: create = v.int
+                case 3: mod = v.int
+                case 4: version = v.int
+                case 5: value = v.data
+                case 6: lease = v.int
+                default: break
+                }
+            }
+            self.key = String(decoding: key, as: UTF8.self)
+            self.value = Array(value)
+            createRevision = create
+            modRevision = mod
+            self.version = version
+            self.lease = lease
         }
     }
 
@@ -65,170 +78,199 @@ public struct EtcdClient: Sendable {
         public let kv: KeyValue
     }
 
-    /// gRPC-gateway JSON writes int64 as strings and leaves out zeros.
-    static func int(_ value: JSONValue?) -> Int64 {
-        switch value {
-        case .string(let s)?: return Int64(s) ?? 0
-        case .int(let i)?: return i
-        default: return 0
-        }
-    }
-
-    static func b64(_ s: String) -> JSONValue { .string(Base64.encode(Array(s.utf8))) }
-
     /// The end of the range of keys starting with `prefix` (the prefix with its last byte + 1).
-    static func rangeEnd(_ prefix: String) -> String {
+    static func rangeEnd(_ prefix: String) -> [UInt8] {
         var bytes = Array(prefix.utf8)
         while let last = bytes.last {
             if last < 0xFF {
                 bytes[bytes.count - 1] = last + 1
-                return Base64.encode(bytes)
+                return bytes
             }
             bytes.removeLast()
         }
-        return Base64.encode([0])
+        return [0]
     }
 
-    /// POSTs to the first endpoint that answers; a gateway error becomes `etcd_error`, no answer at all `etcd_unavailable`.
-    public func call(_ path: String, _ body: JSONValue) async throws -> JSONValue {
+    /// The fields of a response, and the store revision of its header (field 1, `ResponseHeader`).
+    struct Response {
+        let fields: [(field: Int, value: Protobuf.Value)]
+        var header: [(field: Int, value: Protobuf.Value)] { (try? Protobuf.fields(self[1]?.data ?? [])) ?? [] }
+        var revision: Int64 { header.first { $0.field == 3 }?.value.int ?? 0 }
+        subscript(field: Int) -> Protobuf.Value? { fields.first { $0.field == field }?.value }
+        func all(_ field: Int) -> [Protobuf.Value] { fields.filter { $0.field == field }.map(\.value) }
+    }
+
+    /// Calls a unary method (`/etcdserverpb.Service/Method`) on the first member that answers: a
+    /// member that cannot serve (no leader, unreachable) is skipped, any other failure is `etcd_error`,
+    /// and no answer at all is `etcd_unavailable`.
+    func unary(_ method: String, _ request: Protobuf) async throws -> Response {
         var lastError = "no endpoints"
         for (index, endpoint) in ordered {
-            var request = HTTPClientRequest(url: endpoint + path)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body.canonicalBytes))
-            let status: UInt
-            let bytes: [UInt8]
             do {
-                let response = try await Self.http.execute(request, timeout: timeout)
-                status = response.status.code
-                bytes = Array(try await response.body.collect(upTo: 64 * 1024 * 1024).readableBytesView)
-            } catch {
-                lastError = "\(endpoint): \(error)"
-                continue
-            }
-            let json = (try? JSONValue.parse(bytes)) ?? .null
-            guard status == 200 else {
-                let message = json["message"]?.stringValue ?? json["error"]?.stringValue ?? String(decoding: bytes.prefix(200), as: UTF8.self)
-                // A member without a leader cannot serve; another member may.
-                if status >= 500 {
-                    lastError = "\(endpoint): \(message)"
-                    continue
+                let answer = try await withDeadline(timeout) {
+                    let connection = try await GRPCConnection.to(endpoint, connectTimeout: .seconds(1))
+                    return try await connection.call(method) { messages, send in
+                        try await send(request.bytes, true)
+                        var messages = messages
+                        guard let answer = try await messages.next() else { throw LedgerError("etcd_error", "\(method): no answer") }
+                        while try await messages.next() != nil {}
+                        return answer
+                    }
                 }
-                throw LedgerError("etcd_error", "\(path): \(message)")
+                preferred.index.store(index, ordering: .relaxed)
+                return Response(fields: try Protobuf.fields(answer[...]))
+            } catch let status as GRPCStatusError where !status.memberUnavailable {
+                throw LedgerError("etcd_error", "\(method): \(status.message)")
+            } catch let error as LedgerError where error.code == "etcd_error" {
+                throw error
+            } catch {
+                // A cancelled caller stops here rather than trying the other members.
+                try Task.checkCancellation()
+                lastError = "\(endpoint): \(error)"
             }
-            preferred.index.store(index, ordering: .relaxed)
-            return json
         }
         throw LedgerError("etcd_unavailable", "no etcd endpoint answered (\(lastError))")
     }
 
+    /// `body`, failing with `etcd_unavailable` if it takes longer than `limit`.
+    private func withDeadline<T: Sendable>(_ limit: TimeAmount, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(limit.nanoseconds))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw LedgerError("etcd_unavailable", "no answer within \(limit.nanoseconds / 1_000_000) ms")
+            }
+            return value
+        }
+    }
+
+    static func put(_ key: String, _ value: [UInt8], lease: Int64?) -> Protobuf {
+        Protobuf {
+            $0.string(1, key)
+            $0.bytes(2, value)
+            $0.int(3, lease ?? 0)
+        }
+    }
+
+    static func range(_ key: [UInt8], end: [UInt8]?, limit: Int) -> Protobuf {
+        Protobuf {
+            $0.bytes(1, key)
+            if let end { $0.bytes(2, end) }
+            $0.int(3, Int64(limit))
+        }
+    }
+
+    /// A `Compare` of a transaction: `target` 1 = CREATE (with `create_revision`), 3 = VALUE; `result` 0 = EQUAL, 2 = LESS.
+    static func compare(_ key: String, target: Int64, result: Int64 = 0, createRevision: Int64? = nil, value: [UInt8]? = nil) -> Protobuf {
+        Protobuf {
+            $0.int(1, result)
+            $0.int(2, target)
+            $0.string(3, key)
+            if let createRevision { $0.int(5, createRevision, always: true) }
+            if let value { $0.bytes(7, value) }
+        }
+    }
+
+    /// A transaction of `compare` then `success` (`RequestOp`s); answers whether the comparisons held.
+    func txn(compare: [Protobuf], success: [Protobuf]) async throws -> Bool {
+        let answer = try await unary("/etcdserverpb.KV/Txn", Protobuf { t in
+            for c in compare { t.message(1, c) }
+            for op in success { t.message(2, op) }
+        })
+        return answer[2]?.int == 1
+    }
+
+    static func putOp(_ key: String, _ value: [UInt8], lease: Int64? = nil) -> Protobuf { Protobuf { $0.message(2, put(key, value, lease: lease)) } }
+    static func deleteOp(_ key: String) -> Protobuf { Protobuf { $0.message(3, Protobuf { $0.string(1, key) }) } }
+
     @discardableResult
     public func put(_ key: String, _ value: [UInt8], lease: Int64? = nil) async throws -> Int64 {
-        var body: [String: JSONValue] = ["key": Self.b64(key), "value": .string(Base64.encode(value))]
-        if let lease { body["lease"] = .string(String(lease)) }
-        return Self.int(try await call("/v3/kv/put", .object(body))["header"]?["revision"])
+        try await unary("/etcdserverpb.KV/Put", Self.put(key, value, lease: lease)).revision
     }
 
     public func get(_ key: String) async throws -> KeyValue? {
-        try await call("/v3/kv/range", .object(["key": Self.b64(key)]))["kvs"]?.arrayValue?.first.map { try KeyValue(json: $0) }
+        try await unary("/etcdserverpb.KV/Range", Self.range(Array(key.utf8), end: nil, limit: 0)).all(2).first.map { try KeyValue(protobuf: $0.data) }
     }
 
     /// The keys starting with `prefix`, in key order, and the store revision they were read at.
     public func range(prefix: String, limit: Int = 0) async throws -> (kvs: [KeyValue], revision: Int64) {
-        var body: [String: JSONValue] = ["key": Self.b64(prefix), "range_end": .string(Self.rangeEnd(prefix))]
-        if limit > 0 { body["limit"] = .string(String(limit)) }
-        let answer = try await call("/v3/kv/range", .object(body))
-        let kvs = try (answer["kvs"]?.arrayValue ?? []).map { try KeyValue(json: $0) }
-        return (kvs, Self.int(answer["header"]?["revision"]))
+        let answer = try await unary("/etcdserverpb.KV/Range", Self.range(Array(prefix.utf8), end: Self.rangeEnd(prefix), limit: limit))
+        return (try answer.all(2).map { try KeyValue(protobuf: $0.data) }, answer.revision)
     }
 
     /// The keys from `start` (inclusive) to the end of `prefix`, in key order.
     public func range(from start: String, withinPrefix prefix: String, limit: Int = 0) async throws -> (kvs: [KeyValue], revision: Int64) {
-        var body: [String: JSONValue] = ["key": Self.b64(start), "range_end": .string(Self.rangeEnd(prefix))]
-        if limit > 0 { body["limit"] = .string(String(limit)) }
-        let answer = try await call("/v3/kv/range", .object(body))
-        let kvs = try (answer["kvs"]?.arrayValue ?? []).map { try KeyValue(json: $0) }
-        return (kvs, Self.int(answer["header"]?["revision"]))
+        let answer = try await unary("/etcdserverpb.KV/Range", Self.range(Array(start.utf8), end: Self.rangeEnd(prefix), limit: limit))
+        return (try answer.all(2).map { try KeyValue(protobuf: $0.data) }, answer.revision)
     }
 
     /// Writes `key` only if it does not exist (a transaction comparing its create revision with 0);
     /// answers whether this call created it. Exactly one of several concurrent callers wins.
     public func createIfAbsent(_ key: String, _ value: [UInt8], lease: Int64? = nil) async throws -> Bool {
-        var put: [String: JSONValue] = ["key": Self.b64(key), "value": .string(Base64.encode(value))]
-        if let lease { put["lease"] = .string(String(lease)) }
-        let answer = try await call(
-            "/v3/kv/txn",
-            .object([
-                "compare": .array([.object(["key": Self.b64(key), "target": .string("CREATE"), "create_revision": .string("0")])]),
-                "success": .array([.object(["request_put": .object(put)])]),
-            ]))
-        return answer["succeeded"]?.boolValue == true
+        try await txn(compare: [Self.compare(key, target: 1, createRevision: 0)], success: [Self.putOp(key, value, lease: lease)])
     }
 
     /// Creates `key` only if it does not exist and `guardKey`'s value sorts before `below` (both compared
     /// as bytes in one transaction).
     public func createIfAbsent(_ key: String, _ value: [UInt8], whileValueOf guardKey: String, isLessThan below: String) async throws -> Bool {
-        let answer = try await call(
-            "/v3/kv/txn",
-            .object([
-                "compare": .array([
-                    .object(["key": Self.b64(key), "target": .string("CREATE"), "create_revision": .string("0")]),
-                    .object(["key": Self.b64(guardKey), "target": .string("VALUE"), "result": .string("LESS"), "value": Self.b64(below)]),
-                ]),
-                "success": .array([.object(["request_put": .object(["key": Self.b64(key), "value": .string(Base64.encode(value))])])]),
-            ]))
-        return answer["succeeded"]?.boolValue == true
+        try await txn(
+            compare: [Self.compare(key, target: 1, createRevision: 0), Self.compare(guardKey, target: 3, result: 2, value: Array(below.utf8))],
+            success: [Self.putOp(key, value)])
     }
 
     /// Deletes `key` only if its value is still `expected` (used to give up a role one holds).
     public func deleteIfValue(_ key: String, _ expected: [UInt8]) async throws -> Bool {
-        let answer = try await call(
-            "/v3/kv/txn",
-            .object([
-                "compare": .array([.object(["key": Self.b64(key), "target": .string("VALUE"), "value": .string(Base64.encode(expected))])]),
-                "success": .array([.object(["request_delete_range": .object(["key": Self.b64(key)])])]),
-            ]))
-        return answer["succeeded"]?.boolValue == true
+        try await txn(compare: [Self.compare(key, target: 3, value: expected)], success: [Self.deleteOp(key)])
     }
 
     /// Deletes the keys in [`start`, `end`) in one request; answers how many went.
     @discardableResult
     public func deleteRange(from start: String, to end: String) async throws -> Int64 {
-        Self.int(try await call("/v3/kv/deleterange", .object(["key": Self.b64(start), "range_end": Self.b64(end)]))["deleted"])
+        try await unary("/etcdserverpb.KV/DeleteRange", Protobuf {
+            $0.string(1, start)
+            $0.string(2, end)
+        })[2]?.int ?? 0
     }
 
     /// Deletes these keys in one transaction (absent ones are ignored).
     public func delete(keys: [String]) async throws {
         guard !keys.isEmpty else { return }
-        _ = try await call(
-            "/v3/kv/txn", .object(["success": .array(keys.map { .object(["request_delete_range": .object(["key": Self.b64($0)])]) })]))
+        _ = try await txn(compare: [], success: keys.map(Self.deleteOp))
     }
 
     public func grantLease(ttlSeconds: Int64) async throws -> Int64 {
-        let id = Self.int(try await call("/v3/lease/grant", .object(["TTL": .string(String(ttlSeconds))]))["ID"])
-        guard id != 0 else { throw LedgerError("etcd_error", "no lease granted") }
+        let answer = try await unary("/etcdserverpb.Lease/LeaseGrant", Protobuf { $0.int(1, ttlSeconds) })
+        let id = answer[2]?.int ?? 0
+        guard id != 0 else { throw LedgerError("etcd_error", "no lease granted: \(String(decoding: answer[4]?.data ?? [], as: UTF8.self))") }
         return id
     }
 
     /// Refreshes a lease; answers its remaining TTL (0 when it has expired).
     public func keepAlive(lease: Int64) async throws -> Int64 {
-        Self.int(try await call("/v3/lease/keepalive", .object(["ID": .string(String(lease))]))["result"]?["TTL"])
+        try await unary("/etcdserverpb.Lease/LeaseKeepAlive", Protobuf { $0.int(1, lease) })[3]?.int ?? 0
     }
 
     public func revoke(lease: Int64) async throws {
-        _ = try await call("/v3/lease/revoke", .object(["ID": .string(String(lease))]))
+        _ = try await unary("/etcdserverpb.Lease/LeaseRevoke", Protobuf { $0.int(1, lease) })
     }
 
     /// Drops the history before `revision` (what etcd keeps stops growing); physical, so space is reclaimed.
     public func compact(revision: Int64) async throws {
-        _ = try await call("/v3/kv/compaction", .object(["revision": .string(String(revision)), "physical": .bool(true)]))
+        _ = try await unary("/etcdserverpb.KV/Compact", Protobuf {
+            $0.int(1, revision)
+            $0.bool(2, true)
+        })
     }
 
-    /// The answering member's view: its id, the leader's id, the store revision.
+    /// The answering member's view: its id, the leader's id (decimal), the store revision.
     public func status() async throws -> (member: String, leader: String, revision: Int64) {
-        let s = try await call("/v3/maintenance/status", .object([:]))
-        return (s["header"]?["member_id"]?.stringValue ?? "", s["leader"]?.stringValue ?? "", Self.int(s["header"]?["revision"]))
+        let s = try await unary("/etcdserverpb.Maintenance/Status", Protobuf())
+        let member = s.header.first { $0.field == 2 }?.value.int ?? 0
+        return (String(UInt64(bitPattern: member)), String(UInt64(bitPattern: s[4]?.int ?? 0)), s.revision)
     }
 
     /// Changes to the keys starting with `prefix` from `revision` on, as they happen; the stream ends
@@ -250,48 +292,44 @@ public struct EtcdClient: Sendable {
     private func runWatch(prefix: String, fromRevision revision: Int64, continuation: AsyncThrowingStream<[WatchEvent], any Error>.Continuation)
         async throws
     {
-        let body: JSONValue = .object([
-            "create_request": .object([
-                "key": Self.b64(prefix), "range_end": .string(Self.rangeEnd(prefix)), "start_revision": .string(String(revision)),
-            ])
-        ])
+        let create = Protobuf {
+            $0.message(1, Protobuf {
+                $0.string(1, prefix)
+                $0.bytes(2, Self.rangeEnd(prefix))
+                $0.int(3, revision)
+            })
+        }
         var lastError = "no endpoints"
         for (_, endpoint) in ordered {
-            var request = HTTPClientRequest(url: endpoint + "/v3/watch")
-            request.method = .POST
-            request.body = .bytes(ByteBuffer(bytes: body.canonicalBytes))
-            let response: HTTPClientResponse
+            let connection: GRPCConnection
             do {
-                response = try await Self.http.execute(request, timeout: .hours(24 * 365))
+                connection = try await GRPCConnection.to(endpoint, connectTimeout: .seconds(1))
             } catch {
                 lastError = "\(endpoint): \(error)"
                 continue
             }
-            guard response.status == .ok else { throw LedgerError("etcd_error", "watch answered \(response.status.code)") }
-            var buffer: [UInt8] = []
-            // Bytes of `buffer` already searched for a newline: a block's message (megabytes) arrives in
-            // many chunks, and searching it from the start at each chunk was quadratic.
-            var searched = 0
-            for try await chunk in response.body {
-                buffer.append(contentsOf: chunk.readableBytesView)
-                while let newline = buffer[searched...].firstIndex(of: 0x0A) {
-                    let line = Array(buffer[..<newline])
-                    buffer.removeSubrange(...newline)
-                    searched = 0
-                    guard !line.isEmpty else { continue }
-                    let message = try JSONValue.parse(line)
-                    if let error = message["error"] { throw LedgerError("etcd_error", "watch: \(error["message"]?.stringValue ?? "error")") }
-                    let result = message["result"] ?? .null
-                    if result["canceled"]?.boolValue == true {
-                        let compacted = Self.int(result["compact_revision"])
-                        throw LedgerError(compacted > 0 ? "etcd_compacted" : "etcd_error", "watch canceled\(compacted > 0 ? ": history compacted up to \(compacted)" : "")")
+            do {
+                try await connection.call("/etcdserverpb.Watch/Watch") { messages, send in
+                    try await send(create.bytes, false)
+                    var messages = messages
+                    while let message = try await messages.next() {
+                        let answer = Response(fields: try Protobuf.fields(message[...]))
+                        if answer[4]?.int == 1 {
+                            let compacted = answer[5]?.int ?? 0
+                            let reason = String(decoding: answer[6]?.data ?? [], as: UTF8.self)
+                            throw LedgerError(
+                                compacted > 0 ? "etcd_compacted" : "etcd_error",
+                                "watch canceled\(compacted > 0 ? ": history compacted up to \(compacted)" : reason.isEmpty ? "" : ": \(reason)")")
+                        }
+                        let events = try answer.all(11).map { e throws(LedgerError) -> WatchEvent in
+                            let fields = Response(fields: try Protobuf.fields(e.data))
+                            return WatchEvent(kind: fields[1]?.int == 1 ? .delete : .put, kv: try KeyValue(protobuf: fields[2]?.data ?? []))
+                        }
+                        if !events.isEmpty { continuation.yield(events) }
                     }
-                    let events = try (result["events"]?.arrayValue ?? []).map { e throws(LedgerError) in
-                        WatchEvent(kind: e["type"]?.stringValue == "DELETE" ? .delete : .put, kv: try KeyValue(json: e["kv"] ?? .null))
-                    }
-                    if !events.isEmpty { continuation.yield(events) }
                 }
-                searched = buffer.count
+            } catch let status as GRPCStatusError {
+                throw LedgerError("etcd_error", "watch: \(status.message)")
             }
             return
         }
