@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// An Ed25519 public key (32 bytes) and its `did:key` identifier
 /// (multicodec ed25519-pub 0xed 0x01, multibase base58btc 'z').
@@ -23,7 +24,19 @@ public struct PublicKey: Hashable, Sendable, Comparable, CustomStringConvertible
         try self.init(rawRepresentation: Array(decoded[2...]))
     }
 
-    public var did: String { "did:key:z" + Base58.encode([0xed, 0x01] + rawRepresentation) }
+    public var did: String {
+        // Base58 is quadratic in the length; a ledger sees the same signers again and again.
+        if let known = Self.dids.withLock({ $0[rawRepresentation] }) { return known }
+        let did = "did:key:z" + Base58.encode([0xed, 0x01] + rawRepresentation)
+        Self.dids.withLock { cache in
+            if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
+            cache[rawRepresentation] = did
+        }
+        return did
+    }
+
+    /// The dids of recently seen keys (at most 4096, forgotten all at once when full).
+    private static let dids = Mutex<[[UInt8]: String]>([:])
     public var description: String { did }
 
     /// RFC 8032 verification. A key seen before is checked with its precomputed table

@@ -68,7 +68,8 @@ public struct SparseMerkleTree: Sendable {
             if let last = updates.last, last.keyHash == u.keyHash { updates[updates.count - 1] = u } else { updates.append(u) }
         }
         var delta = 0
-        rootNode = Self.apply(rootNode, depth: 0, updates[...], delta: &delta)
+        let root = rootNode
+        rootNode = updates.withUnsafeBufferPointer { Self.apply(root, depth: 0, $0, 0..<$0.count, delta: &delta) }
         count += delta
     }
 
@@ -82,26 +83,37 @@ public struct SparseMerkleTree: Sendable {
         }
     }
 
-    private static func apply(_ node: Node?, depth: Int, _ updates: ArraySlice<(keyHash: Hash, valueHash: Hash?)>, delta: inout Int) -> Node? {
-        if updates.isEmpty { return node }
+    /// `updates[range]` (sorted by key hash, one per key, all below `node`'s position) applied to `node`.
+    /// The updates are read through a buffer pointer and a range: slices would retain the array at
+    /// every level of the recursion.
+    private static func apply(
+        _ node: Node?, depth: Int, _ updates: UnsafeBufferPointer<(keyHash: Hash, valueHash: Hash?)>, _ range: Range<Int>, delta: inout Int
+    ) -> Node? {
+        if range.isEmpty { return node }
         guard let node, node.leaf == nil else {
             // An empty subtree or a lone leaf: rebuild it from its leaves after the updates.
             var leaves: [(Hash, Hash)] = []
+            leaves.reserveCapacity(range.count + 1)
             var before = 0
             if let leaf = node?.leaf {
                 before = 1
-                if !updates.contains(where: { $0.keyHash == leaf.key }) { leaves.append((leaf.key, leaf.value)) }
+                if !range.contains(where: { updates[$0].keyHash == leaf.key }) { leaves.append((leaf.key, leaf.value)) }
             }
-            for u in updates { if let v = u.valueHash { leaves.append((u.keyHash, v)) } }
+            for i in range { if let v = updates[i].valueHash { leaves.append((updates[i].keyHash, v)) } }
             delta += leaves.count - before
             if leaves.count == 1, let leaf = node?.leaf, leaf.key == leaves[0].0, leaf.value == leaves[0].1 { return node }
             leaves.sort { $0.0 < $1.0 }
             return build(leaves[...], depth: depth)
         }
-        // Updates are sorted by key hash: those going left (bit 0) come first.
-        let split = updates.firstIndex { $0.keyHash.bit(depth) } ?? updates.endIndex
-        let left = apply(node.left, depth: depth + 1, updates[updates.startIndex..<split], delta: &delta)
-        let right = apply(node.right, depth: depth + 1, updates[split...], delta: &delta)
+        // Updates are sorted by key hash and share their first `depth` bits: those going left (bit
+        // 0) come first, found by bisection.
+        var low = range.lowerBound, high = range.upperBound
+        while low < high {
+            let middle = (low + high) / 2
+            if updates[middle].keyHash.bit(depth) { high = middle } else { low = middle + 1 }
+        }
+        let left = apply(node.left, depth: depth + 1, updates, range.lowerBound..<low, delta: &delta)
+        let right = apply(node.right, depth: depth + 1, updates, low..<range.upperBound, delta: &delta)
         if left === node.left && right === node.right { return node }
         return join(left, right)
     }
