@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import LedgerCore
+import Logging
+import Node
 
 /// `careledger`: runs a node and its tools.
 struct Careledger: AsyncParsableCommand {
@@ -25,6 +27,7 @@ enum Entry {
     ]
 
     static func main() async {
+        LoggingSystem.bootstrap { LazyStreamLogHandler(label: $0) }
         do {
             var command = try Careledger.parseAsRoot()
             if var async = command as? any AsyncParsableCommand {
