@@ -341,7 +341,10 @@ final class EtcdOrderer: Sendable {
     /// Cuts one block from the queued transactions and proposes it for the next slot; answers the
     /// revision of the queue read when there was nothing to propose, nil otherwise.
     func proposeOnce() async throws -> Int64? {
-        let (queued, queueRevision) = try await client.range(prefix: queuePrefix, limit: 256)
+        // The queue is read a few batches at a time: a proposal takes at most `maxProposalBytes`, and
+        // a read of the whole queue each time read again and again what later proposals take.
+        let page = 8
+        var (queued, queueRevision) = try await client.range(prefix: queuePrefix, limit: page)
         if queued.isEmpty { return queueRevision }
         await node.commitLock.lock()
         var locked = true
@@ -353,12 +356,16 @@ final class EtcdOrderer: Sendable {
         var consumed: [String] = []
         var seen: Set<NonceKey> = []
         var bytes = 0
-        for kv in queued {
-            let txs = Self.decodeBatch(kv.value)
-            if !chosen.isEmpty && (chosen.count + txs.count > limit || bytes + kv.value.count > maxBytes) { break }
-            consumed.append(kv.key)
-            bytes += kv.value.count
-            for tx in txs where !node.isCommitted(tx) && seen.insert(NonceKey(tx.author, tx.nonce)).inserted { chosen.append(tx) }
+        reading: while true {
+            for kv in queued {
+                let txs = Self.decodeBatch(kv.value)
+                if !chosen.isEmpty && (chosen.count + txs.count > limit || bytes + kv.value.count > maxBytes) { break reading }
+                consumed.append(kv.key)
+                bytes += kv.value.count
+                for tx in txs where !node.isCommitted(tx) && seen.insert(NonceKey(tx.author, tx.nonce)).inserted { chosen.append(tx) }
+            }
+            guard queued.count == page, let last = queued.last else { break }
+            queued = try await client.range(from: last.key + "\u{0}", withinPrefix: queuePrefix, limit: page).kvs
         }
         // Whatever a faulty node queued with a bad signature or for another chain is dropped here.
         let bad = Set(await Self.badTransactions(chosen, node: node).map(\.0.id))
