@@ -37,6 +37,41 @@ import Testing
         await #expect(throws: LedgerError.code("etcd_unavailable")) { try await EtcdClient(endpoints: ["http://127.0.0.1:1"], timeout: .seconds(2)).get("/t/a") }
     }
 
+    /// Values of a few MiB (a block's proposal) go through puts, range reads and watches intact (the
+    /// gRPC client's flow-control windows), and a paged range continues after the last key read.
+    @Test func largeValuesWatchesAndPaging() async throws {
+        let etcd = try await EtcdProcess()
+        let c = etcd.client
+        let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let start = try await c.put("/w/start", [0])
+        let watch = c.watch(prefix: "/w/", fromRevision: start + 1)
+        try await c.put("/w/big", big)
+        try await c.put("/w/small", [7])
+        #expect(try await c.get("/w/big")?.value == big)
+        var seen: [EtcdClient.WatchEvent] = []
+        for try await events in watch {
+            seen += events
+            if seen.count >= 2 { break }
+        }
+        #expect(seen.map(\.kv.key) == ["/w/big", "/w/small"])
+        #expect(seen.first?.kv.value == big)
+        #expect(seen.first?.kind == .put)
+        // Paging: 20 keys read 8 at a time from after the last key of each page.
+        for i in 0..<20 { try await c.put("/p/" + String(format: "%03d", i), [UInt8(i)]) }
+        var keys: [String] = []
+        var page = try await c.range(prefix: "/p/", limit: 8).kvs
+        while !page.isEmpty {
+            keys += page.map(\.key)
+            guard page.count == 8, let last = page.last else { break }
+            page = try await c.range(from: last.key + "\u{0}", withinPrefix: "/p/", limit: 8).kvs
+        }
+        #expect(keys == (0..<20).map { "/p/" + String(format: "%03d", $0) })
+        // The member's status names a leader (itself, in a one-member cluster).
+        let status = try await c.status()
+        #expect(!status.member.isEmpty && status.member == status.leader)
+        #expect(status.revision > start)
+    }
+
     /// Two proposers race for every height: exactly one entry is decided per height, both learn
     /// whether they won, and a watcher sees every decision once, in height order.
     @Test func oneDecisionPerHeight() async throws {
