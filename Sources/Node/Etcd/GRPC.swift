@@ -142,7 +142,9 @@ final class GRPCConnection: Sendable {
             HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000), HTTP2Setting(parameter: .initialWindowSize, value: 8 << 20),
             HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
         ]
-        configuration.connection.targetWindowSize = 64 << 20
+        // The connection's window is as large as HTTP/2 allows, so that a watch whose reader is slow
+        // (its stream's own window full) never holds back the other calls sharing the connection.
+        configuration.connection.targetWindowSize = Int(Int32.max)
         configuration.stream.targetWindowSize = 8 << 20
         configuration.stream.outboundBufferSizeHighWatermark = 1 << 20
         configuration.stream.outboundBufferSizeLowWatermark = 256 << 10
