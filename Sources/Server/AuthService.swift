@@ -73,14 +73,18 @@ public final class AuthService: Sendable {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw LedgerError("unauthenticated", "send Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
         }
-        let parts = header.dropFirst(7).split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let until = UInt64(parts[1]) else { throw LedgerError("unauthenticated", "malformed token") }
-        let did = String(parts[0])
-        guard until > LedgerNode.systemClock() else { throw LedgerError("unauthenticated", "token expired") }
+        // did.until.mac, split at the two dots in the UTF-8 bytes (a split by Character breaks graphemes
+        // for nothing: this runs on every request).
         let token = String(header.dropFirst(7))
+        let bytes = token.utf8
+        guard let firstDot = bytes.firstIndex(of: 46), let secondDot = bytes[bytes.index(after: firstDot)...].firstIndex(of: 46),
+            !bytes[bytes.index(after: secondDot)...].contains(46), let until = UInt64(Substring(bytes[bytes.index(after: firstDot)..<secondDot]))
+        else { throw LedgerError("unauthenticated", "malformed token") }
+        let did = String(Substring(bytes[..<firstDot]))
+        guard until > LedgerNode.systemClock() else { throw LedgerError("unauthenticated", "token expired") }
         if verifiedTokens.withLock({ $0[token] }) == did { return did }
         let expected = Array(mac(did: did, until: until).utf8)
-        let given = Array(parts[2].utf8)
+        let given = Array(bytes[bytes.index(after: secondDot)...])
         guard expected.count == given.count, zip(expected, given).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
             throw LedgerError("unauthenticated", "bad token")
         }

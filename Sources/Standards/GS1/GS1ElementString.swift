@@ -118,8 +118,9 @@ public struct GS1ElementString: Sendable, Hashable {
     public static func parse(_ input: String, today: GS1Date) throws(LedgerError) -> GS1ElementString {
         let text = input.trimmingASCIIWhitespace()
         guard !text.isEmpty else { throw LedgerError("gs1_empty", "nothing to parse") }
-        let lower = text.lowercased()
-        if lower.hasPrefix("https://") || lower.hasPrefix("http://") {
+        // The scheme compared without case, in the bytes (no lower-cased copy of every scan).
+        func lowered(_ b: UInt8) -> UInt8 { (65...90).contains(b) ? b + 32 : b }
+        if text.utf8.starts(with: "https://".utf8, by: { lowered($0) == $1 }) || text.utf8.starts(with: "http://".utf8, by: { lowered($0) == $1 }) {
             return try parseDigitalLink(text, today: today)
         }
         if text.hasPrefix("(") { return try parseBracketed(text, today: today) }
