@@ -332,18 +332,22 @@ public struct GS1ElementString: Sendable, Hashable {
     /// Rules across elements: no AI twice with different values, and the pairings a medicine pack
     /// needs (a serial or lot belongs to a GTIN: GS1 General Specifications §4.13).
     static func validated(_ elements: [GS1Element]) throws(LedgerError) -> GS1ElementString {
-        var seen: [String: String] = [:]
-        for e in elements {
-            if let previous = seen[e.ai], previous != e.value {
-                throw LedgerError("gs1_duplicate_ai", "AI (\(e.ai)) appears twice with different values")
-            }
-            seen[e.ai] = e.value
-        }
-        for dependent in ["21", "10", "17"] where seen[dependent] != nil && seen["01"] == nil && seen["02"] == nil && seen["8006"] == nil {
-            throw LedgerError("gs1_missing_gtin", "AI (\(dependent)) requires a GTIN (01)")
-        }
+        // A scan holds a handful of elements: linear scans, no dictionary.
         var unique: [GS1Element] = []
-        for e in elements where !unique.contains(where: { $0.ai == e.ai }) { unique.append(e) }
+        unique.reserveCapacity(elements.count)
+        for e in elements {
+            if let previous = unique.first(where: { $0.ai == e.ai }) {
+                guard previous.value == e.value else { throw LedgerError("gs1_duplicate_ai", "AI (\(e.ai)) appears twice with different values") }
+            } else {
+                unique.append(e)
+            }
+        }
+        func has(_ ai: String) -> Bool { unique.contains { $0.ai == ai } }
+        if !has("01") && !has("02") && !has("8006") {
+            for dependent in ["21", "10", "17"] where has(dependent) {
+                throw LedgerError("gs1_missing_gtin", "AI (\(dependent)) requires a GTIN (01)")
+            }
+        }
         return GS1ElementString(elements: unique)
     }
 }
