@@ -229,6 +229,19 @@ struct TestNetwork {
                 #expect(anonymous.status == .unauthorized)
                 #expect(try rc.json(anonymous)["error"]?["code"] == .string("unauthenticated"), "the standard error body")
                 #expect(try await client.execute(uri: "/v1/records/c1", method: .get, headers: [.authorization: "Bearer forged.1.x"]).status == .unauthorized)
+                // A bearer token is did.until.mac: the genuine one reads; one with an extra part, a changed
+                // expiry or a changed MAC is refused.
+                let genuine = try await rc.token(drA)
+                func withToken(_ token: String) async throws -> HTTPResponse.Status {
+                    try await client.execute(uri: "/v1/records/c1", method: .get, headers: [.authorization: "Bearer \(token)"]).status
+                }
+                #expect(try await withToken(genuine) == .ok)
+                let parts = genuine.split(separator: ".").map(String.init)
+                #expect(parts.count == 3)
+                #expect(try await withToken(genuine + ".x") == .unauthorized)
+                #expect(try await withToken([parts[0], parts[1] + "0", parts[2]].joined(separator: ".")) == .unauthorized)
+                #expect(try await withToken([parts[0], parts[1], String(parts[2].reversed())].joined(separator: ".")) == .unauthorized)
+                #expect(try await withToken([parts[0], parts[1]].joined(separator: ".")) == .unauthorized)
 
                 // The patient grants hospital B (the organisation) and shares the key of the existing version.
                 let grantB = try await rc.submit(patient, "consent", "grant", .object([
