@@ -128,8 +128,9 @@ public final class SupplyService: Sendable {
             if let p = try json(Principal.key(did)), let key = p["encryptionKey"]?.stringValue { recipients[did] = try Base64.decode(key) }
         }
         if !recipients.isEmpty {
-            let id = keys.document(document.canonicalBytes)
-            let sealed = try SealedVersion(resource: document.canonicalBytes, recordID: "epcis/\(id)", version: 1, recipients: recipients)
+            let bytes = document.canonicalBytes
+            let id = keys.document(bytes)
+            let sealed = try SealedVersion(resource: bytes, recordID: "epcis/\(id)", version: 1, recipients: recipients)
             try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)
             payload["document"] = .object([
                 "id": .string(id), "saltedHash": .string(sealed.saltedHash.hex), "wrappedKeys": .object(sealed.wrappedKeys.mapValues(\.json)),
