@@ -106,13 +106,13 @@ struct LedgerBench: AsyncParsableCommand {
             "tableVerificationsPerSecond": .double(tableRate.rounded()), "ratioToTableRate": .double((txPerSecond / tableRate * 1000).rounded() / 1000),
             "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "authors": .int(Int64(min(authors, count))), "blockSize": .int(Int64(blockSize)),
             "blockIntervalMs": .int(Int64(blockIntervalMs)), "height": .int(Int64(node.height)),
-            "cpuMicrosPerTransaction": .double((cpuSeconds / Double(max(committed, 1)) * 1e7).rounded() / 10),
+            "cpuMicrosPerTransaction": .double(cpuMicros(cpuSeconds, per: committed)),
         ])
         output(result, json: json) {
             """
             careledger bench: \(committed) signed notary transactions by \(min(authors, count)) keys over HTTP, batch \(batch), \(concurrency) in flight, \(cores) cores
               committed:            \(String(format: "%.0f", txPerSecond)) tx/s (\(String(format: "%.2f", seconds)) s, \(node.height) blocks)
-              CPU per transaction:  \(String(format: "%.1f", cpuSeconds / Double(max(committed, 1)) * 1e6)) µs (user + system, whole process, load generator included)
+              CPU per transaction:  \(cpuMicros(cpuSeconds, per: committed)) µs (user + system, whole process, load generator included)
               submit-to-commit:     p50 \(String(format: "%.1f", percentile(0.5))) ms, p99 \(String(format: "%.1f", percentile(0.99))) ms
               Ed25519 ceiling:      \(String(format: "%.0f", ceiling)) verifications/s (all cores; the higher of \(String(format: "%.0f", ceilingBefore)) before and \(String(format: "%.0f", ceilingAfter)) after the load)
               ratio:                \(String(format: "%.3f", ratio)) (target ≥ 0.8)
@@ -195,7 +195,7 @@ struct LedgerBench: AsyncParsableCommand {
         let etcdSeconds = zip(etcdPIDs, etcdBefore).map { childCPUSeconds($0.0) - $0.1 }.reduce(0, +)
         let sorted = load.latencies.withLock { $0 }.sorted()
         let final = load.done.withLock { $0 }
-        let micros = { (cpu: Double) in (cpu / Double(max(final, 1)) * 1e7).rounded() / 10 }
+        let micros = { (cpu: Double) in cpuMicros(cpu, per: final) }
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         // Every node holds the same chain at the end.
         let top = benches.map(\.node.lastFinalHeight).min() ?? 0
@@ -330,6 +330,9 @@ struct BenchNode {
         return directory
     }
 }
+
+/// CPU seconds spent per unit of work, in microseconds to one decimal.
+func cpuMicros(_ seconds: Double, per count: Int) -> Double { (seconds / Double(max(count, 1)) * 1e7).rounded() / 10 }
 
 /// User + system CPU time so far of another process (`/proc/PID/stat`), in seconds; 0 when unknown.
 func childCPUSeconds(_ pid: Int32) -> Double {

@@ -97,7 +97,7 @@ struct SupplyBench: AsyncParsableCommand {
         }
         let ingestSeconds = (ContinuousClock.now - ingestStart) / .seconds(1)
         // CPU per event (the node and the load generator): steadier than the rate on a shared machine.
-        let ingestMicrosPerEvent = ((processCPUSeconds() - ingestCPU) / Double(documents * events) * 1e7).rounded() / 10
+        let ingestMicrosPerEvent = cpuMicros(processCPUSeconds() - ingestCPU, per: documents * events)
         let ingestLatencies = load.latencies.withLock { $0 }.sorted()
         let eventsPerSecond = Double(documents * events) / ingestSeconds
 

@@ -224,7 +224,7 @@ struct GRPCMessages {
                 }
                 if let code = frame.headers.first(name: "grpc-status") {
                     guard code == "0" else {
-                        throw GRPCStatusError(code: Int(code) ?? 2, message: (frame.headers.first(name: "grpc-message") ?? "").removingPercentEncodingUTF8)
+                        throw GRPCStatusError(code: Int(code) ?? 2, message: grpcMessage(frame.headers.first(name: "grpc-message")))
                     }
                     finished = true
                 }
@@ -235,20 +235,8 @@ struct GRPCMessages {
     }
 }
 
-extension String {
-    /// `grpc-message` is percent-encoded.
-    var removingPercentEncodingUTF8: String {
-        guard utf8.contains(37) else { return self }
-        var out: [UInt8] = []
-        var bytes = Array(utf8)[...]
-        while let b = bytes.popFirst() {
-            if b == 37, bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
-                out.append(v)
-                bytes = bytes.dropFirst(2)
-            } else {
-                out.append(b)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+/// `grpc-message` is percent-encoded.
+private func grpcMessage(_ raw: String?) -> String {
+    guard let raw else { return "" }
+    return PercentDecoding.decode(raw) ?? raw
 }

@@ -265,20 +265,8 @@ public struct GS1ElementString: Sendable, Hashable {
     ]
 
     static func percentDecoded(_ text: String) throws(LedgerError) -> String {
-        var out: [UInt8] = []
-        var bytes = Array(text.utf8)[...]
-        while let b = bytes.popFirst() {
-            if b == UInt8(ascii: "%") {
-                guard bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) else {
-                    throw LedgerError("gs1_syntax", "bad percent-encoding in '\(text)'")
-                }
-                out.append(v)
-                bytes.removeFirst(2)
-            } else {
-                out.append(b)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        guard let decoded = PercentDecoding.decode(text) else { throw LedgerError("gs1_syntax", "bad percent-encoding in '\(text)'") }
+        return decoded
     }
 
     /// The longest known AI at `offset` (AIs are prefix-free within the GS1 table).
