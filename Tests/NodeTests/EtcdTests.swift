@@ -1,6 +1,6 @@
 import Foundation
 import LedgerCore
-import Node
+@testable import Node
 import Synchronization
 import Testing
 
@@ -35,6 +35,41 @@ import Testing
         let fallback = EtcdClient(endpoints: ["http://127.0.0.1:1", etcd.url], timeout: .seconds(2))
         #expect(try await fallback.get("/t/a")?.value == Array("1".utf8))
         await #expect(throws: LedgerError.code("etcd_unavailable")) { try await EtcdClient(endpoints: ["http://127.0.0.1:1"], timeout: .seconds(2)).get("/t/a") }
+    }
+
+    /// The hand-written protobuf: what the writer writes, the reader reads back, field by field —
+    /// varints up to 64 bits (negative int64 is ten bytes), lengths over one byte, nested messages —
+    /// and truncated input is refused.
+    @Test func protobufRoundTrip() throws {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let ints: [Int64] = [0, 1, 127, 128, 300, Int64.max, Int64.min, -1, Int64.random(in: .min ... .max, using: &generator)]
+            let blob = (0..<Int.random(in: 0..<400, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let inner = Protobuf { $0.bytes(1, blob) }
+            let message = Protobuf { m in
+                for (i, v) in ints.enumerated() { m.int(i + 1, v, always: true) }
+                m.bytes(20, blob)
+                m.message(21, inner)
+                m.string(22, "clé")
+                m.bool(23, true)
+            }
+            let fields = try Protobuf.fields(message.bytes[...])
+            #expect(fields.map(\.field) == Array(1...ints.count) + [20, 21, 22, 23])
+            for (i, v) in ints.enumerated() { #expect(fields[i].value.int == v) }
+            #expect(Array(fields[ints.count].value.data) == blob)
+            #expect(Array(try Protobuf.fields(fields[ints.count + 1].value.data).first?.value.data ?? []) == blob)
+            #expect(String(decoding: fields[ints.count + 2].value.data, as: UTF8.self) == "clé")
+            #expect(fields[ints.count + 3].value.int == 1)
+            // Any proper prefix that cuts a field is refused (the last field is a one-byte bool).
+            let cut = message.bytes.count - Int.random(in: 1...min(12, message.bytes.count), using: &generator)
+            if cut > 0, cut < message.bytes.count - 2 {
+                let prefixFields = try? Protobuf.fields(message.bytes[..<cut])
+                #expect(prefixFields == nil || prefixFields!.count < fields.count)
+            }
+        }
+        // Zero is left out unless asked for (proto3 defaults); a oneof member keeps it.
+        #expect(Protobuf { $0.int(5, 0) }.bytes.isEmpty)
+        #expect(Protobuf { $0.int(5, 0, always: true) }.bytes == [40, 0])
     }
 
     /// Values of a few MiB (a block's proposal) go through puts, range reads and watches intact (the
