@@ -138,7 +138,7 @@ final class EtcdOrderer: Sendable {
                         if slot == next {
                             try await apply(slot: slot, entry: entry)
                         } else {
-                            try await catchUpLocked()
+                            _ = try await catchUpLocked()
                         }
                     }
                 }
@@ -349,7 +349,7 @@ final class EtcdOrderer: Sendable {
         await node.commitLock.lock()
         var locked = true
         defer { if locked { node.commitLock.unlock() } }
-        if !decidedLast.withLock({ $0 }) { try await catchUpLocked() }
+        if !decidedLast.withLock({ $0 }) { _ = try await catchUpLocked() }
         decidedLast.withLock { $0 = false }
         let limit = node.configuration.maxBlockTransactions, maxBytes = node.configuration.maxProposalBytes
         var chosen: [Transaction] = []

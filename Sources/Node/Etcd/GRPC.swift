@@ -136,18 +136,21 @@ final class GRPCConnection: Sendable {
             throw LedgerError("etcd_unavailable", "\(endpoint) is not http://host:port")
         }
         let host = String(rest[..<colon])
-        var configuration = NIOHTTP2Handler.Configuration()
-        // Large windows: a block travels as one message of up to a few MiB.
-        configuration.connection.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000), HTTP2Setting(parameter: .initialWindowSize, value: 8 << 20),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
-        ]
-        // The connection's window is as large as HTTP/2 allows, so that a watch whose reader is slow
-        // (its stream's own window full) never holds back the other calls sharing the connection.
-        configuration.connection.targetWindowSize = Int(Int32.max)
-        configuration.stream.targetWindowSize = 8 << 20
-        configuration.stream.outboundBufferSizeHighWatermark = 1 << 20
-        configuration.stream.outboundBufferSizeLowWatermark = 256 << 10
+        let configuration: NIOHTTP2Handler.Configuration = {
+            var configuration = NIOHTTP2Handler.Configuration()
+            // Large windows: a block travels as one message of up to a few MiB.
+            configuration.connection.initialSettings = [
+                HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000), HTTP2Setting(parameter: .initialWindowSize, value: 8 << 20),
+                HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
+            ]
+            // The connection's window is as large as HTTP/2 allows, so that a watch whose reader is slow
+            // (its stream's own window full) never holds back the other calls sharing the connection.
+            configuration.connection.targetWindowSize = Int(Int32.max)
+            configuration.stream.targetWindowSize = 8 << 20
+            configuration.stream.outboundBufferSizeHighWatermark = 1 << 20
+            configuration.stream.outboundBufferSizeLowWatermark = 256 << 10
+            return configuration
+        }()
         let (channel, multiplexer) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
