@@ -88,7 +88,7 @@ struct LedgerBench: AsyncParsableCommand {
         bench.stop()
         let sorted = load.latencies.withLock { $0 }.sorted()
         let committed = load.done.withLock { $0 }
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        func percentile(_ p: Double) -> Double { careledger.percentile(sorted, p) }
         let txPerSecond = Double(committed) / seconds
 
         // Ceiling: Ed25519 verifications per second over all cores.
@@ -196,7 +196,7 @@ struct LedgerBench: AsyncParsableCommand {
         let sorted = load.latencies.withLock { $0 }.sorted()
         let final = load.done.withLock { $0 }
         let micros = { (cpu: Double) in cpuMicros(cpu, per: final) }
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        func percentile(_ p: Double) -> Double { careledger.percentile(sorted, p) }
         // Every node holds the same chain at the end.
         let top = benches.map(\.node.lastFinalHeight).min() ?? 0
         let hashes = Set(try benches.map { try $0.node.store.block(height: top)?.header.hash })
@@ -330,6 +330,9 @@ struct BenchNode {
         return directory
     }
 }
+
+/// The `p` quantile (0...1) of sorted values, 0 when there are none.
+func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
 
 /// CPU seconds spent per unit of work, in microseconds to one decimal.
 func cpuMicros(_ seconds: Double, per count: Int) -> Double { (seconds / Double(max(count, 1)) * 1e7).rounded() / 10 }

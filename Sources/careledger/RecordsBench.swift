@@ -114,7 +114,7 @@ struct RecordsBench: AsyncParsableCommand {
         latencies.sort()
         serverLatencies.sort()
         consentLatencies.sort()
-        func pct(_ a: [Double], _ p: Double) -> Double { a[min(a.count - 1, Int(Double(a.count) * p))] }
+        let pct = percentile
         let result: JSONValue = .object([
             "resources": .int(Int64(resources)), "reads": .int(Int64(reads)), "blockIntervalMs": .int(Int64(blockIntervalMs)),
             "timelineColdMillis": .double(coldRead), "timelineP50Millis": .double(pct(latencies, 0.5)), "timelineP99Millis": .double(pct(latencies, 0.99)),

@@ -33,7 +33,6 @@ struct SupplyBench: AsyncParsableCommand {
         else { throw ValidationError("counts must be positive; at most \(EPCISDocument.maxEvents) events per document") }
     }
 
-    static func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
 
     func run() async throws {
         let directory = try BenchNode.temporaryChain("supply")
@@ -200,7 +199,7 @@ struct SupplyBench: AsyncParsableCommand {
         dispenseLatencies.sort()
         bench.stop()
         let failures = count - verify.done
-        let p = Self.percentile
+        let p = percentile
         let result: JSONValue = .object([
             "documents": .int(Int64(documents)), "eventsPerDocument": .int(Int64(events)), "packsPerEvent": .int(Int64(packsPerEvent)),
             "eventsPerSecond": .double(eventsPerSecond.rounded()), "ingestSeconds": .double(ingestSeconds), "ingestCPUMicrosPerEvent": .double(ingestMicrosPerEvent),
