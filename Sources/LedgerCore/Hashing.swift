@@ -120,6 +120,16 @@ public enum Hex {
         return out
     }
 
+    /// True when `decode(text)` would succeed (an even number of hex digits, either case), without decoding.
+    public static func isHex(_ text: String) -> Bool {
+        var count = 0
+        for c in text.utf8 {
+            guard value(c) != nil else { return false }
+            count += 1
+        }
+        return count % 2 == 0
+    }
+
     private static func value(_ c: UInt8) -> UInt8? {
         switch c {
         case 48...57: return c - 48

@@ -51,6 +51,21 @@ public enum JSONValue: Hashable, Sendable {
         return nil
     }
 
+    /// True when `parse(canonicalBytes)` gives this value back exactly: no doubles anywhere (an
+    /// integral double is written as an integer and reads back as `.int`) and no deeper nesting than
+    /// the parser accepts. Strings and integers always read back as written.
+    public var readsBackExactly: Bool { readsBack(depth: 0) }
+
+    private func readsBack(depth: Int) -> Bool {
+        guard depth < 64 else { return false }
+        switch self {
+        case .null, .bool, .int, .string: return true
+        case .double: return false
+        case .array(let items): return items.allSatisfy { $0.readsBack(depth: depth + 1) }
+        case .object(let members): return members.values.allSatisfy { $0.readsBack(depth: depth + 1) }
+        }
+    }
+
     /// The canonical bytes.
     public var canonicalBytes: [UInt8] {
         var out = [UInt8]()

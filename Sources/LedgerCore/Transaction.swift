@@ -20,10 +20,11 @@ public struct Transaction: Hashable, Sendable {
         let signature: [UInt8]
         let encoded: [UInt8]
         let id: Hash
+        let decoded: (any Sendable)?
 
         init(
             chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, signature: [UInt8],
-            encoded: [UInt8], id: Hash
+            encoded: [UInt8], id: Hash, decoded: (any Sendable)? = nil
         ) {
             self.chainID = chainID
             self.author = author
@@ -34,6 +35,7 @@ public struct Transaction: Hashable, Sendable {
             self.signature = signature
             self.encoded = encoded
             self.id = id
+            self.decoded = decoded
         }
     }
 
@@ -49,15 +51,38 @@ public struct Transaction: Hashable, Sendable {
     /// The canonical bytes (what is hashed into the log).
     public var encoded: [UInt8] { fields.encoded }
     public var id: Hash { fields.id }
+    /// What the payload decodes to (e.g. a contract's typed events), attached in this process by the
+    /// code that built the payload from it, so that execution need not decode the payload again.
+    /// Never encoded: nil on every transaction read from bytes or JSON.
+    public var decoded: (any Sendable)? { fields.decoded }
 
     /// Builds and signs a transaction.
+    /// `decoded`: what the payload decodes to, when the caller built the payload from it (see `decoded`).
     public init(
-        chainID: String, signer: SigningKey, nonce: UInt64, contract: String, action: String, payload: JSONValue
+        chainID: String, signer: SigningKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, decoded: (any Sendable)? = nil
     ) throws(LedgerError) {
         let body = try Transaction.body(
             chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload)
-        let signature = signer.signature(for: body)
-        try self.init(encoded: body + signature)
+        try self.init(
+            chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload, body: body,
+            signature: signer.signature(for: body), decoded: decoded)
+    }
+
+    /// From fields checked by `body` and a signature over it: the payload is kept as given when it
+    /// reads back exactly from its canonical bytes (what every other node decodes), otherwise the
+    /// whole encoding is decoded again.
+    private init(
+        chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, body: [UInt8],
+        signature: [UInt8], decoded: (any Sendable)?
+    ) throws(LedgerError) {
+        let encoded = body + signature
+        guard payload.readsBackExactly else {
+            self = try Transaction(encoded: encoded)
+            return
+        }
+        fields = Fields(
+            chainID: chainID, author: author, nonce: nonce, contract: contract, action: action, payload: payload, signature: signature,
+            encoded: encoded, id: Hash.sha256(encoded), decoded: decoded)
     }
 
     /// Assembles a transaction from its fields and a signature made elsewhere; checks nothing but the shape.
@@ -68,7 +93,9 @@ public struct Transaction: Hashable, Sendable {
         guard signature.count == 64 else { throw LedgerError("bad_signature", "an Ed25519 signature is 64 bytes") }
         let body = try Transaction.body(
             chainID: chainID, author: author, nonce: nonce, contract: contract, action: action, payload: payload)
-        try self.init(encoded: body + signature)
+        try self.init(
+            chainID: chainID, author: author, nonce: nonce, contract: contract, action: action, payload: payload, body: body, signature: signature,
+            decoded: nil)
     }
 
     /// The bytes the author signs.

@@ -121,7 +121,7 @@ public final class SupplyService: Sendable {
         let (events, hashes, receivers) = try derive(document: document)
         var answer: [String: JSONValue] = [:]
         let parties = receivers.union([author.publicKey.did])
-        var payload: [String: JSONValue] = ["events": .array(events)]
+        var payload: [String: JSONValue] = ["events": .array(events.map(\.json))]
         // The document itself (commercial data) stays off-chain, encrypted for the parties.
         var recipients: [String: [UInt8]] = [:]
         for did in parties {
@@ -140,7 +140,7 @@ public final class SupplyService: Sendable {
         }
         let tx = try Transaction(
             chainID: node.genesis.chainID, signer: author, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "events",
-            payload: .object(payload))
+            payload: .object(payload), decoded: events)
         let receipt = try await node.submit(tx)
         guard receipt.status == .committed else {
             throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "the document was refused")
@@ -156,17 +156,19 @@ public final class SupplyService: Sendable {
 
     /// Validates a document and derives the chain's view of its events; also answers their hash ids
     /// and the parties that receive shipments. Synchronous on purpose: the work is CPU only.
-    func derive(document: JSONValue) throws(LedgerError) -> (events: [JSONValue], hashes: [String], receivers: Set<String>) {
+    func derive(document: JSONValue) throws(LedgerError) -> (events: [SupplyEvent], hashes: [String], receivers: Set<String>) {
         let parsed = try EPCISDocument.parse(document)
         let hashes = try EPCISEventHash.hashIDs(document: document)
-        var events: [JSONValue] = []
+        var events: [SupplyEvent] = []
         var receivers: Set<String> = []
         events.reserveCapacity(parsed.events.count)
         for (index, (event, hashID)) in zip(parsed.events, hashes).enumerated() {
             do throws(LedgerError) {
                 let derived = try derive(event, hashID: hashID)
+                // Execution uses these typed events in place of the payload built from them (`Transaction.decoded`).
+                assert((try? SupplyEvent(json: derived.json)) == derived, "a derived event must read back from its JSON")
                 if let to = derived.destination { receivers.insert(to) }
-                events.append(derived.json)
+                events.append(derived)
             } catch {
                 throw LedgerError(error.code, "event \(index): \(error.message)")
             }

@@ -48,6 +48,30 @@ import Testing
         }
     }
 
+    /// A transaction built here keeps its payload as given only when that reads back exactly from
+    /// its bytes; otherwise it holds what every other node decodes. The typed hint is never encoded.
+    @Test func builtPayloadIsWhatOtherNodesDecode() throws {
+        #expect(JSONValue.object(["a": .array([.string("é\u{1}\"✓"), .int(Int64.min), .null, .bool(false)])]).readsBackExactly)
+        #expect(!JSONValue.object(["a": .array([.double(0.5)])]).readsBackExactly)
+        let withDoubles = try sample(payload: .object(["n": .double(3.0), "z": .double(-0.0), "h": .double(0.5)]))
+        #expect(withDoubles.payload == .object(["n": .int(3), "z": .int(0), "h": .double(0.5)]))
+        #expect(try Transaction(encoded: withDoubles.encoded).payload == withDoubles.payload)
+        var deep: JSONValue = .int(1)
+        for _ in 0..<70 { deep = .array([deep]) }
+        #expect(!deep.readsBackExactly)
+        #expect(throws: LedgerError.self, "no other node could read it") { try sample(payload: .object(["d": deep])) }
+
+        let payload: JSONValue = .object(["events": .array([.object(["k": .string("v"), "n": .int(-5)])])])
+        let hinted = try Transaction(chainID: "test-chain", signer: key, nonce: 9, contract: "notary", action: "record", payload: payload, decoded: ["typed"])
+        #expect(hinted.decoded as? [String] == ["typed"])
+        #expect(hinted.payload == payload)
+        let read = try Transaction(encoded: hinted.encoded)
+        #expect(read.decoded == nil)
+        #expect(read.payload == hinted.payload)
+        #expect(read.id == hinted.id)
+        try read.verifySignature()
+    }
+
     @Test func rejectsNonCanonicalInput() throws {
         let tx = try sample()
         var bytes = tx.encoded

@@ -18,10 +18,12 @@ final class MemoryChain: StateReader, @unchecked Sendable {
 
     /// Executes one transaction in its own block at `time` (ms); returns its receipt.
     @discardableResult
-    func run(_ signer: SigningKey, _ contract: String, _ action: String, _ payload: JSONValue, time: UInt64 = 1_790_000_000_000) -> Receipt {
+    func run(
+        _ signer: SigningKey, _ contract: String, _ action: String, _ payload: JSONValue, time: UInt64 = 1_790_000_000_000, decoded: (any Sendable)? = nil
+    ) -> Receipt {
         nonce += 1
         height += 1
-        let tx = try! Transaction(chainID: "memory", signer: signer, nonce: nonce, contract: contract, action: action, payload: payload)
+        let tx = try! Transaction(chainID: "memory", signer: signer, nonce: nonce, contract: contract, action: action, payload: payload, decoded: decoded)
         let execution = registry.execute(transactions: [tx], height: height, timeMillis: time, firstLeafIndex: nonce, base: self)
         for (key, value) in execution.writes { state[key] = value }
         return execution.receipts[0]
@@ -126,6 +128,46 @@ final class MemoryChain: StateReader, @unchecked Sendable {
 
     func pack(_ serial: String) -> JSONValue { .object(["key": .string(keys.pack(gtin: gtin, serial: serial))]) }
     func key(_ serial: String) -> String { keys.pack(gtin: gtin, serial: serial) }
+
+    /// Events a node derived itself come typed with their transaction (`Transaction.decoded`):
+    /// executing them gives the same state and result as decoding the payload, for applied,
+    /// duplicate and refused events; a hint of another length is ignored; and the hint is what runs.
+    @Test func typedEventsExecuteLikeTheirPayload() throws {
+        let (chain, mah, pharmacy, _) = world(packs: ["A1"])
+        let lot = keys.lot(gtin: gtin, lot: "L2")
+        let commission = event("commissioning", action: "ADD", items: ["B1", "B2"].map {
+            .object(["key": .string(key($0)), "gtin": .string(gtin), "lot": .string(lot), "expiry": .string("2028-02-29")])
+        })
+        let batches: [[JSONValue]] = [
+            [commission, event("shipping", items: [pack("B1")], to: pharmacy.publicKey.did), commission],
+            [event("commissioning", action: "ADD", items: [.object(["key": .string(key("A1")), "gtin": .string(gtin), "lot": .string(lot), "expiry": .string("2028-02-29")])])],
+        ]
+        for list in batches {
+            let typed = try list.map { try SupplyEvent(json: $0) }
+            let payload: JSONValue = .object(["events": .array(list)])
+            let before = (chain.state, chain.height, chain.nonce)
+            let plain = chain.run(mah, "supply", "events", payload)
+            let plainState = chain.state
+            for hint in [typed, Array(typed.dropLast())] {
+                (chain.state, chain.height, chain.nonce) = before
+                let hinted = chain.run(mah, "supply", "events", payload, decoded: hint)
+                #expect(hinted.status == plain.status)
+                #expect(hinted.result == plain.result)
+                #expect(hinted.errorCode == plain.errorCode && hinted.errorMessage == plain.errorMessage)
+                #expect(chain.state == plainState)
+            }
+        }
+        #expect(chain.state[SupplyItem.stateKey(key("B2"))] != nil)
+        #expect(try chain.item(key("B1")).destination == pharmacy.publicKey.did)
+        // The hint is trusted as the payload's decoding: one naming another pack commissions that pack.
+        var other = try SupplyEvent(json: commission)
+        other.hash = String(repeating: "c", count: 64)
+        other.items = [SupplyEvent.Item(key: key("C1"), gtin: gtin, lot: lot, expiry: "2028-02-29")]
+        let payload: JSONValue = .object(["events": .array([event("commissioning", action: "ADD", items: [.object(["key": .string(key("C2")), "gtin": .string(gtin), "lot": .string(lot), "expiry": .string("2028-02-29")])])])])
+        #expect(chain.run(mah, "supply", "events", payload, decoded: [other]).status == .committed)
+        #expect(chain.state[SupplyItem.stateKey(key("C1"))] != nil)
+        #expect(chain.state[SupplyItem.stateKey(key("C2"))] == nil)
+    }
 
     @Test func reactivationWindowAndIrreversibleStates() throws {
         let (chain, _, pharmacy, _) = world(packs: ["A", "B", "C"])

@@ -23,8 +23,12 @@ struct PackLifecycle {
         }
         var duplicates: [JSONValue] = []
         var applied = 0
+        // Events the node derived itself come typed with the transaction (its payload was built from
+        // them, and admission decoded the payload once already); others are decoded here.
+        let typed = (context.transaction.decoded as? [SupplyEvent]).flatMap { $0.count == list.count ? $0 : nil }
         for (index, json) in list.enumerated() {
-            let event = try SupplyEvent(json: json)
+            let event: SupplyEvent
+            if let typed { event = typed[index] } else { event = try SupplyEvent(json: json) }
             if try context.value(forKey: SupplyState.event(event.hash)) != nil {
                 duplicates.append(.string(event.hash))
                 continue

@@ -124,7 +124,7 @@ public struct SupplyContract: Contract {
 
     static func itemKey(_ p: Payload, _ field: String) throws(LedgerError) -> String {
         let key = try p.string(field, maxLength: 64)
-        guard key.utf8.count == 64, Hex.decode(key) != nil else { throw LedgerError("bad_payload", "\(field) must be a 64-hex blinded key") }
+        guard key.utf8.count == 64, Hex.isHex(key) else { throw LedgerError("bad_payload", "\(field) must be a 64-hex blinded key") }
         return key
     }
 

@@ -63,7 +63,12 @@ public struct SupplyEvent: Sendable, Hashable {
         self.lots = lots
     }
 
-    public static func == (a: SupplyEvent, b: SupplyEvent) -> Bool { a.json == b.json }
+    /// Field by field (the JSON form holds every field, so equal events have equal JSON).
+    public static func == (a: SupplyEvent, b: SupplyEvent) -> Bool {
+        a.hash == b.hash && a.type == b.type && a.action == b.action && a.bizStep == b.bizStep && a.disposition == b.disposition
+            && a.timeMillis == b.timeMillis && a.items == b.items && a.parent == b.parent && a.outputs == b.outputs
+            && a.destination == b.destination && a.lots.map(\.gtin) == b.lots.map(\.gtin) && a.lots.map(\.lot) == b.lots.map(\.lot)
+    }
     public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
     public var json: JSONValue {
@@ -85,7 +90,7 @@ public struct SupplyEvent: Sendable, Hashable {
     public init(json: JSONValue) throws(LedgerError) {
         let p = try Payload(json, allowed: Self.fields)
         let hash = try p.string("hash", maxLength: 64)
-        guard hash.utf8.count == 64, Hex.decode(hash) != nil else { throw LedgerError("bad_payload", "event hash must be 64 hex digits") }
+        guard hash.utf8.count == 64, Hex.isHex(hash) else { throw LedgerError("bad_payload", "event hash must be 64 hex digits") }
         guard let type = EventType(rawValue: try p.string("type")) else { throw LedgerError("bad_payload", "unknown event type") }
         let action = try p.optionalString("action").map { (a: String) throws(LedgerError) -> Action in
             guard let action = Action(rawValue: a) else { throw LedgerError("bad_payload", "action is ADD, OBSERVE or DELETE") }
