@@ -26,9 +26,11 @@ let package = Package(
     ],
     targets: [
         // Pure core: encoding, hashing, keys, transactions, blocks, Merkle log, state proofs, checkpoints.
+        // SHA-256 in C (x86 SHA extensions when present): the ledger's many small hashes.
+        .target(name: "CSHA256"),
         .target(
             name: "LedgerCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSHA256", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // Standards on the edges: HPKE key wrapping, content encryption (pure).

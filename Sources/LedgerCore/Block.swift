@@ -72,9 +72,9 @@ public struct BlockHeader: Hashable, Sendable {
 
     /// SHA-256 of the concatenated transaction ids.
     public static func transactionsHash(_ ids: [Hash]) -> Hash {
-        var hasher = SHA256()
-        for id in ids { id.withBytes { hasher.update(bufferPointer: $0) } }
-        return Hash(digest: hasher.finalize())
+        var hasher = SHA256Hasher()
+        for id in ids { id.withBytes { hasher.update($0) } }
+        return hasher.finalize()
     }
 
     public var json: JSONValue {

@@ -1,3 +1,4 @@
+import CSHA256
 import Crypto
 import Foundation
 
@@ -44,27 +45,38 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     private init() {}
 
     public static func sha256<D: DataProtocol>(_ data: D) -> Hash {
-        Hash(digest: SHA256.hash(data: data))
+        var hasher = SHA256Hasher()
+        if data.withContiguousStorageIfAvailable({ hasher.update(UnsafeRawBufferPointer($0)) }) == nil {
+            for region in data.regions { region.withUnsafeBytes { hasher.update($0) } }
+        }
+        return hasher.finalize()
     }
 
     /// SHA-256(prefix || a || b), the shape of every Merkle node hash, without intermediate arrays.
     public static func sha256(prefix: UInt8, _ a: Hash, _ b: Hash) -> Hash {
-        // The 65 bytes laid out in one buffer and hashed in one update.
-        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 8) { buffer in
-            buffer[0] = prefix
-            a.withBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[1..<33]).copyMemory(from: $0) }
-            b.withBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[33..<65]).copyMemory(from: $0) }
-            var hasher = SHA256()
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(buffer))
-            return Hash(digest: hasher.finalize())
+        var out = Hash()
+        withUnsafeBytes(of: a) { ra in
+            withUnsafeBytes(of: b) { rb in
+                withUnsafeMutableBytes(of: &out) { ro in
+                    csha256_node(
+                        prefix, ra.baseAddress!.assumingMemoryBound(to: UInt8.self), rb.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        ro.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                }
+            }
         }
+        return out
     }
 
     /// SHA-256 over the concatenation of several byte strings, without copying them together.
     public static func sha256(parts: [[UInt8]]) -> Hash {
-        var hasher = SHA256()
-        for part in parts { hasher.update(data: part) }
-        return Hash(digest: hasher.finalize())
+        var hasher = SHA256Hasher()
+        for part in parts { part.withUnsafeBytes { hasher.update($0) } }
+        return hasher.finalize()
+    }
+
+    /// A hash from a digest computed elsewhere (32 bytes at `digest`).
+    fileprivate init(copying digest: UnsafeRawPointer) {
+        withUnsafeMutableBytes(of: &self) { $0.copyMemory(from: UnsafeRawBufferPointer(start: digest, count: 32)) }
     }
 
     public init(base64: String) throws(LedgerError) {
@@ -242,19 +254,51 @@ public enum RandomBytes {
     }
 }
 
+/// SHA-256 without allocation, for the ledger's many small hashes (Merkle nodes, keys, ids): the C
+/// implementation in `CSHA256`, on the CPU's SHA extensions when it has them. swift-crypto's
+/// `SHA256` allocates a context per hash, which dominated the state tree's hashing.
+public struct SHA256Hasher: Sendable {
+    private var context = csha256_ctx()
+
+    public init() { csha256_init(&context) }
+
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        csha256_update(&context, base, bytes.count)
+    }
+
+    public mutating func update<C: Collection>(_ data: C) where C.Element == UInt8 {
+        if data.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) == nil {
+            Array(data).withUnsafeBytes { update($0) }
+        }
+    }
+
+    /// The digest; the hasher is spent (copy it first to go on).
+    public mutating func finalize() -> Hash {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
+            csha256_final(&context, digest.baseAddress!)
+            return Hash(copying: UnsafeRawPointer(digest.baseAddress!))
+        }
+    }
+
+    /// Whether the CPU's SHA extensions are in use; `useExtensions(false)` forces the portable code (tests).
+    public static var extensionsActive: Bool { csha256_extensions_active() != 0 }
+    public static func useExtensions(_ on: Bool) { csha256_use_extensions(on ? 1 : 0) }
+}
+
 /// HMAC-SHA256 (RFC 2104) keyed once: the SHA-256 states after the padded key are kept and
 /// copied per message, and every call goes through swift-crypto's non-generic buffer API (its
 /// generic `HMAC.update` instantiates type metadata on each call, which dominated hot paths).
 public struct PreparedHMAC: Sendable {
-    private let inner: SHA256
-    private let outer: SHA256
+    private let inner: SHA256Hasher
+    private let outer: SHA256Hasher
 
     public init(key: [UInt8]) {
-        var block = key.count > 64 ? SHA256.hash(data: key).withUnsafeBytes { Array($0) } : key
+        var block = key.count > 64 ? Hash.sha256(key).bytes : key
         block += [UInt8](repeating: 0, count: 64 - block.count)
-        var inner = SHA256(), outer = SHA256()
-        block.map { $0 ^ 0x36 }.withUnsafeBytes { inner.update(bufferPointer: $0) }
-        block.map { $0 ^ 0x5c }.withUnsafeBytes { outer.update(bufferPointer: $0) }
+        var inner = SHA256Hasher(), outer = SHA256Hasher()
+        inner.update(block.map { $0 ^ 0x36 })
+        outer.update(block.map { $0 ^ 0x5c })
         self.inner = inner
         self.outer = outer
     }
@@ -262,10 +306,10 @@ public struct PreparedHMAC: Sendable {
     /// The 32-byte MAC of the concatenation of `parts`.
     public func code(_ parts: [UInt8]...) -> [UInt8] {
         var inner = inner
-        for part in parts { part.withUnsafeBytes { inner.update(bufferPointer: $0) } }
+        for part in parts { part.withUnsafeBytes { inner.update($0) } }
         let innerDigest = inner.finalize()
         var outer = outer
-        innerDigest.withUnsafeBytes { outer.update(bufferPointer: $0) }
-        return outer.finalize().withUnsafeBytes { Array($0) }
+        innerDigest.withBytes { outer.update($0) }
+        return outer.finalize().bytes
     }
 }

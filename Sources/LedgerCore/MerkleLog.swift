@@ -5,10 +5,10 @@ public enum MerkleHash {
     public static let empty = Hash.sha256([UInt8]())
 
     public static func leaf<C: Collection>(_ data: C) -> Hash where C.Element == UInt8 {
-        var hasher = SHA256()
-        hasher.update(data: [0])
-        hasher.update(data: Array(data))
-        return Hash(digest: hasher.finalize())
+        var hasher = SHA256Hasher()
+        hasher.update(CollectionOfOne(UInt8(0)))
+        hasher.update(data)
+        return hasher.finalize()
     }
 
     public static func node(_ left: Hash, _ right: Hash) -> Hash {

@@ -14,8 +14,8 @@ import Synchronization
 /// measured in the same run.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: `bench` (= `bench ledger`) the write path, `bench records` timeline reads, `bench supply` EPCIS ingestion and pack verification.",
-        subcommands: [LedgerBench.self, RecordsBench.self, SupplyBench.self], defaultSubcommand: LedgerBench.self)
+        abstract: "Benchmarks: `bench` (= `bench ledger`) the write path, `bench records` timeline reads, `bench supply` EPCIS ingestion and pack verification, `bench state` the state tree.",
+        subcommands: [LedgerBench.self, RecordsBench.self, SupplyBench.self, StateBench.self], defaultSubcommand: LedgerBench.self)
 }
 
 struct LedgerBench: AsyncParsableCommand {

@@ -11,7 +11,8 @@ public enum EPCISEventHash {
     }
 
     public static func hashID(preHash: String) -> String {
-        "ni:///sha-256;" + Hex.encode(Array(SHA256.hash(data: Array(preHash.utf8)))) + "?ver=CBV2.0"
+        var text = preHash
+        return "ni:///sha-256;" + text.withUTF8 { Hash.sha256(UnsafeRawBufferPointer($0)) }.hex + "?ver=CBV2.0"
     }
 
     /// The pre-hash strings of a document's events (or of a bare event).
