@@ -35,6 +35,73 @@ import Testing
         #expect(events >= 40)
     }
 
+    /// The direct pre-hash of the common event shape gives exactly the tree's string: on every
+    /// event of the shared vectors it accepts, and on generated events in and around that shape.
+    @Test func directPreHashEqualsTheTree() throws {
+        var direct = 0
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.root.path).filter { $0.hasSuffix(".jsonld") }
+        for file in files {
+            let document = try JSONValue.parse(Array(try Data(contentsOf: Self.root.appendingPathComponent(file))))
+            let ns = EPCISEventHash.namespaces(document)
+            for event in document["epcisBody"]?["eventList"]?.arrayValue ?? [] {
+                guard let fast = EPCISEventHash.simplePreHash(event, ns) else { continue }
+                direct += 1
+                #expect(fast == EPCISEventHash.treePreHash(event: event, ns: ns, ignore: []), "\(file)")
+            }
+        }
+        #expect(direct >= 3, "the shared vectors hold events of the common shape")
+
+        var rng = SystemRandomNumberGenerator()
+        func pick<T>(_ options: [T]) -> T { options[Int.random(in: 0..<options.count, using: &rng)] }
+        let context: JSONValue = .object(["@context": .array([.string("https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"), .object(["ex": .string("https://ns.example.com/epcis/")])])])
+        let ns = EPCISEventHash.namespaces(context)
+        let epcs = [
+            "urn:epc:id:sgtin:950600.0010001.SN1", "urn:epc:id:sgtin:950600.0010001.SN2", "urn:epc:id:sscc:950600.00000000017",
+            "https://id.gs1.org/01/09506000100012/21/X9", " urn:epc:id:sgtin:950600.0010001.SN3 ", "", "ex:thing", "urn:epc:id:sgln:950600.00001.0",
+        ]
+        let times = ["2026-11-25T09:00:00.000+01:00", "2026-11-25T08:00:00Z", " 2026-11-25T09:00:00.5-03:30", ""]
+        var fastCount = 0
+        for _ in 0..<3000 {
+            var e: [String: JSONValue] = ["type": .string(pick(["ObjectEvent", "AggregationEvent", "TransformationEvent"]))]
+            if Bool.random(using: &rng) { e["eventTime"] = .string(pick(times)) }
+            if Bool.random(using: &rng) { e["eventTimeZoneOffset"] = .string(pick(["+01:00", "-03:30", ""])) }
+            if Bool.random(using: &rng) { e["recordTime"] = .string(pick(times)) }
+            if Bool.random(using: &rng) { e["epcList"] = .array((0..<Int.random(in: 0...4, using: &rng)).map { _ in .string(pick(epcs)) }) }
+            if Bool.random(using: &rng) { e["childEPCs"] = .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in .string(pick(epcs)) }) }
+            if Bool.random(using: &rng) { e["parentID"] = .string(pick(epcs)) }
+            if Bool.random(using: &rng) { e["action"] = .string(pick(["ADD", "OBSERVE", "DELETE", ""])) }
+            if Bool.random(using: &rng) { e["bizStep"] = .string(pick(["commissioning", "shipping", "https://ref.gs1.org/cbv/BizStep-receiving", "ex:custom", "urn:epcglobal:cbv:bizstep:packing", ""])) }
+            if Bool.random(using: &rng) { e["disposition"] = .string(pick(["active", "in_transit", "recalled", "urn:epcglobal:cbv:disp:dispensed", " "])) }
+            for name in ["readPoint", "bizLocation"] where Bool.random(using: &rng) {
+                e[name] = .object(["id": .string(pick(["urn:epc:id:sgln:950600.00001.0", "urn:epc:id:sgln:950600.00001.7", "", "https://id.gs1.org/414/9506000000005"]))])
+            }
+            if Bool.random(using: &rng) {
+                var ilmd: [String: JSONValue] = [:]
+                for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                    ilmd[pick(["cbvmda:lotNumber", "cbvmda:itemExpirationDate", "ex:grade", "bestBefore", "cbvmda:sellByDate"])] = .string(pick(["L1", " L2 ", "2030-12-31", "", "ex:value", "42.0"]))
+                }
+                e["ilmd"] = .object(ilmd)
+            }
+            // Sometimes a shape the direct path leaves to the tree.
+            switch Int.random(in: 0..<12, using: &rng) {
+            case 0: e["ex:extension"] = .string("x")
+            case 1: e["ilmd"] = .object(["cbvmda:nested": .object(["a": .string("b")])])
+            case 2: e["readPoint"] = .object(["id": .string("urn:epc:id:sgln:950600.00001.0"), "ex:more": .string("y")])
+            case 3: e["epcList"] = .string("urn:epc:id:sgtin:950600.0010001.SN1")
+            case 4: e["ilmd"] = .object(["ex:someList": .string("z")])
+            default: break
+            }
+            let event = JSONValue.object(e)
+            let tree = EPCISEventHash.treePreHash(event: event, ns: ns, ignore: [])
+            if let fast = EPCISEventHash.simplePreHash(event, ns) {
+                fastCount += 1
+                #expect(fast == tree, "\(event.canonicalString)")
+            }
+            #expect(EPCISEventHash.preHash(event: event, ns: ns, ignore: []) == tree)
+        }
+        #expect(fastCount > 1500, "most generated events take the direct path")
+    }
+
     /// Numbers are written in their shortest form, integers exactly even beyond 64 bits (Python's str(int(x))).
     @Test func numberCanonicalisation() {
         #expect(EPCISCanonicalValue.number("452.0") == "452")

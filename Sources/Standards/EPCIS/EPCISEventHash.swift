@@ -266,7 +266,7 @@ public enum EPCISEventHash {
 
     /// Python's `sorted` on strings: by code point, which is UTF-8 byte order.
     static func sortedByCodePoint(_ values: [String]) -> [String] {
-        values.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        values.sorted(by: UTF8Order.precedes)
     }
 
     /// A name containing "time" (any case) but not "offset": its value is a timestamp.
@@ -343,13 +343,101 @@ public enum EPCISEventHash {
     static func element(_ c: Node, _ sub: Order?) -> String {
         var grand = ""
         if let sub { grand = ordered(&c.kids, sub, top: false) }
-        var text = ""
-        if !c.value.isEmpty {
-            var t = trimmed(c.value)
-            t = isTimeName(c.name) ? EPCISCanonicalValue.time(t) : EPCISCanonicalValue.canonical(t)
-            if !t.isEmpty { text = "=" + t }
-        }
+        let text = valueText(c.name, c.value)
         return text.isEmpty && grand.isEmpty ? "" : c.name + text + grand
+    }
+
+    /// `=value` of a named element, canonical (a timestamp when the name says so), or "" when empty.
+    static func valueText(_ name: String, _ value: String) -> String {
+        if value.isEmpty { return "" }
+        var t = trimmed(value)
+        t = isTimeName(name) ? EPCISCanonicalValue.time(t) : EPCISCanonicalValue.canonical(t)
+        return t.isEmpty ? "" : "=" + t
+    }
+
+    // MARK: The common shape, directly
+
+    /// Names a field of `ilmd` may not take in the fast path: the tree corrects them (lists,
+    /// child EPCs, quantity and EPC renames), skips them, or keeps their order (pairs).
+    static func plainIlmdName(_ name: String) -> Bool {
+        !(name.utf8.count >= 4 && name.utf8.reversed().starts(with: "tsiL".utf8)) && !pairNames.contains(name) && !quantityNames.contains(name)
+            && !["childEPCs", "inputEPC", "outputEPC", "quantity", "{http://www.w3.org/2000/01/rdf-schema#}comment"].contains(name)
+    }
+
+    /// The pre-hash of an event of the common shape — string fields among the event time and its
+    /// offset, EPC lists, parent id, action, business step, disposition, read point and business
+    /// location ids, and a flat `ilmd` of strings — built without the tree; nil for any other
+    /// shape, which the general path handles. It gives exactly the general path's string: the
+    /// shared vectors and generated events compare both (EPCISTests).
+    static func simplePreHash(_ event: JSONValue, _ ns: [String: String]) -> String? {
+        guard case .object(let members) = event, case .string(let type)? = members["type"] else { return nil }
+        var fields: [String: String] = [:]
+        var lists: [String: [String]] = [:]
+        var ilmd: [String]?
+        for (key, value) in members {
+            switch key {
+            case "type", "recordTime", "eventID":
+                guard case .string = value else { return nil }
+            case "eventTime", "eventTimeZoneOffset", "parentID", "action", "bizStep", "disposition":
+                guard case .string(var text) = value else { return nil }
+                if key == "bizStep", bizSteps.contains(text) { text = EPCISCanonicalValue.cbv + "BizStep-" + text }
+                if key == "disposition", dispositions.contains(text) { text = EPCISCanonicalValue.cbv + "Disp-" + text }
+                fields[key] = expandValue(text, ns)
+            case "readPoint", "bizLocation":
+                guard case .object(let o) = value, o.count == 1, case .string(let id)? = o["id"] else { return nil }
+                fields[key] = expandValue(id, ns)
+            case "epcList", "childEPCs":
+                guard case .array(let items) = value else { return nil }
+                var texts: [String] = []
+                texts.reserveCapacity(items.count)
+                for item in items {
+                    guard case .string(let epc) = item else { return nil }
+                    let text = valueText("epc", expandValue(epc, ns))
+                    if !text.isEmpty { texts.append("epc" + text) }
+                }
+                lists[key] = texts
+            case "ilmd":
+                guard case .object(let o) = value else { return nil }
+                var parts: [String] = []
+                for (k, v) in o {
+                    guard case .string(let text) = v, !skippedKeys.contains(k) else { return nil }
+                    let name = expandKey(k, ns)
+                    guard plainIlmdName(name) else { return nil }
+                    let t = trimmed(expandValue(text, ns))
+                    parts.append(name + (t.isEmpty ? "" : "=" + EPCISCanonicalValue.canonical(t)))
+                }
+                ilmd = parts
+            default:
+                return nil
+            }
+        }
+        var out = "eventType=" + type
+        func field(_ name: String) {
+            guard let value = fields[name] else { return }
+            let text = valueText(name, value)
+            if !text.isEmpty { out += name + text }
+        }
+        func list(_ name: String) {
+            guard let texts = lists[name], !texts.isEmpty else { return }
+            out += name + (texts.count == 1 ? texts[0] : sortedByCodePoint(texts).joined())
+        }
+        func location(_ name: String) {
+            guard let id = fields[name] else { return }
+            let text = valueText("id", id)
+            if !text.isEmpty { out += name + "id" + text }
+        }
+        field("eventTime")
+        field("eventTimeZoneOffset")
+        list("epcList")
+        field("parentID")
+        list("childEPCs")
+        field("action")
+        field("bizStep")
+        field("disposition")
+        location("readPoint")
+        location("bizLocation")
+        if let ilmd { out += "ilmd" + (ilmd.count > 1 ? sortedByCodePoint(ilmd).joined() : ilmd.joined()) }
+        return out
     }
 
     static func generic(_ kids: [Node]) -> String {
@@ -369,6 +457,12 @@ public enum EPCISEventHash {
     }
 
     static func preHash(event: JSONValue, ns: [String: String], ignore: Set<String>) -> String {
+        if ignore.isEmpty, let direct = simplePreHash(event, ns) { return direct }
+        return treePreHash(event: event, ns: ns, ignore: ignore)
+    }
+
+    /// The general path: the event as a tree aligned with the XML data model, then ordered.
+    static func treePreHash(event: JSONValue, ns: [String: String], ignore: Set<String>) -> String {
         let expanded = expandBareStrings(event)
         guard let root = build("event", expanded, ns, ignore).first.map(correct) else { return "eventType=" }
         let head = "eventType=" + (event["type"]?.stringValue ?? "") + ordered(&root.kids, propertyOrder, top: true)
