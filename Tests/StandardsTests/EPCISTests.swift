@@ -102,6 +102,29 @@ import Testing
         #expect(fastCount > 1500, "most generated events take the direct path")
     }
 
+    /// EPC URNs (TDS 2.x) and Digital Links to the identifiers the lifecycle keys on; CBV short names.
+    @Test func epcsAndVocabulary() throws {
+        #expect(try EPC.parse("urn:epc:id:sgtin:950600.0010001.SN1") == .sgtin(gtin: "09506000100012", serial: "SN1"))
+        #expect(try EPC.parse("urn:epc:id:sgtin:950600.0010001.A%2FB") == .sgtin(gtin: "09506000100012", serial: "A/B"))
+        #expect(try EPC.parse("urn:epc:id:sscc:950600.00000000017") == .sscc("095060000000000176"))
+        #expect(try EPC.parse("urn:epc:id:sgln:950600.000001.0") == .gln("9506000000015", extension: nil))
+        #expect(try EPC.parse("urn:epc:id:pgln:950600.000001") == .gln("9506000000015", extension: nil))
+        #expect(try EPC.parse("urn:epc:id:sgln:950600.000001.7") == .gln("9506000000015", extension: "7"))
+        #expect(try EPC.parse("urn:epc:class:lgtin:950600.0010001.LOT1") == .lgtin(gtin: "09506000100012", lot: "LOT1"))
+        #expect(try EPC.parse("urn:epc:idpat:sgtin:950600.0010001.*") == .gtinClass(gtin: "09506000100012"))
+        #expect(try EPC.parse("https://id.gs1.org/01/09506000100012/21/SN1") == .sgtin(gtin: "09506000100012", serial: "SN1"))
+        #expect(try EPC.parse("urn:example:thing") == .other("urn:example:thing"))
+        for bad in ["urn:epc:id:sgtin:950600.001001.SN1", "urn:epc:id:sgtin:95060a.0010001.SN1", "urn:epc:id:sgtin:950600.0010001",
+                    "urn:epc:id:sscc:950600.0000000017", "urn:epc:id:sgln:950600.00001.0", "urn:epc:id:sgtin:950600.0010001.\u{e9}"] {
+            #expect(throws: LedgerError.self, "\(bad)") { try EPC.parse(bad) }
+        }
+        #expect(EPCISDocument.cbvShortName("https://ref.gs1.org/cbv/BizStep-shipping", vocabulary: "BizStep") == "shipping")
+        #expect(EPCISDocument.cbvShortName("urn:epcglobal:cbv:disp:in_transit", vocabulary: "Disp") == "in_transit")
+        #expect(EPCISDocument.cbvShortName("gs1:SDT-owning_party", vocabulary: "SDT") == "owning_party")
+        #expect(EPCISDocument.cbvShortName("receiving", vocabulary: "BizStep") == "receiving")
+        #expect(EPCISDocument.cbvShortName("https://example.com/BizStep-x", vocabulary: "BizStep") == "https://example.com/BizStep-x")
+    }
+
     /// Numbers are written in their shortest form, integers exactly even beyond 64 bits (Python's str(int(x))).
     @Test func numberCanonicalisation() {
         #expect(EPCISCanonicalValue.number("452.0") == "452")

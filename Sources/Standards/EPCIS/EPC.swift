@@ -15,8 +15,8 @@ public enum EPC: Sendable, Hashable {
 
     /// Parses a URN or Digital Link URI; a malformed GS1 URN is an error, an unknown scheme is `.other`.
     public static func parse(_ text: String) throws(LedgerError) -> EPC {
-        if text.hasPrefix("urn:epc:") { return try parseURN(text) }
-        if text.hasPrefix("https://") || text.hasPrefix("http://") {
+        if text.utf8.starts(with: "urn:epc:".utf8) { return try parseURN(text) }
+        if text.utf8.starts(with: "https://".utf8) || text.utf8.starts(with: "http://".utf8) {
             guard let scan = try? GS1ElementString.parse(text, today: GS1Date(year: 2000, month: 1, day: 1)) else { return .other(text) }
             if let gtin = scan.gtin, let serial = scan.serial { return .sgtin(gtin: gtin, serial: serial) }
             if let gtin = scan.gtin, let lot = scan.lot { return .lgtin(gtin: gtin, lot: lot) }
@@ -29,19 +29,23 @@ public enum EPC: Sendable, Hashable {
     }
 
     static func parseURN(_ text: String) throws(LedgerError) -> EPC {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        // Split in the UTF-8 bytes (':' and '.' are ASCII): a split by Character breaks graphemes for nothing.
+        func split(_ s: String, _ separator: UInt8) -> [String] {
+            s.utf8.split(separator: separator, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        }
+        let parts = split(text, UInt8(ascii: ":"))
         guard parts.count == 5 else { return .other(text) }
-        let fields = parts[4].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let fields = split(parts[4], UInt8(ascii: "."))
         func bad(_ why: String) -> LedgerError { LedgerError("bad_epc", "\(text): \(why)") }
         func digits(_ s: String) -> Bool { !s.isEmpty && s.utf8.allSatisfy { (48...57).contains($0) } }
         func withCheckDigit(_ body: String) -> String {
             body + String(UnicodeScalar(GS1ApplicationIdentifier.checkDigit(of: Array(body.utf8))))
         }
         func gtin(_ companyPrefix: String, _ itemReference: String) throws(LedgerError) -> String {
-            guard digits(companyPrefix), digits(itemReference), companyPrefix.count + itemReference.count == 13 else {
+            guard digits(companyPrefix), digits(itemReference), companyPrefix.utf8.count + itemReference.utf8.count == 13 else {
                 throw bad("company prefix and item reference must be 13 digits together")
             }
-            return withCheckDigit(String(itemReference.prefix(1)) + companyPrefix + itemReference.dropFirst())
+            return withCheckDigit(String(decoding: itemReference.utf8.prefix(1), as: UTF8.self) + companyPrefix + String(decoding: itemReference.utf8.dropFirst(), as: UTF8.self))
         }
         func decoded(_ s: String) throws(LedgerError) -> String {
             let value = try GS1ElementString.percentDecoded(s)
@@ -61,12 +65,12 @@ public enum EPC: Sendable, Hashable {
             guard fields.count == 3, fields[2] == "*" else { throw bad("sgtin pattern is CompanyPrefix.ItemReference.*") }
             return .gtinClass(gtin: try gtin(fields[0], fields[1]))
         case ("id", "sscc"):
-            guard fields.count == 2, digits(fields[0]), digits(fields[1]), fields[0].count + fields[1].count == 17 else {
+            guard fields.count == 2, digits(fields[0]), digits(fields[1]), fields[0].utf8.count + fields[1].utf8.count == 17 else {
                 throw bad("sscc is CompanyPrefix.SerialReference, 17 digits together")
             }
-            return .sscc(withCheckDigit(String(fields[1].prefix(1)) + fields[0] + fields[1].dropFirst()))
+            return .sscc(withCheckDigit(String(decoding: fields[1].utf8.prefix(1), as: UTF8.self) + fields[0] + String(decoding: fields[1].utf8.dropFirst(), as: UTF8.self)))
         case ("id", "sgln"), ("id", "pgln"):
-            guard fields.count >= 2, digits(fields[0]), fields[0].count + fields[1].count == 12, fields[1].isEmpty || digits(fields[1]) else {
+            guard fields.count >= 2, digits(fields[0]), fields[0].utf8.count + fields[1].utf8.count == 12, fields[1].isEmpty || digits(fields[1]) else {
                 throw bad("\(parts[3]) is CompanyPrefix.LocationReference, 12 digits together")
             }
             let ext = fields.count > 2 && fields[2] != "0" ? try decoded(fields[2]) : nil

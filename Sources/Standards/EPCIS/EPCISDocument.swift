@@ -76,13 +76,20 @@ public struct EPCISDocument: Sendable {
     /// CBV 2.0 vocabulary URIs (`https://ref.gs1.org/cbv/BizStep-shipping`, `urn:epcglobal:cbv:bizstep:shipping`) to
     /// short names; other URIs are kept as written.
     public static func cbvShortName(_ value: String, vocabulary: String) -> String {
-        let web = "https://ref.gs1.org/cbv/\(vocabulary)-"
-        if value.hasPrefix(web) { return String(value.dropFirst(web.count)) }
-        let urn = "urn:epcglobal:cbv:\(vocabulary.lowercased()):"
-        if value.hasPrefix(urn) { return String(value.dropFirst(urn.count)) }
-        if value.hasPrefix("gs1:\(vocabulary)-") { return String(value.dropFirst(vocabulary.count + 5)) }
+        let prefixes = vocabularyPrefixes[vocabulary] ?? [
+            "https://ref.gs1.org/cbv/\(vocabulary)-", "urn:epcglobal:cbv:\(vocabulary.lowercased()):", "gs1:\(vocabulary)-",
+        ]
+        // Compared in the UTF-8 bytes: the prefixes are ASCII.
+        for prefix in prefixes where value.utf8.starts(with: prefix.utf8) {
+            return String(decoding: value.utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
+        }
         return value
     }
+
+    static let vocabularyPrefixes: [String: [String]] = Dictionary(
+        uniqueKeysWithValues: ["BizStep", "Disp", "SDT"].map { v in
+            (v, ["https://ref.gs1.org/cbv/\(v)-", "urn:epcglobal:cbv:\(v.lowercased()):", "gs1:\(v)-"])
+        })
 
     static func parseEvent(_ e: JSONValue) throws(LedgerError) -> EPCISEvent {
         guard e.objectValue != nil else { throw LedgerError("bad_epcis", "an event is an object") }
@@ -96,7 +103,7 @@ public struct EPCISDocument: Sendable {
         }
         let action = e["action"]?.stringValue
         if type != .transformation {
-            guard let action, ["ADD", "OBSERVE", "DELETE"].contains(action) else {
+            guard let action, action == "ADD" || action == "OBSERVE" || action == "DELETE" else {
                 throw LedgerError("bad_epcis", "\(typeName) needs action ADD, OBSERVE or DELETE")
             }
         }
