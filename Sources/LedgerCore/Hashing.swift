@@ -67,6 +67,12 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
         return out
     }
 
+    /// SHA-256 of a string's UTF-8, without copying it out.
+    public static func sha256(utf8 text: String) -> Hash {
+        var text = text
+        return text.withUTF8 { sha256(UnsafeRawBufferPointer($0)) }
+    }
+
     /// SHA-256 over the concatenation of several byte strings, without copying them together.
     public static func sha256(parts: [[UInt8]]) -> Hash {
         var hasher = SHA256Hasher()

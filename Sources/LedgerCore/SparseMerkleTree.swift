@@ -6,24 +6,39 @@
 /// internal = SHA-256(0x01 || left || right). The tree is immutable and shares structure between
 /// versions (path copying), so a snapshot can be read while the next block is being executed.
 public struct SparseMerkleTree: Sendable {
-    final class Node: Sendable {
-        let hash: Hash
-        let leaf: (key: Hash, value: Hash)?
+    /// A node: a leaf (`Leaf`) or an internal node (`Inner`). Two classes rather than one with
+    /// optional parts: an internal node is then 64 bytes (header, hash, two references), which
+    /// keeps more of the tree in the caches; the path copying of each block is memory-bound.
+    class Node: @unchecked Sendable {
+        final let hash: Hash
+
+        fileprivate init(hash: Hash) { self.hash = hash }
+
+        final var leaf: (key: Hash, value: Hash)? {
+            guard let leaf = self as? Leaf else { return nil }
+            return (leaf.key, leaf.value)
+        }
+    }
+
+    final class Leaf: Node, @unchecked Sendable {
+        let key: Hash
+        let value: Hash
+
+        init(key: Hash, value: Hash) {
+            self.key = key
+            self.value = value
+            super.init(hash: Hash.sha256(prefix: 0, key, value))
+        }
+    }
+
+    final class Inner: Node, @unchecked Sendable {
         let left: Node?
         let right: Node?
 
-        init(key: Hash, value: Hash) {
-            leaf = (key, value)
-            left = nil
-            right = nil
-            hash = Hash.sha256(prefix: 0, key, value)
-        }
-
         init(left: Node?, right: Node?) {
-            leaf = nil
             self.left = left
             self.right = right
-            hash = Hash.sha256(prefix: 1, left?.hash ?? .zero, right?.hash ?? .zero)
+            super.init(hash: Hash.sha256(prefix: 1, left?.hash ?? .zero, right?.hash ?? .zero))
         }
     }
 
@@ -55,7 +70,7 @@ public struct SparseMerkleTree: Sendable {
     /// them one by one in order (the last write of a key wins), but every touched internal node is
     /// built and hashed once instead of once per write below it.
     public mutating func set(batch: [(key: String, value: [UInt8]?)]) {
-        update(batch: batch.map { (Hash.sha256(Array($0.key.utf8)), $0.value.map { Hash.sha256($0) }) })
+        update(batch: batch.map { (Hash.sha256(utf8: $0.key), $0.value.map { Hash.sha256($0) }) })
     }
 
     public mutating func update(batch: [(keyHash: Hash, valueHash: Hash?)]) {
@@ -77,9 +92,9 @@ public struct SparseMerkleTree: Sendable {
     private static func join(_ left: Node?, _ right: Node?) -> Node? {
         switch (left, right) {
         case (nil, nil): return nil
-        case (let l?, nil) where l.leaf != nil: return l
-        case (nil, let r?) where r.leaf != nil: return r
-        default: return Node(left: left, right: right)
+        case (let l?, nil) where l is Leaf: return l
+        case (nil, let r?) where r is Leaf: return r
+        default: return Inner(left: left, right: right)
         }
     }
 
@@ -90,7 +105,7 @@ public struct SparseMerkleTree: Sendable {
         _ node: Node?, depth: Int, _ updates: UnsafeBufferPointer<(keyHash: Hash, valueHash: Hash?)>, _ range: Range<Int>, delta: inout Int
     ) -> Node? {
         if range.isEmpty { return node }
-        guard let node, node.leaf == nil else {
+        guard let node = node as? Inner else {
             // An empty subtree or a lone leaf: rebuild it from its leaves after the updates.
             var leaves: [(Hash, Hash)] = []
             leaves.reserveCapacity(range.count + 1)
@@ -121,25 +136,26 @@ public struct SparseMerkleTree: Sendable {
     /// The compressed subtree holding exactly `leaves` (sorted by key) below `depth`.
     private static func build(_ leaves: ArraySlice<(Hash, Hash)>, depth: Int) -> Node? {
         if leaves.isEmpty { return nil }
-        if leaves.count == 1 { return Node(key: leaves.first!.0, value: leaves.first!.1) }
+        if leaves.count == 1 { return Leaf(key: leaves.first!.0, value: leaves.first!.1) }
         let split = leaves.firstIndex { $0.0.bit(depth) } ?? leaves.endIndex
-        return Node(left: build(leaves[leaves.startIndex..<split], depth: depth + 1), right: build(leaves[split...], depth: depth + 1))
+        return Inner(left: build(leaves[leaves.startIndex..<split], depth: depth + 1), right: build(leaves[split...], depth: depth + 1))
     }
 
     private static func insert(_ node: Node?, depth: Int, key: Hash, value: Hash, inserted: inout Bool) -> Node {
         guard let node else {
             inserted = true
-            return Node(key: key, value: value)
+            return Leaf(key: key, value: value)
         }
         if let leaf = node.leaf {
-            if leaf.key == key { return Node(key: key, value: value) }
+            if leaf.key == key { return Leaf(key: key, value: value) }
             inserted = true
-            return split(existing: node, existingKey: leaf.key, new: Node(key: key, value: value), newKey: key, depth: depth)
+            return split(existing: node, existingKey: leaf.key, new: Leaf(key: key, value: value), newKey: key, depth: depth)
         }
+        let inner = unsafeDowncast(node, to: Inner.self)
         if key.bit(depth) {
-            return Node(left: node.left, right: insert(node.right, depth: depth + 1, key: key, value: value, inserted: &inserted))
+            return Inner(left: inner.left, right: insert(inner.right, depth: depth + 1, key: key, value: value, inserted: &inserted))
         } else {
-            return Node(left: insert(node.left, depth: depth + 1, key: key, value: value, inserted: &inserted), right: node.right)
+            return Inner(left: insert(inner.left, depth: depth + 1, key: key, value: value, inserted: &inserted), right: inner.right)
         }
     }
 
@@ -148,9 +164,9 @@ public struct SparseMerkleTree: Sendable {
         let b = newKey.bit(depth)
         if a == b {
             let child = split(existing: existing, existingKey: existingKey, new: new, newKey: newKey, depth: depth + 1)
-            return a ? Node(left: nil, right: child) : Node(left: child, right: nil)
+            return a ? Inner(left: nil, right: child) : Inner(left: child, right: nil)
         }
-        return a ? Node(left: new, right: existing) : Node(left: existing, right: new)
+        return a ? Inner(left: new, right: existing) : Inner(left: existing, right: new)
     }
 
     private static func remove(_ node: Node?, depth: Int, key: Hash, removed: inout Bool) -> Node? {
@@ -162,22 +178,23 @@ public struct SparseMerkleTree: Sendable {
             }
             return node
         }
+        let inner = unsafeDowncast(node, to: Inner.self)
         let left: Node?
         let right: Node?
         if key.bit(depth) {
-            left = node.left
-            right = remove(node.right, depth: depth + 1, key: key, removed: &removed)
+            left = inner.left
+            right = remove(inner.right, depth: depth + 1, key: key, removed: &removed)
         } else {
-            left = remove(node.left, depth: depth + 1, key: key, removed: &removed)
-            right = node.right
+            left = remove(inner.left, depth: depth + 1, key: key, removed: &removed)
+            right = inner.right
         }
         if !removed { return node }
         // Keep leaf compression: a lone leaf moves up.
         switch (left, right) {
         case (nil, nil): return nil
-        case (let l?, nil) where l.leaf != nil: return l
-        case (nil, let r?) where r.leaf != nil: return r
-        default: return Node(left: left, right: right)
+        case (let l?, nil) where l is Leaf: return l
+        case (nil, let r?) where r is Leaf: return r
+        default: return Inner(left: left, right: right)
         }
     }
 
@@ -186,7 +203,7 @@ public struct SparseMerkleTree: Sendable {
         var siblings: [Hash] = []
         var node = rootNode
         var depth = 0
-        while let current = node, current.leaf == nil {
+        while let current = node as? Inner {
             if keyHash.bit(depth) {
                 siblings.append(current.left?.hash ?? .zero)
                 node = current.right

@@ -11,8 +11,7 @@ public enum EPCISEventHash {
     }
 
     public static func hashID(preHash: String) -> String {
-        var text = preHash
-        return "ni:///sha-256;" + text.withUTF8 { Hash.sha256(UnsafeRawBufferPointer($0)) }.hex + "?ver=CBV2.0"
+        "ni:///sha-256;" + Hash.sha256(utf8: preHash).hex + "?ver=CBV2.0"
     }
 
     /// The pre-hash strings of a document's events (or of a bare event).
