@@ -125,6 +125,18 @@ import Testing
         #expect(EPCISDocument.cbvShortName("https://example.com/BizStep-x", vocabulary: "BizStep") == "https://example.com/BizStep-x")
     }
 
+    /// Times to UTC with milliseconds, the third decimal rounded up from the fourth; other text unchanged.
+    @Test func timesToUTC() {
+        #expect(EPCISCanonicalValue.time("2026-11-25T09:00:00.000+01:00") == "2026-11-25T08:00:00.000Z")
+        #expect(EPCISCanonicalValue.time("2024-03-01T00:30:05.1234-01:00") == "2024-03-01T01:30:05.123Z")
+        #expect(EPCISCanonicalValue.time("2024-03-01T00:30:05.1235+01:00") == "2024-02-29T23:30:05.124Z")
+        #expect(EPCISCanonicalValue.time("1970-01-01T00:00Z") == "1970-01-01T00:00:00.000Z")
+        #expect(EPCISCanonicalValue.time("9999-12-31T23:59:59.999Z") == "9999-12-31T23:59:59.999Z")
+        #expect(EPCISCanonicalValue.time("2026-02-30T00:00:00Z") == "2026-02-30T00:00:00Z")
+        #expect(EPCISCanonicalValue.format(millis: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(EPCISCanonicalValue.format(millis: -1) == "1969-12-31T23:59:59.999Z")
+    }
+
     /// Numbers are written in their shortest form, integers exactly even beyond 64 bits (Python's str(int(x))).
     @Test func numberCanonicalisation() {
         #expect(EPCISCanonicalValue.number("452.0") == "452")

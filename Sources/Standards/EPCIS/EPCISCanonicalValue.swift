@@ -166,11 +166,38 @@ enum EPCISCanonicalValue {
         let days = Int(millis >= 0 ? millis / 86_400_000 : (millis - 86_399_999) / 86_400_000)
         let rest = Int(millis - Int64(days) * 86_400_000)
         let date = GS1Date(daysSinceEpoch: days)
-        func pad(_ n: Int, _ w: Int) -> String {
-            let s = String(n)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
+        guard (0...9999).contains(date.year) else {
+            func pad(_ n: Int, _ w: Int) -> String {
+                let s = String(n)
+                return String(repeating: "0", count: max(0, w - s.count)) + s
+            }
+            return "\(date.iso)T\(pad(rest / 3_600_000, 2)):\(pad(rest / 60_000 % 60, 2)):\(pad(rest / 1000 % 60, 2)).\(pad(rest % 1000, 3))Z"
         }
-        return "\(date.iso)T\(pad(rest / 3_600_000, 2)):\(pad(rest / 60_000 % 60, 2)):\(pad(rest / 1000 % 60, 2)).\(pad(rest % 1000, 3))Z"
+        // YYYY-MM-DDThh:mm:ss.mmmZ written digit by digit (the common case: a four-digit year).
+        return String(unsafeUninitializedCapacity: 24) { b in
+            func put(_ n: Int, _ width: Int, at start: Int) {
+                var n = n
+                for i in stride(from: start + width - 1, through: start, by: -1) {
+                    b[i] = UInt8(48 + n % 10)
+                    n /= 10
+                }
+            }
+            put(date.year, 4, at: 0)
+            b[4] = 45
+            put(date.month, 2, at: 5)
+            b[7] = 45
+            put(date.day, 2, at: 8)
+            b[10] = 84
+            put(rest / 3_600_000, 2, at: 11)
+            b[13] = 58
+            put(rest / 60_000 % 60, 2, at: 14)
+            b[16] = 58
+            put(rest / 1000 % 60, 2, at: 17)
+            b[19] = 46
+            put(rest % 1000, 3, at: 20)
+            b[23] = 90
+            return 24
+        }
     }
 
     static func isDigit(_ b: UInt8) -> Bool { (48...57).contains(b) }

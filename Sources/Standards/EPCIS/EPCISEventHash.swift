@@ -370,31 +370,55 @@ public enum EPCISEventHash {
     /// shared vectors and generated events compare both (EPCISTests).
     static func simplePreHash(_ event: JSONValue, _ ns: [String: String]) -> String? {
         guard case .object(let members) = event, case .string(let type)? = members["type"] else { return nil }
-        var fields: [String: String] = [:]
-        var lists: [String: [String]] = [:]
+        var eventTime: String?, offset: String?, parentID: String?, action: String?, bizStep: String?, disposition: String?
+        var readPoint: String?, bizLocation: String?
+        var epcList: [String]?, childEPCs: [String]?
         var ilmd: [String]?
+        func epcTexts(_ value: JSONValue) -> [String]? {
+            guard case .array(let items) = value else { return nil }
+            var texts: [String] = []
+            texts.reserveCapacity(items.count)
+            for item in items {
+                guard case .string(let epc) = item else { return nil }
+                let text = valueText("epc", expandValue(epc, ns))
+                if !text.isEmpty { texts.append("epc" + text) }
+            }
+            return texts
+        }
+        func locationID(_ value: JSONValue) -> String? {
+            guard case .object(let o) = value, o.count == 1, case .string(let id)? = o["id"] else { return nil }
+            return expandValue(id, ns)
+        }
         for (key, value) in members {
             switch key {
             case "type", "recordTime", "eventID":
                 guard case .string = value else { return nil }
             case "eventTime", "eventTimeZoneOffset", "parentID", "action", "bizStep", "disposition":
                 guard case .string(var text) = value else { return nil }
-                if key == "bizStep", bizSteps.contains(text) { text = EPCISCanonicalValue.cbv + "BizStep-" + text }
-                if key == "disposition", dispositions.contains(text) { text = EPCISCanonicalValue.cbv + "Disp-" + text }
-                fields[key] = expandValue(text, ns)
-            case "readPoint", "bizLocation":
-                guard case .object(let o) = value, o.count == 1, case .string(let id)? = o["id"] else { return nil }
-                fields[key] = expandValue(id, ns)
-            case "epcList", "childEPCs":
-                guard case .array(let items) = value else { return nil }
-                var texts: [String] = []
-                texts.reserveCapacity(items.count)
-                for item in items {
-                    guard case .string(let epc) = item else { return nil }
-                    let text = valueText("epc", expandValue(epc, ns))
-                    if !text.isEmpty { texts.append("epc" + text) }
+                switch key {
+                case "eventTime": eventTime = expandValue(text, ns)
+                case "eventTimeZoneOffset": offset = expandValue(text, ns)
+                case "parentID": parentID = expandValue(text, ns)
+                case "action": action = expandValue(text, ns)
+                case "bizStep":
+                    if bizSteps.contains(text) { text = EPCISCanonicalValue.cbv + "BizStep-" + text }
+                    bizStep = expandValue(text, ns)
+                default:
+                    if dispositions.contains(text) { text = EPCISCanonicalValue.cbv + "Disp-" + text }
+                    disposition = expandValue(text, ns)
                 }
-                lists[key] = texts
+            case "readPoint":
+                guard let id = locationID(value) else { return nil }
+                readPoint = id
+            case "bizLocation":
+                guard let id = locationID(value) else { return nil }
+                bizLocation = id
+            case "epcList":
+                guard let texts = epcTexts(value) else { return nil }
+                epcList = texts
+            case "childEPCs":
+                guard let texts = epcTexts(value) else { return nil }
+                childEPCs = texts
             case "ilmd":
                 guard case .object(let o) = value else { return nil }
                 var parts: [String] = []
@@ -411,30 +435,30 @@ public enum EPCISEventHash {
             }
         }
         var out = "eventType=" + type
-        func field(_ name: String) {
-            guard let value = fields[name] else { return }
+        func field(_ name: String, _ value: String?) {
+            guard let value else { return }
             let text = valueText(name, value)
             if !text.isEmpty { out += name + text }
         }
-        func list(_ name: String) {
-            guard let texts = lists[name], !texts.isEmpty else { return }
+        func list(_ name: String, _ texts: [String]?) {
+            guard let texts, !texts.isEmpty else { return }
             out += name + (texts.count == 1 ? texts[0] : sortedByCodePoint(texts).joined())
         }
-        func location(_ name: String) {
-            guard let id = fields[name] else { return }
+        func location(_ name: String, _ id: String?) {
+            guard let id else { return }
             let text = valueText("id", id)
             if !text.isEmpty { out += name + "id" + text }
         }
-        field("eventTime")
-        field("eventTimeZoneOffset")
-        list("epcList")
-        field("parentID")
-        list("childEPCs")
-        field("action")
-        field("bizStep")
-        field("disposition")
-        location("readPoint")
-        location("bizLocation")
+        field("eventTime", eventTime)
+        field("eventTimeZoneOffset", offset)
+        list("epcList", epcList)
+        field("parentID", parentID)
+        list("childEPCs", childEPCs)
+        field("action", action)
+        field("bizStep", bizStep)
+        field("disposition", disposition)
+        location("readPoint", readPoint)
+        location("bizLocation", bizLocation)
         if let ilmd { out += "ilmd" + (ilmd.count > 1 ? sortedByCodePoint(ilmd).joined() : ilmd.joined()) }
         return out
     }
