@@ -62,6 +62,90 @@ import Testing
         #expect(batched.count == 0)
     }
 
+    /// The root of a compressed sparse Merkle tree over `leaves` (sorted by key hash), computed
+    /// directly from the definition: the reference the tree is checked against.
+    static func naiveRoot(_ leaves: ArraySlice<(key: Hash, value: Hash)>, depth: Int = 0) -> Hash {
+        if leaves.isEmpty { return .zero }
+        if leaves.count == 1 { return Hash.sha256(prefix: 0, leaves.first!.key, leaves.first!.value) }
+        let split = leaves.firstIndex { $0.key.bit(depth) } ?? leaves.endIndex
+        return Hash.sha256(prefix: 1, naiveRoot(leaves[leaves.startIndex..<split], depth: depth + 1), naiveRoot(leaves[split...], depth: depth + 1))
+    }
+
+    /// Versions share storage: every version taken along the way keeps its root and proofs while
+    /// later ones change, each root equals the definition's, and once versions are dropped their
+    /// nodes are freed (an emptied tree holds none).
+    @Test func versionsAgainstTheDefinitionAndNothingLeaks() throws {
+        var rng = SplitMix64(seed: 23)
+        var tree = SparseMerkleTree()
+        var reference: [Hash: Hash] = [:]
+        var kept: [(tree: SparseMerkleTree, root: Hash, sample: (key: Hash, value: Hash?))] = []
+        for round in 0..<80 {
+            var batch: [(keyHash: Hash, valueHash: Hash?)] = []
+            for _ in 0..<Int.random(in: 1...(round < 10 ? 300 : 40), using: &rng) {
+                let key = Hash.sha256(Array("k\(Int.random(in: 0..<500, using: &rng))".utf8))
+                let value: Hash? = Int.random(in: 0..<4, using: &rng) == 0 ? nil : Hash.sha256(Array("v\(rng.next())".utf8))
+                batch.append((key, value))
+                reference[key] = value
+            }
+            tree.update(batch: batch)
+            let leaves = reference.map { (key: $0.key, value: $0.value) }.sorted { $0.key < $1.key }
+            #expect(tree.root == Self.naiveRoot(leaves[...]), "round \(round)")
+            #expect(tree.count == reference.count)
+            if round % 7 == 0, let probe = batch.first {
+                kept.append((tree, tree.root, (probe.keyHash, reference[probe.keyHash])))
+            }
+        }
+        for k in kept {
+            #expect(k.tree.root == k.root)
+            let proof = k.tree.proof(keyHash: k.sample.key)
+            try proof.verify(root: k.root)
+            #expect(proof.provenValueHash == k.sample.value)
+        }
+        let withVersions = tree.storedNodes
+        kept.removeAll()
+        #expect(tree.storedNodes < withVersions)
+        // One version left: as many nodes as the same content built at once (the tree's shape depends on its content only).
+        var fresh = SparseMerkleTree()
+        fresh.update(batch: reference.map { ($0.key, $0.value) })
+        #expect(fresh.root == tree.root)
+        #expect(tree.storedNodes == fresh.storedNodes)
+        #expect(tree.storedNodes >= 2 * tree.count - 1)
+        tree.update(batch: reference.keys.map { ($0, nil) })
+        #expect(tree.root == .zero)
+        #expect(tree.count == 0)
+        #expect(tree.storedNodes == 0)
+    }
+
+    /// Proofs read from a version on other threads while the tree is updated stay valid for that version.
+    @Test func readersDuringUpdates() async throws {
+        var tree = SparseMerkleTree()
+        tree.set(batch: (0..<2000).map { (key: "k\($0)", value: Array("v\($0)".utf8)) })
+        let snapshot = tree
+        let root = snapshot.root
+        let failures = await withTaskGroup(of: Int.self) { group in
+            for t in 0..<3 {
+                group.addTask {
+                    var bad = 0
+                    for i in 0..<3000 {
+                        let key = Array("k\((i * 7 + t) % 2500)".utf8)
+                        let proof = snapshot.proof(key: key)
+                        let expected: [UInt8]? = (i * 7 + t) % 2500 < 2000 ? Array("v\((i * 7 + t) % 2500)".utf8) : nil
+                        if (try? proof.verify(root: root, key: key, value: expected)) == nil { bad += 1 }
+                    }
+                    return bad
+                }
+            }
+            var writer = tree
+            for round in 0..<200 {
+                writer.set(batch: (0..<50).map { (key: "k\(($0 * 13 + round) % 2500)", value: round % 3 == 0 ? nil : Array("w\(round)".utf8)) })
+            }
+            #expect(writer.root != root)
+            return await group.reduce(0, +)
+        }
+        #expect(failures == 0)
+        #expect(snapshot.root == root)
+    }
+
     @Test func rootDependsOnContentNotHistory() {
         var a = SparseMerkleTree()
         var b = SparseMerkleTree()
