@@ -8,8 +8,17 @@ public protocol Contract: Sendable {
     var actions: [String] { get }
     /// Checks what can be checked without state, before a transaction enters the mempool.
     func validate(action: String, payload: JSONValue) throws(LedgerError)
+    /// The same checks for a whole transaction: a contract may use the typed form the payload was
+    /// built from (`Transaction.decoded`) instead of decoding it. By default, `validate(action:payload:)`.
+    func validate(_ transaction: Transaction) throws(LedgerError)
     /// Executes one transaction; throwing discards its writes and records a failed receipt.
     func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue
+}
+
+extension Contract {
+    public func validate(_ transaction: Transaction) throws(LedgerError) {
+        try validate(action: transaction.action, payload: transaction.payload)
+    }
 }
 
 /// What a transaction sees while it executes: the block's height and time, its author and the
@@ -129,7 +138,7 @@ public struct ContractRegistry: Sendable {
         guard contract.actions.contains(tx.action) else {
             throw LedgerError("unknown_action", "contract \(tx.contract) has no action \(tx.action)")
         }
-        try contract.validate(action: tx.action, payload: tx.payload)
+        try contract.validate(tx)
     }
 
     /// Executes a block's transactions in order over `base`; returns the results and the

@@ -169,6 +169,37 @@ final class MemoryChain: StateReader, @unchecked Sendable {
         #expect(chain.state[SupplyItem.stateKey(key("C2"))] == nil)
     }
 
+    /// A typed event passes `check()` exactly when its JSON decodes: admission checks the node's own
+    /// typed events that way instead of decoding them, so the two must agree on every field's rules.
+    @Test func typedCheckAgreesWithDecoding() {
+        var rng = SystemRandomNumberGenerator()
+        // The first option (valid) most of the time, so that whole events pass as well as fail.
+        func pick<T>(_ options: [T]) -> T { Int.random(in: 0..<10, using: &rng) < 8 ? options[0] : options[Int.random(in: 0..<options.count, using: &rng)] }
+        let hex = String(repeating: "ab", count: 32)
+        let keysToTry = [hex, hex.uppercased(), String(hex.dropLast()), hex + "a", String(repeating: "zz", count: 32), ""]
+        let did = SigningKey().publicKey.did
+        var accepted = 0, refused = 0
+        for _ in 0..<3000 {
+            func item() -> SupplyEvent.Item {
+                SupplyEvent.Item(
+                    key: pick(keysToTry), gtin: pick([gtin, nil, "09506000100013", "123", "", "095060001000120"]), lot: pick([hex, nil, "L1"]),
+                    expiry: pick(["2030-12-31", nil, "", "2030-12-31T00"]))
+            }
+            let event = SupplyEvent(
+                hash: pick(keysToTry), type: pick([SupplyEvent.EventType.object, .aggregation, .transformation]), action: pick([SupplyEvent.Action.add, nil, .observe, .delete]),
+                bizStep: pick(["commissioning", "", String(repeating: "s", count: 65)]), disposition: pick(["active", nil, "", String(repeating: "d", count: 64), String(repeating: "d", count: 65)]),
+                timeMillis: Int64.random(in: -5...1_800_000_000_000, using: &rng), items: (0..<Int.random(in: 0...2, using: &rng)).map { _ in item() },
+                parent: pick([nil, hex, "nothex"]), outputs: (0..<Int.random(in: 0...1, using: &rng)).map { _ in item() },
+                destination: pick([nil, did, "did:key:zNope", ""]), lots: pick([[], [(gtin: gtin, lot: hex)], [(gtin: "", lot: hex)], [(gtin: gtin, lot: "x")], [(gtin: "123456789012345", lot: hex)]]))
+            let checked = (try? event.check()) != nil
+            let decoded = try? SupplyEvent(json: event.json)
+            #expect(checked == (decoded != nil), "\(event.json.canonicalString)")
+            if let decoded { #expect(decoded == event) }
+            if checked { accepted += 1 } else { refused += 1 }
+        }
+        #expect(accepted > 50 && refused > 50)
+    }
+
     @Test func reactivationWindowAndIrreversibleStates() throws {
         let (chain, _, pharmacy, _) = world(packs: ["A", "B", "C"])
         let t0: UInt64 = 1_790_000_000_000

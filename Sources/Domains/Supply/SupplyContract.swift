@@ -49,24 +49,7 @@ public struct SupplyContract: Contract {
             _ = try p.optionalString("name", maxLength: 200)
             for m in try p.optionalStrings("manufacturers") { _ = try PublicKey(did: m) }
         case "events":
-            let p = try Payload(payload, allowed: ["events", "document"])
-            guard let list = p.fields["events"]?.arrayValue, !list.isEmpty, list.count <= 10_000 else {
-                throw LedgerError("bad_payload", "events must be an array of 1 to 10000 events")
-            }
-            for e in list { _ = try SupplyEvent(json: e) }
-            if let document = p.fields["document"] {
-                let d = try Payload(document, allowed: ["id", "saltedHash", "wrappedKeys", "holder"])
-                _ = try Hash(hex: try d.string("id", maxLength: 64))
-                _ = try Hash(hex: try d.string("saltedHash", maxLength: 64))
-                guard let keys = d.fields["wrappedKeys"]?.objectValue, !keys.isEmpty, keys.count <= 64 else {
-                    throw LedgerError("bad_payload", "a document's wrappedKeys map 1 to 64 parties to wrapped keys")
-                }
-                for (did, w) in keys {
-                    _ = try PublicKey(did: did)
-                    _ = try WrappedKey(json: w)
-                }
-                _ = try d.optionalDID("holder")
-            }
+            try validateEvents(payload, typed: nil)
         case "reactivate":
             _ = try Self.itemKey(try Payload(payload, allowed: ["item"]), "item")
         case "decommission":
@@ -114,6 +97,41 @@ public struct SupplyContract: Contract {
             }
             _ = try p.optionalString("detail", maxLength: 1024)
         }
+    }
+
+    /// `events`: the payload's shape and document, and each event: decoded from the payload, or, when
+    /// the node built the payload from typed events (`typed`, one per payload event), checked by the
+    /// same rules without decoding (`SupplyEvent.check`).
+    func validateEvents(_ payload: JSONValue, typed: [SupplyEvent]?) throws(LedgerError) {
+        let p = try Payload(payload, allowed: ["events", "document"])
+        guard let list = p.fields["events"]?.arrayValue, !list.isEmpty, list.count <= 10_000 else {
+            throw LedgerError("bad_payload", "events must be an array of 1 to 10000 events")
+        }
+        if let typed, typed.count == list.count {
+            for e in typed { try e.check() }
+        } else {
+            for e in list { _ = try SupplyEvent(json: e) }
+        }
+        if let document = p.fields["document"] {
+                let d = try Payload(document, allowed: ["id", "saltedHash", "wrappedKeys", "holder"])
+                _ = try Hash(hex: try d.string("id", maxLength: 64))
+                _ = try Hash(hex: try d.string("saltedHash", maxLength: 64))
+                guard let keys = d.fields["wrappedKeys"]?.objectValue, !keys.isEmpty, keys.count <= 64 else {
+                    throw LedgerError("bad_payload", "a document's wrappedKeys map 1 to 64 parties to wrapped keys")
+                }
+                for (did, w) in keys {
+                    _ = try PublicKey(did: did)
+                    _ = try WrappedKey(json: w)
+                }
+                _ = try d.optionalDID("holder")
+            }
+    }
+
+    public func validate(_ transaction: Transaction) throws(LedgerError) {
+        guard transaction.action == "events", let typed = transaction.decoded as? [SupplyEvent] else {
+            return try validate(action: transaction.action, payload: transaction.payload)
+        }
+        try validateEvents(transaction.payload, typed: typed)
     }
 
     static func isGS1Key(_ text: String, length: Int) -> Bool {

@@ -85,6 +85,44 @@ public struct SupplyEvent: Sendable, Hashable {
         return .object(o)
     }
 
+    /// The rules `init(json:)` applies to the values, for an event built by a node rather than read
+    /// from JSON: it passes exactly when the event's JSON would decode (PackLifecycleTests compares
+    /// both on generated valid and broken events).
+    public func check() throws(LedgerError) {
+        func text(_ field: String, _ value: String, _ maxLength: Int) throws(LedgerError) {
+            guard !value.isEmpty, value.utf8.count <= maxLength else {
+                throw LedgerError("bad_payload", "\(field) must be a string of 1 to \(maxLength) bytes")
+            }
+        }
+        func key(_ field: String, _ value: String) throws(LedgerError) {
+            try text(field, value, 64)
+            guard value.utf8.count == 64, Hex.isHex(value) else { throw LedgerError("bad_payload", "\(field) must be a 64-hex blinded key") }
+        }
+        try text("hash", hash, 64)
+        guard hash.utf8.count == 64, Hex.isHex(hash) else { throw LedgerError("bad_payload", "event hash must be 64 hex digits") }
+        for list in [items, outputs] {
+            guard list.count <= 100_000 else { throw LedgerError("bad_payload", "too many items in one event") }
+            for item in list {
+                try key("key", item.key)
+                if let gtin = item.gtin { try text("gtin", gtin, 14) }
+                if let lot = item.lot { try key("lot", lot) }
+                if let expiry = item.expiry { try text("expiry", expiry, 10) }
+                if let gtin = item.gtin, !SupplyContract.isGS1Key(gtin, length: 14) { throw LedgerError("bad_payload", "bad GTIN \(gtin)") }
+            }
+        }
+        for lot in lots {
+            try text("gtin", lot.gtin, 14)
+            try key("lot", lot.lot)
+        }
+        try text("bizStep", bizStep, 64)
+        if let disposition { try text("disposition", disposition, 64) }
+        if let parent { try key("parent", parent) }
+        if let destination {
+            try text("to", destination, 256)
+            _ = try PublicKey(did: destination)
+        }
+    }
+
     static let fields: Set<String> = ["hash", "type", "action", "bizStep", "disposition", "time", "items", "parent", "outputs", "to", "lots"]
 
     public init(json: JSONValue) throws(LedgerError) {
