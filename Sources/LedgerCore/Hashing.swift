@@ -22,12 +22,6 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
         }
     }
 
-    init(digest: SHA256Digest) {
-        withUnsafeMutableBytes(of: &self) { raw in
-            digest.withUnsafeBytes { d in raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: d.prefix(32))) }
-        }
-    }
-
     /// The 32 bytes.
     public var bytes: [UInt8] { withUnsafeBytes(of: self) { Array($0) } }
 

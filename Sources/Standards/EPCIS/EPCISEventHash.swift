@@ -407,18 +407,12 @@ public enum EPCISEventHash {
                     if dispositions.contains(text) { text = EPCISCanonicalValue.cbv + "Disp-" + text }
                     disposition = expandValue(text, ns)
                 }
-            case "readPoint":
+            case "readPoint", "bizLocation":
                 guard let id = locationID(value) else { return nil }
-                readPoint = id
-            case "bizLocation":
-                guard let id = locationID(value) else { return nil }
-                bizLocation = id
-            case "epcList":
+                if key == "readPoint" { readPoint = id } else { bizLocation = id }
+            case "epcList", "childEPCs":
                 guard let texts = epcTexts(value) else { return nil }
-                epcList = texts
-            case "childEPCs":
-                guard let texts = epcTexts(value) else { return nil }
-                childEPCs = texts
+                if key == "epcList" { epcList = texts } else { childEPCs = texts }
             case "ilmd":
                 guard case .object(let o) = value else { return nil }
                 var parts: [String] = []
