@@ -18,18 +18,7 @@ struct StateBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // SplitMix64: the system generator makes a system call per value, which made the set-up slow.
-        struct SplitMix: RandomNumberGenerator {
-            var state: UInt64
-            mutating func next() -> UInt64 {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                return z ^ (z >> 31)
-            }
-        }
-        var rng = SplitMix(state: UInt64.random(in: 0...UInt64.max))
+        var rng = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
         func value() -> [UInt8] { (0..<48).map { _ in UInt8.random(in: 0...255, using: &rng) } }
         var tree = SparseMerkleTree()
         var loaded = 0

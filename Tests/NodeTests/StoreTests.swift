@@ -11,7 +11,7 @@ import Testing
     static func sortedBytewise(_ keys: some Sequence<String>) -> [String] { keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) } }
 
     @Test func sortedKeysMatchASortedArray() {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var keys = SortedKeys()
         var naive = Set<String>()
         // Few distinct prefixes and non-ASCII characters, so that prefix ranges and byte order both matter.
@@ -47,7 +47,7 @@ import Testing
     @Test func appendedRowsAreFoundBeforeAndAfterReopening() throws {
         let path = NSTemporaryDirectory() + "careledger-store-\(UUID().uuidString).sqlite"
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        var rng = SplitMix(seed: 11)
+        var rng = SplitMix64(seed: 11)
         let signer = SigningKey()
         var expected: [String: [UInt8]] = [:]
         var committed: [(Hash, UInt64)] = []
@@ -187,18 +187,5 @@ import Testing
         #expect(next.events.map { $0.body["n"] } == [.int(4)])
         #expect(next.through == 4)
         try store.close()
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that a failure can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -3,19 +3,8 @@ import Standards
 import Testing
 
 @Suite struct ShamirTests {
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func anyThresholdSubsetRebuildsTheSecret() throws {
-        var rng = Seeded(state: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<50 {
             let secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let n = Int.random(in: 2...7, using: &rng)
