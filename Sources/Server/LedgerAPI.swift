@@ -2,6 +2,7 @@ import Domains
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import LedgerCore
 import Node
 import Prometheus
@@ -77,8 +78,12 @@ public struct LedgerAPI: Sendable {
         } catch {
             throw LedgerError("body_too_large", "request body exceeds \(limit) bytes")
         }
-        if let field = request.headers[Self.contentDigest] { try ContentDigest.check(field, body: bytes) }
+        try checkDigest(request, body: bytes)
         return bytes
+    }
+
+    static func checkDigest(_ request: Request, body bytes: [UInt8]) throws {
+        if let field = request.headers[Self.contentDigest] { try ContentDigest.check(field, body: bytes) }
     }
 
     static let contentDigest = HTTPField.Name("Content-Digest")!
@@ -87,13 +92,34 @@ public struct LedgerAPI: Sendable {
     func handle(_ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
-        } catch let error as LedgerError {
-            return APIError.response(error)
-        } catch let rejection as BatchRejection {
-            return APIError.response(rejection.first)
         } catch {
-            return APIError.response(LedgerError("internal_error", "\(error)"))
+            return APIError.response(Self.ledgerError(error))
         }
+    }
+
+    /// The stable error an API caller is told of.
+    static func ledgerError(_ error: any Error) -> LedgerError {
+        switch error {
+        case let error as LedgerError: return error
+        case let rejection as BatchRejection: return rejection.first
+        default: return LedgerError("internal_error", "\(error)")
+        }
+    }
+
+    var supplyAPI: SupplyAPI { SupplyAPI(api: self, supply: supply, auth: auth, organisations: organisations) }
+
+    /// The routes answered on the connection's event loop before the router (`FastRoute`).
+    func fastRoutes() -> [FastRoute.Route] {
+        let supply = supplyAPI
+        return [.init(method: .post, path: "/v1/supply/verify", respond: { supply.fastVerify($0, $1) })]
+    }
+
+    public static let serverName = "careledger"
+
+    /// HTTP/1.1 with the fast routes in front of the router: the server of `NodeServer` (and of tests run live).
+    public var httpServer: HTTPServerBuilder {
+        let routes = fastRoutes()
+        return .http1(configuration: .init(additionalChannelHandlers: [FastRoute(routes: routes, serverName: Self.serverName)]))
     }
 
     public func router() -> Router<BasicRequestContext> {
@@ -176,7 +202,7 @@ public struct LedgerAPI: Sendable {
         router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
         FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
-        SupplyAPI(api: self, supply: supply, auth: auth, organisations: organisations).register(on: router)
+        supplyAPI.register(on: router)
         // What no route answers under /fhir is an OperationOutcome too (the middleware passes everything else through).
         router.add(middleware: FHIRAPI.Unrouted())
         return router

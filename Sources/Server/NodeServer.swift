@@ -23,8 +23,8 @@ public struct NodeServer: Sendable {
     ) async throws {
         let node = api.node, configuration = api.configuration
         let app = Application(
-            router: api.router(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "careledger"),
+            router: api.router(), server: api.httpServer,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: LedgerAPI.serverName),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
         let producer = BlockProducerService(node: node)

@@ -123,14 +123,20 @@ struct TestNetwork {
         operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
     }
 
-    /// Runs the block producer and the router around `body`.
-    func run(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let app = Application(router: api.router())
+    /// Runs the block producer and the router around `body`; `live`: the node's HTTP server on a
+    /// loopback port (its fast routes in front of the router), otherwise the router alone.
+    func run(live: Bool = false, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let supply = api.supply
         let alerts = Task { await supply.run() }
         defer { alerts.cancel() }
         try await withRunningNode(node) {
-            try await app.test(.router) { client in try await body(client) }
+            if live {
+                let app = Application(
+                    router: api.router(), server: api.httpServer, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: LedgerAPI.serverName))
+                try await app.test(.live) { client in try await body(client) }
+            } else {
+                try await Application(router: api.router()).test(.router) { client in try await body(client) }
+            }
         }
     }
 }

@@ -121,7 +121,7 @@ struct SupplyClient {
         let secret = RandomBytes.make(32)
         let network = try TestNetwork(organisations: world.organisations, supplySecret: secret)
         let operatorParty = network.operatorParty
-        try await network.run { client in
+        try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
             try await world.admit(&rc, operatorParty: operatorParty)
 
@@ -328,13 +328,70 @@ struct SupplyClient {
     /// Dispensing to a consenting patient adds a MedicationDispense to her record; a later recall of the
     /// lot notifies her and her prescriber (off-chain, from the dispensing node); without consent the
     /// pack is still dispensed but nothing is written.
+    /// The node's HTTP server answers a single-scan verification on the event loop (`FastRoute`); a
+    /// request with a query takes the router. Both answer the same, byte for byte: status,
+    /// body, content type, the alert raised for a negative outcome, and the errors of a bad request.
+    @Test func fastRouteAnswersAsTheRouter() async throws {
+        let world = World()
+        let network = try TestNetwork(organisations: world.organisations, supplySecret: RandomBytes.make(32))
+        let operatorParty = network.operatorParty
+        let pharmacy = world.pharmacy
+        try await network.run(live: true) { client in
+            var rc = RecordsClient(client: client)
+            try await world.admit(&rc, operatorParty: operatorParty)
+            let sc = SupplyClient(rc: rc)
+            #expect(try await sc.ingest([Pharma.commissioning(["SN0301", "SN0302"])], as: world.pharma).0 == .created)
+            let token = try await rc.token(pharmacy)
+            let unregistered = try await rc.token(Party())
+
+            func ask(_ body: [UInt8], bearer: String?, viaRouter: Bool, digest: String? = nil) async throws -> TestResponse {
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if let bearer { headers[.authorization] = "Bearer \(bearer)" }
+                if let digest { headers[HTTPField.Name("Content-Digest")!] = digest }
+                let uri = viaRouter ? "/v1/supply/verify?via=router" : "/v1/supply/verify"
+                return try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(bytes: body))
+            }
+            func scanBody(_ scan: String) -> [UInt8] { JSONValue.object(["scan": .string(scan)]).canonicalBytes }
+            let cases: [(String, [UInt8], String?, String?)] = [
+                ("verified", scanBody(Pharma.scan("SN0301")), token, nil),
+                ("unknown serial", scanBody(Pharma.scan("SN0399")), token, nil),
+                ("batch mismatch", scanBody(Pharma.scan("SN0302", lot: "OTHER")), token, nil),
+                ("check digit", scanBody("0109506000100013"), token, nil),
+                ("no scan", JSONValue.object(["scan": .int(5)]).canonicalBytes, token, nil),
+                ("not JSON", Array("{scan".utf8), token, nil),
+                ("no token", scanBody(Pharma.scan("SN0301")), nil, nil),
+                ("bad token", scanBody(Pharma.scan("SN0301")), "x.1.y", nil),
+                ("not registered", scanBody(Pharma.scan("SN0301")), unregistered, nil),
+                ("digest mismatch", scanBody(Pharma.scan("SN0301")), token, "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"),
+                ("bulk", JSONValue.object(["scans": .array([.string(Pharma.scan("SN0301")), .string(Pharma.scan("SN0302"))])]).canonicalBytes, token, nil),
+            ]
+            for (name, body, bearer, digest) in cases {
+                let fast = try await ask(body, bearer: bearer, viaRouter: false, digest: digest)
+                let routed = try await ask(body, bearer: bearer, viaRouter: true, digest: digest)
+                #expect(fast.status == routed.status, "\(name)")
+                #expect(String(buffer: fast.body) == String(buffer: routed.body), "\(name)")
+                for field in [HTTPField.Name.contentType, .contentLength, .server] {
+                    #expect(fast.headers[field] == routed.headers[field], "\(name): \(field)")
+                }
+                #expect(fast.headers[.date] != nil, "\(name)")
+            }
+            // A negative outcome answered on the event loop raises its alert (to the verifier among others).
+            let other = try await rc.token(world.otherPharmacy)
+            let unknown = try await ask(scanBody(Pharma.scan("SN0398")), bearer: other, viaRouter: false)
+            #expect(try JSONValue.parse(Array(unknown.body.readableBytesView))["outcome"] == .string("unknown_serial"))
+            try await withDeadline(seconds: 60) { await network.api.supply.alertsRecorded() }
+            let alerts = try JSONValue.parse(Array(try await rc.get("/v1/supply/alerts", as: world.otherPharmacy).body.readableBytesView))
+            #expect(alerts["alerts"]?.arrayValue?.contains { $0["rule"] == .string("never_commissioned") } == true, "\(alerts)")
+        }
+    }
+
     @Test func dispensingClosesTheLoopWithThePatient() async throws {
         let world = World()
         let pharmacy = world.pharmacy, pharma = world.pharma, pharmacist = world.pharmacist
         let patient = Party(), other = Party(), prescriber = Party(), hospital = Party()
         let network = try TestNetwork(organisations: world.organisations)
         let operatorParty = network.operatorParty
-        try await network.run { client in
+        try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
             try await world.admit(&rc, operatorParty: operatorParty)
             #expect(try await rc.register(operatorParty, hospital, "organisation", name: "H")["status"] == .string("committed"))
@@ -423,7 +480,7 @@ struct SupplyClient {
         let secret = [UInt8](repeating: 42, count: 32)
         let network = try TestNetwork(organisations: world.organisations, supplySecret: secret)
         let operatorParty = network.operatorParty
-        try await network.run { client in
+        try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
             try await world.admit(&rc, operatorParty: operatorParty)
             let sc = SupplyClient(rc: rc)
