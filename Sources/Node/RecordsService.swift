@@ -78,6 +78,7 @@ public struct RecordsService: Sendable {
     public let breakGlassWindowMillis: Int64
     /// Parsed record entries, valid while their state bytes are unchanged.
     private let parsed = ParsedRecords()
+    private let parsedPrincipals = ParsedStateCache<Principal>()
     /// The encryption keys of the custodian organisations this node acts for: every version's content
     /// key is wrapped for its custodian, so this node can answer a break-the-glass read of the records
     /// it holds by re-wrapping the key for the emergency reader.
@@ -293,17 +294,18 @@ public struct RecordsService: Sendable {
         return try JSONValue.parse(bytes)
     }
 
+    /// The principal registered under `did` (parsed once per version of its state entry: every
+    /// authenticated request looks its caller up).
     public func principal(_ did: String) throws(LedgerError) -> Principal? {
-        try json(Principal.key(did)).map { (j) throws(LedgerError) in try Principal(json: j) }
+        let key = Principal.key(did)
+        guard let bytes = node.stateValue(forKey: key) else { return nil }
+        return try parsedPrincipals.value(key, bytes) { (bytes) throws(LedgerError) in try Principal(json: try JSONValue.parse(bytes)) }
     }
 
     public func record(_ id: String) throws(LedgerError) -> RecordEntry? {
         let key = RecordEntry.key(id)
         guard let bytes = node.stateValue(forKey: key) else { return nil }
-        if let cached = parsed.entry(key, bytes) { return cached }
-        let entry = try RecordEntry(json: try JSONValue.parse(bytes))
-        parsed.store(key, bytes, entry)
-        return entry
+        return try parsed.entries.value(key, bytes) { (bytes) throws(LedgerError) in try RecordEntry(json: try JSONValue.parse(bytes)) }
     }
 
     public func recordIDs(patient: String) throws(LedgerError) -> [String] {
@@ -739,7 +741,7 @@ public struct RecordsService: Sendable {
 
 /// A cache of parsed record entries keyed by state key, checked against the current state bytes.
 final class ParsedRecords: Sendable {
-    private let entries = Mutex<[String: ([UInt8], RecordEntry)]>([:])
+    let entries = ParsedStateCache<RecordEntry>(capacity: 100_000)
     /// Parsed key envelopes by salted hash (their blobs are immutable), and the hashes erasure destroyed:
     /// a parse that finishes after the erasure is not kept.
     private let envelopes = Mutex<(parsed: [Hash: [String: WrappedKey]], destroyed: Set<Hash>)>(([:], []))
@@ -761,17 +763,23 @@ final class ParsedRecords: Sendable {
         }
     }
 
-    func entry(_ key: String, _ bytes: [UInt8]) -> RecordEntry? {
-        entries.withLock { e in
-            guard let (cachedBytes, entry) = e[key], cachedBytes == bytes else { return nil }
-            return entry
-        }
-    }
+}
 
-    func store(_ key: String, _ bytes: [UInt8], _ entry: RecordEntry) {
-        entries.withLock { e in
-            if e.count > 100_000 { e.removeAll(keepingCapacity: true) }
-            e[key] = (bytes, entry)
+/// Values parsed from state entries, each kept while the entry's bytes are unchanged.
+final class ParsedStateCache<Value: Sendable>: Sendable {
+    private let values = Mutex<[String: (bytes: [UInt8], value: Value)]>([:])
+    let capacity: Int
+
+    init(capacity: Int = 200_000) { self.capacity = capacity }
+
+    /// The value of the entry `key` whose bytes are `bytes`: cached, or parsed now and kept.
+    func value(_ key: String, _ bytes: [UInt8], parse: ([UInt8]) throws(LedgerError) -> Value) throws(LedgerError) -> Value {
+        if let cached = values.withLock({ $0[key] }), cached.bytes == bytes { return cached.value }
+        let value = try parse(bytes)
+        values.withLock { cache in
+            if cache.count >= capacity { cache.removeAll(keepingCapacity: true) }
+            cache[key] = (bytes, value)
         }
+        return value
     }
 }

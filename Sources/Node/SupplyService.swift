@@ -20,7 +20,7 @@ public final class SupplyService: Sendable {
     /// `rescanMillis` is not recorded again).
     private let scans = Mutex<[String: (party: String, time: UInt64)]>([:])
     static let rescanMillis: UInt64 = 60_000
-    private let parsed = Mutex<[String: (bytes: [UInt8], value: JSONValue)]>([:])
+    private let parsed = ParsedStateCache<JSONValue>()
     /// When each (rule, pack or lot, verifier) last raised an alert: repeats within `scanWindowMillis` are not raised again.
     private let raised = Mutex<[String: UInt64]>([:])
     /// Alerts raised and not yet committed (at most `maxQueuedAlerts`; more are counted and dropped),
@@ -71,13 +71,7 @@ public final class SupplyService: Sendable {
     /// A state value, parsed; parsed values are cached and reused while the state bytes are unchanged.
     func json(_ key: String) throws(LedgerError) -> JSONValue? {
         guard let bytes = node.stateValue(forKey: key) else { return nil }
-        if let cached = parsed.withLock({ $0[key] }), cached.bytes == bytes { return cached.value }
-        let value = try JSONValue.parse(bytes)
-        parsed.withLock { cache in
-            if cache.count >= 200_000 { cache.removeAll(keepingCapacity: true) }
-            cache[key] = (bytes, value)
-        }
-        return value
+        return try parsed.value(key, bytes) { (bytes) throws(LedgerError) in try JSONValue.parse(bytes) }
     }
 
     public func party(_ did: String) throws(LedgerError) -> JSONValue? { try json(SupplyState.party(did)) }
