@@ -29,9 +29,11 @@ let package = Package(
         // Pure core: encoding, hashing, keys, transactions, blocks, Merkle log, state proofs, checkpoints.
         // SHA-256 in C (x86 SHA extensions when present): the ledger's many small hashes.
         .target(name: "CSHA256"),
+        // The Ed25519 verifier's double scalar multiplication in C (the ledger's largest cost in a consortium).
+        .target(name: "CEd25519"),
         .target(
             name: "LedgerCore",
-            dependencies: ["CSHA256", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSHA256", "CEd25519", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // Standards on the edges: HPKE key wrapping, content encryption (pure).

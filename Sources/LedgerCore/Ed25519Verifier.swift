@@ -1,3 +1,4 @@
+import CEd25519
 import Crypto
 import Synchronization
 
@@ -53,27 +54,26 @@ public enum Ed25519Verifier {
 
     /// `[k](-A) + [s]B`: `k` in signed radix-16 digits over the key's table (odd digits, four
     /// doublings, even digits), then `s` in signed radix-256 digits over the base point's larger
-    /// table (no doublings): 96 additions in all.
+    /// table (no doublings): 96 additions in all. In C (`CEd25519`): the same formulas as this file's,
+    /// about twice as fast as they are in Swift.
     static func doubleScalarMultiply(k: [UInt8], negatedA: [Precomputed], s: [UInt8]) -> ProjectivePoint {
-        let kd = radix16(k), sd = radix256(s)
-        var p = ExtendedPoint.identity
-        for i in stride(from: 1, to: 64, by: 2) { p.add(negatedA, row: i / 2, digit: kd[i]) }
-        var q = p.projective.doubled.projective.doubled.projective.doubled.projective.doubled.extended
-        for i in stride(from: 0, to: 64, by: 2) { q.add(negatedA, row: i / 2, digit: kd[i]) }
-        let base = BaseTable.points
-        for i in 0..<32 { q.add(base, row: i, digit: sd[i], perRow: 128) }
-        return q.projective
-    }
-
-    /// Signed radix-256 digits in [-128, 128] of a scalar below 2^253 (32 digits, no carry out).
-    static func radix256(_ a: [UInt8]) -> [Int16] {
-        var e = a.map { Int16($0) }
-        for i in 0..<31 {
-            let carry = (e[i] + 128) >> 8
-            e[i] -= carry << 8
-            e[i + 1] += carry
+        precondition(k.count == 32 && s.count == 32 && negatedA.count == 32 * 8)
+        precondition(MemoryLayout<Precomputed>.stride == MemoryLayout<ced25519_precomputed>.stride)
+        var out = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+            UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &out) { out in
+            negatedA.withUnsafeBytes { a in
+                BaseTable.points.withUnsafeBytes { base in
+                    ced25519_double_scalar_multiply(
+                        k, a.baseAddress!.assumingMemoryBound(to: ced25519_precomputed.self), s,
+                        base.baseAddress!.assumingMemoryBound(to: ced25519_precomputed.self), out.baseAddress!.assumingMemoryBound(to: UInt64.self))
+                }
+            }
         }
-        return e
+        return ProjectivePoint(
+            x: FieldElement(l0: out.0, l1: out.1, l2: out.2, l3: out.3, l4: out.4),
+            y: FieldElement(l0: out.5, l1: out.6, l2: out.7, l3: out.8, l4: out.9),
+            z: FieldElement(l0: out.10, l1: out.11, l2: out.12, l3: out.13, l4: out.14))
     }
 
     /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian words.
@@ -87,23 +87,6 @@ public enum Ed25519Verifier {
             if word < order[i] { return true }
         }
         return false
-    }
-
-    /// Signed radix-16 digits in [-8, 8] of a scalar below 2^255 (ref10's `ge_scalarmult_base`).
-    static func radix16(_ a: [UInt8]) -> [Int8] {
-        var e = [Int8](repeating: 0, count: 64)
-        for i in 0..<32 {
-            e[2 * i] = Int8(a[i] & 15)
-            e[2 * i + 1] = Int8((a[i] >> 4) & 15)
-        }
-        var carry: Int8 = 0
-        for i in 0..<63 {
-            e[i] += carry
-            carry = (e[i] + 8) >> 4
-            e[i] -= carry << 4
-        }
-        e[63] += carry
-        return e
     }
 
     /// A key's table of `-A` multiples, or nil when the bytes are not a point (BoringSSL rejects those too).
@@ -171,7 +154,7 @@ enum BaseTable {
     static let points: [Precomputed] = Ed25519Verifier.precompute(Curve.base, perRow: 128)
 }
 
-/// An affine point as (y+x, y-x, 2dxy).
+/// An affine point as (y+x, y-x, 2dxy): the layout of `ced25519_precomputed`, which reads the tables.
 struct Precomputed: Sendable {
     var yPlusX: FieldElement, yMinusX: FieldElement, xy2d: FieldElement
 }
@@ -252,18 +235,6 @@ struct ExtendedPoint {
         let zz = z * q.z
         let d = (zz + zz).carried
         return CompletedPoint(x: a - b, y: a + b, z: d + c, t: d - c)
-    }
-
-    /// self += digit · row-th entry (ref10's `ge_madd` / `ge_msub`; nothing for a zero digit).
-    @inline(__always) mutating func add<Digit: BinaryInteger>(_ table: [Precomputed], row: Int, digit: Digit, perRow: Int = 8) {
-        if digit == 0 { return }
-        let q = table[row * perRow + Int(digit.magnitude) - 1]
-        let (plus, minus) = digit > 0 ? (q.yPlusX, q.yMinusX) : (q.yMinusX, q.yPlusX)
-        let a = (y + x) * plus, b = (y - x) * minus
-        let c = q.xy2d * t
-        let d = (z + z).carried
-        let r = digit > 0 ? CompletedPoint(x: a - b, y: a + b, z: d + c, t: d - c) : CompletedPoint(x: a - b, y: a + b, z: d - c, t: d + c)
-        self = r.extended
     }
 }
 
