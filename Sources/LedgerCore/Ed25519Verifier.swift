@@ -17,63 +17,72 @@ import Synchronization
 public enum Ed25519Verifier {
     /// The verdict for a key with a table.
     static func verify(table: SignerTable, signature: [UInt8], message: [UInt8]) -> Bool {
-        guard let point = candidateR(table: table, signature: signature, message: message) else { return false }
-        return point.encoded == Array(signature[0..<32])
+        verify([(table, signature, message)])[0]
     }
 
-    /// Verdicts for many signatures by keys with tables, the final inversions shared (Montgomery's
-    /// trick): the same verdicts as `verify` one by one.
+    /// Verdicts for many signatures by keys with tables: the multiplications eight at a time where the
+    /// CPU has AVX-512 IFMA, the final inversions shared (Montgomery's trick). The same verdicts as
+    /// one by one.
     static func verify(_ items: [(table: SignerTable, signature: [UInt8], message: [UInt8])]) -> [Bool] {
-        let points = items.map { candidateR(table: $0.table, signature: $0.signature, message: $0.message) }
-        let held = points.compactMap { $0 }
-        guard let inverses = FieldElement.inverses(held.map(\.z)) else {
-            return items.map { verify(table: $0.table, signature: $0.signature, message: $0.message) }
+        var formed: [Int] = [], k: [UInt8] = [], s: [UInt8] = []
+        var tables: [UnsafePointer<ced25519_precomputed>?] = []
+        formed.reserveCapacity(items.count)
+        k.reserveCapacity(32 * items.count)
+        s.reserveCapacity(32 * items.count)
+        tables.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            guard let h = challenge(table: item.table, signature: item.signature, message: item.message) else { continue }
+            formed.append(i)
+            k += h
+            s += item.signature[32..<64]
+            tables.append(item.table.entries)
         }
-        var out = [Bool](repeating: false, count: points.count)
-        var next = 0
-        for (i, p) in points.enumerated() {
-            guard let p else { continue }
-            out[i] = p.encoded(zInverse: inverses[next]) == Array(items[i].signature[0..<32])
-            next += 1
+        let points = withExtendedLifetime(items) { multiply(k: k, tables: tables, s: s) }
+        var out = [Bool](repeating: false, count: items.count)
+        guard let inverses = FieldElement.inverses(points.map(\.z)) else {
+            for (i, p) in zip(formed, points) { out[i] = p.encoded == Array(items[i].signature[0..<32]) }
+            return out
+        }
+        for (n, i) in formed.enumerated() {
+            out[i] = points[n].encoded(zInverse: inverses[n]) == Array(items[i].signature[0..<32])
         }
         return out
     }
 
-    /// `[S]B - [h]A` (projective) for a well-formed signature, nil for one BoringSSL refuses before that.
-    static func candidateR(table: SignerTable, signature: [UInt8], message: [UInt8]) -> ProjectivePoint? {
+    /// h = SHA-512(R ‖ A ‖ M) mod ℓ for a well-formed signature; nil for one BoringSSL refuses before
+    /// any arithmetic (not 64 bytes, S ≥ ℓ or its top bits set).
+    static func challenge(table: SignerTable, signature: [UInt8], message: [UInt8]) -> [UInt8]? {
         guard signature.count == 64, signature[63] & 0xE0 == 0, isBelowOrder(signature, from: 32) else { return nil }
         var hasher = SHA512()
         hasher.update(data: signature[0..<32])
         hasher.update(data: table.publicKey)
         hasher.update(data: message)
-        let h = Array(hasher.finalize())
-        let k = ScalarReduction.reduce(h)
-        let s = Array(signature[32..<64])
-        return doubleScalarMultiply(k: k, negatedA: table.points, s: s)
+        return ScalarReduction.reduce(Array(hasher.finalize()))
     }
 
-    /// `[k](-A) + [s]B`: `k` in signed radix-16 digits over the key's table (odd digits, four
-    /// doublings, even digits), then `s` in signed radix-256 digits over the base point's larger
-    /// table (no doublings): 96 additions in all. In C (`CEd25519`): the same formulas as this file's,
-    /// about twice as fast as they are in Swift.
-    static func doubleScalarMultiply(k: [UInt8], negatedA: [Precomputed], s: [UInt8]) -> ProjectivePoint {
-        precondition(k.count == 32 && s.count == 32 && negatedA.count == 32 * 8)
+    /// `[k_i](-A_i) + [s_i]B` for each i (32-byte scalars, tables of live `SignerTable`s): `k` in
+    /// signed radix-16 digits over the key's table (odd digits, four doublings, even digits), then
+    /// `s` in signed radix-256 digits over the base point's larger table (no doublings), 96 additions
+    /// in all, in C (`CEd25519`) with the formulas of this file.
+    static func multiply(k: [UInt8], tables: [UnsafePointer<ced25519_precomputed>?], s: [UInt8]) -> [ProjectivePoint] {
+        precondition(k.count == 32 * tables.count && s.count == k.count)
         precondition(MemoryLayout<Precomputed>.stride == MemoryLayout<ced25519_precomputed>.stride)
-        var out = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
-            UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        withUnsafeMutableBytes(of: &out) { out in
-            negatedA.withUnsafeBytes { a in
-                BaseTable.points.withUnsafeBytes { base in
-                    ced25519_double_scalar_multiply(
-                        k, a.baseAddress!.assumingMemoryBound(to: ced25519_precomputed.self), s,
-                        base.baseAddress!.assumingMemoryBound(to: ced25519_precomputed.self), out.baseAddress!.assumingMemoryBound(to: UInt64.self))
-                }
-            }
+        guard !tables.isEmpty else { return [] }
+        var limbs = [UInt64](repeating: 0, count: 15 * tables.count)
+        ced25519_double_scalar_multiply_many(tables.count, k, tables, s, BaseTable.entries, &limbs)
+        return (0..<tables.count).map { i in
+            let o = 15 * i
+            return ProjectivePoint(
+                x: FieldElement(l0: limbs[o], l1: limbs[o + 1], l2: limbs[o + 2], l3: limbs[o + 3], l4: limbs[o + 4]),
+                y: FieldElement(l0: limbs[o + 5], l1: limbs[o + 6], l2: limbs[o + 7], l3: limbs[o + 8], l4: limbs[o + 9]),
+                z: FieldElement(l0: limbs[o + 10], l1: limbs[o + 11], l2: limbs[o + 12], l3: limbs[o + 13], l4: limbs[o + 14]))
         }
-        return ProjectivePoint(
-            x: FieldElement(l0: out.0, l1: out.1, l2: out.2, l3: out.3, l4: out.4),
-            y: FieldElement(l0: out.5, l1: out.6, l2: out.7, l3: out.8, l4: out.9),
-            z: FieldElement(l0: out.10, l1: out.11, l2: out.12, l3: out.13, l4: out.14))
+    }
+
+    /// Whether the eight-lane AVX-512 IFMA code is in use; tests switch it off to compare.
+    static var vectorised: Bool {
+        get { ced25519_ifma_active() != 0 }
+        set { ced25519_use_ifma(newValue ? 1 : 0) }
     }
 
     /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian words.
@@ -122,14 +131,21 @@ public enum Ed25519Verifier {
     }
 }
 
-/// A signer's precomputed table (about 30 KiB).
-public final class SignerTable: Sendable {
+/// A signer's precomputed table (about 30 KiB), at a fixed address for the C code while it lives.
+public final class SignerTable: @unchecked Sendable {
     let publicKey: [UInt8]
-    let points: [Precomputed]
+    /// Written once in `init`, read-only after.
+    private let storage: UnsafeMutableBufferPointer<Precomputed>
+
     init(publicKey: [UInt8], points: [Precomputed]) {
         self.publicKey = publicKey
-        self.points = points
+        storage = .allocate(capacity: points.count)
+        _ = storage.initialize(from: points)
     }
+
+    deinit { storage.deallocate() }
+
+    var entries: UnsafePointer<ced25519_precomputed> { UnsafeRawPointer(storage.baseAddress!).assumingMemoryBound(to: ced25519_precomputed.self) }
 }
 
 /// Curve constants, derived rather than typed in.
@@ -150,8 +166,9 @@ enum Curve {
 }
 
 enum BaseTable {
-    /// j·256^i·B for j ≤ 128 (4,096 points, about 480 KiB, built once).
-    static let points: [Precomputed] = Ed25519Verifier.precompute(Curve.base, perRow: 128)
+    /// j·256^i·B for j ≤ 128 (4,096 points, about 480 KiB, built once and kept).
+    static let table = SignerTable(publicKey: Curve.base.projective.encoded, points: Ed25519Verifier.precompute(Curve.base, perRow: 128))
+    static var entries: UnsafePointer<ced25519_precomputed> { table.entries }
 }
 
 /// An affine point as (y+x, y-x, 2dxy): the layout of `ced25519_precomputed`, which reads the tables.

@@ -16,6 +16,14 @@ import Testing
         return Ed25519Verifier.verify(table: table, signature: signature, message: message)
     }
 
+    /// The same cases verified as one batch (eight lanes at a time where the CPU has AVX-512 IFMA)
+    /// against BoringSSL's verdicts.
+    func batchAgrees(_ cases: [([UInt8], [UInt8], [UInt8])]) {
+        let tabled = cases.compactMap { c in Ed25519Verifier.table(for: c.0).map { ($0, c.1, c.2) } }
+        #expect(tabled.count > 8)
+        #expect(Ed25519Verifier.verify(tabled) == tabled.map { boringSSL($0.0.publicKey, $0.1, $0.2) })
+    }
+
     /// [a]B from the base table against swift-crypto's public keys (the clamped secret scalar times B).
     @Test func baseTableMatchesPublicKeyDerivation() throws {
         let identity = try #require(Ed25519Verifier.table(for: [1] + [UInt8](repeating: 0, count: 31)))
@@ -24,8 +32,38 @@ import Testing
             var a = Array(SHA512.hash(data: key.rawRepresentation))[0..<32].map { $0 }
             a[0] &= 248
             a[31] = (a[31] & 127) | 64
-            let point = Ed25519Verifier.doubleScalarMultiply(k: [UInt8](repeating: 0, count: 32), negatedA: identity.points, s: a)
+            let point = Ed25519Verifier.multiply(k: [UInt8](repeating: 0, count: 32), tables: [identity.entries], s: a)[0]
             #expect(point.encoded == Array(key.publicKey.rawRepresentation))
+        }
+    }
+
+    /// The eight-lane AVX-512 IFMA code and the portable code give the same points, for batches of
+    /// every length around the lane count, random scalars (zero digits included) and several keys.
+    @Test func vectorisedAndPortableMultiplicationsAgree() throws {
+        let tables = try (0..<5).map { _ in try #require(Ed25519Verifier.table(for: SigningKey().publicKey.rawRepresentation)) }
+        var random = SplitMix64(seed: 25519)
+        func scalar(bits: Int) -> [UInt8] {
+            var bytes = (0..<32).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            if random.next() % 4 == 0 { for i in 0..<32 where random.next() % 3 == 0 { bytes[i] = 0 } }  // zero digits
+            bytes[31] &= bits == 255 ? 0x7F : 0x0F
+            return bytes
+        }
+        let hardware = Ed25519Verifier.vectorised
+        defer { Ed25519Verifier.vectorised = hardware }
+        for count in [1, 3, 4, 7, 8, 9, 16, 21] {
+            var k: [UInt8] = [], s: [UInt8] = []
+            var chosen: [SignerTable] = []
+            for _ in 0..<count {
+                k += scalar(bits: 255)
+                s += scalar(bits: 252)
+                chosen.append(tables[Int(random.next() % UInt64(tables.count))])
+            }
+            let pointers = chosen.map { Optional($0.entries) }
+            Ed25519Verifier.vectorised = true
+            let vector = withExtendedLifetime(chosen) { Ed25519Verifier.multiply(k: k, tables: pointers, s: s) }.map(\.encoded)
+            Ed25519Verifier.vectorised = false
+            let portable = withExtendedLifetime(chosen) { Ed25519Verifier.multiply(k: k, tables: pointers, s: s) }.map(\.encoded)
+            #expect(vector == portable, "\(count) items")
         }
     }
 
@@ -67,6 +105,7 @@ import Testing
 
     @Test func verdictsMatchBoringSSLOnValidAndMangledSignatures() {
         var checked = 0
+        var all: [([UInt8], [UInt8], [UInt8])] = []
         for _ in 0..<12 {
             let key = Curve25519.Signing.PrivateKey()
             let pub = Array(key.publicKey.rawRepresentation)
@@ -95,9 +134,11 @@ import Testing
                     #expect(fast(k, sig, msg) == boringSSL(k, sig, msg))
                     checked += 1
                 }
+                all += cases + [(pub, signature, message)]
             }
         }
         #expect(checked == 480)
+        batchAgrees(all)
     }
 
     /// Small-order and non-canonical keys, which BoringSSL accepts with a cofactorless check: a
@@ -111,6 +152,7 @@ import Testing
         let orderFour: [UInt8] = [UInt8](repeating: 0, count: 32)
         let notOnCurve: [UInt8] = [2] + [UInt8](repeating: 0, count: 31)
         var accepted = 0
+        var all: [([UInt8], [UInt8], [UInt8])] = []
         for _ in 0..<30 {
             let secret = Curve25519.Signing.PrivateKey()
             var a = Array(SHA512.hash(data: secret.rawRepresentation))[0..<32].map { $0 }
@@ -123,8 +165,10 @@ import Testing
                 let expected = boringSSL(key, signature, message)
                 #expect(fast(key, signature, message) == expected)
                 if expected { accepted += 1 }
+                all.append((key, signature, message))
             }
         }
+        batchAgrees(all)
         // The identity keys accept every one of these; the order-2 key about half.
         #expect(accepted >= 90)
         #expect(Ed25519Verifier.table(for: notOnCurve) == nil)
