@@ -530,8 +530,15 @@ public final class SupplyService: Sendable {
         let prefix = SupplyState.lotItemPrefix(lotKey)
         var packs: [JSONValue] = []
         var holders = Set<String>()
+        var itemKeys: [String] = []
         for key in try node.store.stateKeys(prefix: prefix, limit: 1_000_000) {
-            let itemKey = String(key.dropFirst(prefix.count))
+            if let items = try json(key)?["items"]?.arrayValue {
+                itemKeys += items.compactMap(\.stringValue)
+            } else {
+                itemKeys.append(String(key.dropFirst(prefix.count)))  // one entry per pack (chains written before)
+            }
+        }
+        for itemKey in itemKeys {
             guard let json = try json(SupplyItem.stateKey(itemKey)) else { continue }
             let item = try SupplyItem(json: json)
             let outermost = try item.containers(load: self.item).last

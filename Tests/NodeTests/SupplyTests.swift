@@ -243,6 +243,10 @@ struct SupplyClient {
             #expect(try await rc.submit(pharmacy, "supply", "reactivate", .object(["item": .string(item)]))["status"] == .string("committed"))
             #expect(try await sc.verify(Pharma.scan("SN0001"), as: pharmacy)["outcome"] == .string("verified"))
 
+            // A pack of the same lot commissioned by another document: the lot's packs are listed per
+            // commissioning transaction, and the report gathers them all.
+            #expect(try await sc.ingest([Pharma.commissioning(["SN0006"], time: "2026-11-25T12:00:00.000+01:00")], as: pharma).0 == .created)
+
             // Recall of the lot: verification answers recalled from the next block; holders are alerted; the report says where every pack is.
             let events = network.node.events.subscribe()
             let recallAlert = Task {
@@ -259,9 +263,11 @@ struct SupplyClient {
             #expect(recipients.isSuperset(of: [pharma.did, wholesaler.did, pharmacy.did, regulator.did]))
             #expect(!recipients.contains(otherPharmacy.did))
             let report = try JSONValue.parse(Array(try await rc.get("/v1/supply/recalls/report?gtin=\(Pharma.gtin)&lot=LOTA1", as: pharma).body.readableBytesView))
-            #expect(report["packCount"] == .int(4))
+            #expect(report["packCount"] == .int(5))
             let holders = (report["packs"]?.arrayValue ?? []).map { $0["holder"]?.stringValue ?? "" }.sorted()
-            #expect(holders == [pharma.did, pharmacy.did, pharmacy.did, wholesaler.did].sorted())
+            #expect(holders == [pharma.did, pharma.did, pharmacy.did, pharmacy.did, wholesaler.did].sorted())
+            let lotEntries = try network.node.store.stateKeys(prefix: SupplyState.lotItemPrefix(network.api.supply.keys.lot(gtin: Pharma.gtin, lot: "LOTA1")), limit: 100)
+            #expect(lotEntries.count == 2, "one entry per commissioning transaction, not per pack")
             #expect(try await rc.get("/v1/supply/recalls/report?gtin=\(Pharma.gtin)&lot=LOTA1", as: pharmacy).status == .forbidden)
 
             // The same pack scanned at two places within minutes: simultaneous_scans (compared on chain).

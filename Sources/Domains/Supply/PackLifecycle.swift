@@ -13,6 +13,9 @@ struct PackLifecycle {
     /// packs of one product and lot); lots are forgotten when an event recalls one.
     private var products: [String: JSONValue] = [:]
     private var lots: [String: JSONValue] = [:]
+    /// The packs this transaction commissioned, by lot, in order: one state entry per lot and
+    /// transaction (`SupplyState.lotItems`) rather than one per pack.
+    private var commissioned: [(lot: String, items: [String])] = []
 
     init(context: ExecutionContext) { self.context = context }
 
@@ -40,6 +43,10 @@ struct PackLifecycle {
             }
             context.set(SupplyState.event(event.hash), .object(["height": .int(Int64(context.height)), "by": .string(author)]))
             applied += 1
+        }
+        let transaction = context.transaction.id.hex
+        for (lot, items) in commissioned {
+            context.set(SupplyState.lotItems(lot, transaction: transaction), .object(["items": .array(items.map { .string($0) })]))
         }
         return .object(["applied": .int(Int64(applied)), "duplicates": .array(duplicates)])
     }
@@ -172,7 +179,13 @@ struct PackLifecycle {
             context.set(SupplyState.lot(lot), record)
             lots[lot] = record
         }
-        context.set(SupplyState.lotItemPrefix(lot) + item.key, .object([:]))
+        if let last = commissioned.indices.last, commissioned[last].lot == lot {
+            commissioned[last].items.append(item.key)
+        } else if let i = commissioned.firstIndex(where: { $0.lot == lot }) {
+            commissioned[i].items.append(item.key)
+        } else {
+            commissioned.append((lot, [item.key]))
+        }
         save(item.key, SupplyItem(kind: .pack, gtin: gtin, lot: lot, expiry: expiry, owner: author, commissionedAt: context.height))
     }
 

@@ -146,7 +146,11 @@ public enum SupplyState {
     public static func product(_ gtin: String) -> String { "supply/product/\(gtin)" }
     public static func lot(_ lotKey: String) -> String { "supply/lot/\(lotKey)" }
     /// Index of a lot's packs (value: empty object), listed by prefix for recall reports.
+    /// The packs of a lot: entries under this prefix, one per transaction that commissioned packs of
+    /// the lot (`{"items": [item keys]}`, keyed by the transaction id). Chains written before that
+    /// layout have one entry per pack instead, keyed by the item key with an empty object.
     public static func lotItemPrefix(_ lotKey: String) -> String { "supply/lotitem/\(lotKey)/" }
+    public static func lotItems(_ lotKey: String, transaction: String) -> String { lotItemPrefix(lotKey) + "tx-" + transaction }
     public static func event(_ hash: String) -> String { "supply/event/\(hash)" }
     /// A sealed EPCIS document's metadata: salted hash, wrapped keys, author, the node holding it.
     public static func document(_ id: String) -> String { "supply/document/\(id)" }
