@@ -110,8 +110,10 @@ public final class SupplyService: Sendable {
 
     /// Validates an EPCIS 2.0 document, derives the chain's view of its events (hash ids, blinded
     /// keys, receiving parties), seals the document for the author and the receivers in the vault,
-    /// and submits one `supply.events` transaction signed by `author`. All or nothing.
-    public func ingest(document: JSONValue, author: SigningKey) async throws -> JSONValue {
+    /// and submits one `supply.events` transaction signed by `author`. All or nothing. `text` is the
+    /// document as the author sent it (what is sealed for the parties, and what its id is derived
+    /// from); without it, the document's canonical JSON.
+    public func ingest(document: JSONValue, as text: [UInt8]? = nil, author: SigningKey) async throws -> JSONValue {
         let (events, hashes, receivers) = try derive(document: document)
         var answer: [String: JSONValue] = [:]
         let parties = receivers.union([author.publicKey.did])
@@ -122,7 +124,7 @@ public final class SupplyService: Sendable {
             if let p = try json(Principal.key(did)), let key = p["encryptionKey"]?.stringValue { recipients[did] = try Base64.decode(key) }
         }
         if !recipients.isEmpty {
-            let bytes = document.canonicalBytes
+            let bytes = text ?? document.canonicalBytes
             let id = keys.document(bytes)
             let sealed = try SealedVersion(resource: bytes, recordID: "epcis/\(id)", version: 1, recipients: recipients)
             try vault.put(saltedHash: sealed.saltedHash, blob: sealed.blob)

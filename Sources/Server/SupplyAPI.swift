@@ -98,8 +98,8 @@ struct SupplyAPI: Sendable {
 
     func ingest(_ request: Request) async throws -> Response {
         let key = try organisationKey(request)
-        let document = try await api.jsonBody(request)
-        let result = try await supply.ingest(document: document, author: key)
+        let bytes = try await LedgerAPI.body(request, limit: api.configuration.maxBodyBytes)
+        let result = try await supply.ingest(document: try JSONValue.parse(bytes), as: bytes, author: key)
         return JSONResponse.make(result, status: .created)
     }
 
