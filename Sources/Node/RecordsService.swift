@@ -762,7 +762,6 @@ final class ParsedRecords: Sendable {
             if e.destroyed.count < 1_000_000 { e.destroyed.insert(hash) }
         }
     }
-
 }
 
 /// Values parsed from state entries, each kept while the entry's bytes are unchanged.

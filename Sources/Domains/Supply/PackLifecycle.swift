@@ -179,9 +179,7 @@ struct PackLifecycle {
             context.set(SupplyState.lot(lot), record)
             lots[lot] = record
         }
-        if let last = commissioned.indices.last, commissioned[last].lot == lot {
-            commissioned[last].items.append(item.key)
-        } else if let i = commissioned.firstIndex(where: { $0.lot == lot }) {
+        if let i = commissioned.firstIndex(where: { $0.lot == lot }) {
             commissioned[i].items.append(item.key)
         } else {
             commissioned.append((lot, [item.key]))
