@@ -465,13 +465,14 @@ final class EtcdOrderer: Sendable {
     /// is kept as equivocation evidence; then any height with a quorum becomes final.
     func record(_ vote: BlockVote) {
         guard vote.chainID == node.genesis.chainID, node.validators(forHeight: vote.height).contains(vote.validator), vote.isSignatureValid else { return }
-        let conflict: BlockVote? = votes.withLock { all in
+        var conflict: BlockVote? = votes.withLock { all in
             if let earlier = all[vote.height]?[vote.validator] {
                 return earlier.blockHash == vote.blockHash ? nil : earlier
             }
             all[vote.height, default: [:]][vote.validator] = vote
             return nil
         }
+        if conflict == nil { conflict = certifiedVote(conflictingWith: vote) }
         if let conflict {
             node.alarm(
                 height: vote.height, validator: vote.validator.did, kind: "equivocation",
@@ -480,6 +481,16 @@ final class EtcdOrderer: Sendable {
             return
         }
         tryFinalize()
+    }
+
+    /// The validator's vote in the stored quorum certificate of a final height, when `vote` is for
+    /// another block. Votes of final heights leave memory (after 1,000 heights, or a restart) and etcd
+    /// (compaction); the certificate stays with the block, so a second vote is still caught.
+    func certifiedVote(conflictingWith vote: BlockVote) -> BlockVote? {
+        guard vote.height <= node.lastFinalHeight, let certificate = try? node.certificate(height: vote.height),
+            let signed = certificate.votes.first(where: { $0.validator == vote.validator }), signed.blockHash != vote.blockHash
+        else { return nil }
+        return signed
     }
 
     /// Makes final every committed height whose block has a quorum of votes (its certificate stored).
