@@ -306,12 +306,10 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
                 try node.store.evidence().contains { $0.kind == "equivocation" && $0.validator == validator3.publicKey.did && $0.second != nil }
             }
         }
-        // After a restart the votes of final heights are no longer in memory (nor read back from etcd):
-        // a second vote is checked against the block's stored quorum certificate.
+        // A second vote cast while a node is down: when it starts, the votes of final heights are no
+        // longer in its memory; it reads the recent ones back from etcd and checks them against the
+        // blocks' stored quorum certificates.
         let restarted = 2
-        let keptBefore = try net.node(restarted).store.evidence().count
-        await net.stop(restarted)
-        try net.start(restarted)
         let certified = try #require(try net.node(restarted).certificate(height: second.height))
         let keys = try net.directories.indices.map { try net.key($0) }
         let signer = try #require(keys.first { key in certified.votes.contains { $0.validator == key.publicKey } })
@@ -319,8 +317,11 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             chainID: net.chainID, height: second.height, previousHash: other.previousHash, timeMillis: other.timeMillis + 1, logSize: other.logSize,
             logRoot: other.logRoot, stateRoot: other.stateRoot, transactionCount: 0, transactionsHash: other.transactionsHash, proposer: other.proposer),
             signer: signer, origin: net.genesis.origin)
+        let keptBefore = try net.node(restarted).store.evidence().count
+        await net.stop(restarted)
         try await net.etcd.client.put(
             "/careledger/\(net.chainID)/votes/\(String(format: "%020llu", second.height))/\(signer.publicKey.did)/\(late.blockHash.hex)", late.encoded)
+        try net.start(restarted)
         try await eventually("equivocation against the stored certificate, after a restart") {
             try net.node(restarted).store.evidence().contains {
                 $0.kind == "equivocation" && $0.validator == signer.publicKey.did && $0.height == second.height && ($0.first == late.encoded || $0.second == late.encoded)

@@ -39,6 +39,7 @@ final class EtcdOrderer: Sendable {
     /// the one after reads them).
     private let decidedLast = Mutex(false)
     private let votes = Mutex<[UInt64: [PublicKey: BlockVote]]>([:])
+    private let lastCertificate = Mutex<(height: UInt64, certificate: QuorumCertificate)?>(nil)
     private let sequence = Atomic<UInt64>(0)
     private let logger: Logger
 
@@ -447,7 +448,10 @@ final class EtcdOrderer: Sendable {
     func voteLoop() async {
         while !Task.isCancelled {
             do {
-                let from = node.lastFinalHeight + 1
+                // Votes of the last final heights too (etcd keeps them a while): one cast while this node
+                // was down is checked against the certificates it stored.
+                let final = node.lastFinalHeight
+                let from = final + 1 - min(final, Self.recheckedFinalHeights)
                 let (kvs, revision) = try await client.range(from: votesPrefix + EtcdBlockLog.padded(from), withinPrefix: votesPrefix)
                 for kv in kvs { if let vote = try? BlockVote(encoded: kv.value) { record(vote) } }
                 for try await events in client.watch(prefix: votesPrefix, fromRevision: revision + 1) {
@@ -487,11 +491,17 @@ final class EtcdOrderer: Sendable {
     /// another block. Votes of final heights leave memory (after 1,000 heights, or a restart) and etcd
     /// (compaction); the certificate stays with the block, so a second vote is still caught.
     func certifiedVote(conflictingWith vote: BlockVote) -> BlockVote? {
-        guard vote.height <= node.lastFinalHeight, let certificate = try? node.certificate(height: vote.height),
-            let signed = certificate.votes.first(where: { $0.validator == vote.validator }), signed.blockHash != vote.blockHash
-        else { return nil }
+        guard vote.height <= node.lastFinalHeight else { return nil }
+        // Votes come in key order (by height): the last certificate read is kept for the next vote.
+        let cached = lastCertificate.withLock { $0?.height == vote.height ? $0?.certificate : nil }
+        guard let certificate = cached ?? (try? node.certificate(height: vote.height)) else { return nil }
+        if cached == nil { lastCertificate.withLock { $0 = (vote.height, certificate) } }
+        guard let signed = certificate.votes.first(where: { $0.validator == vote.validator }), signed.blockHash != vote.blockHash else { return nil }
         return signed
     }
+
+    /// Final heights whose votes a node reads back from etcd when it starts.
+    static let recheckedFinalHeights: UInt64 = 1_000
 
     /// Makes final every committed height whose block has a quorum of votes (its certificate stored).
     func tryFinalize() {
