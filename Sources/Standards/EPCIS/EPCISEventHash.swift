@@ -32,7 +32,22 @@ public enum EPCISEventHash {
         } else {
             events = [document]
         }
-        return events.map { preHash(event: $0, ns: ns, ignore: ignore) }
+        let memo = PreHashMemo()
+        return events.map { preHash(event: $0, ns: ns, ignore: ignore, memo: memo) }
+    }
+
+    /// The canonical texts of a document's values that repeat from event to event (time, step,
+    /// disposition, locations, lot and expiry), computed once per document.
+    final class PreHashMemo {
+        private var texts: [String: String] = [:]
+
+        func text(_ name: String, _ value: String, _ make: () -> String) -> String {
+            let key = name + "\u{0}" + value
+            if let known = texts[key] { return known }
+            let text = make()
+            if texts.count < 4096 { texts[key] = text }
+            return text
+        }
     }
 
     // MARK: Namespaces
@@ -368,7 +383,7 @@ public enum EPCISEventHash {
     /// location ids, and a flat `ilmd` of strings — built without the tree; nil for any other
     /// shape, which the general path handles. It gives exactly the general path's string: the
     /// shared vectors and generated events compare both (EPCISTests).
-    static func simplePreHash(_ event: JSONValue, _ ns: [String: String]) -> String? {
+    static func simplePreHash(_ event: JSONValue, _ ns: [String: String], memo: PreHashMemo = PreHashMemo()) -> String? {
         guard case .object(let members) = event, case .string(let type)? = members["type"] else { return nil }
         var eventTime: String?, offset: String?, parentID: String?, action: String?, bizStep: String?, disposition: String?
         var readPoint: String?, bizLocation: String?
@@ -420,8 +435,10 @@ public enum EPCISEventHash {
                     guard case .string(let text) = v, !skippedKeys.contains(k) else { return nil }
                     let name = expandKey(k, ns)
                     guard plainIlmdName(name) else { return nil }
-                    let t = trimmed(expandValue(text, ns))
-                    parts.append(name + (t.isEmpty ? "" : "=" + EPCISCanonicalValue.canonical(t)))
+                    parts.append(memo.text(name, text) {
+                        let t = trimmed(expandValue(text, ns))
+                        return name + (t.isEmpty ? "" : "=" + EPCISCanonicalValue.canonical(t))
+                    })
                 }
                 ilmd = parts
             default:
@@ -431,7 +448,7 @@ public enum EPCISEventHash {
         var out = "eventType=" + type
         func field(_ name: String, _ value: String?) {
             guard let value else { return }
-            let text = valueText(name, value)
+            let text = memo.text(name, value) { valueText(name, value) }
             if !text.isEmpty { out += name + text }
         }
         func list(_ name: String, _ texts: [String]?) {
@@ -440,7 +457,7 @@ public enum EPCISEventHash {
         }
         func location(_ name: String, _ id: String?) {
             guard let id else { return }
-            let text = valueText("id", id)
+            let text = memo.text("id", id) { valueText("id", id) }
             if !text.isEmpty { out += name + "id" + text }
         }
         field("eventTime", eventTime)
@@ -473,8 +490,8 @@ public enum EPCISEventHash {
         return values.joined()
     }
 
-    static func preHash(event: JSONValue, ns: [String: String], ignore: Set<String>) -> String {
-        if ignore.isEmpty, let direct = simplePreHash(event, ns) { return direct }
+    static func preHash(event: JSONValue, ns: [String: String], ignore: Set<String>, memo: PreHashMemo = PreHashMemo()) -> String {
+        if ignore.isEmpty, let direct = simplePreHash(event, ns, memo: memo) { return direct }
         return treePreHash(event: event, ns: ns, ignore: ignore)
     }
 
