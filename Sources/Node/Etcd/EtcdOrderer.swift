@@ -484,7 +484,8 @@ final class EtcdOrderer: Sendable {
                 second: vote.encoded)
             return
         }
-        tryFinalize()
+        // A vote for a final height (late, or read back at start) changes no height's finality.
+        if vote.height > node.lastFinalHeight { tryFinalize() }
     }
 
     /// The validator's vote in the stored quorum certificate of a final height, when `vote` is for
