@@ -129,6 +129,41 @@ final class MemoryChain: StateReader, @unchecked Sendable {
     func pack(_ serial: String) -> JSONValue { .object(["key": .string(keys.pack(gtin: gtin, serial: serial))]) }
     func key(_ serial: String) -> String { keys.pack(gtin: gtin, serial: serial) }
 
+    /// A commissioning event is recorded on the items it creates (no `supply/event/` entry of its
+    /// own) and is still recognised when it comes again; another event naming one of its items is
+    /// refused; other events keep their entry; an entry written by an earlier version still counts.
+    @Test func commissioningEventsAreRecordedOnTheirItems() throws {
+        let (chain, mah, pharmacy, _) = world(packs: [])
+        let lot = keys.lot(gtin: gtin, lot: "L3")
+        func item(_ serial: String) -> JSONValue {
+            .object(["key": .string(key(serial)), "gtin": .string(gtin), "lot": .string(lot), "expiry": .string("2028-02-29")])
+        }
+        let first = event("commissioning", action: "ADD", items: [item("D1"), item("D2")])
+        let hash = first["hash"]!.stringValue!
+        let applied = events(chain, mah, [first])
+        #expect(applied.status == .committed && applied.result["applied"] == .int(1))
+        #expect(chain.state[SupplyState.event(hash)] == nil)
+        #expect(try chain.item(key("D1")).event == hash && chain.item(key("D2")).event == hash)
+        let before = chain.state
+        let again = events(chain, mah, [first])
+        #expect(again.status == .committed && again.result["applied"] == .int(0))
+        #expect(again.result["duplicates"] == .array([.string(hash)]))
+        #expect(chain.state == before, "a duplicate changes nothing")
+        let other = events(chain, mah, [event("commissioning", action: "ADD", items: [item("D3"), item("D2")])])
+        #expect(other.errorCode == "already_commissioned")
+        let ship = event("shipping", items: [pack("D1")], to: pharmacy.publicKey.did)
+        #expect(events(chain, mah, [ship]).status == .committed)
+        #expect(chain.state[SupplyState.event(ship["hash"]!.stringValue!)] != nil, "other events keep their entry")
+        // As an earlier version recorded it: an entry for the event, items without the field.
+        let legacy = event("commissioning", action: "ADD", items: [item("D4")])
+        #expect(events(chain, mah, [legacy]).status == .committed)
+        var record = try chain.item(key("D4"))
+        record.event = nil
+        chain.state[SupplyItem.stateKey(key("D4"))] = record.json.canonicalBytes
+        chain.state[SupplyState.event(legacy["hash"]!.stringValue!)] = JSONValue.object(["height": .int(1), "by": .string(mah.publicKey.did)]).canonicalBytes
+        #expect(events(chain, mah, [legacy]).result["duplicates"] == .array([legacy["hash"]!]))
+    }
+
     /// Events a node derived itself come typed with their transaction (`Transaction.decoded`):
     /// executing them gives the same state and result as decoding the payload, for applied,
     /// duplicate and refused events; a hint of another length is ignored; and the hint is what runs.

@@ -32,7 +32,12 @@ struct PackLifecycle {
         for (index, json) in list.enumerated() {
             let event: SupplyEvent
             if let typed { event = typed[index] } else { event = try SupplyEvent(json: json) }
+            let recordedOnItems = Self.recordedOnItems(event)
             if try context.value(forKey: SupplyState.event(event.hash)) != nil {
+                duplicates.append(.string(event.hash))
+                continue
+            }
+            if recordedOnItems, let first = try find(event.items[0].key), first.event == event.hash {
                 duplicates.append(.string(event.hash))
                 continue
             }
@@ -41,7 +46,9 @@ struct PackLifecycle {
             } catch {
                 throw LedgerError(error.code, "event \(index) (\(event.bizStep)): \(error.message)")
             }
-            context.set(SupplyState.event(event.hash), .object(["height": .int(Int64(context.height)), "by": .string(author)]))
+            if !recordedOnItems {
+                context.set(SupplyState.event(event.hash), .object(["height": .int(Int64(context.height)), "by": .string(author)]))
+            }
             applied += 1
         }
         let transaction = context.transaction.id.hex
@@ -49,6 +56,13 @@ struct PackLifecycle {
             context.set(SupplyState.lotItems(lot, transaction: transaction), .object(["items": .array(items.map { .string($0) })]))
         }
         return .object(["applied": .int(Int64(applied)), "duplicates": .array(duplicates)])
+    }
+
+    /// A commissioning ObjectEvent with items is recorded in its items' records (`SupplyItem.event`)
+    /// rather than in a `supply/event/` entry: it creates every one of them, so the first item's
+    /// record tells whether the event was applied (and an item made by another event refuses it).
+    static func recordedOnItems(_ e: SupplyEvent) -> Bool {
+        e.type == .object && e.bizStep == "commissioning" && e.disposition != "recalled" && !e.items.isEmpty
     }
 
     mutating func apply(_ e: SupplyEvent) throws(LedgerError) {
@@ -65,10 +79,10 @@ struct PackLifecycle {
         switch (e.type, e.bizStep) {
         case (.object, "commissioning"):
             guard e.action == .add else { throw LedgerError("bad_event", "commissioning is an ObjectEvent with action ADD") }
-            for item in e.items { try commission(item) }
+            for item in e.items { try commission(item, event: e.hash) }
         case (.transformation, _):
             for input in e.items { try setStatus(input.key, .decommissioned, recursive: false) }
-            for output in e.outputs { try commission(output) }
+            for output in e.outputs { try commission(output, event: nil) }
         case (.aggregation, _) where e.action == .add:
             try pack(e)
         case (.aggregation, _) where e.action == .delete:
@@ -143,12 +157,15 @@ struct PackLifecycle {
         }
     }
 
-    mutating func commission(_ item: SupplyEvent.Item) throws(LedgerError) {
+    /// `event`: the commissioning event's hash key when the item records it (`recordedOnItems`).
+    mutating func commission(_ item: SupplyEvent.Item, event: String?) throws(LedgerError) {
         guard try context.value(forKey: SupplyItem.stateKey(item.key)) == nil else {
             throw LedgerError("already_commissioned", "item \(item.key.prefix(12))… is already commissioned")
         }
         guard let gtin = item.gtin else {
-            save(item.key, SupplyItem(kind: .container, gtin: nil, lot: nil, expiry: nil, owner: author, commissionedAt: context.height))
+            var container = SupplyItem(kind: .container, gtin: nil, lot: nil, expiry: nil, owner: author, commissionedAt: context.height)
+            container.event = event
+            save(item.key, container)
             return
         }
         let product: JSONValue
@@ -184,7 +201,9 @@ struct PackLifecycle {
         } else {
             commissioned.append((lot, [item.key]))
         }
-        save(item.key, SupplyItem(kind: .pack, gtin: gtin, lot: lot, expiry: expiry, owner: author, commissionedAt: context.height))
+        var pack = SupplyItem(kind: .pack, gtin: gtin, lot: lot, expiry: expiry, owner: author, commissionedAt: context.height)
+        pack.event = event
+        save(item.key, pack)
     }
 
     mutating func pack(_ e: SupplyEvent) throws(LedgerError) {

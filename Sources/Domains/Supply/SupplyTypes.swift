@@ -72,6 +72,10 @@ public struct SupplyItem: Sendable, Hashable {
     /// Who changed the status last, and when (block time, ms): for the reactivation rule.
     public var statusBy: String?
     public var statusTime: UInt64?
+    /// The hash key of the commissioning event that created the item (`SupplyEvent.hash`): that
+    /// event's de-duplication record (such an event has no `supply/event/` entry of its own).
+    /// Absent on items commissioned otherwise, or before this field existed.
+    public var event: String?
 
     public static func stateKey(_ key: String) -> String { "supply/item/\(key)" }
 
@@ -115,6 +119,7 @@ public struct SupplyItem: Sendable, Hashable {
         if !children.isEmpty { o["children"] = .array(children.map { .string($0) }) }
         if let statusBy { o["statusBy"] = .string(statusBy) }
         if let statusTime { o["statusTime"] = .int(Int64(statusTime)) }
+        if let event { o["event"] = .string(event) }
         return .object(o)
     }
 
@@ -136,6 +141,7 @@ public struct SupplyItem: Sendable, Hashable {
         self.commissionedAt = UInt64(at)
         self.statusBy = json["statusBy"]?.stringValue
         self.statusTime = json["statusTime"]?.intValue.map { UInt64($0) }
+        self.event = json["event"]?.stringValue
     }
 }
 
@@ -145,12 +151,14 @@ public enum SupplyState {
     public static func location(_ gln: String) -> String { "supply/gln/\(gln)" }
     public static func product(_ gtin: String) -> String { "supply/product/\(gtin)" }
     public static func lot(_ lotKey: String) -> String { "supply/lot/\(lotKey)" }
-    /// Index of a lot's packs (value: empty object), listed by prefix for recall reports.
     /// The packs of a lot: entries under this prefix, one per transaction that commissioned packs of
     /// the lot (`{"items": [item keys]}`, keyed by the transaction id). Chains written before that
     /// layout have one entry per pack instead, keyed by the item key with an empty object.
     public static func lotItemPrefix(_ lotKey: String) -> String { "supply/lotitem/\(lotKey)/" }
     public static func lotItems(_ lotKey: String, transaction: String) -> String { lotItemPrefix(lotKey) + "tx-" + transaction }
+    /// An applied event's de-duplication record, except for a commissioning ObjectEvent with items:
+    /// those items' records name the event (`SupplyItem.event`) and no entry is written (one state
+    /// entry fewer per commissioning event). Chains written before have an entry for every event.
     public static func event(_ hash: String) -> String { "supply/event/\(hash)" }
     /// A sealed EPCIS document's metadata: salted hash, wrapped keys, author, the node holding it.
     public static func document(_ id: String) -> String { "supply/document/\(id)" }
