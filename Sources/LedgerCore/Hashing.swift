@@ -134,12 +134,18 @@ public enum Hex {
 
     /// True when `decode(text)` would succeed (an even number of hex digits, either case), without decoding.
     public static func isHex(_ text: String) -> Bool {
-        var count = 0
-        for c in text.utf8 {
-            guard value(c) != nil else { return false }
-            count += 1
+        // Native strings are checked in place (the UTF-8 view's iterator costs several times more).
+        if let result = text.utf8.withContiguousStorageIfAvailable(isHex) { return result }
+        return Array(text.utf8).withUnsafeBufferPointer(isHex)
+    }
+
+    static func isHex(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count % 2 == 0 else { return false }
+        for c in bytes {
+            // Digits, then the letters a–f in either case (bit 5 set folds A–F onto a–f).
+            guard (c &- 48) < 10 || ((c | 0x20) &- 97) < 6 else { return false }
         }
-        return count % 2 == 0
+        return true
     }
 
     private static func value(_ c: UInt8) -> UInt8? {

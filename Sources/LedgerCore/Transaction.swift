@@ -21,10 +21,11 @@ public struct Transaction: Hashable, Sendable {
         let encoded: [UInt8]
         let id: Hash
         let decoded: (any Sendable)?
+        let signedHere: Bool
 
         init(
             chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, signature: [UInt8],
-            encoded: [UInt8], id: Hash, decoded: (any Sendable)? = nil
+            encoded: [UInt8], id: Hash, decoded: (any Sendable)? = nil, signedHere: Bool = false
         ) {
             self.chainID = chainID
             self.author = author
@@ -36,6 +37,7 @@ public struct Transaction: Hashable, Sendable {
             self.encoded = encoded
             self.id = id
             self.decoded = decoded
+            self.signedHere = signedHere
         }
     }
 
@@ -55,6 +57,10 @@ public struct Transaction: Hashable, Sendable {
     /// code that built the payload from it, so that execution need not decode the payload again.
     /// Never encoded: nil on every transaction read from bytes or JSON.
     public var decoded: (any Sendable)? { fields.decoded }
+    /// Signed in this process by `init(chainID:signer:…)` (its signature is valid by construction,
+    /// so `signatureErrors` does not check it again). Never encoded: false on every transaction
+    /// read from bytes or JSON, or assembled from a signature made elsewhere.
+    public var signedHere: Bool { fields.signedHere }
 
     /// Builds and signs a transaction.
     /// `decoded`: what the payload decodes to, when the caller built the payload from it (see `decoded`).
@@ -65,7 +71,7 @@ public struct Transaction: Hashable, Sendable {
             chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload)
         try self.init(
             chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload, body: body,
-            signature: signer.signature(for: body), decoded: decoded)
+            signature: signer.signature(for: body), decoded: decoded, signedHere: true)
     }
 
     /// From fields checked by `body` and a signature over it: the payload is kept as given when it
@@ -73,7 +79,7 @@ public struct Transaction: Hashable, Sendable {
     /// whole encoding is decoded again.
     private init(
         chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, body: [UInt8],
-        signature: [UInt8], decoded: (any Sendable)?
+        signature: [UInt8], decoded: (any Sendable)?, signedHere: Bool = false
     ) throws(LedgerError) {
         let encoded = body + signature
         guard payload.readsBackExactly else {
@@ -82,7 +88,7 @@ public struct Transaction: Hashable, Sendable {
         }
         fields = Fields(
             chainID: chainID, author: author, nonce: nonce, contract: contract, action: action, payload: payload, signature: signature,
-            encoded: encoded, id: Hash.sha256(encoded), decoded: decoded)
+            encoded: encoded, id: Hash.sha256(encoded), decoded: decoded, signedHere: signedHere)
     }
 
     /// Assembles a transaction from its fields and a signature made elsewhere; checks nothing but the shape.
@@ -171,10 +177,13 @@ public struct Transaction: Hashable, Sendable {
     }
 
     /// `verifySignature` for many transactions at once: nil where the signature verifies.
+    /// Transactions signed in this process (`signedHere`) are not checked again.
     public static func signatureErrors(_ txs: some Collection<Transaction>) -> [LedgerError?] {
-        let verdicts = PublicKey.areValidSignatures(txs.map { ($0.author, $0.signature, Array($0.body)) })
-        return zip(txs, verdicts).map { tx, ok in
-            ok ? nil : LedgerError("bad_signature", "signature does not verify for author \(tx.author.did)")
+        let foreign = txs.filter { !$0.signedHere }
+        var verdicts = PublicKey.areValidSignatures(foreign.map { ($0.author, $0.signature, Array($0.body)) }).makeIterator()
+        return txs.map { tx in
+            if tx.signedHere { return nil }
+            return verdicts.next()! ? nil : LedgerError("bad_signature", "signature does not verify for author \(tx.author.did)")
         }
     }
 

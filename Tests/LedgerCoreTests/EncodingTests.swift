@@ -9,6 +9,47 @@ import Testing
         try Transaction(chainID: "test-chain", signer: key, nonce: nonce, contract: "notary", action: "record", payload: payload)
     }
 
+    /// `Hex.isHex` answers whether `Hex.decode` succeeds: random bytes in random positions, odd
+    /// lengths, every ASCII byte, non-ASCII text.
+    @Test func isHexAgreesWithDecode() {
+        var rng = SplitMix64(seed: 9)
+        let alphabet = Array("0123456789abcdefABCDEF".utf8)
+        for length in 0..<70 {
+            for _ in 0..<40 {
+                var bytes = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+                if length > 0, rng.next() % 2 == 0 { bytes[Int(rng.next() % UInt64(length))] = UInt8(truncatingIfNeeded: rng.next()) & 0x7f }
+                let text = String(decoding: bytes, as: UTF8.self)
+                #expect(Hex.isHex(text) == (Hex.decode(text) != nil), "\(bytes)")
+            }
+        }
+        for b in UInt8(0)...127 {
+            let text = String(decoding: [b, b], as: UTF8.self)
+            #expect(Hex.isHex(text) == (Hex.decode(text) != nil), "\(b)")
+        }
+        #expect(!Hex.isHex("éé") && Hex.isHex("") && !Hex.isHex("abc") && Hex.isHex("0aF9"))
+    }
+
+    /// A transaction signed in this process is not verified again; one from bytes or JSON, or
+    /// assembled with a signature made elsewhere, is, and errors land at their own positions.
+    @Test func signaturesMadeHereAreTrustedOthersChecked() throws {
+        let mine = try sample(nonce: 1)
+        #expect(mine.signedHere)
+        let decoded = try Transaction(encoded: mine.encoded)
+        let viaJSON = try Transaction(json: mine.jsonView)
+        #expect(!decoded.signedHere && !viaJSON.signedHere)
+        var bad = mine.encoded
+        bad[bad.count - 1] ^= 1
+        let forged = try Transaction(encoded: bad)
+        var signature = mine.signature
+        signature[0] ^= 1
+        let assembled = try Transaction(
+            chainID: mine.chainID, author: mine.author, nonce: mine.nonce, contract: mine.contract, action: mine.action, payload: mine.payload,
+            signature: signature)
+        #expect(!assembled.signedHere)
+        let errors = Transaction.signatureErrors([forged, mine, decoded, assembled, try sample(nonce: 2)])
+        #expect(errors.map { $0?.code } == ["bad_signature", nil, nil, "bad_signature", nil])
+    }
+
     @Test func roundTrip() throws {
         let tx = try sample()
         let decoded = try Transaction(encoded: tx.encoded)
