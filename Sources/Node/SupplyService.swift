@@ -158,9 +158,10 @@ public final class SupplyService: Sendable {
         var events: [SupplyEvent] = []
         var receivers: Set<String> = []
         events.reserveCapacity(parsed.events.count)
+        var lastLot: (gtin: String, lot: String, key: String)?
         for (index, (event, hashID)) in zip(parsed.events, hashes).enumerated() {
             do throws(LedgerError) {
-                let derived = try derive(event, hashID: hashID)
+                let derived = try derive(event, hashID: hashID, lastLot: &lastLot)
                 // Execution uses these typed events in place of the payload built from them (`Transaction.decoded`).
                 assert((try? SupplyEvent(json: derived.json)) == derived, "a derived event must read back from its JSON")
                 if let to = derived.destination { receivers.insert(to) }
@@ -190,7 +191,8 @@ public final class SupplyService: Sendable {
         return did
     }
 
-    func derive(_ e: EPCISEvent, hashID: String) throws(LedgerError) -> SupplyEvent {
+    /// `lastLot`: the last lot key computed (the events of a document mostly commission one lot).
+    func derive(_ e: EPCISEvent, hashID: String, lastLot: inout (gtin: String, lot: String, key: String)?) throws(LedgerError) -> SupplyEvent {
         // Keyed like the serials: the CBV hash of an event is over data holding them, so a plain hash could confirm a guess.
         let hex = keys.event(String(hashID.dropFirst("ni:///sha-256;".count).prefix(64)))
         let type: SupplyEvent.EventType
@@ -209,7 +211,13 @@ public final class SupplyService: Sendable {
                     throw LedgerError("bad_epcis", "commissioning a pack needs ilmd cbvmda:lotNumber and cbvmda:itemExpirationDate")
                 }
                 out.gtin = gtin
-                out.lot = keys.lot(gtin: gtin, lot: lot)
+                if let last = lastLot, last.gtin == gtin, last.lot == lot {
+                    out.lot = last.key
+                } else {
+                    let key = keys.lot(gtin: gtin, lot: lot)
+                    lastLot = (gtin, lot, key)
+                    out.lot = key
+                }
                 out.expiry = expiry.iso
             }
             return out

@@ -154,6 +154,12 @@ struct SupplyClient {
             let (_, again) = try await sc.ingest(commission, as: pharma)
             #expect(again["applied"] == .int(0))
             #expect(again["duplicates"]?.arrayValue?.count == 3)
+            // Lots alternating within one document: each pack keeps its own lot.
+            let lots = [("SN0101", "LOTB1"), ("SN0102", "LOTB2"), ("SN0103", "LOTB1"), ("SN0104", "LOTB2")]
+            #expect(try await sc.ingest(lots.map { Pharma.commissioning([$0.0], lot: $0.1) }, as: pharma).0 == .created)
+            for (serial, lot) in lots {
+                #expect(try await sc.verify(Pharma.scan(serial, lot: lot), as: pharma)["outcome"] == .string("verified"), "\(serial)")
+            }
 
             // A pack inside the case cannot travel alone.
             let wGLN = Pharma.pgln("000001"), pGLN = Pharma.pgln("000002")

@@ -37,12 +37,38 @@ public enum EPCISEventHash {
     }
 
     /// The canonical texts of a document's values that repeat from event to event (time, step,
-    /// disposition, locations, lot and expiry), computed once per document.
+    /// disposition, locations, lot and expiry), computed once per document. Each field first
+    /// compares with the value it had in the previous event (events of a document mostly repeat
+    /// them in a row), then looks in a table of the values seen.
     final class PreHashMemo {
-        private var texts: [String: String] = [:]
+        enum Slot: Int, CaseIterable { case eventTime, offset, parentID, action, bizStep, disposition, readPoint, bizLocation }
+        private var last: [(raw: String, text: String)?] = Array(repeating: nil, count: Slot.allCases.count)
+        private var lastIlmd: [String: (raw: String, text: String?)] = [:]
+        private var texts: [Key: String?] = [:]
 
-        func text(_ name: String, _ value: String, _ make: () -> String) -> String {
-            let key = name + "\u{0}" + value
+        /// A value of a field (two strings, not joined: no separator could be told from the text).
+        private struct Key: Hashable {
+            let field: String
+            let raw: String
+        }
+
+        /// The text of `raw` in `slot` (`make` computes it from the raw value).
+        func text(_ slot: Slot, _ raw: String, _ make: () -> String) -> String {
+            if let known = last[slot.rawValue], known.raw == raw { return known.text }
+            let text = table(Key(field: String(slot.rawValue), raw: raw), make) ?? ""
+            last[slot.rawValue] = (raw, text)
+            return text
+        }
+
+        /// The text of an `ilmd` member (raw key and value), nil when the direct path cannot take it.
+        func ilmd(_ key: String, _ raw: String, _ make: () -> String?) -> String? {
+            if let known = lastIlmd[key], known.raw == raw { return known.text }
+            let text = table(Key(field: "ilmd:" + key, raw: raw), make)
+            if lastIlmd.count < 64 { lastIlmd[key] = (raw, text) }
+            return text
+        }
+
+        private func table(_ key: Key, _ make: () -> String?) -> String? {
             if let known = texts[key] { return known }
             let text = make()
             if texts.count < 4096 { texts[key] = text }
@@ -385,6 +411,7 @@ public enum EPCISEventHash {
     /// shared vectors and generated events compare both (EPCISTests).
     static func simplePreHash(_ event: JSONValue, _ ns: [String: String], memo: PreHashMemo = PreHashMemo()) -> String? {
         guard case .object(let members) = event, case .string(let type)? = members["type"] else { return nil }
+        // The raw values; each is expanded and canonicalised once per document (`memo`).
         var eventTime: String?, offset: String?, parentID: String?, action: String?, bizStep: String?, disposition: String?
         var readPoint: String?, bizLocation: String?
         var epcList: [String]?, childEPCs: [String]?
@@ -402,25 +429,21 @@ public enum EPCISEventHash {
         }
         func locationID(_ value: JSONValue) -> String? {
             guard case .object(let o) = value, o.count == 1, case .string(let id)? = o["id"] else { return nil }
-            return expandValue(id, ns)
+            return id
         }
         for (key, value) in members {
             switch key {
             case "type", "recordTime", "eventID":
                 guard case .string = value else { return nil }
             case "eventTime", "eventTimeZoneOffset", "parentID", "action", "bizStep", "disposition":
-                guard case .string(var text) = value else { return nil }
+                guard case .string(let text) = value else { return nil }
                 switch key {
-                case "eventTime": eventTime = expandValue(text, ns)
-                case "eventTimeZoneOffset": offset = expandValue(text, ns)
-                case "parentID": parentID = expandValue(text, ns)
-                case "action": action = expandValue(text, ns)
-                case "bizStep":
-                    if bizSteps.contains(text) { text = EPCISCanonicalValue.cbv + "BizStep-" + text }
-                    bizStep = expandValue(text, ns)
-                default:
-                    if dispositions.contains(text) { text = EPCISCanonicalValue.cbv + "Disp-" + text }
-                    disposition = expandValue(text, ns)
+                case "eventTime": eventTime = text
+                case "eventTimeZoneOffset": offset = text
+                case "parentID": parentID = text
+                case "action": action = text
+                case "bizStep": bizStep = text
+                default: disposition = text
                 }
             case "readPoint", "bizLocation":
                 guard let id = locationID(value) else { return nil }
@@ -432,13 +455,16 @@ public enum EPCISEventHash {
                 guard case .object(let o) = value else { return nil }
                 var parts: [String] = []
                 for (k, v) in o {
-                    guard case .string(let text) = v, !skippedKeys.contains(k) else { return nil }
-                    let name = expandKey(k, ns)
-                    guard plainIlmdName(name) else { return nil }
-                    parts.append(memo.text(name, text) {
+                    guard case .string(let text) = v else { return nil }
+                    let part = memo.ilmd(k, text) { () -> String? in
+                        guard !skippedKeys.contains(k) else { return nil }
+                        let name = expandKey(k, ns)
+                        guard plainIlmdName(name) else { return nil }
                         let t = trimmed(expandValue(text, ns))
                         return name + (t.isEmpty ? "" : "=" + EPCISCanonicalValue.canonical(t))
-                    })
+                    }
+                    guard let part else { return nil }
+                    parts.append(part)
                 }
                 ilmd = parts
             default:
@@ -446,30 +472,34 @@ public enum EPCISEventHash {
             }
         }
         var out = "eventType=" + type
-        func field(_ name: String, _ value: String?) {
-            guard let value else { return }
-            let text = memo.text(name, value) { valueText(name, value) }
+        func field(_ slot: PreHashMemo.Slot, _ name: String, _ raw: String?, vocabulary: (terms: Set<String>, prefix: String)? = nil) {
+            guard let raw else { return }
+            let text = memo.text(slot, raw) {
+                var value = raw
+                if let vocabulary, vocabulary.terms.contains(value) { value = EPCISCanonicalValue.cbv + vocabulary.prefix + value }
+                return valueText(name, expandValue(value, ns))
+            }
             if !text.isEmpty { out += name + text }
         }
         func list(_ name: String, _ texts: [String]?) {
             guard let texts, !texts.isEmpty else { return }
             out += name + (texts.count == 1 ? texts[0] : sortedByCodePoint(texts).joined())
         }
-        func location(_ name: String, _ id: String?) {
-            guard let id else { return }
-            let text = memo.text("id", id) { valueText("id", id) }
+        func location(_ slot: PreHashMemo.Slot, _ name: String, _ raw: String?) {
+            guard let raw else { return }
+            let text = memo.text(slot, raw) { valueText("id", expandValue(raw, ns)) }
             if !text.isEmpty { out += name + "id" + text }
         }
-        field("eventTime", eventTime)
-        field("eventTimeZoneOffset", offset)
+        field(.eventTime, "eventTime", eventTime)
+        field(.offset, "eventTimeZoneOffset", offset)
         list("epcList", epcList)
-        field("parentID", parentID)
+        field(.parentID, "parentID", parentID)
         list("childEPCs", childEPCs)
-        field("action", action)
-        field("bizStep", bizStep)
-        field("disposition", disposition)
-        location("readPoint", readPoint)
-        location("bizLocation", bizLocation)
+        field(.action, "action", action)
+        field(.bizStep, "bizStep", bizStep, vocabulary: (bizSteps, "BizStep-"))
+        field(.disposition, "disposition", disposition, vocabulary: (dispositions, "Disp-"))
+        location(.readPoint, "readPoint", readPoint)
+        location(.bizLocation, "bizLocation", bizLocation)
         if let ilmd { out += "ilmd" + (ilmd.count > 1 ? sortedByCodePoint(ilmd).joined() : ilmd.joined()) }
         return out
     }
