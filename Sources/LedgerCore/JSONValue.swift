@@ -126,7 +126,7 @@ public enum JSONValue: Hashable, Sendable {
     private static let nullBytes = Array("null".utf8), trueBytes = Array("true".utf8), falseBytes = Array("false".utf8)
 
     /// Appends the decimal digits of `i` (no intermediate String).
-    static func writeInteger(_ i: Int64, into out: inout [UInt8]) {
+    public static func writeInteger(_ i: Int64, into out: inout [UInt8]) {
         if i < 0 { out.append(UInt8(ascii: "-")) }
         var magnitude = i.magnitude
         if magnitude < 10 {
@@ -432,6 +432,35 @@ private struct JSONParser {
 }
 
 /// Byte order of UTF-8 text (the order of canonical JSON keys and of a block's state writes).
+/// Writes a JSON object's members straight into canonical bytes, for types that know their keys:
+/// the caller gives the members in UTF-8 order of their keys (as `JSONValue.canonicalBytes`
+/// orders them) and writes each value after `key`.
+public struct JSONObjectWriter {
+    private var started = false
+
+    public init() {}
+
+    /// `{` or `,`, then `"key":`.
+    public mutating func key(_ key: String, into out: inout [UInt8]) {
+        out.append(started ? UInt8(ascii: ",") : UInt8(ascii: "{"))
+        started = true
+        JSONValue.writeString(key, into: &out)
+        out.append(UInt8(ascii: ":"))
+    }
+
+    /// A string member, left out when nil.
+    public mutating func member(_ key: String, _ value: String?, into out: inout [UInt8]) {
+        guard let value else { return }
+        self.key(key, into: &out)
+        JSONValue.writeString(value, into: &out)
+    }
+
+    public func end(into out: inout [UInt8]) {
+        if !started { out.append(UInt8(ascii: "{")) }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
 public enum UTF8Order {
     public static func precedes(_ a: String, _ b: String) -> Bool {
         // Native strings expose their UTF-8 in place (no copy, no retain); others take the slow path.

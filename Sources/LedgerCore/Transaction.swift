@@ -74,6 +74,22 @@ public struct Transaction: Hashable, Sendable {
             signature: signer.signature(for: body), decoded: decoded, signedHere: true)
     }
 
+    /// Builds and signs a transaction whose payload's canonical bytes the caller wrote itself
+    /// (`canonicalPayload` must equal `payload.canonicalBytes`: checked in debug builds; the types
+    /// that write them test it).
+    public init(
+        chainID: String, signer: SigningKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, canonicalPayload: [UInt8],
+        decoded: (any Sendable)? = nil
+    ) throws(LedgerError) {
+        assert(canonicalPayload == payload.canonicalBytes, "the payload's bytes must be its canonical JSON")
+        guard case .object = payload else { throw LedgerError("bad_payload", "payload must be a JSON object") }
+        let body = try Transaction.body(
+            chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payloadBytes: canonicalPayload)
+        try self.init(
+            chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload, body: body,
+            signature: signer.signature(for: body), decoded: decoded, signedHere: true)
+    }
+
     /// From fields checked by `body` and a signature over it: the payload is kept as given when it
     /// reads back exactly from its canonical bytes (what every other node decodes), otherwise the
     /// whole encoding is decoded again.
@@ -109,10 +125,15 @@ public struct Transaction: Hashable, Sendable {
         chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payload: JSONValue
     ) throws(LedgerError) -> [UInt8] {
         guard case .object = payload else { throw LedgerError("bad_payload", "payload must be a JSON object") }
+        return try body(chainID: chainID, author: author, nonce: nonce, contract: contract, action: action, payloadBytes: payload.canonicalBytes)
+    }
+
+    static func body(
+        chainID: String, author: PublicKey, nonce: UInt64, contract: String, action: String, payloadBytes: [UInt8]
+    ) throws(LedgerError) -> [UInt8] {
         try checkName(chainID, field: "chainId")
         try checkName(contract, field: "contract")
         try checkName(action, field: "action")
-        let payloadBytes = payload.canonicalBytes
         guard payloadBytes.count <= maxPayloadBytes else {
             throw LedgerError("payload_too_large", "payload is \(payloadBytes.count) bytes, limit \(maxPayloadBytes)")
         }

@@ -118,6 +118,14 @@ public final class SupplyService: Sendable {
         var answer: [String: JSONValue] = [:]
         let parties = receivers.union([author.publicKey.did])
         var payload: [String: JSONValue] = ["events": .array(events.map(\.json))]
+        // The payload's canonical bytes, written from the typed events (`SupplyEvent.writeJSON`).
+        var eventBytes: [UInt8] = [UInt8(ascii: "[")]
+        eventBytes.reserveCapacity(events.count * 400)
+        for (i, event) in events.enumerated() {
+            if i > 0 { eventBytes.append(UInt8(ascii: ",")) }
+            event.writeJSON(into: &eventBytes)
+        }
+        eventBytes.append(UInt8(ascii: "]"))
         // The document itself (commercial data) stays off-chain, encrypted for the parties.
         var recipients: [String: [UInt8]] = [:]
         for did in parties {
@@ -134,9 +142,19 @@ public final class SupplyService: Sendable {
             ])
             answer["document"] = .string(id)
         }
+        var payloadBytes: [UInt8] = []
+        payloadBytes.reserveCapacity(eventBytes.count + 4096)
+        var w = JSONObjectWriter()
+        if let document = payload["document"] {
+            w.key("document", into: &payloadBytes)
+            document.write(into: &payloadBytes)
+        }
+        w.key("events", into: &payloadBytes)
+        payloadBytes += eventBytes
+        w.end(into: &payloadBytes)
         let tx = try Transaction(
             chainID: node.genesis.chainID, signer: author, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "events",
-            payload: .object(payload), decoded: events)
+            payload: .object(payload), canonicalPayload: payloadBytes, decoded: events)
         let receipt = try await node.submit(tx)
         guard receipt.status == .committed else {
             throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "the document was refused")

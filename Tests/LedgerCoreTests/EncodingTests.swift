@@ -50,6 +50,19 @@ import Testing
         #expect(errors.map { $0?.code } == ["bad_signature", nil, nil, "bad_signature", nil])
     }
 
+    /// A payload whose canonical bytes the caller wrote gives the same transaction as one encoded
+    /// here (Ed25519 signatures are deterministic); a payload that is not an object is refused.
+    @Test func callerWrittenPayloadBytes() throws {
+        let payload: JSONValue = .object(["b": .int(2), "a": .array([.string("x\n\"y\""), .object([:])])])
+        let written = try Transaction(
+            chainID: "test-chain", signer: key, nonce: 7, contract: "notary", action: "record", payload: payload, canonicalPayload: payload.canonicalBytes)
+        #expect(written.encoded == (try sample(payload: payload)).encoded)
+        #expect(written.signedHere && written.payload == payload)
+        #expect(throws: LedgerError.self) {
+            try Transaction(chainID: "test-chain", signer: key, nonce: 7, contract: "notary", action: "record", payload: .int(1), canonicalPayload: Array("1".utf8))
+        }
+    }
+
     @Test func roundTrip() throws {
         let tx = try sample()
         let decoded = try Transaction(encoded: tx.encoded)

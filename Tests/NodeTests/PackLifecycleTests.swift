@@ -227,6 +227,9 @@ final class MemoryChain: StateReader, @unchecked Sendable {
                 parent: pick([nil, hex, "nothex"]), outputs: (0..<Int.random(in: 0...1, using: &rng)).map { _ in item() },
                 destination: pick([nil, did, "did:key:zNope", ""]), lots: pick([[], [(gtin: gtin, lot: hex)], [(gtin: "", lot: hex)], [(gtin: gtin, lot: "x")], [(gtin: "123456789012345", lot: hex)]]))
             let checked = (try? event.check()) != nil
+            var written: [UInt8] = []
+            event.writeJSON(into: &written)
+            #expect(written == event.json.canonicalBytes, "\(event.json.canonicalString)")
             let decoded = try? SupplyEvent(json: event.json)
             #expect(checked == (decoded != nil), "\(event.json.canonicalString)")
             if let decoded { #expect(decoded == event) }

@@ -31,6 +31,16 @@ public struct SupplyEvent: Sendable, Hashable {
             if let expiry { o["expiry"] = .string(expiry) }
             return .object(o)
         }
+
+        /// `json.canonicalBytes`, written directly (members in key order).
+        func writeJSON(into out: inout [UInt8]) {
+            var w = JSONObjectWriter()
+            w.member("expiry", expiry, into: &out)
+            w.member("gtin", gtin, into: &out)
+            w.member("key", key, into: &out)
+            w.member("lot", lot, into: &out)
+            w.end(into: &out)
+        }
     }
 
     public var hash: String
@@ -83,6 +93,49 @@ public struct SupplyEvent: Sendable, Hashable {
         if let destination { o["to"] = .string(destination) }
         if !lots.isEmpty { o["lots"] = .array(lots.map { .object(["gtin": .string($0.gtin), "lot": .string($0.lot)]) }) }
         return .object(o)
+    }
+
+    /// `json.canonicalBytes`, written directly (members in key order, no intermediate `JSONValue`):
+    /// a node writes the payload of the events it derives this way (PackLifecycleTests compares both
+    /// on generated events).
+    public func writeJSON(into out: inout [UInt8]) {
+        func list(_ items: [Item], _ out: inout [UInt8]) {
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                item.writeJSON(into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        var w = JSONObjectWriter()
+        w.member("action", action?.rawValue, into: &out)
+        w.member("bizStep", bizStep, into: &out)
+        w.member("disposition", disposition, into: &out)
+        w.member("hash", hash, into: &out)
+        w.key("items", into: &out)
+        list(items, &out)
+        if !lots.isEmpty {
+            w.key("lots", into: &out)
+            out.append(UInt8(ascii: "["))
+            for (i, lot) in lots.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                var l = JSONObjectWriter()
+                l.member("gtin", lot.gtin, into: &out)
+                l.member("lot", lot.lot, into: &out)
+                l.end(into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        if !outputs.isEmpty {
+            w.key("outputs", into: &out)
+            list(outputs, &out)
+        }
+        w.member("parent", parent, into: &out)
+        w.key("time", into: &out)
+        JSONValue.writeInteger(timeMillis, into: &out)
+        w.member("to", destination, into: &out)
+        w.member("type", type.rawValue, into: &out)
+        w.end(into: &out)
     }
 
     /// The rules `init(json:)` applies to the values, for an event built by a node rather than read
