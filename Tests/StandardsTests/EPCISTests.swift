@@ -126,6 +126,55 @@ import Testing
         #expect(EPCISDocument.cbvShortName("https://example.com/BizStep-x", vocabulary: "BizStep") == "https://example.com/BizStep-x")
     }
 
+    /// The in-place reading of plain SGTIN URNs, with a memo shared across them, answers as the
+    /// general parser on generated URNs, valid and not (lengths, dots, colons, escapes, non-ASCII).
+    @Test func plainSGTINsParseAsTheGeneralPath() {
+        var rng = SystemRandomNumberGenerator()
+        func pick<T>(_ options: [T]) -> T { options[Int.random(in: 0..<options.count, using: &rng)] }
+        let memo = EPC.Memo()
+        var fast = 0
+        for _ in 0..<5000 {
+            let cp = pick(["950600", "4012345", "950600", "95060", "9506001234567", "", "95a600"])
+            let ir = pick(["0010001", "001001", "0010001", "", "0010001.7"])
+            let alphabet = Int.random(in: 0..<4, using: &rng) == 0 ? Array("AB12xz-_/!%2F.:é ") : Array("AB12xz-_/!")
+            let serial = String((0..<Int.random(in: 0...22, using: &rng)).map { _ in pick(alphabet) })
+            let text = pick(["urn:epc:id:sgtin:", "urn:epc:id:sgtin:", "urn:epc:id:sscc:", "urn:epc:id:sgtinx"]) + cp + "." + ir + "." + serial
+            func outcome(_ result: () throws(LedgerError) -> EPC) -> String {
+                do { return "\(try result())" } catch { return error.code }
+            }
+            let general = outcome { () throws(LedgerError) in try EPC.parse(text) }
+            #expect(outcome { () throws(LedgerError) in try EPC.parse(text, memo: memo) } == general, "\(text)")
+            if EPC.plainSGTIN(text, memo) != nil { fast += 1 }
+        }
+        #expect(fast > 150, "many take the in-place path")
+    }
+
+    /// Repeated event times, offsets and expiry dates are read once per document, and each event
+    /// still gets its own; a bad offset after good ones is still refused.
+    @Test func repeatedValuesOfADocument() throws {
+        func event(_ time: String, _ offset: String, _ expiry: String) -> JSONValue {
+            .object([
+                "type": .string("ObjectEvent"), "action": .string("ADD"), "bizStep": .string("commissioning"), "eventTime": .string(time),
+                "eventTimeZoneOffset": .string(offset), "epcList": .array([.string("urn:epc:id:sgtin:950600.0010001.S\(time.count)")]),
+                "ilmd": .object(["cbvmda:lotNumber": .string("L1"), "cbvmda:itemExpirationDate": .string(expiry)]),
+            ])
+        }
+        func document(_ events: [JSONValue]) -> JSONValue {
+            .object(["type": .string("EPCISDocument"), "schemaVersion": .string("2.0"), "epcisBody": .object(["eventList": .array(events)])])
+        }
+        let values = [
+            ("2026-11-25T09:00:00.000+01:00", "+01:00", "2030-12-31"), ("2026-11-25T09:00:00.000+01:00", "+01:00", "2030-12-31"),
+            ("2026-11-25T10:00:00Z", "+00:00", "2031-01-31"), ("2026-11-25T09:00:00.000+01:00", "+01:00", "2030-12-31"),
+        ]
+        let parsed = try EPCISDocument.parse(document(values.map { event($0.0, $0.1, $0.2) }))
+        for (e, v) in zip(parsed.events, values) {
+            let alone = try EPCISDocument.parse(document([event(v.0, v.1, v.2)])).events[0]
+            #expect(e.timeMillis == alone.timeMillis && e.expiry == alone.expiry)
+        }
+        #expect(parsed.events[0].timeMillis != parsed.events[2].timeMillis && parsed.events[0].expiry != parsed.events[2].expiry)
+        #expect(throws: LedgerError.self) { try EPCISDocument.parse(document([event(values[0].0, "+01:00", values[0].2), event(values[0].0, "+1:00", values[0].2)])) }
+    }
+
     /// Times to UTC with milliseconds, the third decimal rounded up from the fourth; other text unchanged.
     @Test func timesToUTC() {
         #expect(EPCISCanonicalValue.time("2026-11-25T09:00:00.000+01:00") == "2026-11-25T08:00:00.000Z")

@@ -13,8 +13,18 @@ public enum EPC: Sendable, Hashable {
     case gln(String, extension: String?)
     case other(String)
 
+    /// What the EPCs of one document repeat: the GTIN of the last company prefix and item reference
+    /// read (a document's packs are mostly of one product).
+    public final class Memo {
+        fileprivate var reference: [UInt8] = []
+        fileprivate var gtin = ""
+        public init() {}
+    }
+
     /// Parses a URN or Digital Link URI; a malformed GS1 URN is an error, an unknown scheme is `.other`.
-    public static func parse(_ text: String) throws(LedgerError) -> EPC {
+    /// `memo`: shared by the EPCs of one document.
+    public static func parse(_ text: String, memo: Memo? = nil) throws(LedgerError) -> EPC {
+        if let memo, let sgtin = plainSGTIN(text, memo) { return sgtin }
         if text.utf8.starts(with: "urn:epc:".utf8) { return try parseURN(text) }
         if text.utf8.starts(with: "https://".utf8) || text.utf8.starts(with: "http://".utf8) {
             guard let scan = try? GS1ElementString.parse(text, today: GS1Date(year: 2000, month: 1, day: 1)) else { return .other(text) }
@@ -26,6 +36,46 @@ public enum EPC: Sendable, Hashable {
             return .other(text)
         }
         return .other(text)
+    }
+
+    static let sgtinScheme = Array("urn:epc:id:sgtin:".utf8)
+
+    /// The common case read in place: `urn:epc:id:sgtin:CP.IR.Serial`, 13 digits, a serial of 1 to
+    /// 20 characters of set 82 without `%`, `.` or `:`. Nil for anything else, which `parseURN`
+    /// answers (with the same result for these: EPCISTests compares both).
+    static func plainSGTIN(_ text: String, _ memo: Memo) -> EPC? {
+        var text = text
+        return text.withUTF8 { b -> EPC? in
+            let p = sgtinScheme.count
+            guard b.count > p + 15, b.count <= p + 35, b[p + 14] == 46 else { return nil }
+            for i in 0..<p where b[i] != sgtinScheme[i] { return nil }
+            var dot = -1
+            for i in p..<(p + 14) {
+                if b[i] == 46 {
+                    guard dot < 0 else { return nil }
+                    dot = i
+                } else if b[i] &- 48 >= 10 {
+                    return nil
+                }
+            }
+            guard dot > p, dot < p + 13 else { return nil }
+            for i in (p + 15)..<b.count {
+                let c = b[i]
+                guard c != 37, c != 46, c != 58, GS1ApplicationIdentifier.isCharacterSet82(c) else { return nil }
+            }
+            let reference = UnsafeBufferPointer(rebasing: b[p..<(p + 14)])
+            if !memo.reference.elementsEqual(reference) {
+                // GTIN-14: the item reference's first digit (indicator), the company prefix, the rest of
+                // the item reference, the check digit.
+                var digits: [UInt8] = [b[dot + 1]]
+                digits += b[p..<dot]
+                digits += b[(dot + 2)..<(p + 14)]
+                digits.append(GS1ApplicationIdentifier.checkDigit(of: digits))
+                memo.reference = Array(reference)
+                memo.gtin = String(decoding: digits, as: UTF8.self)
+            }
+            return .sgtin(gtin: memo.gtin, serial: String(decoding: UnsafeBufferPointer(rebasing: b[(p + 15)...]), as: UTF8.self))
+        }
     }
 
     static func parseURN(_ text: String) throws(LedgerError) -> EPC {

@@ -63,9 +63,10 @@ public struct EPCISDocument: Sendable {
         guard list.count <= maxEvents else { throw LedgerError("bad_epcis", "at most \(maxEvents) events per document") }
         var events: [EPCISEvent] = []
         events.reserveCapacity(list.count)
+        let memo = Memo()
         for (index, item) in list.enumerated() {
             do throws(LedgerError) {
-                events.append(try parseEvent(item))
+                events.append(try parseEvent(item, memo: memo))
             } catch {
                 throw LedgerError(error.code, "event \(index): \(error.message)")
             }
@@ -91,16 +92,32 @@ public struct EPCISDocument: Sendable {
             (v, ["https://ref.gs1.org/cbv/\(v)-", "urn:epcglobal:cbv:\(v.lowercased()):", "gs1:\(v)-"])
         })
 
-    static func parseEvent(_ e: JSONValue) throws(LedgerError) -> EPCISEvent {
+    /// What the events of one document repeat, read once: the last event time, time zone offset and
+    /// expiry date seen, and the GTIN of the last EPCs.
+    final class Memo {
+        var time: (text: String, millis: Int64)?
+        var offset: String?
+        var expiry: (text: String, date: GS1Date)?
+        let epc = EPC.Memo()
+    }
+
+    static func parseEvent(_ e: JSONValue, memo: Memo = Memo()) throws(LedgerError) -> EPCISEvent {
         guard e.objectValue != nil else { throw LedgerError("bad_epcis", "an event is an object") }
         guard let typeName = e["type"]?.stringValue, let type = EPCISEvent.EventType(rawValue: typeName) else {
             throw LedgerError("bad_epcis", "type must be one of \(EPCISEvent.EventType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard let time = e["eventTime"]?.stringValue else { throw LedgerError("bad_epcis", "eventTime is required") }
-        let timeMillis = try ISO8601Time.millis(time)
-        guard let offset = e["eventTimeZoneOffset"]?.stringValue, ISO8601Time.isOffset(offset) else {
+        let timeMillis: Int64
+        if let known = memo.time, known.text == time {
+            timeMillis = known.millis
+        } else {
+            timeMillis = try ISO8601Time.millis(time)
+            memo.time = (time, timeMillis)
+        }
+        guard let offset = e["eventTimeZoneOffset"]?.stringValue, offset == memo.offset || ISO8601Time.isOffset(offset) else {
             throw LedgerError("bad_epcis", "eventTimeZoneOffset (+hh:mm or -hh:mm) is required")
         }
+        memo.offset = offset
         let action = e["action"]?.stringValue
         if type != .transformation {
             guard let action, action == "ADD" || action == "OBSERVE" || action == "DELETE" else {
@@ -114,7 +131,7 @@ public struct EPCISDocument: Sendable {
             out.reserveCapacity(list.count)
             for item in list {
                 guard let s = item.stringValue else { throw LedgerError("bad_epcis", "\(field) holds a non-string") }
-                out.append(try EPC.parse(s))
+                out.append(try EPC.parse(s, memo: memo.epc))
             }
             return out
         }
@@ -158,7 +175,13 @@ public struct EPCISDocument: Sendable {
             guard let fields = ilmd.objectValue else { throw LedgerError("bad_epcis", "ilmd must be an object") }
             lot = (fields["cbvmda:lotNumber"] ?? fields["lotNumber"] ?? fields["gs1:lotNumber"])?.stringValue
             if let text = (fields["cbvmda:itemExpirationDate"] ?? fields["itemExpirationDate"] ?? fields["gs1:itemExpirationDate"])?.stringValue {
-                expiry = try ISO8601Time.date(text)
+                if let known = memo.expiry, known.text == text {
+                    expiry = known.date
+                } else {
+                    let date = try ISO8601Time.date(text)
+                    memo.expiry = (text, date)
+                    expiry = date
+                }
             }
         }
         let epcList = type == .aggregation ? try epcs("childEPCs") : type == .transformation ? try epcs("inputEPCList") : try epcs("epcList")
