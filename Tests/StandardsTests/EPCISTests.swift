@@ -126,17 +126,18 @@ import Testing
         #expect(EPCISDocument.cbvShortName("https://example.com/BizStep-x", vocabulary: "BizStep") == "https://example.com/BizStep-x")
     }
 
-    /// The in-place reading of plain SGTIN URNs, with a memo shared across them, answers as the
-    /// general parser on generated URNs, valid and not (lengths, dots, colons, escapes, non-ASCII).
+    /// The in-place readings of plain SGTIN URNs (to an EPC, to its canonical Digital Link), with
+    /// memos shared across them, answer as the general paths on generated URNs, valid and not
+    /// (lengths, dots, colons, escapes, non-ASCII).
     @Test func plainSGTINsParseAsTheGeneralPath() {
         var rng = SystemRandomNumberGenerator()
         func pick<T>(_ options: [T]) -> T { options[Int.random(in: 0..<options.count, using: &rng)] }
-        let memo = EPC.Memo()
-        var fast = 0
+        let memo = EPC.Memo(), linkMemo = EPCISCanonicalValue.SGTINMemo()
+        var fast = 0, links = 0
         for _ in 0..<5000 {
-            let cp = pick(["950600", "4012345", "950600", "95060", "9506001234567", "", "95a600"])
-            let ir = pick(["0010001", "001001", "0010001", "", "0010001.7"])
-            let alphabet = Int.random(in: 0..<4, using: &rng) == 0 ? Array("AB12xz-_/!%2F.:é ") : Array("AB12xz-_/!")
+            let cp = pick(["950600", "4012345", "950600", "95060", "9506001234567", "", "95a600", "406"])
+            let ir = pick(["0010001", "001001", "0010001", "", "0010001.7", "0000000001"])
+            let alphabet = Int.random(in: 0..<4, using: &rng) == 0 ? Array("AB12xz-_/!%2F.:é (*") : Array("AB12xz-_!")
             let serial = String((0..<Int.random(in: 0...22, using: &rng)).map { _ in pick(alphabet) })
             let text = pick(["urn:epc:id:sgtin:", "urn:epc:id:sgtin:", "urn:epc:id:sscc:", "urn:epc:id:sgtinx"]) + cp + "." + ir + "." + serial
             func outcome(_ result: () throws(LedgerError) -> EPC) -> String {
@@ -145,8 +146,12 @@ import Testing
             let general = outcome { () throws(LedgerError) in try EPC.parse(text) }
             #expect(outcome { () throws(LedgerError) in try EPC.parse(text, memo: memo) } == general, "\(text)")
             if EPC.plainSGTIN(text, memo) != nil { fast += 1 }
+            if let link = EPCISCanonicalValue.plainSGTINLink(text, linkMemo) {
+                links += 1
+                #expect(link == EPCISCanonicalValue.canonical(text), "\(text)")
+            }
         }
-        #expect(fast > 150, "many take the in-place path")
+        #expect(fast > 150 && links > 150, "many take the in-place paths")
     }
 
     /// Repeated event times, offsets and expiry dates are read once per document, and each event

@@ -130,6 +130,50 @@ extension EPCISCanonicalValue {
         return nil
     }
 
+    /// What a document's EPCs repeat: the Digital Link prefix (`https://id.gs1.org/01/<GTIN>/21/`)
+    /// of the last company prefix and item reference.
+    final class SGTINMemo {
+        var reference: [UInt8] = []
+        var prefix = ""
+    }
+
+    /// `digitalLink` of a plain SGTIN URN (`urn:epc:id:sgtin:CP.IR.Serial`, a 6-12 digit company
+    /// prefix, 13 digits together, a serial of 1 to 20 literal X characters), read in place; nil for
+    /// anything else, which the general path answers (EPCISTests compares both).
+    static func plainSGTINLink(_ u: String, _ memo: SGTINMemo) -> String? {
+        var u = u
+        return u.withUTF8 { b -> String? in
+            let p = 17  // "urn:epc:id:sgtin:"
+            guard b.count > p + 15, b.count <= p + 35, b[p + 14] == 46 else { return nil }
+            for i in 0..<p where b[i] != EPC.sgtinScheme[i] { return nil }
+            var dot = p
+            while dot < p + 14, b[dot] &- 48 < 10 { dot += 1 }
+            guard dot - p >= 6, dot - p <= 12, b[dot] == 46 else { return nil }
+            for i in (dot + 1)..<(p + 14) where b[i] &- 48 >= 10 { return nil }
+            var escapes = false
+            for i in (p + 15)..<b.count {
+                guard xAllowed[Int(b[i])] else { return nil }
+                if pctEscapes[Int(b[i])] != nil { escapes = true }
+            }
+            let reference = UnsafeBufferPointer(rebasing: b[p..<(p + 14)])
+            if !memo.reference.elementsEqual(reference) {
+                var digits: [UInt8] = [b[dot + 1]]
+                digits += b[p..<dot]
+                digits += b[(dot + 2)..<(p + 14)]
+                digits.append(GS1ApplicationIdentifier.checkDigit(of: digits))
+                memo.reference = Array(reference)
+                memo.prefix = host + "01/" + String(decoding: digits, as: UTF8.self) + "/21/"
+            }
+            let serial = UnsafeBufferPointer(rebasing: b[(p + 15)...])
+            guard escapes else { return memo.prefix + String(decoding: serial, as: UTF8.self) }
+            var out = Array(memo.prefix.utf8)
+            for c in serial {
+                if let escape = pctEscapes[Int(c)] { out += escape } else { out.append(c) }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
     static func urnToDigitalLink(_ u: String) -> String? {
         let b = Array(u.utf8)
         func rest(_ from: Int) -> Substring { Substring(String(decoding: b[from...], as: UTF8.self)) }

@@ -45,6 +45,7 @@ public enum EPCISEventHash {
         private var last: [(raw: String, text: String)?] = Array(repeating: nil, count: Slot.allCases.count)
         private var lastIlmd: [String: (raw: String, text: String?)] = [:]
         private var texts: [Key: String?] = [:]
+        let sgtin = EPCISCanonicalValue.SGTINMemo()
 
         /// A value of a field (two strings, not joined: no separator could be told from the text).
         private struct Key: Hashable {
@@ -422,7 +423,12 @@ public enum EPCISEventHash {
             texts.reserveCapacity(items.count)
             for item in items {
                 guard case .string(let epc) = item else { return nil }
-                let text = valueText("epc", expandValue(epc, ns))
+                let expanded = expandValue(epc, ns)
+                if let link = EPCISCanonicalValue.plainSGTINLink(expanded, memo.sgtin) {
+                    texts.append("epc=" + link)
+                    continue
+                }
+                let text = valueText("epc", expanded)
                 if !text.isEmpty { texts.append("epc" + text) }
             }
             return texts
