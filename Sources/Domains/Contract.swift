@@ -64,6 +64,10 @@ public struct ExecutionContext {
         writes[key] = .some(value.map(\.canonicalBytes))
     }
 
+    /// Writes a key's value as canonical JSON bytes the caller wrote (they must be what
+    /// `set(_:_:)` would write for the value: checked in debug builds by the types that write them).
+    public mutating func set(_ key: String, canonicalJSON bytes: [UInt8]) { writes[key] = .some(bytes) }
+
     public mutating func emit(_ event: JSONValue) { events.append(event) }
 }
 

@@ -204,6 +204,28 @@ final class MemoryChain: StateReader, @unchecked Sendable {
         #expect(chain.state[SupplyItem.stateKey(key("C2"))] == nil)
     }
 
+    /// An item's directly written bytes are its canonical JSON, every optional field present or not,
+    /// with and without children, and read back to the same item.
+    @Test func itemBytesAreTheirCanonicalJSON() throws {
+        var rng = SystemRandomNumberGenerator()
+        func maybe(_ s: String) -> String? { Bool.random(using: &rng) ? s : nil }
+        for _ in 0..<2000 {
+            var item = SupplyItem(
+                kind: Bool.random(using: &rng) ? .pack : .container, gtin: maybe(gtin), lot: maybe(String(repeating: "ab", count: 32)), expiry: maybe("2030-12-31"),
+                owner: SigningKey().publicKey.did, commissionedAt: UInt64.random(in: 0...UInt64(Int64.max), using: &rng))
+            item.status = PackStatus.allCases.randomElement(using: &rng)!
+            item.custody = Bool.random(using: &rng) ? .held : .inTransit
+            item.destination = maybe("did:key:z6Mk\"quoted\"")
+            item.parent = maybe(String(repeating: "cd", count: 32))
+            item.children = (0..<Int.random(in: 0...3, using: &rng)).map { "child\($0)\n" }
+            item.statusBy = maybe("did:key:zStatus")
+            item.statusTime = Bool.random(using: &rng) ? UInt64.random(in: 0...UInt64(Int64.max), using: &rng) : nil
+            item.event = maybe(String(repeating: "ef", count: 32))
+            #expect(item.canonicalBytes == item.json.canonicalBytes, "\(item.json.canonicalString)")
+            #expect(try SupplyItem(json: JSONValue.parse(item.canonicalBytes)) == item)
+        }
+    }
+
     /// A typed event passes `check()` exactly when its JSON decodes: admission checks the node's own
     /// typed events that way instead of decoding them, so the two must agree on every field's rules.
     @Test func typedCheckAgreesWithDecoding() {

@@ -136,7 +136,10 @@ struct PackLifecycle {
         return try SupplyItem(json: json)
     }
 
-    mutating func save(_ key: String, _ item: SupplyItem) { context.set(SupplyItem.stateKey(key), item.json) }
+    mutating func save(_ key: String, _ item: SupplyItem) {
+        assert(item.canonicalBytes == item.json.canonicalBytes, "an item's bytes must be its canonical JSON")
+        context.set(SupplyItem.stateKey(key), canonicalJSON: item.canonicalBytes)
+    }
 
     /// The outermost container of an item (custody follows it), with the item itself when loose.
     func top(_ key: String) throws(LedgerError) -> (key: String, item: SupplyItem) {

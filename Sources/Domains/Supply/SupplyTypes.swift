@@ -123,6 +123,41 @@ public struct SupplyItem: Sendable, Hashable {
         return .object(o)
     }
 
+    /// `json.canonicalBytes`, written directly (members in key order): what the lifecycle stores.
+    public var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + 67 * children.count)
+        var w = JSONObjectWriter()
+        if !children.isEmpty {
+            w.key("children", into: &out)
+            out.append(UInt8(ascii: "["))
+            for (i, child) in children.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONValue.writeString(child, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        w.key("commissionedAt", into: &out)
+        JSONValue.writeInteger(Int64(commissionedAt), into: &out)
+        w.member("custody", custody.rawValue, into: &out)
+        w.member("destination", destination, into: &out)
+        w.member("event", event, into: &out)
+        w.member("expiry", expiry, into: &out)
+        w.member("gtin", gtin, into: &out)
+        w.member("kind", kind.rawValue, into: &out)
+        w.member("lot", lot, into: &out)
+        w.member("owner", owner, into: &out)
+        w.member("parent", parent, into: &out)
+        w.member("status", status.rawValue, into: &out)
+        w.member("statusBy", statusBy, into: &out)
+        if let statusTime {
+            w.key("statusTime", into: &out)
+            JSONValue.writeInteger(Int64(statusTime), into: &out)
+        }
+        w.end(into: &out)
+        return out
+    }
+
     public init(json: JSONValue) throws(LedgerError) {
         guard let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)),
             let status = json["status"]?.stringValue.flatMap(PackStatus.init(rawValue:)), let owner = json["owner"]?.stringValue,
