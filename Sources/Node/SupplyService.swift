@@ -176,10 +176,10 @@ public final class SupplyService: Sendable {
         var events: [SupplyEvent] = []
         var receivers: Set<String> = []
         events.reserveCapacity(parsed.events.count)
-        var lastLot: (gtin: String, lot: String, key: String)?
+        var memo = DeriveMemo()
         for (index, (event, hashID)) in zip(parsed.events, hashes).enumerated() {
             do throws(LedgerError) {
-                let derived = try derive(event, hashID: hashID, lastLot: &lastLot)
+                let derived = try derive(event, hashID: hashID, memo: &memo)
                 // Execution uses these typed events in place of the payload built from them (`Transaction.decoded`).
                 assert((try? SupplyEvent(json: derived.json)) == derived, "a derived event must read back from its JSON")
                 if let to = derived.destination { receivers.insert(to) }
@@ -209,8 +209,13 @@ public final class SupplyService: Sendable {
         return did
     }
 
-    /// `lastLot`: the last lot key computed (the events of a document mostly commission one lot).
-    func derive(_ e: EPCISEvent, hashID: String, lastLot: inout (gtin: String, lot: String, key: String)?) throws(LedgerError) -> SupplyEvent {
+    /// What the events of a document mostly repeat: the lot they commission, the party they ship to.
+    struct DeriveMemo {
+        var lot: (gtin: String, lot: String, key: String)?
+        var party: (id: String, did: String)?
+    }
+
+    func derive(_ e: EPCISEvent, hashID: String, memo: inout DeriveMemo) throws(LedgerError) -> SupplyEvent {
         // Keyed like the serials: the CBV hash of an event is over data holding them, so a plain hash could confirm a guess.
         let hex = keys.event(String(hashID.dropFirst("ni:///sha-256;".count).prefix(64)))
         let type: SupplyEvent.EventType
@@ -229,11 +234,11 @@ public final class SupplyService: Sendable {
                     throw LedgerError("bad_epcis", "commissioning a pack needs ilmd cbvmda:lotNumber and cbvmda:itemExpirationDate")
                 }
                 out.gtin = gtin
-                if let last = lastLot, last.gtin == gtin, last.lot == lot {
+                if let last = memo.lot, last.gtin == gtin, last.lot == lot {
                     out.lot = last.key
                 } else {
                     let key = keys.lot(gtin: gtin, lot: lot)
-                    lastLot = (gtin, lot, key)
+                    memo.lot = (gtin, lot, key)
                     out.lot = key
                 }
                 out.expiry = expiry.iso
@@ -246,7 +251,16 @@ public final class SupplyService: Sendable {
         for q in e.quantities {
             if case .lgtin(let gtin, let lot) = q { lots.append((gtin, keys.lot(gtin: gtin, lot: lot))) }
         }
-        let destination: String? = try (bizStep == "shipping" || bizStep == "returning" ? e.destinationParty : nil).map { (id: String) throws(LedgerError) in try resolveParty(id) }
+        var destination: String?
+        if bizStep == "shipping" || bizStep == "returning", let id = e.destinationParty {
+            if let last = memo.party, last.id == id {
+                destination = last.did
+            } else {
+                let did = try resolveParty(id)
+                memo.party = (id, did)
+                destination = did
+            }
+        }
         return SupplyEvent(
             hash: hex, type: type, action: e.action.flatMap(SupplyEvent.Action.init(rawValue:)), bizStep: bizStep, disposition: e.disposition,
             timeMillis: e.timeMillis, items: items, parent: try e.parent.map { (p: EPC) throws(LedgerError) in try itemKey(p) },

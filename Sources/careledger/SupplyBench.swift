@@ -100,28 +100,42 @@ struct SupplyBench: AsyncParsableCommand {
         let ingestLatencies = load.latencies.withLock { $0 }.sorted()
         let eventsPerSecond = Double(documents * events) / ingestSeconds
 
-        // Ship every pack to the pharmacy, which receives them (not timed): verifications then come from the holder.
+        // Custody: every pack shipped to the pharmacy, which receives it (verifications then come from
+        // the holder), one event per pack, in documents of `events` events: all the shipping
+        // documents, then all the receiving ones, `ingestConcurrency` in flight.
         let pharmacyToken = try await Self.token(base: base, key: pharmacy)
-        for d in 0..<documents {
-            let epcs: [JSONValue] = (0..<events).flatMap { e in
-                (0..<packsPerEvent).map { p in JSONValue.string("urn:epc:id:sgtin:950600.0010001.B\(runID)D\(d)E\(e)P\(p)") }
-            }
-            for (step, token) in [("shipping", pharmaToken), ("receiving", pharmacyToken)] {
+        func custodyDocument(_ d: Int, _ step: String) -> [UInt8] {
+            let list: [JSONValue] = (0..<events).map { e in
                 var event: [String: JSONValue] = [
                     "type": .string("ObjectEvent"), "action": .string("OBSERVE"), "bizStep": .string(step), "eventTime": .string("2026-11-25T11:00:00.000Z"),
-                    "eventTimeZoneOffset": .string("+00:00"), "epcList": .array(epcs),
+                    "eventTimeZoneOffset": .string("+00:00"),
+                    "epcList": .array((0..<packsPerEvent).map { p in JSONValue.string("urn:epc:id:sgtin:950600.0010001.B\(runID)D\(d)E\(e)P\(p)") }),
                 ]
                 if step == "shipping" {
                     event["destinationList"] = .array([.object(["type": .string("owning_party"), "destination": .string("urn:epc:id:pgln:950600.000002")])])
                 }
-                let doc = JSONValue.object([
-                    "type": .string("EPCISDocument"), "schemaVersion": .string("2.0"), "creationDate": .string("2026-11-25T11:00:00Z"),
-                    "epcisBody": .object(["eventList": .array([.object(event)])]),
-                ]).canonicalBytes
-                let (status, body) = try await Self.post(base + "/v1/supply/epcis", doc, token: token)
-                guard status == 201 else { throw LedgerError("internal_error", "\(step) answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
+                return .object(event)
+            }
+            return JSONValue.object([
+                "type": .string("EPCISDocument"), "schemaVersion": .string("2.0"), "creationDate": .string("2026-11-25T11:00:00Z"),
+                "epcisBody": .object(["eventList": .array(list)]),
+            ]).canonicalBytes
+        }
+        let shipDocs = (0..<documents).map { custodyDocument($0, "shipping") }, receiveDocs = (0..<documents).map { custodyDocument($0, "receiving") }
+        let custodyCPU = processCPUSeconds()
+        let custodyStart = ContinuousClock.now
+        for (docs, token) in [(shipDocs, pharmaToken), (receiveDocs, pharmacyToken)] {
+            try await LoadState().drive(count: docs.count, workers: ingestConcurrency) { i in
+                let (status, body) = try await Self.post(base + "/v1/supply/epcis", docs[i], token: token)
+                guard status == 201, (try? JSONValue.parse(body))?["applied"] == .int(Int64(events)) else {
+                    throw LedgerError("internal_error", "custody document answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
+                }
+                return 1
             }
         }
+        let custodySeconds = (ContinuousClock.now - custodyStart) / .seconds(1)
+        let custodyMicrosPerEvent = cpuMicros(processCPUSeconds() - custodyCPU, per: 2 * documents * events)
+        let custodyEventsPerSecond = Double(2 * documents * events) / custodySeconds
 
         // Read-only verification over HTTP, single scans, `concurrency` connections of a lean load
         // generator (one thread, like `wrk -t1`): a general HTTP client in this process would take
@@ -204,6 +218,7 @@ struct SupplyBench: AsyncParsableCommand {
             "documents": .int(Int64(documents)), "eventsPerDocument": .int(Int64(events)), "packsPerEvent": .int(Int64(packsPerEvent)),
             "eventsPerSecond": .double(eventsPerSecond.rounded()), "ingestSeconds": .double(ingestSeconds), "ingestCPUMicrosPerEvent": .double(ingestMicrosPerEvent),
             "documentP50Millis": .double(p(ingestLatencies, 0.5)), "documentP99Millis": .double(p(ingestLatencies, 0.99)),
+            "custodyEventsPerSecond": .double(custodyEventsPerSecond.rounded()), "custodyCPUMicrosPerEvent": .double(custodyMicrosPerEvent),
             "verifications": .int(Int64(count)), "verificationFailures": .int(Int64(failures)), "concurrency": .int(Int64(concurrency)),
             "verificationsPerSecond": .double((Double(count) / verifySeconds).rounded()), "verifyP50Millis": .double(p(verifyLatencies, 0.5)),
             "verifyP99Millis": .double(p(verifyLatencies, 0.99)), "engineVerificationsPerSecond": .double((Double(engineCount) / engineSeconds).rounded()),
@@ -216,6 +231,7 @@ struct SupplyBench: AsyncParsableCommand {
             """
             careledger bench supply (\(cores) cores, load generator in the same process)
               EPCIS ingestion:  \(String(format: "%.0f", eventsPerSecond)) events/s (\(documents) documents × \(events) events × \(packsPerEvent) packs, \(ingestConcurrency) in flight; per document p50 \(String(format: "%.0f", p(ingestLatencies, 0.5))) ms, p99 \(String(format: "%.0f", p(ingestLatencies, 0.99))) ms; CPU \(ingestMicrosPerEvent) µs per event)
+              shipping+receiving: \(String(format: "%.0f", custodyEventsPerSecond)) events/s (\(2 * documents) documents × \(events) events × \(packsPerEvent) packs; CPU \(custodyMicrosPerEvent) µs per event)
               verify over HTTP: \(String(format: "%.0f", Double(count) / verifySeconds)) verifications/s, p50 \(String(format: "%.2f", p(verifyLatencies, 0.5))) ms, p99 \(String(format: "%.2f", p(verifyLatencies, 0.99))) ms (\(concurrency) in flight, \(failures) not verified)
               bulk verify:      \(String(format: "%.0f", Double(bulkVerified) / bulkSeconds)) verifications/s in requests of \(bulk) scans, per request p50 \(String(format: "%.1f", p(bulkLatencies, 0.5))) ms, p99 \(String(format: "%.1f", p(bulkLatencies, 0.99))) ms
               verify engine:    \(String(format: "%.0f", Double(engineCount) / engineSeconds)) verifications/s (no HTTP, all cores)

@@ -160,6 +160,14 @@ struct SupplyClient {
             for (serial, lot) in lots {
                 #expect(try await sc.verify(Pharma.scan(serial, lot: lot), as: pharma)["outcome"] == .string("verified"), "\(serial)")
             }
+            // Shipments to two parties in one document: each pack goes to its own receiver.
+            let (toWholesaler, toPharmacy) = (Pharma.pgln("000001"), Pharma.pgln("000002"))
+            let split = [("SN0101", toWholesaler), ("SN0102", toPharmacy), ("SN0103", toWholesaler)]
+            #expect(try await sc.ingest(split.map { Pharma.shipping([Pharma.sgtin($0.0)], to: $0.1, time: "2026-11-25T09:30:00Z") }, as: pharma).0 == .created)
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0102")], time: "2026-11-25T09:40:00Z")], as: pharmacy).0 == .created)
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0103")], time: "2026-11-25T09:40:00Z")], as: pharmacy).1["error"]?["code"]
+                == .string("custody_violation"))
+            #expect(try await sc.ingest([Pharma.receiving([Pharma.sgtin("SN0101"), Pharma.sgtin("SN0103")], time: "2026-11-25T09:40:00Z")], as: wholesaler).0 == .created)
 
             // A pack inside the case cannot travel alone.
             let wGLN = Pharma.pgln("000001"), pGLN = Pharma.pgln("000002")

@@ -83,13 +83,23 @@ import Testing
                 }
                 e["ilmd"] = .object(ilmd)
             }
+            for (list, member) in [("destinationList", "destination"), ("sourceList", "source")] where Bool.random(using: &rng) {
+                e[list] = .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in
+                    .object([
+                        "type": .string(pick(["owning_party", "possessing_party", "location", "gs1:SDT-owning_party", "https://ref.gs1.org/cbv/SDT-location", "", " ex:kind "])),
+                        member: .string(pick(["urn:epc:id:pgln:950600.000002", "urn:epc:id:sgln:950600.00001.0", "https://id.gs1.org/417/9506000000022", "ex:party", "", "did:key:z6Mk"])),
+                    ])
+                })
+            }
             // Sometimes a shape the direct path leaves to the tree.
-            switch Int.random(in: 0..<12, using: &rng) {
+            switch Int.random(in: 0..<14, using: &rng) {
             case 0: e["ex:extension"] = .string("x")
             case 1: e["ilmd"] = .object(["cbvmda:nested": .object(["a": .string("b")])])
             case 2: e["readPoint"] = .object(["id": .string("urn:epc:id:sgln:950600.00001.0"), "ex:more": .string("y")])
             case 3: e["epcList"] = .string("urn:epc:id:sgtin:950600.0010001.SN1")
             case 4: e["ilmd"] = .object(["ex:someList": .string("z")])
+            case 5: e["destinationList"] = .array([.object(["type": .string("owning_party"), "destination": .string("urn:epc:id:pgln:950600.000002"), "ex:x": .string("1")])])
+            case 6: e["sourceList"] = .array([.object(["type": .string("owning_party")])])
             default: break
             }
             let event = JSONValue.object(e)

@@ -141,10 +141,9 @@ struct PackLifecycle {
         context.set(SupplyItem.stateKey(key), canonicalJSON: item.canonicalBytes)
     }
 
-    /// The outermost container of an item (custody follows it), with the item itself when loose.
-    func top(_ key: String) throws(LedgerError) -> (key: String, item: SupplyItem) {
-        let item = try load(key)
-        return try item.containers(load: find).last ?? (key, item)
+    /// The outermost container of an item (custody follows it), or the item itself when loose.
+    func holder(_ item: SupplyItem) throws(LedgerError) -> SupplyItem {
+        try item.containers(load: find).last?.item ?? item
     }
 
     func find(_ key: String) throws(LedgerError) -> SupplyItem? {
@@ -152,8 +151,11 @@ struct PackLifecycle {
     }
 
     /// The author must hold the item (through its outermost container), not in transit.
-    func requireHeld(_ key: String) throws(LedgerError) {
-        let holder = try top(key).item
+    /// `loaded`: the item's record when the caller has read it already.
+    func requireHeld(_ key: String, loaded: SupplyItem? = nil) throws(LedgerError) {
+        let item: SupplyItem
+        if let loaded { item = loaded } else { item = try load(key) }
+        let holder = try holder(item)
         guard holder.owner == author, holder.custody == .held else {
             throw LedgerError(
                 "custody_violation", "item \(key.prefix(12))… is \(holder.custody == .inTransit ? "in transit" : "held") by another party")
@@ -215,8 +217,8 @@ struct PackLifecycle {
         if try context.value(forKey: SupplyItem.stateKey(parentKey)) == nil {
             parent = SupplyItem(kind: .container, gtin: nil, lot: nil, expiry: nil, owner: author, commissionedAt: context.height)
         } else {
-            try requireHeld(parentKey)
             parent = try load(parentKey)
+            try requireHeld(parentKey, loaded: parent)
             guard parent.kind == .container else { throw LedgerError("bad_event", "a pack cannot contain other items") }
         }
         // The parent and its containers: none of the children may be one of them (no container inside itself).
@@ -226,7 +228,7 @@ struct PackLifecycle {
             var item = try load(child.key)
             if item.parent == parentKey { continue }
             guard item.parent == nil else { throw LedgerError("custody_violation", "item \(child.key.prefix(12))… is already packed elsewhere") }
-            try requireHeld(child.key)
+            try requireHeld(child.key, loaded: item)
             guard item.status == .active else { throw LedgerError("invalid_state", "a \(item.status.rawValue) pack cannot be packed") }
             item.parent = parentKey
             parent.children.append(child.key)
@@ -237,9 +239,9 @@ struct PackLifecycle {
 
     mutating func unpack(_ e: SupplyEvent) throws(LedgerError) {
         guard let parentKey = e.parent else { throw LedgerError("bad_event", "a disaggregation names its parent") }
-        try requireHeld(parentKey)
         var parent = try load(parentKey)
-        let holder = try top(parentKey).item
+        try requireHeld(parentKey, loaded: parent)
+        let holder = try holder(parent)
         let keys = e.items.isEmpty ? parent.children : e.items.map(\.key)
         for key in keys {
             var item = try load(key)
@@ -257,7 +259,7 @@ struct PackLifecycle {
     mutating func ship(_ key: String, to: String) throws(LedgerError) {
         var item = try load(key)
         guard item.parent == nil else { throw LedgerError("custody_violation", "item \(key.prefix(12))… is inside a container: ship the container") }
-        try requireHeld(key)
+        try requireHeld(key, loaded: item)
         guard item.status == .active else { throw LedgerError("invalid_state", "a \(item.status.rawValue) pack cannot be shipped") }
         item.custody = .inTransit
         item.destination = to
@@ -284,8 +286,8 @@ struct PackLifecycle {
     }
 
     mutating func setStatus(_ key: String, _ status: PackStatus, recursive: Bool) throws(LedgerError) {
-        try requireHeld(key)
         var item = try load(key)
+        try requireHeld(key, loaded: item)
         if item.kind == .pack {
             guard item.status == .active else {
                 throw LedgerError("already_decommissioned", "pack \(key.prefix(12))… is already \(item.status.rawValue)")

@@ -61,6 +61,11 @@ public enum EPCISEventHash {
             return text
         }
 
+        /// The text of one half of a source or destination pair (`type`, `source`, `destination`).
+        func pair(_ name: String, _ raw: String, _ make: () -> String) -> String {
+            table(Key(field: "pair:" + name, raw: raw), make) ?? ""
+        }
+
         /// The text of an `ilmd` member (raw key and value), nil when the direct path cannot take it.
         func ilmd(_ key: String, _ raw: String, _ make: () -> String?) -> String? {
             if let known = lastIlmd[key], known.raw == raw { return known.text }
@@ -417,6 +422,7 @@ public enum EPCISEventHash {
         var readPoint: String?, bizLocation: String?
         var epcList: [String]?, childEPCs: [String]?
         var ilmd: [String]?
+        var destinations: [String]?, sources: [String]?
         func epcTexts(_ value: JSONValue) -> [String]? {
             guard case .array(let items) = value else { return nil }
             var texts: [String] = []
@@ -430,6 +436,26 @@ public enum EPCISEventHash {
                 }
                 let text = valueText("epc", expanded)
                 if !text.isEmpty { texts.append("epc" + text) }
+            }
+            return texts
+        }
+        /// A source or destination list of `{type, source|destination}` strings: each pair's text
+        /// (`type=…` then the party or location), as the tree writes the pairs.
+        func pairs(_ value: JSONValue, _ member: String) -> [String]? {
+            guard case .array(let items) = value else { return nil }
+            var texts: [String] = []
+            texts.reserveCapacity(items.count)
+            for item in items {
+                guard case .object(let o) = item, o.count == 2, case .string(let type)? = o["type"], case .string(let id)? = o[member] else { return nil }
+                func part(_ name: String, _ raw: String, bare: Bool) -> String {
+                    memo.pair(name, raw) {
+                        var value = raw
+                        if bare, sourceDestinationTypes.contains(value) { value = EPCISCanonicalValue.cbv + "SDT-" + value }
+                        let t = trimmed(expandValue(value, ns))
+                        return name + (t.isEmpty ? "" : "=" + EPCISCanonicalValue.canonical(t))
+                    }
+                }
+                texts.append(part("type", type, bare: true) + part(member, id, bare: false))
             }
             return texts
         }
@@ -457,6 +483,9 @@ public enum EPCISEventHash {
             case "epcList", "childEPCs":
                 guard let texts = epcTexts(value) else { return nil }
                 if key == "epcList" { epcList = texts } else { childEPCs = texts }
+            case "destinationList", "sourceList":
+                guard let texts = pairs(value, key == "destinationList" ? "destination" : "source") else { return nil }
+                if key == "destinationList" { destinations = texts } else { sources = texts }
             case "ilmd":
                 guard case .object(let o) = value else { return nil }
                 var parts: [String] = []
@@ -506,7 +535,10 @@ public enum EPCISEventHash {
         field(.disposition, "disposition", disposition, vocabulary: (dispositions, "Disp-"))
         location(.readPoint, "readPoint", readPoint)
         location(.bizLocation, "bizLocation", bizLocation)
+        // The members the order does not name, in code point order (d, i, s: as `generic` sorts them).
+        if let destinations, !destinations.isEmpty { out += "destinationList" + (destinations.count > 1 ? sortedByCodePoint(destinations).joined() : destinations[0]) }
         if let ilmd { out += "ilmd" + (ilmd.count > 1 ? sortedByCodePoint(ilmd).joined() : ilmd.joined()) }
+        if let sources, !sources.isEmpty { out += "sourceList" + (sources.count > 1 ? sortedByCodePoint(sources).joined() : sources[0]) }
         return out
     }
 
