@@ -217,7 +217,8 @@ public final class SupplyService: Sendable {
 
     func derive(_ e: EPCISEvent, hashID: String, memo: inout DeriveMemo) throws(LedgerError) -> SupplyEvent {
         // Keyed like the serials: the CBV hash of an event is over data holding them, so a plain hash could confirm a guess.
-        let hex = keys.event(String(hashID.dropFirst("ni:///sha-256;".count).prefix(64)))
+        // The 64 hex digits after `ni:///sha-256;` (sliced in the UTF-8 bytes: all ASCII).
+        let hex = keys.event(String(decoding: hashID.utf8.dropFirst(14).prefix(64), as: UTF8.self))
         let type: SupplyEvent.EventType
         switch e.type {
         case .object: type = .object

@@ -150,6 +150,12 @@ struct SupplyClient {
             #expect(status == .created)
             #expect(first["applied"] == .int(3))
             #expect(first["hashes"]?.arrayValue?.count == 3)
+            // The chain keys an event by the blinded hex of its CBV 2.0 hash id: a commissioned pack's record names it.
+            let firstHash = try #require(first["hashes"]?.arrayValue?.first?.stringValue)
+            #expect(firstHash.hasPrefix("ni:///sha-256;") && firstHash.hasSuffix("?ver=CBV2.0"))
+            let hashHex = String(firstHash.dropFirst("ni:///sha-256;".count).dropLast("?ver=CBV2.0".count))
+            let packRecord = try JSONValue.parse(try #require(network.node.stateValue(forKey: SupplyItem.stateKey(network.api.supply.keys.pack(gtin: Pharma.gtin, serial: serials[0])))))
+            #expect(packRecord["event"] == .string(network.api.supply.keys.event(hashHex)))
             // The same document again: recognised by its event hashes, not applied twice.
             let (_, again) = try await sc.ingest(commission, as: pharma)
             #expect(again["applied"] == .int(0))
