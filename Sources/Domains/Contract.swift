@@ -176,9 +176,13 @@ public struct ContractRegistry: Sendable {
                     Receipt(transactionID: tx.id, status: .failed, height: height, leafIndex: leaf, result: .null, errorCode: error.code, errorMessage: error.message))
             }
         }
-        // Keys sorted alone (cheaper to move than key-value pairs), then paired with their values.
-        let writes = blockWrites.values.keys.sorted(by: UTF8Order.precedes).map { ($0, blockWrites.values[$0]!) }
-        return BlockExecution(receipts: receipts, writes: writes, events: events)
+        return BlockExecution(receipts: receipts, writes: Self.sortedWrites(blockWrites.values), events: events)
+    }
+
+    /// A block's writes in UTF-8 byte order of their keys (SQLite's BINARY order): keys sorted alone
+    /// (cheaper to move than key-value pairs), then paired with their values.
+    public static func sortedWrites(_ values: [String: [UInt8]?]) -> [(key: String, value: [UInt8]?)] {
+        values.keys.sorted(by: UTF8Order.precedes).map { (key: $0, value: values[$0]!) }
     }
 }
 

@@ -47,6 +47,7 @@ struct StoreIndexes: Sendable {
         plan.rows.reserveCapacity(writes.count)
         plan.keys.reserveCapacity(writes.count)
         var planned: [String: Int64?] = [:]
+        planned.reserveCapacity(writes.count)
         for w in writes {
             var new: Int64?
             if w.value != nil {

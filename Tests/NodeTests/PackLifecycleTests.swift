@@ -226,6 +226,23 @@ final class MemoryChain: StateReader, @unchecked Sendable {
         }
     }
 
+    /// A block's writes come out in UTF-8 byte order of their keys (SQLite's BINARY order), with
+    /// their values: keys sharing long prefixes, shorter than 16 bytes, with NUL bytes, non-ASCII.
+    @Test func blockWritesAreSortedByKeyBytes() {
+        var rng = SplitMix64(seed: 11)
+        let parts = ["supply/item/", "supply/event/", "a", "\u{0}", "é", "日", "ab", "0f", "supply/item/ab", ""]
+        for round in 0..<50 {
+            var values: [String: [UInt8]?] = [:]
+            for _ in 0..<Int(rng.next() % 300) {
+                let key = (0..<Int(rng.next() % 5)).map { _ in parts[Int(rng.next() % UInt64(parts.count))] }.joined()
+                values[key] = rng.next() % 5 == 0 ? .some(nil) : .some(Array(key.utf8) + [UInt8(round)])
+            }
+            let sorted = ContractRegistry.sortedWrites(values)
+            #expect(sorted.map(\.key) == values.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+            #expect(sorted.allSatisfy { values[$0.key]! == $0.value })
+        }
+    }
+
     /// A typed event passes `check()` exactly when its JSON decodes: admission checks the node's own
     /// typed events that way instead of decoding them, so the two must agree on every field's rules.
     @Test func typedCheckAgreesWithDecoding() {
