@@ -16,9 +16,26 @@ public enum EPC: Sendable, Hashable {
     /// What the EPCs of one document repeat: the GTIN of the last company prefix and item reference
     /// read (a document's packs are mostly of one product).
     public final class Memo {
-        fileprivate var reference: [UInt8] = []
-        fileprivate var gtin = ""
+        private var reference: [UInt8] = []
+        private(set) var gtin = ""
         public init() {}
+
+        /// The GTIN-14 of a plain SGTIN URN `b` (see `sgtinReference`, which gave `dot`); true when
+        /// it differs from the previous call's.
+        func gtin(_ b: UnsafeBufferPointer<UInt8>, dot: Int) -> (gtin: String, changed: Bool) {
+            let p = EPC.sgtinScheme.count
+            let reference = UnsafeBufferPointer(rebasing: b[p..<(p + 14)])
+            guard !self.reference.elementsEqual(reference) else { return (gtin, false) }
+            // The item reference's first digit (indicator), the company prefix, the rest of the item
+            // reference, the check digit.
+            var digits: [UInt8] = [b[dot + 1]]
+            digits += b[p..<dot]
+            digits += b[(dot + 2)..<(p + 14)]
+            digits.append(GS1ApplicationIdentifier.checkDigit(of: digits))
+            self.reference = Array(reference)
+            gtin = String(decoding: digits, as: UTF8.self)
+            return (gtin, true)
+        }
     }
 
     /// Parses a URN or Digital Link URI; a malformed GS1 URN is an error, an unknown scheme is `.other`.
@@ -40,6 +57,24 @@ public enum EPC: Sendable, Hashable {
 
     static let sgtinScheme = Array("urn:epc:id:sgtin:".utf8)
 
+    /// `urn:epc:id:sgtin:CP.IR.` and at least one byte more, the company prefix and item reference
+    /// 13 digits together, neither empty: the index of the dot between them, or nil.
+    static func sgtinReference(_ b: UnsafeBufferPointer<UInt8>) -> Int? {
+        let p = sgtinScheme.count
+        guard b.count > p + 15, b[p + 14] == 46 else { return nil }
+        for i in 0..<p where b[i] != sgtinScheme[i] { return nil }
+        var dot = -1
+        for i in p..<(p + 14) {
+            if b[i] == 46 {
+                guard dot < 0 else { return nil }
+                dot = i
+            } else if b[i] &- 48 >= 10 {
+                return nil
+            }
+        }
+        return dot > p && dot < p + 13 ? dot : nil
+    }
+
     /// The common case read in place: `urn:epc:id:sgtin:CP.IR.Serial`, 13 digits, a serial of 1 to
     /// 20 characters of set 82 without `%`, `.` or `:`. Nil for anything else, which `parseURN`
     /// answers (with the same result for these: EPCISTests compares both).
@@ -47,34 +82,11 @@ public enum EPC: Sendable, Hashable {
         var text = text
         return text.withUTF8 { b -> EPC? in
             let p = sgtinScheme.count
-            guard b.count > p + 15, b.count <= p + 35, b[p + 14] == 46 else { return nil }
-            for i in 0..<p where b[i] != sgtinScheme[i] { return nil }
-            var dot = -1
-            for i in p..<(p + 14) {
-                if b[i] == 46 {
-                    guard dot < 0 else { return nil }
-                    dot = i
-                } else if b[i] &- 48 >= 10 {
-                    return nil
-                }
-            }
-            guard dot > p, dot < p + 13 else { return nil }
-            for i in (p + 15)..<b.count {
-                let c = b[i]
+            guard b.count <= p + 35, let dot = sgtinReference(b) else { return nil }
+            for c in b[(p + 15)...] {
                 guard c != 37, c != 46, c != 58, GS1ApplicationIdentifier.isCharacterSet82(c) else { return nil }
             }
-            let reference = UnsafeBufferPointer(rebasing: b[p..<(p + 14)])
-            if !memo.reference.elementsEqual(reference) {
-                // GTIN-14: the item reference's first digit (indicator), the company prefix, the rest of
-                // the item reference, the check digit.
-                var digits: [UInt8] = [b[dot + 1]]
-                digits += b[p..<dot]
-                digits += b[(dot + 2)..<(p + 14)]
-                digits.append(GS1ApplicationIdentifier.checkDigit(of: digits))
-                memo.reference = Array(reference)
-                memo.gtin = String(decoding: digits, as: UTF8.self)
-            }
-            return .sgtin(gtin: memo.gtin, serial: String(decoding: UnsafeBufferPointer(rebasing: b[(p + 15)...]), as: UTF8.self))
+            return .sgtin(gtin: memo.gtin(b, dot: dot).gtin, serial: String(decoding: UnsafeBufferPointer(rebasing: b[(p + 15)...]), as: UTF8.self))
         }
     }
 

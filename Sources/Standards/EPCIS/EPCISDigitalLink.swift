@@ -133,7 +133,7 @@ extension EPCISCanonicalValue {
     /// What a document's EPCs repeat: the Digital Link prefix (`https://id.gs1.org/01/<GTIN>/21/`)
     /// of the last company prefix and item reference.
     final class SGTINMemo {
-        var reference: [UInt8] = []
+        let gtins = EPC.Memo()
         var prefix = ""
     }
 
@@ -143,27 +143,15 @@ extension EPCISCanonicalValue {
     static func plainSGTINLink(_ u: String, _ memo: SGTINMemo) -> String? {
         var u = u
         return u.withUTF8 { b -> String? in
-            let p = 17  // "urn:epc:id:sgtin:"
-            guard b.count > p + 15, b.count <= p + 35, b[p + 14] == 46 else { return nil }
-            for i in 0..<p where b[i] != EPC.sgtinScheme[i] { return nil }
-            var dot = p
-            while dot < p + 14, b[dot] &- 48 < 10 { dot += 1 }
-            guard dot - p >= 6, dot - p <= 12, b[dot] == 46 else { return nil }
-            for i in (dot + 1)..<(p + 14) where b[i] &- 48 >= 10 { return nil }
+            let p = EPC.sgtinScheme.count
+            guard b.count <= p + 35, let dot = EPC.sgtinReference(b), dot - p >= 6 else { return nil }
             var escapes = false
-            for i in (p + 15)..<b.count {
-                guard xAllowed[Int(b[i])] else { return nil }
-                if pctEscapes[Int(b[i])] != nil { escapes = true }
+            for c in b[(p + 15)...] {
+                guard xAllowed[Int(c)] else { return nil }
+                if pctEscapes[Int(c)] != nil { escapes = true }
             }
-            let reference = UnsafeBufferPointer(rebasing: b[p..<(p + 14)])
-            if !memo.reference.elementsEqual(reference) {
-                var digits: [UInt8] = [b[dot + 1]]
-                digits += b[p..<dot]
-                digits += b[(dot + 2)..<(p + 14)]
-                digits.append(GS1ApplicationIdentifier.checkDigit(of: digits))
-                memo.reference = Array(reference)
-                memo.prefix = host + "01/" + String(decoding: digits, as: UTF8.self) + "/21/"
-            }
+            let (gtin, changed) = memo.gtins.gtin(b, dot: dot)
+            if changed { memo.prefix = host + "01/" + gtin + "/21/" }
             let serial = UnsafeBufferPointer(rebasing: b[(p + 15)...])
             guard escapes else { return memo.prefix + String(decoding: serial, as: UTF8.self) }
             var out = Array(memo.prefix.utf8)
