@@ -67,11 +67,9 @@ public struct Transaction: Hashable, Sendable {
     public init(
         chainID: String, signer: SigningKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, decoded: (any Sendable)? = nil
     ) throws(LedgerError) {
-        let body = try Transaction.body(
-            chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload)
         try self.init(
-            chainID: chainID, author: signer.publicKey, nonce: nonce, contract: contract, action: action, payload: payload, body: body,
-            signature: signer.signature(for: body), decoded: decoded, signedHere: true)
+            chainID: chainID, signer: signer, nonce: nonce, contract: contract, action: action, payload: payload,
+            canonicalPayload: payload.canonicalBytes, decoded: decoded)
     }
 
     /// Builds and signs a transaction whose payload's canonical bytes the caller wrote itself

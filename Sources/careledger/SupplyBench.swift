@@ -14,7 +14,7 @@ import Synchronization
 /// blinding, sealing the document, one transaction per document, durable commit), then read-only pack
 /// verifications per second and their latency under concurrent load, then verify-and-dispense latency.
 struct SupplyBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "supply", abstract: "EPCIS events ingested per second; pack verifications per second and p99.")
+    static let configuration = CommandConfiguration(commandName: "supply", abstract: "EPCIS events ingested per second (commissioning, then shipping and receiving); pack verifications per second and p99.")
     @Option(help: "EPCIS documents to ingest.") var documents: Int = 40
     @Option(help: "Events per document.") var events: Int = 500
     @Option(help: "Packs per commissioning event.") var packsPerEvent: Int = 1
