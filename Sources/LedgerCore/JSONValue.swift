@@ -461,6 +461,89 @@ public struct JSONObjectWriter {
     }
 }
 
+/// Reads the flat JSON objects a node writes itself (`JSONObjectWriter`) without building a
+/// `JSONValue`: members whose values are ASCII strings without escapes, non-negative integers of up
+/// to 17 digits, or arrays of such strings, with no white space. Anything else — and a repeated key —
+/// answers false, and the caller parses with `JSONValue.parse`, which gives the same values for
+/// what this reads (tests compare both).
+public enum FlatJSONObject {
+    public enum Value {
+        case string(String)
+        case int(Int64)
+        case strings([String])
+    }
+
+    /// Calls `member` for each member in order; false (stop) from it, or a shape this does not
+    /// read, answers false.
+    public static func read(_ bytes: [UInt8], _ member: (String, Value) -> Bool) -> Bool {
+        bytes.withUnsafeBufferPointer { b -> Bool in
+            var i = 0
+            func string() -> String? {
+                guard i < b.count, b[i] == 34 else { return nil }
+                let start = i + 1
+                var end = start
+                while end < b.count, b[end] != 34 {
+                    let c = b[end]
+                    guard c >= 0x20, c < 0x80, c != 92 else { return nil }
+                    end += 1
+                }
+                guard end < b.count else { return nil }
+                i = end + 1
+                return String(decoding: UnsafeBufferPointer(rebasing: b[start..<end]), as: UTF8.self)
+            }
+            guard b.count >= 2, b[0] == 123 else { return false }
+            i = 1
+            if b[1] == 125 { return b.count == 2 }
+            var keys: Set<String> = []
+            while true {
+                guard let key = string(), keys.insert(key).inserted, i < b.count, b[i] == 58 else { return false }
+                i += 1
+                guard i < b.count else { return false }
+                let value: Value
+                switch b[i] {
+                case 34:
+                    guard let s = string() else { return false }
+                    value = .string(s)
+                case 48...57:
+                    let start = i
+                    var n: Int64 = 0
+                    while i < b.count, b[i] &- 48 < 10 {
+                        n = n * 10 + Int64(b[i] - 48)
+                        i += 1
+                        guard i - start <= 17 else { return false }
+                    }
+                    guard b[start] != 48 || i - start == 1 else { return false }
+                    value = .int(n)
+                case 91:
+                    i += 1
+                    var items: [String] = []
+                    if i < b.count, b[i] == 93 {
+                        i += 1
+                    } else {
+                        while true {
+                            guard let s = string(), i < b.count else { return false }
+                            items.append(s)
+                            if b[i] == 93 {
+                                i += 1
+                                break
+                            }
+                            guard b[i] == 44 else { return false }
+                            i += 1
+                        }
+                    }
+                    value = .strings(items)
+                default:
+                    return false
+                }
+                guard member(key, value), i < b.count else { return false }
+                if b[i] == 125 { return i + 1 == b.count }
+                guard b[i] == 44 else { return false }
+                i += 1
+            }
+        }
+    }
+}
+
 public enum UTF8Order {
     public static func precedes(_ a: String, _ b: String) -> Bool {
         // Native strings expose their UTF-8 in place (no copy, no retain); others take the slow path.

@@ -9,6 +9,45 @@ import Testing
         try Transaction(chainID: "test-chain", signer: key, nonce: nonce, contract: "notary", action: "record", payload: payload)
     }
 
+    /// `FlatJSONObject` reads exactly what `JSONValue.parse` reads, wherever it reads at all, and it
+    /// reads every object `JSONObjectWriter` writes of its shapes; random texts mix in escapes,
+    /// non-ASCII, signs, leading zeros, fractions, nesting, repeated keys, white space, truncation.
+    @Test func flatObjectsReadAsJSON() {
+        var rng = SplitMix64(seed: 5)
+        func pick<T>(_ options: [T]) -> T { options[Int(rng.next() % UInt64(options.count))] }
+        var read = 0
+        for round in 0..<4000 {
+            let plain = round % 2 == 0
+            var members: [(String, String)] = []
+            for _ in 0..<Int(rng.next() % 5) {
+                let key = plain ? pick(["a", "kind", "owner", "z9", "children"]) + String(members.count) : pick(["a", "b", "é", "a\\u0041", "kind"])
+                let value = plain
+                    ? pick(["\"x\"", "\"did:key:z6Mk\"", "0", "42", "12345678901234567", "[]", "[\"p\",\"q\"]", "\"\""])
+                    : pick(["\"x\"", "\"\\n\"", "\"é\"", "-1", "01", "1.5", "1e3", "123456789012345678", "{}", "[1]", "[\"a\" ]", "true", "null", " 3"])
+                members.append((key, value))
+            }
+            var text = "{" + members.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+            if !plain, rng.next() % 4 == 0, !text.isEmpty { text.removeLast(Int(rng.next() % UInt64(text.utf8.count)) % 3) }
+            let bytes = Array(text.utf8)
+            var got: [String: JSONValue] = [:]
+            let ok = FlatJSONObject.read(bytes) { key, value in
+                switch value {
+                case .string(let s): got[key] = .string(s)
+                case .int(let n): got[key] = .int(n)
+                case .strings(let list): got[key] = .array(list.map { .string($0) })
+                }
+                return true
+            }
+            let parsed = try? JSONValue.parse(bytes)
+            if ok {
+                read += 1
+                #expect(parsed == .object(got), "\(text)")
+            }
+            if plain { #expect(ok, "\(text)") }
+        }
+        #expect(read > 2000)
+    }
+
     /// `Hex.isHex` answers whether `Hex.decode` succeeds: random bytes in random positions, odd
     /// lengths, every ASCII byte, non-ASCII text.
     @Test func isHexAgreesWithDecode() {

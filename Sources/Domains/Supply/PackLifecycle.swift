@@ -16,12 +16,15 @@ struct PackLifecycle {
     /// The packs this transaction commissioned, by lot, in order: one state entry per lot and
     /// transaction (`SupplyState.lotItems`) rather than one per pack.
     private var commissioned: [(lot: String, items: [String])] = []
+    /// Supply-chain parties read during this transaction (its events do not change them): the
+    /// author, and the receivers its shipments name again and again.
+    private var parties: [String: (roles: Set<SupplyRole>, prefixes: [String])?] = [:]
 
     init(context: ExecutionContext) { self.context = context }
 
     mutating func apply(_ payload: JSONValue) throws(LedgerError) -> JSONValue {
         let list = payload["events"]!.arrayValue!
-        guard try SupplyContract.party(author, in: context) != nil else {
+        guard try party(author) != nil else {
             throw LedgerError("forbidden", "\(author) is not a supply-chain party")
         }
         var duplicates: [JSONValue] = []
@@ -89,20 +92,20 @@ struct PackLifecycle {
             try unpack(e)
         case (.object, "shipping"):
             guard let to = e.destination else { throw LedgerError("bad_event", "a shipping event names the receiving party (destinationList owning_party)") }
-            guard try SupplyContract.party(to, in: context) != nil else { throw LedgerError("unknown_party", "the receiver \(to) is not a supply-chain party") }
+            guard try party(to) != nil else { throw LedgerError("unknown_party", "the receiver \(to) is not a supply-chain party") }
             for item in e.items { try ship(item.key, to: to) }
         case (.object, "returning"):
             // Goods sent back (e.g. to the wholesaler): custody moves like a shipment, to the named party,
             // who receives them with a receiving event.
             guard let to = e.destination else { throw LedgerError("bad_event", "a returning event names the party the items go back to (destinationList owning_party)") }
-            guard try SupplyContract.party(to, in: context) != nil else { throw LedgerError("unknown_party", "the receiver \(to) is not a supply-chain party") }
+            guard try party(to) != nil else { throw LedgerError("unknown_party", "the receiver \(to) is not a supply-chain party") }
             for item in e.items { try ship(item.key, to: to) }
         case (.object, "receiving"):
             for item in e.items { try receive(item.key) }
         case (.object, "void_shipping"):
             for item in e.items { try voidShipping(item.key) }
         case (.object, "dispensing"), (.object, "retail_selling"):
-            guard let roles = try SupplyContract.party(author, in: context)?.roles, !roles.isDisjoint(with: SupplyRole.dispensers) else {
+            guard let roles = try party(author)?.roles, !roles.isDisjoint(with: SupplyRole.dispensers) else {
                 throw LedgerError("forbidden", "only a pharmacy or a hospital dispenses to patients")
             }
             for item in e.items { try setStatus(item.key, .dispensed, recursive: false) }
@@ -127,13 +130,20 @@ struct PackLifecycle {
         }
     }
 
+    mutating func party(_ did: String) throws(LedgerError) -> (roles: Set<SupplyRole>, prefixes: [String])? {
+        if let known = parties[did] { return known }
+        let record = try SupplyContract.party(did, in: context)
+        parties[did] = .some(record)
+        return record
+    }
+
     // MARK: Items
 
     func load(_ key: String) throws(LedgerError) -> SupplyItem {
-        guard let json = try context.json(forKey: SupplyItem.stateKey(key)) else {
+        guard let bytes = try context.value(forKey: SupplyItem.stateKey(key)) else {
             throw LedgerError("unknown_item", "item \(key.prefix(12))… was never commissioned")
         }
-        return try SupplyItem(json: json)
+        return try SupplyItem(stored: bytes)
     }
 
     mutating func save(_ key: String, _ item: SupplyItem) {
@@ -147,7 +157,7 @@ struct PackLifecycle {
     }
 
     func find(_ key: String) throws(LedgerError) -> SupplyItem? {
-        try context.json(forKey: SupplyItem.stateKey(key)).map(SupplyItem.init(json:))
+        try context.value(forKey: SupplyItem.stateKey(key)).map { (bytes: [UInt8]) throws(LedgerError) in try SupplyItem(stored: bytes) }
     }
 
     /// The author must hold the item (through its outermost container), not in transit.

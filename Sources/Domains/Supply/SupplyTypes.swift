@@ -158,6 +158,50 @@ public struct SupplyItem: Sendable, Hashable {
         return out
     }
 
+    /// An item's stored bytes: read directly when they are of the flat shape `canonicalBytes`
+    /// writes (`FlatJSONObject`), else parsed as JSON; the same item either way (tested).
+    public init(stored bytes: [UInt8]) throws(LedgerError) {
+        if let item = Self.flat(bytes) {
+            self = item
+        } else {
+            try self.init(json: JSONValue.parse(bytes))
+        }
+    }
+
+    static func flat(_ bytes: [UInt8]) -> SupplyItem? {
+        var kind: Kind?, status: PackStatus?, owner: String?, custody: Custody?, at: Int64?
+        var item = SupplyItem(kind: .pack, gtin: nil, lot: nil, expiry: nil, owner: "", commissionedAt: 0)
+        let read = FlatJSONObject.read(bytes) { key, value in
+            switch (key, value) {
+            case ("kind", .string(let s)): kind = Kind(rawValue: s)
+            case ("status", .string(let s)): status = PackStatus(rawValue: s)
+            case ("owner", .string(let s)): owner = s
+            case ("custody", .string(let s)): custody = Custody(rawValue: s)
+            case ("commissionedAt", .int(let n)): at = n
+            case ("gtin", .string(let s)): item.gtin = s
+            case ("lot", .string(let s)): item.lot = s
+            case ("expiry", .string(let s)): item.expiry = s
+            case ("destination", .string(let s)): item.destination = s
+            case ("parent", .string(let s)): item.parent = s
+            case ("children", .strings(let list)): item.children = list
+            case ("statusBy", .string(let s)): item.statusBy = s
+            case ("statusTime", .int(let n)): item.statusTime = UInt64(n)
+            case ("event", .string(let s)): item.event = s
+            // Other members are ignored, as `init(json:)` ignores unknown ones and optional ones of
+            // another type; a required one of another type stays nil and sends the bytes to it.
+            default: break
+            }
+            return true
+        }
+        guard read, let kind, let status, let owner, let custody, let at else { return nil }
+        item.kind = kind
+        item.status = status
+        item.owner = owner
+        item.custody = custody
+        item.commissionedAt = UInt64(at)
+        return item
+    }
+
     public init(json: JSONValue) throws(LedgerError) {
         guard let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)),
             let status = json["status"]?.stringValue.flatMap(PackStatus.init(rawValue:)), let owner = json["owner"]?.stringValue,
