@@ -36,7 +36,8 @@ struct PackLifecycle {
             let event: SupplyEvent
             if let typed { event = typed[index] } else { event = try SupplyEvent(json: json) }
             let recordedOnItems = Self.recordedOnItems(event)
-            if try context.value(forKey: SupplyState.event(event.hash)) != nil {
+            let eventKey = SupplyState.event(event.hash)
+            if try context.value(forKey: eventKey) != nil {
                 duplicates.append(.string(event.hash))
                 continue
             }
@@ -49,9 +50,7 @@ struct PackLifecycle {
             } catch {
                 throw LedgerError(error.code, "event \(index) (\(event.bizStep)): \(error.message)")
             }
-            if !recordedOnItems {
-                context.set(SupplyState.event(event.hash), .object(["height": .int(Int64(context.height)), "by": .string(author)]))
-            }
+            if !recordedOnItems { context.set(eventKey, .object(["height": .int(Int64(context.height)), "by": .string(author)])) }
             applied += 1
         }
         let transaction = context.transaction.id.hex
