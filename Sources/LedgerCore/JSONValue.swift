@@ -462,10 +462,10 @@ public struct JSONObjectWriter {
 }
 
 /// Reads the flat JSON objects a node writes itself (`JSONObjectWriter`) without building a
-/// `JSONValue`: members whose values are ASCII strings without escapes, non-negative integers of up
-/// to 17 digits, or arrays of such strings, with no white space. Anything else — and a repeated key —
-/// answers false, and the caller parses with `JSONValue.parse`, which gives the same values for
-/// what this reads (tests compare both).
+/// `JSONValue`: members in canonical key order (so no key repeats) whose values are ASCII strings
+/// without escapes, non-negative integers of up to 17 digits, or arrays of such strings, with no
+/// white space. Anything else answers false, and the caller parses with `JSONValue.parse`, which
+/// gives the same values for what this reads (tests compare both).
 public enum FlatJSONObject {
     public enum Value {
         case string(String)
@@ -494,9 +494,10 @@ public enum FlatJSONObject {
             guard b.count >= 2, b[0] == 123 else { return false }
             i = 1
             if b[1] == 125 { return b.count == 2 }
-            var keys: Set<String> = []
+            var previous: String?
             while true {
-                guard let key = string(), keys.insert(key).inserted, i < b.count, b[i] == 58 else { return false }
+                guard let key = string(), previous.map({ UTF8Order.precedes($0, key) }) ?? true, i < b.count, b[i] == 58 else { return false }
+                previous = key
                 i += 1
                 guard i < b.count else { return false }
                 let value: Value

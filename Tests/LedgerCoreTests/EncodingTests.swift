@@ -10,8 +10,9 @@ import Testing
     }
 
     /// `FlatJSONObject` reads exactly what `JSONValue.parse` reads, wherever it reads at all, and it
-    /// reads every object `JSONObjectWriter` writes of its shapes; random texts mix in escapes,
-    /// non-ASCII, signs, leading zeros, fractions, nesting, repeated keys, white space, truncation.
+    /// reads every object `JSONObjectWriter` writes of its shapes (keys in canonical order); random
+    /// texts mix in escapes, non-ASCII, signs, leading zeros, fractions, nesting, repeated keys, keys
+    /// out of order, white space, truncation.
     @Test func flatObjectsReadAsJSON() {
         var rng = SplitMix64(seed: 5)
         func pick<T>(_ options: [T]) -> T { options[Int(rng.next() % UInt64(options.count))] }
@@ -26,6 +27,8 @@ import Testing
                     : pick(["\"x\"", "\"\\n\"", "\"é\"", "-1", "01", "1.5", "1e3", "123456789012345678", "{}", "[1]", "[\"a\" ]", "true", "null", " 3"])
                 members.append((key, value))
             }
+            // The writer's objects have their keys in canonical order; the others any order.
+            if plain { members.sort { UTF8Order.precedes($0.0, $1.0) } }
             var text = "{" + members.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
             if !plain, rng.next() % 4 == 0, !text.isEmpty { text.removeLast(Int(rng.next() % UInt64(text.utf8.count)) % 3) }
             let bytes = Array(text.utf8)
@@ -46,6 +49,9 @@ import Testing
             if plain { #expect(ok, "\(text)") }
         }
         #expect(read > 2000)
+        func reads(_ text: String) -> Bool { FlatJSONObject.read(Array(text.utf8)) { _, _ in true } }
+        #expect(reads(#"{"a":"x","b":1,"c":["p"]}"#) && reads("{}"))
+        #expect(!reads(#"{"a":"x","a":"y"}"#) && !reads(#"{"b":"x","a":"y"}"#), "a repeated key, keys out of order")
     }
 
     /// `Hex.isHex` answers whether `Hex.decode` succeeds: random bytes in random positions, odd
