@@ -235,6 +235,11 @@ final class MemoryChain: StateReader, @unchecked Sendable {
             let stored = Result { () throws(LedgerError) in try SupplyItem(stored: bytes) }
             #expect(String(describing: stored) == String(describing: general), "\(String(decoding: bytes, as: UTF8.self))")
         }
+        // Negative times (a damaged record) are refused as corrupt state, not a trap.
+        for damaged in [#"{"commissionedAt":-1,"custody":"held","kind":"pack","owner":"o","status":"active"}"#,
+                        #"{"commissionedAt":1,"custody":"held","kind":"pack","owner":"o","status":"active","statusTime":-5}"#] {
+            #expect(throws: LedgerError.self) { try SupplyItem(stored: Array(damaged.utf8)) }
+        }
     }
 
     /// A block's writes come out in UTF-8 byte order of their keys (SQLite's BINARY order), with

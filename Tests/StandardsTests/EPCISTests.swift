@@ -161,7 +161,7 @@ import Testing
                 #expect(link == EPCISCanonicalValue.canonical(text), "\(text)")
             }
         }
-        #expect(fast > 150 && links > 150, "many take the in-place paths")
+        #expect(fast > 80 && links > 80, "many take the in-place paths (about 210 and 170 of 5,000 expected)")
     }
 
     /// Repeated event times, offsets and expiry dates are read once per document, and each event

@@ -205,8 +205,14 @@ public struct SupplyItem: Sendable, Hashable {
     public init(json: JSONValue) throws(LedgerError) {
         guard let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)),
             let status = json["status"]?.stringValue.flatMap(PackStatus.init(rawValue:)), let owner = json["owner"]?.stringValue,
-            let custody = json["custody"]?.stringValue.flatMap(Custody.init(rawValue:)), let at = json["commissionedAt"]?.intValue
+            let custody = json["custody"]?.stringValue.flatMap(Custody.init(rawValue:)),
+            let at = json["commissionedAt"]?.intValue.flatMap({ UInt64(exactly: $0) })
         else { throw LedgerError("corrupt_state", "bad supply item") }
+        // A negative status time is a damaged record, not a trap.
+        let statusTime = try json["statusTime"]?.intValue.map { (t: Int64) throws(LedgerError) -> UInt64 in
+            guard let time = UInt64(exactly: t) else { throw LedgerError("corrupt_state", "bad supply item status time") }
+            return time
+        }
         self.kind = kind
         self.gtin = json["gtin"]?.stringValue
         self.lot = json["lot"]?.stringValue
@@ -217,9 +223,9 @@ public struct SupplyItem: Sendable, Hashable {
         self.destination = json["destination"]?.stringValue
         self.parent = json["parent"]?.stringValue
         self.children = json["children"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        self.commissionedAt = UInt64(at)
+        self.commissionedAt = at
         self.statusBy = json["statusBy"]?.stringValue
-        self.statusTime = json["statusTime"]?.intValue.map { UInt64($0) }
+        self.statusTime = statusTime
         self.event = json["event"]?.stringValue
     }
 }
