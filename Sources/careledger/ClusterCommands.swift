@@ -56,11 +56,11 @@ struct ClusterLayout {
             guard let name = n["name"]?.stringValue, let data = n["data"]?.stringValue, let api = n["api"]?.stringValue else {
                 throw LedgerError("bad_cluster", "a node in cluster.json lacks name, data or api")
             }
-            return Member(name: name, data: data, api: api, pid: n["pid"]?.intValue.map { Int32($0) })
+            return Member(name: name, data: data, api: api, pid: n["pid"]?.intValue.flatMap { Int32(exactly: $0) })
         }
         etcdClients = etcd.compactMap(\.stringValue)
         etcdPeers = peers.compactMap(\.stringValue)
-        etcdPids = (json["etcdPids"]?.arrayValue ?? []).map { $0.intValue.map { Int32($0) } }
+        etcdPids = (json["etcdPids"]?.arrayValue ?? []).map { $0.intValue.flatMap { Int32(exactly: $0) } }
     }
 
     static func load(_ data: String) throws -> ClusterLayout {

@@ -53,6 +53,9 @@ struct ProofCommand: ParsableCommand {
                 let proof = try JSONValue.parse(try readInputFile(consistency))
                 guard let hashes = proof["hashes"]?.arrayValue else { throw LedgerError("bad_proof_file", "consistency proof needs hashes") }
                 let old = try verified(oldCheckpoint, verifier)
+                for name in ["from", "to"] where proof[name] != nil && proof[name]?.intValue.flatMap({ UInt64(exactly: $0) }) == nil {
+                    throw LedgerError("bad_proof_file", "consistency proof's \(name) must be a tree size (a non-negative integer)")
+                }
                 if let from = proof["from"]?.intValue, UInt64(from) != old.size {
                     throw LedgerError("verification_failed", "proof starts at \(from), old checkpoint is \(old.size)")
                 }

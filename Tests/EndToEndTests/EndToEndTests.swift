@@ -54,6 +54,13 @@ import Testing
         try consistency.text.write(toFile: consistencyFile, atomically: true, encoding: .utf8)
         let consistent = try CLI.run(["proof", "verify", "--vkey", vkey, "--checkpoint", checkpointFile, "--consistency", consistencyFile, "--old-checkpoint", early])
         #expect(consistent.status == 0, "\(consistent.stderr)")
+        // A proof file whose tree size is negative is bad input (exit 2), not a crash.
+        var negative = consistency.json.objectValue!
+        negative["from"] = .int(-1)
+        let negativeFile = data + "/consistency-negative.json"
+        try JSONValue.object(negative).canonicalString.write(toFile: negativeFile, atomically: true, encoding: .utf8)
+        let badFile = try CLI.run(["proof", "verify", "--vkey", vkey, "--checkpoint", checkpointFile, "--consistency", negativeFile, "--old-checkpoint", early])
+        #expect(badFile.status == 2 && badFile.stderr.contains("bad_proof_file"), "\(badFile.status) \(badFile.stderr)")
         // A proof for a changed leaf fails with exit 1.
         var forged = inclusion.json.objectValue!
         forged["raw"] = .string(Base64.encode(Array("forged".utf8)))
