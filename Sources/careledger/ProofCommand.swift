@@ -53,13 +53,18 @@ struct ProofCommand: ParsableCommand {
                 let proof = try JSONValue.parse(try readInputFile(consistency))
                 guard let hashes = proof["hashes"]?.arrayValue else { throw LedgerError("bad_proof_file", "consistency proof needs hashes") }
                 let old = try verified(oldCheckpoint, verifier)
-                for name in ["from", "to"] where proof[name] != nil && proof[name]?.intValue.flatMap({ UInt64(exactly: $0) }) == nil {
-                    throw LedgerError("bad_proof_file", "consistency proof's \(name) must be a tree size (a non-negative integer)")
+                /// The proof's `from` or `to`, when present: a tree size (a non-negative integer).
+                func size(_ name: String) throws(LedgerError) -> UInt64? {
+                    guard let value = proof[name] else { return nil }
+                    guard let size = value.intValue.flatMap({ UInt64(exactly: $0) }) else {
+                        throw LedgerError("bad_proof_file", "consistency proof's \(name) must be a tree size (a non-negative integer)")
+                    }
+                    return size
                 }
-                if let from = proof["from"]?.intValue, UInt64(from) != old.size {
+                if let from = try size("from"), from != old.size {
                     throw LedgerError("verification_failed", "proof starts at \(from), old checkpoint is \(old.size)")
                 }
-                if let to = proof["to"]?.intValue, UInt64(to) != cp.size {
+                if let to = try size("to"), to != cp.size {
                     throw LedgerError("verification_failed", "proof ends at \(to), checkpoint is \(cp.size)")
                 }
                 do {
