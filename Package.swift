@@ -96,7 +96,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "LedgerCoreTests", dependencies: ["LedgerCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+            name: "LedgerCoreTests", dependencies: ["LedgerCore", .product(name: "Crypto", package: "swift-crypto")], exclude: ["Vectors"],
+            swiftSettings: strict),
         .testTarget(
             name: "StandardsTests",
             dependencies: ["Standards", "LedgerCore", .product(name: "Crypto", package: "swift-crypto")],

@@ -47,7 +47,9 @@ public struct BlockVote: Sendable, Hashable {
 
     public var encoded: [UInt8] {
         var w = BinaryWriter(capacity: 200)
-        w.writeByte(Self.version)
+        // A version-1 vote (read from an older chain, no checkpoint signature) keeps its version, so
+        // that its bytes read back.
+        w.writeByte(checkpointSignature.isEmpty ? 1 : Self.version)
         w.writeString(chainID)
         w.writeVarint(height)
         w.writeFixed(blockHash.bytes)

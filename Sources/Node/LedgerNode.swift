@@ -526,7 +526,8 @@ public final class LedgerNode: Sendable {
 
     /// The validators' C2SP verifier keys (the key name is the log origin).
     public var validatorVKeys: [String] { validators.compactMap { try? NoteVerifier(name: genesis.noteKeyName, publicKey: $0).vkey } }
-    var now: UInt64 { clock() }
+    /// Milliseconds since the Unix epoch from the node's clock (the system clock unless one was injected).
+    public var now: UInt64 { clock() }
     func stopAdmission(_ error: LedgerError) { mempool.close(error) }
 
     // MARK: queries

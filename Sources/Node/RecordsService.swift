@@ -247,7 +247,7 @@ public struct RecordsService: Sendable {
     /// canonical JSON of `receipt`).
     public func erasureReceipt(recordID: String, requesterDID: String) throws(LedgerError) -> JSONValue {
         guard let record = try record(recordID) else { throw LedgerError("not_found", "no record \(recordID)") }
-        guard ConsentPolicy.mayActFor(patient: record.patient, actor: requesterDID, grants: try grants(patient: record.patient), time: Int64(LedgerNode.systemClock())) else {
+        guard ConsentPolicy.mayActFor(patient: record.patient, actor: requesterDID, grants: try grants(patient: record.patient), time: Int64(node.now)) else {
             throw LedgerError("forbidden", "only the patient or her delegate gets her erasure receipts")
         }
         guard let height = record.erasedAtHeight else { throw LedgerError("not_erased", "record \(recordID) is not erased") }
@@ -258,7 +258,7 @@ public struct RecordsService: Sendable {
             "erasedAtHeight": .int(height), "erasureTransaction": record.erasureTransaction.map { .string($0) } ?? .null,
             "saltedHashes": .array(record.versions.map { .string($0.saltedHash) }),
             "keyEnvelopes": .array(record.versions.flatMap { $0.keyEnvelopes.map { .string($0.hash) } }), "attestations": .array(attestations),
-            "issuedAt": .int(Int64(LedgerNode.systemClock())),
+            "issuedAt": .int(Int64(node.now)),
         ])
         return .object([
             "receipt": receipt, "signer": .string(node.publicKey.did),
@@ -272,7 +272,7 @@ public struct RecordsService: Sendable {
     func authorise(patient: String, resourceType: String?, reader: Principal, grants: [ConsentGrant], purpose: String, reason: String?)
         throws(LedgerError) -> (ConsentDecision, [String: JSONValue])
     {
-        let now = Int64(LedgerNode.systemClock())
+        let now = Int64(node.now)
         let consent = ConsentPolicy.evaluate(
             grants: grants, patient: patient, reader: reader.did, readerGroups: reader.groups, purpose: purpose,
             resourceType: resourceType ?? "*", time: now)
@@ -324,7 +324,7 @@ public struct RecordsService: Sendable {
         guard record.erasedAtHeight == nil else { throw LedgerError("erased", "record \(recordID) was erased") }
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         let grants = try grants(patient: record.patient)
-        let now = Int64(LedgerNode.systemClock())
+        let now = Int64(node.now)
         let decision =
             ConsentPolicy.mayActFor(patient: record.patient, actor: readerDID, grants: grants, time: now)
             ? ConsentDecision(permitted: true, grant: nil, reason: "the patient or her delegate")
@@ -345,7 +345,7 @@ public struct RecordsService: Sendable {
         guard let reader = try principal(readerDID) else { throw LedgerError("unknown_principal", "the reader is not registered") }
         guard try principal(patient)?.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
         let grants = try grants(patient: patient)
-        let now = Int64(LedgerNode.systemClock())
+        let now = Int64(node.now)
         let forHerself = ConsentPolicy.mayActFor(patient: patient, actor: readerDID, grants: grants, time: now)
         var decisions: [String: Bool] = [:]
         var permitted: [RecordEntry] = []
@@ -583,7 +583,7 @@ public struct RecordsService: Sendable {
 
     /// Every access event about the patient's data (the patient or her delegate only).
     public func accessLog(patient: String, requesterDID: String) throws(LedgerError) -> [JSONValue] {
-        guard ConsentPolicy.mayActFor(patient: patient, actor: requesterDID, grants: try grants(patient: patient), time: Int64(LedgerNode.systemClock())) else {
+        guard ConsentPolicy.mayActFor(patient: patient, actor: requesterDID, grants: try grants(patient: patient), time: Int64(node.now)) else {
             throw LedgerError("forbidden", "only the patient or her delegate reads her access log")
         }
         let count = try json(AuditContract.countKey(patient: patient))?["count"]?.intValue ?? 0
@@ -660,7 +660,7 @@ public struct RecordsService: Sendable {
             for candidate in candidates where !out.contains(where: { $0.did == candidate.did }) {
                 if ConsentPolicy.mayReceiveKeys(
                     did: candidate.did, groups: candidate.groups, patient: patient, resourceType: resourceType, grants: grants,
-                    time: Int64(LedgerNode.systemClock()))
+                    time: Int64(node.now))
                 {
                     out.append(candidate)
                 }
@@ -728,7 +728,7 @@ public struct RecordsService: Sendable {
         guard let patient = event["patient"]?.stringValue else { return false }
         if patient == did { return true }
         guard let grants = try? grants(patient: patient) else { return false }
-        let now = Int64(LedgerNode.systemClock())
+        let now = Int64(node.now)
         if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants, time: now) { return true }
         // A new record of a type her consent lets a grantee read (for treatment) is news to the grantee too.
         if event["type"]?.stringValue == "record.written", let type = event["resourceType"]?.stringValue {

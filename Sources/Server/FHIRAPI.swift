@@ -207,7 +207,7 @@ struct FHIRAPI: Sendable {
     }
 
     func mayRead(patient: String, requester: String) throws {
-        guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: try records.grants(patient: patient), time: Int64(LedgerNode.systemClock())) else {
+        guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: try records.grants(patient: patient), time: Int64(records.node.now)) else {
             throw LedgerError("forbidden", "only the patient or her delegate reads her consents")
         }
     }

@@ -86,7 +86,7 @@ struct FHIRRecords: Sendable {
         try checkReferences(resource, patient: patient, inBundle: [], expression: type)
         var stored = resource.objectValue!
         stored["id"] = .string(id)
-        stored["meta"] = Self.meta(stored["meta"], version: version, lastUpdated: FHIRAPI.instant(Int64(LedgerNode.systemClock())))
+        stored["meta"] = Self.meta(stored["meta"], version: version, lastUpdated: FHIRAPI.instant(Int64(records.node.now)))
         var recipients: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
         for p in try records.recipients(patient: patient, resourceType: type, custodian: acting.did) { recipients[p.did] = p.encryptionKey }
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
@@ -308,7 +308,7 @@ struct FHIRRecords: Sendable {
         let session = KeyWrapSession()
         var puts: [JSONValue] = []
         var answers: [JSONValue] = []
-        let now = FHIRAPI.instant(Int64(LedgerNode.systemClock()))
+        let now = FHIRAPI.instant(Int64(records.node.now))
         let inBundle = Set(map.values)
         for (i, item) in planned.enumerated() {
             try checkReferences(Self.rewrite(item.resource, map), patient: patient, inBundle: inBundle, expression: "Bundle.entry[\(i)].resource")

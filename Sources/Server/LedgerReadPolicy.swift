@@ -116,7 +116,7 @@ struct LedgerReadPolicy: Sendable {
     /// patients is not served to one of them).
     func allow(_ did: String, patients: Set<String>, parties: Set<String>, what: String) throws {
         if parties.contains(did) { return }
-        let now = Int64(LedgerNode.systemClock())
+        let now = Int64(records.node.now)
         if !patients.isEmpty,
             try patients.allSatisfy({ patient in ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient), time: now) })
         {

@@ -174,7 +174,7 @@ struct RecordsAPI: Sendable {
                 let requester = try auth.authenticate(request)
                 let patient = context.parameters.get("did") ?? ""
                 let grants = try records.grants(patient: patient)
-                guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: grants, time: Int64(LedgerNode.systemClock())) else {
+                guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: grants, time: Int64(records.node.now)) else {
                     throw LedgerError("forbidden", "only the patient or her delegate lists her consents")
                 }
                 return JSONResponse.make(.object(["consents": .array(grants.map(\.json))]))
@@ -189,7 +189,7 @@ struct RecordsAPI: Sendable {
                 let patient = context.parameters.get("did") ?? ""
                 // Who holds her keys says who she consents to: told only to those who may write for her.
                 let grants = try records.grants(patient: patient)
-                let now = Int64(LedgerNode.systemClock())
+                let now = Int64(records.node.now)
                 let groups = try records.principal(caller)?.groups ?? []
                 let writer = ConsentPolicy.mayActFor(patient: patient, actor: caller, grants: grants, time: now)
                     || ConsentPolicy.evaluate(

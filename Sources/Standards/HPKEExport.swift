@@ -30,6 +30,22 @@ public struct HPKEExportContext: Sendable {
         keyedExporter = PreparedHMAC(key: exporterSecret)
     }
 
+    /// Encap and the key schedule of a base-mode sender (§4.1, §5.1) for AES-256-GCM: the
+    /// encapsulated key, the AEAD key and the base nonce (the nonce of sequence number 0).
+    static func sealingKey(
+        to recipient: Curve25519.KeyAgreement.PublicKey, ephemeral: Curve25519.KeyAgreement.PrivateKey, info: [UInt8]
+    ) throws -> (enc: [UInt8], key: [UInt8], nonce: [UInt8]) {
+        let dh = try ephemeral.sharedSecretFromKeyAgreement(with: recipient).withUnsafeBytes { Array($0) }
+        let enc = Array(ephemeral.publicKey.rawRepresentation)
+        let shared = kemSharedSecret(dh: dh, kemContext: enc + Array(recipient.rawRepresentation))
+        let schedule = keySchedule(sharedSecret: shared, info: info, aeadID: 0x0002)
+        let suite = hpkeSuiteID(aeadID: 0x0002)
+        return (
+            enc, labeledExpand(prk: schedule.secret, label: "key", info: schedule.context, length: 32, suiteID: suite),
+            labeledExpand(prk: schedule.secret, label: "base_nonce", info: schedule.context, length: 12, suiteID: suite)
+        )
+    }
+
     /// A recipient's context for `enc` (Decap).
     public init(openingWith privateKey: Curve25519.KeyAgreement.PrivateKey, enc: [UInt8], info: [UInt8], aeadID: UInt16 = 0x0002) throws {
         let shared = try Self.decapsulate(privateKey: privateKey, enc: enc)

@@ -76,12 +76,21 @@ public enum KeyWrap {
     /// Wraps `contentKey` for the holder of `recipient` (a raw X25519 public key); `context` (the
     /// record id and version) is authenticated, so a wrapped key cannot be moved to another record.
     public static func wrap(_ contentKey: SymmetricKey, for recipient: [UInt8], context: String) throws(LedgerError) -> WrappedKey {
+        try wrap(
+            contentKey.withUnsafeBytes { Array($0) }, for: recipient, context: context, info: Array(info),
+            ephemeral: Curve25519.KeyAgreement.PrivateKey())
+    }
+
+    /// RFC 9180 §6.1 SealBase in single-shot form (sequence number 0) from a given ephemeral key: the
+    /// one path every wrapped key takes (the tests pass the RFC's Appendix A ephemeral keys and `info`).
+    static func wrap(
+        _ plaintext: [UInt8], for recipient: [UInt8], context: String, info: [UInt8], ephemeral: Curve25519.KeyAgreement.PrivateKey
+    ) throws(LedgerError) -> WrappedKey {
         do {
             let publicKey = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: recipient)
-            var sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: ciphersuite, info: info)
-            let sealed = contentKey.withUnsafeBytes { Data($0) }
-            let ct = try sender.seal(sealed, authenticating: Data(context.utf8))
-            return WrappedKey(enc: Array(sender.encapsulatedKey), ciphertext: Array(ct))
+            let (enc, key, nonce) = try HPKEExportContext.sealingKey(to: publicKey, ephemeral: ephemeral, info: info)
+            let sealed = try AES.GCM.seal(plaintext, using: SymmetricKey(data: key), nonce: try AES.GCM.Nonce(data: nonce), authenticating: Array(context.utf8))
+            return WrappedKey(enc: enc, ciphertext: Array(sealed.ciphertext) + Array(sealed.tag))
         } catch {
             throw LedgerError("bad_encryption_key", "cannot wrap for this key: \(error)")
         }
@@ -91,11 +100,16 @@ public enum KeyWrap {
 
     public static func unwrap(_ wrapped: WrappedKey, with key: EncryptionKey, context: String) throws(LedgerError) -> SymmetricKey {
         if wrapped.exported { return try KeyUnwrapper(key: key).unwrap(wrapped, context: context) }
+        return SymmetricKey(data: try unwrap(wrapped, with: key, context: context, info: Array(info)))
+    }
+
+    /// RFC 9180 §6.1 OpenBase, single-shot (swift-crypto's `HPKE.Recipient`, so that what this
+    /// project seals is opened by an independent implementation).
+    static func unwrap(_ wrapped: WrappedKey, with key: EncryptionKey, context: String, info: [UInt8]) throws(LedgerError) -> [UInt8] {
         do {
             var recipient = try HPKE.Recipient(
-                privateKey: key.privateKey, ciphersuite: ciphersuite, info: info, encapsulatedKey: Data(wrapped.enc))
-            let raw = try recipient.open(Data(wrapped.ciphertext), authenticating: Data(context.utf8))
-            return SymmetricKey(data: raw)
+                privateKey: key.privateKey, ciphersuite: ciphersuite, info: Data(info), encapsulatedKey: Data(wrapped.enc))
+            return Array(try recipient.open(Data(wrapped.ciphertext), authenticating: Data(context.utf8)))
         } catch {
             throw LedgerError("unwrap_failed", "the wrapped key does not open with this key")
         }

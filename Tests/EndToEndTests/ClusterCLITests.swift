@@ -37,6 +37,56 @@ import Testing
         return answer.json
     }
 
+    static func height(_ url: String) async throws -> Int64 {
+        try await HTTP.request("GET", url + "/v1/consensus", timeout: 5).json["height"]?.intValue ?? 0
+    }
+
+    /// Load around a fault: counts submitted and answered batches, and kills a process only once it
+    /// has been seen busy with load that is still unanswered.
+    final class Load: Sendable {
+        private struct State {
+            var started = 0, answered = 0, killed = false, answeredAfterKill = 0
+        }
+        private let state = Mutex(State())
+
+        func started() { state.withLock { $0.started += 1 } }
+        func answered() { state.withLock { s in s.answered += 1; if s.killed { s.answeredAfterKill += 1 } } }
+        var killed: Bool { state.withLock { $0.killed } }
+        var answeredAfterKill: Int { state.withLock { $0.answeredAfterKill } }
+
+        /// Submits batch after batch until the kill, then once more (as long as `batches` last).
+        func feed(to url: String, batches: [[Transaction]], submit: @Sendable (String, [Transaction]) async throws -> JSONValue) async throws -> [JSONValue] {
+            var answers: [JSONValue] = []
+            var afterKill = 0
+            for txs in batches where afterKill < 1 {
+                let wasKilled = killed
+                started()
+                answers.append(try await submit(url, txs))
+                answered()
+                if wasKilled { afterKill += 1 }
+            }
+            return answers
+        }
+
+        /// Polls `busy` (the target's work grew) every 10 ms, up to 60 s; once it holds while a
+        /// submitted batch is unanswered, kills `pid` with SIGKILL. Whether that was seen.
+        func killWhenBusy(pid: Int64, busy: @Sendable () async -> Bool) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                let outstanding = state.withLock { $0.started > $0.answered }
+                if outstanding, await busy(), state.withLock({ $0.started > $0.answered }) {
+                    kill(Int32(pid), SIGKILL)
+                    state.withLock { $0.killed = true }
+                    return true
+                }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            kill(Int32(pid), SIGKILL)
+            state.withLock { $0.killed = true }
+            return false
+        }
+    }
+
     @Test func clusterSurvivesKilledNodeAndEtcdLeader() async throws {
         let data = temporaryPath("cluster")
         defer { try? FileManager.default.removeItem(atPath: data) }
@@ -88,19 +138,26 @@ import Testing
         let survivors = (0..<4).filter { $0 != victim }
         trace("ordering leader is node \(victim + 1)")
 
-        // Load on the three others, 6 batches in flight at once; the leader is killed with SIGKILL while they are.
-        let batches = try (0..<6).map { _ in try batch(40) }
-        let answers = try await withThrowingTaskGroup(of: JSONValue.self) { group in
-            for (i, txs) in batches.enumerated() { group.addTask { try await Self.submit(apis[survivors[i % 3]], txs) } }
-            try await Task.sleep(for: .milliseconds(30))
-            kill(Int32(pids[victim]), SIGKILL)
+        // Load on the three others: each of three feeders submits batch after batch (wait=final) until
+        // the kill, then once more. The leader is killed with SIGKILL once it has been seen ordering the
+        // load (its height grew) while submitted batches are still unanswered.
+        let leaderLoad = Load()
+        let leader = victim
+        let heightBefore = try await Self.height(apis[leader])
+        let pools = try (0..<3).map { _ in try (0..<25).map { _ in try batch(40) } }
+        let answers = try await withThrowingTaskGroup(of: [JSONValue].self) { group in
+            for f in 0..<3 {
+                group.addTask { try await leaderLoad.feed(to: apis[survivors[f]], batches: pools[f], submit: Self.submit) }
+            }
+            let seen = try await leaderLoad.killWhenBusy(pid: pids[leader]) { (try? await Self.height(apis[leader])).map { $0 > heightBefore } ?? false }
+            #expect(seen, "the leader was killed without being seen ordering in-flight load")
             var all: [JSONValue] = []
-            for try await answer in group { all.append(answer) }
+            for try await answers in group { all += answers }
             return all
         }
         for answer in answers { take(answer) }
         trace("load with the ordering leader killed: final")
-        #expect(acknowledged.count == 240)
+        #expect(leaderLoad.answeredAfterKill > 0, "load went on after the kill")
 
         // Status sees the killed node down, the others final, and another ordering leader (once the killed
         // leader's etcd lease has expired and a survivor holds the election: polled, up to 30 s).
@@ -135,44 +192,73 @@ import Testing
         #expect(caughtUp, "node \(victim + 1) did not catch up to final height \(finalBefore)")
         trace("node \(victim + 1) restarted and caught up")
 
-        // Kill the etcd leader with SIGKILL while transactions are in flight: ordering resumes after the
-        // election; every answer acknowledged as final counts, nothing is lost or applied twice.
+        // Kill the etcd leader with SIGKILL once transactions have been seen in flight (submitted,
+        // unanswered, while the chain grows): ordering resumes after the election; every answer
+        // acknowledged as final counts, nothing is lost or applied twice.
         let etcdLeader = try #require(view["etcdLeader"]?.stringValue)
         let leaderIndex = try #require(etcd.firstIndex(of: etcdLeader))
         let etcdPid = try #require(layout["etcdPids"]?.arrayValue?[leaderIndex].intValue)
         let inFlight = try (0..<3).map { _ in try batch(20) }
+        let etcdLoad = Load()
+        let heightBeforeEtcdKill = try await Self.height(apis[survivors[0]])
         let outcomes = await withTaskGroup(of: (Int, JSONValue?).self) { group in
-            for (i, txs) in inFlight.enumerated() { group.addTask { (i, try? await Self.submit(apis[survivors[i]], txs)) } }
-            try? await Task.sleep(for: .milliseconds(20))
-            kill(Int32(etcdPid), SIGKILL)
+            for (i, txs) in inFlight.enumerated() {
+                group.addTask {
+                    etcdLoad.started()
+                    let answer = try? await Self.submit(apis[survivors[i]], txs)
+                    etcdLoad.answered()
+                    return (i, answer)
+                }
+            }
+            let seen = (try? await etcdLoad.killWhenBusy(pid: etcdPid) {
+                (try? await Self.height(apis[survivors[0]])).map { $0 > heightBeforeEtcdKill } ?? false
+            }) ?? false
+            if !seen { kill(Int32(etcdPid), SIGKILL) }
             var all: [(Int, JSONValue?)] = []
             for await outcome in group { all.append(outcome) }
-            return all
+            return (all, seen)
         }
-        for (_, answer) in outcomes { if let answer { take(answer) } }
+        trace("etcd leader killed (in flight seen: \(outcomes.1))")
+        for (_, answer) in outcomes.0 { if let answer { take(answer) } }
         // A batch whose answer was lost in the election is sent again: each transaction is then either
         // committed once (its first submission went through) or refused as a replay — never twice.
-        for (i, answer) in outcomes where answer == nil {
+        var resent: [Transaction] = []
+        for (i, answer) in outcomes.0 where answer == nil {
+            resent += inFlight[i]
             let again = try await HTTP.request(
                 "POST", apis[survivors[i]] + "/v1/transactions?wait=final",
                 body: JSONValue.object(["transactions": .array(inFlight[i].map { .object(["raw": .string(Base64.encode($0.encoded))]) })]).canonicalBytes, timeout: 60)
             if again.status == 200 { take(again.json) }
         }
         for round in 0..<3 { take(try await Self.submit(apis[survivors[round]], try batch(20))) }
-        #expect(acknowledged.count >= 300)
-        trace("etcd leader killed with transactions in flight; load final")
+        trace("etcd leader killed with transactions in flight (\(resent.count) resent); load final")
 
-        // Every transaction acknowledged as final is on every node, identical (same block, same leaf).
+        // Every transaction acknowledged as final is on every node, identical (same block, same leaf);
+        // so is every transaction of the batches in flight at the etcd kill, acknowledged or refused
+        // as a replay when sent again. Each node is polled until it is final up to the highest block.
         let everyNode = survivors.map { apis[$0] } + [restarted.url]
+        let top = acknowledged.values.map(\.height).max()!
+        var inFlightPlaces: [String: [String: Int64]] = [:]
         for api in everyNode {
-            let final = try await HTTP.request("GET", api + "/v1/consensus").json["finalHeight"]?.intValue ?? 0
-            let top = acknowledged.values.map(\.height).max()!
-            if final < top { try await Task.sleep(for: .seconds(2)) }
+            let finalDeadline = Date().addingTimeInterval(60)
+            var final: Int64 = 0
+            while Date() < finalDeadline {
+                final = try await HTTP.request("GET", api + "/v1/consensus").json["finalHeight"]?.intValue ?? 0
+                if final >= top { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(final >= top, "\(api) final at \(final), below \(top)")
             for (id, where_) in acknowledged {
                 let tx = try await HTTP.request("GET", api + "/v1/transactions/\(id)").json
                 #expect(tx["height"]?.intValue == where_.height && tx["leafIndex"]?.intValue == where_.leaf, "\(id) on \(api)")
             }
+            for tx in inFlight.joined() {
+                let answer = try await HTTP.request("GET", api + "/v1/transactions/\(tx.id.hex)")
+                #expect(answer.status == 200 && answer.json["status"] == .string("committed"), "\(tx.id.hex) in flight at the etcd kill is not on \(api)")
+                if let h = answer.json["height"]?.intValue { inFlightPlaces[tx.id.hex, default: [:]][api] = h }
+            }
         }
+        #expect(inFlightPlaces.count == inFlight.joined().count && inFlightPlaces.values.allSatisfy { Set($0.values).count == 1 && $0.count == everyNode.count })
         trace("every transaction checked on every node")
         // Ctrl-C stops the whole cluster.
         cluster.interrupt()

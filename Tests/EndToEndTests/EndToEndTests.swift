@@ -117,13 +117,16 @@ import Testing
                 }
             }
         }
-        // Kill once a good number of transactions were acknowledged, while writers are still going.
-        let deadline = Date().addingTimeInterval(60)
-        while acknowledged.count < 300 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        // Kill once some transactions were acknowledged, while the writers are still going (each
+        // writes 10,000: they are never done by then). How fast a node commits is a benchmark's
+        // question (`careledger bench`), not this test's; the deadline only guards against a hang.
+        let deadline = Date().addingTimeInterval(120)
+        while acknowledged.count < 50 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         node.stop(signal: SIGKILL)
         await writers.value
         let acked = acknowledged.all
-        #expect(acked.count >= 300)
+        try #require(acked.count >= 50, "the node acknowledged transactions before it was killed")
+        #expect(acked.count < 40_000, "the writers were still going when the node was killed")
 
         node = try NodeProcess(data: data, command: "node")
         defer { node.stop() }

@@ -1,9 +1,12 @@
 """The FHIR facade driven by a real FHIR client library (fhirclient, SMART on FHIR's Python client).
 
-Starts `careledger up` on a free loopback port in a temporary directory, authenticates as the demo
-patient alice (Ed25519 signature of the server challenge, with the `cryptography` package), grants
-consent through the CLI, then reads the CapabilityStatement, Consent and AuditEvent resources through
-fhirclient's R4 models (which refuse resources that do not match the R4 structure).
+Starts `careledger up` on a free loopback port in a temporary directory (one node for the module).
+Each test works on principals of its own, made by fixtures: a newly registered patient, a practitioner
+newly registered by Hospital A (the organisation the node acts for), and the patient's consent for that
+practitioner, granted through the CLI. Principals authenticate with an Ed25519 signature of the server
+challenge (the `cryptography` package); the tests read the CapabilityStatement, Consent, AuditEvent and
+clinical resources through fhirclient's R4 models (which refuse resources that do not match the R4
+structure). No test reads what another test wrote, so they pass in any order and one by one.
 """
 import base64
 import json
@@ -51,9 +54,52 @@ def node():
         shutil.rmtree(data, ignore_errors=True)
 
 
-def key(data, name):
-    with open(os.path.join(data, "keys", f"{name}.key")) as f:
-        return json.load(f)
+def cli(*args):
+    """Runs the careledger CLI; a failure fails the test with its error output."""
+    done = subprocess.run([BINARY, *args], capture_output=True, text=True)
+    assert done.returncode == 0, f"careledger {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def new_key(directory, name):
+    """A new Ed25519 + X25519 key file, returned as its JSON with its path under "file"."""
+    path = os.path.join(directory, f"{name}.key")
+    cli("key", "generate", "--out", path)
+    with open(path) as f:
+        keyfile = json.load(f)
+    keyfile["file"] = path
+    return keyfile
+
+
+@pytest.fixture
+def patient(node, tmp_path):
+    """A patient registered for this test alone (she registers herself): no records, consents or accesses yet."""
+    url, _ = node
+    keyfile = new_key(tmp_path, "patient")
+    cli("patient", "register", "--node", url, "--key", keyfile["file"])
+    return keyfile
+
+
+@pytest.fixture
+def practitioner(node, tmp_path):
+    """A practitioner of Hospital A (the organisation the node acts for), registered by the hospital for this test alone."""
+    url, data = node
+    keyfile = new_key(tmp_path, "practitioner")
+    cli("principal", "register", "--node", url, "--key", os.path.join(data, "keys", "hospital-a.key"),
+        "--role", "practitioner", "--subject-key", keyfile["file"])
+    return keyfile
+
+
+@pytest.fixture
+def consent(node, patient, practitioner):
+    """The patient's consent (treatment, every type) for the practitioner, granted through the CLI; its id."""
+    url, _ = node
+    granted = cli("consent", "grant", "--node", url, "--key", patient["file"], "--grantee", practitioner["did"], "--json")
+    return json.loads(granted)["grant"]
+
+
+def patient_reference(keyfile):
+    return "Patient/" + keyfile["did"][len("did:key:"):]
 
 
 def token(url, keyfile):
@@ -81,46 +127,39 @@ def test_capability_statement_parses_as_r4(node):
     assert {"Consent", "AuditEvent"} <= types
 
 
-def test_consent_and_audit_events_through_fhirclient(node):
-    url, data = node
-    alice, bob = key(data, "alice"), key(data, "dr-bob")
-    granted = subprocess.run([BINARY, "consent", "grant", "--node", url, "--key", os.path.join(data, "keys", "alice.key"), "--grantee", bob["did"], "--json"], capture_output=True, text=True)
-    assert granted.returncode == 0, granted.stderr
-    grant_id = json.loads(granted.stdout)["grant"]
+def test_consent_and_audit_events_through_fhirclient(node, patient, practitioner, consent):
+    url, _ = node
 
-    server = fhir(url, token(url, alice)).server
-    consents = Consent.where(struct={"patient": alice["did"]}).perform_resources(server)
-    assert [c.id for c in consents] == [grant_id]
+    server = fhir(url, token(url, patient)).server
+    consents = Consent.where(struct={"patient": patient["did"]}).perform_resources(server)
+    assert [c.id for c in consents] == [consent]
     assert consents[0].status == "active"
     assert consents[0].provision.type == "permit"
-    assert consents[0].provision.actor[0].reference.identifier.value == bob["did"]
-    one = Consent.read(grant_id, server)
-    assert one.patient.identifier.value == alice["did"]
+    assert consents[0].provision.actor[0].reference.identifier.value == practitioner["did"]
+    one = Consent.read(consent, server)
+    assert one.patient.identifier.value == patient["did"]
 
-    # Dr Bob's token cannot read Alice's consents: the facade answers an OperationOutcome (HTTP 403).
-    bob_server = fhir(url, token(url, bob)).server
+    # The practitioner's token cannot read the patient's consents: the facade answers an OperationOutcome (HTTP 403).
+    practitioner_server = fhir(url, token(url, practitioner)).server
     with pytest.raises(FHIRPermissionDeniedException) as refused:
-        Consent.where(struct={"patient": alice["did"]}).perform_resources(bob_server)
+        Consent.where(struct={"patient": patient["did"]}).perform_resources(practitioner_server)
     assert refused.value.response.status_code == 403
     assert refused.value.response.json()["resourceType"] == "OperationOutcome"
 
-    # The CLI's timeline read during the grant is an access event: it comes back as an R4 AuditEvent.
-    events = AuditEvent.where(struct={"patient": alice["did"]}).perform_resources(server)
+    # The CLI's timeline read during the grant (the consent fixture) is an access event: it comes back as an R4 AuditEvent.
+    events = AuditEvent.where(struct={"patient": patient["did"]}).perform_resources(server)
     assert len(events) >= 1
     assert all(e.type.code == "110110" for e in events)
-    assert any(e.agent[0].who.identifier.value == alice["did"] for e in events)
+    assert any(e.agent[0].who.identifier.value == patient["did"] for e in events)
 
 
-def test_create_read_search_observation_through_fhirclient(node):
-    """Dr Bob (Hospital A, whose organisation this dev node acts for) writes and reads through fhirclient models."""
+def test_create_read_search_observation_through_fhirclient(node, patient, practitioner, consent):
+    """A practitioner of Hospital A (whose organisation this dev node acts for) writes and reads through fhirclient models."""
     from fhirclient.models.observation import Observation
 
-    url, data = node
-    alice, bob = key(data, "alice"), key(data, "dr-bob")
-    granted = subprocess.run([BINARY, "consent", "grant", "--node", url, "--key", os.path.join(data, "keys", "alice.key"), "--grantee", bob["did"]], capture_output=True, text=True)
-    assert granted.returncode == 0, granted.stderr
-    patient_ref = "Patient/" + alice["did"][len("did:key:"):]
-    server = fhir(url, token(url, bob)).server
+    url, _ = node
+    patient_ref = patient_reference(patient)
+    server = fhir(url, token(url, practitioner)).server
 
     observation = Observation({
         "resourceType": "Observation",
@@ -140,24 +179,21 @@ def test_create_read_search_observation_through_fhirclient(node):
 
     # An invalid resource is refused with an OperationOutcome naming the element.
     answer = requests.post(url + "/fhir/Observation", json={"resourceType": "Observation", "code": {"text": "x"}, "subject": {"reference": patient_ref}},
-                           headers={"Authorization": f"Bearer {token(url, bob)}"})
+                           headers={"Authorization": f"Bearer {token(url, practitioner)}"})
     assert answer.status_code == 400
     outcome = answer.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["expression"] == ["Observation.status"]
 
 
-def test_update_history_and_synthea_transaction_through_fhirclient(node):
+def test_update_history_and_synthea_transaction_through_fhirclient(node, patient, practitioner, consent):
     """Update with If-Match, vread and _history through fhirclient's models, and a Synthea patient Bundle
     posted as a transaction through fhirclient's server, read back equal."""
     from fhirclient.models.condition import Condition
 
-    url, data = node
-    alice, bob = key(data, "alice"), key(data, "dr-bob")
-    granted = subprocess.run([BINARY, "consent", "grant", "--node", url, "--key", os.path.join(data, "keys", "alice.key"), "--grantee", bob["did"]], capture_output=True, text=True)
-    assert granted.returncode == 0, granted.stderr
-    patient_ref = "Patient/" + alice["did"][len("did:key:"):]
-    bearer = token(url, bob)
+    url, _ = node
+    patient_ref = patient_reference(patient)
+    bearer = token(url, practitioner)
     server = fhir(url, bearer).server
 
     condition = Condition({"resourceType": "Condition", "subject": {"reference": patient_ref}, "code": {"text": "Asthma"}})
@@ -184,7 +220,7 @@ def test_update_history_and_synthea_transaction_through_fhirclient(node):
         bundle = json.load(f)
     for entry in bundle["entry"]:
         if entry["resource"]["resourceType"] == "Patient":
-            entry["resource"].setdefault("identifier", []).append({"system": "urn:ietf:rfc:3986", "value": alice["did"]})
+            entry["resource"].setdefault("identifier", []).append({"system": "urn:ietf:rfc:3986", "value": patient["did"]})
     answer = Bundle(server.post_json("", bundle).json())
     assert answer.type == "transaction-response"
     assert len(answer.entry) == len(bundle["entry"])

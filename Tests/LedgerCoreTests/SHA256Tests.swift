@@ -12,6 +12,10 @@ import Testing
         var rng = SplitMix64(seed: 11)
         let hadExtensions = SHA256Hasher.extensionsActive
         defer { SHA256Hasher.useExtensions(true) }
+        print(
+            hadExtensions
+                ? "SHA-256: x86 SHA extensions present: the extension and the portable code are both compared with swift-crypto"
+                : "SHA-256: x86 SHA extensions not present, extension path not exercised; the portable code is compared with swift-crypto")
         for extensions in [true, false] {
             SHA256Hasher.useExtensions(extensions)
             #expect(SHA256Hasher.extensionsActive == (extensions && hadExtensions))

@@ -179,7 +179,50 @@ import Testing
             let doc = try json(try await client.execute(uri: "/openapi.json", method: .get))
             #expect(doc["openapi"] == .string("3.1.0"))
             let paths = try #require(doc["paths"]?.objectValue)
-            #expect(Set(paths.keys) == Set(Routes.all.map(\.path)))
+            #expect(!paths.isEmpty)
+            // Every `{name}` of a path is a required path parameter of each of its operations, and every path
+            // parameter an operation declares is in its path; every operation answers some 2xx and has an
+            // operationId of its own; every `$ref` names a schema of the document's components.
+            var operationIDs: [String] = []
+            for (path, item) in paths {
+                let placeholders = Set(path.split(separator: "/").filter { $0.hasPrefix("{") && $0.hasSuffix("}") }.map { String($0.dropFirst().dropLast()) })
+                let operations = try #require(item.objectValue, "\(path)")
+                #expect(!operations.isEmpty, "\(path) has no operation")
+                for (method, operation) in operations {
+                    #expect(["get", "put", "post", "delete", "patch"].contains(method), "\(method) \(path)")
+                    let parameters = operation["parameters"]?.arrayValue ?? []
+                    for name in placeholders {
+                        let declared = parameters.contains(where: { $0["name"]?.stringValue == name && $0["in"]?.stringValue == "path" && $0["required"]?.boolValue == true })
+                        #expect(declared, "\(method) \(path): {\(name)} is not a required path parameter")
+                    }
+                    for parameter in parameters {
+                        let name = parameter["name"]?.stringValue ?? ""
+                        let location = parameter["in"]?.stringValue ?? ""
+                        #expect(["path", "query", "header"].contains(location), "\(method) \(path): \(name) in \(location)")
+                        if location == "path" { #expect(placeholders.contains(name), "\(method) \(path): path parameter \(name) is not in the path") }
+                    }
+                    let statuses = Array((operation["responses"]?.objectValue ?? [:]).keys)
+                    #expect(statuses.contains(where: { $0.count == 3 && $0.hasPrefix("2") && Int($0) != nil }), "\(method) \(path) answers no 2xx")
+                    operationIDs.append(operation["operationId"]?.stringValue ?? "")
+                }
+            }
+            #expect(!operationIDs.contains(""), "every operation has an operationId")
+            #expect(Set(operationIDs).count == operationIDs.count, "operationIds are unique")
+            func references(_ value: JSONValue) -> [String] {
+                var found: [String] = []
+                for (key, child) in value.objectValue ?? [:] {
+                    if key == "$ref", let target = child.stringValue { found.append(target) } else { found += references(child) }
+                }
+                for child in value.arrayValue ?? [] { found += references(child) }
+                return found
+            }
+            let schemas = doc["components"]?["schemas"]?.objectValue ?? [:]
+            let refs = references(doc)
+            #expect(!refs.isEmpty)
+            for target in refs {
+                let prefix = "#/components/schemas/"
+                #expect(target.hasPrefix(prefix) && schemas[String(target.dropFirst(prefix.count))] != nil, "\(target) names no schema")
+            }
             // Both ways against the router itself: every documented (method, path) is registered and every
             // registered one documented. `/v1/state/**` is documented as `/v1/state/{key}`.
             let documented = Set(Routes.all.map { "\($0.method.uppercased()) \($0.path)" })
@@ -190,16 +233,35 @@ import Testing
             let served = Set(api.router().routes.map { "\($0.method.rawValue) \($0.path.description.replacingOccurrences(of: "/**", with: "/{key}"))" })
             #expect(served.subtracting(documented).sorted() == [], "served but not in /openapi.json")
             #expect(documented.subtracting(served).sorted() == [], "in /openapi.json but not served")
-            // Every documented GET path is served (not 404 for an unknown route).
-            for route in Routes.all where route.method == "get" {
-                let uri = route.path.replacingOccurrences(of: "{id}", with: String(repeating: "0", count: 64))
+            // An answer as a comparable line: status, error code (or OperationOutcome issue code) and message
+            // (or diagnostics), with the requested path elided so that two unrouted paths answer alike.
+            func answer(_ uri: String) async throws -> String {
+                let response = try await client.execute(uri: uri, method: .get)
+                let body = try? json(response)
+                let code = body?["error"]?["code"]?.stringValue ?? body?["issue"]?[0]?["code"]?.stringValue ?? "-"
+                let message = body?["error"]?["message"]?.stringValue ?? body?["issue"]?[0]?["diagnostics"]?.stringValue ?? ""
+                return "\(response.status.code) \(code) \(message.replacingOccurrences(of: uri, with: "<path>"))"
+            }
+            // What the router answers where no route matches: under /fhir an OperationOutcome (not-supported),
+            // elsewhere its bare 404.
+            let noRoute = try await answer("/v1/nosuch")
+            let noFHIRRoute = try await answer("/fhir/NoSuchThing/x/_history/1/extra")
+            #expect(noRoute.hasPrefix("404 "), "\(noRoute)")
+            #expect(noFHIRRoute.hasPrefix("404 not-supported "), "\(noFHIRRoute)")
+            #expect(try await answer("/v1/no/such/route") == noRoute)
+            #expect(try await answer("/nosuch") == noRoute)
+            #expect(try await answer("/fhir/Observation/x/_history/1/extra") == noFHIRRoute)
+            // Every documented GET path is served: whatever it answers (even a 404 for a record it does not
+            // know), it is not the router's answer for a path it does not serve.
+            for path in paths.keys.sorted() where paths[path]?["get"] != nil {
+                let uri = path.replacingOccurrences(of: "{id}", with: String(repeating: "0", count: 64))
+                    .replacingOccurrences(of: "{hash}", with: String(repeating: "0", count: 64))
                     .replacingOccurrences(of: "{height}", with: "0").replacingOccurrences(of: "{key}", with: "notary/x")
                     .replacingOccurrences(of: "{did}", with: "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp")
                     .replacingOccurrences(of: "{type}", with: "Observation").replacingOccurrences(of: "{vid}", with: "1")
-                let response = try await client.execute(uri: uri, method: .get)
-                let body = try? json(response)
-                let code = response.status == .notFound ? (body?["error"]?["code"]?.stringValue ?? body?["resourceType"]?.stringValue) : "served"
-                #expect(code != nil, "\(route.path) is not routed")
+                #expect(!uri.contains("{"), "\(path): a placeholder left in \(uri)")
+                let got = try await answer(uri)
+                #expect(got != (path.hasPrefix("/fhir") ? noFHIRRoute : noRoute), "\(path) is not routed: \(got)")
             }
         }
     }

@@ -782,12 +782,17 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             while !reader.isAtEnd { raws.append(try reader.readBytes()) }
             var fewer = BinaryWriter()
             for raw in raws.dropFirst() { fewer.writeBytes(raw) }
-            for (i, bad) in [
-                tampered("state", .array(state)), tampered("certificate", .string(Base64.encode(cut.encoded))),
-                tampered("validatorChanges", .array([])), tampered("transactions", .string(Base64.encode(fewer.bytes))),
-            ].enumerated() {
+            // Each refused with the code for its reason: the state root, the quorum, the validator set the
+            // state names (the certificate alone still passes under genesis's set), the log root.
+            let refusals: [(what: String, snapshot: JSONValue, code: String)] = [
+                ("a state value changed", tampered("state", .array(state)), "bad_snapshot"),
+                ("a certificate cut to one vote", tampered("certificate", .string(Base64.encode(cut.encoded))), "bad_certificate"),
+                ("the validator change dropped", tampered("validatorChanges", .array([])), "bad_snapshot"),
+                ("a transaction left out", tampered("transactions", .string(Base64.encode(fewer.bytes))), "bad_snapshot"),
+            ]
+            for (i, refusal) in refusals.enumerated() {
                 let d = try freshDirectory("tampered-\(i)")
-                #expect(throws: LedgerError.self) { try LedgerNode.installSnapshot(bad, in: d) }
+                #expect(throws: LedgerError.code(refusal.code), "\(refusal.what)") { try LedgerNode.installSnapshot(refusal.snapshot, in: d) }
                 #expect(try BlockStore(path: d.database).latestHeight() == nil, "nothing installed from a refused snapshot")
             }
 

@@ -8,6 +8,7 @@ import Node
 import Prometheus
 import Standards
 import Store
+import Synchronization
 import Testing
 
 @testable import Server
@@ -99,6 +100,18 @@ extension RecordsClient {
     }
 }
 
+/// A clock that stands still until the test moves it (milliseconds since the Unix epoch), for a node
+/// whose time-boxed rules are tested without waiting.
+final class ManualClock: Sendable {
+    private let millis: Mutex<UInt64>
+
+    init(startingAt start: UInt64 = LedgerNode.systemClock()) { millis = Mutex(start) }
+
+    func advance(by delta: UInt64) { millis.withLock { $0 += delta } }
+
+    var read: @Sendable () -> UInt64 { { [self] in millis.withLock { $0 } } }
+}
+
 /// A node on a fresh chain with its API (optionally acting for an organisation), for the records tests.
 struct TestNetwork {
     let chain: TempChain
@@ -108,12 +121,16 @@ struct TestNetwork {
     /// The consortium operator (the node key), who admits organisations.
     let operatorParty: Party
 
-    init(acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil, breakGlassWindowMillis: Int64? = nil) throws {
+    /// `clock`: the node's clock (block times, consent periods, break-the-glass windows), the system's by default.
+    init(
+        acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil, breakGlassWindowMillis: Int64? = nil,
+        clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock
+    ) throws {
         chain = try TempChain()
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
-        node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        node = try LedgerNode(directory: chain.directory, configuration: c, clock: clock, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
         var server = ServerConfiguration()
         if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
@@ -352,6 +369,20 @@ struct TestNetwork {
                 let envelopes = try versions.flatMap { try ($0["keyEnvelopes"]?.arrayValue ?? []).map { try Hash(hex: $0["hash"]!.stringValue!) } }
                 let vault = try Vault(path: chain.directory.vault)
                 #expect(hashes.allSatisfy { vault.contains($0) } && envelopes.allSatisfy { vault.contains($0) })
+                // Every wrapped key the clients uploaded, read from the key envelopes in the vault before the erasure
+                // destroys c1's: the envelopes c1 and r1 name on chain, and those of refused puts and shares.
+                var vaultEnvelopes: Set<Hash> = []
+                var wrappedInVault: [WrappedKey] = []
+                for name in try FileManager.default.contentsOfDirectory(atPath: chain.directory.vault).sorted() {
+                    guard let hash = try? Hash(hex: name), let blob = vault.get(hash), let keys = try? KeyEnvelope.keys(content: blob.ciphertext)
+                    else { continue }
+                    vaultEnvelopes.insert(hash)
+                    wrappedInVault += keys.values
+                }
+                let r1Entry = try RecordEntry(json: try JSONValue.parse(try #require(node.stateValue(forKey: RecordEntry.key("r1")))))
+                let onChainEnvelopes = try envelopes + r1Entry.versions.flatMap { try $0.keyEnvelopes.map { try Hash(hex: $0.hash) } }
+                #expect(onChainEnvelopes.count >= envelopes.count + 1 && onChainEnvelopes.allSatisfy { vaultEnvelopes.contains($0) })
+                #expect(wrappedInVault.count >= onChainEnvelopes.count)
                 #expect(try await rc.submit(drA, "records", "erase", .object(["recordId": .string("c1")]))["error"]?["code"] == .string("forbidden"))
                 let erased = try await rc.submit(patient, "records", "erase", .object(["recordId": .string("c1")]))
                 #expect(erased["status"] == .string("committed"))
@@ -362,15 +393,34 @@ struct TestNetwork {
                 #expect(try await rc.get("/v1/records/c1/history", as: patient).status == .gone)
                 let state = try #require(node.stateValue(forKey: RecordEntry.key("c1")))
                 #expect(try RecordEntry(json: try JSONValue.parse(state)).versions.allSatisfy { $0.recipients.isEmpty })
-                // The key envelopes (the wrapped keys) were in the vaults only, and are destroyed with the ciphertexts;
-                // no transaction in the log carries a wrapped key.
+                // The key envelopes (the wrapped keys) were in the vaults only, and are destroyed with the ciphertexts.
                 #expect(envelopes.count >= 3 && envelopes.allSatisfy { !vault.contains($0) })
-                var keysInLog = 0
-                try node.store.forEachTransaction { _, _, raw in
-                    let text = String(decoding: raw, as: UTF8.self)
-                    if text.contains("\"enc\"") || text.contains("wrappedKeys") { keysInLog += 1 }
+                // No transaction in the log carries a wrapped key: every payload, decoded and walked, holds no object shaped
+                // like one and no map of keys; and no wrapped key of the vault's envelopes (its enc or ct, in base64 or raw)
+                // is anywhere in a transaction's bytes.
+                var transactions: [Transaction] = []
+                try node.store.forEachTransaction { _, _, raw in transactions.append(try Transaction(encoded: raw)) }
+                var scan = WrappedKeyScan()
+                var putsSeen = 0
+                for tx in transactions {
+                    scan.walk(tx.payload, path: "\(tx.contract).\(tx.action)")
+                    if tx.contract == "records" && (tx.action == "put" || tx.action == "share") {
+                        let namesEnvelope = (try? Hash(hex: tx.payload["keys"]?.stringValue ?? "")) != nil
+                        #expect(namesEnvelope, "records.\(tx.action) names its key envelope by hash")
+                        if tx.action == "put" { putsSeen += 1 }
+                    }
                 }
-                #expect(keysInLog == 0)
+                #expect(!transactions.isEmpty && putsSeen >= 3 && scan.objects >= transactions.count, "the walk saw the records.put payloads")
+                #expect(scan.suspects.isEmpty, "wrapped keys in the log at \(scan.suspects)")
+                var fragments: [[UInt8]] = []
+                for wrapped in wrappedInVault {
+                    fragments += [wrapped.enc, wrapped.ciphertext, Array(Base64.encode(wrapped.enc).utf8), Array(Base64.encode(wrapped.ciphertext).utf8)]
+                }
+                let leaked = fragments.filter { fragment in transactions.contains { bytesOccur(fragment, in: $0.encoded) } }
+                #expect(!fragments.isEmpty && leaked.isEmpty, "\(leaked.count) of \(fragments.count) wrapped-key fragments are in the log")
+                // The byte search finds what is there: each envelope's hash is in the transaction that named it.
+                let named = onChainEnvelopes.filter { hash in transactions.contains { bytesOccur(Array(hash.hex.utf8), in: $0.encoded) } }
+                #expect(named.count == onChainEnvelopes.count)
                 #expect(try rc.json(try await rc.get("/v1/patients/\(patient.did)/records", as: patient))["records"]?.arrayValue?.count == 1)
 
                 // The node attests its shredding on chain; the patient gets a signed erasure receipt naming it.
@@ -412,4 +462,42 @@ struct TestNetwork {
         let report = try Auditor.audit(directory: chain.directory)
         #expect(report.transactions > 20)
     }
+}
+
+/// A walk over transaction payloads: how many JSON objects it saw, and every place a wrapped content key
+/// could be: an object with `enc` and `ct` members (the shape of `WrappedKey.json`), or a `keys`,
+/// `wrappedKeys` or `wrappedKey` member holding an object or an array (on chain, `keys` is an envelope's hash).
+private struct WrappedKeyScan {
+    var objects = 0
+    var suspects: [String] = []
+
+    mutating func walk(_ value: JSONValue, path: String) {
+        switch value {
+        case .object(let members):
+            objects += 1
+            if members["enc"] != nil && members["ct"] != nil { suspects.append(path) }
+            for (name, member) in members {
+                if name == "keys" || name == "wrappedKeys" || name == "wrappedKey" {
+                    switch member {
+                    case .object, .array: suspects.append("\(path).\(name)")
+                    default: break
+                    }
+                }
+                walk(member, path: "\(path).\(name)")
+            }
+        case .array(let items):
+            for (index, item) in items.enumerated() { walk(item, path: "\(path)[\(index)]") }
+        default:
+            break
+        }
+    }
+}
+
+/// Whether `needle` occurs as a contiguous run of bytes in `haystack`.
+private func bytesOccur(_ needle: [UInt8], in haystack: [UInt8]) -> Bool {
+    guard !needle.isEmpty, needle.count <= haystack.count else { return false }
+    for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+        if haystack[start..<(start + needle.count)].elementsEqual(needle) { return true }
+    }
+    return false
 }

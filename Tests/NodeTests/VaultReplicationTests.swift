@@ -125,6 +125,29 @@ import Testing
                     #expect(!vault0.holds(noteHash) && !vault1.holds(noteHash))
                     #expect(await net.node(1).fetchVaultBlob(hash, for: .record("obs-1")) == nil, "no peer serves an erased version")
                     #expect(try await rc1.get("/v1/records/obs-1", as: nurse).status == .gone)
+
+                    // Every consortium node attests on chain, with its own key, what it destroyed; the patient's
+                    // erasure receipt, signed by the node that issues it, names all four attestations.
+                    let nodes = Set((0..<4).map { net.node($0).publicKey.did })
+                    for id in ["obs-1", "obs-2", "obs-3"] {
+                        @Sendable func attesters() throws -> [String: Int64] {
+                            guard let bytes = net.node(0).stateValue(forKey: AuditContract.erasureKey(patient: patient.did, recordID: id)) else { return [:] }
+                            var out: [String: Int64] = [:]
+                            for a in try JSONValue.parse(bytes)["attestations"]?.arrayValue ?? [] { out[a["node"]?.stringValue ?? ""] = a["destroyed"]?.intValue }
+                            return out
+                        }
+                        try await eventually("every node attests the erasure of \(id)") { Set(try attesters().keys) == nodes }
+                        #expect((try attesters()[net.node(0).publicKey.did] ?? 0) >= 1, "the uploading node destroyed its copy of \(id)")
+                        let answer = try await rc0.get("/v1/records/\(id)/erasure", as: patient)
+                        #expect(answer.status == .ok)
+                        let signed = try rc0.json(answer)
+                        let receipt = try #require(signed["receipt"])
+                        #expect(signed["signer"]?.stringValue == net.node(0).publicKey.did)
+                        let signature = try Base64.decode(try #require(signed["signature"]?.stringValue))
+                        #expect(net.node(0).publicKey.isValidSignature(signature, for: receipt.canonicalBytes), "the receipt is signed by the node")
+                        let listed = Set((receipt["attestations"]?.arrayValue ?? []).compactMap { $0["node"]?.stringValue })
+                        #expect(listed == nodes, "the receipt of \(id) names every node's attestation")
+                    }
                 }
             }
         }

@@ -89,6 +89,56 @@ import Testing
         }
     }
 
+    /// The RFC 9180 base-mode vectors through CareLedger's own key wrapping: `KeyWrap.wrap` with the
+    /// vector's ephemeral key, `info` and first `aad` gives the vector's `enc` and first ciphertext, and
+    /// `KeyWrap.unwrap` opens it to the vector's plaintext; the suites other than AES-256-GCM do not open.
+    @Test func baseModeVectorsThroughKeyWrap() throws {
+        let all = try JSONValue.parse(Array(try Data(contentsOf: Self.vectors))).arrayValue ?? []
+        var wrapped = 0, refused = 0
+        for v in all where v["mode"]?.intValue == 0 {
+            let first = try #require(v["encryptions"]?[0])
+            let aad = try #require(String(bytes: hex(first["aad"]), encoding: .utf8))
+            let info = Array(hex(v["info"]))
+            let reader = try EncryptionKey(rawRepresentation: Array(hex(v["skRm"])))
+            let vectorKey = WrappedKey(enc: Array(hex(v["enc"])), ciphertext: Array(hex(first["ct"])))
+            guard v["aead_id"]?.intValue == 2 else {
+                #expect(throws: LedgerError.code("unwrap_failed")) { try KeyWrap.unwrap(vectorKey, with: reader, context: aad, info: info) }
+                refused += 1
+                continue
+            }
+            let skE = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: hex(v["skEm"]))
+            let recipient = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: hex(v["pkRm"]))
+            let schedule = try HPKEExportContext.sealingKey(to: recipient, ephemeral: skE, info: info)
+            #expect(schedule.key == Array(hex(v["key"])) && schedule.nonce == Array(hex(v["base_nonce"])))
+            let ours = try KeyWrap.wrap(Array(hex(first["pt"])), for: Array(hex(v["pkRm"])), context: aad, info: info, ephemeral: skE)
+            #expect(ours == vectorKey)
+            #expect(try KeyWrap.unwrap(vectorKey, with: reader, context: aad, info: info) == Array(hex(first["pt"])))
+            #expect(throws: LedgerError.code("unwrap_failed")) { try KeyWrap.unwrap(vectorKey, with: reader, context: aad + " ", info: info) }
+            wrapped += 1
+        }
+        #expect(wrapped == 1 && refused == 2)
+    }
+
+    /// A record key wrapped by CareLedger opens with swift-crypto's RFC 9180 recipient given the
+    /// documented parameters (info `careledger/record-key/v1`, the record context as AAD) and with
+    /// no others.
+    @Test func wrappedKeysOpenWithTheDocumentedParameters() throws {
+        let reader = EncryptionKey()
+        let contentKey = ContentCipher.newKey()
+        let wrapped = try KeyWrap.wrap(contentKey, for: reader.publicKey, context: "rec-7/3")
+        func open(info: String, aad: String) -> [UInt8]? {
+            guard var r = try? HPKE.Recipient(
+                privateKey: reader.privateKey, ciphersuite: HPKE.Ciphersuite(kem: .Curve25519_HKDF_SHA256, kdf: .HKDF_SHA256, aead: .AES_GCM_256),
+                info: Data(info.utf8), encapsulatedKey: Data(wrapped.enc))
+            else { return nil }
+            return (try? r.open(Data(wrapped.ciphertext), authenticating: Data(aad.utf8))).map { Array($0) }
+        }
+        #expect(open(info: "careledger/record-key/v1", aad: "rec-7/3") == contentKey.withUnsafeBytes { Array($0) })
+        #expect(open(info: "careledger/record-key/v2", aad: "rec-7/3") == nil)
+        #expect(open(info: "careledger/record-key/v1", aad: "rec-7/4") == nil)
+        #expect(wrapped.enc.count == 32 && wrapped.ciphertext.count == 48)
+    }
+
     /// The pre-keyed HMAC equals swift-crypto's HMAC-SHA256 for short, block-sized and long keys,
     /// and for messages given in parts.
     @Test func preparedHMACMatchesSwiftCrypto() {

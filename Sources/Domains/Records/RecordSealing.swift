@@ -11,9 +11,13 @@ public struct KeyEnvelope: Sendable {
     public let hash: Hash
     public let keys: [String: WrappedKey]
 
-    public init(keys: [String: WrappedKey]) {
+    public init(keys: [String: WrappedKey]) { self.init(salt: RandomBytes.make(32), keys: keys) }
+
+    /// An envelope with a given 32-byte salt (fresh random bytes in every real envelope).
+    public init(salt: [UInt8], keys: [String: WrappedKey]) {
+        precondition(salt.count == 32, "a key envelope's salt is 32 bytes")
         self.keys = keys
-        blob = RandomBytes.make(32) + JSONValue.object(keys.mapValues(\.json)).canonicalBytes
+        blob = salt + JSONValue.object(keys.mapValues(\.json)).canonicalBytes
         hash = Hash.sha256(blob)
     }
 
