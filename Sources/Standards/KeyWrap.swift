@@ -82,7 +82,8 @@ public enum KeyWrap {
     }
 
     /// RFC 9180 §6.1 SealBase in single-shot form (sequence number 0) from a given ephemeral key: the
-    /// one path every wrapped key takes (the tests pass the RFC's Appendix A ephemeral keys and `info`).
+    /// path of every key wrapped one at a time (`KeyWrapSession` wraps in export mode); the tests pass
+    /// the ephemeral keys and `info` of the RFC 9180 test vectors.
     static func wrap(
         _ plaintext: [UInt8], for recipient: [UInt8], context: String, info: [UInt8], ephemeral: Curve25519.KeyAgreement.PrivateKey
     ) throws(LedgerError) -> WrappedKey {

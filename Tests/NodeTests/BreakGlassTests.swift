@@ -198,7 +198,7 @@ import Testing
     /// clock; only the custodian's node can open a record for an emergency reader.
     @Test(arguments: [nil, 5000] as [Int64?]) func theWindowClosesAndOnlyTheCustodiansNodeOpensARecord(configured: Int64?) async throws {
         let hospitalA = Party(), hospitalC = Party(), drA = Party(), drB = Party(), hospitalB = Party(), patient = Party()
-        let clock = ManualClock()
+        let clock = ManualClock(startingAt: LedgerNode.systemClock() + 1000)  // after the genesis block's time
         let window = UInt64(configured ?? 4 * 3600 * 1000)
         let network = try TestNetwork(
             organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], breakGlassWindowMillis: configured, clock: clock.read)

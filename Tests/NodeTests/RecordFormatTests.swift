@@ -7,11 +7,13 @@ import Testing
 /// Key envelopes and receipts held to the fixed bytes of `Tests/LedgerCoreTests/Vectors/chain-formats.json`
 /// (made by an independent implementation; see the README beside it), both ways.
 @Suite struct RecordFormatTests {
-    let vectors: JSONValue = try! JSONValue.parse(
-        Array(
-            try! Data(
-                contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                    .appendingPathComponent("LedgerCoreTests/Vectors/chain-formats.json"))))
+    let vectors: JSONValue
+
+    init() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("LedgerCoreTests/Vectors/chain-formats.json")
+        vectors = try JSONValue.parse(Array(try Data(contentsOf: file)))
+    }
 
     func hex(_ v: JSONValue?) throws -> [UInt8] {
         let text = try #require(v?.stringValue)

@@ -543,8 +543,8 @@ def certificate(name, vote_names):
     return {"name": name, "votes": list(vote_names), "sortedVotes": [v["name"] for v in ordered], "encoded": encoded.hex()}
 
 
-# The three validators' keys sort as k3 < k2 < k1 or otherwise; the constructor order below is
-# chosen not to be the sorted one (checked in self_check).
+# The keys sort as k2 < k1 < k4 < k3 (raw bytes); the constructor order below is not the sorted
+# one (checked in self_check).
 CERTIFICATES = [
     certificate("qc-block-a-b", ["vote-k1", "vote-k2", "vote-k3"]),
     certificate("qc-block-a-b-two", ["vote-k3", "vote-k1"]),
