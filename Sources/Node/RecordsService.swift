@@ -326,7 +326,7 @@ public struct RecordsService: Sendable {
         let grants = try grants(patient: record.patient)
         let now = Int64(node.now)
         let decision =
-            ConsentPolicy.mayActFor(patient: record.patient, actor: readerDID, grants: grants, time: now)
+            ConsentPolicy.mayActFor(patient: record.patient, actor: readerDID, grants: grants, time: now, resourceType: record.resourceType)
             ? ConsentDecision(permitted: true, grant: nil, reason: "the patient or her delegate")
             : ConsentPolicy.evaluate(
                 grants: grants, patient: record.patient, reader: readerDID, readerGroups: reader.groups, purpose: "treatment",
@@ -346,19 +346,18 @@ public struct RecordsService: Sendable {
         guard try principal(patient)?.role == .patient else { throw LedgerError("not_found", "no patient \(patient)") }
         let grants = try grants(patient: patient)
         let now = Int64(node.now)
-        let forHerself = ConsentPolicy.mayActFor(patient: patient, actor: readerDID, grants: grants, time: now)
         var decisions: [String: Bool] = [:]
         var permitted: [RecordEntry] = []
         var withheld = 0
         for id in try recordIDs(patient: patient) {
             guard let record = try record(id), record.erasedAtHeight == nil else { continue }
             let allowed =
-                forHerself
-                || decisions[record.resourceType]
-                    ?? ConsentPolicy.evaluate(
+                decisions[record.resourceType]
+                ?? (ConsentPolicy.mayActFor(patient: patient, actor: readerDID, grants: grants, time: now, resourceType: record.resourceType)
+                    || ConsentPolicy.evaluate(
                         grants: grants, patient: patient, reader: readerDID, readerGroups: reader.groups, purpose: "treatment",
                         resourceType: record.resourceType, time: now
-                    ).permitted
+                    ).permitted)
             decisions[record.resourceType] = allowed
             if allowed { permitted.append(record) } else { withheld += 1 }
         }

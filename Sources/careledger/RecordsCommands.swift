@@ -174,8 +174,22 @@ struct ConsentCommand: AsyncParsableCommand {
         var categories: String?
         @Option(help: "End of the period, ms since the epoch.") var until: Int64?
         @Flag(help: "A deny rule instead of a permit.") var deny = false
-        @Flag(help: "The grantee may act for you (caregiver).") var delegate = false
+        @Flag(help: "The grantee may act for you (caregiver) within the grant's types, purposes and period.") var delegate = false
+        @Option(
+            help: """
+                With --delegate, the rights the caregiver has beyond reading and writing, comma-separated: grant, revoke, erase, \
+                delegate (none by default).
+                """)
+        var actions: String?
         @Option(help: "The patient you act for as her delegate (default: you).") var patient: String?
+
+        func validate() throws {
+            let list = (actions ?? "").split(separator: ",").map(String.init)
+            if !list.isEmpty, !delegate { throw ValidationError("--actions names the rights of a delegation: add --delegate") }
+            for a in list where !ConsentGrant.delegateActions.contains(a) {
+                throw ValidationError("unknown action \(a) in --actions: one of \(ConsentGrant.delegateActions.sorted().joined(separator: ", "))")
+            }
+        }
 
         func run() async throws {
             var session = try await Session(node: options.node, keyFile: options.key)
@@ -189,6 +203,7 @@ struct ConsentCommand: AsyncParsableCommand {
             if !categoryList.isEmpty { payload["categories"] = .array(categoryList.map { .string($0) }) }
             if let until { payload["end"] = .int(until) }
             if delegate { payload["delegate"] = .bool(true) }
+            if let actions, !actions.isEmpty { payload["actions"] = .array(actions.split(separator: ",").map { .string(String($0)) }) }
             if let patient { payload["patient"] = .string(patient) }
             let receipt = try await session.submit("consent", "grant", .object(payload))
             var shared = 0

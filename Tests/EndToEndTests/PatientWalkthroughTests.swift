@@ -80,7 +80,7 @@ import Testing
         #expect(timeline.status == 0, "\(timeline.stderr)")
         #expect(try JSONValue.parse(Array(timeline.stdout.utf8))["records"]?.arrayValue?.first?["code"]?["text"] == .string("Asthma, controlled"))
         // Dave, her caregiver (delegate), grants Carol for her and revokes it again.
-        #expect(try cl(["consent", "grant", "--key", "\(keys)/alice.key", "--grantee", try did(dave), "--delegate"]).status == 0)
+        #expect(try cl(["consent", "grant", "--key", "\(keys)/alice.key", "--grantee", try did(dave), "--delegate", "--actions", "grant,revoke"]).status == 0)
         let forAlice = try cl(["consent", "grant", "--key", dave, "--patient", alice, "--grantee", carol, "--types", "Condition", "--json"])
         #expect(forAlice.status == 0, "\(forAlice.stderr)")
         let delegated = try JSONValue.parse(Array(forAlice.stdout.utf8))["grant"]!.stringValue!

@@ -89,7 +89,10 @@ import Testing
             // Delegation: the caregiver grants and revokes for the patient and reads her access log; others may not.
             #expect(try await grant(drA, ["grantee": .string(drB.did), "purposes": treatment, "resourceTypes": .array([.string("*")])])["error"]?["code"] == .string("forbidden"))
             #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver).status == .forbidden)
-            let delegation = try await grant(patient, ["grantee": .string(caregiver.did), "purposes": treatment, "resourceTypes": .array([.string("*")]), "delegate": .bool(true)])
+            let delegation = try await grant(patient, [
+                "grantee": .string(caregiver.did), "purposes": .array([.string("emergency"), .string("treatment")]), "resourceTypes": .array([.string("*")]),
+                "delegate": .bool(true), "actions": .array([.string("grant"), .string("revoke")]),
+            ])
             #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver).status == .ok)
             #expect(try await revoke(caregiver, current["result"]!["id"]!.stringValue!)["status"] == .string("committed"))
             #expect(try await !permitted(drB, "c1"), "revoked by the delegate")
@@ -97,6 +100,8 @@ import Testing
             #expect(try await permitted(drB, "o1"))
             _ = try await revoke(patient, delegation["result"]!["id"]!.stringValue!)
             #expect(try await rc.get("/v1/patients/\(patient.did)/access-log", as: caregiver).status == .forbidden)
+            #expect(try await !permitted(drB, "o1"), "what the delegate granted falls with her delegation")
+            _ = try await grant(patient, ["grantee": .string(drB.did), "purposes": treatment, "categories": .array([.string("laboratory")])])
             #expect(try await grant(caregiver, ["grantee": .string(drA.did), "purposes": treatment, "resourceTypes": .array([.string("*")])])["error"]?["code"] == .string("forbidden"))
 
             // A delegation outside its period gives no power.

@@ -268,8 +268,12 @@ public struct RecordsContract: Contract {
         case "erase":
             guard var entry = existing else { throw LedgerError("not_found", "no record \(recordID)") }
             let grants = try ConsentPolicy.grants(patient: entry.patient, state: state)
-            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants, time: Int64(context.timeMillis)) else {
-                throw LedgerError("forbidden", "only the patient or her delegate erases her records")
+            guard
+                ConsentPolicy.mayActFor(
+                    patient: entry.patient, actor: context.author, grants: grants, time: Int64(context.timeMillis), action: "erase",
+                    resourceType: entry.resourceType)
+            else {
+                throw LedgerError("forbidden", "only the patient, or her delegate with the right to erase records of this type, erases her records")
             }
             // The ciphertexts and key envelopes every node destroys.
             let destroyed = entry.versions.flatMap(\.blobs).map { JSONValue.string($0) }
@@ -308,7 +312,7 @@ public struct RecordsContract: Contract {
             }
             let writer = onBehalfOf ?? author.did
             let writerGroups = try onBehalfOf.map { (did: String) throws(LedgerError) in try Principal.load(did, from: context)?.groups ?? [] } ?? author.groups
-            let forHerself = ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants, time: Int64(context.timeMillis))
+            let forHerself = ConsentPolicy.mayActFor(patient: patient, actor: writer, grants: grants, time: Int64(context.timeMillis), resourceType: resourceType)
             // The custodian holds every version's key in escrow: a writer other than the patient (or her
             // delegate) files the record with her own organisation, never hands the key to another.
             if !forHerself {
@@ -393,14 +397,26 @@ public struct RecordsContract: Contract {
         default:
             guard var entry = existing else { throw LedgerError("not_found", "no record \(recordID)") }
             let grants = try ConsentPolicy.grants(patient: entry.patient, state: state)
-            guard ConsentPolicy.mayActFor(patient: entry.patient, actor: context.author, grants: grants, time: Int64(context.timeMillis)) else {
-                throw LedgerError("forbidden", "only the patient or her delegate shares her keys")
+            let now = Int64(context.timeMillis)
+            let byDelegate = context.author != entry.patient
+            guard
+                ConsentPolicy.mayActFor(
+                    patient: entry.patient, actor: context.author, grants: grants, time: now, action: byDelegate ? "grant" : nil,
+                    resourceType: entry.resourceType)
+            else {
+                throw LedgerError("forbidden", "only the patient, or her delegate with the right to grant for this type, shares her keys")
             }
             let version = try p.int("version")
             guard let i = entry.versions.firstIndex(where: { $0.version == version }) else { throw LedgerError("not_found", "no version \(version)") }
             let (recipients, envelope) = try Self.keys(p)
             for did in recipients {
-                guard try Principal.load(did, from: context) != nil else { throw LedgerError("unknown_principal", "\(did) is not registered") }
+                guard let principal = try Principal.load(did, from: context) else { throw LedgerError("unknown_principal", "\(did) is not registered") }
+                // A delegate hands keys only to whom consent lets read the type: no more than a grant of hers could.
+                if byDelegate, !ConsentPolicy.mayReceiveKeys(
+                    did: did, groups: principal.groups, patient: entry.patient, resourceType: entry.resourceType, grants: grants, time: now)
+                {
+                    throw LedgerError("recipient_not_permitted", "consent does not let \(did) read \(entry.resourceType)")
+                }
             }
             // A share adds keys for new recipients; it never replaces a key a recipient already has.
             let already = Set(entry.versions[i].recipients).intersection(recipients)
