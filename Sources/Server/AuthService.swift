@@ -11,44 +11,79 @@ import Synchronization
 /// gets a short-lived bearer token (HMAC-SHA256 under a per-process secret). Private keys never
 /// reach the node.
 ///
+/// A challenge is stateless: base64 of its expiry (8 bytes, big-endian ms), 16 random bytes and a
+/// 16-byte HMAC of both under the node's secret, so handing out challenges keeps nothing and no
+/// flood of them can crowd out anyone's login. A challenge is remembered only once it is used, until
+/// it expires, so that it buys one token.
+///
 /// The signed message is `careledger-auth\n<chain id>\n<challenge>\n`.
 public final class AuthService: Sendable {
     public static let tokenLifetimeMillis: UInt64 = 15 * 60 * 1000
     static let challengeLifetimeMillis: UInt64 = 2 * 60 * 1000
     let chainID: String
+    /// The names (`host[:port]`) clients address this node by: a signed request's `@authority` must be one.
+    let authorities: Set<String>
     private let secret = SymmetricKey(size: .bits256)
-    private let challenges = Mutex<[String: UInt64]>([:])
+    /// Signatures of signed requests already accepted, until they could no longer be accepted (seconds).
+    private let seenSignatures = Mutex<[String: Int64]>([:])
+    static let signatureMaxAge: Int64 = 300
+    /// Challenges already exchanged for a token, with their expiry.
+    private let usedChallenges = Mutex<[String: UInt64]>([:])
     /// Tokens whose MAC was already checked (their expiry is still checked on every use).
     private let verifiedTokens = Mutex<[String: String]>([:])
     static let signatureInput = HTTPField.Name("Signature-Input")!
     static let signature = HTTPField.Name("Signature")!
 
-    public init(chainID: String) { self.chainID = chainID }
+    /// `authorities`: the names signed requests may address; empty accepts any (a node not on a network).
+    public init(chainID: String, authorities: Set<String> = []) {
+        self.chainID = chainID
+        self.authorities = authorities
+    }
 
     public static func message(chainID: String, challenge: String) -> [UInt8] {
         Array("careledger-auth\n\(chainID)\n\(challenge)\n".utf8)
     }
 
     public func challenge() -> (String, UInt64) {
-        let now = LedgerNode.systemClock()
-        let value = Base64.encode(RandomBytes.make(32))
-        challenges.withLock { c in
-            c = c.filter { $0.value > now }
-            if c.count < 100_000 { c[value] = now + Self.challengeLifetimeMillis }
-        }
-        return (value, now + Self.challengeLifetimeMillis)
+        let expiry = LedgerNode.systemClock() + Self.challengeLifetimeMillis
+        let body = withUnsafeBytes(of: expiry.bigEndian) { Array($0) } + RandomBytes.make(16)
+        return (Base64.encode(body + challengeTag(body)), expiry)
+    }
+
+    func challengeTag(_ body: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Array("careledger-challenge\n".utf8) + body, using: secret).prefix(16))
     }
 
     public func token(did: String, challenge: String, signature: [UInt8]) throws(LedgerError) -> (String, UInt64) {
         let now = LedgerNode.systemClock()
-        let expiry = challenges.withLock { $0.removeValue(forKey: challenge) }
-        guard let expiry, expiry > now else { throw LedgerError("unauthenticated", "unknown or expired challenge") }
+        guard let bytes = try? Base64.decode(challenge), bytes.count == 40, Self.equal(challengeTag(Array(bytes[..<24])), Array(bytes[24...])) else {
+            throw LedgerError("unauthenticated", "unknown or expired challenge")
+        }
+        let expiry = bytes[..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard expiry > now else { throw LedgerError("unauthenticated", "unknown or expired challenge") }
         let key = try PublicKey(did: did)
         guard key.isValidSignature(signature, for: Self.message(chainID: chainID, challenge: challenge)) else {
             throw LedgerError("unauthenticated", "the challenge signature does not verify")
         }
+        let fresh = usedChallenges.withLock { used -> Bool in
+            if used.count >= 4096 { used = used.filter { $0.value > now } }
+            return used.updateValue(expiry, forKey: challenge) == nil
+        }
+        guard fresh else { throw LedgerError("unauthenticated", "this challenge was already used") }
         let until = now + Self.tokenLifetimeMillis
         return ("\(did).\(until).\(mac(did: did, until: until))", until)
+    }
+
+    /// Whether `authority` (`host` or `host:port`) is one of `names` (where `host:*` stands for any port).
+    static func names(_ authority: String, in names: Set<String>) -> Bool {
+        if names.contains(authority) { return true }
+        guard let colon = authority.lastIndex(of: ":"), !authority[authority.index(after: colon)...].contains("]") else { return false }
+        return names.contains(authority[..<colon] + ":*")
+    }
+
+    /// Constant-time comparison of two byte strings.
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.count == b.count && zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     func mac(did: String, until: UInt64) -> String {
@@ -63,29 +98,50 @@ public final class AuthService: Sendable {
             var headers: [String: [String]] = [:]
             for field in request.headers { headers[field.name.canonicalName, default: []].append(field.value) }
             let query = request.uri.query.map { "?\($0)" } ?? ""
+            let authority = request.head.authority ?? ""
+            guard authorities.isEmpty || Self.names(authority.lowercased(), in: authorities) else {
+                throw LedgerError("unauthenticated", "the request is signed for \(authority), which is not this node")
+            }
             let message = HTTPMessageSignature.Request(
                 method: request.method.rawValue, scheme: request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http",
-                authority: request.head.authority ?? "", path: request.uri.path, query: query, headers: headers)
-            return try HTTPMessageSignature.verify(
-                signatureInput: input, signature: signature, request: message, now: Int64(LedgerNode.systemClock() / 1000), requireQuery: true,
+                authority: authority, path: request.uri.path, query: query, headers: headers)
+            let now = Int64(LedgerNode.systemClock() / 1000)
+            let did = try HTTPMessageSignature.verify(
+                signatureInput: input, signature: signature, request: message, now: now, maxAge: Self.signatureMaxAge, requireQuery: true,
                 requireDigest: [.post, .put, .patch].contains(request.method))
+            // A signature is accepted once: remembered for as long as its `created` could be accepted.
+            let fresh = seenSignatures.withLock { seen -> Bool in
+                if seen.count >= 4096 { seen = seen.filter { $0.value > now } }
+                return seen.updateValue(now + 2 * Self.signatureMaxAge, forKey: signature) == nil
+            }
+            guard fresh else {
+                throw LedgerError(
+                    "unauthenticated", "this signed request was already received: sign each request once (a nonce parameter tells apart two signed in one second)")
+            }
+            return did
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw LedgerError("unauthenticated", "send Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
         }
+        return try verify(bearer: String(header.dropFirst(7)))
+    }
+
+    /// The did a bearer token was issued to, if it is this node's, intact and unexpired.
+    func verify(bearer token: String) throws(LedgerError) -> String {
         // did.until.mac, split at the two dots in the UTF-8 bytes (a split by Character breaks graphemes
         // for nothing: this runs on every request).
-        let token = String(header.dropFirst(7))
         let bytes = token.utf8
+        // The expiry in its one canonical spelling: decimal digits, no sign, no leading zero.
         guard let firstDot = bytes.firstIndex(of: 46), let secondDot = bytes[bytes.index(after: firstDot)...].firstIndex(of: 46),
-            !bytes[bytes.index(after: secondDot)...].contains(46), let until = UInt64(Substring(bytes[bytes.index(after: firstDot)..<secondDot]))
+            !bytes[bytes.index(after: secondDot)...].contains(46)
+        else { throw LedgerError("unauthenticated", "malformed token") }
+        let digits = bytes[bytes.index(after: firstDot)..<secondDot]
+        guard let first = digits.first, first != 48 || digits.count == 1, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }), let until = UInt64(Substring(digits))
         else { throw LedgerError("unauthenticated", "malformed token") }
         let did = String(Substring(bytes[..<firstDot]))
         guard until > LedgerNode.systemClock() else { throw LedgerError("unauthenticated", "token expired") }
         if verifiedTokens.withLock({ $0[token] }) == did { return did }
-        let expected = Array(mac(did: did, until: until).utf8)
-        let given = Array(bytes[bytes.index(after: secondDot)...])
-        guard expected.count == given.count, zip(expected, given).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
+        guard Self.equal(Array(mac(did: did, until: until).utf8), Array(bytes[bytes.index(after: secondDot)...])) else {
             throw LedgerError("unauthenticated", "bad token")
         }
         verifiedTokens.withLock { cache in

@@ -49,7 +49,7 @@ struct FHIRAPI: Sendable {
         }
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.get("/fhir/metadata") { _, _ in Self.respond(capabilityStatement()) }
         // The ledger's own types by id, served as one version each: vread of version 1 and a one-entry
         // _history give the current state (a consent's revocation, a provenance's later endorsers show in
@@ -192,7 +192,7 @@ struct FHIRAPI: Sendable {
     /// for no organisation) is a 404 with an OperationOutcome, like every FHIR error here. (The router's
     /// middleware wraps every route; only the router's own not-found error is turned into an outcome.)
     struct Unrouted: RouterMiddleware {
-        typealias Context = BasicRequestContext
+        typealias Context = LedgerRequestContext
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
             guard request.uri.path == "/fhir" || request.uri.path.hasPrefix("/fhir/") else { return try await next(request, context) }
             do {

@@ -338,7 +338,7 @@ struct FHIRRecords: Sendable {
         return .object(["resourceType": .string("Bundle"), "type": .string("transaction-response"), "entry": .array(answers)])
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.post("/fhir") { request, _ in
             await fhir.handle {
                 let user = try user(request)

@@ -19,6 +19,24 @@ public struct ServerConfiguration: Sendable {
     public var maxBatch = 10_000
     /// How long a break-the-glass access stays open.
     public var breakGlassWindowMillis: Int64 = 4 * 3600 * 1000
+    /// Requests each client (IP address) may make to the sign-in routes (`/v1/auth/challenge`,
+    /// `/v1/auth/token`): `authBurst` at once, then `authRequestsPerSecond`; past that, 429 with `Retry-After`.
+    public var authRequestsPerSecond: Double = 50
+    public var authBurst: Double = 200
+    /// More names (`host` or `host:port`) clients address this node by, for RFC 9421 signed requests,
+    /// whose `@authority` must name this node: `host`, `localhost`, `127.0.0.1` and `[::1]`, with and
+    /// without `:port`, are always accepted.
+    public var authorities: [String] = []
+
+    /// The names a signed request's `@authority` may take (`name:*`: any port, when the port is chosen at start).
+    public var acceptedAuthorities: Set<String> {
+        var names: Set<String> = []
+        for host in [host, "localhost", "127.0.0.1", "[::1]"] + authorities {
+            names.insert(host.lowercased())
+            if !host.contains(":") || host.hasPrefix("[") && host.hasSuffix("]") { names.insert("\(host.lowercased()):\(port == 0 ? "*" : String(port))") }
+        }
+        return names
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
@@ -34,6 +52,8 @@ public struct LedgerAPI: Sendable {
     let registry: PrometheusCollectorRegistry
     let records: RecordsService
     let auth: AuthService
+    /// The per-client limit of the sign-in routes.
+    let authLimiter: RateLimiter
     let acting: ActingOrganisation?
     /// The organisations whose keys this node holds for supply-chain writes (by did).
     let organisations: [String: ActingOrganisation]
@@ -57,7 +77,17 @@ public struct LedgerAPI: Sendable {
             node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis, custodianKeys: byDID.mapValues(\.encryption))
         records.installErasure()
         records.installCustodianReplication()
-        auth = AuthService(chainID: node.genesis.chainID)
+        auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities)
+        authLimiter = RateLimiter(perSecond: configuration.authRequestsPerSecond, burst: configuration.authBurst)
+    }
+
+    /// Takes one request of `context`'s client from `limiter`: nil when allowed, else the 429 answer
+    /// (`rate_limited`, with `Retry-After`). A request that came over no socket is not limited.
+    func limited(_ context: LedgerRequestContext, by limiter: RateLimiter) -> Response? {
+        guard let client = context.clientAddress, let wait = limiter.take(client) else { return nil }
+        var response = APIError.response(LedgerError("rate_limited", "too many requests from \(client): retry in \(wait) s"))
+        response.headers[.retryAfter] = String(wait)
+        return response
     }
 
     var readPolicy: LedgerReadPolicy { LedgerReadPolicy(node: node, records: records, auth: auth) }
@@ -122,8 +152,8 @@ public struct LedgerAPI: Sendable {
         return .http1(configuration: .init(additionalChannelHandlers: [FastRoute(routes: routes, serverName: Self.serverName)]))
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func router() -> Router<LedgerRequestContext> {
+        let router = Router(context: LedgerRequestContext.self)
         router.post("/v1/transactions") { request, _ in await handle { try await submit(request) } }
         router.get("/v1/transactions/:id") { request, context in await handle { try transaction(context.parameters.get("id") ?? "", request) } }
         router.get("/v1/proofs/inclusion") { request, _ in await handle { try inclusion(request.uri.queryParameters, request) } }

@@ -21,7 +21,7 @@ struct RecordsAPI: Sendable {
         return (height, index)
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.get("/v1/events") { request, _ in
             await api.handle {
                 let did = try auth.authenticate(request)
@@ -71,12 +71,15 @@ struct RecordsAPI: Sendable {
                 return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
             }
         }
-        router.post("/v1/auth/challenge") { _, _ in
+        let authLimiter = api.authLimiter
+        router.post("/v1/auth/challenge") { _, context in
+            if let refused = api.limited(context, by: authLimiter) { return refused }
             let (challenge, expires) = auth.challenge()
             return JSONResponse.make(.object(["challenge": .string(challenge), "expiresAt": .int(Int64(expires))]))
         }
-        router.post("/v1/auth/token") { request, _ in
-            await api.handle {
+        router.post("/v1/auth/token") { request, context in
+            if let refused = api.limited(context, by: authLimiter) { return refused }
+            return await api.handle {
                 let body = try await api.jsonBody(request)
                 guard let did = body["did"]?.stringValue, let challenge = body["challenge"]?.stringValue,
                     let signature = body["signature"]?.stringValue

@@ -81,7 +81,7 @@ struct SupplyAPI: Sendable {
         return .object(["written": .bool(true), "id": .string(id), "resourceType": .string("MedicationDispense")])
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.post("/v1/supply/epcis") { request, _ in await api.handle { try await ingest(request) } }
         router.post("/v1/supply/verify") { request, _ in await api.handle { try await verify(request) } }
         router.post("/v1/supply/recalls") { request, _ in await api.handle { try await recall(request) } }

@@ -35,6 +35,11 @@ struct NodeOptions: ParsableArguments {
 
     @Option(
         name: .long,
+        help: "Another name (HOST or HOST:PORT) clients reach this node by, for signed requests (repeatable; the listen host, localhost and 127.0.0.1 always count).")
+    var authority: [String] = []
+
+    @Option(
+        name: .long,
         help: "Key file of an organisation this node acts for (repeatable): the first in the FHIR facade, all for supply-chain writes (`up`: the demo organisations).")
     var actFor: [String] = []
 
@@ -103,6 +108,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes
     serverConfig.breakGlassWindowMillis = Int64(options.breakGlassMinutes) * 60_000
+    serverConfig.authorities = options.authority
     let files = options.actFor.isEmpty ? defaultActFor.filter { FileManager.default.fileExists(atPath: $0) } : options.actFor
     let organisations = try files.map { ActingOrganisation(signing: try KeyFile.load($0), encryption: try KeyFile.loadEncryption($0)) }
     let actingFor = organisations.first

@@ -124,7 +124,7 @@ struct TestNetwork {
     /// `clock`: the node's clock (block times, consent periods, break-the-glass windows), the system's by default.
     init(
         acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil, breakGlassWindowMillis: Int64? = nil,
-        clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock
+        clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock, configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws {
         chain = try TempChain()
         var c = NodeConfiguration()
@@ -132,8 +132,9 @@ struct TestNetwork {
         let registry = PrometheusCollectorRegistry()
         node = try LedgerNode(directory: chain.directory, configuration: c, clock: clock, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
-        var server = ServerConfiguration()
+        var server = ServerConfiguration(host: "127.0.0.1", port: 0)  // a live test listens on a free port
         if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
+        configure(&server)
         api = try LedgerAPI(
             node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations,
             supplySecret: supplySecret)
