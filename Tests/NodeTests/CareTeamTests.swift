@@ -68,6 +68,28 @@ import Testing
             #expect(teamRecord["members"] == .array([.string(drB.did)]))
             let drBRecord = try rc.json(try await client.execute(uri: "/v1/principals/\(drB.did)", method: .get))
             #expect(drBRecord["careTeams"] == .array([.string(team.did)]))
+
+            // Another organisation's practitioner is only invited: she reads nothing until she, or her
+            // organisation, accepts; nobody else can accept for her.
+            let invite: JSONValue = .object(["team": .string(team.did), "add": .array([.string(outsider.did)])])
+            #expect(try await rc.submit(hospital, "identity", "members", invite)["status"] == .string("committed"))
+            var invited = try rc.json(try await client.execute(uri: "/v1/principals/\(team.did)", method: .get))
+            #expect(invited["members"] == .array([.string(drB.did)]) && invited["invited"] == .array([.string(outsider.did)]))
+            #expect(try await rc.get("/v1/records/o1", as: outsider).status == .forbidden)
+            let join: JSONValue = .object(["team": .string(team.did), "member": .string(outsider.did)])
+            #expect(try await rc.submit(hospital, "identity", "join", join)["error"]?["code"] == .string("forbidden"))
+            #expect(try await rc.submit(drB, "identity", "join", join)["error"]?["code"] == .string("forbidden"))
+            #expect(try await rc.submit(drB, "identity", "join", .object(["team": .string(team.did)]))["error"]?["code"] == .string("not_invited"))
+            #expect(try await rc.submit(otherHospital, "identity", "join", join)["status"] == .string("committed"))
+            invited = try rc.json(try await client.execute(uri: "/v1/principals/\(team.did)", method: .get))
+            #expect(invited["members"] == .array([.string(drB.did), .string(outsider.did)]) && invited["invited"] == nil)
+            #expect(try await rc.get("/v1/records/o1", as: outsider).status != .forbidden, "a member now (no key for the versions before her)")
+            // An invitation withdrawn cannot be accepted.
+            let other = Party()
+            #expect(try await rc.register(otherHospital, other, "practitioner")["status"] == .string("committed"))
+            #expect(try await rc.submit(hospital, "identity", "members", .object(["team": .string(team.did), "add": .array([.string(other.did)])]))["status"] == .string("committed"))
+            #expect(try await rc.submit(hospital, "identity", "members", .object(["team": .string(team.did), "remove": .array([.string(other.did)])]))["status"] == .string("committed"))
+            #expect(try await rc.submit(other, "identity", "join", .object(["team": .string(team.did)]))["error"]?["code"] == .string("not_invited"))
         }
     }
 }

@@ -13,6 +13,9 @@ public struct Principal: Sendable, Hashable {
     /// For a practitioner or device: the care teams it is a member of. For a care team: its members.
     public var careTeams: [String] = []
     public var members: [String] = []
+    /// For a care team: practitioners of other organisations it invited, who are members only once
+    /// they (or their organisation) join.
+    public var invited: [String] = []
     /// For a practitioner: the duties her organisation gave her (`privacy-officer`).
     public var duties: [String] = []
 
@@ -27,6 +30,7 @@ public struct Principal: Sendable, Hashable {
         if let name { o["name"] = .string(name) }
         if !careTeams.isEmpty { o["careTeams"] = .array(careTeams.map { .string($0) }) }
         if role == .careteam { o["members"] = .array(members.map { .string($0) }) }
+        if !invited.isEmpty { o["invited"] = .array(invited.map { .string($0) }) }
         if !duties.isEmpty { o["duties"] = .array(duties.map { .string($0) }) }
         return .object(o)
     }
@@ -48,6 +52,7 @@ public struct Principal: Sendable, Hashable {
             name: json["name"]?.stringValue)
         careTeams = json["careTeams"]?.arrayValue?.compactMap(\.stringValue) ?? []
         members = json["members"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        invited = json["invited"]?.arrayValue?.compactMap(\.stringValue) ?? []
         duties = json["duties"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
@@ -72,12 +77,15 @@ public struct Principal: Sendable, Hashable {
 /// - a practitioner or device is registered (vouched for) by its organisation, the author;
 /// - a care team (FHIR CareTeam; a consent grantee like a practitioner) is registered by its organisation,
 ///   which holds its keys; action `members` `{"team", "add"?: [did], "remove"?: [did]}` by that
-///   organisation changes who is in it (registered practitioners, at most 256).
+///   organisation changes who is in it (registered practitioners, at most 256). A practitioner of
+///   another organisation is only invited: she becomes a member when she, or her organisation,
+///   accepts with action `join` `{"team", "member"?: did}` (`member`: when her organisation signs);
+///   `remove` also withdraws an invitation.
 /// - action `duties` `{"subject", "add"?: [duty], "remove"?: [duty]}` by a practitioner's organisation gives or
 ///   takes a duty (`privacy-officer`: reviews the organisation's break-the-glass accesses).
 public struct IdentityContract: Contract {
     public let name = "identity"
-    public let actions = ["register", "members", "duties"]
+    public let actions = ["register", "members", "duties", "join"]
     /// Keys allowed to admit organisations.
     public let operators: OperatorSet
 
@@ -93,6 +101,12 @@ public struct IdentityContract: Contract {
             guard !changes.isEmpty, changes.allSatisfy(Principal.knownDuties.contains) else {
                 throw LedgerError("bad_payload", "add or remove duties among \(Principal.knownDuties.sorted().joined(separator: ", "))")
             }
+            return
+        }
+        if action == "join" {
+            let p = try Payload(payload, allowed: ["team", "member"])
+            _ = try p.did("team")
+            _ = try p.optionalDID("member")
             return
         }
         if action == "members" {
@@ -115,6 +129,7 @@ public struct IdentityContract: Contract {
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
         if action == "members" { return try members(payload, &context) }
         if action == "duties" { return try duties(payload, &context) }
+        if action == "join" { return try join(payload, &context) }
         let p = try Payload(payload, allowed: Self.fields)
         let role = Principal.Role(rawValue: try p.string("role"))!
         let subject = try p.optionalDID("subject") ?? context.author
@@ -167,18 +182,51 @@ public struct IdentityContract: Contract {
             guard var member = try Principal.load(did, from: context), member.role == .practitioner else {
                 throw LedgerError("unknown_principal", "\(did) is not a registered practitioner")
             }
+            // Another organisation's practitioner joins only with her own or her organisation's consent.
+            guard member.organisation == team.organisation else {
+                if !team.invited.contains(did) { team.invited.append(did) }
+                continue
+            }
             team.members.append(did)
             member.careTeams.append(teamDID)
             try Self.save(member, &context)
         }
-        for did in try p.optionalStrings("remove") where team.members.contains(did) {
+        for did in try p.optionalStrings("remove") {
+            team.invited.removeAll { $0 == did }
+            guard team.members.contains(did) else { continue }
             team.members.removeAll { $0 == did }
             if var member = try Principal.load(did, from: context) {
                 member.careTeams.removeAll { $0 == teamDID }
                 try Self.save(member, &context)
             }
         }
-        guard team.members.count <= 256 else { throw LedgerError("bad_payload", "a care team has at most 256 members") }
+        guard team.members.count + team.invited.count <= 256 else {
+            throw LedgerError("bad_payload", "a care team has at most 256 members and invitations")
+        }
+        try Self.save(team, &context)
+        context.emit(.object(["type": .string("identity.careteam"), "did": .string(teamDID), "members": .array(team.members.map { .string($0) })]))
+        return team.json
+    }
+
+    /// An invited practitioner joins a care team of another organisation: she signs, or her organisation does.
+    func join(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: ["team", "member"])
+        let teamDID = try p.did("team")
+        let did = try p.optionalDID("member") ?? context.author
+        guard var team = try Principal.load(teamDID, from: context), team.role == .careteam else {
+            throw LedgerError("not_found", "\(teamDID) is not a registered care team")
+        }
+        guard var member = try Principal.load(did, from: context), member.role == .practitioner else {
+            throw LedgerError("unknown_principal", "\(did) is not a registered practitioner")
+        }
+        guard context.author == did || context.author == member.organisation else {
+            throw LedgerError("forbidden", "a practitioner joins a care team herself or through her organisation")
+        }
+        guard team.invited.contains(did) else { throw LedgerError("not_invited", "\(did) is not invited to \(teamDID)") }
+        team.invited.removeAll { $0 == did }
+        team.members.append(did)
+        member.careTeams.append(teamDID)
+        try Self.save(member, &context)
         try Self.save(team, &context)
         context.emit(.object(["type": .string("identity.careteam"), "did": .string(teamDID), "members": .array(team.members.map { .string($0) })]))
         return team.json
@@ -212,6 +260,7 @@ public struct IdentityContract: Contract {
         var record = try context.json(forKey: Principal.key(principal.did))?.objectValue ?? [:]
         for (k, v) in principal.json.objectValue! { record[k] = v }
         if principal.careTeams.isEmpty { record["careTeams"] = nil }
+        if principal.invited.isEmpty { record["invited"] = nil }
         if principal.duties.isEmpty { record["duties"] = nil }
         context.set(Principal.key(principal.did), .object(record))
     }
