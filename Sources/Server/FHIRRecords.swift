@@ -72,6 +72,9 @@ struct FHIRRecords: Sendable {
     }
 
     func body(_ request: Request) async throws -> JSONValue {
+        if let type = request.headers[.contentType]?.lowercased(), !type.hasPrefix("application/fhir+json"), !type.hasPrefix("application/json") {
+            throw LedgerError("unsupported_media_type", "send application/fhir+json")
+        }
         let value = try await fhir.api.jsonBody(request)
         let issues = FHIRValidator.validate(value)
         if !issues.isEmpty { throw FHIRInvalid(issues: issues) }

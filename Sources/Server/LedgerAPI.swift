@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import LedgerCore
+import NIOCore
 import Node
 import Prometheus
 import Standards
@@ -23,6 +24,16 @@ public struct ServerConfiguration: Sendable {
     /// `/v1/auth/token`): `authBurst` at once, then `authRequestsPerSecond`; past that, 429 with `Retry-After`.
     public var authRequestsPerSecond: Double = 50
     public var authBurst: Double = 200
+    /// A connection is closed when a request's head is not complete within `idleTimeoutSeconds` of
+    /// the connection opening or of the previous answer (idle keep-alive, slow or unfinished headers),
+    /// or its body within `bodyTimeoutSeconds` of its head.
+    /// Event streams (`GET /v1/events`) open at once, per principal and on the node; a comment line is
+    /// sent every `eventHeartbeatSeconds` while no event is, so that a stream whose client left ends.
+    public var eventStreamsPerPrincipal = 16
+    public var eventStreamsTotal = 1024
+    public var eventHeartbeatSeconds: Double = 15
+    public var idleTimeoutSeconds: Double = 60
+    public var bodyTimeoutSeconds: Double = 60
     /// More names (`host` or `host:port`) clients address this node by, for RFC 9421 signed requests,
     /// whose `@authority` must name this node: `host`, `localhost`, `127.0.0.1` and `[::1]`, with and
     /// without `:port`, are always accepted.
@@ -54,6 +65,7 @@ public struct LedgerAPI: Sendable {
     let auth: AuthService
     /// The per-client limit of the sign-in routes.
     let authLimiter: RateLimiter
+    let eventStreams: EventStreamSlots
     let acting: ActingOrganisation?
     /// The organisations whose keys this node holds for supply-chain writes (by did).
     let organisations: [String: ActingOrganisation]
@@ -79,6 +91,7 @@ public struct LedgerAPI: Sendable {
         records.installCustodianReplication()
         auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities)
         authLimiter = RateLimiter(perSecond: configuration.authRequestsPerSecond, burst: configuration.authBurst)
+        eventStreams = EventStreamSlots(perPrincipal: configuration.eventStreamsPerPrincipal, total: configuration.eventStreamsTotal, registry: registry)
     }
 
     /// Takes one request of `context`'s client from `limiter`: nil when allowed, else the 429 answer
@@ -102,6 +115,10 @@ public struct LedgerAPI: Sendable {
     /// `digest_mismatch`. (An RFC 9421 signature over a request with a body must cover the digest.)
     static func body(_ request: Request, limit: Int) async throws -> [UInt8] {
         var request = request
+        // A declared length past the limit is refused at once, before any of the body is awaited.
+        if let declared = request.headers[.contentLength], declared.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), declared.count > 18 || Int(declared)! > limit {
+            throw LedgerError("body_too_large", "request body exceeds \(limit) bytes")
+        }
         let bytes: [UInt8]
         do {
             bytes = Array(try await request.collectBody(upTo: limit).readableBytesView)
@@ -149,7 +166,10 @@ public struct LedgerAPI: Sendable {
     /// HTTP/1.1 with the fast routes in front of the router: the server of `NodeServer` (and of tests run live).
     public var httpServer: HTTPServerBuilder {
         let routes = fastRoutes()
-        return .http1(configuration: .init(additionalChannelHandlers: [FastRoute(routes: routes, serverName: Self.serverName)]))
+        let idle = TimeAmount.milliseconds(Int64(configuration.idleTimeoutSeconds * 1000))
+        let body = TimeAmount.milliseconds(Int64(configuration.bodyTimeoutSeconds * 1000))
+        return .http1(
+            configuration: .init(additionalChannelHandlers: [RequestDeadlines(idle: idle, body: body), FastRoute(routes: routes, serverName: Self.serverName)]))
     }
 
     public func router() -> Router<LedgerRequestContext> {

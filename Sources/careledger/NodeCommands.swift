@@ -33,6 +33,12 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Minutes a break-the-glass access stays open.")
     var breakGlassMinutes: Int = 240
 
+    @Option(name: .long, help: "Seconds a connection may take to send a request's headers (from opening, or from the previous answer).")
+    var idleTimeout: Double = 60
+
+    @Option(name: .long, help: "Seconds a request may take to send its body.")
+    var bodyTimeout: Double = 60
+
     @Option(
         name: .long,
         help: "Another name (HOST or HOST:PORT) clients reach this node by, for signed requests (repeatable; the listen host, localhost and 127.0.0.1 always count).")
@@ -109,6 +115,8 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     serverConfig.maxBodyBytes = options.maxBodyBytes
     serverConfig.breakGlassWindowMillis = Int64(options.breakGlassMinutes) * 60_000
     serverConfig.authorities = options.authority
+    serverConfig.idleTimeoutSeconds = options.idleTimeout
+    serverConfig.bodyTimeoutSeconds = options.bodyTimeout
     let files = options.actFor.isEmpty ? defaultActFor.filter { FileManager.default.fileExists(atPath: $0) } : options.actFor
     let organisations = try files.map { ActingOrganisation(signing: try KeyFile.load($0), encryption: try KeyFile.loadEncryption($0)) }
     let actingFor = organisations.first

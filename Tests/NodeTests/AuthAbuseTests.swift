@@ -199,8 +199,17 @@ final class RawHTTPClient: @unchecked Sendable {
         for (name, value) in extra { text += "\(name): \(value)\r\n" }
         text += "Content-Length: \(body.count)\r\n\r\n"
         let bytes = Array(text.utf8) + body
-        let sent = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, 0) }
+        let sent = bytes.withUnsafeBufferPointer { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
         guard sent == bytes.count else { throw LedgerError("socket", "short write") }
+        return try blockingAnswer()
+    }
+
+    /// Reads the next whole answer.
+    func readAnswer() async throws -> Answer {
+        try await offPool { try self.blockingAnswer() }
+    }
+
+    private func blockingAnswer() throws -> Answer {
         let end: [UInt8] = [13, 10, 13, 10]
         while true {
             if let range = buffer.firstRange(of: end) {
@@ -219,6 +228,35 @@ final class RawHTTPClient: @unchecked Sendable {
                 return (status, headers, body)
             }
             try fill()
+        }
+    }
+
+    /// Sends raw bytes as they are (a request cut short, a body never finished).
+    func send(raw text: String) async throws {
+        let bytes = Array(text.utf8)
+        try await offPool {
+            let sent = bytes.withUnsafeBufferPointer { Glibc.send(self.fd, $0.baseAddress, $0.count, 0) }
+            guard sent == bytes.count else { throw LedgerError("socket", "short write") }
+        }
+    }
+
+    /// Whether the server closes the connection within `seconds` (any answer bytes before are skipped).
+    func closedByServer(within seconds: Int) async throws -> Bool {
+        try await offPool {
+            var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+            setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = recv(self.fd, &chunk, chunk.count, 0)
+                if n == 0 { return true }
+                if n < 0 { return errno == ECONNRESET }
+            }
+        }
+    }
+
+    private func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
         }
     }
 
