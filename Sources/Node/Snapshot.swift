@@ -3,7 +3,7 @@ import Foundation
 import LedgerCore
 import Store
 
-/// State snapshots (issue: consortium network, sync and recovery): a node joining a chain whose history
+/// State snapshots: a node joining a chain whose history
 /// is long starts from a peer's snapshot instead of re-executing it, and checks it against nothing but
 /// genesis.
 ///

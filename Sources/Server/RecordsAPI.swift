@@ -21,10 +21,35 @@ struct RecordsAPI: Sendable {
         return (height, index)
     }
 
+    /// The hub's events, with a nil (a heartbeat) every `seconds`; ends with the hub's stream.
+    static func withHeartbeats(_ events: AsyncStream<CommittedEvent>, every seconds: Double) -> AsyncStream<CommittedEvent?> {
+        let (merged, continuation) = AsyncStream<CommittedEvent?>.makeStream(bufferingPolicy: .bufferingOldest(EventHub.bufferSize))
+        let forward = Task {
+            // A reader more than a buffer behind is disconnected (it resumes with Last-Event-ID), never skipped.
+            for await event in events {
+                if case .dropped = continuation.yield(event) { break }
+            }
+            continuation.finish()
+        }
+        let beat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                if Task.isCancelled { break }
+                continuation.yield(nil)
+            }
+        }
+        continuation.onTermination = { _ in
+            forward.cancel()
+            beat.cancel()
+        }
+        return merged
+    }
+
     func register(on router: Router<LedgerRequestContext>) {
         router.get("/v1/events") { request, _ in
             await api.handle {
                 let did = try auth.authenticate(request)
+                guard try records.principal(did) != nil else { throw LedgerError("forbidden", "event streams are for registered principals") }
                 // Resuming: `Last-Event-ID: <height>-<index>` (or ?lastEventId=) replays what was committed since.
                 let resume = try Self.eventPosition(request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("lastEventId").map { String($0) })
                 // `limit`: the stream ends after that many events (for batch consumers); endless by default.
@@ -32,10 +57,13 @@ struct RecordsAPI: Sendable {
                     guard let n = Int(text), (1...100_000).contains(n) else { throw LedgerError("bad_parameter", "limit is 1 to 100000 events") }
                     return n
                 } ?? Int.max
+                let slots = api.eventStreams
+                try slots.take(did)
                 // Subscribed before the replay is read: nothing committed in between is missed.
-                let stream = records.node.events.subscribe()
+                let stream = Self.withHeartbeats(records.node.events.subscribe(), every: api.configuration.eventHeartbeatSeconds)
                 let records = records
                 let body = ResponseBody { writer in
+                    defer { slots.give(did) }
                     try await writer.write(ByteBuffer(string: ": careledger events for \(did)\n\n"))
                     var sent = 0
                     func send(_ height: UInt64, _ index: Int, _ body: JSONValue, local: Bool = false) async throws {
@@ -59,7 +87,12 @@ struct RecordsAPI: Sendable {
                         last = position
                     }
                     if sent < limit {
-                        for await event in stream {
+                        for await item in stream {
+                            // A comment line while nothing is sent: a client that left makes the write fail.
+                            guard let event = item else {
+                                try await writer.write(ByteBuffer(string: ":\n\n"))
+                                continue
+                            }
                             if !event.local, let last, (event.height, event.index) <= (last.height, last.index) { continue }
                             guard records.concerns(event.body, did: did) else { continue }
                             try await send(event.height, event.index, event.body, local: event.local)

@@ -204,6 +204,25 @@ final class RawHTTPClient: @unchecked Sendable {
         return try blockingAnswer()
     }
 
+    /// Reads the status line and headers of the next answer (its body, e.g. an event stream, left unread).
+    func readHead() async throws -> (status: Int, headers: [String: String]) {
+        try await offPool {
+            let end: [UInt8] = [13, 10, 13, 10]
+            while self.buffer.firstRange(of: end) == nil { try self.fill() }
+            let range = self.buffer.firstRange(of: end)!
+            let head = String(decoding: self.buffer[..<range.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+            self.buffer.removeFirst(range.upperBound)
+            var headers: [String: String] = [:]
+            for line in head.dropFirst() {
+                if let colon = line.firstIndex(of: ":") { headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
+            }
+            return (Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0, headers)
+        }
+    }
+
+    /// Closes the connection from this side (a browser tab closed).
+    func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
+
     /// Reads the next whole answer.
     func readAnswer() async throws -> Answer {
         try await offPool { try self.blockingAnswer() }

@@ -10,7 +10,7 @@ import Testing
 
 @testable import Server
 
-/// FHIR Consent semantics on chain (issue 3, item 5): categories and resource types, purposes of
+/// FHIR Consent semantics on chain: categories and resource types, purposes of
 /// use, periods, permit and deny (deny wins), and delegation (a caregiver acting for the patient).
 /// A refused read answers 403; a permitted read of a version whose key was not shared with the
 /// reader answers 409 — so the status tells the consent decision apart from key distribution.

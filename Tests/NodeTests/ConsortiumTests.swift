@@ -156,7 +156,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     throw LedgerError("deadline", what)
 }
 
-/// The consortium network (issue 5): blocks ordered through etcd, executed and certified by every
+/// The consortium network: blocks ordered through etcd, executed and certified by every
 /// organisation's validator, forged blocks refused, equivocation kept as evidence, a stopped node catching up.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct ConsortiumTests {
     /// Transactions sent to any node end up in the same blocks on every node; each block gets a quorum
@@ -428,7 +428,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     }
 }
 
-/// Governance (issue 5, item 3): the validator set and the members change only by proposals a
+/// Governance: the validator set and the members change only by proposals a
 /// majority of the active members approves; finality follows the new validator set from the next block.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct GovernanceTests {
     func governance(_ net: ConsortiumNet, _ signer: SigningKey, _ action: String, _ payload: JSONValue, via node: Int = 0) async throws -> Receipt {
@@ -730,7 +730,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     }
 }
 
-/// State snapshots (issue 5, item 4): a new node starts from a peer's snapshot, checked against genesis
+/// State snapshots: a new node starts from a peer's snapshot, checked against genesis
 /// alone (the validator set followed through governance, certificates, state and log roots), then follows.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct SnapshotTests {
     @Test func aNewNodeStartsFromACheckedSnapshot() async throws {

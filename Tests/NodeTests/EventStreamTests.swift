@@ -10,7 +10,7 @@ import Testing
 
 @testable import Server
 
-/// The server-sent event stream over HTTP (issue 3, item 12): live events that concern the caller,
+/// The server-sent event stream over HTTP: live events that concern the caller,
 /// resumption with Last-Event-ID (nothing committed while disconnected is lost), bad input refused.
 @Suite struct EventStreamTests {
     struct SSE: Equatable {

@@ -13,7 +13,7 @@ import Testing
 
 /// The ledger's own data about a patient (her records' metadata, consents, access events, recovery)
 /// is served only to her, her delegates, the parties it names and consortium members; whole blocks
-/// only to consortium nodes and members (issue 3, items 2 and 6).
+/// only to consortium nodes and members.
 @Suite struct LedgerReadPolicyTests {
     @Test func patientMetadataIsServedOnlyToThoseItConcerns() async throws {
         let network = try TestNetwork()

@@ -4,7 +4,7 @@ import Logging
 import Store
 import Synchronization
 
-/// Orders a consortium node's blocks through etcd and certifies them (issue: consortium network).
+/// Orders a consortium node's blocks through etcd and certifies them.
 ///
 /// Keys under `/careledger/<chain id>/`:
 /// - `queue/<time><node>…`: batches of admitted transactions each node forwards (one value per batch);

@@ -2,7 +2,7 @@ import Foundation
 import LedgerCore
 import Synchronization
 
-/// The building blocks of ordering through etcd (issue: consortium network): one decision per height,
+/// The building blocks of ordering through etcd: one decision per height,
 /// made with a compare-and-swap that only succeeds while the height is free, and a leader elected with
 /// a lease. Keys live under `/careledger/<chain id>/`.
 public struct EtcdBlockLog: Sendable {
