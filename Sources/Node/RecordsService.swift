@@ -76,6 +76,8 @@ public struct RecordsService: Sendable {
     public let vault: Vault
     /// How long a break-the-glass access lasts.
     public let breakGlassWindowMillis: Int64
+    /// Denied reads per reader and patient: the first few recorded in detail, the rest aggregated.
+    public let deniedReads: DeniedReads
     /// Parsed record entries, valid while their state bytes are unchanged.
     private let parsed = ParsedRecords()
     private let parsedPrincipals = ParsedStateCache<Principal>()
@@ -86,7 +88,11 @@ public struct RecordsService: Sendable {
     /// Custodian fetches in flight (bounded), and blobs no peer served lately.
     let fetching = PeerFetchState()
 
-    public init(node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000, custodianKeys: [String: EncryptionKey] = [:]) {
+    public init(
+        node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000, custodianKeys: [String: EncryptionKey] = [:],
+        deniedReads: DeniedReads = DeniedReads()
+    ) {
+        self.deniedReads = deniedReads
         self.node = node
         self.vault = vault
         self.breakGlassWindowMillis = breakGlassWindowMillis
@@ -373,6 +379,15 @@ public struct RecordsService: Sendable {
     func recordAccess(
         patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String, extra: [String: JSONValue] = [:]
     ) async throws {
+        if !permitted, reader != patient {
+            let (admission, closed) = deniedReads.admit(reader: reader, patient: patient, purpose: purpose, now: Int64(node.now))
+            if let closed { try await recordDeniedAggregate(closed) }
+            if case .suppress(let wait) = admission {
+                throw LedgerError(
+                    "too_many_denied",
+                    "\(deniedReads.recorded) reads of this patient's data were denied in \(deniedReads.windowMillis / 60_000) minutes: retry in \(wait) s")
+            }
+        }
         var payload: [String: JSONValue] = [
             "patient": .string(patient), "reader": .string(reader), "records": .array(records.map { .string($0) }),
             "purpose": .string(purpose), "outcome": .string(permitted ? "permit" : "deny"), "reason": .string(reason),
@@ -381,6 +396,30 @@ public struct RecordsService: Sendable {
         let receipt = try await node.submitAsNode(contract: "audit", action: "access", payload: .object(payload))
         guard receipt.status == .committed else {
             throw LedgerError("audit_failed", "the access event was not recorded: \(receipt.errorCode ?? "")")
+        }
+    }
+
+    /// Records the aggregate of a closed window of denied reads: one access event with their count and
+    /// the times of the first and last.
+    func recordDeniedAggregate(_ closed: (reader: String, patient: String, DeniedReads.Window)) async throws {
+        let w = closed.2
+        let payload: JSONValue = .object([
+            "patient": .string(closed.patient), "reader": .string(closed.reader), "records": .array([]), "purpose": .string(w.purpose),
+            "outcome": .string("deny"), "reason": .string("\(w.suppressed) further denied attempts, refused without an event of their own"),
+            "aggregated": .object(["count": .int(Int64(w.suppressed)), "from": .int(w.first), "to": .int(w.last)]),
+        ])
+        let receipt = try await node.submitAsNode(contract: "audit", action: "access", payload: payload)
+        guard receipt.status == .committed else { throw LedgerError("audit_failed", "the access event was not recorded: \(receipt.errorCode ?? "")") }
+    }
+
+    /// Records the aggregates of every window of denied reads closed by now (run periodically).
+    public func flushDeniedReads() async {
+        for closed in deniedReads.closed(by: Int64(node.now)) {
+            do {
+                try await recordDeniedAggregate(closed)
+            } catch {
+                node.logger.error("denied reads aggregate not recorded", metadata: ["error": "\(error)"])
+            }
         }
     }
 

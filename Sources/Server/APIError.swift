@@ -20,7 +20,7 @@ enum APIError {
         case "unknown_lot": return .notFound
         case "body_too_large": return .contentTooLarge
         case "unsupported_media_type": return .unsupportedMediaType
-        case "rate_limited", "too_many_streams": return .tooManyRequests
+        case "rate_limited", "too_many_streams", "too_many_denied": return .tooManyRequests
         case "mempool_full", "node_stopped", "commit_failed", "busy": return .serviceUnavailable
         case "internal_error", "corrupt_store", "state_unavailable": return .internalServerError
         default: return .badRequest

@@ -32,6 +32,11 @@ public struct ServerConfiguration: Sendable {
     public var eventStreamsPerPrincipal = 16
     public var eventStreamsTotal = 1024
     public var eventHeartbeatSeconds: Double = 15
+    /// Denied reads of one patient's data by one reader: the first `deniedReadsRecorded` of each window
+    /// of `deniedReadsWindowMillis` are access events of their own, later ones are refused at once (429)
+    /// and recorded as one aggregated event after the window.
+    public var deniedReadsRecorded = 5
+    public var deniedReadsWindowMillis: Int64 = 10 * 60_000
     public var idleTimeoutSeconds: Double = 60
     public var bodyTimeoutSeconds: Double = 60
     /// More names (`host` or `host:port`) clients address this node by, for RFC 9421 signed requests,
@@ -86,7 +91,8 @@ public struct LedgerAPI: Sendable {
         self.configuration = configuration
         self.registry = registry
         records = RecordsService(
-            node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis, custodianKeys: byDID.mapValues(\.encryption))
+            node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis, custodianKeys: byDID.mapValues(\.encryption),
+            deniedReads: DeniedReads(windowMillis: configuration.deniedReadsWindowMillis, recorded: configuration.deniedReadsRecorded))
         records.installErasure()
         records.installCustodianReplication()
         auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities)

@@ -29,9 +29,10 @@ public struct NodeServer: Sendable {
             logger: logger)
         let producer = BlockProducerService(node: node)
         let supply = SupplyAlertService(supply: api.supply)
+        let denied = DeniedReadsService(records: api.records)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: producer), .init(service: supply), .init(service: app)],
+                services: [.init(service: producer), .init(service: supply), .init(service: denied), .init(service: app)],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
         guard let shutdown else { return try await group.run() }
@@ -49,6 +50,19 @@ struct BlockProducerService: Service {
     let node: LedgerNode
     func run() async throws {
         await cancelWhenGracefulShutdown { await node.run() }
+    }
+}
+
+/// Records on chain, once a minute, the aggregates of the windows of denied reads that have closed.
+struct DeniedReadsService: Service {
+    let records: RecordsService
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                await records.flushDeniedReads()
+            }
+        }
     }
 }
 

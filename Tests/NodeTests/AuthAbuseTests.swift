@@ -116,12 +116,14 @@ extension AuthAbuseTests {
                 "subject": .object(["reference": .string("Patient/" + patient.did.dropFirst("did:key:".count))]),
                 "valueQuantity": .object(["value": .int(72), "unit": .string("/min")]),
             ]).canonicalBytes
+            // One signing time for every request here: the same request signed twice is the same bytes.
+            let created = Int64(Date().timeIntervalSince1970)
             func signedPost(authority: String, nonce: String? = nil) async throws -> Int {
                 let digest = ContentDigest.field(for: body)
                 let fields = ["content-digest": [digest], "content-type": ["application/fhir+json"]]
                 let message = HTTPMessageSignature.Request(method: "POST", scheme: "http", authority: authority, path: "/fhir/Observation", query: "", headers: fields)
                 var (input, signature) = try HTTPMessageSignature.sign(
-                    request: message, key: doctor.key, components: ["@method", "@authority", "@path", "content-digest"], created: Int64(Date().timeIntervalSince1970))
+                    request: message, key: doctor.key, components: ["@method", "@authority", "@path", "content-digest"], created: created)
                 if let nonce {
                     input = input.replacingOccurrences(of: ";keyid=", with: ";nonce=\"\(nonce)\";keyid=")
                     let parsed = try HTTPMessageSignature.parseInputs(input)

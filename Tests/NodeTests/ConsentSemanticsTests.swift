@@ -16,7 +16,8 @@ import Testing
 /// reader answers 409 — so the status tells the consent decision apart from key distribution.
 @Suite struct ConsentSemanticsTests {
     @Test func categoriesPurposesPeriodsDenyAndDelegation() async throws {
-        let network = try TestNetwork()
+        // Every denial here is recorded in detail (this test reads the access log after many of them).
+        let network = try TestNetwork(configure: { $0.deniedReadsRecorded = 1000 })
         let operatorParty = network.operatorParty
         let hospital = Party(), clinic = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party()
         try await network.run { client in

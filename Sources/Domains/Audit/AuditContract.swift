@@ -20,7 +20,7 @@ public struct AuditContract: Contract {
 
     public init(operators: Set<String>) { self.operators = OperatorSet(operators) }
 
-    static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason", "breakGlass", "until", "scope"]
+    static let fields: Set<String> = ["patient", "reader", "records", "purpose", "outcome", "reason", "breakGlass", "until", "scope", "aggregated"]
     static let reviewFields: Set<String> = ["patient", "index", "outcome", "note"]
     static let shreddedFields: Set<String> = ["patient", "recordId", "destroyed"]
 
@@ -58,6 +58,11 @@ public struct AuditContract: Contract {
         _ = try p.optionalString("reason", maxLength: 1024)
         if let scope = try p.optionalString("scope"), scope != "content", scope != "metadata" {
             throw LedgerError("bad_payload", "scope is content (the default) or metadata")
+        }
+        if let aggregated = p.fields["aggregated"] {
+            guard try p.string("outcome") == "deny", let count = aggregated["count"]?.intValue, count >= 1, let from = aggregated["from"]?.intValue,
+                let to = aggregated["to"]?.intValue, from <= to, aggregated.objectValue?.count == 3
+            else { throw LedgerError("bad_payload", "aggregated is {count ≥ 1, from, to} of denied attempts") }
         }
     }
 
