@@ -376,10 +376,13 @@ public struct RecordsService: Sendable {
     }
 
     /// Records an access event and waits for its commit.
+    /// `refusal`: a denial by consent (counted against the reader, see `DeniedReads`), as opposed to a
+    /// permitted read that released nothing.
     func recordAccess(
-        patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String, extra: [String: JSONValue] = [:]
+        patient: String, reader: String, records: [String], purpose: String, permitted: Bool, reason: String, extra: [String: JSONValue] = [:],
+        refusal: Bool = true
     ) async throws {
-        if !permitted, reader != patient {
+        if !permitted, refusal, reader != patient {
             let (admission, closed) = deniedReads.admit(reader: reader, patient: patient, purpose: purpose, now: Int64(node.now))
             if let closed { try await recordDeniedAggregate(closed) }
             if case .suppress(let wait) = admission {
@@ -527,7 +530,7 @@ public struct RecordsService: Sendable {
         } catch {
             try await recordAccess(
                 patient: record.patient, reader: reader.did, records: [record.id], purpose: purpose, permitted: false,
-                reason: "\(decision.reason); nothing released: \((error as? LedgerError)?.code ?? "\(error)")")
+                reason: "\(decision.reason); nothing released: \((error as? LedgerError)?.code ?? "\(error)")", refusal: false)
             throw error
         }
         try await recordAccess(

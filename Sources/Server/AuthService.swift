@@ -7,6 +7,24 @@ import Node
 import Standards
 import Synchronization
 
+/// Keys remembered until a time: expired ones are swept when the table has doubled since the last
+/// sweep, so that a sweep costs O(1) per insertion on average.
+struct Expiring<Key: Hashable & Sendable, Time: Comparable & Sendable>: Sendable {
+    private var until: [Key: Time] = [:]
+    private var sweepAt = 4096
+
+    /// Inserts `key` until `time`; false when it is there already and not expired.
+    mutating func insert(_ key: Key, until time: Time, now: Time) -> Bool {
+        if until.count >= sweepAt {
+            until = until.filter { $0.value > now }
+            sweepAt = max(4096, 2 * until.count)
+        }
+        if let existing = until[key], existing > now { return false }
+        until[key] = time
+        return true
+    }
+}
+
 /// Proof of who is asking: a principal signs a fresh server challenge with her Ed25519 key and
 /// gets a short-lived bearer token (HMAC-SHA256 under a per-process secret). Private keys never
 /// reach the node.
@@ -25,10 +43,10 @@ public final class AuthService: Sendable {
     let authorities: Set<String>
     private let secret = SymmetricKey(size: .bits256)
     /// Signatures of signed requests already accepted, until they could no longer be accepted (seconds).
-    private let seenSignatures = Mutex<[String: Int64]>([:])
+    private let seenSignatures = Mutex<Expiring<[UInt8], Int64>>(Expiring())
     static let signatureMaxAge: Int64 = 300
     /// Challenges already exchanged for a token, with their expiry.
-    private let usedChallenges = Mutex<[String: UInt64]>([:])
+    private let usedChallenges = Mutex<Expiring<String, UInt64>>(Expiring())
     /// Tokens whose MAC was already checked (their expiry is still checked on every use).
     private let verifiedTokens = Mutex<[String: String]>([:])
     static let signatureInput = HTTPField.Name("Signature-Input")!
@@ -65,10 +83,7 @@ public final class AuthService: Sendable {
         guard key.isValidSignature(signature, for: Self.message(chainID: chainID, challenge: challenge)) else {
             throw LedgerError("unauthenticated", "the challenge signature does not verify")
         }
-        let fresh = usedChallenges.withLock { used -> Bool in
-            if used.count >= 4096 { used = used.filter { $0.value > now } }
-            return used.updateValue(expiry, forKey: challenge) == nil
-        }
+        let fresh = usedChallenges.withLock { $0.insert(challenge, until: expiry, now: now) }
         guard fresh else { throw LedgerError("unauthenticated", "this challenge was already used") }
         let until = now + Self.tokenLifetimeMillis
         return ("\(did).\(until).\(mac(did: did, until: until))", until)
@@ -106,14 +121,16 @@ public final class AuthService: Sendable {
                 method: request.method.rawValue, scheme: request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http",
                 authority: authority, path: request.uri.path, query: query, headers: headers)
             let now = Int64(LedgerNode.systemClock() / 1000)
+            // What is remembered is the signature's bytes, not the field's text (whose label and spacing
+            // can change without touching the signature).
+            let inputs = try HTTPMessageSignature.parseInputs(input)
+            let signatures = try HTTPMessageSignature.parseSignatures(signature)
+            let signed = inputs.first { signatures[$0.label] != nil }.flatMap { signatures[$0.label] } ?? []
             let did = try HTTPMessageSignature.verify(
                 signatureInput: input, signature: signature, request: message, now: now, maxAge: Self.signatureMaxAge, requireQuery: true,
                 requireDigest: [.post, .put, .patch].contains(request.method))
             // A signature is accepted once: remembered for as long as its `created` could be accepted.
-            let fresh = seenSignatures.withLock { seen -> Bool in
-                if seen.count >= 4096 { seen = seen.filter { $0.value > now } }
-                return seen.updateValue(now + 2 * Self.signatureMaxAge, forKey: signature) == nil
-            }
+            let fresh = seenSignatures.withLock { $0.insert(signed, until: now + 2 * Self.signatureMaxAge, now: now) }
             guard fresh else {
                 throw LedgerError(
                     "unauthenticated", "this signed request was already received: sign each request once (a nonce parameter tells apart two signed in one second)")

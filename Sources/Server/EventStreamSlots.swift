@@ -40,4 +40,24 @@ final class EventStreamSlots: Sendable {
     }
 
     var count: Int { open.withLock { $0.values.reduce(0, +) } }
+
+    /// A slot taken: given back once, when released or at the latest when the lease is dropped (an
+    /// answer whose body never ran, e.g. its client left before the head was written).
+    final class Lease: Sendable {
+        let slots: EventStreamSlots
+        let did: String
+        private let held = Mutex(true)
+
+        init(_ slots: EventStreamSlots, did: String) throws(LedgerError) {
+            try slots.take(did)
+            self.slots = slots
+            self.did = did
+        }
+
+        func release() {
+            if held.withLock({ h in defer { h = false }; return h }) { slots.give(did) }
+        }
+
+        deinit { release() }
+    }
 }

@@ -36,6 +36,7 @@ struct FHIRAPI: Sendable {
             case "forbidden", "consent_denied": code = "forbidden"
             case "not_found": code = "not-found"
             case "not_supported", "method_not_allowed": code = "not-supported"
+            case "rate_limited", "too_many_streams", "too_many_denied": code = "throttled"
             default: code = "invalid"
             }
             let issue = FHIRIssue(severity: .error, code: code, diagnostics: "\(error.code): \(error.message)", expression: "$this")

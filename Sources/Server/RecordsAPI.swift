@@ -57,13 +57,12 @@ struct RecordsAPI: Sendable {
                     guard let n = Int(text), (1...100_000).contains(n) else { throw LedgerError("bad_parameter", "limit is 1 to 100000 events") }
                     return n
                 } ?? Int.max
-                let slots = api.eventStreams
-                try slots.take(did)
+                let lease = try EventStreamSlots.Lease(api.eventStreams, did: did)
                 // Subscribed before the replay is read: nothing committed in between is missed.
                 let stream = Self.withHeartbeats(records.node.events.subscribe(), every: api.configuration.eventHeartbeatSeconds)
                 let records = records
                 let body = ResponseBody { writer in
-                    defer { slots.give(did) }
+                    defer { lease.release() }
                     try await writer.write(ByteBuffer(string: ": careledger events for \(did)\n\n"))
                     var sent = 0
                     func send(_ height: UInt64, _ index: Int, _ body: JSONValue, local: Bool = false) async throws {

@@ -59,7 +59,8 @@ final class RequestDeadlines: ChannelDuplexHandler, RemovableChannelHandler {
         case .body:
             break
         case .end:
-            disarm()
+            // Answered already (an early refusal, its body drained after): the connection is idle again.
+            if unanswered == 0 { arm(context, after: idle) } else { disarm() }
         }
         context.fireChannelRead(data)
     }

@@ -118,7 +118,7 @@ extension AuthAbuseTests {
             ]).canonicalBytes
             // One signing time for every request here: the same request signed twice is the same bytes.
             let created = Int64(Date().timeIntervalSince1970)
-            func signedPost(authority: String, nonce: String? = nil) async throws -> Int {
+            func signedPost(authority: String, nonce: String? = nil, label: String = "sig1") async throws -> Int {
                 let digest = ContentDigest.field(for: body)
                 let fields = ["content-digest": [digest], "content-type": ["application/fhir+json"]]
                 let message = HTTPMessageSignature.Request(method: "POST", scheme: "http", authority: authority, path: "/fhir/Observation", query: "", headers: fields)
@@ -128,6 +128,10 @@ extension AuthAbuseTests {
                     input = input.replacingOccurrences(of: ";keyid=", with: ";nonce=\"\(nonce)\";keyid=")
                     let parsed = try HTTPMessageSignature.parseInputs(input)
                     signature = "sig1=:\(Base64.encode(doctor.key.signature(for: Array(try HTTPMessageSignature.signatureBase(parsed[0], request: message).utf8)))):"
+                }
+                if label != "sig1" {
+                    input = input.replacingOccurrences(of: "sig1=", with: "\(label)=")
+                    signature = signature.replacingOccurrences(of: "sig1=", with: "\(label)= ")
                 }
                 return try await connection.request(
                     "POST", "/fhir/Observation",
@@ -141,6 +145,7 @@ extension AuthAbuseTests {
             let here = "127.0.0.1:\(port)"
             #expect(try await signedPost(authority: here) == 201)
             #expect(try await signedPost(authority: here) == 401, "the same signed request again")
+            #expect(try await signedPost(authority: here, label: "again") == 401, "the same signature under another label and spacing")
             #expect(try await observations() == 1)
             #expect(try await signedPost(authority: here, nonce: "a-second-one") == 201, "a nonce makes it another request")
             #expect(try await signedPost(authority: "hospital-b.example:\(port)") == 401, "signed for another node")

@@ -121,6 +121,21 @@ import Testing
             #expect(code(try await rc.submit(carer2, "records", "erase", .object(["recordId": .string("i1")]))) == "committed")
             #expect(try await status("/v1/records/c1", as: alice) == .ok, "the Condition is still there")
 
+            // Lifting a deny widens access: a delegate needs the right to grant as well as to revoke.
+            let carer3 = Party()
+            try await rc.registerAll([(carer3, carer3, "patient", nil)])
+            let deny = try await grant(alice, ["grantee": .string(clinician.did), "purposes": treatment, "resourceTypes": immunizations, "decision": .string("deny")])
+            let denyID = try #require(deny["result"]?["id"]?.stringValue)
+            #expect(code(try await grant(alice, [
+                "grantee": .string(carer3.did), "purposes": treatment, "resourceTypes": immunizations, "delegate": .bool(true), "actions": .array([.string("revoke")]),
+            ])) == "committed")
+            #expect(code(try await rc.submit(carer3, "consent", "revoke", .object(["patient": .string(alice.did), "grant": .string(denyID)]))) == "forbidden")
+            #expect(code(try await grant(alice, [
+                "grantee": .string(carer3.did), "purposes": treatment, "resourceTypes": immunizations, "delegate": .bool(true),
+                "actions": .array([.string("grant"), .string("revoke")]),
+            ])) == "committed")
+            #expect(code(try await rc.submit(carer3, "consent", "revoke", .object(["patient": .string(alice.did), "grant": .string(denyID)]))) == "committed")
+
             // A right a delegation does not carry is refused in the payload itself.
             #expect(code(try await grant(alice, ["grantee": .string(carer.did), "purposes": treatment, "resourceTypes": immunizations, "actions": .array([.string("grant")])])) == "bad_payload")
             #expect(code(try await grant(alice, [

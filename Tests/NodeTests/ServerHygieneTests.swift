@@ -26,10 +26,21 @@ import Testing
             // A body declared and never sent.
             let slowBody = try RawHTTPClient(from: "127.0.0.1", to: port)
             try await slowBody.send(raw: "POST /v1/transactions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            // Answered before its body came (401), the body sent after the answer: idle again, then closed.
+            let earlyAnswer = try RawHTTPClient(from: "127.0.0.1", to: port)
+            try await earlyAnswer.send(raw: "PUT /v1/vault/\(String(repeating: "0", count: 64)) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
+            // (The server may also close at once instead of draining the body: either way it must end closed.)
+            if let early = try? await earlyAnswer.readAnswer() {
+                #expect(early.status == 401)
+                try? await earlyAnswer.send(raw: "0123456789")
+            }
             // A kept-alive connection after its answer.
             let keptAlive = try RawHTTPClient(from: "127.0.0.1", to: port)
             #expect(try await keptAlive.request("GET", "/healthz").status == 200)
-            for (name, connection) in [("idle", idle), ("half-sent headers", halfHeaders), ("unfinished body", slowBody), ("kept alive", keptAlive)] {
+            for (name, connection) in [
+                ("idle", idle), ("half-sent headers", halfHeaders), ("unfinished body", slowBody), ("answered before its body", earlyAnswer),
+                ("kept alive", keptAlive),
+            ] {
                 #expect(try await connection.closedByServer(within: 20), "\(name) connection still open")
             }
         }

@@ -307,11 +307,16 @@ public struct ConsentContract: Contract {
                 guard author == patient || !delegations.isEmpty else { throw LedgerError("forbidden", "only the patient or her delegate manages her consent") }
                 throw LedgerError("not_found", "no consent \(id)")
             }
-            // The patient; a delegate giving up her own delegation or withdrawing what she granted; a
-            // delegate with the right to revoke, for a grant within her delegation.
+            // The patient; a delegate giving up her own delegation; a delegate in force withdrawing a permit
+            // she granted, or revoking within her delegation with the right to revoke. Lifting a deny widens
+            // access, so it also takes the right to grant within the delegation.
+            let lifts = !grant.permit
             let mayRevoke =
-                author == patient || grant.grantee == author && grant.delegate || grant.grantedBy == author
-                || delegations.contains { $0.actions.contains("revoke") && $0.bounds(grant) }
+                author == patient || grant.grantee == author && grant.delegate
+                || grant.grantedBy == author && !lifts && !delegations.isEmpty
+                || delegations.contains {
+                    $0.bounds(grant) && ($0.actions.contains("revoke") || grant.grantedBy == author) && (!lifts || $0.actions.contains("grant"))
+                }
             guard mayRevoke else {
                 throw LedgerError("forbidden", "only the patient, or her delegate with the right to revoke within her delegation, revokes this consent")
             }
