@@ -770,7 +770,8 @@ public struct RecordsService: Sendable {
         if patient == did { return true }
         guard let grants = try? grants(patient: patient) else { return false }
         let now = Int64(node.now)
-        if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants, time: now) { return true }
+        // A delegate: the patient's events, those about a record only within her delegation's types.
+        if ConsentPolicy.mayActFor(patient: patient, actor: did, grants: grants, time: now, resourceType: event["resourceType"]?.stringValue) { return true }
         // A new record of a type her consent lets a grantee read (for treatment) is news to the grantee too.
         if event["type"]?.stringValue == "record.written", let type = event["resourceType"]?.stringValue {
             let groups = (try? principal(did))??.groups ?? []

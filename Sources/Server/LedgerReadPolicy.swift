@@ -61,7 +61,11 @@ struct LedgerReadPolicy: Sendable {
         var parties = Set<String>()
         if let patient = p["patient"]?.stringValue { patients.insert(patient) }
         for put in p["puts"]?.arrayValue ?? [] { if let patient = put["patient"]?.stringValue { patients.insert(patient) } }
-        if let id = p["recordId"]?.stringValue, let patient = try json(RecordEntry.key(id))?["patient"]?.stringValue { patients.insert(patient) }
+        var resourceType = p["resourceType"]?.stringValue
+        if let id = p["recordId"]?.stringValue, let entry = try json(RecordEntry.key(id)), let patient = entry["patient"]?.stringValue {
+            patients.insert(patient)
+            resourceType = resourceType ?? entry["resourceType"]?.stringValue
+        }
         if let grant = p["grant"]?.stringValue, let patient = try json(ConsentGrant.idKey(grant))?["patient"]?.stringValue { patients.insert(patient) }
         // Written by the patient herself when it names nobody else (her own consent, her recovery set-up).
         if patients.isEmpty { patients.insert(tx.author.did) }
@@ -69,7 +73,7 @@ struct LedgerReadPolicy: Sendable {
         if tx.contract == "recovery" {
             for patient in patients { parties.formUnion(try recoveryParties(patient)) }
         }
-        try allow(did, patients: patients, parties: parties, what: "this transaction")
+        try allow(did, patients: patients, parties: parties, what: "this transaction", resourceType: tx.contract == "records" ? resourceType : nil)
     }
 
     /// Checks that the caller may read the state entry `key` (whose current value is `value`).
@@ -97,7 +101,8 @@ struct LedgerReadPolicy: Sendable {
         for field in ["grantee", "reader"] { if let d = parsed?[field]?.stringValue { parties.insert(d) } }
         if parts[0] == "recovery" { for patient in patients { parties.formUnion(try recoveryParties(patient)) } }
         guard !patients.isEmpty else { throw LedgerError("forbidden", "\(key) is served to consortium nodes and members only") }
-        try allow(did, patients: patients, parties: parties, what: key)
+        // A record's entry is served to a delegate only within her delegation's types.
+        try allow(did, patients: patients, parties: parties, what: key, resourceType: parts[0] == "records" ? parsed?["resourceType"]?.stringValue : nil)
     }
 
     /// The guardians and the requester (of a request in progress) of the patient's key recovery.
@@ -113,12 +118,14 @@ struct LedgerReadPolicy: Sendable {
     }
 
     /// A named party, or someone who may act for every patient it concerns (a bundle naming two
-    /// patients is not served to one of them).
-    func allow(_ did: String, patients: Set<String>, parties: Set<String>, what: String) throws {
+    /// patients is not served to one of them) — for a record, a delegate whose delegation covers its type.
+    func allow(_ did: String, patients: Set<String>, parties: Set<String>, what: String, resourceType: String? = nil) throws {
         if parties.contains(did) { return }
         let now = Int64(records.node.now)
         if !patients.isEmpty,
-            try patients.allSatisfy({ patient in ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient), time: now) })
+            try patients.allSatisfy({ patient in
+                ConsentPolicy.mayActFor(patient: patient, actor: did, grants: try records.grants(patient: patient), time: now, resourceType: resourceType)
+            })
         {
             return
         }

@@ -82,6 +82,9 @@ import Testing
             #expect(try await status("/v1/patients/\(alice.did)/access-log", as: carer) == .ok)
             #expect(try await status("/v1/records/i1/history", as: carer) == .ok)
             #expect(try await status("/v1/records/c1/history", as: carer) == .forbidden)
+            // Nor the record's ledger entry (authors, endorsements, hashes) outside her types.
+            #expect(try await status("/v1/state/\(RecordEntry.key("i1"))", as: carer) == .ok)
+            #expect(try await status("/v1/state/\(RecordEntry.key("c1"))", as: carer) == .forbidden)
             // No right to erase.
             #expect(code(try await rc.submit(carer, "records", "erase", .object(["recordId": .string("i1")]))) == "forbidden")
 
