@@ -4,7 +4,7 @@ import Standards
 import Store
 
 /// Creates a development consortium in a data directory: genesis, the node's key and keys for
-/// the demo principals of the README walk-through.
+/// the demo principals of the walk-through (docs/walkthroughs.md).
 public enum Consortium {
     public static let demoPrincipals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b", "pharma-co", "wholesaler", "pharmacy", "regulator"]
 

@@ -123,10 +123,7 @@ public final class AuthService: Sendable {
             let now = Int64(LedgerNode.systemClock() / 1000)
             // What is remembered is the signature's bytes, not the field's text (whose label and spacing
             // can change without touching the signature).
-            let inputs = try HTTPMessageSignature.parseInputs(input)
-            let signatures = try HTTPMessageSignature.parseSignatures(signature)
-            let signed = inputs.first { signatures[$0.label] != nil }.flatMap { signatures[$0.label] } ?? []
-            let did = try HTTPMessageSignature.verify(
+            let (did, signed) = try HTTPMessageSignature.verifiedSignature(
                 signatureInput: input, signature: signature, request: message, now: now, maxAge: Self.signatureMaxAge, requireQuery: true,
                 requireDigest: [.post, .put, .patch].contains(request.method))
             // A signature is accepted once: remembered for as long as its `created` could be accepted.

@@ -148,6 +148,18 @@ public enum HTTPMessageSignature {
         signatureInput: String, signature: String, request: Request, now: Int64, maxAge: Int64 = 300, requireQuery: Bool = false,
         requireDigest: Bool = false
     ) throws(LedgerError) -> String {
+        try verifiedSignature(
+            signatureInput: signatureInput, signature: signature, request: request, now: now, maxAge: maxAge, requireQuery: requireQuery,
+            requireDigest: requireDigest
+        ).did
+    }
+
+    /// `verify`, also answering the bytes of the signature that verified (what a replay would repeat,
+    /// whatever its label or the field's spacing).
+    public static func verifiedSignature(
+        signatureInput: String, signature: String, request: Request, now: Int64, maxAge: Int64 = 300, requireQuery: Bool = false,
+        requireDigest: Bool = false
+    ) throws(LedgerError) -> (did: String, signature: [UInt8]) {
         let inputs = try parseInputs(signatureInput)
         let signatures = try parseSignatures(signature)
         guard let input = inputs.first(where: { signatures[$0.label] != nil }) else { throw fail("no signature matches a Signature-Input label") }
@@ -167,8 +179,9 @@ public enum HTTPMessageSignature {
         if let expires = input.expires, expires < now { throw fail("the signature has expired") }
         let key = try PublicKey(did: keyID)
         let base = try signatureBase(input, request: request)
-        guard key.isValidSignature(signatures[input.label]!, for: Array(base.utf8)) else { throw fail("the signature does not verify") }
-        return keyID
+        let bytes = signatures[input.label]!
+        guard key.isValidSignature(bytes, for: Array(base.utf8)) else { throw fail("the signature does not verify") }
+        return (keyID, bytes)
     }
 
     /// Signs a request (client side): returns the `Signature-Input` and `Signature` field values.

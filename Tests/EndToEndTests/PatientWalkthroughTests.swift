@@ -2,7 +2,7 @@ import Foundation
 import LedgerCore
 import Testing
 
-/// The README walk-through, through the real CLI against a real node process.
+/// The patient records walk-through (docs/walkthroughs.md), through the real CLI against a real node process.
 @Suite(.serialized) struct PatientWalkthroughTests {
     func did(_ file: String) throws -> String {
         try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file))))["did"]!.stringValue!

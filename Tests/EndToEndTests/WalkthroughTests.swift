@@ -2,9 +2,9 @@ import Foundation
 import LedgerCore
 import Testing
 
-/// The README's five-minute walk-through, step by step, against `careledger up`.
+/// The five-minute walk-through (docs/walkthroughs.md), step by step, against `careledger up`.
 @Suite(.serialized) struct WalkthroughTests {
-    @Test func fiveMinuteWalkthroughAsTheREADMEWritesIt() async throws {
+    @Test func fiveMinuteWalkthroughAsTheDocsWriteIt() async throws {
         let data = temporaryPath("readme")
         defer { try? FileManager.default.removeItem(atPath: data) }
         let node = try NodeProcess(data: data)
