@@ -8,7 +8,7 @@ enum APIError {
         switch code {
         case "not_found", "leaf_not_in_tree", "not_in_vault": return .notFound
         case "unauthenticated": return .unauthorized
-        case "consent_denied", "forbidden", "break_glass_reason_required", "not_acting_for", "beyond_delegation": return .forbidden
+        case "consent_denied", "forbidden", "not_registered", "break_glass_reason_required", "not_acting_for", "beyond_delegation": return .forbidden
         case "no_key_for_reader", "not_custodian", "no_current_version", "version_conflict": return .conflict
         case "erased": return .gone
         case "not_erased": return .conflict
@@ -20,7 +20,7 @@ enum APIError {
         case "unknown_lot": return .notFound
         case "body_too_large": return .contentTooLarge
         case "unsupported_media_type": return .unsupportedMediaType
-        case "rate_limited", "too_many_streams", "too_many_denied": return .tooManyRequests
+        case "rate_limited", "too_many_streams", "too_many_denied", "vault_quota": return .tooManyRequests
         case "mempool_full", "node_stopped", "commit_failed", "busy": return .serviceUnavailable
         case "internal_error", "corrupt_store", "state_unavailable": return .internalServerError
         default: return .badRequest

@@ -14,7 +14,7 @@ final class EventStreamSlots: Sendable {
     init(perPrincipal: Int, total: Int, registry: PrometheusCollectorRegistry) {
         self.perPrincipal = perPrincipal
         self.total = total
-        gauge = registry.makeGauge(name: "careledger_event_streams", help: "Event streams (GET /v1/events) open now")
+        gauge = registry.makeGauge(descriptor: .init(namespace: "careledger", metricName: "event", unitName: "streams", helpText: "Event streams (GET /v1/events) open now"))
     }
 
     /// Takes a slot for `did`, or throws `too_many_streams`.

@@ -37,6 +37,10 @@ public struct ServerConfiguration: Sendable {
     /// and recorded as one aggregated event after the window.
     public var deniedReadsRecorded = 5
     public var deniedReadsWindowMillis: Int64 = 10 * 60_000
+    /// Vault uploads (`PUT /v1/vault/{hash}`, registered principals only): the largest blob, the bytes of
+    /// uploads no committed transaction claims yet that one principal may hold, and how long such an
+    /// upload is kept before it is destroyed.
+    public var vault = VaultUploads.Limits()
     public var idleTimeoutSeconds: Double = 60
     public var bodyTimeoutSeconds: Double = 60
     /// More names (`host` or `host:port`) clients address this node by, for RFC 9421 signed requests,
@@ -75,6 +79,8 @@ public struct LedgerAPI: Sendable {
     /// The organisations whose keys this node holds for supply-chain writes (by did).
     let organisations: [String: ActingOrganisation]
     public let supply: SupplyService
+    /// Client uploads to the vault, until a transaction claims them.
+    public let uploads: VaultUploads
 
     /// `organisations`: the keys this node may sign supply-chain events with (the acting organisation is one);
     /// `supplySecret`: the consortium's serial-blinding secret (random when nil: a throw-away chain).
@@ -94,6 +100,10 @@ public struct LedgerAPI: Sendable {
             node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis, custodianKeys: byDID.mapValues(\.encryption),
             deniedReads: DeniedReads(windowMillis: configuration.deniedReadsWindowMillis, recorded: configuration.deniedReadsRecorded))
         records.installErasure()
+        let claims = records
+        uploads = try VaultUploads(vault: vault, limits: configuration.vault, registry: registry) { hash, uploader in
+            claims.claimsUpload(hash, uploader: uploader)
+        }
         records.installCustodianReplication()
         auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities)
         authLimiter = RateLimiter(perSecond: configuration.authRequestsPerSecond, burst: configuration.authBurst)

@@ -30,9 +30,10 @@ public struct NodeServer: Sendable {
         let producer = BlockProducerService(node: node)
         let supply = SupplyAlertService(supply: api.supply)
         let denied = DeniedReadsService(records: api.records)
+        let uploads = VaultUploadsService(uploads: api.uploads, node: node)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: producer), .init(service: supply), .init(service: denied), .init(service: app)],
+                services: [.init(service: producer), .init(service: supply), .init(service: denied), .init(service: uploads), .init(service: app)],
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
         guard let shutdown else { return try await group.run() }
@@ -61,6 +62,22 @@ struct DeniedReadsService: Service {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(60))
                 await records.flushDeniedReads()
+            }
+        }
+    }
+}
+
+/// Forgets claimed vault uploads and destroys those unclaimed past the grace period: at start, then
+/// every minute (or every tenth of the grace period, when that is shorter).
+struct VaultUploadsService: Service {
+    let uploads: VaultUploads
+    let node: LedgerNode
+    func run() async throws {
+        let every = max(0.05, min(60, Double(uploads.limits.graceMillis) / 10_000))
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                uploads.sweep(now: node.now)
+                try? await Task.sleep(for: .seconds(every))
             }
         }
     }

@@ -54,7 +54,7 @@ enum Routes {
               parameters: [], responseType: "application/json", hasBody: true),
         Route(method: "get", path: "/v1/principals/{did}", summary: "A registered principal: role, encryption key, organisation",
               parameters: [("did", "path", true, "did:key")], responseType: "application/json", hasBody: false),
-        Route(method: "put", path: "/v1/vault/{hash}", summary: "Store a vault blob under its salted hash (authenticated): an encrypted record version (salt || ciphertext) or its key envelope (salt || {did: wrapped key})",
+        Route(method: "put", path: "/v1/vault/{hash}", summary: "Store a vault blob under its salted hash (a registered principal, 403 not_registered otherwise): an encrypted record version (salt || ciphertext), its key envelope (salt || {did: wrapped key}) or a recovery kit; at most the vault's blob limit (413), within the uploader's quota of blobs no transaction claims yet (429 vault_quota, Retry-After); unclaimed blobs are removed after the grace period",
               parameters: [("hash", "path", true, "SHA-256 of the blob (salt || ciphertext, or salt || envelope JSON), hex")], responseType: "application/json", hasBody: true),
         Route(method: "get", path: "/v1/records/{id}", summary: "Read a record (authenticated, consent-checked, audited): ciphertext and the key wrapped for the reader",
               parameters: [("id", "path", true, "record id"), ("purpose", "query", false, "treatment (default), payment, research, emergency")],

@@ -27,6 +27,15 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Largest request body in bytes.")
     var maxBodyBytes: Int = 8 * 1024 * 1024
 
+    @Option(name: .long, help: "Largest vault blob (an encrypted record version, key envelope or recovery kit) one upload stores, in bytes (at most 16777216).")
+    var vaultMaxBlobBytes: Int = VaultUploads.Limits().maxBlobBytes
+
+    @Option(name: .long, help: "Bytes of vault uploads that no transaction refers to yet one principal may hold.")
+    var vaultQuotaBytes: Int = VaultUploads.Limits().quotaBytes
+
+    @Option(name: .long, help: "Minutes a vault upload that no transaction refers to is kept before it is removed.")
+    var vaultGraceMinutes: Int = 60
+
     @Option(name: .long, help: "Most transactions waiting in the mempool.")
     var mempoolCapacity: Int = 200_000
 
@@ -75,6 +84,9 @@ struct NodeOptions: ParsableArguments {
         guard blockSize >= 1, blockIntervalMs >= 1, maxBodyBytes >= 1024, mempoolCapacity >= 1, (1...10_080).contains(breakGlassMinutes) else {
             throw ValidationError("block size, interval, body limit and mempool capacity must be positive (body ≥ 1024), break-glass 1 to 10080 minutes")
         }
+        guard (61...Vault.maxBlobBytes).contains(vaultMaxBlobBytes), vaultQuotaBytes >= vaultMaxBlobBytes, (1...10_080).contains(vaultGraceMinutes) else {
+            throw ValidationError("--vault-max-blob-bytes is 61 to \(Vault.maxBlobBytes), --vault-quota-bytes at least that, --vault-grace-minutes 1 to 10080")
+        }
     }
 
     func address() throws -> (String, Int) {
@@ -117,6 +129,9 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     serverConfig.authorities = options.authority
     serverConfig.idleTimeoutSeconds = options.idleTimeout
     serverConfig.bodyTimeoutSeconds = options.bodyTimeout
+    serverConfig.vault.maxBlobBytes = options.vaultMaxBlobBytes
+    serverConfig.vault.quotaBytes = options.vaultQuotaBytes
+    serverConfig.vault.graceMillis = UInt64(options.vaultGraceMinutes) * 60_000
     let files = options.actFor.isEmpty ? defaultActFor.filter { FileManager.default.fileExists(atPath: $0) } : options.actFor
     let organisations = try files.map { ActingOrganisation(signing: try KeyFile.load($0), encryption: try KeyFile.loadEncryption($0)) }
     let actingFor = organisations.first
