@@ -113,7 +113,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["LedgerCore", "Store"],
+            dependencies: ["LedgerCore", "Store", "Domains"],
             swiftSettings: strict
         ),
     ]

@@ -71,7 +71,8 @@ struct LedgerReadPolicy: Sendable {
         if patients.isEmpty { patients.insert(tx.author.did) }
         for key in ["grantee", "reader"] { if let d = p[key]?.stringValue { parties.insert(d) } }
         if tx.contract == "recovery" {
-            for patient in patients { parties.formUnion(try recoveryParties(patient)) }
+            let requester = p["requester"]?.stringValue ?? tx.author.did
+            for patient in patients { parties.formUnion(try recoveryParties(patient, requester: requester)) }
         }
         try allow(did, patients: patients, parties: parties, what: "this transaction", resourceType: tx.contract == "records" ? resourceType : nil)
     }
@@ -99,18 +100,22 @@ struct LedgerReadPolicy: Sendable {
         if let patient = parsed?["patient"]?.stringValue { patients.insert(patient) }
         // (A recovery requester is a party only while her request is in progress: `recoveryParties`.)
         for field in ["grantee", "reader"] { if let d = parsed?[field]?.stringValue { parties.insert(d) } }
-        if parts[0] == "recovery" { for patient in patients { parties.formUnion(try recoveryParties(patient)) } }
+        if parts[0] == "recovery" {
+            // A request key (`recovery/<patient>/request/<requester>`) is also its requester's, while in progress.
+            let requester = parts.count == 4 && parts[2] == "request" ? parts[3] : nil
+            for patient in patients { parties.formUnion(try recoveryParties(patient, requester: requester)) }
+        }
         guard !patients.isEmpty else { throw LedgerError("forbidden", "\(key) is served to consortium nodes and members only") }
         // A record's entry is served to a delegate only within her delegation's types.
         try allow(did, patients: patients, parties: parties, what: key, resourceType: parts[0] == "records" ? parsed?["resourceType"]?.stringValue : nil)
     }
 
-    /// The guardians and the requester (of a request in progress) of the patient's key recovery.
-    func recoveryParties(_ patient: String) throws -> Set<String> {
+    /// The guardians of the patient's key recovery, and `requester` while her request is in progress
+    /// (anyone may open one, and a closed one gives nothing).
+    func recoveryParties(_ patient: String, requester: String?) throws -> Set<String> {
         var out = Set((try json(RecoveryContract.key(patient))?["shares"]?.objectValue ?? [:]).keys)
-        // The requester only while her request is in progress: anyone may open one, and a closed one gives nothing.
-        if let request = try json(RecoveryContract.requestKey(patient)), ["open", "ready"].contains(request["status"]?.stringValue ?? ""),
-            let requester = request["requester"]?.stringValue
+        if let requester, let request = try json(RecoveryContract.requestKey(patient, requester: requester)),
+            ["open", "ready"].contains(request["status"]?.stringValue ?? "")
         {
             out.insert(requester)
         }

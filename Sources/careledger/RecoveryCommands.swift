@@ -11,12 +11,37 @@ import Store
 struct RecoveryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recovery", abstract: "Key recovery through guardians (Shamir k of n).",
-        subcommands: [Setup.self, Request.self, Approve.self, Complete.self, Cancel.self])
+        subcommands: [Setup.self, Request.self, Requests.self, Approve.self, Complete.self, Cancel.self])
 
     /// A recovery state entry (served to the patient, her guardians and the requester, authenticated).
     static func state(_ session: inout Session, _ key: String) async throws -> JSONValue? {
         let answer = try await session.get("/v1/state/" + key)
         return answer["present"]?.boolValue == true ? answer["value"] : nil
+    }
+
+    /// The patient's recovery requests the session may see (newest first).
+    static func requests(_ session: inout Session, patient: String) async throws -> [JSONValue] {
+        try await session.get("/v1/recovery/\(patient)/requests")["requests"]?.arrayValue ?? []
+    }
+
+    /// The request `requester` names, or the only one in progress when she names none.
+    static func pick(_ list: [JSONValue], requester: String?, patient: String) throws -> JSONValue {
+        let inProgress = list.filter { ["open", "ready"].contains($0["status"]?.stringValue ?? "") && $0["current"]?.boolValue != false }
+        if let requester {
+            guard let found = list.first(where: { $0["requester"]?.stringValue == requester }) else {
+                throw LedgerError("no_request", "\(requester) has no recovery request for \(patient)")
+            }
+            return found
+        }
+        guard inProgress.count == 1 else {
+            if inProgress.isEmpty { throw LedgerError("no_request", "no recovery request for \(patient) is in progress") }
+            let lines = inProgress.map { "\($0["requester"]?.stringValue ?? "?") (code \($0["checkCode"]?.stringValue ?? "?"))" }
+            throw LedgerError(
+                "several_requests",
+                "\(inProgress.count) recovery requests for \(patient) are in progress; name the one whose code the patient read out to you with --requester: "
+                    + lines.joined(separator: ", "))
+        }
+        return inProgress[0]
     }
 
     struct Setup: AsyncParsableCommand {
@@ -49,50 +74,84 @@ struct RecoveryCommand: AsyncParsableCommand {
 
     struct Request: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "From a new device (a new key file, `careledger key generate`), ask the guardians to recover a patient's keys.")
+            abstract: "From a new device (a new key file, `careledger key generate`), ask the guardians to recover a patient's keys.",
+            discussion: "Prints the request's check code: read it out to your guardians, who compare it with `careledger recovery requests` before they approve.")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "The patient's did.") var patient: String
 
         func run() async throws {
             let session = try await Session(node: options.node, keyFile: options.key)
-            let receipt = try await session.submit(
-                "recovery", "request",
-                .object(["patient": .string(patient), "encryptionKey": .string(Base64.encode(try session.requireEncryption().publicKey))]))
-            output(receipt, json: options.json) { "recovery requested for \(patient); the guardians approve with `careledger recovery approve`" }
+            let key = Base64.encode(try session.requireEncryption().publicKey)
+            var receipt = try await session.submit("recovery", "request", .object(["patient": .string(patient), "encryptionKey": .string(key)]))
+            let code = RecoveryKit.checkCode(requester: session.did, encryptionKey: key)
+            if var o = receipt.objectValue, receipt["status"] == .string("committed") {
+                o["checkCode"] = .string(code)
+                receipt = .object(o)
+            }
+            output(receipt, json: options.json) {
+                "recovery requested for \(patient); read the code \(code) out to your guardians, who approve with "
+                    + "`careledger recovery approve --patient \(patient) --requester \(session.did)`"
+            }
+        }
+    }
+
+    struct Requests: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List a patient's recovery requests (all of them for the patient and her guardians, your own for a requester).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var patient: String
+
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let list = try await RecoveryCommand.requests(&session, patient: patient)
+            output(.object(["requests": .array(list)]), json: options.json) {
+                list.isEmpty
+                    ? "no recovery request for \(patient)"
+                    : list.map {
+                        "\($0["requester"]?.stringValue ?? "?")  code \($0["checkCode"]?.stringValue ?? "?")  \($0["status"]?.stringValue ?? "?")"
+                            + "  approvals \($0["approvals"]?.objectValue?.count ?? 0)\($0["current"]?.boolValue == false ? "  (before the latest set-up)" : "")"
+                    }.joined(separator: "\n")
+            }
         }
     }
 
     struct Approve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "As a guardian, hand your share to the open request (re-wrapped for its key).")
+        static let configuration = CommandConfiguration(
+            abstract: "As a guardian, hand your share to a recovery request (re-wrapped for its key).",
+            discussion: "Approve only the request whose check code the patient read out to you (`careledger recovery requests`).")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "The patient's did.") var patient: String
+        @Option(help: "The requester (the new device's did) whose request you approve; needed when several are in progress.") var requester: String?
 
         func run() async throws {
             var session = try await Session(node: options.node, keyFile: options.key)
             guard let setup = try await RecoveryCommand.state(&session, RecoveryContract.key(patient)) else {
                 throw LedgerError("not_found", "\(patient) has not set up recovery")
             }
-            guard let request = try await RecoveryCommand.state(&session, RecoveryContract.requestKey(patient)) else {
-                throw LedgerError("no_request", "no open recovery request for \(patient)")
-            }
+            let request = try RecoveryCommand.pick(try await RecoveryCommand.requests(&session, patient: patient), requester: requester, patient: patient)
             let payload = try RecoveryKit.approval(patient: patient, setup: setup, request: request, guardian: session.did, key: try session.requireEncryption())
             let receipt = try await session.submit("recovery", "approve", payload)
-            output(receipt, json: options.json) { "approved; the request is \(receipt["result"]?["status"]?.stringValue ?? "?")" }
+            output(receipt, json: options.json) {
+                "approved the request of \(request["requester"]?.stringValue ?? "?") (code \(request["checkCode"]?.stringValue ?? "?")); "
+                    + "it is \(receipt["result"]?["status"]?.stringValue ?? "?")"
+            }
         }
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "As the patient or a guardian, cancel a recovery request (one you did not make).")
+        static let configuration = CommandConfiguration(abstract: "As the patient, a guardian or the requester, cancel a recovery request.")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "The patient's did.") var patient: String
+        @Option(help: "The requester whose request to cancel; needed when several are in progress.") var requester: String?
         @Option(help: "Why (kept on chain).") var reason: String?
 
         func run() async throws {
-            let session = try await Session(node: options.node, keyFile: options.key)
-            var payload: [String: JSONValue] = ["patient": .string(patient)]
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let request = try RecoveryCommand.pick(try await RecoveryCommand.requests(&session, patient: patient), requester: requester, patient: patient)
+            var payload: [String: JSONValue] = ["patient": .string(patient), "requester": request["requester"] ?? .null]
             if let reason { payload["reason"] = .string(reason) }
             let receipt = try await session.submit("recovery", "cancel", .object(payload))
-            output(receipt, json: options.json) { "recovery request of \(patient) cancelled" }
+            output(receipt, json: options.json) { "recovery request of \(request["requester"]?.stringValue ?? "?") for \(patient) cancelled" }
         }
     }
 
@@ -105,8 +164,8 @@ struct RecoveryCommand: AsyncParsableCommand {
 
         func run() async throws {
             var session = try await Session(node: options.node, keyFile: options.key)
-            guard let request = try await RecoveryCommand.state(&session, RecoveryContract.requestKey(patient)) else {
-                throw LedgerError("no_request", "no recovery request for \(patient)")
+            guard let request = try await RecoveryCommand.state(&session, RecoveryContract.requestKey(patient, requester: session.did)) else {
+                throw LedgerError("no_request", "this key has no recovery request for \(patient)")
             }
             let kit = try await session.get("/v1/recovery/\(patient)/kit")
             guard let ciphertext = kit["ciphertext"]?.stringValue else { throw LedgerError("server_error", "the node sent no kit") }
@@ -115,7 +174,7 @@ struct RecoveryCommand: AsyncParsableCommand {
             try KeyFile.save(keys.signing, encryption: keys.encryption, to: out)
             // Recorded on chain, signed with the recovered key itself.
             let recovered = try await Session(node: options.node, signing: keys.signing, encryption: keys.encryption)
-            let receipt = try await recovered.submit("recovery", "complete", .object(["patient": .string(patient)]))
+            let receipt = try await recovered.submit("recovery", "complete", .object(["patient": .string(patient), "requester": .string(session.did)]))
             output(.object(["did": .string(keys.signing.publicKey.did), "file": .string(out), "completed": receipt["id"] ?? .null]), json: options.json) {
                 "recovered \(keys.signing.publicKey.did) into \(out); completion recorded in transaction \(receipt["id"]?.stringValue ?? "?")"
             }

@@ -1,5 +1,7 @@
+import Domains
 import Foundation
 import LedgerCore
+import Store
 import Testing
 
 /// The patient records walk-through (docs/walkthroughs.md), through the real CLI against a real node process.
@@ -109,13 +111,28 @@ import Testing
         #expect(setup.status == 0, "\(setup.stderr)")
         let newKey = data + "/new-device.key"
         #expect(try CLI.run(["key", "generate", "--out", newKey]).status == 0)
-        #expect(try cl(["recovery", "request", "--key", newKey, "--patient", alice]).status == 0)
+        // A stranger's key asks too: it holds Alice's request off no more than it gets her kit.
+        let strangerKey = data + "/stranger.key"
+        #expect(try CLI.run(["key", "generate", "--out", strangerKey]).status == 0)
+        #expect(try cl(["recovery", "request", "--key", strangerKey, "--patient", alice]).status == 0)
+        let requested = try cl(["recovery", "request", "--key", newKey, "--patient", alice])
+        #expect(requested.status == 0, "\(requested.stderr)")
+        let newDevice = try did(newKey)
+        let code = RecoveryKit.checkCode(requester: newDevice, encryptionKey: Base64.encode(try KeyFile.loadEncryption(newKey).publicKey))
+        #expect(requested.stdout.contains(code), "the code she reads out to her guardians")
+        // The guardians see both requests with their codes; with two in progress they must name one.
+        let listed = try cl(["recovery", "requests", "--key", "\(keys)/dr-bob.key", "--patient", alice])
+        let stranger = try did(strangerKey)
+        #expect(listed.stdout.contains("\(newDevice)  code \(code)  open") && listed.stdout.contains(stranger), "\(listed.stdout)")
+        let ambiguous = try cl(["recovery", "approve", "--key", "\(keys)/dr-bob.key", "--patient", alice])
+        #expect(ambiguous.status == 2 && ambiguous.stderr.hasPrefix("error: several_requests"), "\(ambiguous.stderr)")
         // Not a guardian: refused on her own device, nothing submitted.
-        #expect(try cl(["recovery", "approve", "--key", "\(keys)/alice.key", "--patient", alice]).stderr.hasPrefix("error: not_a_guardian"))
-        #expect(try cl(["recovery", "approve", "--key", "\(keys)/dr-bob.key", "--patient", alice]).stdout.contains("open"))
+        #expect(try cl(["recovery", "approve", "--key", "\(keys)/alice.key", "--patient", alice, "--requester", newDevice]).stderr.hasPrefix("error: not_a_guardian"))
+        #expect(try cl(["recovery", "approve", "--key", "\(keys)/dr-bob.key", "--patient", alice, "--requester", newDevice]).stdout.contains("open"))
         let early = try cl(["recovery", "complete", "--key", newKey, "--patient", alice, "--out", data + "/early.key"])
         #expect(early.status != 0)
-        #expect(try cl(["recovery", "approve", "--key", "\(keys)/hospital-a.key", "--patient", alice]).stdout.contains("ready"))
+        #expect(try cl(["recovery", "cancel", "--key", "\(keys)/hospital-a.key", "--patient", alice, "--requester", stranger]).status == 0)
+        #expect(try cl(["recovery", "approve", "--key", "\(keys)/hospital-a.key", "--patient", alice]).stdout.contains("ready"), "the only request in progress")
         let out = data + "/recovered.key"
         let complete = try cl(["recovery", "complete", "--key", newKey, "--patient", alice, "--out", out])
         #expect(complete.status == 0, "\(complete.stderr)")

@@ -8,29 +8,29 @@ import Standards
 /// (the "kit", stored in the vault under its salted hash), splits S into n Shamir shares and wraps
 /// each share with HPKE for its guardian.
 /// - `setup` `{"threshold", "kit": salted hash, "shares": {guardian did: {"x", "enc", "ct"}}}` (the patient);
-/// - `request` `{"patient", "encryptionKey"}`: signed by the patient's new key after a loss; opens a request.
-///   While a request by another key is open or ready and younger than `requestWindowMillis` (72 h),
-///   it cannot be replaced (`request_pending`): nobody can reset the guardians' approvals or swap the
-///   key they wrap their shares for under a request in progress;
-/// - `approve` `{"patient", "request", "x", "enc", "ct"}`: a guardian re-wraps her share for the encryption key of the
-///   request she checked (`request` is its id: an approval never lands on another request); with `threshold`
-///   approvals the request is `ready`: the patient combines the shares on her device;
-/// - `complete` `{"patient"}`: signed by the recovered key itself (the patient's), closes a ready request as
-///   `completed`, on chain. A completed request holds nobody off;
-/// - `cancel` `{"patient", "reason"?}`: the patient (her key is not lost after all) or any guardian closes an open or
-///   ready request as `cancelled` — the answer to a request opened by someone else to hold her off. A cancelled
-///   request holds nobody off either.
+/// - `request` `{"patient", "encryptionKey"}`: signed by the patient's new key after a loss; opens a request of
+///   that key (`recovery/<patient>/request/<requester>`). Any number of keys may have a request open at once: a
+///   request holds nobody else's off, and the guardians choose the one whose key they checked with the patient.
+///   The same key opening again replaces its own request (new id, no approvals);
+/// - `approve` `{"patient", "requester", "request", "x", "enc", "ct"}`: a guardian re-wraps her share for the
+///   encryption key of the request she checked (`request` is its id: an approval never lands on another request,
+///   nor on one opened before the patient's latest set-up); with `threshold` approvals the request is `ready`, its
+///   requester may fetch the kit, and the patient combines the shares on her device;
+/// - `complete` `{"patient", "requester"}`: signed by the recovered key itself (the patient's), closes a ready request
+///   as `completed`, on chain;
+/// - `cancel` `{"patient", "requester", "reason"?}`: the patient (her key is not lost after all), any guardian, or the
+///   requester herself closes an open or ready request as `cancelled` — the answer to a request opened by someone else.
 public struct RecoveryContract: Contract {
     public let name = "recovery"
     public let actions = ["setup", "request", "approve", "complete", "cancel"]
 
     public init() {}
 
-    /// How long a recovery request holds off other requesters.
-    public static let requestWindowMillis: Int64 = 72 * 3600 * 1000
-
     public static func key(_ patient: String) -> String { "recovery/\(patient)" }
-    public static func requestKey(_ patient: String) -> String { "recovery/\(patient)/request" }
+    /// The recovery request of `requester` for `patient`'s keys.
+    public static func requestKey(_ patient: String, requester: String) -> String { "\(requestsPrefix(patient))\(requester)" }
+    /// The prefix of every recovery request for `patient`'s keys.
+    public static func requestsPrefix(_ patient: String) -> String { "recovery/\(patient)/request/" }
     public static func context(patient: String, x: Int64) -> String { "recovery/\(patient)/\(x)" }
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
@@ -55,15 +55,18 @@ public struct RecoveryContract: Contract {
                 throw LedgerError("bad_payload", "encryptionKey is a base64 X25519 public key")
             }
         case "complete":
-            let p = try Payload(payload, allowed: ["patient"])
+            let p = try Payload(payload, allowed: ["patient", "requester"])
             _ = try p.did("patient")
+            _ = try p.did("requester")
         case "cancel":
-            let p = try Payload(payload, allowed: ["patient", "reason"])
+            let p = try Payload(payload, allowed: ["patient", "requester", "reason"])
             _ = try p.did("patient")
+            _ = try p.did("requester")
             _ = try p.optionalString("reason", maxLength: 512)
         default:
-            let p = try Payload(payload, allowed: ["patient", "request", "x", "enc", "ct"])
+            let p = try Payload(payload, allowed: ["patient", "requester", "request", "x", "enc", "ct"])
             _ = try p.did("patient")
+            _ = try p.did("requester")
             _ = try Hash(hex: try p.string("request", maxLength: 64))
             _ = try p.int("x")
             _ = try WrappedKey(json: payload)
@@ -83,48 +86,37 @@ public struct RecoveryContract: Contract {
             o["patient"] = .string(context.author)
             o["height"] = .int(Int64(context.height))
             context.set(Self.key(context.author), .object(o))
-            context.set(Self.requestKey(context.author), nil)
             return .object(["patient": .string(context.author), "guardians": .int(Int64(o["shares"]!.objectValue!.count)), "threshold": o["threshold"]!])
         case "request":
             let patient = payload["patient"]!.stringValue!
-            guard try context.json(forKey: Self.key(patient)) != nil else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
-            let pending = try context.json(forKey: Self.requestKey(patient))
-            var opened = Int64(context.timeMillis)
-            if let pending, !["completed", "cancelled"].contains(pending["status"]?.stringValue ?? ""), let since = pending["timeMillis"]?.intValue,
-                Int64(context.timeMillis) - since < Self.requestWindowMillis
-            {
-                guard pending["requester"]?.stringValue == context.author else {
-                    throw LedgerError("request_pending", "another key's recovery request for \(patient) is in progress (opened at \(since))")
-                }
-                // The same key opening again keeps its window: it cannot hold others off for ever.
-                opened = since
-            }
+            guard let setup = try context.json(forKey: Self.key(patient)) else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
             let request: JSONValue = .object([
                 "id": .string(context.transaction.id.hex),
                 "patient": .string(patient), "requester": .string(context.author), "encryptionKey": payload["encryptionKey"]!,
                 "approvals": .object([:]), "status": .string("open"), "height": .int(Int64(context.height)),
-                "timeMillis": .int(opened),
+                "timeMillis": .int(Int64(context.timeMillis)), "setupHeight": setup["height"] ?? .null,
             ])
-            context.set(Self.requestKey(patient), request)
+            context.set(Self.requestKey(patient, requester: context.author), request)
             context.emit(.object(["type": .string("recovery.requested"), "patient": .string(patient), "requester": .string(context.author)]))
             return request
         case "cancel":
             let patient = payload["patient"]!.stringValue!
             guard let setup = try context.json(forKey: Self.key(patient)) else { throw LedgerError("not_found", "\(patient) has no recovery set up") }
-            guard context.author == patient || setup["shares"]?[context.author] != nil else {
-                throw LedgerError("forbidden", "the patient or one of her guardians cancels a recovery request")
+            let requester = payload["requester"]!.stringValue!
+            guard context.author == patient || context.author == requester || setup["shares"]?[context.author] != nil else {
+                throw LedgerError("forbidden", "the patient, one of her guardians or the requester cancels a recovery request")
             }
-            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue,
+            guard var request = try context.json(forKey: Self.requestKey(patient, requester: requester))?.objectValue,
                 ["open", "ready"].contains(request["status"]?.stringValue ?? "")
-            else { throw LedgerError("no_open_request", "no open recovery request for \(patient)") }
+            else { throw LedgerError("no_open_request", "no open recovery request of \(requester) for \(patient)") }
             request["status"] = .string("cancelled")
             request["cancelledBy"] = .string(context.author)
             request["cancelledAtHeight"] = .int(Int64(context.height))
             request["approvals"] = .object([:])
             if let reason = payload["reason"] { request["cancelReason"] = reason }
-            context.set(Self.requestKey(patient), .object(request))
+            context.set(Self.requestKey(patient, requester: requester), .object(request))
             context.emit(.object([
-                "type": .string("recovery.cancelled"), "patient": .string(patient), "requester": request["requester"] ?? .null, "by": .string(context.author),
+                "type": .string("recovery.cancelled"), "patient": .string(patient), "requester": .string(requester), "by": .string(context.author),
             ]))
             return .object(request)
         case "complete":
@@ -132,12 +124,12 @@ public struct RecoveryContract: Contract {
             guard context.author == patient else {
                 throw LedgerError("forbidden", "a recovery is completed with the recovered key itself (the patient's)")
             }
-            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue, request["status"] == .string("ready") else {
-                throw LedgerError("not_ready", "no recovery request of \(patient) is ready")
-            }
+            let requester = payload["requester"]!.stringValue!
+            guard var request = try context.json(forKey: Self.requestKey(patient, requester: requester))?.objectValue, request["status"] == .string("ready")
+            else { throw LedgerError("not_ready", "the recovery request of \(requester) for \(patient) is not ready") }
             request["status"] = .string("completed")
             request["completedAtHeight"] = .int(Int64(context.height))
-            context.set(Self.requestKey(patient), .object(request))
+            context.set(Self.requestKey(patient, requester: requester), .object(request))
             context.emit(.object(["type": .string("recovery.completed"), "patient": .string(patient), "requester": request["requester"] ?? .null]))
             return .object(request)
         default:
@@ -147,21 +139,24 @@ public struct RecoveryContract: Contract {
             }
             guard let guardianShare = setup["shares"]?[context.author] else { throw LedgerError("forbidden", "the author is not a guardian") }
             guard guardianShare["x"]?.intValue == payload["x"]?.intValue else { throw LedgerError("bad_payload", "x is not this guardian's share") }
-            guard var request = try context.json(forKey: Self.requestKey(patient))?.objectValue, request["status"] == .string("open") else {
-                throw LedgerError("no_open_request", "no open recovery request for \(patient)")
-            }
+            let requester = payload["requester"]!.stringValue!
+            guard var request = try context.json(forKey: Self.requestKey(patient, requester: requester))?.objectValue, request["status"] == .string("open")
+            else { throw LedgerError("no_open_request", "no open recovery request of \(requester) for \(patient)") }
             guard request["id"] == payload["request"] else {
                 throw LedgerError("request_mismatch", "the approval is for another recovery request than the open one")
+            }
+            guard request["setupHeight"] == setup["height"] else {
+                throw LedgerError("no_open_request", "the request was opened before \(patient) set up her recovery again")
             }
             var approvals = request["approvals"]?.objectValue ?? [:]
             approvals[context.author] = .object(["x": payload["x"]!, "enc": payload["enc"]!, "ct": payload["ct"]!])
             request["approvals"] = .object(approvals)
             if Int64(approvals.count) >= threshold {
                 request["status"] = .string("ready")
-                context.emit(.object(["type": .string("recovery.ready"), "patient": .string(patient)]))
+                context.emit(.object(["type": .string("recovery.ready"), "patient": .string(patient), "requester": .string(requester)]))
             }
-            context.set(Self.requestKey(patient), .object(request))
-            return .object(["patient": .string(patient), "approvals": .int(Int64(approvals.count)), "status": request["status"]!])
+            context.set(Self.requestKey(patient, requester: requester), .object(request))
+            return .object(["patient": .string(patient), "requester": .string(requester), "approvals": .int(Int64(approvals.count)), "status": request["status"]!])
         }
     }
 }

@@ -41,18 +41,29 @@ public enum RecoveryKit {
             payload: .object(["threshold": .int(Int64(threshold)), "kit": .string(kitHash.hex), "shares": .object(wrapped)]))
     }
 
+    /// A short code of a recovery request (its requester and the key the shares are wrapped for), that
+    /// the patient reads out from her new device and her guardians compare before they approve:
+    /// ten hexadecimal digits of SHA-256(requester || 0x00 || encryption key), as `xxxxx-xxxxx`.
+    public static func checkCode(requester: String, encryptionKey: String) -> String {
+        let digest = Hash.sha256(Array(requester.utf8) + [0] + Array(encryptionKey.utf8)).hex
+        return "\(digest.prefix(5))-\(digest.dropFirst(5).prefix(5))"
+    }
+
     /// A guardian's `recovery.approve` payload: her share, unwrapped with her key and re-wrapped for the
     /// request's encryption key. `setup` is the patient's `recovery/<did>` state, `request` her open request.
     public static func approval(patient: String, setup: JSONValue, request: JSONValue, guardian: String, key: EncryptionKey) throws(LedgerError) -> JSONValue {
         guard let mine = setup["shares"]?[guardian], let x = mine["x"]?.intValue else {
             throw LedgerError("not_a_guardian", "\(guardian) holds no share of \(patient)'s recovery")
         }
-        guard let target = request["encryptionKey"]?.stringValue, let id = request["id"]?.stringValue else { throw LedgerError("no_request", "no open recovery request") }
+        guard let target = request["encryptionKey"]?.stringValue, let id = request["id"]?.stringValue, let requester = request["requester"]?.stringValue else {
+            throw LedgerError("no_request", "no open recovery request")
+        }
         let context = RecoveryContract.context(patient: patient, x: x)
         let share = try KeyWrap.unwrap(try WrappedKey(json: mine), with: key, context: context)
         var o = try KeyWrap.wrap(share, for: try Base64.decode(target), context: context).json.objectValue!
         o["patient"] = .string(patient)
         o["request"] = .string(id)
+        o["requester"] = .string(requester)
         o["x"] = .int(x)
         return .object(o)
     }
