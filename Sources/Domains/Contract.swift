@@ -13,9 +13,14 @@ public protocol Contract: Sendable {
     func validate(_ transaction: Transaction) throws(LedgerError)
     /// Executes one transaction; throwing discards its writes and records a failed receipt.
     func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue
+    /// The prefixes of the state keys this contract keeps private (a patient's data): their leaves in
+    /// the state tree are salted (`StateLeafHashing`), and nodes serve them to their audience only.
+    var privateStatePrefixes: [String] { get }
 }
 
 extension Contract {
+    public var privateStatePrefixes: [String] { [] }
+
     public func validate(_ transaction: Transaction) throws(LedgerError) {
         try validate(action: transaction.action, payload: transaction.payload)
     }
@@ -120,6 +125,12 @@ public struct ContractRegistry: Sendable {
         for c in contracts { byName[c.name] = c }
         self.contracts = byName
     }
+
+    /// Every contract's private state prefixes, sorted.
+    public var privateStatePrefixes: [String] { Set(contracts.values.flatMap(\.privateStatePrefixes)).sorted() }
+
+    /// The state tree's leaves for this registry's private prefixes, salted with the consortium `secret`.
+    public func stateHashing(secret: [UInt8]) -> StateLeafHashing { StateLeafHashing(secret: secret, privatePrefixes: privateStatePrefixes) }
 
     /// The built-in contracts of this release; `operators` (dids of the consortium's node keys at genesis;
     /// see `OperatorSet`: governance's changes to the validator set change them too)

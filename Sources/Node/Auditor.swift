@@ -58,6 +58,7 @@ public enum Auditor {
         }
         var log = MerkleLog()
         var tree = SparseMerkleTree()
+        let hashing = registry.stateHashing(secret: try SupplyService.secret(in: directory, create: false))
         let state = MemoryState()
         var previous: BlockHeader?
         var nonces: Set<NonceKey> = []
@@ -124,7 +125,7 @@ public enum Auditor {
                 state.values.withLock { values in
                     for w in execution.writes { values[w.key] = w.value }
                 }
-                tree.set(batch: execution.writes.map { (key: $0.key, value: $0.value) })
+                tree.set(batch: execution.writes.map { (key: $0.key, value: $0.value) }, hashing: hashing)
             }
             guard tree.root == header.stateRoot else { throw fail("state root mismatch") }
             do {

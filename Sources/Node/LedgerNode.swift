@@ -42,6 +42,8 @@ public final class LedgerNode: Sendable {
     public let genesis: Genesis
     public let store: BlockStore
     public let registry: ContractRegistry
+    /// How state entries become leaves of the state tree (private ones salted with the consortium secret).
+    public let stateHashing: StateLeafHashing
     public let configuration: NodeConfiguration
     public let noteVerifier: NoteVerifier
     private let key: SigningKey
@@ -140,8 +142,10 @@ public final class LedgerNode: Sendable {
         }
         self.genesis = genesis
         self.key = key
-        peerCredentials = PeerCredentials(key: key, access: MemberAccess(secret: try SupplyService.secret(in: directory)))
+        let secret = try SupplyService.secret(in: directory)
+        peerCredentials = PeerCredentials(key: key, access: MemberAccess(secret: secret))
         self.registry = registry ?? genesis.standardRegistry
+        stateHashing = self.registry.stateHashing(secret: secret)
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
@@ -189,7 +193,7 @@ public final class LedgerNode: Sendable {
             loaded.append((key, value))
             values[key] = value
         }
-        tree.set(batch: loaded)
+        tree.set(batch: loaded, hashing: stateHashing)
         stateCache = StateCache(values)
         guard merkle.size == block.header.logSize, merkle.root == block.header.logRoot else {
             throw LedgerError("corrupt_store", "log rebuilt from the store does not match block \(latest)")
@@ -364,7 +368,7 @@ public final class LedgerNode: Sendable {
             transactions: txs, height: height, timeMillis: time, firstLeafIndex: firstLeaf, base: base,
             prevalidated: { admitted.contains($0.id) })
         var tree = parent?.tree ?? head.withLock { $0.state }
-        tree.set(batch: execution.writes.map { (key: $0.key, value: $0.value) })
+        tree.set(batch: execution.writes.map { (key: $0.key, value: $0.value) }, hashing: stateHashing)
         let (logSize, logRoot) = log.withLock { log -> (UInt64, Hash) in
             for tx in txs { log.append(leafHash: tx.leafHash) }
             return (log.size, log.root)
@@ -560,13 +564,15 @@ public final class LedgerNode: Sendable {
         try log.withLock { (log) throws(LedgerError) in try log.root(size: size) }
     }
 
-    /// A state value with its proof against the state root of the block it was read at.
-    public func state(key: String) throws -> (block: StoredBlock, value: [UInt8]?, proof: StateProof) {
+    /// A state value with its proof against the state root of the block it was read at, and the
+    /// salt of its leaf when the entry is private (nil for a public one).
+    public func state(key: String) throws -> (block: StoredBlock, value: [UInt8]?, proof: StateProof, salt: [UInt8]?) {
+        let salt = stateHashing.salt(key)
         for _ in 0..<10 {
             let snapshot = head.withLock { $0 }
             let value = stateCache.value(forKey: key)
-            let proof = snapshot.state.proof(key: Array(key.utf8))
-            if proof.provenValueHash == value.map({ Hash.sha256($0) }) { return (snapshot.block, value, proof) }
+            let proof = snapshot.state.proof(keyHash: StateLeafHashing.keyHash(key, salt: salt))
+            if proof.provenValueHash == value.map({ StateLeafHashing.valueHash($0, salt: salt) }) { return (snapshot.block, value, proof, salt) }
         }
         throw LedgerError("busy", "state changed while it was read; retry")
     }

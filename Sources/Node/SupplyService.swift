@@ -47,8 +47,11 @@ public final class SupplyService: Sendable {
     }
 
     /// The consortium's serial-blinding secret in the data directory (created on first use).
-    public static func secret(in directory: DataDirectory) throws -> [UInt8] {
+    public static func secret(in directory: DataDirectory, create: Bool = true) throws -> [UInt8] {
         let path = directory.path + "/supply.secret"
+        if !create && !FileManager.default.fileExists(atPath: path) {
+            throw LedgerError("no_secret", "\(path) is missing: a chain's private state is salted with the consortium secret; restore it from the node or a consortium member")
+        }
         if let data = FileManager.default.contents(atPath: path) {
             // Never replaced: a new secret would make every pack on the chain unknown.
             guard data.count == 32 else { throw LedgerError("corrupt_store", "\(path) must hold 32 bytes; restore it from a consortium member") }

@@ -527,7 +527,7 @@ public struct LedgerAPI: Sendable {
     func state(_ key: String, _ request: Request) throws -> Response {
         guard !key.isEmpty, key.utf8.count <= 512 else { throw LedgerError("bad_parameter", "a state key is 1 to 512 bytes") }
         if LedgerReadPolicy.isPrivate(stateKey: key) { try readPolicy.authorize(stateKey: key, value: node.stateValue(forKey: key), request: request) }
-        let (block, value, proof) = try node.state(key: key)
+        let (block, value, proof, salt) = try node.state(key: key)
         var o: [String: JSONValue] = [
             "key": .string(key),
             "present": .bool(value != nil),
@@ -535,6 +535,8 @@ public struct LedgerAPI: Sendable {
             "stateRoot": .string(block.header.stateRoot.hex),
             "proof": proof.json,
         ]
+        // A private entry's leaf is salted: its reader checks the proof with the salt.
+        if let salt { o["salt"] = .string(Hex.encode(salt)) }
         if let value {
             o["value"] = (try? JSONValue.parse(value)) ?? .string(Base64.encode(value))
             o["valueRaw"] = .string(Base64.encode(value))

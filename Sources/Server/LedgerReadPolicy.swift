@@ -25,8 +25,9 @@ struct LedgerReadPolicy: Sendable {
     let records: RecordsService
     let auth: AuthService
 
-    static let privateContracts: Set<String> = ["records", "consent", "audit", "recovery"]
-    static let privatePrefixes = ["records/", "consent/", "audit/", "recovery/"]
+    /// The contracts that declare private state: their transactions are private too.
+    static let privateContracts = Set(ContractRegistry.standard(operators: []).contracts.values.filter { !$0.privateStatePrefixes.isEmpty }.map(\.name))
+    static let privatePrefixes = ContractRegistry.standard(operators: []).privateStatePrefixes
 
     static func isPrivate(stateKey key: String) -> Bool { privatePrefixes.contains { key.hasPrefix($0) } }
 

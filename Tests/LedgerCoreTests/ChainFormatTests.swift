@@ -188,6 +188,38 @@ import Testing
     }
 }
 
+extension ChainFormatTests {
+    /// Private entries' leaves salted with the consortium secret; public ones as in the plain tree.
+    @Test func saltedStateTrees() throws {
+        for v in try list("saltedStateTrees") {
+            let name = v["name"]?.stringValue ?? ""
+            let hashing = StateLeafHashing(
+                secret: try bytes(v["secret"]), privatePrefixes: (v["privatePrefixes"]?.arrayValue ?? []).compactMap(\.stringValue))
+            let entries = try (v["entries"]?.arrayValue ?? []).map { e in
+                (key: try #require(e["key"]?.stringValue), value: Optional(Array(try #require(e["value"]?.stringValue).utf8)))
+            }
+            var tree = SparseMerkleTree()
+            tree.set(batch: entries, hashing: hashing)
+            #expect(tree.root.hex == v["root"]?.stringValue, "\(name): root")
+            for leaf in v["leaves"]?.arrayValue ?? [] {
+                let key = try #require(leaf["key"]?.stringValue)
+                let value = try #require(entries.last { $0.key == key }?.value)
+                let salt = hashing.salt(key)
+                #expect(Hex.encode(salt ?? []) == leaf["salt"]?.stringValue, "\(name): salt of \(key)")
+                let (keyHash, valueHash) = hashing.leaf(key, value)
+                #expect(keyHash.hex == leaf["keyHash"]?.stringValue && valueHash?.hex == leaf["valueHash"]?.stringValue, "\(name): \(key)")
+                let proof = tree.proof(key: key, hashing: hashing)
+                try proof.verify(root: tree.root, key: key, value: value, salt: salt)
+                if salt != nil {
+                    // Without its salt, a private entry's proof shows nothing: the plain key hash is not in the tree.
+                    #expect(throws: LedgerError.code("bad_proof")) { try proof.verify(root: tree.root, key: key, value: value, salt: nil) }
+                    #expect(tree.proof(key: Array(key.utf8)).provenValueHash == nil)
+                }
+            }
+        }
+    }
+}
+
 /// Hex bytes of a vector field (empty for an empty string).
 func bytes(_ v: JSONValue?) throws -> [UInt8] {
     let text = try #require(v?.stringValue)

@@ -78,11 +78,12 @@ import Testing
 
             // State proofs: membership of a notarised hash, absence of another.
             let key = "notary/\(Hash.sha256(Array("d5".utf8)).hex)"
-            let (block, value, proof) = try node.state(key: key)
+            let (block, value, proof, salt) = try node.state(key: key)
+            #expect(salt == nil, "a notarised hash is public state")
             #expect(value != nil)
             try proof.verify(root: block.header.stateRoot, key: Array(key.utf8), value: value)
             let missing = "notary/\(Hash.sha256(Array("never".utf8)).hex)"
-            let (block2, value2, proof2) = try node.state(key: missing)
+            let (block2, value2, proof2, _) = try node.state(key: missing)
             #expect(value2 == nil)
             try proof2.verify(root: block2.header.stateRoot, key: Array(missing.utf8), value: nil)
         }

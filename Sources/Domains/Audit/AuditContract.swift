@@ -15,6 +15,7 @@ import LedgerCore
 /// destroyed the vault blobs (ciphertext and salt) it held of an erased record.
 public struct AuditContract: Contract {
     public let name = "audit"
+    public var privateStatePrefixes: [String] { ["audit/"] }
     public let actions = ["access", "review", "shredded"]
     public let operators: OperatorSet
 

@@ -250,6 +250,7 @@ public enum ConsentPolicy {
 /// always what she granted herself or her own delegation.
 public struct ConsentContract: Contract {
     public let name = "consent"
+    public var privateStatePrefixes: [String] { ["consent/"] }
     public let actions = ["grant", "revoke"]
 
     public init() {}

@@ -185,6 +185,7 @@ public enum EndorsementPolicy {
 ///   the state drops the recipients, reads answer 410 Gone, and the committed receipt is the signed erasure receipt.
 public struct RecordsContract: Contract {
     public let name = "records"
+    public var privateStatePrefixes: [String] { ["records/"] }
     public let actions = ["put", "endorse", "share", "erase", "bundle"]
 
     public init() {}

@@ -22,6 +22,7 @@ import Standards
 ///   requester herself closes an open or ready request as `cancelled` — the answer to a request opened by someone else.
 public struct RecoveryContract: Contract {
     public let name = "recovery"
+    public var privateStatePrefixes: [String] { ["recovery/"] }
     public let actions = ["setup", "request", "approve", "complete", "cancel"]
 
     public init() {}

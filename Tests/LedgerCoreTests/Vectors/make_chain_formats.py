@@ -13,6 +13,7 @@ input is fixed.
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import sys
@@ -707,6 +708,18 @@ def self_check(doc):
     for r in doc["receipts"]:
         assert hashlib.sha256(r["canonical"].encode()).hexdigest() == r["sha256"]
 
+    # Salted trees: public leaves as in the plain tree, private ones salted; one leaf by hand.
+    plain = {l["key"]: l for l in {t["name"]: t for t in doc["stateTrees"]}["realistic-12"]["leaves"]}
+    for l in doc["saltedStateTrees"][0]["leaves"]:
+        private = any(l["key"].startswith(p) for p in PRIVATE_PREFIXES)
+        assert (l["salt"] != "") == private and (l["keyHash"] == plain[l["key"]]["keyHash"]) == (not private), l["key"]
+    one = doc["saltedStateTrees"][1]
+    salt = bytes.fromhex(one["leaves"][0]["salt"])
+    assert len(salt) == 32
+    assert one["root"] == hashlib.sha256(
+        b"\x00" + hashlib.sha256(salt + b"consent/by-id/c-1").digest() + hashlib.sha256(salt + one["entries"][0]["value"].encode()).digest()
+    ).hexdigest()
+
     # State trees: structural invariants, independent of smt_build.
     trees = {t["name"]: t for t in doc["stateTrees"]}
     assert trees["empty"]["root"] == "00" * 32
@@ -760,6 +773,41 @@ def smt_root_naive(leaves, depth):
     return h
 
 
+# Salted state leaves (Sources/LedgerCore/StateLeaves.swift): a private key's leaf is
+# (SHA-256(salt || key), SHA-256(salt || value)), salt = HMAC-SHA256(K, key),
+# K = HMAC-SHA256(secret, "careledger state salt v1"); a public key's leaf is unsalted.
+SALT_SECRET = sha256(b"consortium secret of the vectors")
+PRIVATE_PREFIXES = ["audit/", "consent/", "records/", "recovery/"]
+
+
+def salted_state_tree(name, entries):
+    k = hmac.new(SALT_SECRET, b"careledger state salt v1", hashlib.sha256).digest()
+    latest = {}
+    for key, v in entries:
+        latest[key] = v
+    leaves = []
+    for key, v in latest.items():
+        private = any(key.startswith(p) for p in PRIVATE_PREFIXES)
+        salt = hmac.new(k, key.encode("utf-8"), hashlib.sha256).digest() if private else b""
+        kh, vh = sha256(salt + key.encode("utf-8")), sha256(salt + v.encode("utf-8"))
+        leaves.append((key, salt, kh, vh, smt_leaf(kh, vh)))
+    leaves.sort(key=lambda l: l[2])
+    return {
+        "name": name,
+        "secret": SALT_SECRET.hex(),
+        "privatePrefixes": PRIVATE_PREFIXES,
+        "entries": [{"key": key, "value": v} for key, v in entries],
+        "leaves": [{"key": key, "salt": s.hex(), "keyHash": kh.hex(), "valueHash": vh.hex(), "leafHash": lh.hex()} for key, s, kh, vh, lh in leaves],
+        "root": smt_build([(kh, vh) for _, _, kh, vh, _ in leaves]).hex(),
+    }
+
+
+SALTED_STATE_TREES = [
+    salted_state_tree("realistic-12-salted", REALISTIC),
+    salted_state_tree("one-private-entry", [("consent/by-id/c-1", cjs({"patient": K3.did}))]),
+]
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -776,6 +824,7 @@ def main():
         ],
         "checkpoints": CHECKPOINTS,
         "stateTrees": STATE_TREES,
+        "saltedStateTrees": SALTED_STATE_TREES,
         "keyEnvelopes": KEY_ENVELOPES,
         "receipts": RECEIPTS,
     }
