@@ -30,7 +30,7 @@ import Testing
     @Test func publicProofsDoNotRevealPrivateLeaves() async throws {
         let hospital = Party(), doctor = Party(), alice = Party(), outsider = Party()
         let network = try TestNetwork()
-        try await network.run { client in
+        try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
             _ = try await rc.register(network.operatorParty, hospital, "organisation", name: "H")
             try await rc.registerAll([(hospital, doctor, "practitioner", nil), (alice, alice, "patient", nil), (outsider, outsider, "patient", nil)])

@@ -101,7 +101,7 @@ import Testing
     @Test func aStrangersRequestHoldsNobodyOff() async throws {
         let network = try TestNetwork()
         let alice = Party(), guardians = [Party(), Party()], newDevice = Party(), stranger = Party()
-        try await network.run { client in
+        try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
             for p in [alice] + guardians { #expect(try await rc.register(p, p, "patient")["status"] == .string("committed")) }
             let setup = try RecoveryKit.setup(
