@@ -130,7 +130,7 @@ public struct ContractRegistry: Sendable {
     public var privateStatePrefixes: [String] { Set(contracts.values.flatMap(\.privateStatePrefixes)).sorted() }
 
     /// The state tree's leaves for this registry's private prefixes, salted with the consortium `secret`.
-    public func stateHashing(secret: [UInt8]) -> StateLeafHashing { StateLeafHashing(secret: secret, privatePrefixes: privateStatePrefixes) }
+    public func stateHashing(secret: ConsortiumSecret) -> StateLeafHashing { StateLeafHashing(secret: secret, privatePrefixes: privateStatePrefixes) }
 
     /// The built-in contracts of this release; `operators` (dids of the consortium's node keys at genesis;
     /// see `OperatorSet`: governance's changes to the validator set change them too)

@@ -5,7 +5,7 @@
 /// consent, audit trail and recovery) is salted with a per-key salt that only the consortium's nodes
 /// can compute,
 ///
-///     salt = HMAC-SHA256(K, key),  K = HMAC-SHA256(consortium secret, "careledger state salt v1")
+///     salt = HMAC-SHA256(K, key),  K = HKDF-SHA256(consortium secret, info "careledger state salt v1")
 ///     leaf = (SHA-256(salt || key), SHA-256(salt || value))
 ///
 /// so that neither where a private key's leaf sits nor what its value hash is can be computed from
@@ -16,10 +16,9 @@ public struct StateLeafHashing: Sendable {
     public let privatePrefixes: [String]
     private let mac: PreparedHMAC?
 
-    /// `secret`: the consortium's shared secret (32 bytes).
-    public init(secret: [UInt8], privatePrefixes: [String]) {
+    public init(secret: ConsortiumSecret, privatePrefixes: [String]) {
         self.privatePrefixes = privatePrefixes
-        mac = PreparedHMAC(key: PreparedHMAC(key: secret).code(Array("careledger state salt v1".utf8)))
+        mac = PreparedHMAC(key: secret.key(label: ConsortiumSecret.stateSaltLabel))
     }
 
     private init() {

@@ -58,7 +58,7 @@ public enum Auditor {
         }
         var log = MerkleLog()
         var tree = SparseMerkleTree()
-        let hashing = registry.stateHashing(secret: try SupplyService.secret(in: directory, create: false))
+        let hashing = registry.stateHashing(secret: try directory.consortiumSecret(create: false))
         let state = MemoryState()
         var previous: BlockHeader?
         var nonces: Set<NonceKey> = []

@@ -21,7 +21,7 @@ public enum Consortium {
         for name in principals {
             try KeyFile.save(SigningKey(), to: "\(directory.keys)/\(name).key", overwrite: true)
         }
-        _ = try SupplyService.secret(in: directory)
+        _ = try directory.consortiumSecret()
         let genesis = Genesis(chainID: chainID, proposer: nodeKey.publicKey, timeMillis: timeMillis, members: members)
         // Written last: its presence marks a complete initialisation.
         try genesis.save(to: directory.genesis)
@@ -30,7 +30,7 @@ public enum Consortium {
 
     /// Creates the data directories of a consortium network: one node per organisation, each with its
     /// own node key (a validator), one genesis naming every validator and founding member, signed by
-    /// each member, and the consortium's shared supply secret. `members` are the organisations' keys
+    /// each member, and the consortium's shared secret. `members` are the organisations' keys
     /// (the founding members who sign genesis); the demo principals' keys are the same in every directory.
     @discardableResult
     public static func createNetwork(
@@ -41,7 +41,7 @@ public enum Consortium {
         for d in directories where d.exists { throw LedgerError("already_initialised", "\(d.path) already holds a chain") }
         let nodeKeys = directories.map { _ in SigningKey() }
         let principalKeys = principals.map { ($0, SigningKey(), EncryptionKey()) }
-        let secret = RandomBytes.make(32)
+        let secret = ConsortiumSecret.random()
         var genesis = Genesis(
             chainID: chainID, proposer: nodeKeys[0].publicKey, timeMillis: timeMillis, members: members.map(\.publicKey.did),
             validators: nodeKeys.map(\.publicKey), governanceThreshold: governanceThreshold)
@@ -52,8 +52,7 @@ public enum Consortium {
             for (name, signing, encryption) in principalKeys {
                 try KeyFile.save(signing, encryption: encryption, to: "\(d.keys)/\(name).key", overwrite: true)
             }
-            guard FileManager.default.createFile(atPath: d.path + "/supply.secret", contents: Data(secret), attributes: [.posixPermissions: 0o600])
-            else { throw LedgerError("io_error", "cannot write \(d.path)/supply.secret") }
+            try d.install(secret: secret)
             try genesis.save(to: d.genesis)
         }
         return genesis

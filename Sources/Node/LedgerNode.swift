@@ -44,6 +44,8 @@ public final class LedgerNode: Sendable {
     public let registry: ContractRegistry
     /// How state entries become leaves of the state tree (private ones salted with the consortium secret).
     public let stateHashing: StateLeafHashing
+    /// The consortium secret, from which each use derives its key.
+    public let secret: ConsortiumSecret
     public let configuration: NodeConfiguration
     public let noteVerifier: NoteVerifier
     private let key: SigningKey
@@ -142,7 +144,8 @@ public final class LedgerNode: Sendable {
         }
         self.genesis = genesis
         self.key = key
-        let secret = try SupplyService.secret(in: directory)
+        let secret = try directory.consortiumSecret()
+        self.secret = secret
         peerCredentials = PeerCredentials(key: key, access: MemberAccess(secret: secret))
         self.registry = registry ?? genesis.standardRegistry
         stateHashing = self.registry.stateHashing(secret: secret)

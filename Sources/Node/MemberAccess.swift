@@ -7,14 +7,14 @@ import Store
 /// How a consortium node proves, to another member's API, that it may read the whole ledger
 /// (blocks with their transactions, snapshots): it signs the request (RFC 9421, Ed25519, with its
 /// node key) and sends `CareLedger-Member: <proof>`, a MAC of its did under a key derived from
-/// the consortium secret every member node holds (`supply.secret`, shared with genesis when an
+/// the consortium secret every member node holds (`consortium.secret`, shared with genesis when an
 /// organisation joins). A node key the chain names (an operator, a validator) needs no proof.
 public struct MemberAccess: Sendable {
     public static let header = "CareLedger-Member"
     private let mac: PreparedHMAC
 
-    public init(secret: [UInt8]) {
-        mac = PreparedHMAC(key: PreparedHMAC(key: secret).code(Array("careledger member read access v1".utf8)))
+    public init(secret: ConsortiumSecret) {
+        mac = PreparedHMAC(key: secret.key(label: ConsortiumSecret.membershipLabel))
     }
 
     /// The member's proof for `did`.
@@ -40,7 +40,7 @@ public struct PeerCredentials: Sendable {
 
     /// The credentials of the node whose data is in `directory` (its node key and the consortium secret).
     public init(directory: DataDirectory) throws {
-        self.init(key: try KeyFile.load(directory.nodeKey), access: MemberAccess(secret: try SupplyService.secret(in: directory)))
+        self.init(key: try KeyFile.load(directory.nodeKey), access: MemberAccess(secret: try directory.consortiumSecret()))
     }
 
     /// The request headers that authenticate a GET of `url`: the member proof and an RFC 9421

@@ -102,7 +102,7 @@ extension LedgerNode {
             }
             state.append((key, try Base64.decode(text)))
         }
-        let hashing = genesis.standardRegistry.stateHashing(secret: try SupplyService.secret(in: directory, create: false))
+        let hashing = genesis.standardRegistry.stateHashing(secret: try directory.consortiumSecret(create: false))
         tree.set(batch: state.map { (key: $0.0, value: $0.1) }, hashing: hashing)
         guard tree.root == header.stateRoot else { throw LedgerError("bad_snapshot", "the state does not give block \(header.height)'s state root") }
         // The set the state names must be the one the proven changes lead to (no change left out).

@@ -34,7 +34,7 @@ public final class SupplyService: Sendable {
     public let local: LocalIndex
 
     public init(
-        node: LedgerNode, vault: Vault, secret: [UInt8], scanWindowMillis: UInt64 = 600_000,
+        node: LedgerNode, vault: Vault, secret: ConsortiumSecret, scanWindowMillis: UInt64 = 600_000,
         clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock
     ) throws {
         self.node = node
@@ -44,31 +44,6 @@ public final class SupplyService: Sendable {
         self.clock = clock
         self.scanWindowMillis = scanWindowMillis
         (alertWakeUps, alertSignal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-    }
-
-    /// The consortium's serial-blinding secret in the data directory (created on first use).
-    public static func secret(in directory: DataDirectory, create: Bool = true) throws -> [UInt8] {
-        let path = directory.path + "/supply.secret"
-        if !create && !FileManager.default.fileExists(atPath: path) {
-            throw LedgerError("no_secret", "\(path) is missing: a chain's private state is salted with the consortium secret; restore it from the node or a consortium member")
-        }
-        if let data = FileManager.default.contents(atPath: path) {
-            // Never replaced: a new secret would make every pack on the chain unknown.
-            guard data.count == 32 else { throw LedgerError("corrupt_store", "\(path) must hold 32 bytes; restore it from a consortium member") }
-            return Array(data)
-        }
-        let secret = RandomBytes.make(32)
-        let tmp = path + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(secret), attributes: [.posixPermissions: 0o600]) else {
-            throw LedgerError("io_error", "cannot write \(tmp)")
-        }
-        // link(2) fails if the file appeared meanwhile: the first secret written wins.
-        defer { unlink(tmp) }
-        guard link(tmp, path) == 0 else {
-            guard let data = FileManager.default.contents(atPath: path), data.count == 32 else { throw LedgerError("io_error", "cannot create \(path)") }
-            return Array(data)
-        }
-        return secret
     }
 
     /// A state value, parsed; parsed values are cached and reused while the state bytes are unchanged.

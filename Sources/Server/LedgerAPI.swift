@@ -83,16 +83,16 @@ public struct LedgerAPI: Sendable {
     public let uploads: VaultUploads
 
     /// `organisations`: the keys this node may sign supply-chain events with (the acting organisation is one);
-    /// `supplySecret`: the consortium's serial-blinding secret (random when nil: a throw-away chain).
+    /// The consortium secret is the node's (`LedgerNode.secret`).
     public init(
         node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil,
-        organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil
+        organisations: [ActingOrganisation] = []
     ) throws {
         self.acting = acting
         var byDID: [String: ActingOrganisation] = [:]
         for o in organisations + (acting.map { [$0] } ?? []) { byDID[o.did] = o }
         self.organisations = byDID
-        supply = try SupplyService(node: node, vault: vault, secret: supplySecret ?? RandomBytes.make(32))
+        supply = try SupplyService(node: node, vault: vault, secret: node.secret)
         self.node = node
         self.configuration = configuration
         self.registry = registry

@@ -310,8 +310,7 @@ struct BenchNode {
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
         let server = NodeServer(
             api: try LedgerAPI(
-                node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), organisations: organisations,
-                supplySecret: try SupplyService.secret(in: directory)))
+                node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), organisations: organisations))
         let port = Mutex<Int?>(nil)
         let (stopped, stop) = AsyncStream<Void>.makeStream()
         let task = Task {

@@ -138,7 +138,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     let server = NodeServer(
         api: try LedgerAPI(
             node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor,
-            organisations: organisations, supplySecret: try SupplyService.secret(in: directory)))
+            organisations: organisations))
     let acting = actingFor
     try await server.run { port in
         if registerDemo {

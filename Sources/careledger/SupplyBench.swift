@@ -180,7 +180,7 @@ struct SupplyBench: AsyncParsableCommand {
         let bulkLatencies = bulkState.latencies.withLock { $0 }.sorted()
 
         // The verification engine alone (no HTTP), all cores.
-        let supply = try SupplyService(node: bench.node, vault: try Vault(path: directory.vault), secret: try SupplyService.secret(in: directory))
+        let supply = try SupplyService(node: bench.node, vault: try Vault(path: directory.vault), secret: bench.node.secret)
         let parsedScans = try scans.map { try GS1ElementString.parse(JSONValue.parse($0)["scan"]!.stringValue!, today: GS1Date(year: 2026, month: 11, day: 25)) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let engineStart = ContinuousClock.now

@@ -194,7 +194,7 @@ extension ChainFormatTests {
         for v in try list("saltedStateTrees") {
             let name = v["name"]?.stringValue ?? ""
             let hashing = StateLeafHashing(
-                secret: try bytes(v["secret"]), privatePrefixes: (v["privatePrefixes"]?.arrayValue ?? []).compactMap(\.stringValue))
+                secret: try ConsortiumSecret(bytes: try bytes(v["secret"])), privatePrefixes: (v["privatePrefixes"]?.arrayValue ?? []).compactMap(\.stringValue))
             let entries = try (v["entries"]?.arrayValue ?? []).map { e in
                 (key: try #require(e["key"]?.stringValue), value: Optional(Array(try #require(e["value"]?.stringValue).utf8)))
             }

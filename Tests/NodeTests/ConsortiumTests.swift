@@ -66,7 +66,7 @@ final class ConsortiumNet: @unchecked Sendable {
         if http {
             let made = try LedgerAPI(
                 node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: registry,
-                vault: try Vault(path: directories[i].vault), acting: acting[i], supplySecret: try SupplyService.secret(in: directories[i]))
+                vault: try Vault(path: directories[i].vault), acting: acting[i])
             api = made
             let server = NodeServer(api: made)
             task = Task { try? await server.run(handleSignals: false) }
@@ -455,11 +455,11 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             #expect(signers.isSubset(of: Set(try net.directories.indices.map { try net.key($0).publicKey.did })))
             let m = net.members
             let url = net.url(0) + "/v1/sync/blocks?from=1&limit=1"
-            let secret = try SupplyService.secret(in: net.directories[0])
+            let secret = try net.directories[0].consortiumSecret(create: false)
             let newcomer = PeerCredentials(key: SigningKey(), access: MemberAccess(secret: secret))
             #expect(try await memberStatus(url, net.node(3).peerCredentials) == 200)
             #expect(try await memberStatus(url, newcomer) == 200)
-            #expect(try await memberStatus(url, PeerCredentials(key: SigningKey(), access: MemberAccess(secret: RandomBytes.make(32)))) == 403)
+            #expect(try await memberStatus(url, PeerCredentials(key: SigningKey(), access: MemberAccess(secret: .random()))) == 403)
 
             let v3 = try net.key(3).publicKey.did
             let proposal = try await governance(net, m[0], "propose", .object(["kind": .string("remove_validator"), "subject": .string(v3)]))
@@ -757,7 +757,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
                 let d = DataDirectory("\(base)/\(name)")
                 try FileManager.default.createDirectory(atPath: d.path, withIntermediateDirectories: true)
                 try FileManager.default.copyItem(atPath: net.directories[0].genesis, toPath: d.genesis)
-                try FileManager.default.copyItem(atPath: net.directories[0].path + "/supply.secret", toPath: d.path + "/supply.secret")
+                try FileManager.default.copyItem(atPath: net.directories[0].secret, toPath: d.secret)
                 try KeyFile.save(SigningKey(), to: d.nodeKey)
                 return d
             }

@@ -134,11 +134,11 @@ import Testing
             // A node key the chain does not name yet gets in with the consortium secret's proof, not without.
             let newcomer = SigningKey()
             #expect(try await signed("/v1/sync/blocks?from=1", PeerCredentials(key: newcomer, access: node.peerCredentials.access)) == .ok)
-            #expect(try await signed("/v1/sync/blocks?from=1", PeerCredentials(key: newcomer, access: MemberAccess(secret: RandomBytes.make(32)))) == .forbidden)
+            #expect(try await signed("/v1/sync/blocks?from=1", PeerCredentials(key: newcomer, access: MemberAccess(secret: .random()))) == .forbidden)
             #expect(try await signed("/v1/sync/blocks?from=1", node.peerCredentials) == .ok)
             // The proof is bound to the did: another key cannot reuse it.
             var stolen = HTTPFields()
-            for (name, value) in try PeerCredentials(key: newcomer, access: MemberAccess(secret: RandomBytes.make(32))).headers(url: "http://localhost/v1/sync/blocks?from=1") {
+            for (name, value) in try PeerCredentials(key: newcomer, access: MemberAccess(secret: .random())).headers(url: "http://localhost/v1/sync/blocks?from=1") {
                 stolen[HTTPField.Name(name)!] = value
             }
             stolen[HTTPField.Name(MemberAccess.header)!] = node.peerCredentials.access.proof(did: SigningKey().publicKey.did)

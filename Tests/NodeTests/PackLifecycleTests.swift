@@ -85,7 +85,7 @@ final class MemoryChain: StateReader, @unchecked Sendable {
     }
 
     static let day: UInt64 = 86_400_000
-    let keys = SupplyKeys(secret: Array(repeating: 7, count: 32))
+    let keys = SupplyKeys(secret: try! ConsortiumSecret(bytes: Array(repeating: 7, count: 32)))
     let gtin = "09506000100012"
 
     /// A chain with a manufacturer (MAH), a pharmacy, a regulator, the product, and packs held by the pharmacy.

@@ -87,7 +87,7 @@ import Testing
         // and says why; with another, the roots do not match.
         let directory = network.chain.directory
         #expect(try Auditor.audit(directory: directory).transactions > 5)
-        let secret = directory.path + "/supply.secret"
+        let secret = directory.secret
         try FileManager.default.moveItem(atPath: secret, toPath: secret + ".away")
         #expect(throws: LedgerError.code("no_secret")) { try Auditor.audit(directory: directory) }
         #expect(FileManager.default.createFile(atPath: secret, contents: Data(repeating: 7, count: 32)))

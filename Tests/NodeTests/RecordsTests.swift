@@ -123,10 +123,15 @@ struct TestNetwork {
 
     /// `clock`: the node's clock (block times, consent periods, break-the-glass windows), the system's by default.
     init(
-        acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], supplySecret: [UInt8]? = nil, breakGlassWindowMillis: Int64? = nil,
+        acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], secret: ConsortiumSecret? = nil, breakGlassWindowMillis: Int64? = nil,
         clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock, configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws {
         chain = try TempChain()
+        // A consortium secret shared with another test network (the chain's own otherwise).
+        if let secret {
+            try? FileManager.default.removeItem(atPath: chain.directory.secret)
+            try chain.directory.install(secret: secret)
+        }
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
@@ -136,8 +141,7 @@ struct TestNetwork {
         if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
         configure(&server)
         api = try LedgerAPI(
-            node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations,
-            supplySecret: supplySecret)
+            node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations)
         operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
     }
 

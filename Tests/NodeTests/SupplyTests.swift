@@ -118,8 +118,8 @@ struct SupplyClient {
         let world = World()
         let pharma = world.pharma, wholesaler = world.wholesaler, pharmacy = world.pharmacy, otherPharmacy = world.otherPharmacy
         let regulator = world.regulator, pharmacist = world.pharmacist
-        let secret = RandomBytes.make(32)
-        let network = try TestNetwork(organisations: world.organisations, supplySecret: secret)
+        let secret = ConsortiumSecret.random()
+        let network = try TestNetwork(organisations: world.organisations, secret: secret)
         let operatorParty = network.operatorParty
         try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
@@ -359,7 +359,7 @@ struct SupplyClient {
     /// body, content type, the alert raised for a negative outcome, and the errors of a bad request.
     @Test func fastRouteAnswersAsTheRouter() async throws {
         let world = World()
-        let network = try TestNetwork(organisations: world.organisations, supplySecret: RandomBytes.make(32))
+        let network = try TestNetwork(organisations: world.organisations, secret: .random())
         let operatorParty = network.operatorParty
         let pharmacy = world.pharmacy
         try await network.run(live: true) { client in
@@ -503,8 +503,8 @@ struct SupplyClient {
 @Suite struct RecallCatchUpTests {
     @Test func recallCommittedWhileTheServiceIsDownIsHandledAtStart() async throws {
         let world = SupplyTests.World()
-        let secret = [UInt8](repeating: 42, count: 32)
-        let network = try TestNetwork(organisations: world.organisations, supplySecret: secret)
+        let secret = try ConsortiumSecret(bytes: [UInt8](repeating: 42, count: 32))
+        let network = try TestNetwork(organisations: world.organisations, secret: secret)
         let operatorParty = network.operatorParty
         try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
@@ -526,7 +526,7 @@ struct SupplyClient {
         let third = try LedgerNode(directory: network.chain.directory)
         let api = try LedgerAPI(
             node: third, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault,
-            organisations: world.organisations, supplySecret: secret)
+            organisations: world.organisations)
         let events = third.events.subscribe()
         let supply = api.supply
         let service = Task { await supply.run() }

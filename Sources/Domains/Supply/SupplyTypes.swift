@@ -3,13 +3,17 @@ import LedgerCore
 import Standards
 
 /// The blinding of serial-level identifiers: the chain never holds a GTIN+serial, SSCC or lot in the
-/// clear, only HMAC-SHA256 of it under a consortium secret, so nobody holding a copy of the chain
-/// can enumerate serials; a node that holds the secret computes the key of a scanned pack.
+/// clear, only HMAC-SHA256 of it under a key derived from the consortium secret (`blindingLabel`),
+/// so nobody holding a copy of the chain can enumerate serials; a node that holds the secret
+/// computes the key of a scanned pack.
 public struct SupplyKeys: Sendable {
-    /// HMAC-SHA256 keyed once with the consortium secret.
+    /// HMAC-SHA256 keyed once with the blinding key.
     private let prepared: PreparedHMAC
 
-    public init(secret: [UInt8]) { prepared = PreparedHMAC(key: secret) }
+    /// The label of the serial-blinding key derived from the consortium secret.
+    public static let blindingLabel = "careledger serial blinding v1"
+
+    public init(secret: ConsortiumSecret) { prepared = PreparedHMAC(key: secret.key(label: Self.blindingLabel)) }
 
     func key(_ parts: String...) -> String {
         Hex.encode(prepared.code(Array(parts.joined(separator: "\u{1D}").utf8)))

@@ -18,7 +18,9 @@ import json
 import os
 import sys
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chain-formats.json")
@@ -775,13 +777,14 @@ def smt_root_naive(leaves, depth):
 
 # Salted state leaves (Sources/LedgerCore/StateLeaves.swift): a private key's leaf is
 # (SHA-256(salt || key), SHA-256(salt || value)), salt = HMAC-SHA256(K, key),
-# K = HMAC-SHA256(secret, "careledger state salt v1"); a public key's leaf is unsalted.
+# K = HKDF-SHA256(secret, no salt, info "careledger state salt v1", 32 bytes) (RFC 5869);
+# a public key's leaf is unsalted.
 SALT_SECRET = sha256(b"consortium secret of the vectors")
 PRIVATE_PREFIXES = ["audit/", "consent/", "records/", "recovery/"]
 
 
 def salted_state_tree(name, entries):
-    k = hmac.new(SALT_SECRET, b"careledger state salt v1", hashlib.sha256).digest()
+    k = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"careledger state salt v1").derive(SALT_SECRET)
     latest = {}
     for key, v in entries:
         latest[key] = v
