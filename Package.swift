@@ -3,6 +3,53 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
+/// The contract kit and every capability's contract target (the node and the server still host the
+/// capabilities' services; see docs/architecture.md).
+let contracts: [Target.Dependency] = ["ContractKit", "NotaryContract", "RecordsContract", "RecoveryContract", "SupplyContract"]
+
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+
+let nodeDependencies: [Target.Dependency] = [
+    "LedgerCore", "Store",
+    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+    .product(name: "NIOHPACK", package: "swift-nio-http2"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "Metrics", package: "swift-metrics"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+]
+
+let serverDependencies: [Target.Dependency] = [
+    "LedgerCore", "Standards", "Store", "Node",
+    .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "HummingbirdCore", package: "hummingbird"),
+    .product(name: "HTTPTypes", package: "swift-http-types"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+    .product(name: "Prometheus", package: "swift-prometheus"),
+    .product(name: "Metrics", package: "swift-metrics"),
+]
+
+let executableDependencies: [Target.Dependency] = [
+    "LedgerCore", "Standards", "Store", "Node", "Server", "Composition",
+    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "Logging", package: "swift-log"),
+]
+
+let nodeTestDependencies: [Target.Dependency] = [
+    "LedgerCore", "Standards", "Store", "Node", "Server", "Composition",
+    .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
+    .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOEmbedded", package: "swift-nio"),
+    .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+]
+
 let package = Package(
     name: "careledger",
     platforms: [.macOS(.v15)],
@@ -26,95 +73,49 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
-        // Pure core: encoding, hashing, keys, transactions, blocks, Merkle log, state proofs, checkpoints.
+        // The kernel (Sources/Kernel).
         // SHA-256 in C (x86 SHA extensions when present): the ledger's many small hashes.
-        .target(name: "CSHA256"),
+        .target(name: "CSHA256", path: "Sources/Kernel/CSHA256"),
         // The Ed25519 verifier's double scalar multiplication in C (the ledger's largest cost in a consortium).
-        .target(name: "CEd25519"),
+        .target(name: "CEd25519", path: "Sources/Kernel/CEd25519"),
+        // Pure core: encoding, hashing, keys, transactions, blocks, Merkle log, state proofs, checkpoints.
+        .target(name: "LedgerCore", dependencies: ["CSHA256", "CEd25519", crypto], path: "Sources/Kernel/LedgerCore", swiftSettings: strict),
+        // Standards on the edges: FHIR R4, GS1, EPCIS, HPKE key wrapping, content encryption (pure).
+        .target(name: "Standards", dependencies: ["LedgerCore", crypto], path: "Sources/Kernel/Standards", swiftSettings: strict),
+        // SQLite (GRDB) block store, state store, key files.
         .target(
-            name: "LedgerCore",
-            dependencies: ["CSHA256", "CEd25519", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: strict
-        ),
-        // Standards on the edges: HPKE key wrapping, content encryption (pure).
-        .target(
-            name: "Standards",
-            dependencies: ["LedgerCore", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: strict
-        ),
-        // SQLite (GRDB) block store, state store.
-        .target(
-            name: "Store",
-            dependencies: ["LedgerCore", "Standards", .product(name: "GRDB", package: "GRDB.swift")],
-            swiftSettings: strict
-        ),
-        // Contracts (one folder per domain).
-        .target(name: "Domains", dependencies: ["LedgerCore", "Standards", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
-        // Mempool, block production, ordering, the node service.
-        .target(
-            name: "Node",
-            dependencies: [
-                "LedgerCore", "Store", "Domains",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "NIOHPACK", package: "swift-nio-http2"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: strict
-        ),
-        // Hummingbird routes: /v1 API, OpenAPI, metrics.
-        .target(
-            name: "Server",
-            dependencies: [
-                "LedgerCore", "Standards", "Store", "Node", "Domains",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "careledger",
-            dependencies: [
-                "LedgerCore", "Standards", "Store", "Domains", "Node", "Server",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "LedgerCoreTests", dependencies: ["LedgerCore", .product(name: "Crypto", package: "swift-crypto")], exclude: ["Vectors"],
+            name: "Store", dependencies: ["LedgerCore", "Standards", .product(name: "GRDB", package: "GRDB.swift")], path: "Sources/Kernel/Store",
             swiftSettings: strict),
-        .testTarget(
-            name: "StandardsTests",
-            dependencies: ["Standards", "LedgerCore", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "NodeTests",
-            dependencies: ["LedgerCore", "Standards", "Store", "Domains", "Node", "Server",
-                           .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
-                           .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOEmbedded", package: "swift-nio"),
-                           .product(name: "NIOHTTPTypes", package: "swift-nio-extras")],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "EndToEndTests",
-            dependencies: ["LedgerCore", "Store", "Domains"],
-            swiftSettings: strict
-        ),
+        // The contract kit: Contract, ExecutionContext, ContractRegistry, ContractSet, receipts, Payload; identity and governance.
+        .target(name: "ContractKit", dependencies: ["LedgerCore", "Standards"], path: "Sources/Kernel/ContractKit", swiftSettings: strict),
+        // Mempool, block production, ordering, the node service.
+        .target(name: "Node", dependencies: contracts + nodeDependencies, path: "Sources/Kernel/Node", swiftSettings: strict),
+        // Hummingbird routes: /v1 API, OpenAPI, metrics.
+        .target(name: "Server", dependencies: contracts + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
+
+        // The capabilities' contracts (Sources/Capabilities/<capability>/Contract): what executes in a block.
+        .target(name: "NotaryContract", dependencies: ["ContractKit", "LedgerCore"], path: "Sources/Capabilities/Notary/Contract", swiftSettings: strict),
+        .target(
+            name: "RecordsContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Records/Contract",
+            swiftSettings: strict),
+        .target(
+            name: "RecoveryContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Recovery/Contract",
+            swiftSettings: strict),
+        // The capabilities' services (Sources/Capabilities/<capability>/Service): what runs beside a block.
+        .target(
+            name: "Recovery", dependencies: ["RecoveryContract", "LedgerCore", "Standards", crypto], path: "Sources/Capabilities/Recovery/Service",
+            swiftSettings: strict),
+        .target(
+            name: "SupplyContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Supply/Contract",
+            swiftSettings: strict),
+
+        // The one list of capabilities, shared by the executable and the tests.
+        .target(name: "Composition", dependencies: contracts, swiftSettings: strict),
+        .executableTarget(name: "careledger", dependencies: contracts + ["Recovery"] + executableDependencies, swiftSettings: strict),
+
+        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),
+        .testTarget(name: "StandardsTests", dependencies: ["Standards", "LedgerCore", crypto], swiftSettings: strict),
+        .testTarget(name: "NodeTests", dependencies: contracts + ["Recovery"] + nodeTestDependencies, swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["LedgerCore", "Store", "RecoveryContract"], swiftSettings: strict),
     ]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import Composition
 import Foundation
 import LedgerCore
 import Logging
@@ -305,7 +306,7 @@ struct BenchNode {
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "careledger.bench")
         logger.logLevel = ProcessInfo.processInfo.environment["CARELEDGER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let node = try LedgerNode(directory: directory, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
+        let node = try LedgerNode(directory: directory, contracts: .careLedger, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
         var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
         let server = NodeServer(

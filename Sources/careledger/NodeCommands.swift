@@ -1,4 +1,5 @@
 import ArgumentParser
+import Composition
 import Foundation
 import LedgerCore
 import Logging
@@ -115,13 +116,13 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     if let peer = options.snapshotFrom {
         let fresh = (try? BlockStore(path: directory.database, readOnly: true).latestHeight()) == nil
         if fresh {
-            let height = try await LedgerNode.installSnapshot(from: peer, in: directory)
+            let height = try await LedgerNode.installSnapshot(from: peer, in: directory, contracts: .careLedger)
             FileHandle.standardOutput.write(Data("Installed the snapshot of \(peer) at height \(height)\n".utf8))
         }
     }
     let registry = PrometheusCollectorRegistry()
     let node = try LedgerNode(
-        directory: directory, configuration: options.nodeConfiguration, metrics: PrometheusMetricsFactory(registry: registry))
+        directory: directory, contracts: .careLedger, configuration: options.nodeConfiguration, metrics: PrometheusMetricsFactory(registry: registry))
     let (host, port) = try options.address()
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes
@@ -229,7 +230,7 @@ struct Audit: ParsableCommand {
     func run() throws {
         guard data.directory.exists else { throw LedgerError("no_data", "no chain in \(data.data)") }
         do {
-            let report = try Auditor.audit(directory: data.directory)
+            let report = try Auditor.audit(directory: data.directory, contracts: .careLedger)
             output(report.json, json: json) {
                 "OK: \(report.blocks) blocks, \(report.transactions) transactions, \(report.stateKeys) state keys verified\n"
                     + "log root \(report.logRoot.base64)\nstate root \(report.stateRoot.hex)"

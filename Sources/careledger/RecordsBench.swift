@@ -1,12 +1,13 @@
 import ArgumentParser
 import AsyncHTTPClient
-import Domains
+import ContractKit
 import Foundation
 import LedgerCore
 import Logging
 import NIOCore
 import Node
 import Prometheus
+import RecordsContract
 import Server
 import Standards
 import Store

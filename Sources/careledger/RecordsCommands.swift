@@ -1,8 +1,9 @@
 import ArgumentParser
-import Domains
+import ContractKit
 import Foundation
 import LedgerCore
 import NIOHTTP1
+import RecordsContract
 import Standards
 import Store
 

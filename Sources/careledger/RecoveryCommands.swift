@@ -1,7 +1,9 @@
 import ArgumentParser
-import Domains
+import ContractKit
 import Foundation
 import LedgerCore
+import Recovery
+import RecoveryContract
 import Standards
 import Store
 
@@ -83,7 +85,7 @@ struct RecoveryCommand: AsyncParsableCommand {
             let session = try await Session(node: options.node, keyFile: options.key)
             let key = Base64.encode(try session.requireEncryption().publicKey)
             var receipt = try await session.submit("recovery", "request", .object(["patient": .string(patient), "encryptionKey": .string(key)]))
-            let code = RecoveryKit.checkCode(requester: session.did, encryptionKey: key)
+            let code = RecoveryContract.checkCode(requester: session.did, encryptionKey: key)
             if var o = receipt.objectValue, receipt["status"] == .string("committed") {
                 o["checkCode"] = .string(code)
                 receipt = .object(o)

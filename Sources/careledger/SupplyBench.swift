@@ -1,6 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
-import Domains
+import ContractKit
 import Foundation
 import LedgerCore
 import NIOCore
@@ -8,6 +8,7 @@ import Node
 import Server
 import Standards
 import Store
+import SupplyContract
 import Synchronization
 
 /// `careledger bench supply`: EPCIS events ingested per second (HTTP, validation, CBV 2.0 hashing,

@@ -1,6 +1,7 @@
-import Domains
+import ContractKit
 import Foundation
 import LedgerCore
+import RecoveryContract
 import Store
 import Testing
 
@@ -118,7 +119,7 @@ import Testing
         let requested = try cl(["recovery", "request", "--key", newKey, "--patient", alice])
         #expect(requested.status == 0, "\(requested.stderr)")
         let newDevice = try did(newKey)
-        let code = RecoveryKit.checkCode(requester: newDevice, encryptionKey: Base64.encode(try KeyFile.loadEncryption(newKey).publicKey))
+        let code = RecoveryContract.checkCode(requester: newDevice, encryptionKey: Base64.encode(try KeyFile.loadEncryption(newKey).publicKey))
         #expect(requested.stdout.contains(code), "the code she reads out to her guardians")
         // The guardians see both requests with their codes; with two in progress they must name one.
         let listed = try cl(["recovery", "requests", "--key", "\(keys)/dr-bob.key", "--patient", alice])

@@ -1,3 +1,4 @@
+import Composition
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -16,7 +17,7 @@ import Testing
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(5)
         let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        let node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         var sc = ServerConfiguration()
         sc.maxBodyBytes = maxBody
         let api = try LedgerAPI(

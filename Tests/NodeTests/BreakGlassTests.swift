@@ -1,10 +1,12 @@
-import Domains
+import Composition
+import ContractKit
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+import RecordsContract
 import Standards
 import Store
 import Testing
@@ -17,7 +19,7 @@ import Testing
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: chain.directory, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        let node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         let vault = try Vault(path: chain.directory.vault)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.breakGlassWindowMillis = 90 * 60 * 1000

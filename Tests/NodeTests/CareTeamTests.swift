@@ -1,8 +1,9 @@
-import Domains
+import ContractKit
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import RecordsContract
 import Standards
 import Testing
 

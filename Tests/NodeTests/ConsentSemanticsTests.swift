@@ -1,10 +1,11 @@
-import Domains
+import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
+import RecordsContract
 import Standards
 import Testing
 

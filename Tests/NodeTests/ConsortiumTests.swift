@@ -1,9 +1,10 @@
+import Composition
 import Foundation
 import LedgerCore
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
-import Domains
+import ContractKit
 import Node
 import Prometheus
 import Server
@@ -60,7 +61,7 @@ final class ConsortiumNet: @unchecked Sendable {
         if http { configuration.peers = ports.indices.filter { $0 != i }.map(url) }
         tune(&configuration)
         let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: directories[i], configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry))
+        let node = try LedgerNode(directory: directories[i], contracts: .careLedger, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry))
         let task: Task<Void, Never>
         var api: LedgerAPI?
         if http {
@@ -537,14 +538,14 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             // The offline auditor re-executes node 1's chain, following the validator set through the
             // governance changes, and verifies every stored certificate.
             await net.stop(1)
-            let report = try Auditor.audit(directory: net.directories[1])
+            let report = try Auditor.audit(directory: net.directories[1], contracts: .careLedger)
             #expect(report.finalHeight >= last.height)
 
             // Reopened (nothing remembered in memory), node 1 still knows which set was in force at each
             // height, from the changes in its store: votes for old heights are checked against those.
             var configuration = NodeConfiguration()
             configuration.etcdEndpoints = net.etcd.cluster.clientURLs
-            let reopened = try LedgerNode(directory: net.directories[1], configuration: configuration)
+            let reopened = try LedgerNode(directory: net.directories[1], contracts: .careLedger, configuration: configuration)
             defer { reopened.close() }
             func set(_ h: UInt64) -> Set<String> { Set(reopened.validators(forHeight: h).map(\.did)) }
             #expect(set(1).count == 4 && set(third.height).count == 4)
@@ -792,16 +793,16 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             ]
             for (i, refusal) in refusals.enumerated() {
                 let d = try freshDirectory("tampered-\(i)")
-                #expect(throws: LedgerError.code(refusal.code), "\(refusal.what)") { try LedgerNode.installSnapshot(refusal.snapshot, in: d) }
+                #expect(throws: LedgerError.code(refusal.code), "\(refusal.what)") { try LedgerNode.installSnapshot(refusal.snapshot, in: d, contracts: .careLedger) }
                 #expect(try BlockStore(path: d.database).latestHeight() == nil, "nothing installed from a refused snapshot")
             }
 
             let joiner = try freshDirectory("node-new")
-            #expect(try await LedgerNode.installSnapshot(from: net.url(0), in: joiner) == height)
+            #expect(try await LedgerNode.installSnapshot(from: net.url(0), in: joiner, contracts: .careLedger) == height)
             var configuration = NodeConfiguration()
             configuration.etcdEndpoints = net.etcd.cluster.clientURLs
             configuration.peers = [net.url(0)]
-            let node = try LedgerNode(directory: joiner, configuration: configuration)
+            let node = try LedgerNode(directory: joiner, contracts: .careLedger, configuration: configuration)
             let task = Task { await node.run() }
             defer { task.cancel() }
             #expect(node.height == height)

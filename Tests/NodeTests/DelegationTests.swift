@@ -1,12 +1,13 @@
-import Domains
+import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
-import Standards
+import RecordsContract
 import Server
+import Standards
 import Testing
 
 /// A delegate acts only within her delegation: its types, purposes, period and the rights it names

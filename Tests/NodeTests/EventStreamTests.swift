@@ -1,4 +1,4 @@
-import Domains
+import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird

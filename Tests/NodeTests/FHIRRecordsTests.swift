@@ -1,10 +1,11 @@
-import Domains
+import ContractKit
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+import RecordsContract
 import Standards
 import Store
 import Testing

@@ -1,6 +1,7 @@
-import Domains
+import ContractKit
 import LedgerCore
 import Standards
+import SupplyContract
 import Synchronization
 import Testing
 

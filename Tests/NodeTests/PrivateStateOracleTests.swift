@@ -1,10 +1,12 @@
-import Domains
+import Composition
+import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
+import RecordsContract
 import Testing
 
 @testable import Server
@@ -86,14 +88,14 @@ import Testing
         // The offline audit recomputes every state root with the consortium secret: without it, it stops
         // and says why; with another, the roots do not match.
         let directory = network.chain.directory
-        #expect(try Auditor.audit(directory: directory).transactions > 5)
+        #expect(try Auditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
         let secret = directory.secret
         try FileManager.default.moveItem(atPath: secret, toPath: secret + ".away")
-        #expect(throws: LedgerError.code("no_secret")) { try Auditor.audit(directory: directory) }
+        #expect(throws: LedgerError.code("no_secret")) { try Auditor.audit(directory: directory, contracts: .careLedger) }
         #expect(FileManager.default.createFile(atPath: secret, contents: Data(repeating: 7, count: 32)))
-        #expect(throws: Auditor.Failure.self) { try Auditor.audit(directory: directory) }
+        #expect(throws: Auditor.Failure.self) { try Auditor.audit(directory: directory, contracts: .careLedger) }
         try FileManager.default.removeItem(atPath: secret)
         try FileManager.default.moveItem(atPath: secret + ".away", toPath: secret)
-        #expect(try Auditor.audit(directory: directory).transactions > 5)
+        #expect(try Auditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
     }
 }

@@ -1,6 +1,7 @@
-import Domains
+import ContractKit
 import Foundation
 import LedgerCore
+import RecordsContract
 import Standards
 import Testing
 

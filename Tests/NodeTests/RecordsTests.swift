@@ -1,4 +1,5 @@
-import Domains
+import Composition
+import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -6,6 +7,7 @@ import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+import RecordsContract
 import Standards
 import Store
 import Synchronization
@@ -135,7 +137,7 @@ struct TestNetwork {
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
-        node = try LedgerNode(directory: chain.directory, configuration: c, clock: clock, metrics: PrometheusMetricsFactory(registry: registry))
+        node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: c, clock: clock, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
         var server = ServerConfiguration(host: "127.0.0.1", port: 0)  // a live test listens on a free port
         if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
@@ -464,7 +466,7 @@ struct TestNetwork {
         _ = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault)
         #expect(!FileManager.default.fileExists(atPath: leftoverPath))
         // Everything, access events included, passes the offline audit.
-        let report = try Auditor.audit(directory: chain.directory)
+        let report = try Auditor.audit(directory: chain.directory, contracts: .careLedger)
         #expect(report.transactions > 20)
     }
 }

@@ -1,11 +1,13 @@
+import ContractKit
 import Crypto
-import Domains
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+import Recovery
+import RecoveryContract
 import Standards
 import Store
 import Testing
@@ -119,7 +121,7 @@ import Testing
             let listed = try rc.json(try await rc.get("/v1/recovery/\(alice.did)/requests", as: guardians[0]))["requests"]?.arrayValue ?? []
             #expect(Set(listed.compactMap { $0["requester"]?.stringValue }) == [stranger.did, newDevice.did])
             let mine = try #require(listed.first { $0["requester"] == .string(newDevice.did) })
-            #expect(mine["checkCode"] == .string(RecoveryKit.checkCode(requester: newDevice.did, encryptionKey: Base64.encode(newDevice.encryption.publicKey))))
+            #expect(mine["checkCode"] == .string(RecoveryContract.checkCode(requester: newDevice.did, encryptionKey: Base64.encode(newDevice.encryption.publicKey))))
             #expect(mine["checkCode"] != listed.first { $0["requester"] == .string(stranger.did) }?["checkCode"])
             let own = try rc.json(try await rc.get("/v1/recovery/\(alice.did)/requests", as: stranger))["requests"]?.arrayValue ?? []
             #expect(own.count == 1 && own[0]["requester"] == .string(stranger.did))

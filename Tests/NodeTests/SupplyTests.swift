@@ -1,4 +1,5 @@
-import Domains
+import Composition
+import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -6,8 +7,10 @@ import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+import RecordsContract
 import Standards
 import Store
+import SupplyContract
 import Testing
 
 @testable import Server
@@ -518,12 +521,12 @@ struct SupplyClient {
         let recall = try Transaction(
             chainID: network.node.genesis.chainID, signer: world.regulator.key, nonce: 77, contract: "supply", action: "recall",
             payload: .object(["gtin": .string(Pharma.gtin), "lot": .string(lot), "reason": .string("while down")]))
-        let second = try LedgerNode(directory: network.chain.directory)
+        let second = try LedgerNode(directory: network.chain.directory, contracts: .careLedger)
         let receipt = try await withRunningNode(second) { try await second.submit(recall) }
         #expect(receipt.status == .committed)
         second.close()
         // Started again with its supply service: the fan-out to the holders is recorded.
-        let third = try LedgerNode(directory: network.chain.directory)
+        let third = try LedgerNode(directory: network.chain.directory, contracts: .careLedger)
         let api = try LedgerAPI(
             node: third, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault,
             organisations: world.organisations)

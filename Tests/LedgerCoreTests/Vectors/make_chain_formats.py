@@ -775,7 +775,7 @@ def smt_root_naive(leaves, depth):
     return h
 
 
-# Salted state leaves (Sources/LedgerCore/StateLeaves.swift): a private key's leaf is
+# Salted state leaves (Sources/Kernel/LedgerCore/StateLeaves.swift): a private key's leaf is
 # (SHA-256(salt || key), SHA-256(salt || value)), salt = HMAC-SHA256(K, key),
 # K = HKDF-SHA256(secret, no salt, info "careledger state salt v1", 32 bytes) (RFC 5869);
 # a public key's leaf is unsalted.

@@ -1,0 +1,92 @@
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Node
+import Prometheus
+import ServiceLifecycle
+
+/// Runs a node's block producer and its HTTP server together as services; stops both on
+/// SIGINT/SIGTERM or when the task is cancelled.
+public struct NodeServer: Sendable {
+    public let api: LedgerAPI
+
+    public init(api: LedgerAPI) { self.api = api }
+
+    /// Starts serving; `onListening` gets the bound port (useful with port 0).
+    /// Runs until SIGTERM/SIGINT (with `handleSignals`), until `shutdown` returns (a graceful stop:
+    /// requests in progress finish), or until the task is cancelled.
+    public func run(
+        handleSignals: Bool = true, logger: Logger = Logger(label: "careledger"),
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in },
+        shutdown: (@Sendable () async -> Void)? = nil
+    ) async throws {
+        let node = api.node, configuration = api.configuration
+        let app = Application(
+            router: api.router(), server: api.httpServer,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: LedgerAPI.serverName),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let producer = BlockProducerService(node: node)
+        let supply = SupplyAlertService(supply: api.supply)
+        let denied = DeniedReadsService(records: api.records)
+        let uploads = VaultUploadsService(uploads: api.uploads, node: node)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: producer), .init(service: supply), .init(service: denied), .init(service: uploads), .init(service: app)],
+                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                logger: logger))
+        guard let shutdown else { return try await group.run() }
+        let stopper = Task {
+            await shutdown()
+            await group.triggerGracefulShutdown()
+        }
+        defer { stopper.cancel() }
+        try await group.run()
+    }
+}
+
+/// The node's block production loop as a service.
+struct BlockProducerService: Service {
+    let node: LedgerNode
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await node.run() }
+    }
+}
+
+/// Records on chain, once a minute, the aggregates of the windows of denied reads that have closed.
+struct DeniedReadsService: Service {
+    let records: RecordsService
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                await records.flushDeniedReads()
+            }
+        }
+    }
+}
+
+/// Forgets claimed vault uploads and destroys those unclaimed past the grace period: at start, then
+/// every minute (or every tenth of the grace period, when that is shorter).
+struct VaultUploadsService: Service {
+    let uploads: VaultUploads
+    let node: LedgerNode
+    func run() async throws {
+        let every = max(0.05, min(60, Double(uploads.limits.graceMillis) / 10_000))
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                uploads.sweep(now: node.now)
+                try? await Task.sleep(for: .seconds(every))
+            }
+        }
+    }
+}
+
+/// Records supply-chain alerts on chain and fans recalls out to the holders.
+struct SupplyAlertService: Service {
+    let supply: SupplyService
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await supply.run() }
+    }
+}
