@@ -14,11 +14,19 @@ let nodeDependencies: [Target.Dependency] = [
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOPosix", package: "swift-nio"),
-    .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-    .product(name: "NIOHPACK", package: "swift-nio-http2"),
     .product(name: "Logging", package: "swift-log"),
     .product(name: "Metrics", package: "swift-metrics"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+]
+
+let etcdDependencies: [Target.Dependency] = [
+    "LedgerCore", "Store", "Node",
+    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+    .product(name: "NIOHPACK", package: "swift-nio-http2"),
+    .product(name: "Logging", package: "swift-log"),
 ]
 
 let serverDependencies: [Target.Dependency] = [
@@ -33,7 +41,7 @@ let serverDependencies: [Target.Dependency] = [
 ]
 
 let executableDependencies: [Target.Dependency] = [
-    "LedgerCore", "Standards", "Store", "Node", "Server", "Composition",
+    "LedgerCore", "Standards", "Store", "Node", "EtcdOrdering", "Server", "Composition",
     .product(name: "ArgumentParser", package: "swift-argument-parser"),
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -44,7 +52,7 @@ let executableDependencies: [Target.Dependency] = [
 ]
 
 let nodeTestDependencies: [Target.Dependency] = [
-    "LedgerCore", "Standards", "Store", "Node", "Server", "Composition",
+    "LedgerCore", "Standards", "Store", "Node", "EtcdOrdering", "Server", "Composition",
     .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
     .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOEmbedded", package: "swift-nio"),
     .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -90,6 +98,8 @@ let package = Package(
         .target(name: "ContractKit", dependencies: ["LedgerCore", "Standards"], path: "Sources/Kernel/ContractKit", swiftSettings: strict),
         // Mempool, block production, ordering, the node service.
         .target(name: "Node", dependencies: contracts + nodeDependencies, path: "Sources/Kernel/Node", swiftSettings: strict),
+        // Ordering through etcd: client (gRPC), block log, election, the orderer, a local etcd cluster.
+        .target(name: "EtcdOrdering", dependencies: etcdDependencies, path: "Sources/Kernel/EtcdOrdering", swiftSettings: strict),
         // Hummingbird routes: /v1 API, OpenAPI, metrics.
         .target(name: "Server", dependencies: contracts + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
 

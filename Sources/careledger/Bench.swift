@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Composition
+import EtcdOrdering
 import Foundation
 import LedgerCore
 import Logging
@@ -165,9 +166,10 @@ struct LedgerBench: AsyncParsableCommand {
         config.blockInterval = .milliseconds(blockIntervalMs)
         config.maxBlockTransactions = max(blockSize, 4000)
         config.mempoolCapacity = max(200_000, concurrency * batch * 2)
-        config.etcdEndpoints = etcd.clientURLs
         var benches: [BenchNode] = []
-        for d in directories { benches.append(try await BenchNode.start(directory: d, configuration: config)) }
+        for d in directories {
+            benches.append(try await BenchNode.start(directory: d, configuration: config, ordering: EtcdOrderingService(endpoints: etcd.clientURLs)))
+        }
         defer { for b in benches { b.stop() } }
         let urls = benches.map { $0.baseURL + "/v1/transactions?wait=final" }
         let bodies = await Self.signedBatches(chain: "bench-cluster", count: transactions, batch: batch, authors: authors)
@@ -302,11 +304,13 @@ struct BenchNode {
     private let task: Task<Void, any Error>
     private let stopSignal: AsyncStream<Void>.Continuation
 
-    static func start(directory: DataDirectory, configuration: NodeConfiguration, organisations: [ActingOrganisation] = []) async throws -> BenchNode {
+    static func start(
+        directory: DataDirectory, configuration: NodeConfiguration, ordering: any Ordering = SoloOrdering(), organisations: [ActingOrganisation] = []
+    ) async throws -> BenchNode {
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "careledger.bench")
         logger.logLevel = ProcessInfo.processInfo.environment["CARELEDGER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let node = try LedgerNode(directory: directory, contracts: .careLedger, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
+        let node = try LedgerNode(directory: directory, contracts: .careLedger, ordering: ordering, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
         var serverConfig = ServerConfiguration(host: "127.0.0.1", port: 0)
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
         let server = NodeServer(

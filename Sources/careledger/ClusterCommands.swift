@@ -1,4 +1,5 @@
 import ArgumentParser
+import EtcdOrdering
 import Foundation
 import LedgerCore
 import Node

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Composition
+import EtcdOrdering
 import Foundation
 import LedgerCore
 import Logging
@@ -97,12 +98,14 @@ struct NodeOptions: ParsableArguments {
         return (String(http[..<colon]), port)
     }
 
+    /// Solo, or through etcd with `--etcd`.
+    var ordering: any Ordering { etcdEndpoints.map { EtcdOrderingService(endpoints: $0) } ?? SoloOrdering() }
+
     var nodeConfiguration: NodeConfiguration {
         var c = NodeConfiguration()
         c.blockSize = blockSize
         c.blockInterval = .milliseconds(blockIntervalMs)
         c.mempoolCapacity = mempoolCapacity
-        c.etcdEndpoints = etcdEndpoints
         c.peers = peer
         return c
     }
@@ -122,7 +125,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     }
     let registry = PrometheusCollectorRegistry()
     let node = try LedgerNode(
-        directory: directory, contracts: .careLedger, configuration: options.nodeConfiguration, metrics: PrometheusMetricsFactory(registry: registry))
+        directory: directory, contracts: .careLedger, ordering: options.ordering, configuration: options.nodeConfiguration, metrics: PrometheusMetricsFactory(registry: registry))
     let (host, port) = try options.address()
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes

@@ -1,4 +1,5 @@
 import Composition
+import EtcdOrdering
 import Foundation
 import LedgerCore
 #if canImport(FoundationNetworking)
@@ -57,11 +58,11 @@ final class ConsortiumNet: @unchecked Sendable {
 
     func start(_ i: Int) throws {
         var configuration = NodeConfiguration()
-        configuration.etcdEndpoints = etcd.cluster.clientURLs
         if http { configuration.peers = ports.indices.filter { $0 != i }.map(url) }
         tune(&configuration)
         let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: directories[i], contracts: .careLedger, configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry))
+        let node = try LedgerNode(
+            directory: directories[i], contracts: .careLedger, ordering: EtcdOrderingService(endpoints: etcd.cluster.clientURLs), configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry))
         let task: Task<Void, Never>
         var api: LedgerAPI?
         if http {
@@ -544,8 +545,8 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             // Reopened (nothing remembered in memory), node 1 still knows which set was in force at each
             // height, from the changes in its store: votes for old heights are checked against those.
             var configuration = NodeConfiguration()
-            configuration.etcdEndpoints = net.etcd.cluster.clientURLs
-            let reopened = try LedgerNode(directory: net.directories[1], contracts: .careLedger, configuration: configuration)
+            let reopened = try LedgerNode(
+                directory: net.directories[1], contracts: .careLedger, ordering: EtcdOrderingService(endpoints: net.etcd.cluster.clientURLs), configuration: configuration)
             defer { reopened.close() }
             func set(_ h: UInt64) -> Set<String> { Set(reopened.validators(forHeight: h).map(\.did)) }
             #expect(set(1).count == 4 && set(third.height).count == 4)
@@ -800,9 +801,9 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             let joiner = try freshDirectory("node-new")
             #expect(try await LedgerNode.installSnapshot(from: net.url(0), in: joiner, contracts: .careLedger) == height)
             var configuration = NodeConfiguration()
-            configuration.etcdEndpoints = net.etcd.cluster.clientURLs
             configuration.peers = [net.url(0)]
-            let node = try LedgerNode(directory: joiner, contracts: .careLedger, configuration: configuration)
+            let node = try LedgerNode(
+                directory: joiner, contracts: .careLedger, ordering: EtcdOrderingService(endpoints: net.etcd.cluster.clientURLs), configuration: configuration)
             let task = Task { await node.run() }
             defer { task.cancel() }
             #expect(node.height == height)

@@ -1,3 +1,4 @@
+@testable import EtcdOrdering
 import Foundation
 import LedgerCore
 @testable import Node

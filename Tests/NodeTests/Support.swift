@@ -1,3 +1,4 @@
+import EtcdOrdering
 import Foundation
 import LedgerCore
 import Node

@@ -16,8 +16,6 @@ public struct NodeConfiguration: Sendable {
     public var maxBlockTransactions: Int = 10_000
     /// Most transactions waiting in the mempool.
     public var mempoolCapacity: Int = 200_000
-    /// Where blocks are ordered: in this process (`nil`, solo) or through the etcd cluster at these endpoints.
-    public var etcdEndpoints: [String]? = nil
     /// Other nodes' API URLs, to catch up from when etcd no longer holds the blocks this node lacks.
     public var peers: [String] = []
     /// The leader compacts etcd every this many slots…
@@ -42,6 +40,8 @@ public final class LedgerNode: Sendable {
     public let genesis: Genesis
     public let store: BlockStore
     public let registry: ContractRegistry
+    /// Where this node's blocks are ordered.
+    public let ordering: any Ordering
     /// How state entries become leaves of the state tree (private ones salted with the consortium secret).
     public let stateHashing: StateLeafHashing
     /// The consortium secret, from which each use derives its key.
@@ -73,7 +73,7 @@ public final class LedgerNode: Sendable {
     }
     let log: Mutex<MerkleLog>
     private let clock: @Sendable () -> UInt64
-    let logger: Logger
+    package let logger: Logger
     private let committedCounter: Counter
     private let failedCounter: Counter
     private let blockCounter: Counter
@@ -83,7 +83,7 @@ public final class LedgerNode: Sendable {
     /// Held while this node has the data directory open: a second node on it is refused.
     private let directoryLock: DirectoryLock
     /// Serialises block preparation and commit (the etcd leader's proposals and the applier).
-    let commitLock = AsyncLock()
+    package let commitLock = AsyncLock()
     /// The highest height with a quorum certificate.
     private let finalHeight: Mutex<UInt64>
     private let finalWaiters = Mutex<[(UInt64, UUID, CheckedContinuation<Void, Never>)]>([])
@@ -130,7 +130,7 @@ public final class LedgerNode: Sendable {
 
     /// Opens the node whose data is in `directory` (created by `Consortium.create`).
     public init(
-        directory: DataDirectory, contracts: ContractSet, configuration: NodeConfiguration = .init(),
+        directory: DataDirectory, contracts: ContractSet, ordering: any Ordering = SoloOrdering(), configuration: NodeConfiguration = .init(),
         clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock, metrics: (any MetricsFactory)? = nil,
         logger: Logger = Logger(label: "careledger.node")
     ) throws {
@@ -139,7 +139,7 @@ public final class LedgerNode: Sendable {
         directoryLock = try DirectoryLock(path: directory.path + "/node.lock")
         let key = try KeyFile.load(directory.nodeKey)
         // A consortium node may be an observer (a key no validator set names yet); a solo node is the validator.
-        if configuration.etcdEndpoints == nil && key.publicKey != genesis.proposer && !genesis.validators.contains(key.publicKey) {
+        if ordering.isSolo && key.publicKey != genesis.proposer && !genesis.validators.contains(key.publicKey) {
             throw LedgerError("wrong_node_key", "node.key is neither the proposer nor a validator named in genesis.json")
         }
         self.genesis = genesis
@@ -149,6 +149,7 @@ public final class LedgerNode: Sendable {
         peerCredentials = PeerCredentials(key: key, access: MemberAccess(secret: secret))
         self.registry = genesis.registry(contracts)
         stateHashing = self.registry.stateHashing(secret: secret)
+        self.ordering = ordering
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
@@ -210,7 +211,7 @@ public final class LedgerNode: Sendable {
         head = Mutex(Head(block: block, state: tree))
         log = Mutex(merkle)
         heightGauge.record(Int64(latest))
-        if configuration.etcdEndpoints == nil && validators != [key.publicKey] {
+        if ordering.isSolo && validators != [key.publicKey] {
             throw LedgerError(
                 "needs_etcd", "this chain has \(validators.count) validators: its blocks are ordered through etcd (--etcd), not solo")
         }
@@ -285,13 +286,14 @@ public final class LedgerNode: Sendable {
 
     /// Orders, executes and commits blocks until cancelled: solo, or through etcd when configured.
     public func run() async {
-        logger.info("node running", metadata: ["chain": "\(genesis.chainID)", "height": "\(height)"])
-        if let endpoints = configuration.etcdEndpoints {
-            await EtcdOrderer(node: self, client: EtcdClient(endpoints: endpoints, timeout: .seconds(3))).run()
-            mempool.close(LedgerError("node_stopped", "the node is shutting down"))
-            events.finish()
-            return
-        }
+        logger.info("node running", metadata: ["chain": "\(genesis.chainID)", "height": "\(height)", "ordering": "\(ordering.name)"])
+        await ordering.run(self)
+        mempool.close(LedgerError("node_stopped", "the node is shutting down"))
+        events.finish()
+    }
+
+    /// Solo ordering: this node proposes every block.
+    package func runSolo() async {
         // Pipelined: block h+1 is executed over block h's prepared state while h is being written
         // and synced; h+1 starts its commit only once h is durable, and receipts are delivered
         // only after their own block's commit.
@@ -327,8 +329,6 @@ public final class LedgerNode: Sendable {
             inflight = (prepared, committed)
         }
         if let inflight { _ = await inflight.committed.value }
-        mempool.close(LedgerError("node_stopped", "the node is shutting down"))
-        events.finish()
     }
 
     static let producerQueue = DispatchQueue(label: "careledger.block-producer", qos: .userInitiated)
@@ -343,9 +343,9 @@ public final class LedgerNode: Sendable {
 
     /// A block executed but not yet committed (its leaves are appended to the in-memory log: commit it
     /// or `discard` it before preparing another).
-    struct PreparedBlock: Sendable {
-        let transactions: [Transaction]
-        let header: BlockHeader
+    package struct PreparedBlock: Sendable {
+        package let transactions: [Transaction]
+        package let header: BlockHeader
         let execution: BlockExecution
         let tree: SparseMerkleTree
         let firstLeaf: UInt64
@@ -358,7 +358,7 @@ public final class LedgerNode: Sendable {
     /// over the committed head, or over `parent`, a prepared block whose commit is under way (or
     /// just done: its writes are then in the committed state already, and reading them again
     /// from the overlay gives the same values).
-    func prepare(_ txs: [Transaction], timeMillis: UInt64?, proposer: PublicKey, parent: PreparedBlock? = nil) -> PreparedBlock {
+    package func prepare(_ txs: [Transaction], timeMillis: UInt64?, proposer: PublicKey, parent: PreparedBlock? = nil) -> PreparedBlock {
         let start = DispatchTime.now()
         let previousHeader = parent?.header ?? head.withLock { $0.block.header }
         let height = previousHeader.height + 1
@@ -384,12 +384,12 @@ public final class LedgerNode: Sendable {
     }
 
     /// Undoes a prepared block that will not be committed.
-    func discard(_ prepared: PreparedBlock) { log.withLock { $0.truncate(to: prepared.firstLeaf) } }
+    package func discard(_ prepared: PreparedBlock) { log.withLock { $0.truncate(to: prepared.firstLeaf) } }
 
     /// Commits a prepared block durably with its proposer's signature (and certificate, when known),
     /// publishes it and delivers the receipts of the transactions this node admitted.
     @discardableResult
-    func commit(_ prepared: PreparedBlock, signature: [UInt8], certificate: QuorumCertificate?, meta: [(String, [UInt8])] = []) async throws -> [Receipt] {
+    package func commit(_ prepared: PreparedBlock, signature: [UInt8], certificate: QuorumCertificate?, meta: [(String, [UInt8])] = []) async throws -> [Receipt] {
         let header = prepared.header, execution = prepared.execution, txs = prepared.transactions
         let checkpoint: String
         do {
@@ -440,7 +440,7 @@ public final class LedgerNode: Sendable {
         if certificate != nil { markFinal(header.height) }
         for (_, hook) in afterCommit.withLock({ $0 }) { hook(header.height, execution.events) }
         events.publish(height: header.height, events: execution.events)
-        if configuration.etcdEndpoints != nil { mempool.complete(txs, receipts: execution.receipts) }
+        if !ordering.isSolo { mempool.complete(txs, receipts: execution.receipts) }
         return execution.receipts
     }
 
@@ -449,7 +449,7 @@ public final class LedgerNode: Sendable {
     /// The highest final height (a quorum of validators signed it and every block below).
     public var lastFinalHeight: UInt64 { finalHeight.withLock { $0 } }
 
-    func markFinal(_ height: UInt64) {
+    package func markFinal(_ height: UInt64) {
         let ready = finalHeight.withLock { h -> [CheckedContinuation<Void, Never>] in
             h = max(h, height)
             return finalWaiters.withLock { waiters in
@@ -493,18 +493,18 @@ public final class LedgerNode: Sendable {
     func admittedHere(_ tx: Transaction) -> Bool { mempool.isPending(tx.id) }
 
     /// Whether `tx` (by author and nonce) is in a committed block.
-    func isCommitted(_ tx: Transaction) -> Bool { mempool.isCommitted(tx) }
+    package func isCommitted(_ tx: Transaction) -> Bool { mempool.isCommitted(tx) }
 
     /// Admitted transactions to forward to the ordering service (etcd mode).
     /// Forwarding waits at most 2 ms to gather a batch: the block interval is the leader's to apply.
-    func nextForwardBatch() async -> [Transaction] {
+    package func nextForwardBatch() async -> [Transaction] {
         await mempool.nextBatch(
             maxCount: configuration.blockSize, maxDelay: min(configuration.blockInterval, .milliseconds(2)), limit: configuration.maxBlockTransactions)
     }
 
     /// Keeps misbehaviour evidence (a refused proposal, an equivocation, a fork) and raises the alarm:
     /// an error in the log and `careledger_alarms_total`.
-    func alarm(height: UInt64, validator: String, kind: String, detail: String, first: [UInt8]?, second: [UInt8]?) {
+    package func alarm(height: UInt64, validator: String, kind: String, detail: String, first: [UInt8]?, second: [UInt8]?) {
         let evidence = BlockStore.Evidence(
             height: height, validator: validator, kind: kind, detail: detail, first: first, second: second, timeMillis: clock())
         let fresh = (try? store.addEvidence(evidence)) ?? true
@@ -513,14 +513,11 @@ public final class LedgerNode: Sendable {
         logger.error("alarm: \(kind)", metadata: ["height": "\(height)", "validator": "\(validator)", "detail": "\(detail)"])
     }
 
-    /// The did of the node that leads block proposal through etcd (nil in solo mode or when none leads).
-    public func orderingLeader() async throws -> String? {
-        guard let endpoints = configuration.etcdEndpoints else { return nil }
-        return try await EtcdElection(client: EtcdClient(endpoints: endpoints, timeout: .seconds(2)), chainID: genesis.chainID).leader()
-    }
+    /// The did of the node that leads block proposal now (this node in solo ordering; nil when none leads).
+    public func orderingLeader() async throws -> String? { try await ordering.leader(self) }
 
-    func sign(_ message: [UInt8]) -> [UInt8] { key.signature(for: message) }
-    func vote(for header: BlockHeader) -> BlockVote { BlockVote(header: header, signer: key, origin: genesis.origin) }
+    package func sign(_ message: [UInt8]) -> [UInt8] { key.signature(for: message) }
+    package func vote(for header: BlockHeader) -> BlockVote { BlockVote(header: header, signer: key, origin: genesis.origin) }
 
     /// The checkpoint of the last final block, cosigned by the validators of its quorum certificate.
     public func finalCheckpoint() throws -> String {

@@ -3,10 +3,10 @@ import LedgerCore
 import Synchronization
 
 /// (author, nonce) packed into fixed words: the replay-protection key.
-struct NonceKey: Hashable, Sendable {
+package struct NonceKey: Hashable, Sendable {
     let a: UInt64, b: UInt64, c: UInt64, d: UInt64, nonce: UInt64
 
-    init(_ author: PublicKey, _ nonce: UInt64) {
+    package init(_ author: PublicKey, _ nonce: UInt64) {
         let r = author.rawRepresentation
         func word(_ i: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 << 8 | UInt64(r[i * 8 + $1]) } }
         a = word(0)
@@ -69,7 +69,7 @@ final class Mempool: Sendable {
     /// Admitted here (so its signature was checked here) and not yet committed.
     func isPending(_ id: Hash) -> Bool { state.withLock { $0.pendingIDs.contains(id) } }
 
-    func isCommitted(_ tx: Transaction) -> Bool { state.withLock { $0.committedNonces.contains(NonceKey(tx.author, tx.nonce)) } }
+    package func isCommitted(_ tx: Transaction) -> Bool { state.withLock { $0.committedNonces.contains(NonceKey(tx.author, tx.nonce)) } }
 
     func markCommitted(_ keys: [NonceKey]) {
         state.withLock { s in for k in keys { s.committedNonces.insert(k) } }

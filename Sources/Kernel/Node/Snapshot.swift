@@ -19,7 +19,7 @@ import Store
 /// the transactions give H's log size and root (so the replay-protection set is exactly the chain's).
 /// Only a node with the full history serves snapshots.
 extension LedgerNode {
-    static func validatorChangeKey(_ height: UInt64) -> String { "validators@" + EtcdBlockLog.padded(height) }
+    static func validatorChangeKey(_ height: UInt64) -> String { "validators@" + String(repeating: "0", count: 20 - String(height).count) + String(height) }
 
     static func validatorChange(proof: StateProof, value: [UInt8]) -> [UInt8] {
         JSONValue.object(["proof": proof.json, "value": .string(Base64.encode(value))]).canonicalBytes

@@ -5,7 +5,7 @@ import NIOCore
 import Store
 
 /// What became of a proposed block.
-enum ProposalOutcome {
+package enum ProposalOutcome {
     case committed(BlockHeader)
     /// This height is committed here already, with this very block.
     case alreadyCommitted
@@ -19,7 +19,7 @@ extension LedgerNode {
     /// Checks a proposed block and commits it if it is valid (the commit lock is held): its proposer is
     /// a validator of the set in force and signed it; it extends the head; every transaction decodes,
     /// is signed, for this chain, with an unused nonce; and re-executing it gives exactly its header.
-    func applyProposal(_ proposal: BlockProposal, certificate: QuorumCertificate? = nil, meta: [(String, [UInt8])]) async throws -> ProposalOutcome {
+    package func applyProposal(_ proposal: BlockProposal, certificate: QuorumCertificate? = nil, meta: [(String, [UInt8])]) async throws -> ProposalOutcome {
         let header = proposal.header
         guard header.chainID == genesis.chainID else { return .refused(kind: "invalid_proposal", detail: "for chain \(header.chainID)") }
         let head = latestBlock.header
@@ -59,7 +59,7 @@ extension LedgerNode {
             guard let tx = try? Transaction(encoded: raw) else { return .refused(kind: "invalid_proposal", detail: "a transaction does not decode") }
             txs.append(tx)
         }
-        if let problem = await EtcdOrderer.problem(in: txs, node: self) { return .refused(kind: "invalid_proposal", detail: problem) }
+        if let problem = await proposalProblem(txs) { return .refused(kind: "invalid_proposal", detail: problem) }
         let prepared = prepare(txs, timeMillis: header.timeMillis, proposer: header.proposer)
         guard prepared.header == header else {
             discard(prepared)
@@ -94,7 +94,7 @@ extension LedgerNode {
     /// Catches up from peers' APIs (`GET /v1/sync/blocks`) to the highest final block they serve,
     /// verifying each block (certificate, proposer, re-execution) before committing it. Answers the
     /// number of blocks committed. Only blocks with a valid quorum certificate are taken.
-    func syncFromPeers(_ peers: [String]) async throws -> Int {
+    package func syncFromPeers(_ peers: [String]) async throws -> Int {
         var committed = 0
         var lastError: LedgerError?
         // Whether a peer answered with nothing more that is final (not an error).
@@ -161,6 +161,16 @@ extension LedgerNode {
 
 /// Fetches blocks from a peer node's API.
 enum PeerClient {
+    /// An HTTP/1 client with a large pool per host, for long-lived streams (peers' block sync).
+    package static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        // A member that is down refuses at once: move on to the next one instead of retrying it until the deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(1)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     /// A JSON answer of a peer's API.
     static func get(_ url: String, credentials: PeerCredentials?) async throws -> JSONValue {
         let (status, body) = try await fetch(url, credentials: credentials, limit: 1 << 30)
@@ -174,7 +184,7 @@ enum PeerClient {
         request.method = .GET
         for (name, value) in try credentials?.headers(url: url) ?? [] { request.headers.add(name: name, value: value) }
         do {
-            let response = try await EtcdClient.http.execute(request, timeout: .seconds(timeout.components.seconds))
+            let response = try await PeerClient.http.execute(request, timeout: .seconds(timeout.components.seconds))
             let body = try await response.body.collect(upTo: limit)
             return (Int(response.status.code), Array(body.readableBytesView))
         } catch let error as LedgerError {
@@ -193,5 +203,30 @@ enum PeerClient {
             let certificate = try item["certificate"]?.stringValue.map { (c: String) throws(LedgerError) in try QuorumCertificate(encoded: try Base64.decode(c)) }
             return (proposal, certificate)
         }
+    }
+}
+
+extension LedgerNode {
+    /// Why a block's transactions cannot be applied (nil when they can): bad signature or chain, a nonce
+    /// already committed, or used twice in the block.
+    package func proposalProblem(_ txs: [Transaction]) async -> String? {
+        var seen: Set<NonceKey> = []
+        for tx in txs {
+            if isCommitted(tx) { return "transaction \(tx.id.hex) replays a committed nonce" }
+            if !seen.insert(NonceKey(tx.author, tx.nonce)).inserted { return "transaction \(tx.id.hex) repeats a nonce of the block" }
+        }
+        if let (tx, error) = await badTransactions(txs).first { return "transaction \(tx.id.hex): \(error.message)" }
+        return nil
+    }
+
+    /// The transactions with a bad signature or for another chain (those this node admitted itself were checked then).
+    package func badTransactions(_ txs: [Transaction]) async -> [(Transaction, LedgerError)] {
+        let chain = genesis.chainID
+        let unchecked = txs.filter { !admittedHere($0) }
+        // On the cooperative pool: a block waits for these.
+        let errors = await LedgerNode.checkAll(unchecked, on: nil) { (tx) throws(LedgerError) in
+            guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
+        }
+        return zip(unchecked, errors).compactMap { tx, e in e.map { (tx, $0) } }
     }
 }

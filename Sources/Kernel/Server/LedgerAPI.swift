@@ -483,12 +483,10 @@ public struct LedgerAPI: Sendable {
             "vkeys": .array(node.validatorVKeys.map { .string($0) }),
             "height": .int(Int64(node.height)),
             "finalHeight": .int(Int64(node.lastFinalHeight)),
-            "ordering": .string(node.configuration.etcdEndpoints == nil ? "solo" : "etcd"),
+            "ordering": .string(node.ordering.name),
             "evidence": .int(Int64(try node.store.evidence().count)),
         ]
-        if node.configuration.etcdEndpoints == nil {
-            o["leader"] = .string(node.publicKey.did)
-        } else if let leader = try? await node.orderingLeader() {
+        if let leader = try? await node.orderingLeader() {
             o["leader"] = .string(leader)
         }
         return JSONResponse.make(.object(o))

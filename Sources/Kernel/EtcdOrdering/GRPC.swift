@@ -1,4 +1,5 @@
 import LedgerCore
+import Node
 import NIOCore
 import NIOHPACK
 import NIOHTTP2

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Node
 import Logging
 import Store
 import Synchronization
@@ -242,29 +243,6 @@ final class EtcdOrderer: Sendable {
         return try await node.syncFromPeers(peers)
     }
 
-    /// Why a block's transactions cannot be applied (nil when they can): bad signature or chain, a nonce
-    /// already committed, or used twice in the block.
-    static func problem(in txs: [Transaction], node: LedgerNode) async -> String? {
-        var seen: Set<NonceKey> = []
-        for tx in txs {
-            if node.isCommitted(tx) { return "transaction \(tx.id.hex) replays a committed nonce" }
-            if !seen.insert(NonceKey(tx.author, tx.nonce)).inserted { return "transaction \(tx.id.hex) repeats a nonce of the block" }
-        }
-        if let (tx, error) = await Self.badTransactions(txs, node: node).first { return "transaction \(tx.id.hex): \(error.message)" }
-        return nil
-    }
-
-    /// The transactions with a bad signature or for another chain (those this node admitted itself were checked then).
-    static func badTransactions(_ txs: [Transaction], node: LedgerNode) async -> [(Transaction, LedgerError)] {
-        let chain = node.genesis.chainID
-        let unchecked = txs.filter { !node.admittedHere($0) }
-        // On the cooperative pool: a block waits for these.
-        let errors = await LedgerNode.checkAll(unchecked, on: nil) { (tx) throws(LedgerError) in
-            guard tx.chainID == chain else { throw LedgerError("wrong_chain", "for chain \(tx.chainID)") }
-        }
-        return zip(unchecked, errors).compactMap { tx, e in e.map { (tx, $0) } }
-    }
-
     private func advance(to slot: UInt64) { appliedSlot.withLock { $0 = max($0, slot) } }
 
     private func refuse(slot: UInt64, height: UInt64, validator: String, kind: String, detail: String, first: [UInt8], second: [UInt8]? = nil) {
@@ -369,7 +347,7 @@ final class EtcdOrderer: Sendable {
             queued = try await client.range(from: last.key + "\u{0}", withinPrefix: queuePrefix, limit: page).kvs
         }
         // Whatever a faulty node queued with a bad signature or for another chain is dropped here.
-        let bad = Set(await Self.badTransactions(chosen, node: node).map(\.0.id))
+        let bad = Set(await node.badTransactions(chosen).map(\.0.id))
         if !bad.isEmpty { chosen.removeAll { bad.contains($0.id) } }
         if chosen.isEmpty {
             try await deleteQueued(consumed)
@@ -537,35 +515,5 @@ final class EtcdOrderer: Sendable {
                 node.logger.error("cannot store a quorum certificate", metadata: ["height": "\(top)", "error": "\(error)"])
             }
         }
-    }
-}
-
-/// A lock for async code: one holder at a time, waiters resumed in arrival order.
-final class AsyncLock: Sendable {
-    private let state = Mutex<(locked: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func lock() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if !s.locked {
-                    s.locked = true
-                    return true
-                }
-                s.waiters.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
-
-    func unlock() {
-        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if s.waiters.isEmpty {
-                s.locked = false
-                return nil
-            }
-            return s.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }

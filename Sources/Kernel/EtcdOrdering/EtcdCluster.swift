@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Node
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import LedgerCore
+import Node
 import NIOCore
 import Synchronization
 
@@ -12,15 +13,6 @@ public struct EtcdClient: Sendable {
     public let endpoints: [String]
     public let timeout: TimeAmount
 
-    /// An HTTP/1 client with a large pool per host, for long-lived streams (peers' block sync).
-    static let http: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
-        // A member that is down refuses at once: move on to the next one instead of retrying it until the deadline.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.timeout.connect = .seconds(1)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
 
     public init(endpoints: [String], timeout: TimeAmount = .seconds(10)) {
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import Node
 import Synchronization
 
 /// The building blocks of ordering through etcd: one decision per height,
@@ -109,4 +110,23 @@ public struct EtcdElection: Sendable {
 
     /// Gives the role up at once (the lease and the key go).
     public func resign(lease: Int64) async throws { try await client.revoke(lease: lease) }
+}
+
+/// A consortium's ordering service: blocks proposed by an elected leader through the etcd cluster at
+/// `endpoints`, applied and certified by every node (`EtcdOrderer`).
+public struct EtcdOrderingService: Ordering {
+    public let endpoints: [String]
+
+    public init(endpoints: [String]) { self.endpoints = endpoints }
+
+    public var name: String { "etcd" }
+    public var isSolo: Bool { false }
+
+    public func run(_ node: LedgerNode) async {
+        await EtcdOrderer(node: node, client: EtcdClient(endpoints: endpoints, timeout: .seconds(3))).run()
+    }
+
+    public func leader(_ node: LedgerNode) async throws -> String? {
+        try await EtcdElection(client: EtcdClient(endpoints: endpoints, timeout: .seconds(2)), chainID: node.genesis.chainID).leader()
+    }
 }
