@@ -544,7 +544,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 
             // Reopened (nothing remembered in memory), node 1 still knows which set was in force at each
             // height, from the changes in its store: votes for old heights are checked against those.
-            var configuration = NodeConfiguration()
+            let configuration = NodeConfiguration()
             let reopened = try LedgerNode(
                 directory: net.directories[1], contracts: .careLedger, ordering: EtcdOrderingService(endpoints: net.etcd.cluster.clientURLs), configuration: configuration)
             defer { reopened.close() }

@@ -267,7 +267,11 @@ public struct LedgerAPI: Sendable {
             JSONResponse.text(registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
+        EventsAPI(api: self).register(on: router)
+        AuthAPI(api: self).register(on: router)
+        VaultAPI(api: self).register(on: router)
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
+        RecoveryAPI(api: self).register(on: router)
         FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
         supplyAPI.register(on: router)
         // What no route answers under /fhir is an OperationOutcome too (the middleware passes everything else through).

@@ -1,0 +1,42 @@
+import ContractKit
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import Node
+import RecordsContract
+import RecoveryContract
+
+/// Sign-in (challenge, token; rate-limited per client) and the registered principals.
+struct AuthAPI: Sendable {
+    let api: LedgerAPI
+    var records: RecordsService { api.records }
+    var auth: AuthService { api.auth }
+
+    func register(on router: Router<LedgerRequestContext>) {
+        let authLimiter = api.authLimiter
+        router.post("/v1/auth/challenge") { _, context in
+            if let refused = api.limited(context, by: authLimiter) { return refused }
+            let (challenge, expires) = auth.challenge()
+            return JSONResponse.make(.object(["challenge": .string(challenge), "expiresAt": .int(Int64(expires))]))
+        }
+        router.post("/v1/auth/token") { request, context in
+            if let refused = api.limited(context, by: authLimiter) { return refused }
+            return await api.handle {
+                let body = try await api.jsonBody(request)
+                guard let did = body["did"]?.stringValue, let challenge = body["challenge"]?.stringValue,
+                    let signature = body["signature"]?.stringValue
+                else { throw LedgerError("bad_request", "send {\"did\", \"challenge\", \"signature\"}") }
+                let (token, until) = try auth.token(did: did, challenge: challenge, signature: try Base64.decode(signature, field: "signature"))
+                return JSONResponse.make(.object(["token": .string(token), "expiresAt": .int(Int64(until)), "did": .string(did)]))
+            }
+        }
+        router.get("/v1/principals/:did") { _, context in
+            await api.handle {
+                let did = context.parameters.get("did") ?? ""
+                guard let p = try records.principal(did) else { throw LedgerError("not_found", "no principal \(did)") }
+                return JSONResponse.make(p.json)
+            }
+        }
+    }
+}

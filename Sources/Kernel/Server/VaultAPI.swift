@@ -1,0 +1,35 @@
+import ContractKit
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import Node
+import RecordsContract
+import RecoveryContract
+
+/// `PUT /v1/vault/{hash}`: clients' uploads of vault blobs, bounded by `VaultUploads`.
+struct VaultAPI: Sendable {
+    let api: LedgerAPI
+    var records: RecordsService { api.records }
+    var auth: AuthService { api.auth }
+
+    func register(on router: Router<LedgerRequestContext>) {
+        router.put("/v1/vault/:hash") { request, context in
+            await api.handle {
+                let uploader = try auth.authenticate(request)
+                let hash = try Hash(hex: context.parameters.get("hash") ?? "")
+                guard try records.principal(uploader) != nil else {
+                    throw LedgerError("not_registered", "only a registered principal uploads to the vault: register \(uploader) first")
+                }
+                let blob = try await LedgerAPI.body(request, limit: api.uploads.limits.maxBlobBytes)
+                if !records.vault.contains(hash), let refusal = api.uploads.overQuota(adding: blob.count, uploader: uploader, now: records.node.now) {
+                    var response = APIError.response(refusal.error)
+                    response.headers[.retryAfter] = String(refusal.retryAfter)
+                    return response
+                }
+                try api.uploads.upload(blob, saltedHash: hash, uploader: uploader, now: records.node.now)
+                return JSONResponse.make(.object(["saltedHash": .string(hash.hex), "stored": .bool(true)]), status: .created)
+            }
+        }
+    }
+}
