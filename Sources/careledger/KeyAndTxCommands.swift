@@ -107,7 +107,7 @@ struct TxCommand: AsyncParsableCommand {
                 chain = c
             }
             let tx = try Transaction(
-                chainID: chain, signer: signer, nonce: nonce ?? UInt64.random(in: 0..<(1 << 62)), contract: contract, action: action,
+                chainID: chain, signer: signer, nonce: nonce ?? Transaction.freshNonce(), contract: contract, action: action,
                 payload: payloadValue)
             let receipt = try await API.json(.POST, base + "/v1/transactions", body: JSONValue.object(["raw": .string(Base64.encode(tx.encoded))]).canonicalBytes)
             let status = receipt["status"]?.stringValue ?? "unknown"

@@ -37,7 +37,7 @@ struct RecordsBench: AsyncParsableCommand {
         let hospital = SigningKey(), doctor = SigningKey(), patient = SigningKey()
         let hospitalEnc = EncryptionKey(), doctorEnc = EncryptionKey(), patientEnc = EncryptionKey()
         func tx(_ signer: SigningKey, _ contract: String, _ action: String, _ payload: JSONValue) throws -> JSONValue {
-            try Transaction(chainID: "bench", signer: signer, nonce: UInt64.random(in: 0..<(1 << 62)), contract: contract, action: action, payload: payload).jsonView
+            try Transaction(chainID: "bench", signer: signer, contract: contract, action: action, payload: payload).jsonView
         }
         func submit(_ items: [JSONValue]) async throws {
             let answer = try await API.json(.POST, base + "/v1/transactions", body: JSONValue.object(["transactions": .array(items)]).canonicalBytes)

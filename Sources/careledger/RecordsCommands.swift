@@ -33,7 +33,7 @@ struct Session {
     /// Signs, submits and waits; a failed receipt becomes an error with the contract's code.
     func submit(_ contract: String, _ action: String, _ payload: JSONValue) async throws -> JSONValue {
         let tx = try Transaction(
-            chainID: chainID, signer: key, nonce: UInt64.random(in: 0..<(1 << 62)), contract: contract, action: action, payload: payload)
+            chainID: chainID, signer: key, contract: contract, action: action, payload: payload)
         let receipt = try await API.json(.POST, base + "/v1/transactions", body: JSONValue.object(["raw": .string(Base64.encode(tx.encoded))]).canonicalBytes)
         if receipt["status"]?.stringValue == "failed" {
             throw LedgerError(receipt["error"]?["code"]?.stringValue ?? "failed", receipt["error"]?["message"]?.stringValue ?? "transaction failed")

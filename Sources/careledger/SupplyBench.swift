@@ -50,7 +50,7 @@ struct SupplyBench: AsyncParsableCommand {
         let operatorKey = try KeyFile.load(directory.nodeKey)
 
         func submit(_ signer: SigningKey, _ contract: String, _ action: String, _ payload: JSONValue) async throws {
-            let tx = try Transaction(chainID: "bench", signer: signer, nonce: UInt64.random(in: 0..<(1 << 62)), contract: contract, action: action, payload: payload)
+            let tx = try Transaction(chainID: "bench", signer: signer, contract: contract, action: action, payload: payload)
             let answer = try await API.json(.POST, base + "/v1/transactions", body: tx.jsonView.canonicalBytes)
             guard answer["status"] == .string("committed") else { throw LedgerError("internal_error", "bench set-up failed: \(answer.canonicalString)") }
         }

@@ -62,10 +62,14 @@ public struct Transaction: Hashable, Sendable {
     /// read from bytes or JSON, or assembled from a signature made elsewhere.
     public var signedHere: Bool { fields.signedHere }
 
-    /// Builds and signs a transaction.
+    /// A fresh random nonce, below 2^62 (it fits any JSON reader's integers): the nonce of every
+    /// transaction a client or a node builds without choosing one.
+    public static func freshNonce() -> UInt64 { UInt64.random(in: 0..<(1 << 62)) }
+
+    /// Builds and signs a transaction (with a fresh random nonce unless `nonce` is given).
     /// `decoded`: what the payload decodes to, when the caller built the payload from it (see `decoded`).
     public init(
-        chainID: String, signer: SigningKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, decoded: (any Sendable)? = nil
+        chainID: String, signer: SigningKey, nonce: UInt64 = freshNonce(), contract: String, action: String, payload: JSONValue, decoded: (any Sendable)? = nil
     ) throws(LedgerError) {
         try self.init(
             chainID: chainID, signer: signer, nonce: nonce, contract: contract, action: action, payload: payload,
@@ -76,7 +80,7 @@ public struct Transaction: Hashable, Sendable {
     /// (`canonicalPayload` must equal `payload.canonicalBytes`: checked in debug builds; the types
     /// that write them test it).
     public init(
-        chainID: String, signer: SigningKey, nonce: UInt64, contract: String, action: String, payload: JSONValue, canonicalPayload: [UInt8],
+        chainID: String, signer: SigningKey, nonce: UInt64 = freshNonce(), contract: String, action: String, payload: JSONValue, canonicalPayload: [UInt8],
         decoded: (any Sendable)? = nil
     ) throws(LedgerError) {
         assert(canonicalPayload == payload.canonicalBytes, "the payload's bytes must be its canonical JSON")

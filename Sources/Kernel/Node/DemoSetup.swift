@@ -42,7 +42,7 @@ public enum DemoSetup {
             if author.publicKey != subject.publicKey { payload["subject"] = .string(subject.publicKey.did) }
             if let orgName { payload["name"] = .string(orgName) }
             let tx = try Transaction(
-                chainID: node.genesis.chainID, signer: author, nonce: UInt64.random(in: 0..<UInt64.max), contract: "identity",
+                chainID: node.genesis.chainID, signer: author, contract: "identity",
                 action: "register", payload: .object(payload))
             _ = try await node.submit([tx])
         }

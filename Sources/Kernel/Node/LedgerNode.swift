@@ -84,6 +84,8 @@ public final class LedgerNode: Sendable {
     private let directoryLock: DirectoryLock
     /// Serialises block preparation and commit (the etcd leader's proposals and the applier).
     package let commitLock = AsyncLock()
+    private let parsedJSON = ParsedStateCache<JSONValue>()
+    private let parsedPrincipals = ParsedStateCache<Principal>()
     /// The highest height with a quorum certificate.
     private let finalHeight: Mutex<UInt64>
     private let finalWaiters = Mutex<[(UInt64, UUID, CheckedContinuation<Void, Never>)]>([])
@@ -266,7 +268,7 @@ public final class LedgerNode: Sendable {
     public func submitAsNode(contract: String, action: String, payload: JSONValue) async throws -> Receipt {
         try await submit(
             try Transaction(
-                chainID: genesis.chainID, signer: key, nonce: UInt64.random(in: 0..<UInt64.max), contract: contract, action: action,
+                chainID: genesis.chainID, signer: key, contract: contract, action: action,
                 payload: payload))
     }
 
@@ -281,6 +283,21 @@ public final class LedgerNode: Sendable {
 
     /// A committed state value (latest block).
     public func stateValue(forKey key: String) -> [UInt8]? { stateCache.value(forKey: key) }
+
+    /// A committed state entry parsed as JSON: the one way every service reads one (parsed values are
+    /// cached while the entry's bytes are unchanged).
+    public func stateJSON(_ key: String) throws(LedgerError) -> JSONValue? {
+        guard let bytes = stateCache.value(forKey: key) else { return nil }
+        return try parsedJSON.value(key, bytes) { (bytes) throws(LedgerError) in try JSONValue.parse(bytes) }
+    }
+
+    /// The principal registered under `did` (parsed once per version of its entry: every
+    /// authenticated request looks its caller up).
+    public func principal(_ did: String) throws(LedgerError) -> Principal? {
+        let key = Principal.key(did)
+        guard let bytes = stateCache.value(forKey: key) else { return nil }
+        return try parsedPrincipals.value(key, bytes) { (bytes) throws(LedgerError) in try Principal(json: try JSONValue.parse(bytes)) }
+    }
 
     // MARK: block production (solo ordering)
 

@@ -82,7 +82,6 @@ public struct RecordsService: Sendable {
     public let deniedReads: DeniedReads
     /// Parsed record entries, valid while their state bytes are unchanged.
     private let parsed = ParsedRecords()
-    private let parsedPrincipals = ParsedStateCache<Principal>()
     /// The encryption keys of the custodian organisations this node acts for: every version's content
     /// key is wrapped for its custodian, so this node can answer a break-the-glass read of the records
     /// it holds by re-wrapping the key for the emergency reader.
@@ -297,10 +296,7 @@ public struct RecordsService: Sendable {
                 ["breakGlass": .bool(true), "until": .int(now + breakGlassWindowMillis), "reason": .string(reason)])
     }
 
-    func json(_ key: String) throws(LedgerError) -> JSONValue? {
-        guard let bytes = node.stateValue(forKey: key) else { return nil }
-        return try JSONValue.parse(bytes)
-    }
+    func json(_ key: String) throws(LedgerError) -> JSONValue? { try node.stateJSON(key) }
 
     /// The principal registered under `did` (parsed once per version of its state entry: every
     /// authenticated request looks its caller up).
@@ -315,11 +311,7 @@ public struct RecordsService: Sendable {
         return kit == hash.hex
     }
 
-    public func principal(_ did: String) throws(LedgerError) -> Principal? {
-        let key = Principal.key(did)
-        guard let bytes = node.stateValue(forKey: key) else { return nil }
-        return try parsedPrincipals.value(key, bytes) { (bytes) throws(LedgerError) in try Principal(json: try JSONValue.parse(bytes)) }
-    }
+    public func principal(_ did: String) throws(LedgerError) -> Principal? { try node.principal(did) }
 
     public func record(_ id: String) throws(LedgerError) -> RecordEntry? {
         let key = RecordEntry.key(id)
@@ -824,21 +816,3 @@ final class ParsedRecords: Sendable {
     }
 }
 
-/// Values parsed from state entries, each kept while the entry's bytes are unchanged.
-final class ParsedStateCache<Value: Sendable>: Sendable {
-    private let values = Mutex<[String: (bytes: [UInt8], value: Value)]>([:])
-    let capacity: Int
-
-    init(capacity: Int = 200_000) { self.capacity = capacity }
-
-    /// The value of the entry `key` whose bytes are `bytes`: cached, or parsed now and kept.
-    func value(_ key: String, _ bytes: [UInt8], parse: ([UInt8]) throws(LedgerError) -> Value) throws(LedgerError) -> Value {
-        if let cached = values.withLock({ $0[key] }), cached.bytes == bytes { return cached.value }
-        let value = try parse(bytes)
-        values.withLock { cache in
-            if cache.count >= capacity { cache.removeAll(keepingCapacity: true) }
-            cache[key] = (bytes, value)
-        }
-        return value
-    }
-}

@@ -22,7 +22,6 @@ public final class SupplyService: Sendable {
     /// `rescanMillis` is not recorded again).
     private let scans = Mutex<[String: (party: String, time: UInt64)]>([:])
     static let rescanMillis: UInt64 = 60_000
-    private let parsed = ParsedStateCache<JSONValue>()
     /// When each (rule, pack or lot, verifier) last raised an alert: repeats within `scanWindowMillis` are not raised again.
     private let raised = Mutex<[String: UInt64]>([:])
     /// Alerts raised and not yet committed (at most `maxQueuedAlerts`; more are counted and dropped),
@@ -48,11 +47,7 @@ public final class SupplyService: Sendable {
         (alertWakeUps, alertSignal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// A state value, parsed; parsed values are cached and reused while the state bytes are unchanged.
-    func json(_ key: String) throws(LedgerError) -> JSONValue? {
-        guard let bytes = node.stateValue(forKey: key) else { return nil }
-        return try parsed.value(key, bytes) { (bytes) throws(LedgerError) in try JSONValue.parse(bytes) }
-    }
+    func json(_ key: String) throws(LedgerError) -> JSONValue? { try node.stateJSON(key) }
 
     public func party(_ did: String) throws(LedgerError) -> JSONValue? { try json(SupplyState.party(did)) }
 
@@ -133,7 +128,7 @@ public final class SupplyService: Sendable {
         payloadBytes += eventBytes
         w.end(into: &payloadBytes)
         let tx = try Transaction(
-            chainID: node.genesis.chainID, signer: author, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "events",
+            chainID: node.genesis.chainID, signer: author, contract: "supply", action: "events",
             payload: .object(payload), canonicalPayload: payloadBytes, decoded: events)
         let receipt = try await node.submit(tx)
         guard receipt.status == .committed else {
@@ -316,7 +311,7 @@ public final class SupplyService: Sendable {
             hash: hash, type: .object, action: .observe, bizStep: "dispensing", disposition: "dispensed", timeMillis: Int64(clock()),
             items: [SupplyEvent.Item(key: key)])
         let tx = try Transaction(
-            chainID: node.genesis.chainID, signer: organisation, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: "events",
+            chainID: node.genesis.chainID, signer: organisation, contract: "supply", action: "events",
             payload: .object(["events": .array([event.json])]))
         let receipt = try await node.submit(tx)
         if receipt.status == .committed { return result.dispensed(height: receipt.height) }
@@ -438,7 +433,7 @@ public final class SupplyService: Sendable {
         do {
             func signed(_ action: String, _ payload: JSONValue) throws -> Transaction {
                 try Transaction(
-                    chainID: node.genesis.chainID, signer: node.signingKey, nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply", action: action,
+                    chainID: node.genesis.chainID, signer: node.signingKey, contract: "supply", action: action,
                     payload: payload)
             }
             var txs = try alerts.map { try signed("alert", $0) }

@@ -112,7 +112,7 @@ struct FHIRRecords: Sendable {
     func commit(_ action: String, _ payload: JSONValue) async throws -> JSONValue {
         let receipt = try await node.submit(
             try Transaction(
-                chainID: node.genesis.chainID, signer: acting.signing, nonce: UInt64.random(in: 0..<UInt64.max), contract: "records",
+                chainID: node.genesis.chainID, signer: acting.signing, contract: "records",
                 action: action, payload: payload))
         guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "failed", receipt.errorMessage ?? "write refused") }
         return receipt.result

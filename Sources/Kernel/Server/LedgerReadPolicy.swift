@@ -137,10 +137,7 @@ struct LedgerReadPolicy: Sendable {
         throw LedgerError("forbidden", "\(what) concerns a patient: it is served to her, her delegates, the parties it names and consortium members")
     }
 
-    func json(_ key: String) throws -> JSONValue? {
-        guard let bytes = node.stateValue(forKey: key) else { return nil }
-        return try JSONValue.parse(bytes)
-    }
+    func json(_ key: String) throws -> JSONValue? { try node.stateJSON(key) }
 }
 
 extension MemberAccess {

@@ -200,7 +200,7 @@ struct SupplyAPI: Sendable {
             throw LedgerError("bad_request", "send {\"gtin\", \"lot\", \"reason\"}")
         }
         let tx = try Transaction(
-            chainID: node.genesis.chainID, signer: try signer(for: organisation), nonce: UInt64.random(in: 0..<UInt64.max), contract: "supply",
+            chainID: node.genesis.chainID, signer: try signer(for: organisation), contract: "supply",
             action: "recall", payload: .object(["gtin": .string(gtin), "lot": .string(supply.keys.lot(gtin: gtin, lot: lot)), "reason": .string(reason)]))
         let receipt = try await node.submit(tx)
         guard receipt.status == .committed else { throw LedgerError(receipt.errorCode ?? "refused", receipt.errorMessage ?? "") }
