@@ -39,21 +39,7 @@ public struct Vault: Sendable {
         }
         let target = file(saltedHash)
         if FileManager.default.fileExists(atPath: target) { return }
-        let tmp = target + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw LedgerError("io_error", "cannot create \(tmp)") }
-        let written = blob.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == blob.count, synced == 0, rename(tmp, target) == 0 else {
-            unlink(tmp)
-            throw LedgerError("io_error", "cannot write the vault blob")
-        }
-        let dir = open(path, O_RDONLY)
-        if dir >= 0 {
-            fsync(dir)
-            close(dir)
-        }
+        guard DurableFile.save(blob, to: target, in: path) else { throw LedgerError("io_error", "cannot write the vault blob") }
     }
 
     /// (salt, ciphertext), or nil when this vault does not hold it (or it was erased).
@@ -200,4 +186,28 @@ final class DirectoryHandle: Sendable {
 
 extension DataDirectory {
     public var vault: String { path + "/vault" }
+}
+
+/// A file written so that a crash leaves either none or all of it: to a temporary name, synced,
+/// renamed into place, and the directory synced.
+public enum DurableFile {
+    /// Writes `bytes` to `target` in `directory` (mode 0600); false when any step failed (nothing is left behind).
+    public static func save(_ bytes: [UInt8], to target: String, in directory: String) -> Bool {
+        let tmp = target + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0, rename(tmp, target) == 0 else {
+            unlink(tmp)
+            return false
+        }
+        let dir = open(directory, O_RDONLY | O_CLOEXEC)
+        if dir >= 0 {
+            fsync(dir)
+            close(dir)
+        }
+        return true
+    }
 }

@@ -153,22 +153,9 @@ public final class VaultUploads: Sendable {
 
     /// Writes the note durably (temporary file, fsync, rename) before the blob itself is stored.
     private func note(_ hash: Hash, _ entry: Entry) throws(LedgerError) {
-        let target = directory + "/" + hash.hex
-        let tmp = target + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
         let bytes = Array("\(entry.uploader)\n\(entry.bytes)\n\(entry.atMillis)\n".utf8)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LedgerError("io_error", "cannot note the vault upload") }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == bytes.count, synced == 0, rename(tmp, target) == 0 else {
-            unlink(tmp)
+        guard DurableFile.save(bytes, to: directory + "/" + hash.hex, in: directory) else {
             throw LedgerError("io_error", "cannot note the vault upload")
-        }
-        let dir = open(directory, O_RDONLY | O_CLOEXEC)
-        if dir >= 0 {
-            fsync(dir)
-            close(dir)
         }
     }
 
