@@ -233,12 +233,12 @@ struct Audit: ParsableCommand {
     func run() throws {
         guard data.directory.exists else { throw LedgerError("no_data", "no chain in \(data.data)") }
         do {
-            let report = try Auditor.audit(directory: data.directory, contracts: .careLedger)
+            let report = try ChainAuditor.audit(directory: data.directory, contracts: .careLedger)
             output(report.json, json: json) {
                 "OK: \(report.blocks) blocks, \(report.transactions) transactions, \(report.stateKeys) state keys verified\n"
                     + "log root \(report.logRoot.base64)\nstate root \(report.stateRoot.hex)"
             }
-        } catch let failure as Auditor.Failure {
+        } catch let failure as ChainAuditor.Failure {
             if json {
                 print(JSONValue.object(["ok": .bool(false), "height": .int(Int64(failure.height)), "reason": .string(failure.reason)]).canonicalString)
             }

@@ -539,7 +539,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             // The offline auditor re-executes node 1's chain, following the validator set through the
             // governance changes, and verifies every stored certificate.
             await net.stop(1)
-            let report = try Auditor.audit(directory: net.directories[1], contracts: .careLedger)
+            let report = try ChainAuditor.audit(directory: net.directories[1], contracts: .careLedger)
             #expect(report.finalHeight >= last.height)
 
             // Reopened (nothing remembered in memory), node 1 still knows which set was in force at each

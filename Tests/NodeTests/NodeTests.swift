@@ -103,7 +103,7 @@ import Testing
             let code = try await rejection(reopened, [replay])
             #expect(code == "replayed_nonce")
         }
-        let report = try Auditor.audit(directory: chain.directory, contracts: .careLedger)
+        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
         #expect(report.transactions == 122)
         #expect(report.blocks == height + 1)
     }
@@ -159,7 +159,7 @@ import Testing
                 #expect(Set(receipts.map(\.height)).count == 2, "one block each half")
             }
         }
-        let report = try Auditor.audit(directory: chain.directory, contracts: .careLedger)
+        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
         #expect(report.transactions == 100)
         #expect(report.finalHeight == node.height)
     }
@@ -183,14 +183,14 @@ import Testing
                     _ = try await node.submit([try notaryTx(alice, nonce: UInt64(2 * i), document: "a\(i)"), try notaryTx(alice, nonce: UInt64(2 * i + 1), document: "b\(i)")])
                 }
             }
-            _ = try Auditor.audit(directory: chain.directory, contracts: .careLedger)
+            _ = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
             let store = try BlockStore(path: chain.directory.database)
             try store.unsafeExecute(sql)
             try store.close()
-            #expect(throws: Auditor.Failure.self, "tampering with \(what)") { try Auditor.audit(directory: chain.directory, contracts: .careLedger) }
+            #expect(throws: ChainAuditor.Failure.self, "tampering with \(what)") { try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger) }
             do {
-                _ = try Auditor.audit(directory: chain.directory, contracts: .careLedger)
-            } catch let f as Auditor.Failure {
+                _ = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
+            } catch let f as ChainAuditor.Failure {
                 #expect(f.height >= 1 && f.height <= 4, "\(what): \(f)")
                 if what == "extra row" { #expect(f.reason.contains("transaction rows")) }
             }

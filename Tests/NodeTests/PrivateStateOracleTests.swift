@@ -88,14 +88,14 @@ import Testing
         // The offline audit recomputes every state root with the consortium secret: without it, it stops
         // and says why; with another, the roots do not match.
         let directory = network.chain.directory
-        #expect(try Auditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
+        #expect(try ChainAuditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
         let secret = directory.secret
         try FileManager.default.moveItem(atPath: secret, toPath: secret + ".away")
-        #expect(throws: LedgerError.code("no_secret")) { try Auditor.audit(directory: directory, contracts: .careLedger) }
+        #expect(throws: LedgerError.code("no_secret")) { try ChainAuditor.audit(directory: directory, contracts: .careLedger) }
         #expect(FileManager.default.createFile(atPath: secret, contents: Data(repeating: 7, count: 32)))
-        #expect(throws: Auditor.Failure.self) { try Auditor.audit(directory: directory, contracts: .careLedger) }
+        #expect(throws: ChainAuditor.Failure.self) { try ChainAuditor.audit(directory: directory, contracts: .careLedger) }
         try FileManager.default.removeItem(atPath: secret)
         try FileManager.default.moveItem(atPath: secret + ".away", toPath: secret)
-        #expect(try Auditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
+        #expect(try ChainAuditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
     }
 }

@@ -466,7 +466,7 @@ struct TestNetwork {
         _ = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault)
         #expect(!FileManager.default.fileExists(atPath: leftoverPath))
         // Everything, access events included, passes the offline audit.
-        let report = try Auditor.audit(directory: chain.directory, contracts: .careLedger)
+        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
         #expect(report.transactions > 20)
     }
 }

@@ -8,7 +8,7 @@ import Synchronization
 /// transaction signature, the log root and size after every block, the state root after every
 /// block (by re-executing every transaction), every receipt, every checkpoint, and the final
 /// state table against the re-executed state.
-public enum Auditor {
+public enum ChainAuditor {
     public struct Report: Sendable {
         public var blocks: UInt64 = 0
         public var transactions: UInt64 = 0
