@@ -40,8 +40,16 @@ let serverDependencies: [Target.Dependency] = [
     .product(name: "Metrics", package: "swift-metrics"),
 ]
 
+let cliKitDependencies: [Target.Dependency] = [
+    "LedgerCore", "Standards", "Store",
+    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+]
+
 let executableDependencies: [Target.Dependency] = [
-    "LedgerCore", "Standards", "Store", "Node", "EtcdOrdering", "Server", "Composition",
+    "LedgerCore", "Standards", "Store", "Node", "EtcdOrdering", "Server", "CLIKit", "Composition",
     .product(name: "ArgumentParser", package: "swift-argument-parser"),
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,6 +108,8 @@ let package = Package(
         .target(name: "Node", dependencies: contracts + nodeDependencies, path: "Sources/Kernel/Node", swiftSettings: strict),
         // Ordering through etcd: client (gRPC), block log, election, the orderer, a local etcd cluster.
         .target(name: "EtcdOrdering", dependencies: etcdDependencies, path: "Sources/Kernel/EtcdOrdering", swiftSettings: strict),
+        // The command line's kit: the node API client, the session (sign, authenticate, submit), options, output.
+        .target(name: "CLIKit", dependencies: cliKitDependencies, path: "Sources/Kernel/CLIKit", swiftSettings: strict),
         // Hummingbird routes: /v1 API, OpenAPI, metrics.
         .target(name: "Server", dependencies: contracts + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
 
@@ -113,7 +123,12 @@ let package = Package(
             swiftSettings: strict),
         // The capabilities' services (Sources/Capabilities/<capability>/Service): what runs beside a block.
         .target(
-            name: "Recovery", dependencies: ["RecoveryContract", "LedgerCore", "Standards", crypto], path: "Sources/Capabilities/Recovery/Service",
+            name: "Recovery",
+            dependencies: [
+                "RecoveryContract", "ContractKit", "LedgerCore", "Standards", "Store", "CLIKit", crypto,
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Capabilities/Recovery/Service",
             swiftSettings: strict),
         .target(
             name: "SupplyContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Supply/Contract",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIKit
 import AsyncHTTPClient
 import Composition
 import EtcdOrdering

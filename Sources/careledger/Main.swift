@@ -1,8 +1,10 @@
 import ArgumentParser
+import CLIKit
 import Foundation
 import LedgerCore
 import Logging
 import Node
+import Recovery
 
 /// `careledger`: runs a node and its tools.
 struct Careledger: AsyncParsableCommand {
@@ -58,18 +60,3 @@ enum Entry {
     }
 }
 
-/// Prints a JSON value (canonical, one line) or text.
-func output(_ value: JSONValue, json: Bool, text: () -> String) {
-    if json {
-        print(value.canonicalString)
-    } else {
-        print(text())
-    }
-}
-
-func readInputFile(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-        throw LedgerError("no_file", "cannot read \(path)")
-    }
-    return text
-}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIKit
 import Composition
 import EtcdOrdering
 import Foundation

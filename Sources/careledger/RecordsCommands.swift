@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIKit
 import ContractKit
 import Foundation
 import LedgerCore
@@ -6,77 +7,6 @@ import NIOHTTP1
 import RecordsContract
 import Standards
 import Store
-
-/// A principal talking to a node: signs transactions, authenticates reads, decrypts locally.
-struct Session {
-    let base: String
-    let key: SigningKey
-    let encryption: EncryptionKey?
-    var did: String { key.publicKey.did }
-    private(set) var chainID = ""
-    private var token: String?
-
-    init(node: String, keyFile: String) async throws {
-        try await self.init(node: node, signing: try KeyFile.load(keyFile), encryption: try? KeyFile.loadEncryption(keyFile))
-    }
-
-    init(node: String, signing: SigningKey, encryption: EncryptionKey?) async throws {
-        base = node.hasSuffix("/") ? String(node.dropLast()) : node
-        key = signing
-        self.encryption = encryption
-        guard let chain = try await API.json(.GET, base + "/healthz")["chainId"]?.stringValue else {
-            throw LedgerError("server_error", "node did not say its chain id")
-        }
-        chainID = chain
-    }
-
-    /// Signs, submits and waits; a failed receipt becomes an error with the contract's code.
-    func submit(_ contract: String, _ action: String, _ payload: JSONValue) async throws -> JSONValue {
-        let tx = try Transaction(
-            chainID: chainID, signer: key, contract: contract, action: action, payload: payload)
-        let receipt = try await API.json(.POST, base + "/v1/transactions", body: JSONValue.object(["raw": .string(Base64.encode(tx.encoded))]).canonicalBytes)
-        if receipt["status"]?.stringValue == "failed" {
-            throw LedgerError(receipt["error"]?["code"]?.stringValue ?? "failed", receipt["error"]?["message"]?.stringValue ?? "transaction failed")
-        }
-        return receipt
-    }
-
-    mutating func authorization() async throws -> String {
-        if let token { return token }
-        let challenge = try await API.json(.POST, base + "/v1/auth/challenge")["challenge"]?.stringValue ?? ""
-        let signature = key.signature(for: Array("careledger-auth\n\(chainID)\n\(challenge)\n".utf8))
-        let body: JSONValue = .object(["did": .string(did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))])
-        guard let t = try await API.json(.POST, base + "/v1/auth/token", body: body.canonicalBytes)["token"]?.stringValue else {
-            throw LedgerError("unauthenticated", "no token")
-        }
-        token = t
-        return t
-    }
-
-    mutating func get(_ path: String) async throws -> JSONValue {
-        try await API.json(.GET, base + path, headers: ["Authorization": "Bearer \(try await authorization())"])
-    }
-
-    mutating func post(_ path: String, _ body: JSONValue) async throws -> JSONValue {
-        try await API.json(.POST, base + path, body: body.canonicalBytes, headers: ["Authorization": "Bearer \(try await authorization())"])
-    }
-
-    mutating func putBlob(_ hash: Hash, _ blob: [UInt8]) async throws {
-        _ = try await API.json(.PUT, base + "/v1/vault/\(hash.hex)", body: blob, contentType: "application/octet-stream",
-                               headers: ["Authorization": "Bearer \(try await authorization())"])
-    }
-
-    func requireEncryption() throws -> EncryptionKey {
-        guard let encryption else { throw LedgerError("bad_key_file", "this key file has no encryption key") }
-        return encryption
-    }
-}
-
-struct NodeKeyOptions: ParsableArguments {
-    @Option(help: "Node URL.") var node: String = "http://127.0.0.1:8080"
-    @Option(help: "Your key file.") var key: String
-    @Flag(help: "Print JSON.") var json = false
-}
 
 struct PrincipalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "principal", abstract: "Register principals.", subcommands: [Register.self, Show.self])

@@ -2,7 +2,6 @@ import ContractKit
 import Foundation
 import LedgerCore
 import RecordsContract
-import RecoveryContract
 import Standards
 import Synchronization
 

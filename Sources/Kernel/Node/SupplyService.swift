@@ -1,7 +1,6 @@
 import ContractKit
 import Foundation
 import LedgerCore
-import RecordsContract
 import Standards
 import Store
 import SupplyContract

@@ -4,8 +4,6 @@ import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
-import RecordsContract
-import RecoveryContract
 
 /// Sign-in (challenge, token; rate-limited per client) and the registered principals.
 struct AuthAPI: Sendable {

@@ -4,8 +4,6 @@ import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
-import RecordsContract
-import RecoveryContract
 
 /// `GET /v1/events`: the server-sent stream of committed events a principal may see (registered
 /// principals only, limited per principal and on the node, with heartbeats so that a stream whose

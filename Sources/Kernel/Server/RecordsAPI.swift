@@ -5,7 +5,6 @@ import Hummingbird
 import LedgerCore
 import Node
 import RecordsContract
-import RecoveryContract
 
 /// Routes for patients, consent and health records (all reads authenticated and audited).
 struct RecordsAPI: Sendable {

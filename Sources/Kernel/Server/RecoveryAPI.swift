@@ -4,7 +4,6 @@ import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
-import RecordsContract
 import RecoveryContract
 
 /// Key recovery: the requests of a patient, and the encrypted kit for an approved request.

@@ -4,8 +4,6 @@ import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
-import RecordsContract
-import RecoveryContract
 
 /// `PUT /v1/vault/{hash}`: clients' uploads of vault blobs, bounded by `VaultUploads`.
 struct VaultAPI: Sendable {

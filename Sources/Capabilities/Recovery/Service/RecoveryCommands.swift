@@ -1,8 +1,8 @@
 import ArgumentParser
+import CLIKit
 import ContractKit
 import Foundation
 import LedgerCore
-import Recovery
 import RecoveryContract
 import Standards
 import Store
@@ -10,8 +10,10 @@ import Store
 /// `careledger recovery …`: a patient's key recovery through guardians (k of n). Every secret step
 /// runs here, on the patient's or guardian's device; the node only stores the sealed kit and the
 /// wrapped shares.
-struct RecoveryCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct RecoveryCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "recovery", abstract: "Key recovery through guardians (Shamir k of n).",
         subcommands: [Setup.self, Request.self, Requests.self, Approve.self, Complete.self, Cancel.self])
 
