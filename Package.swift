@@ -125,8 +125,10 @@ let package = Package(
         .target(
             name: "Recovery",
             dependencies: [
-                "RecoveryContract", "ContractKit", "LedgerCore", "Standards", "Store", "CLIKit", crypto,
+                "RecoveryContract", "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit", crypto,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Sources/Capabilities/Recovery/Service",
             swiftSettings: strict),
@@ -135,7 +137,7 @@ let package = Package(
             swiftSettings: strict),
 
         // The one list of capabilities, shared by the executable and the tests.
-        .target(name: "Composition", dependencies: contracts, swiftSettings: strict),
+        .target(name: "Composition", dependencies: contracts + ["Server", "Recovery"], swiftSettings: strict),
         .executableTarget(name: "careledger", dependencies: contracts + ["Recovery"] + executableDependencies, swiftSettings: strict),
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),

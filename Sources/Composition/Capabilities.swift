@@ -1,7 +1,9 @@
 import ContractKit
 import NotaryContract
 import RecordsContract
+import Recovery
 import RecoveryContract
+import Server
 import SupplyContract
 
 extension ContractSet {
@@ -20,4 +22,10 @@ extension ContractRegistry {
     public static func standard(operators: Set<String>, governance: GovernanceContract? = nil) -> ContractRegistry {
         ContractSet.careLedger.registry(operators: operators, governance: governance)
     }
+}
+
+/// The capabilities a node of this release hosts beside the kernel (their routes, privacy rules,
+/// event audience, vault claims): the other half of the one list.
+public enum HostedCapabilities {
+    public static let careLedger: [any NodeCapability] = [RecoveryCapability()]
 }

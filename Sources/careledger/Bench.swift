@@ -316,7 +316,7 @@ struct BenchNode {
         serverConfig.maxBodyBytes = 64 * 1024 * 1024
         let server = NodeServer(
             api: try LedgerAPI(
-                node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), organisations: organisations))
+                node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), organisations: organisations, capabilities: HostedCapabilities.careLedger))
         let port = Mutex<Int?>(nil)
         let (stopped, stop) = AsyncStream<Void>.makeStream()
         let task = Task {

@@ -143,7 +143,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     let server = NodeServer(
         api: try LedgerAPI(
             node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor,
-            organisations: organisations))
+            organisations: organisations, capabilities: HostedCapabilities.careLedger))
     let acting = actingFor
     try await server.run { port in
         if registerDemo {

@@ -22,7 +22,7 @@ import Testing
         sc.maxBodyBytes = maxBody
         let api = try LedgerAPI(
             node: node, configuration: sc, registry: registry, vault: try Vault(path: chain.directory.vault),
-            acting: ActingOrganisation(signing: SigningKey(), encryption: EncryptionKey()))
+            acting: ActingOrganisation(signing: SigningKey(), encryption: EncryptionKey()), capabilities: HostedCapabilities.careLedger)
         let app = Application(router: api.router())
         try await withRunningNode(node) {
             try await app.test(.router) { client in try await body(client, node) }
@@ -230,7 +230,7 @@ import Testing
             let api = try LedgerAPI(
                 node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(),
                 vault: try Vault(path: NSTemporaryDirectory() + "careledger-openapi-\(UUID().uuidString)"),
-                acting: ActingOrganisation(signing: SigningKey(), encryption: EncryptionKey()))
+                acting: ActingOrganisation(signing: SigningKey(), encryption: EncryptionKey()), capabilities: HostedCapabilities.careLedger)
             let served = Set(api.router().routes.map { "\($0.method.rawValue) \($0.path.description.replacingOccurrences(of: "/**", with: "/{key}"))" })
             #expect(served.subtracting(documented).sorted() == [], "served but not in /openapi.json")
             #expect(documented.subtracting(served).sorted() == [], "in /openapi.json but not served")

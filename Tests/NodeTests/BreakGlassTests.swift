@@ -28,7 +28,7 @@ import Testing
         // This node is hospital A's: it holds A's keys, so it can open A's records for an emergency reader.
         let api = try LedgerAPI(
             node: node, configuration: serverConfiguration, registry: registry, vault: vault,
-            organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)])
+            organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], capabilities: HostedCapabilities.careLedger)
         let app = Application(router: api.router())
         let service = RecordsService(node: node, vault: vault)
 

@@ -68,7 +68,7 @@ final class ConsortiumNet: @unchecked Sendable {
         if http {
             let made = try LedgerAPI(
                 node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: registry,
-                vault: try Vault(path: directories[i].vault), acting: acting[i])
+                vault: try Vault(path: directories[i].vault), acting: acting[i], capabilities: HostedCapabilities.careLedger)
             api = made
             let server = NodeServer(api: made)
             task = Task { try? await server.run(handleSignals: false) }

@@ -143,7 +143,7 @@ struct TestNetwork {
         if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
         configure(&server)
         api = try LedgerAPI(
-            node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations)
+            node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations, capabilities: HostedCapabilities.careLedger)
         operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
     }
 

@@ -142,6 +142,11 @@ import Testing
             ]))["status"] == .string("committed"))
             #expect(try await rc.get("/v1/recovery/\(alice.did)/kit", as: stranger).status == .forbidden)
             #expect(try await rc.get("/v1/recovery/\(alice.did)/kit", as: newDevice).status == .ok)
+            // Recovery news goes to the patient, her guardians and the request's own requester, not to another requester.
+            let news: JSONValue = .object(["type": .string("recovery.ready"), "patient": .string(alice.did), "requester": .string(newDevice.did)])
+            #expect(network.api.concerns(news, did: alice.did) && network.api.concerns(news, did: newDevice.did))
+            #expect(guardians.allSatisfy { network.api.concerns(news, did: $0.did) })
+            #expect(!network.api.concerns(news, did: stranger.did) && !network.api.concerns(news, did: Party().did))
         }
     }
 

@@ -2,7 +2,6 @@ import ContractKit
 import Foundation
 import LedgerCore
 import RecordsContract
-import RecoveryContract
 import Standards
 import Synchronization
 
@@ -27,11 +26,6 @@ extension RecordsService {
         if event["grantee"]?.stringValue == did || event["did"]?.stringValue == did || event["prescriber"]?.stringValue == did { return true }
         guard let patient = event["patient"]?.stringValue else { return false }
         if patient == did { return true }
-        // A key recovery's news: to its requester and to the patient's guardians.
-        if event["type"]?.stringValue?.hasPrefix("recovery.") == true {
-            if event["requester"]?.stringValue == did { return true }
-            if let setup = node.stateValue(forKey: RecoveryContract.key(patient)), (try? JSONValue.parse(setup))?["shares"]?[did] != nil { return true }
-        }
         guard let grants = try? grants(patient: patient) else { return false }
         let now = Int64(node.now)
         // A delegate: the patient's events, those about a record only within her delegation's types.

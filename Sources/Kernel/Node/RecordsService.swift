@@ -2,7 +2,6 @@ import ContractKit
 import Foundation
 import LedgerCore
 import RecordsContract
-import RecoveryContract
 import Standards
 import Synchronization
 
@@ -128,14 +127,9 @@ public struct RecordsService: Sendable {
     /// The principal registered under `did` (parsed once per version of its state entry: every
     /// authenticated request looks its caller up).
     /// Whether a committed transaction refers to the vault blob `hash` that `uploader` uploaded: a
-    /// record version's ciphertext or key envelope (claimed once, under `records/blob/<hash>`), or the
-    /// recovery kit of the uploader's own recovery set-up.
+    /// record version's ciphertext or key envelope (claimed once, under `records/blob/<hash>`).
     public func claimsUpload(_ hash: Hash, uploader: String) -> Bool {
-        if node.stateValue(forKey: RecordEntry.blobKey(hash.hex)) != nil { return true }
-        guard let setup = node.stateValue(forKey: RecoveryContract.key(uploader)), let kit = try? JSONValue.parse(setup)["kit"]?.stringValue else {
-            return false
-        }
-        return kit == hash.hex
+        node.stateValue(forKey: RecordEntry.blobKey(hash.hex)) != nil
     }
 
     public func principal(_ did: String) throws(LedgerError) -> Principal? { try node.principal(did) }

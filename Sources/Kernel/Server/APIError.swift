@@ -3,7 +3,7 @@ import LedgerCore
 import Node
 
 /// The HTTP status of each stable error code; anything not listed is the caller's fault (400).
-enum APIError {
+package enum APIError {
     static func status(for code: String) -> HTTPResponse.Status {
         switch code {
         case "not_found", "leaf_not_in_tree", "not_in_vault": return .notFound
@@ -31,18 +31,18 @@ enum APIError {
         .object(["error": .object(["code": .string(error.code), "message": .string(error.message)])])
     }
 
-    static func response(_ error: LedgerError) -> Response {
+    package static func response(_ error: LedgerError) -> Response {
         JSONResponse.make(body(error), status: status(for: error.code))
     }
 }
 
-enum JSONResponse {
-    static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+package enum JSONResponse {
+    package static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         make(bytes: value.canonicalBytes, status: status)
     }
 
     /// A JSON body already serialised (canonical form, without the final newline).
-    static func make(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+    package static func make(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
         var bytes = bytes
         bytes.append(0x0a)
         return Response(

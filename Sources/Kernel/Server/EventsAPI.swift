@@ -81,7 +81,7 @@ struct EventsAPI: Sendable {
                             let page = try records.node.store.events(afterHeight: position.height, seq: position.index, limit: 1000)
                             for e in page {
                                 position = (e.height, e.seq)
-                                if records.concerns(e.body, did: did) { try await send(e.height, e.seq, e.body) }
+                                if api.concerns(e.body, did: did) { try await send(e.height, e.seq, e.body) }
                                 if sent >= limit { break replay }
                             }
                             if page.count < 1000 { break }
@@ -96,7 +96,7 @@ struct EventsAPI: Sendable {
                                 continue
                             }
                             if !event.local, let last, (event.height, event.index) <= (last.height, last.index) { continue }
-                            guard records.concerns(event.body, did: did) else { continue }
+                            guard api.concerns(event.body, did: did) else { continue }
                             try await send(event.height, event.index, event.body, local: event.local)
                             if sent >= limit { break }
                         }

@@ -68,11 +68,15 @@ public struct ServerConfiguration: Sendable {
 /// The `/v1` JSON API of one node.
 public struct LedgerAPI: Sendable {
     public static let version = "0.1.0"
-    let node: LedgerNode
+    package let node: LedgerNode
     let configuration: ServerConfiguration
     let registry: PrometheusCollectorRegistry
     let records: RecordsService
-    let auth: AuthService
+    package let auth: AuthService
+    /// The vault of this node.
+    package var vault: Vault { records.vault }
+    /// The capabilities this node hosts beside the kernel.
+    public let capabilities: [any NodeCapability]
     /// The per-client limit of the sign-in routes.
     let authLimiter: RateLimiter
     let eventStreams: EventStreamSlots
@@ -87,8 +91,9 @@ public struct LedgerAPI: Sendable {
     /// The consortium secret is the node's (`LedgerNode.secret`).
     public init(
         node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil,
-        organisations: [ActingOrganisation] = []
+        organisations: [ActingOrganisation] = [], capabilities: [any NodeCapability] = []
     ) throws {
+        self.capabilities = capabilities
         self.acting = acting
         var byDID: [String: ActingOrganisation] = [:]
         for o in organisations + (acting.map { [$0] } ?? []) { byDID[o.did] = o }
@@ -103,7 +108,7 @@ public struct LedgerAPI: Sendable {
         records.installErasure()
         let claims = records
         uploads = try VaultUploads(vault: vault, limits: configuration.vault, registry: registry) { hash, uploader in
-            claims.claimsUpload(hash, uploader: uploader)
+            claims.claimsUpload(hash, uploader: uploader) || capabilities.contains { $0.claims(upload: hash, uploader: uploader, node: node) }
         }
         records.installCustodianReplication()
         auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities)
@@ -120,7 +125,13 @@ public struct LedgerAPI: Sendable {
         return response
     }
 
-    var readPolicy: LedgerReadPolicy { LedgerReadPolicy(node: node, records: records, auth: auth) }
+    /// Whether a committed event concerns `did`: the capability whose event it is decides, else the records service.
+    func concerns(_ event: JSONValue, did: String) -> Bool {
+        for capability in capabilities { if let answer = capability.concerns(event, did: did, node: node) { return answer } }
+        return records.concerns(event, did: did)
+    }
+
+    var readPolicy: LedgerReadPolicy { LedgerReadPolicy(node: node, records: records, auth: auth, capabilities: capabilities) }
 
     /// A JSON request body within the size limit.
     func jsonBody(_ request: Request) async throws -> JSONValue {
@@ -153,7 +164,7 @@ public struct LedgerAPI: Sendable {
     static let contentDigest = HTTPField.Name("Content-Digest")!
 
     /// Runs `body`, turning ledger errors into the standard error response.
-    func handle(_ body: () async throws -> Response) async -> Response {
+    package func handle(_ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
         } catch {
@@ -266,12 +277,13 @@ public struct LedgerAPI: Sendable {
         router.get("/metrics") { _, _ in
             JSONResponse.text(registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        router.get("/openapi.json") { _, _ in JSONResponse.make(OpenAPIDocument.make(version: Self.version)) }
+        let document = OpenAPIDocument.make(version: Self.version, capabilities: capabilities.flatMap(\.openAPIRoutes))
+        router.get("/openapi.json") { _, _ in JSONResponse.make(document) }
         EventsAPI(api: self).register(on: router)
         AuthAPI(api: self).register(on: router)
         VaultAPI(api: self).register(on: router)
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
-        RecoveryAPI(api: self).register(on: router)
+        for capability in capabilities { capability.addRoutes(to: router, api: self) }
         FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
         supplyAPI.register(on: router)
         // What no route answers under /fhir is an OperationOutcome too (the middleware passes everything else through).

@@ -4,7 +4,6 @@ import Hummingbird
 import LedgerCore
 import Node
 import RecordsContract
-import RecoveryContract
 
 /// Who may read the ledger's own data over the API.
 ///
@@ -26,6 +25,8 @@ struct LedgerReadPolicy: Sendable {
     let node: LedgerNode
     let records: RecordsService
     let auth: AuthService
+    /// The hosted capabilities, which say who may read their private entries and transactions.
+    let capabilities: [any NodeCapability]
 
     /// Whether `key` is private state (under a prefix a contract declares private).
     func isPrivate(stateKey key: String) -> Bool { node.stateHashing.isPrivate(key) }
@@ -70,9 +71,8 @@ struct LedgerReadPolicy: Sendable {
         // Written by the patient herself when it names nobody else (her own consent, her recovery set-up).
         if patients.isEmpty { patients.insert(tx.author.did) }
         for key in ["grantee", "reader"] { if let d = p[key]?.stringValue { parties.insert(d) } }
-        if tx.contract == "recovery" {
-            let requester = p["requester"]?.stringValue ?? tx.author.did
-            for patient in patients { parties.formUnion(try recoveryParties(patient, requester: requester)) }
+        for capability in capabilities {
+            if let more = try capability.parties(ofTransaction: tx, patients: patients, node: node) { parties.formUnion(more) }
         }
         try allow(did, patients: patients, parties: parties, what: "this transaction", resourceType: tx.contract == "records" ? resourceType : nil)
     }
@@ -86,6 +86,12 @@ struct LedgerReadPolicy: Sendable {
         let parsed = value.flatMap { try? JSONValue.parse($0) }
         var patients = Set<String>()
         var parties = Set<String>()
+        for capability in capabilities {
+            if let audience = try capability.audience(ofStateKey: key, node: node) {
+                patients.formUnion(audience.patients)
+                parties.formUnion(audience.parties)
+            }
+        }
         switch (parts[0], parts.count > 1 ? parts[1] : "") {
         case ("records", "by-patient") where parts.count > 2: patients.insert(parts[2])
         case ("consent", "by-id"): break
@@ -93,33 +99,15 @@ struct LedgerReadPolicy: Sendable {
             patients.insert(parts[2])
             parties.insert(parts[3])
         case ("audit", "review") where parts.count > 2, ("audit", "erasure") where parts.count > 2: patients.insert(parts[2])
-        case ("records", _), ("consent", _), ("audit", _), ("recovery", _):
+        case ("records", _), ("consent", _), ("audit", _):
             if parts[0] != "records", parts.count > 1 { patients.insert(parts[1]) }
         default: break
         }
         if let patient = parsed?["patient"]?.stringValue { patients.insert(patient) }
-        // (A recovery requester is a party only while her request is in progress: `recoveryParties`.)
         for field in ["grantee", "reader"] { if let d = parsed?[field]?.stringValue { parties.insert(d) } }
-        if parts[0] == "recovery" {
-            // A request key (`recovery/<patient>/request/<requester>`) is also its requester's, while in progress.
-            let requester = parts.count == 4 && parts[2] == "request" ? parts[3] : nil
-            for patient in patients { parties.formUnion(try recoveryParties(patient, requester: requester)) }
-        }
         guard !patients.isEmpty else { throw LedgerError("forbidden", "\(key) is served to consortium nodes and members only") }
         // A record's entry is served to a delegate only within her delegation's types.
         try allow(did, patients: patients, parties: parties, what: key, resourceType: parts[0] == "records" ? parsed?["resourceType"]?.stringValue : nil)
-    }
-
-    /// The guardians of the patient's key recovery, and `requester` while her request is in progress
-    /// (anyone may open one, and a closed one gives nothing).
-    func recoveryParties(_ patient: String, requester: String?) throws -> Set<String> {
-        var out = Set((try json(RecoveryContract.key(patient))?["shares"]?.objectValue ?? [:]).keys)
-        if let requester, let request = try json(RecoveryContract.requestKey(patient, requester: requester)),
-            ["open", "ready"].contains(request["status"]?.stringValue ?? "")
-        {
-            out.insert(requester)
-        }
-        return out
     }
 
     /// A named party, or someone who may act for every patient it concerns (a bundle naming two

@@ -2,9 +2,9 @@ import LedgerCore
 
 /// The OpenAPI 3.1 document, generated from `Routes.all`.
 enum OpenAPIDocument {
-    static func make(version: String) -> JSONValue {
+    static func make(version: String, capabilities: [OpenAPIRoute] = []) -> JSONValue {
         var paths: [String: JSONValue] = [:]
-        for route in Routes.all {
+        for route in Routes.all + capabilities {
             var operation: [String: JSONValue] = [
                 "summary": .string(route.summary),
                 "operationId": .string(route.method + route.path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "").replacingOccurrences(of: ".", with: "_")),

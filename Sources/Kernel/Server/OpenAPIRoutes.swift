@@ -1,16 +1,31 @@
 /// Every route of the HTTP API, in one table, from which the OpenAPI document is generated. The
 /// handlers are registered beside their code (`LedgerAPI`, `FHIRAPI`, …); `APITests.openAPIMatchesRoutes`
 /// compares the router's own table with this one both ways (method and path).
-enum Routes {
-    struct Route: Sendable {
-        let method: String
-        /// Path in OpenAPI form (`{name}` parameters).
-        let path: String
-        let summary: String
-        let parameters: [(name: String, in: String, required: Bool, description: String)]
-        let responseType: String
-        let hasBody: Bool
+/// One operation of the HTTP API, as the OpenAPI document describes it.
+public struct OpenAPIRoute: Sendable {
+    public let method: String
+    /// Path in OpenAPI form (`{name}` parameters).
+    public let path: String
+    public let summary: String
+    public let parameters: [(name: String, in: String, required: Bool, description: String)]
+    public let responseType: String
+    public let hasBody: Bool
+
+    public init(
+        method: String, path: String, summary: String, parameters: [(name: String, in: String, required: Bool, description: String)], responseType: String,
+        hasBody: Bool
+    ) {
+        self.method = method
+        self.path = path
+        self.summary = summary
+        self.parameters = parameters
+        self.responseType = responseType
+        self.hasBody = hasBody
     }
+}
+
+enum Routes {
+    typealias Route = OpenAPIRoute
 
     static let all: [Route] = [
         Route(method: "post", path: "/v1/transactions", summary: "Submit one signed transaction, or {\"transactions\":[…]} as a batch; answers after commit with each id, status and whether its block is final",
@@ -75,10 +90,6 @@ enum Routes {
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/recipients", summary: "Who a new version's key must be wrapped for, with their encryption keys (authenticated)",
               parameters: [("did", "path", true, "the patient's did"), ("resourceType", "query", true, "FHIR resource type"), ("custodian", "query", false, "the custodian organisation's did: included (it holds every version's key in escrow for break-the-glass reads)")], responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/recovery/{did}/requests", summary: "The patient's recovery requests, newest first, each with its status, approvals and checkCode (the code the patient reads out from her new device for her guardians to compare): all of them for the patient and her guardians, her own for a requester (authenticated)",
-              parameters: [("did", "path", true, "the patient's did:key")], responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/recovery/{did}/kit", summary: "The encrypted recovery kit, for the key whose recovery request the guardians approved (status ready; authenticated)",
-              parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/events", summary: "Server-sent events of committed blocks that concern the caller (authenticated): records, consents, accesses, break-the-glass alerts; each with id <height>-<index>; a Last-Event-ID header resumes after that event, replaying what was committed since",
               parameters: [("lastEventId", "query", false, "resume after this event id (as the Last-Event-ID header)"), ("limit", "query", false, "end the stream after this many events (1-100000; endless by default)")],
               responseType: "text/event-stream", hasBody: false),

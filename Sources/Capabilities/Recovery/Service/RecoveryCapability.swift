@@ -1,0 +1,109 @@
+import ContractKit
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import Node
+import RecoveryContract
+import Server
+
+/// What key recovery adds to a node: its routes (a patient's requests, the encrypted kit for an
+/// approved request), who may read its private entries and transactions (the patient, her guardians,
+/// and a requester her own request while it is in progress), who is told of its events (the requester
+/// and the guardians), and the kit as a claimed vault upload.
+public struct RecoveryCapability: NodeCapability {
+    public init() {}
+
+    public var openAPIRoutes: [OpenAPIRoute] {
+        [
+            OpenAPIRoute(method: "get", path: "/v1/recovery/{did}/requests", summary: "The patient's recovery requests, newest first, each with its status, approvals and checkCode (the code the patient reads out from her new device for her guardians to compare): all of them for the patient and her guardians, her own for a requester (authenticated)",
+                parameters: [("did", "path", true, "the patient's did:key")], responseType: "application/json", hasBody: false),
+            OpenAPIRoute(method: "get", path: "/v1/recovery/{did}/kit", summary: "The encrypted recovery kit, for the key whose recovery request the guardians approved (status ready; authenticated)",
+                parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
+        ]
+    }
+
+    /// The guardians of the patient's key recovery, and `requester` while her request is in progress
+    /// (anyone may open one, and a closed one gives nothing).
+    static func parties(_ patient: String, requester: String?, node: LedgerNode) throws -> Set<String> {
+        var out = Set((try node.stateJSON(RecoveryContract.key(patient))?["shares"]?.objectValue ?? [:]).keys)
+        if let requester, let request = try node.stateJSON(RecoveryContract.requestKey(patient, requester: requester)),
+            ["open", "ready"].contains(request["status"]?.stringValue ?? "")
+        {
+            out.insert(requester)
+        }
+        return out
+    }
+
+    public func audience(ofStateKey key: String, node: LedgerNode) throws -> StateAudience? {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, parts[0] == "recovery" else { return nil }
+        // A request key (`recovery/<patient>/request/<requester>`) is also its requester's, while in progress.
+        let requester = parts.count == 4 && parts[2] == "request" ? parts[3] : nil
+        return StateAudience(patients: [parts[1]], parties: try Self.parties(parts[1], requester: requester, node: node))
+    }
+
+    public func parties(ofTransaction tx: Transaction, patients: Set<String>, node: LedgerNode) throws -> Set<String>? {
+        guard tx.contract == RecoveryContract().name else { return nil }
+        let requester = tx.payload["requester"]?.stringValue ?? tx.author.did
+        var out = Set<String>()
+        for patient in patients { out.formUnion(try Self.parties(patient, requester: requester, node: node)) }
+        return out
+    }
+
+    /// A key recovery's news goes to its requester and to the patient's guardians (and, as every
+    /// patient's event, to her and her delegates: nil lets the records service answer for them).
+    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool? {
+        guard event["type"]?.stringValue?.hasPrefix("recovery.") == true, let patient = event["patient"]?.stringValue else { return nil }
+        if event["requester"]?.stringValue == did { return true }
+        if (try? node.stateJSON(RecoveryContract.key(patient)))??["shares"]?[did] != nil { return true }
+        return nil
+    }
+
+    /// The kit of the uploader's own recovery set-up.
+    public func claims(upload hash: Hash, uploader: String, node: LedgerNode) -> Bool {
+        (try? node.stateJSON(RecoveryContract.key(uploader)))??["kit"]?.stringValue == hash.hex
+    }
+
+    public func addRoutes(to router: Router<LedgerRequestContext>, api: LedgerAPI) {
+        let auth = api.auth, node = api.node
+        router.get("/v1/recovery/:did/requests") { request, context in
+            await api.handle {
+                let reader = try auth.authenticate(request)
+                let patient = context.parameters.get("did") ?? ""
+                let setup = node.stateValue(forKey: RecoveryContract.key(patient)).flatMap { try? JSONValue.parse($0) }
+                let everyone = reader == patient || setup?["shares"]?[reader] != nil
+                var list: [JSONValue] = []
+                let keys = everyone
+                    ? try node.store.stateKeys(prefix: RecoveryContract.requestsPrefix(patient), limit: 1000)
+                    : [RecoveryContract.requestKey(patient, requester: reader)]
+                for key in keys {
+                    guard let bytes = node.stateValue(forKey: key), var r = try JSONValue.parse(bytes).objectValue else { continue }
+                    r["checkCode"] = .string(RecoveryContract.checkCode(requester: r["requester"]?.stringValue ?? "", encryptionKey: r["encryptionKey"]?.stringValue ?? ""))
+                    r["current"] = .bool(r["setupHeight"] == setup?["height"])
+                    list.append(.object(r))
+                }
+                guard everyone || !list.isEmpty else {
+                    throw LedgerError("forbidden", "the recovery requests of \(patient) are served to her, her guardians, and each requester her own")
+                }
+                list.sort { ($0["timeMillis"]?.intValue ?? 0, $0["id"]?.stringValue ?? "") > ($1["timeMillis"]?.intValue ?? 0, $1["id"]?.stringValue ?? "") }
+                return JSONResponse.make(.object(["requests": .array(list)]))
+            }
+        }
+        router.get("/v1/recovery/:did/kit") { request, context in
+            await api.handle {
+                let requester = try auth.authenticate(request)
+                let patient = context.parameters.get("did") ?? ""
+                guard let bytes = node.stateValue(forKey: RecoveryContract.requestKey(patient, requester: requester)),
+                    let request = try? JSONValue.parse(bytes), request["status"]?.stringValue == "ready"
+                else {
+                    throw LedgerError("forbidden", "only the key whose recovery request the guardians approved (status ready) fetches the kit")
+                }
+                guard let setupBytes = node.stateValue(forKey: RecoveryContract.key(patient)),
+                    let kit = try JSONValue.parse(setupBytes)["kit"]?.stringValue, let blob = api.vault.get(try Hash(hex: kit))
+                else { throw LedgerError("not_in_vault", "this node does not hold the recovery kit") }
+                return JSONResponse.make(.object(["salt": .string(Base64.encode(blob.salt)), "ciphertext": .string(Base64.encode(blob.ciphertext))]))
+            }
+        }
+    }
+}
