@@ -3,9 +3,10 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
-/// The contract kit and every capability's contract target (the node and the server still host the
-/// capabilities' services; see docs/architecture.md).
+/// The contract kit and every capability's contract target.
 let contracts: [Target.Dependency] = ["ContractKit", "NotaryContract", "RecordsContract", "RecoveryContract", "SupplyContract"]
+/// What the node and the server still host themselves: the records and supply services (see docs/architecture.md).
+let hosted: [Target.Dependency] = ["ContractKit", "RecordsContract", "SupplyContract"]
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
@@ -105,13 +106,13 @@ let package = Package(
         // The contract kit: Contract, ExecutionContext, ContractRegistry, ContractSet, receipts, Payload; identity and governance.
         .target(name: "ContractKit", dependencies: ["LedgerCore", "Standards"], path: "Sources/Kernel/ContractKit", swiftSettings: strict),
         // Mempool, block production, ordering, the node service.
-        .target(name: "Node", dependencies: contracts + nodeDependencies, path: "Sources/Kernel/Node", swiftSettings: strict),
+        .target(name: "Node", dependencies: hosted + nodeDependencies, path: "Sources/Kernel/Node", swiftSettings: strict),
         // Ordering through etcd: client (gRPC), block log, election, the orderer, a local etcd cluster.
         .target(name: "EtcdOrdering", dependencies: etcdDependencies, path: "Sources/Kernel/EtcdOrdering", swiftSettings: strict),
         // The command line's kit: the node API client, the session (sign, authenticate, submit), options, output.
         .target(name: "CLIKit", dependencies: cliKitDependencies, path: "Sources/Kernel/CLIKit", swiftSettings: strict),
         // Hummingbird routes: /v1 API, OpenAPI, metrics.
-        .target(name: "Server", dependencies: contracts + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
+        .target(name: "Server", dependencies: hosted + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
 
         // The capabilities' contracts (Sources/Capabilities/<capability>/Contract): what executes in a block.
         .target(name: "NotaryContract", dependencies: ["ContractKit", "LedgerCore"], path: "Sources/Capabilities/Notary/Contract", swiftSettings: strict),
