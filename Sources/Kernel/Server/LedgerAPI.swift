@@ -125,6 +125,14 @@ public struct LedgerAPI: Sendable {
         return response
     }
 
+    /// Sweeps the unclaimed vault uploads as of the chain this node has applied: the earlier of its
+    /// clock and its head block's time, so that an upload is destroyed only once the node holds every
+    /// block of its grace period (a claim committed in time is seen; a quiet chain sweeps at its next block).
+    @discardableResult
+    public func sweepUploads() -> (claimed: Int, removed: Int) {
+        uploads.sweep(now: min(node.now, node.latestBlock.header.timeMillis))
+    }
+
     /// Whether a committed event concerns `did`: the capability whose event it is decides, else the records service.
     func concerns(_ event: JSONValue, did: String) -> Bool {
         for capability in capabilities { if let answer = capability.concerns(event, did: did, node: node) { return answer } }

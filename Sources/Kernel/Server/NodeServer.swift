@@ -30,7 +30,7 @@ public struct NodeServer: Sendable {
         let producer = BlockProducerService(node: node)
         let supply = SupplyAlertService(supply: api.supply)
         let denied = DeniedReadsService(records: api.records)
-        let uploads = VaultUploadsService(uploads: api.uploads, node: node)
+        let uploads = VaultUploadsService(api: api)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: producer), .init(service: supply), .init(service: denied), .init(service: uploads), .init(service: app)],
@@ -70,13 +70,12 @@ struct DeniedReadsService: Service {
 /// Forgets claimed vault uploads and destroys those unclaimed past the grace period: at start, then
 /// every minute (or every tenth of the grace period, when that is shorter).
 struct VaultUploadsService: Service {
-    let uploads: VaultUploads
-    let node: LedgerNode
+    let api: LedgerAPI
     func run() async throws {
-        let every = max(0.05, min(60, Double(uploads.limits.graceMillis) / 10_000))
+        let every = max(0.05, min(60, Double(api.uploads.limits.graceMillis) / 10_000))
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                uploads.sweep(now: node.now)
+                api.sweepUploads()
                 try? await Task.sleep(for: .seconds(every))
             }
         }

@@ -8,7 +8,9 @@ import Synchronization
 /// each is noted as unclaimed, with its uploader, size and time, until a committed transaction
 /// claims it (a record version's ciphertext or key envelope, a recovery kit). A principal holds at
 /// most `quotaBytes` of unclaimed uploads at once; an upload still unclaimed `graceMillis` after it
-/// arrived is destroyed by `sweep`. Notes are files in `<vault>/unclaimed/`, written before the blob,
+/// arrived is destroyed by `sweep` — judged by the chain this node has applied (`LedgerAPI.sweepUploads`:
+/// a node that is behind, e.g. just restarted, destroys nothing a block it has not applied yet may
+/// claim). Notes are files in `<vault>/unclaimed/`, written before the blob,
 /// so that a restart (or a crash between the two) forgets nothing.
 public final class VaultUploads: Sendable {
     public struct Entry: Sendable, Equatable {
@@ -123,8 +125,8 @@ public final class VaultUploads: Sendable {
         for (hash, entry) in mine where claimed(hash, entry.uploader) { forget(hash) }
     }
 
-    /// Forgets the claimed uploads and destroys those unclaimed for longer than the grace period.
-    /// Returns how many blobs were claimed and how many removed.
+    /// Forgets the claimed uploads and destroys those unclaimed for longer than the grace period as of
+    /// `now`. Returns how many blobs were claimed and how many removed.
     @discardableResult
     public func sweep(now: UInt64) -> (claimed: Int, removed: Int) {
         var kept = 0, removed = 0
