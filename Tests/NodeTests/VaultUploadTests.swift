@@ -108,11 +108,11 @@ import Testing
         }
         let (kept, keptBytes) = Self.blob(500), (dropped, droppedBytes) = Self.blob(700)
         let before = try uploads()
-        try before.upload(keptBytes, saltedHash: kept, uploader: "did:key:alice", now: 10_000)
-        try before.upload(droppedBytes, saltedHash: dropped, uploader: "did:key:alice", now: 10_000)
+        #expect(try before.upload(keptBytes, saltedHash: kept, uploader: "did:key:alice", now: 10_000) == nil)
+        #expect(try before.upload(droppedBytes, saltedHash: dropped, uploader: "did:key:alice", now: 10_000) == nil)
         // A blob whose salted hash does not match, or already held, is not noted.
-        #expect(throws: LedgerError.code("hash_mismatch")) { try before.upload(droppedBytes, saltedHash: kept, uploader: "did:key:alice", now: 10_000) }
-        try before.upload(droppedBytes, saltedHash: dropped, uploader: "did:key:bob", now: 10_000)
+        #expect(throws: LedgerError.code("hash_mismatch")) { _ = try before.upload(droppedBytes, saltedHash: kept, uploader: "did:key:alice", now: 10_000) }
+        #expect(try before.upload(droppedBytes, saltedHash: dropped, uploader: "did:key:bob", now: 10_000) == nil)
         #expect(before.held(by: "did:key:bob") == 0)
         claimedHashes.withLock { _ = $0.insert(kept) }
 

@@ -14,26 +14,18 @@
 /// they check its proof with it (`StateProof.verify(root:key:value:salt:)`).
 public struct StateLeafHashing: Sendable {
     public let privatePrefixes: [String]
-    private let mac: PreparedHMAC?
+    private let mac: PreparedHMAC
 
     public init(secret: ConsortiumSecret, privatePrefixes: [String]) {
         self.privatePrefixes = privatePrefixes
         mac = PreparedHMAC(key: secret.key(label: ConsortiumSecret.stateSaltLabel))
     }
 
-    private init() {
-        privatePrefixes = []
-        mac = nil
-    }
-
-    /// Every entry public: leaves as the tree's plain `set(key:value:)` makes them.
-    public static let plain = StateLeafHashing()
-
     public func isPrivate(_ key: String) -> Bool { privatePrefixes.contains { key.hasPrefix($0) } }
 
     /// The salt of a private entry's leaf; nil for a public entry.
     public func salt(_ key: String) -> [UInt8]? {
-        guard let mac, isPrivate(key) else { return nil }
+        guard isPrivate(key) else { return nil }
         return mac.code(Array(key.utf8))
     }
 

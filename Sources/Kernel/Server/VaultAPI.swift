@@ -20,12 +20,11 @@ struct VaultAPI: Sendable {
                     throw LedgerError("not_registered", "only a registered principal uploads to the vault: register \(uploader) first")
                 }
                 let blob = try await LedgerAPI.body(request, limit: api.uploads.limits.maxBlobBytes)
-                if !records.vault.contains(hash), let refusal = api.uploads.overQuota(adding: blob.count, uploader: uploader, now: records.node.now) {
+                if let refusal = try api.uploads.upload(blob, saltedHash: hash, uploader: uploader, now: records.node.now) {
                     var response = APIError.response(refusal.error)
                     response.headers[.retryAfter] = String(refusal.retryAfter)
                     return response
                 }
-                try api.uploads.upload(blob, saltedHash: hash, uploader: uploader, now: records.node.now)
                 return JSONResponse.make(.object(["saltedHash": .string(hash.hex), "stored": .bool(true)]), status: .created)
             }
         }

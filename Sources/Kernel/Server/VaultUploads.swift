@@ -19,6 +19,33 @@ public final class VaultUploads: Sendable {
         public let atMillis: UInt64
     }
 
+    /// An upload refused for the uploader's quota: the error, and the seconds until her oldest unclaimed upload is removed.
+    public struct QuotaRefusal: Sendable, Equatable {
+        public let error: LedgerError
+        public let retryAfter: UInt64
+    }
+
+    /// The notes, with the bytes they add up to in all and per uploader (kept as notes come and go).
+    private struct State {
+        var entries: [Hash: Entry] = [:]
+        var byUploader: [String: Int] = [:]
+        var total = 0
+
+        mutating func add(_ hash: Hash, _ entry: Entry) {
+            remove(hash)
+            entries[hash] = entry
+            byUploader[entry.uploader, default: 0] += entry.bytes
+            total += entry.bytes
+        }
+
+        mutating func remove(_ hash: Hash) {
+            guard let entry = entries.removeValue(forKey: hash) else { return }
+            let left = byUploader[entry.uploader, default: 0] - entry.bytes
+            byUploader[entry.uploader] = left > 0 ? left : nil
+            total -= entry.bytes
+        }
+    }
+
     public struct Limits: Sendable {
         /// The largest blob one upload stores (at most `Vault.maxBlobBytes`).
         public var maxBlobBytes = Vault.maxBlobBytes
@@ -34,7 +61,7 @@ public final class VaultUploads: Sendable {
     private let directory: String
     /// Whether a committed transaction refers to the blob `hash` uploaded by `uploader`.
     private let claimed: @Sendable (_ hash: Hash, _ uploader: String) -> Bool
-    private let entries: Mutex<[Hash: Entry]>
+    private let state: Mutex<State>
     private let unclaimedBytes: Gauge
     private let removedBlobs: Counter
     private let removedBytes: Counter
@@ -47,16 +74,16 @@ public final class VaultUploads: Sendable {
         self.claimed = claimed
         directory = vault.path + "/unclaimed"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        var found: [Hash: Entry] = [:]
+        var found = State()
         for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
             let path = directory + "/" + name
             guard let hash = try? Hash(hex: name), let entry = Self.parse(FileManager.default.contents(atPath: path)) else {
                 unlink(path)  // a note cut short by a crash, or a temporary file
                 continue
             }
-            found[hash] = entry
+            found.add(hash, entry)
         }
-        entries = Mutex(found)
+        state = Mutex(found)
         unclaimedBytes = registry.makeGauge(
             descriptor: .init(namespace: "careledger", metricName: "vault_unclaimed", unitName: "bytes", helpText: "Bytes uploaded to the vault that no transaction claims yet"))
         removedBlobs = registry.makeCounter(
@@ -66,22 +93,23 @@ public final class VaultUploads: Sendable {
         removedBytes = registry.makeCounter(
             descriptor: .init(
                 namespace: "careledger", metricName: "vault_unclaimed_removed_bytes", unitName: "total", helpText: "Bytes of uploaded vault blobs removed unclaimed"))
-        unclaimedBytes.set(Int64(found.values.reduce(0) { $0 + $1.bytes }))
+        unclaimedBytes.set(Int64(found.total))
     }
 
     /// The unclaimed uploads now, by salted hash.
-    public var unclaimed: [Hash: Entry] { entries.withLock { $0 } }
+    public var unclaimed: [Hash: Entry] { state.withLock { $0.entries } }
 
-    /// Stores `blob` for `uploader` under `saltedHash`, within the size limit and her quota: a
-    /// `body_too_large`, `hash_mismatch` or `vault_quota` error changes nothing. A blob the vault
-    /// already holds is not stored or counted again.
-    public func upload(_ blob: [UInt8], saltedHash: Hash, uploader: String, now: UInt64) throws(LedgerError) {
+    /// Stores `blob` for `uploader` under `saltedHash` within the size limit and her quota; over her
+    /// quota, answers the refusal (`vault_quota`) and stores nothing. A `body_too_large` or
+    /// `hash_mismatch` error changes nothing either. A blob the vault already holds is not stored or
+    /// counted again.
+    public func upload(_ blob: [UInt8], saltedHash: Hash, uploader: String, now: UInt64) throws(LedgerError) -> QuotaRefusal? {
         guard blob.count <= limits.maxBlobBytes else {
             throw LedgerError("body_too_large", "a vault blob is at most \(limits.maxBlobBytes) bytes")
         }
         guard Hash.sha256(blob) == saltedHash else { throw LedgerError("hash_mismatch", "SHA-256(salt || ciphertext) is not \(saltedHash.hex)") }
-        if vault.contains(saltedHash) { return }
-        if let refusal = overQuota(adding: blob.count, uploader: uploader, now: now) { throw refusal.error }
+        if vault.contains(saltedHash) { return nil }
+        if let refusal = overQuota(adding: blob.count, uploader: uploader, now: now) { return refusal }
         let entry = Entry(uploader: uploader, bytes: blob.count, atMillis: now)
         try note(saltedHash, entry)
         do {
@@ -90,20 +118,21 @@ public final class VaultUploads: Sendable {
             unlink(directory + "/" + saltedHash.hex)
             throw error as? LedgerError ?? LedgerError("io_error", "cannot write the vault blob")
         }
-        entries.withLock { all in
-            all[saltedHash] = entry
-            unclaimedBytes.set(Int64(all.values.reduce(0) { $0 + $1.bytes }))
+        state.withLock { s in
+            s.add(saltedHash, entry)
+            unclaimedBytes.set(Int64(s.total))
         }
+        return nil
     }
 
-    /// Why `uploader` may not add `bytes` of unclaimed uploads now (`vault_quota`), and the seconds
-    /// until her oldest upload is removed; nil when she may. Her uploads that transactions claimed
-    /// meanwhile are counted out first.
-    public func overQuota(adding bytes: Int, uploader: String, now: UInt64) -> (error: LedgerError, retryAfter: UInt64)? {
+    /// Why `uploader` may not add `bytes` of unclaimed uploads now, with the seconds until her oldest
+    /// upload is removed; nil when she may. Her uploads that transactions claimed meanwhile are
+    /// counted out first.
+    private func overQuota(adding bytes: Int, uploader: String, now: UInt64) -> QuotaRefusal? {
         if held(by: uploader) + bytes <= limits.quotaBytes { return nil }
         settle(uploader)
-        let (held, oldest) = entries.withLock { all in
-            all.values.filter { $0.uploader == uploader }.reduce((0, UInt64.max)) { ($0.0 + $1.bytes, min($0.1, $1.atMillis)) }
+        let (held, oldest) = state.withLock { s in
+            (s.byUploader[uploader, default: 0], s.entries.values.lazy.filter { $0.uploader == uploader }.map(\.atMillis).min() ?? .max)
         }
         guard held + bytes > limits.quotaBytes else { return nil }
         let wait = oldest == .max ? 1 : max(1, (oldest + limits.graceMillis).subtractingClamped(now) / 1000 + 1)
@@ -111,17 +140,15 @@ public final class VaultUploads: Sendable {
             "vault_quota",
             "\(uploader) holds \(held) bytes of uploads that no transaction refers to yet (at most \(limits.quotaBytes)): "
                 + "submit the transactions that claim them, or retry in \(wait) s, when the oldest is removed")
-        return (error, wait)
+        return QuotaRefusal(error: error, retryAfter: wait)
     }
 
     /// Unclaimed bytes `uploader` holds (claims not yet looked at included).
-    public func held(by uploader: String) -> Int {
-        entries.withLock { $0.values.reduce(0) { $1.uploader == uploader ? $0 + $1.bytes : $0 } }
-    }
+    public func held(by uploader: String) -> Int { state.withLock { $0.byUploader[uploader, default: 0] } }
 
     /// Drops the notes of `uploader`'s blobs that transactions now claim.
     private func settle(_ uploader: String) {
-        let mine = entries.withLock { $0.filter { $0.value.uploader == uploader } }
+        let mine = state.withLock { $0.entries.filter { $0.value.uploader == uploader } }
         for (hash, entry) in mine where claimed(hash, entry.uploader) { forget(hash) }
     }
 
@@ -130,7 +157,7 @@ public final class VaultUploads: Sendable {
     @discardableResult
     public func sweep(now: UInt64) -> (claimed: Int, removed: Int) {
         var kept = 0, removed = 0
-        for (hash, entry) in entries.withLock({ $0 }) {
+        for (hash, entry) in state.withLock({ $0.entries }) {
             if claimed(hash, entry.uploader) {
                 forget(hash)
                 kept += 1
@@ -147,9 +174,9 @@ public final class VaultUploads: Sendable {
 
     private func forget(_ hash: Hash) {
         unlink(directory + "/" + hash.hex)
-        entries.withLock { all in
-            all[hash] = nil
-            unclaimedBytes.set(Int64(all.values.reduce(0) { $0 + $1.bytes }))
+        state.withLock { s in
+            s.remove(hash)
+            unclaimedBytes.set(Int64(s.total))
         }
     }
 

@@ -71,14 +71,14 @@ public struct RecoveryCapability: NodeCapability {
             await api.handle {
                 let reader = try auth.authenticate(request)
                 let patient = context.parameters.get("did") ?? ""
-                let setup = node.stateValue(forKey: RecoveryContract.key(patient)).flatMap { try? JSONValue.parse($0) }
+                let setup = try node.stateJSON(RecoveryContract.key(patient))
                 let everyone = reader == patient || setup?["shares"]?[reader] != nil
                 var list: [JSONValue] = []
                 let keys = everyone
                     ? try node.store.stateKeys(prefix: RecoveryContract.requestsPrefix(patient), limit: 1000)
                     : [RecoveryContract.requestKey(patient, requester: reader)]
                 for key in keys {
-                    guard let bytes = node.stateValue(forKey: key), var r = try JSONValue.parse(bytes).objectValue else { continue }
+                    guard var r = try node.stateJSON(key)?.objectValue else { continue }
                     r["checkCode"] = .string(RecoveryContract.checkCode(requester: r["requester"]?.stringValue ?? "", encryptionKey: r["encryptionKey"]?.stringValue ?? ""))
                     r["current"] = .bool(r["setupHeight"] == setup?["height"])
                     list.append(.object(r))
@@ -94,13 +94,10 @@ public struct RecoveryCapability: NodeCapability {
             await api.handle {
                 let requester = try auth.authenticate(request)
                 let patient = context.parameters.get("did") ?? ""
-                guard let bytes = node.stateValue(forKey: RecoveryContract.requestKey(patient, requester: requester)),
-                    let request = try? JSONValue.parse(bytes), request["status"]?.stringValue == "ready"
-                else {
+                guard try node.stateJSON(RecoveryContract.requestKey(patient, requester: requester))?["status"]?.stringValue == "ready" else {
                     throw LedgerError("forbidden", "only the key whose recovery request the guardians approved (status ready) fetches the kit")
                 }
-                guard let setupBytes = node.stateValue(forKey: RecoveryContract.key(patient)),
-                    let kit = try JSONValue.parse(setupBytes)["kit"]?.stringValue, let blob = api.vault.get(try Hash(hex: kit))
+                guard let kit = try node.stateJSON(RecoveryContract.key(patient))?["kit"]?.stringValue, let blob = api.vault.get(try Hash(hex: kit))
                 else { throw LedgerError("not_in_vault", "this node does not hold the recovery kit") }
                 return JSONResponse.make(.object(["salt": .string(Base64.encode(blob.salt)), "ciphertext": .string(Base64.encode(blob.ciphertext))]))
             }
