@@ -5,13 +5,13 @@ let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 /// The contract kit and every capability's contract target.
 let contracts: [Target.Dependency] = ["ContractKit", "NotaryContract", "RecordsContract", "RecoveryContract", "SupplyContract"]
-/// What the node and the server still host themselves: the records and supply services (see docs/architecture.md).
-let hosted: [Target.Dependency] = ["ContractKit", "RecordsContract", "SupplyContract"]
+/// What the node and the server still host themselves: the records service (see docs/architecture.md).
+let hosted: [Target.Dependency] = ["ContractKit", "RecordsContract"]
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
 let nodeDependencies: [Target.Dependency] = [
-    "LedgerCore", "Store",
+    "LedgerCore", "Standards", "Store",
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOPosix", package: "swift-nio"),
@@ -39,6 +39,7 @@ let serverDependencies: [Target.Dependency] = [
     .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
     .product(name: "Prometheus", package: "swift-prometheus"),
     .product(name: "Metrics", package: "swift-metrics"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
 ]
 
 let cliKitDependencies: [Target.Dependency] = [
@@ -136,14 +137,27 @@ let package = Package(
         .target(
             name: "SupplyContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Supply/Contract",
             swiftSettings: strict),
+        .target(
+            name: "Supply",
+            dependencies: [
+                "SupplyContract", "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Capabilities/Supply/Service",
+            swiftSettings: strict),
 
         // The one list of capabilities, shared by the executable and the tests.
-        .target(name: "Composition", dependencies: contracts + ["Server", "Recovery"], swiftSettings: strict),
-        .executableTarget(name: "careledger", dependencies: contracts + ["Recovery"] + executableDependencies, swiftSettings: strict),
+        .target(name: "Composition", dependencies: contracts + ["Node", "Server", "Recovery", "Supply"], swiftSettings: strict),
+        .executableTarget(name: "careledger", dependencies: contracts + ["Recovery", "Supply"] + executableDependencies, swiftSettings: strict),
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),
         .testTarget(name: "StandardsTests", dependencies: ["Standards", "LedgerCore", crypto], swiftSettings: strict),
-        .testTarget(name: "NodeTests", dependencies: contracts + ["Recovery"] + nodeTestDependencies, swiftSettings: strict),
+        .testTarget(name: "NodeTests", dependencies: contracts + ["Recovery", "Supply"] + nodeTestDependencies, swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["LedgerCore", "Store", "RecoveryContract"], swiftSettings: strict),
     ]
 )

@@ -3,8 +3,11 @@ import NotaryContract
 import RecordsContract
 import Recovery
 import RecoveryContract
+import Node
 import Server
+import Supply
 import SupplyContract
+import LedgerCore
 
 extension ContractSet {
     /// The one list of the capabilities' contracts this release runs: notary; records (records,
@@ -24,8 +27,21 @@ extension ContractRegistry {
     }
 }
 
-/// The capabilities a node of this release hosts beside the kernel (their routes, privacy rules,
-/// event audience, vault claims): the other half of the one list.
+/// The capabilities a node of this release hosts beside the kernel (their routes, services, privacy
+/// rules, event audience, vault claims), built on the node's host: the other half of the one list.
+/// A capability that reads or writes through another is given that one's declared interface here.
 public enum HostedCapabilities {
-    public static let careLedger: [any NodeCapability] = [RecoveryCapability()]
+    public static let careLedger: CapabilityList = { host in
+        [
+            RecoveryCapability(),
+            try SupplyCapability(host: host, records: RecordsDispenseWriter()),
+        ]
+    }
+}
+
+/// The records side of `DispenseRecording`: the FHIR write path of the node.
+struct RecordsDispenseWriter: DispenseRecording {
+    func write(medicationDispense resource: JSONValue, id: String, user: String, acting: ActingOrganisation, host: LedgerAPI) async throws {
+        try await host.writeFHIRResource(resource, id: id, user: user, acting: acting)
+    }
 }

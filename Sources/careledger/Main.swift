@@ -5,6 +5,7 @@ import LedgerCore
 import Logging
 import Node
 import Recovery
+import Supply
 
 /// `careledger`: runs a node and its tools.
 struct Careledger: AsyncParsableCommand {
@@ -14,9 +15,14 @@ struct Careledger: AsyncParsableCommand {
         subcommands: [
             Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self,
             PrincipalCommand.self, PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self,
-            GenesisCommand.self, RecoveryCommand.self, GS1Command.self, DrugCommand.self, EPCISCommand.self, SupplyCommand.self, AuthCommand.self,
-            ClusterCommand.self,
-        ])
+            GenesisCommand.self, AuthCommand.self, ClusterCommand.self,
+        ],
+        groupedSubcommands: CommandCapabilities.careLedger.map { $0.commandGroup })
+}
+
+/// The capabilities' command groups: the command-line half of the one list of capabilities.
+enum CommandCapabilities {
+    static let careLedger: [any CommandCapability.Type] = [RecoveryCommands.self, SupplyCommands.self]
 }
 
 /// Exit codes: 0 ok, 1 failure, 2 bad usage or input. Errors go to stderr on one line.

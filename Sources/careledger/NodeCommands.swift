@@ -6,6 +6,7 @@ import Foundation
 import LedgerCore
 import Logging
 import Node
+import Supply
 import Prometheus
 import Server
 import Store
@@ -140,15 +141,15 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     let files = options.actFor.isEmpty ? defaultActFor.filter { FileManager.default.fileExists(atPath: $0) } : options.actFor
     let organisations = try files.map { ActingOrganisation(signing: try KeyFile.load($0), encryption: try KeyFile.loadEncryption($0)) }
     let actingFor = organisations.first
-    let server = NodeServer(
-        api: try LedgerAPI(
-            node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor,
-            organisations: organisations, capabilities: HostedCapabilities.careLedger))
+    let api = try LedgerAPI(
+        node: node, configuration: serverConfig, registry: registry, vault: try Vault(path: directory.vault), acting: actingFor,
+        organisations: organisations, capabilities: HostedCapabilities.careLedger)
+    let server = NodeServer(api: api)
     let acting = actingFor
     try await server.run { port in
         if registerDemo {
             do {
-                try await DemoSetup.registerDemoPrincipals(node: node, directory: directory)
+                try await DemoSetup.registerDemoPrincipals(node: node, directory: directory, capabilities: api.capabilities)
             } catch {
                 FileHandle.standardError.write(Data("warning: demo principals not registered: \(error)\n".utf8))
             }
@@ -193,7 +194,7 @@ struct Up: AsyncParsableCommand {
         }
         try await runNode(
             directory: data.directory, options: options, banner: true, registerDemo: fresh,
-            defaultActFor: (["hospital-a"] + DemoSetup.supplyOrganisations.map(\.name)).map { data.directory.keys + "/\($0).key" })
+            defaultActFor: (["hospital-a"] + SupplyCapability.demoParties.map(\.name)).map { data.directory.keys + "/\($0).key" })
     }
 }
 

@@ -9,6 +9,7 @@ import Node
 import Server
 import Standards
 import Store
+import Supply
 import SupplyContract
 import Synchronization
 

@@ -10,6 +10,7 @@ import Prometheus
 import RecordsContract
 import Standards
 import Store
+import Supply
 import SupplyContract
 import Testing
 
@@ -529,7 +530,7 @@ struct SupplyClient {
         let third = try LedgerNode(directory: network.chain.directory, contracts: .careLedger)
         let api = try LedgerAPI(
             node: third, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault,
-            organisations: world.organisations)
+            organisations: world.organisations, capabilities: HostedCapabilities.careLedger)
         let events = third.events.subscribe()
         let supply = api.supply
         let service = Task { await supply.run() }

@@ -2,6 +2,8 @@ import EtcdOrdering
 import Foundation
 import LedgerCore
 import Node
+import Server
+import Supply
 
 /// A fresh data directory with a chain, removed at the end of the test.
 final class TempChain: Sendable {
@@ -74,4 +76,9 @@ final class EtcdProcess: Sendable {
         cluster.stop()
         try? FileManager.default.removeItem(atPath: cluster.directory)
     }
+}
+
+extension LedgerAPI {
+    /// The supply-chain service of the node's supply capability.
+    var supply: SupplyService { capability(SupplyCapability.self)!.supply }
 }

@@ -87,7 +87,7 @@ import Testing
                     let other = RandomBytes.make(32) + RandomBytes.make(100)
                     try await rc0.upload(other, hash: Hash.sha256(other), as: patient)
                     #expect(try await memberStatus(net.url(0) + "/v1/sync/vault/\(Hash.sha256(other).hex)?record=obs-1", net.node(2).peerCredentials) == 404)
-                    #expect(await net.node(1).fetchVaultBlob(Hash.sha256(other), for: .record("obs-1")) == nil)
+                    #expect(await net.node(1).fetchVaultBlob(Hash.sha256(other), for: VaultOwner(kind: "record", id: "obs-1")) == nil)
 
                     // A version larger than the in-memory cache takes (over 4 MiB) is read through another node too.
                     let large: JSONValue = .object([
@@ -124,7 +124,7 @@ import Testing
                     }
                     #expect(!vault0.holds(hash) && !vault1.holds(hash))
                     #expect(!vault0.holds(noteHash) && !vault1.holds(noteHash))
-                    #expect(await net.node(1).fetchVaultBlob(hash, for: .record("obs-1")) == nil, "no peer serves an erased version")
+                    #expect(await net.node(1).fetchVaultBlob(hash, for: VaultOwner(kind: "record", id: "obs-1")) == nil, "no peer serves an erased version")
                     #expect(try await rc1.get("/v1/records/obs-1", as: nurse).status == .gone)
 
                     // Every consortium node attests on chain, with its own key, what it destroyed; the patient's

@@ -17,12 +17,6 @@ extension RecordsService {
         {
             return true
         }
-        if event["type"]?.stringValue == "supply.alert" {
-            let recipients = event["recipients"]?.arrayValue ?? []
-            if recipients.contains(.string(did)) { return true }
-            guard let organisation = (try? principal(did))??.organisation else { return false }
-            return recipients.contains(.string(organisation))
-        }
         if event["grantee"]?.stringValue == did || event["did"]?.stringValue == did || event["prescriber"]?.stringValue == did { return true }
         guard let patient = event["patient"]?.stringValue else { return false }
         if patient == did { return true }

@@ -64,7 +64,7 @@ public final class EventHub: Sendable {
     }
 
     /// Publishes this node's own notices (not on the chain) to the live streams.
-    func publishLocal(height: UInt64, events: [JSONValue]) {
+    package func publishLocal(height: UInt64, events: [JSONValue]) {
         deliver(events.enumerated().map { CommittedEvent(height: height, index: $0.offset, body: $0.element, local: true) })
     }
 

@@ -28,7 +28,7 @@ public final class LedgerNode: Sendable {
     public let noteVerifier: NoteVerifier
     let key: SigningKey
     /// The node's key, for node-signed transactions of the services on this node (alerts, access events).
-    var signingKey: SigningKey { key }
+    package var signingKey: SigningKey { key }
     /// This node's credentials for reading peers' ledger APIs (its key and the consortium member proof).
     public let peerCredentials: PeerCredentials
     let noteSigner: NoteSigner

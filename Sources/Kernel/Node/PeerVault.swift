@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 import Standards
 import Synchronization
@@ -9,17 +10,21 @@ final class PeerFetchState: Sendable {
     let missing = Mutex<[Hash: ContinuousClock.Instant]>([:])
 }
 
-/// What a vault blob belongs to: a peer serves a blob only for the record version or EPCIS document
-/// that names its salted hash on chain (never a recovery kit, never an erased record's content).
-public enum VaultOwner: Sendable, Hashable {
-    case record(String)
-    case document(String)
+/// What a vault blob belongs to, as a peer is asked for it (`?<kind>=<id>`): a peer serves a blob only
+/// for the thing of a capability (a record version, an EPCIS document) that names its salted hash on
+/// chain (never a recovery kit, never an erased record's content); the capability whose kind it is decides.
+public struct VaultOwner: Sendable, Hashable {
+    /// The query parameter its capability answers to (`record`, `document`).
+    public let kind: String
+    public let id: String
+
+    public init(kind: String, id: String) {
+        self.kind = kind
+        self.id = id
+    }
 
     var query: String {
-        switch self {
-        case .record(let id): "record=\(id)"
-        case .document(let id): "document=\(id)"
-        }
+        "\(kind)=\(id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? id)"
     }
 }
 

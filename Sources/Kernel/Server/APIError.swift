@@ -4,7 +4,7 @@ import Node
 
 /// The HTTP status of each stable error code; anything not listed is the caller's fault (400).
 package enum APIError {
-    static func status(for code: String) -> HTTPResponse.Status {
+    package static func status(for code: String) -> HTTPResponse.Status {
         switch code {
         case "not_found", "leaf_not_in_tree", "not_in_vault": return .notFound
         case "unauthenticated": return .unauthorized
@@ -27,7 +27,7 @@ package enum APIError {
         }
     }
 
-    static func body(_ error: LedgerError) -> JSONValue {
+    package static func body(_ error: LedgerError) -> JSONValue {
         .object(["error": .object(["code": .string(error.code), "message": .string(error.message)])])
     }
 

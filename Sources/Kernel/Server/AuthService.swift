@@ -49,7 +49,7 @@ public final class AuthService: Sendable {
     private let usedChallenges = Mutex<Expiring<String, UInt64>>(Expiring())
     /// Tokens whose MAC was already checked (their expiry is still checked on every use).
     private let verifiedTokens = Mutex<[String: String]>([:])
-    static let signatureInput = HTTPField.Name("Signature-Input")!
+    package static let signatureInput = HTTPField.Name("Signature-Input")!
     static let signature = HTTPField.Name("Signature")!
 
     /// `authorities`: the names signed requests may address; empty accepts any (a node not on a network).

@@ -220,8 +220,8 @@ struct FHIRAPI: Sendable {
 
     static func consent(_ g: ConsentGrant) -> JSONValue {
         var period: [String: JSONValue] = [:]
-        if let start = g.start { period["start"] = .string(instant(start)) }
-        if let end = g.end { period["end"] = .string(instant(end)) }
+        if let start = g.start { period["start"] = .string(FHIRFormat.instant(start)) }
+        if let end = g.end { period["end"] = .string(FHIRFormat.instant(end)) }
         var provision: [String: JSONValue] = [
             "type": .string(g.permit ? "permit" : "deny"),
             "actor": .array([.object([
@@ -239,7 +239,7 @@ struct FHIRAPI: Sendable {
         }
         if !period.isEmpty { provision["period"] = .object(period) }
         var meta: [String: JSONValue] = ["versionId": .string("1")]
-        if g.lastUpdated > 0 { meta["lastUpdated"] = .string(instant(g.lastUpdated)) }
+        if g.lastUpdated > 0 { meta["lastUpdated"] = .string(FHIRFormat.instant(g.lastUpdated)) }
         return .object([
             "resourceType": .string("Consent"), "id": .string(g.id), "status": .string(g.active ? "active" : "inactive"), "meta": .object(meta),
             "scope": .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/consentscope"), "code": .string("patient-privacy")])])]),
@@ -264,9 +264,9 @@ struct FHIRAPI: Sendable {
         }
         return .object([
             "resourceType": .string("AuditEvent"), "id": .string("\(patient.dropFirst("did:key:".count))-\(e["index"]?.intValue ?? 0)"),
-            "meta": .object(["versionId": .string("1"), "lastUpdated": .string(instant(e["time"]?.intValue ?? 0))]),
+            "meta": .object(["versionId": .string("1"), "lastUpdated": .string(FHIRFormat.instant(e["time"]?.intValue ?? 0))]),
             "type": .object(["system": .string("http://dicom.nema.org/resources/ontology/DCM"), "code": .string("110110"), "display": .string("Patient Record")]),
-            "action": .string("R"), "recorded": .string(instant(e["time"]?.intValue ?? 0)),
+            "action": .string("R"), "recorded": .string(FHIRFormat.instant(e["time"]?.intValue ?? 0)),
             "outcome": .string(permitted ? "0" : "4"), "outcomeDesc": .string(e["reason"]?.stringValue ?? (permitted ? "permitted" : "denied")),
             "agent": .array([.object(agent)]),
             "source": .object(["observer": identifier(e["recordedBy"]?.stringValue ?? "")]),
@@ -289,19 +289,13 @@ struct FHIRAPI: Sendable {
         }
         return .object([
             "resourceType": .string("Provenance"), "id": .string("\(record.id)-\(v.version)"),
-            "meta": .object(["versionId": .string("1"), "lastUpdated": .string(instant(v.time))]),
+            "meta": .object(["versionId": .string("1"), "lastUpdated": .string(FHIRFormat.instant(v.time))]),
             "target": .array([.object(["reference": .string("\(record.resourceType)/\(record.id)/_history/\(v.version)")])]),
-            "recorded": .string(instant(v.time)),
+            "recorded": .string(FHIRFormat.instant(v.time)),
             "activity": .object(["coding": .array([.object(["system": .string("http://terminology.hl7.org/CodeSystem/v3-DataOperation"), "code": .string(v.version == 1 ? "CREATE" : "UPDATE")])])]),
             "agent": .array(agents),
             "entity": .array([.object(["role": .string("source"), "what": .object(["identifier": .object(["system": .string("urn:careledger:block-height"), "value": .string(String(v.height))])])])]),
         ])
-    }
-
-    static func instant(_ millis: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
     }
 
     /// A searchset Bundle; `total` is the number of matches when the page (`_count`) holds fewer.

@@ -7,20 +7,6 @@ import Node
 import RecordsContract
 import Standards
 
-/// The organisation a node acts for in the FHIR facade: its signing key (it signs the record
-/// transactions, naming the practitioner in `onBehalfOf`) and its encryption key (it opens keys
-/// wrapped for the organisation). Organisation keys only: no patient key is ever on a node.
-public struct ActingOrganisation: Sendable {
-    public let signing: SigningKey
-    public let encryption: EncryptionKey
-    public var did: String { signing.publicKey.did }
-
-    public init(signing: SigningKey, encryption: EncryptionKey) {
-        self.signing = signing
-        self.encryption = encryption
-    }
-}
-
 /// Clinical resources through `/fhir`, for the practitioners of the organisation the node acts for:
 /// create (POST), update (PUT with If-Match), read, vread, `_history`, search by patient/subject and
 /// `_lastUpdated`. Patients are `Patient/<multibase>` for `did:key:<multibase>`.
@@ -31,7 +17,6 @@ struct FHIRRecords: Sendable {
     var records: RecordsService { fhir.records }
     var node: LedgerNode { fhir.records.node }
 
-    static func patientReference(_ did: String) -> String { "Patient/" + did.dropFirst("did:key:".count) }
 
     /// The patient a resource is about: Patient.id, or its `subject`/`patient` reference.
     static func patientDID(of resource: JSONValue) throws(LedgerError) -> String {
@@ -90,7 +75,7 @@ struct FHIRRecords: Sendable {
         try checkReferences(resource, patient: patient, inBundle: [], expression: type)
         var stored = resource.objectValue!
         stored["id"] = .string(id)
-        stored["meta"] = Self.meta(stored["meta"], version: version, lastUpdated: FHIRAPI.instant(Int64(records.node.now)))
+        stored["meta"] = Self.meta(stored["meta"], version: version, lastUpdated: FHIRFormat.instant(Int64(records.node.now)))
         var recipients: [String: [UInt8]] = [acting.did: acting.encryption.publicKey]
         for p in try records.recipients(patient: patient, resourceType: type, custodian: acting.did) { recipients[p.did] = p.encryptionKey }
         let sealed = try SealedVersion(resource: JSONValue.object(stored).canonicalBytes, recordID: id, version: version, recipients: recipients)
@@ -312,7 +297,7 @@ struct FHIRRecords: Sendable {
         let session = KeyWrapSession()
         var puts: [JSONValue] = []
         var answers: [JSONValue] = []
-        let now = FHIRAPI.instant(Int64(records.node.now))
+        let now = FHIRFormat.instant(Int64(records.node.now))
         let inBundle = Set(map.values)
         for (i, item) in planned.enumerated() {
             try checkReferences(Self.rewrite(item.resource, map), patient: patient, inBundle: inBundle, expression: "Bundle.entry[\(i)].resource")
@@ -460,4 +445,13 @@ struct FHIRRecords: Sendable {
 /// A resource refused by validation: answered as an OperationOutcome listing every issue.
 struct FHIRInvalid: Error {
     let issues: [FHIRIssue]
+}
+
+extension LedgerAPI {
+    /// Writes a new clinical resource (version 1) to its patient's record as `user` of `acting`, through
+    /// the same path as the FHIR facade (consent, references, sealing, the custodian's escrow).
+    package func writeFHIRResource(_ resource: JSONValue, id: String, user: String, acting: ActingOrganisation) async throws {
+        let writer = FHIRRecords(fhir: FHIRAPI(api: self, records: records, auth: auth, acting: acting), acting: acting)
+        _ = try await writer.write(resource, id: id, version: 1, user: user)
+    }
 }

@@ -18,20 +18,25 @@ import Synchronization
 /// router was given on this connection is still unanswered (counted by the response ends written
 /// through this handler), and its answer is written before the next request is read. A request with
 /// a `Connection` header other than `keep-alive` (close, upgrade…) goes to the router, which handles those.
-final class FastRoute: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+public final class FastRoute: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
 
     /// A JSON answer: its status and canonical bytes (without the final newline).
-    struct Answer: Sendable {
-        var status: HTTPResponse.Status
-        var json: [UInt8]
+    public struct Answer: Sendable {
+        public var status: HTTPResponse.Status
+        public var json: [UInt8]
+
+        public init(status: HTTPResponse.Status, json: [UInt8]) {
+            self.status = status
+            self.json = json
+        }
     }
 
     /// The answer for a request with this head and body, or nil to give the request to the router.
-    typealias Responder = @Sendable (HTTPRequest, ByteBuffer) -> Answer?
+    public typealias Responder = @Sendable (HTTPRequest, ByteBuffer) -> Answer?
 
     /// The routes taken here: method and path (with no query).
     let routes: [Route]
@@ -39,10 +44,16 @@ final class FastRoute: ChannelDuplexHandler, RemovableChannelHandler {
     let maxBody: Int
     let serverName: String
 
-    struct Route: Sendable {
-        var method: HTTPRequest.Method
-        var path: String
-        var respond: Responder
+    public struct Route: Sendable {
+        public var method: HTTPRequest.Method
+        public var path: String
+        public var respond: Responder
+
+        public init(method: HTTPRequest.Method, path: String, respond: @escaping Responder) {
+            self.method = method
+            self.path = path
+            self.respond = respond
+        }
     }
 
     /// Requests given to the router on this connection whose response has not ended.
@@ -56,7 +67,7 @@ final class FastRoute: ChannelDuplexHandler, RemovableChannelHandler {
         self.serverName = serverName
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             if outstanding == 0, held == nil, Self.keepsAlive(head),
@@ -119,7 +130,7 @@ final class FastRoute: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) { outstanding -= 1 }
         context.write(data, promise: promise)
     }

@@ -9,7 +9,6 @@ import Node
 import Prometheus
 import Standards
 import Store
-import SupplyContract
 
 /// Server settings.
 public struct ServerConfiguration: Sendable {
@@ -69,9 +68,9 @@ public struct ServerConfiguration: Sendable {
 public struct LedgerAPI: Sendable {
     public static let version = "0.1.0"
     package let node: LedgerNode
-    let configuration: ServerConfiguration
+    package let configuration: ServerConfiguration
     let registry: PrometheusCollectorRegistry
-    let records: RecordsService
+    package let records: RecordsService
     package let auth: AuthService
     /// The vault of this node.
     package var vault: Vault { records.vault }
@@ -80,25 +79,27 @@ public struct LedgerAPI: Sendable {
     /// The per-client limit of the sign-in routes.
     let authLimiter: RateLimiter
     let eventStreams: EventStreamSlots
-    let acting: ActingOrganisation?
-    /// The organisations whose keys this node holds for supply-chain writes (by did).
-    let organisations: [String: ActingOrganisation]
-    public let supply: SupplyService
+    /// The organisation this node acts for first (the FHIR facade's), if any.
+    public let acting: ActingOrganisation?
+    /// The organisations whose keys this node holds (by did): it signs their writes (supply-chain events, FHIR records).
+    public let organisations: [String: ActingOrganisation]
     /// Client uploads to the vault, until a transaction claims them.
     public let uploads: VaultUploads
 
-    /// `organisations`: the keys this node may sign supply-chain events with (the acting organisation is one);
-    /// The consortium secret is the node's (`LedgerNode.secret`).
+    /// `organisations`: the keys this node may sign its organisations' writes with (the acting organisation is one);
+    /// `capabilities` builds the capabilities it hosts (the composition's one list). The consortium
+    /// secret is the node's (`LedgerNode.secret`).
     public init(
         node: LedgerNode, configuration: ServerConfiguration, registry: PrometheusCollectorRegistry, vault: Vault, acting: ActingOrganisation? = nil,
-        organisations: [ActingOrganisation] = [], capabilities: [any NodeCapability] = []
+        organisations: [ActingOrganisation] = [], capabilities: CapabilityList = { _ in [] }
     ) throws {
-        self.capabilities = capabilities
         self.acting = acting
         var byDID: [String: ActingOrganisation] = [:]
         for o in organisations + (acting.map { [$0] } ?? []) { byDID[o.did] = o }
         self.organisations = byDID
-        supply = try SupplyService(node: node, vault: vault, secret: node.secret)
+        let capabilities = try capabilities(
+            CapabilityHost(node: node, vault: vault, configuration: configuration, registry: registry, acting: acting, organisations: byDID))
+        self.capabilities = capabilities
         self.node = node
         self.configuration = configuration
         self.registry = registry
@@ -139,17 +140,31 @@ public struct LedgerAPI: Sendable {
         return records.concerns(event, did: did)
     }
 
+    static let recordsVaultOwners = [(kind: "record", description: "the record whose version it is")]
+
+    /// The kinds of vault blob owner answered for (`?<kind>=<id>` of `/v1/sync/vault/{hash}`).
+    var vaultOwnerKinds: Set<String> { Set((Self.recordsVaultOwners + capabilities.flatMap(\.vaultOwners)).map(\.kind)) }
+
+    /// Whether a peer may be served the vault blob `hash` as the content of `owner`.
+    func servesVaultBlob(_ hash: Hash, as owner: VaultOwner) throws -> Bool {
+        if owner.kind == "record" {
+            return try records.record(owner.id).map { r in r.erasedAtHeight == nil && r.versions.contains { $0.blobs.contains(hash.hex) } } ?? false
+        }
+        for capability in capabilities { if let answer = try capability.serves(blob: hash, as: owner, node: node) { return answer } }
+        return false
+    }
+
     var readPolicy: LedgerReadPolicy { LedgerReadPolicy(node: node, records: records, auth: auth, capabilities: capabilities) }
 
     /// A JSON request body within the size limit.
-    func jsonBody(_ request: Request) async throws -> JSONValue {
+    package func jsonBody(_ request: Request) async throws -> JSONValue {
         try JSONValue.parse(try await Self.body(request, limit: configuration.maxBodyBytes))
     }
 
     /// The request body, refused with `body_too_large` past `limit` bytes. A `Content-Digest` (RFC 9530:
     /// `sha-256` or `sha-512`) is checked against it: a body changed in transit is refused with
     /// `digest_mismatch`. (An RFC 9421 signature over a request with a body must cover the digest.)
-    static func body(_ request: Request, limit: Int) async throws -> [UInt8] {
+    package static func body(_ request: Request, limit: Int) async throws -> [UInt8] {
         var request = request
         // A declared length past the limit is refused at once, before any of the body is awaited.
         if let declared = request.headers[.contentLength], declared.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), declared.count > 18 || Int(declared)! > limit {
@@ -165,7 +180,7 @@ public struct LedgerAPI: Sendable {
         return bytes
     }
 
-    static func checkDigest(_ request: Request, body bytes: [UInt8]) throws {
+    package static func checkDigest(_ request: Request, body bytes: [UInt8]) throws {
         if let field = request.headers[Self.contentDigest] { try ContentDigest.check(field, body: bytes) }
     }
 
@@ -181,7 +196,7 @@ public struct LedgerAPI: Sendable {
     }
 
     /// The stable error an API caller is told of.
-    static func ledgerError(_ error: any Error) -> LedgerError {
+    package static func ledgerError(_ error: any Error) -> LedgerError {
         switch error {
         case let error as LedgerError: return error
         case let rejection as BatchRejection: return rejection.first
@@ -189,12 +204,12 @@ public struct LedgerAPI: Sendable {
         }
     }
 
-    var supplyAPI: SupplyAPI { SupplyAPI(api: self, supply: supply, auth: auth, organisations: organisations) }
+    /// The routes answered on the connection's event loop before the router (`FastRoute`): the capabilities'.
+    func fastRoutes() -> [FastRoute.Route] { capabilities.flatMap { $0.fastRoutes(api: self) } }
 
-    /// The routes answered on the connection's event loop before the router (`FastRoute`).
-    func fastRoutes() -> [FastRoute.Route] {
-        let supply = supplyAPI
-        return [.init(method: .post, path: "/v1/supply/verify", respond: { supply.fastVerify($0, $1) })]
+    /// The hosted capability of type `C`, if this node hosts it.
+    public func capability<C: NodeCapability>(_ type: C.Type) -> C? {
+        capabilities.lazy.compactMap { $0 as? C }.first
     }
 
     public static let serverName = "careledger"
@@ -248,21 +263,16 @@ public struct LedgerAPI: Sendable {
             await handle {
                 _ = try readPolicy.requireMember(request)
                 let hash = try Hash(hex: context.parameters.get("hash") ?? "")
-                // Only the content of a record version (not erased) or an EPCIS document that names this
-                // hash on chain; never a recovery kit or anything else a vault holds.
-                let query = request.uri.queryParameters
-                let owned: Bool
-                if let id = query.get("record").map({ String($0) }) {
-                    owned = try records.record(id).map { r in
-                        r.erasedAtHeight == nil && r.versions.contains { $0.blobs.contains(hash.hex) }
-                    } ?? false
-                } else if let id = query.get("document").map({ String($0) }) {
-                    owned = try node.stateValue(forKey: SupplyState.document(id)).map { try JSONValue.parse($0)["saltedHash"]?.stringValue == hash.hex } ?? false
-                } else {
-                    throw LedgerError("bad_parameter", "name what the blob belongs to: ?record=<id> or ?document=<id>")
+                // Only the content of what the query names (a record version not erased, an EPCIS
+                // document…) when that names this hash on chain, as the capability whose kind it is
+                // judges; never a recovery kit or anything else a vault holds.
+                let kinds = vaultOwnerKinds
+                let named = request.uri.queryParameters.compactMap { kinds.contains(String($0.key)) ? VaultOwner(kind: String($0.key), id: String($0.value)) : nil }
+                guard named.count == 1, let owner = named.first else {
+                    throw LedgerError("bad_parameter", "name what the blob belongs to: one of " + kinds.sorted().map { "?\($0)=<id>" }.joined(separator: ", "))
                 }
-                guard owned, let (salt, ciphertext) = records.vault.get(hash) else {
-                    throw LedgerError("not_in_vault", "this node does not hold \(hash.hex) for that record or document")
+                guard try servesVaultBlob(hash, as: owner), let (salt, ciphertext) = vault.get(hash) else {
+                    throw LedgerError("not_in_vault", "this node does not hold \(hash.hex) for that \(owner.kind)")
                 }
                 return Response(
                     status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: salt + ciphertext)))
@@ -285,7 +295,8 @@ public struct LedgerAPI: Sendable {
         router.get("/metrics") { _, _ in
             JSONResponse.text(registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        let document = OpenAPIDocument.make(version: Self.version, capabilities: capabilities.flatMap(\.openAPIRoutes))
+        let document = OpenAPIDocument.make(
+            version: Self.version, capabilities: capabilities.flatMap(\.openAPIRoutes), vaultOwners: Self.recordsVaultOwners + capabilities.flatMap(\.vaultOwners))
         router.get("/openapi.json") { _, _ in JSONResponse.make(document) }
         EventsAPI(api: self).register(on: router)
         AuthAPI(api: self).register(on: router)
@@ -293,7 +304,6 @@ public struct LedgerAPI: Sendable {
         RecordsAPI(api: self, records: records, auth: auth).register(on: router)
         for capability in capabilities { capability.addRoutes(to: router, api: self) }
         FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
-        supplyAPI.register(on: router)
         // What no route answers under /fhir is an OperationOutcome too (the middleware passes everything else through).
         router.add(middleware: FHIRAPI.Unrouted())
         return router

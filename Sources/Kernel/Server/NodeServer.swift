@@ -28,12 +28,13 @@ public struct NodeServer: Sendable {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
         let producer = BlockProducerService(node: node)
-        let supply = SupplyAlertService(supply: api.supply)
         let denied = DeniedReadsService(records: api.records)
         let uploads = VaultUploadsService(api: api)
+        let hosted: [any Service] = api.capabilities.flatMap { $0.services(api: api) }
+        let services: [any Service] = [producer] + hosted + [denied, uploads, app]
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: producer), .init(service: supply), .init(service: denied), .init(service: uploads), .init(service: app)],
+                services: services.map { .init(service: $0) },
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
         guard let shutdown else { return try await group.run() }
@@ -79,13 +80,5 @@ struct VaultUploadsService: Service {
                 try? await Task.sleep(for: .seconds(every))
             }
         }
-    }
-}
-
-/// Records supply-chain alerts on chain and fans recalls out to the holders.
-struct SupplyAlertService: Service {
-    let supply: SupplyService
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await supply.run() }
     }
 }

@@ -2,9 +2,16 @@ import LedgerCore
 
 /// The OpenAPI 3.1 document, generated from `Routes.all`.
 enum OpenAPIDocument {
-    static func make(version: String, capabilities: [OpenAPIRoute] = []) -> JSONValue {
+    /// `vaultOwners`: the kinds of vault blob owner the capabilities answer for, query parameters of `/v1/sync/vault/{hash}`.
+    static func make(version: String, capabilities: [OpenAPIRoute] = [], vaultOwners: [(kind: String, description: String)] = []) -> JSONValue {
         var paths: [String: JSONValue] = [:]
-        for route in Routes.all + capabilities {
+        let kernel = Routes.all.map { route in
+            guard route.path == Routes.syncVault else { return route }
+            return OpenAPIRoute(
+                method: route.method, path: route.path, summary: route.summary, parameters: route.parameters + vaultOwners.map { ($0.kind, "query", false, $0.description) },
+                responseType: route.responseType, hasBody: route.hasBody)
+        }
+        for route in kernel + capabilities {
             var operation: [String: JSONValue] = [
                 "summary": .string(route.summary),
                 "operationId": .string(route.method + route.path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "").replacingOccurrences(of: ".", with: "_")),

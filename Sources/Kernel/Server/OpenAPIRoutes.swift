@@ -27,6 +27,8 @@ public struct OpenAPIRoute: Sendable {
 enum Routes {
     typealias Route = OpenAPIRoute
 
+    static let syncVault = "/v1/sync/vault/{hash}"
+
     static let all: [Route] = [
         Route(method: "post", path: "/v1/transactions", summary: "Submit one signed transaction, or {\"transactions\":[…]} as a batch; answers after commit with each id, status and whether its block is final",
               parameters: [("wait", "query", false, "commit (default) or final: answer once a quorum of validators certified the block")],
@@ -49,8 +51,8 @@ enum Routes {
               responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/sync/snapshot", summary: "A snapshot of the head once final: block, certificate, validator-set changes with proofs, state, log leaves, used nonces (consortium nodes and members only)",
               parameters: [], responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/sync/vault/{hash}", summary: "A vault blob (salt || ciphertext, or a key envelope) by its salted hash, for a member node whose reader or custodian lacks it (consortium nodes and members only); only for the record version (not erased) or EPCIS document named, 404 not_in_vault otherwise",
-              parameters: [("hash", "path", true, "salted hash (hex)"), ("record", "query", false, "the record whose version it is"), ("document", "query", false, "the EPCIS document it is")],
+        Route(method: "get", path: syncVault, summary: "A vault blob (salt || ciphertext, or a key envelope) by its salted hash, for a member node whose reader or custodian lacks it (consortium nodes and members only); only for what the one query parameter names (a record version not erased, an EPCIS document) when it names this hash on chain, 404 not_in_vault otherwise",
+              parameters: [("hash", "path", true, "salted hash (hex)")],
               responseType: "application/octet-stream", hasBody: false),
         Route(method: "get", path: "/v1/consensus/evidence", summary: "Misbehaviour seen: refused proposals, equivocating validators, forks",
               parameters: [], responseType: "application/json", hasBody: false),
@@ -93,20 +95,6 @@ enum Routes {
         Route(method: "get", path: "/v1/events", summary: "Server-sent events of committed blocks that concern the caller (authenticated): records, consents, accesses, break-the-glass alerts; each with id <height>-<index>; a Last-Event-ID header resumes after that event, replaying what was committed since",
               parameters: [("lastEventId", "query", false, "resume after this event id (as the Last-Event-ID header)"), ("limit", "query", false, "end the stream after this many events (1-100000; endless by default)")],
               responseType: "text/event-stream", hasBody: false),
-        Route(method: "post", path: "/v1/supply/epcis", summary: "Ingest an EPCIS 2.0 JSON-LD document: all events applied or none, duplicates (same CBV 2.0 event hash) skipped; signed by the caller's organisation (authenticated)",
-              parameters: [], responseType: "application/json", hasBody: true),
-        Route(method: "post", path: "/v1/supply/verify", summary: "Verify a scanned pack ({scan, dispense?, patient?, prescriber?}) or up to 1000 ({scans}): EMVS/VRS outcome; dispense decommissions a verified pack in the same step and, with a consenting patient, adds a MedicationDispense to her record (authenticated)",
-              parameters: [], responseType: "application/json", hasBody: true),
-        Route(method: "post", path: "/v1/supply/recalls", summary: "Recall a lot ({gtin, lot, reason}) as its MAH or a regulator (authenticated)",
-              parameters: [], responseType: "application/json", hasBody: true),
-        Route(method: "get", path: "/v1/supply/recalls/report", summary: "Where every pack of a lot is now (MAH or regulator, authenticated)",
-              parameters: [("gtin", "query", true, "GTIN-14"), ("lot", "query", true, "batch/lot number")], responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/supply/documents/{id}", summary: "A sealed EPCIS document for one of its trading partners (the caller or her organisation): ciphertext and the key wrapped for that party, opened on the partner's side (authenticated)",
-              parameters: [("id", "path", true, "document id (as the ingestion answered)")], responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/supply/notices", summary: "Recall notices for the caller as a patient or prescriber of a dispensed pack (kept on the dispensing node only, authenticated)",
-              parameters: [], responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/supply/alerts", summary: "Supply-chain alerts addressed to the caller's organisation, each naming its rule (authenticated)",
-              parameters: [], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/fhir/metadata", summary: "FHIR R4 CapabilityStatement of the facade", parameters: [],
               responseType: "application/fhir+json", hasBody: false),
         Route(method: "post", path: "/fhir", summary: "FHIR transaction Bundle: every entry commits in one ledger transaction or none (node acting for an organisation)",

@@ -185,3 +185,8 @@ public struct RecoveryCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// Key recovery's commands.
+public enum RecoveryCommands: CommandCapability {
+    public static let commandGroup = CommandGroup(name: "Key recovery", subcommands: [RecoveryCommand.self])
+}

@@ -1,6 +1,7 @@
 import ContractKit
 import Foundation
 import LedgerCore
+import Node
 import Standards
 import Store
 import SupplyContract

@@ -1,7 +1,7 @@
 import ContractKit
 import Foundation
 import LedgerCore
-import RecordsContract
+import Node
 import Standards
 import Store
 import SupplyContract
@@ -22,13 +22,13 @@ extension SupplyService {
             throw LedgerError("forbidden", "the document is shared with its trading partners only")
         }
         let hash = try Hash(hex: meta["saltedHash"]?.stringValue ?? "")
-        let fetched = vault.holds(hash) ? [:] : await node.obtainVaultBlobs([(hash, .document(id))], into: vault, keep: false)
+        let fetched = vault.holds(hash) ? [:] : await node.obtainVaultBlobs([(hash, VaultOwner(kind: "document", id: id))], into: vault, keep: false)
         guard let ciphertext = fetched[hash].map({ Array($0[32...]) }) ?? vault.ciphertext(hash) else {
             throw LedgerError("not_in_vault", "this node does not hold document \(id); its holder is \(meta["holder"]?.stringValue ?? "unknown")")
         }
         return .object([
             "id": .string(id), "ciphertext": .string(Base64.encode(ciphertext)), "wrappedKey": wrapped, "keyHolder": .string(holder),
-            "context": .string(RecordEntry.context(id: "epcis/\(id)", version: 1)), "author": meta["author"] ?? .null,
+            "context": .string(SealedVersion.context(id: "epcis/\(id)", version: 1)), "author": meta["author"] ?? .null,
             "height": meta["height"] ?? .null, "holder": meta["holder"] ?? .null,
         ])
     }

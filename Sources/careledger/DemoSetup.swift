@@ -1,12 +1,15 @@
 import ContractKit
 import Foundation
+import Node
+import Server
 import LedgerCore
 import Store
 
 /// Registers the demo principals of a development consortium on its first start: the two
-/// hospitals (admitted by the operator, the node key), their doctors (vouched for by their
-/// hospital) and the patient alice (herself).
-public enum DemoSetup {
+/// hospitals and the supply-chain organisations (admitted by the operator, the node key), the
+/// doctors (vouched for by their hospital) and the patient alice (herself); then what each
+/// capability's demo needs (the supply chain's parties).
+enum DemoSetup {
     /// (key name, role, registered by, organisation name)
     static let plan: [(String, String, String?, String?)] = [
         ("hospital-a", "organisation", nil, "Hospital A"),
@@ -20,15 +23,7 @@ public enum DemoSetup {
         ("regulator", "organisation", nil, "Medicines Regulator"),
     ]
 
-    /// The demo supply-chain organisations: roles, GLNs and GS1 company prefixes (GS1 example numbers).
-    public static let supplyOrganisations: [(name: String, roles: [String], glns: [String], prefixes: [String])] = [
-        ("pharma-co", ["manufacturer", "mah"], ["9506000000008"], ["950600"]),
-        ("wholesaler", ["wholesaler"], ["9506000000015"], []),
-        ("pharmacy", ["pharmacy"], ["9506000000022"], []),
-        ("regulator", ["regulator"], [], []),
-    ]
-
-    public static func registerDemoPrincipals(node: LedgerNode, directory: DataDirectory) async throws {
+    static func registerDemoPrincipals(node: LedgerNode, directory: DataDirectory, capabilities: [any NodeCapability]) async throws {
         let operatorKey = try KeyFile.load(directory.nodeKey)
         for (name, role, by, orgName) in plan {
             let path = "\(directory.keys)/\(name).key"
@@ -46,15 +41,6 @@ public enum DemoSetup {
                 action: "register", payload: .object(payload))
             _ = try await node.submit([tx])
         }
-        for org in supplyOrganisations {
-            let path = "\(directory.keys)/\(org.name).key"
-            guard FileManager.default.fileExists(atPath: path) else { continue }
-            _ = try await node.submitAsNode(
-                contract: "supply", action: "party",
-                payload: .object([
-                    "party": .string(try KeyFile.load(path).publicKey.did), "roles": .array(org.roles.map { .string($0) }),
-                    "glns": .array(org.glns.map { .string($0) }), "companyPrefixes": .array(org.prefixes.map { .string($0) }),
-                ]))
-        }
+        for capability in capabilities { try await capability.setUpDemo(node: node, keys: directory.keys) }
     }
 }

@@ -5,8 +5,10 @@ import LedgerCore
 import Standards
 
 /// `careledger gs1 …`: GS1 barcode data.
-struct GS1Command: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct GS1Command: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "gs1", abstract: "Read GS1 barcode data (element strings, bracketed form, Digital Link).",
         subcommands: [GS1Parse.self])
 }
@@ -50,8 +52,10 @@ func referenceDate(_ text: String?) throws -> GS1Date {
 }
 
 /// `careledger drug …`: packs at the point of care.
-struct DrugCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "drug", abstract: "Verify (and dispense) medicine packs.", subcommands: [Verify.self])
+public struct DrugCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(commandName: "drug", abstract: "Verify (and dispense) medicine packs.", subcommands: [Verify.self])
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -82,8 +86,10 @@ struct DrugCommand: AsyncParsableCommand {
 }
 
 /// `careledger epcis …`: EPCIS 2.0 documents.
-struct EPCISCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct EPCISCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "epcis", abstract: "EPCIS 2.0 documents: event hash ids, ingestion.", subcommands: [HashIDs.self, Ingest.self])
 
     struct HashIDs: ParsableCommand {
@@ -120,8 +126,10 @@ struct EPCISCommand: AsyncParsableCommand {
 }
 
 /// `careledger supply …`: parties, products, recalls, alerts.
-struct SupplyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct SupplyCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "supply", abstract: "Supply-chain parties, products, recalls and alerts.",
         subcommands: [Party.self, Product.self, Recall.self, Report.self, Alerts.self])
 
@@ -211,18 +219,8 @@ struct SupplyCommand: AsyncParsableCommand {
     }
 }
 
-/// `careledger auth token`: a bearer token for scripts and curl.
-struct AuthCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "auth", abstract: "Authentication helpers.", subcommands: [Token.self])
-
-    struct Token: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Sign the node's challenge with your key and print a short-lived bearer token.")
-        @OptionGroup var options: NodeKeyOptions
-
-        func run() async throws {
-            var session = try await Session(node: options.node, keyFile: options.key)
-            let token = try await session.authorization()
-            output(.object(["token": .string(token), "did": .string(session.did)]), json: options.json) { token }
-        }
-    }
+/// The supply chain's commands: barcodes, pack verification, EPCIS, parties, products, recalls, alerts.
+public enum SupplyCommands: CommandCapability {
+    public static let commandGroup = CommandGroup(
+        name: "Supply chain", subcommands: [GS1Command.self, DrugCommand.self, EPCISCommand.self, SupplyCommand.self])
 }

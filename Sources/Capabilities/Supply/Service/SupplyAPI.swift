@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import LedgerCore
 import Node
+import Server
 import Standards
 import Store
 import SupplyContract
@@ -13,8 +14,11 @@ import SupplyContract
 struct SupplyAPI: Sendable {
     let api: LedgerAPI
     let supply: SupplyService
-    let auth: AuthService
-    let organisations: [String: ActingOrganisation]
+    /// Writes the MedicationDispense of a dispensed pack to the patient's record (the records capability).
+    let records: any DispenseRecording
+
+    var auth: AuthService { api.auth }
+    var organisations: [String: ActingOrganisation] { api.organisations }
 
     var node: LedgerNode { supply.node }
 
@@ -63,14 +67,13 @@ struct SupplyAPI: Sendable {
             "contained": .array([.object(medication)]),
             "identifier": .array([.object(["system": .string("https://id.gs1.org"), "value": .string("https://id.gs1.org/01/\(gtin)/21/\(serial)")])]),
             "medicationReference": .object(["reference": .string("#pack")]),
-            "subject": .object(["reference": .string(FHIRRecords.patientReference(patient))]),
-            "whenHandedOver": .string(FHIRAPI.instant(Int64(LedgerNode.systemClock()))),
+            "subject": .object(["reference": .string(FHIRFormat.patientReference(patient))]),
+            "whenHandedOver": .string(FHIRFormat.instant(Int64(LedgerNode.systemClock()))),
         ])
         let issues = FHIRValidator.validate(resource)
         guard issues.isEmpty else { throw LedgerError("internal_error", "MedicationDispense is invalid: \(issues)") }
-        let writer = FHIRRecords(fhir: FHIRAPI(api: api, records: api.records, auth: auth, acting: acting), acting: acting)
         do {
-            _ = try await writer.write(resource, id: id, version: 1, user: user)
+            try await records.write(medicationDispense: resource, id: id, user: user, acting: acting, host: api)
         } catch let error as LedgerError {
             return .object(["written": .bool(false), "reason": .string(error.code)])
         }
@@ -117,7 +120,7 @@ struct SupplyAPI: Sendable {
     /// The caller of a verification, who must be a registered principal.
     func verifier(_ request: Request) throws -> (user: String, organisation: String) {
         let who = try caller(request)
-        guard try api.records.principal(who.user) != nil else {
+        guard try node.principal(who.user) != nil else {
             throw LedgerError("forbidden", "verification is for registered principals (patients, practitioners, organisations, devices)")
         }
         return who
@@ -187,7 +190,7 @@ struct SupplyAPI: Sendable {
     /// The did in `value` when it names a registered principal with `role`; nil when absent.
     func registered(_ value: JSONValue?, role: Principal.Role, code: String, what: String) throws -> String? {
         guard let value else { return nil }
-        guard let did = value.stringValue, try api.records.principal(did)?.role == role else {
+        guard let did = value.stringValue, try node.principal(did)?.role == role else {
             throw LedgerError(code, "\(what) must be the did of a registered \(role.rawValue)")
         }
         return did
