@@ -5,8 +5,6 @@ let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 /// The contract kit and every capability's contract target.
 let contracts: [Target.Dependency] = ["ContractKit", "NotaryContract", "RecordsContract", "RecoveryContract", "SupplyContract"]
-/// What the node and the server still host themselves: the records service (see docs/architecture.md).
-let hosted: [Target.Dependency] = ["ContractKit", "RecordsContract"]
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
@@ -107,18 +105,31 @@ let package = Package(
         // The contract kit: Contract, ExecutionContext, ContractRegistry, ContractSet, receipts, Payload; identity and governance.
         .target(name: "ContractKit", dependencies: ["LedgerCore", "Standards"], path: "Sources/Kernel/ContractKit", swiftSettings: strict),
         // Mempool, block production, ordering, the node service.
-        .target(name: "Node", dependencies: hosted + nodeDependencies, path: "Sources/Kernel/Node", swiftSettings: strict),
+        .target(name: "Node", dependencies: ["ContractKit"] + nodeDependencies, path: "Sources/Kernel/Node", swiftSettings: strict),
         // Ordering through etcd: client (gRPC), block log, election, the orderer, a local etcd cluster.
         .target(name: "EtcdOrdering", dependencies: etcdDependencies, path: "Sources/Kernel/EtcdOrdering", swiftSettings: strict),
         // The command line's kit: the node API client, the session (sign, authenticate, submit), options, output.
         .target(name: "CLIKit", dependencies: cliKitDependencies, path: "Sources/Kernel/CLIKit", swiftSettings: strict),
         // Hummingbird routes: /v1 API, OpenAPI, metrics.
-        .target(name: "Server", dependencies: hosted + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
+        .target(name: "Server", dependencies: ["ContractKit"] + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
 
         // The capabilities' contracts (Sources/Capabilities/<capability>/Contract): what executes in a block.
         .target(name: "NotaryContract", dependencies: ["ContractKit", "LedgerCore"], path: "Sources/Capabilities/Notary/Contract", swiftSettings: strict),
         .target(
             name: "RecordsContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Records/Contract",
+            swiftSettings: strict),
+        .target(
+            name: "Records",
+            dependencies: [
+                "RecordsContract", "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit", crypto,
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Capabilities/Records/Service",
             swiftSettings: strict),
         .target(
             name: "RecoveryContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Recovery/Contract",
@@ -152,12 +163,12 @@ let package = Package(
             swiftSettings: strict),
 
         // The one list of capabilities, shared by the executable and the tests.
-        .target(name: "Composition", dependencies: contracts + ["Node", "Server", "Recovery", "Supply"], swiftSettings: strict),
-        .executableTarget(name: "careledger", dependencies: contracts + ["Recovery", "Supply"] + executableDependencies, swiftSettings: strict),
+        .target(name: "Composition", dependencies: contracts + ["Node", "Server", "Records", "Recovery", "Supply"], swiftSettings: strict),
+        .executableTarget(name: "careledger", dependencies: contracts + ["Records", "Recovery", "Supply"] + executableDependencies, swiftSettings: strict),
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),
         .testTarget(name: "StandardsTests", dependencies: ["Standards", "LedgerCore", crypto], swiftSettings: strict),
-        .testTarget(name: "NodeTests", dependencies: contracts + ["Recovery", "Supply"] + nodeTestDependencies, swiftSettings: strict),
+        .testTarget(name: "NodeTests", dependencies: contracts + ["Records", "Recovery", "Supply"] + nodeTestDependencies, swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["LedgerCore", "Store", "RecoveryContract"], swiftSettings: strict),
     ]
 )

@@ -4,6 +4,7 @@ import RecordsContract
 import Recovery
 import RecoveryContract
 import Node
+import Records
 import Server
 import Supply
 import SupplyContract
@@ -32,16 +33,18 @@ extension ContractRegistry {
 /// A capability that reads or writes through another is given that one's declared interface here.
 public enum HostedCapabilities {
     public static let careLedger: CapabilityList = { host in
-        [
+        let records = RecordsCapability(host: host)
+        return [
+            records,
             RecoveryCapability(),
-            try SupplyCapability(host: host, records: RecordsDispenseWriter()),
+            try SupplyCapability(host: host, records: records),
         ]
     }
 }
 
-/// The records side of `DispenseRecording`: the FHIR write path of the node.
-struct RecordsDispenseWriter: DispenseRecording {
-    func write(medicationDispense resource: JSONValue, id: String, user: String, acting: ActingOrganisation, host: LedgerAPI) async throws {
-        try await host.writeFHIRResource(resource, id: id, user: user, acting: acting)
+/// The records capability as the supply chain's `DispenseRecording`: the FHIR write path.
+extension RecordsCapability: DispenseRecording {
+    public func write(medicationDispense resource: JSONValue, id: String, user: String, acting: ActingOrganisation, host: LedgerAPI) async throws {
+        try await write(resource, id: id, user: user, acting: acting, host: host)
     }
 }

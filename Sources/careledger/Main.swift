@@ -4,6 +4,7 @@ import Foundation
 import LedgerCore
 import Logging
 import Node
+import Records
 import Recovery
 import Supply
 
@@ -14,7 +15,7 @@ struct Careledger: AsyncParsableCommand {
         abstract: "CareLedger: a permissioned ledger for healthcare consortia.",
         subcommands: [
             Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self,
-            PrincipalCommand.self, PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self,
+            PrincipalCommand.self,
             GenesisCommand.self, AuthCommand.self, ClusterCommand.self,
         ],
         groupedSubcommands: CommandCapabilities.careLedger.map { $0.commandGroup })
@@ -22,7 +23,7 @@ struct Careledger: AsyncParsableCommand {
 
 /// The capabilities' command groups: the command-line half of the one list of capabilities.
 enum CommandCapabilities {
-    static let careLedger: [any CommandCapability.Type] = [RecoveryCommands.self, SupplyCommands.self]
+    static let careLedger: [any CommandCapability.Type] = [RecordsCommands.self, RecoveryCommands.self, SupplyCommands.self]
 }
 
 /// Exit codes: 0 ok, 1 failure, 2 bad usage or input. Errors go to stderr on one line.

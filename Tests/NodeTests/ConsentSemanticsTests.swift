@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import Node
+@testable import Records
 import RecordsContract
 import Standards
 import Testing

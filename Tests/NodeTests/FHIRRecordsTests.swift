@@ -5,6 +5,7 @@ import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+@testable import Records
 import RecordsContract
 import Standards
 import Store

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import LedgerCore
 import Node
 import Prometheus
+@testable import Records
 import RecordsContract
 import Standards
 import Store
@@ -463,7 +464,7 @@ struct TestNetwork {
         let leftover = try #require(try network.node.store.events(containing: #""type":"record.erased""#).first?["saltedHashes"]?[0]?.stringValue)
         let leftoverPath = chain.directory.vault + "/" + leftover
         #expect(FileManager.default.createFile(atPath: leftoverPath, contents: Data(repeating: 1, count: 100)))
-        _ = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault)
+        _ = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault, capabilities: HostedCapabilities.careLedger)
         #expect(!FileManager.default.fileExists(atPath: leftoverPath))
         // Everything, access events included, passes the offline audit.
         let report = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)

@@ -2,6 +2,7 @@ import EtcdOrdering
 import Foundation
 import LedgerCore
 import Node
+import Records
 import Server
 import Supply
 
@@ -81,4 +82,9 @@ final class EtcdProcess: Sendable {
 extension LedgerAPI {
     /// The supply-chain service of the node's supply capability.
     var supply: SupplyService { capability(SupplyCapability.self)!.supply }
+}
+
+extension LedgerAPI {
+    /// The records service of the node's records capability.
+    var records: RecordsService { capability(RecordsCapability.self)!.records }
 }

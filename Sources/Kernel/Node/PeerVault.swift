@@ -5,9 +5,11 @@ import Synchronization
 
 /// What a service that fetches vault blobs from peers remembers: fetches in flight, and the blobs no
 /// peer served lately (not asked for again at once).
-final class PeerFetchState: Sendable {
-    let inFlight = Mutex(0)
-    let missing = Mutex<[Hash: ContinuousClock.Instant]>([:])
+public final class PeerFetchState: Sendable {
+    public let inFlight = Mutex(0)
+    public let missing = Mutex<[Hash: ContinuousClock.Instant]>([:])
+
+    public init() {}
 }
 
 /// What a vault blob belongs to, as a peer is asked for it (`?<kind>=<id>`): a peer serves a blob only

@@ -8,7 +8,6 @@ import Node
 /// Sign-in (challenge, token; rate-limited per client) and the registered principals.
 struct AuthAPI: Sendable {
     let api: LedgerAPI
-    var records: RecordsService { api.records }
     var auth: AuthService { api.auth }
 
     func register(on router: Router<LedgerRequestContext>) {
@@ -32,7 +31,7 @@ struct AuthAPI: Sendable {
         router.get("/v1/principals/:did") { _, context in
             await api.handle {
                 let did = context.parameters.get("did") ?? ""
-                guard let p = try records.principal(did) else { throw LedgerError("not_found", "no principal \(did)") }
+                guard let p = try api.node.principal(did) else { throw LedgerError("not_found", "no principal \(did)") }
                 return JSONResponse.make(p.json)
             }
         }

@@ -10,7 +10,6 @@ import Node
 /// client left ends).
 struct EventsAPI: Sendable {
     let api: LedgerAPI
-    var records: RecordsService { api.records }
     var auth: AuthService { api.auth }
 
     /// `<height>-<index>`, as the stream's `id:` lines carry.
@@ -52,7 +51,7 @@ struct EventsAPI: Sendable {
         router.get("/v1/events") { request, _ in
             await api.handle {
                 let did = try auth.authenticate(request)
-                guard try records.principal(did) != nil else { throw LedgerError("forbidden", "event streams are for registered principals") }
+                guard try api.node.principal(did) != nil else { throw LedgerError("forbidden", "event streams are for registered principals") }
                 // Resuming: `Last-Event-ID: <height>-<index>` (or ?lastEventId=) replays what was committed since.
                 let resume = try Self.eventPosition(request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("lastEventId").map { String($0) })
                 // `limit`: the stream ends after that many events (for batch consumers); endless by default.
@@ -62,8 +61,8 @@ struct EventsAPI: Sendable {
                 } ?? Int.max
                 let lease = try EventStreamSlots.Lease(api.eventStreams, did: did)
                 // Subscribed before the replay is read: nothing committed in between is missed.
-                let stream = Self.withHeartbeats(records.node.events.subscribe(), every: api.configuration.eventHeartbeatSeconds)
-                let records = records
+                let stream = Self.withHeartbeats(api.node.events.subscribe(), every: api.configuration.eventHeartbeatSeconds)
+                let node = api.node
                 let body = ResponseBody { writer in
                     defer { lease.release() }
                     try await writer.write(ByteBuffer(string: ": careledger events for \(did)\n\n"))
@@ -78,7 +77,7 @@ struct EventsAPI: Sendable {
                     var last = resume
                     if var position = resume {
                         replay: while sent < limit {
-                            let page = try records.node.store.events(afterHeight: position.height, seq: position.index, limit: 1000)
+                            let page = try node.store.events(afterHeight: position.height, seq: position.index, limit: 1000)
                             for e in page {
                                 position = (e.height, e.seq)
                                 if api.concerns(e.body, did: did) { try await send(e.height, e.seq, e.body) }

@@ -70,10 +70,9 @@ public struct LedgerAPI: Sendable {
     package let node: LedgerNode
     package let configuration: ServerConfiguration
     let registry: PrometheusCollectorRegistry
-    package let records: RecordsService
     package let auth: AuthService
     /// The vault of this node.
-    package var vault: Vault { records.vault }
+    package let vault: Vault
     /// The capabilities this node hosts beside the kernel.
     public let capabilities: [any NodeCapability]
     /// The per-client limit of the sign-in routes.
@@ -103,15 +102,10 @@ public struct LedgerAPI: Sendable {
         self.node = node
         self.configuration = configuration
         self.registry = registry
-        records = RecordsService(
-            node: node, vault: vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis, custodianKeys: byDID.mapValues(\.encryption),
-            deniedReads: DeniedReads(windowMillis: configuration.deniedReadsWindowMillis, recorded: configuration.deniedReadsRecorded))
-        records.installErasure()
-        let claims = records
+        self.vault = vault
         uploads = try VaultUploads(vault: vault, limits: configuration.vault, registry: registry) { hash, uploader in
-            claims.claimsUpload(hash, uploader: uploader) || capabilities.contains { $0.claims(upload: hash, uploader: uploader, node: node) }
+            capabilities.contains { $0.claims(upload: hash, uploader: uploader, node: node) }
         }
-        records.installCustodianReplication()
         auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities)
         authLimiter = RateLimiter(perSecond: configuration.authRequestsPerSecond, burst: configuration.authBurst)
         eventStreams = EventStreamSlots(perPrincipal: configuration.eventStreamsPerPrincipal, total: configuration.eventStreamsTotal, registry: registry)
@@ -134,27 +128,21 @@ public struct LedgerAPI: Sendable {
         uploads.sweep(now: min(node.now, node.latestBlock.header.timeMillis))
     }
 
-    /// Whether a committed event concerns `did`: the capability whose event it is decides, else the records service.
+    /// Whether a committed event concerns `did`: when one capability says so.
     func concerns(_ event: JSONValue, did: String) -> Bool {
-        for capability in capabilities { if let answer = capability.concerns(event, did: did, node: node) { return answer } }
-        return records.concerns(event, did: did)
+        capabilities.contains { $0.concerns(event, did: did, node: node) }
     }
 
-    static let recordsVaultOwners = [(kind: "record", description: "the record whose version it is")]
-
     /// The kinds of vault blob owner answered for (`?<kind>=<id>` of `/v1/sync/vault/{hash}`).
-    var vaultOwnerKinds: Set<String> { Set((Self.recordsVaultOwners + capabilities.flatMap(\.vaultOwners)).map(\.kind)) }
+    var vaultOwnerKinds: Set<String> { Set(capabilities.flatMap(\.vaultOwners).map(\.kind)) }
 
     /// Whether a peer may be served the vault blob `hash` as the content of `owner`.
     func servesVaultBlob(_ hash: Hash, as owner: VaultOwner) throws -> Bool {
-        if owner.kind == "record" {
-            return try records.record(owner.id).map { r in r.erasedAtHeight == nil && r.versions.contains { $0.blobs.contains(hash.hex) } } ?? false
-        }
         for capability in capabilities { if let answer = try capability.serves(blob: hash, as: owner, node: node) { return answer } }
         return false
     }
 
-    var readPolicy: LedgerReadPolicy { LedgerReadPolicy(node: node, records: records, auth: auth, capabilities: capabilities) }
+    package var readPolicy: LedgerReadPolicy { LedgerReadPolicy(node: node, auth: auth, capabilities: capabilities) }
 
     /// A JSON request body within the size limit.
     package func jsonBody(_ request: Request) async throws -> JSONValue {
@@ -296,16 +284,18 @@ public struct LedgerAPI: Sendable {
             JSONResponse.text(registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         let document = OpenAPIDocument.make(
-            version: Self.version, capabilities: capabilities.flatMap(\.openAPIRoutes), vaultOwners: Self.recordsVaultOwners + capabilities.flatMap(\.vaultOwners))
+            version: Self.version, capabilities: capabilities.flatMap(\.openAPIRoutes), vaultOwners: capabilities.flatMap(\.vaultOwners))
         router.get("/openapi.json") { _, _ in JSONResponse.make(document) }
         EventsAPI(api: self).register(on: router)
         AuthAPI(api: self).register(on: router)
         VaultAPI(api: self).register(on: router)
-        RecordsAPI(api: self, records: records, auth: auth).register(on: router)
         for capability in capabilities { capability.addRoutes(to: router, api: self) }
-        FHIRAPI(api: self, records: records, auth: auth, acting: acting).register(on: router)
+        router.get("/fhir/metadata") { _, _ in
+            FHIRHost.respond(
+                FHIRHost.capabilityStatement(resources: capabilities.flatMap { $0.fhirResources(api: self) }, interactions: capabilities.flatMap { $0.fhirInteractions(api: self) }))
+        }
         // What no route answers under /fhir is an OperationOutcome too (the middleware passes everything else through).
-        router.add(middleware: FHIRAPI.Unrouted())
+        router.add(middleware: FHIRHost.Unrouted())
         return router
     }
 

@@ -18,44 +18,67 @@ public protocol NodeCapability: Sendable {
     func fastRoutes(api: LedgerAPI) -> [FastRoute.Route]
     /// Its background services, run in the node's service group (stopped on a graceful shutdown).
     func services(api: LedgerAPI) -> [any Service]
-    /// For a private state entry of its contracts: the patients it concerns and who else may read it
-    /// (beyond them, their delegates and consortium members); nil when the key is not its own.
-    func audience(ofStateKey key: String, node: LedgerNode) throws -> StateAudience?
-    /// For a transaction of its contracts concerning `patients`: who else may read it; nil when it is not its own.
-    func parties(ofTransaction tx: Transaction, patients: Set<String>, node: LedgerNode) throws -> Set<String>?
-    /// Whether a committed event concerns `did` (nil: not this capability's event).
-    func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool?
+    /// For a private state entry of its contracts (its current value parsed, if JSON): the patients it
+    /// concerns and who else may read it (beyond them, their delegates and consortium members); nil
+    /// when the key is not its own. (A value's `patient` field names a patient of every entry.)
+    func audience(ofStateKey key: String, value: JSONValue?, node: LedgerNode) throws -> Audience?
+    /// For a transaction of its private contracts: the patients it concerns and who else may read it;
+    /// nil when it is not its own. (A payload's `patient` field names a patient of every transaction;
+    /// one that names none concerns its author.)
+    func audience(ofTransaction tx: Transaction, node: LedgerNode) throws -> Audience?
+    /// Whether a committed event concerns `did` by this capability's rules (an event reaches `did` when
+    /// one capability says so).
+    func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool
     /// Whether a committed transaction of its contracts claims the vault blob `hash` that `uploader` uploaded.
     func claims(upload hash: Hash, uploader: String, node: LedgerNode) -> Bool
     /// Whether a peer may be served the vault blob `hash` as the content of `owner` (`GET /v1/sync/vault`):
     /// nil when `owner.kind` is not its own.
     func serves(blob hash: Hash, as owner: VaultOwner, node: LedgerNode) throws -> Bool?
+    /// Its entries in the FHIR CapabilityStatement (`rest.resource`) and the system interactions it
+    /// serves (`transaction`…), on this node.
+    func fhirResources(api: LedgerAPI) -> [JSONValue]
+    func fhirInteractions(api: LedgerAPI) -> [String]
+    /// Whether `actor` may act for `patient` (a delegate), for a record of `resourceType` when given:
+    /// the read policy serves a patient's private data to her and to those. False when it keeps no delegations.
+    func mayActFor(patient: String, actor: String, resourceType: String?, node: LedgerNode) throws -> Bool
     /// The kinds of vault blob owner it answers for (`serves(blob:as:node:)`), each with what its id names (OpenAPI).
     var vaultOwners: [(kind: String, description: String)] { get }
     /// On a development node's first start: registers what its demo needs (keys in `keys`, the directory of demo key files).
     func setUpDemo(node: LedgerNode, keys: String) async throws
 }
 
-/// Who a private state entry concerns (its patients) and who else may read it.
-public struct StateAudience: Sendable {
+/// Who a private transaction or state entry concerns (its patients) and who else may read it; for a
+/// health record, its resource type (a delegate reads it only when her delegation covers the type).
+public struct Audience: Sendable {
     public var patients: Set<String>
     public var parties: Set<String>
+    public var resourceType: String?
 
-    public init(patients: Set<String>, parties: Set<String>) {
+    public init(patients: Set<String>, parties: Set<String>, resourceType: String? = nil) {
         self.patients = patients
         self.parties = parties
+        self.resourceType = resourceType
+    }
+
+    mutating func add(_ other: Audience) {
+        patients.formUnion(other.patients)
+        parties.formUnion(other.parties)
+        resourceType = resourceType ?? other.resourceType
     }
 }
 
 extension NodeCapability {
     public func fastRoutes(api: LedgerAPI) -> [FastRoute.Route] { [] }
     public func services(api: LedgerAPI) -> [any Service] { [] }
-    public func audience(ofStateKey key: String, node: LedgerNode) throws -> StateAudience? { nil }
-    public func parties(ofTransaction tx: Transaction, patients: Set<String>, node: LedgerNode) throws -> Set<String>? { nil }
-    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool? { nil }
+    public func audience(ofStateKey key: String, value: JSONValue?, node: LedgerNode) throws -> Audience? { nil }
+    public func audience(ofTransaction tx: Transaction, node: LedgerNode) throws -> Audience? { nil }
+    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool { false }
     public func claims(upload hash: Hash, uploader: String, node: LedgerNode) -> Bool { false }
     public func serves(blob hash: Hash, as owner: VaultOwner, node: LedgerNode) throws -> Bool? { nil }
     public var vaultOwners: [(kind: String, description: String)] { [] }
+    public func fhirResources(api: LedgerAPI) -> [JSONValue] { [] }
+    public func fhirInteractions(api: LedgerAPI) -> [String] { [] }
+    public func mayActFor(patient: String, actor: String, resourceType: String?, node: LedgerNode) throws -> Bool { false }
     public func setUpDemo(node: LedgerNode, keys: String) async throws {}
 }
 

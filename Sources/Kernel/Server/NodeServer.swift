@@ -28,10 +28,9 @@ public struct NodeServer: Sendable {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
         let producer = BlockProducerService(node: node)
-        let denied = DeniedReadsService(records: api.records)
         let uploads = VaultUploadsService(api: api)
         let hosted: [any Service] = api.capabilities.flatMap { $0.services(api: api) }
-        let services: [any Service] = [producer] + hosted + [denied, uploads, app]
+        let services: [any Service] = [producer] + hosted + [uploads, app]
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },
@@ -52,19 +51,6 @@ struct BlockProducerService: Service {
     let node: LedgerNode
     func run() async throws {
         await cancelWhenGracefulShutdown { await node.run() }
-    }
-}
-
-/// Records on chain, once a minute, the aggregates of the windows of denied reads that have closed.
-struct DeniedReadsService: Service {
-    let records: RecordsService
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(60))
-                await records.flushDeniedReads()
-            }
-        }
     }
 }
 

@@ -8,7 +8,6 @@ import Node
 /// `PUT /v1/vault/{hash}`: clients' uploads of vault blobs, bounded by `VaultUploads`.
 struct VaultAPI: Sendable {
     let api: LedgerAPI
-    var records: RecordsService { api.records }
     var auth: AuthService { api.auth }
 
     func register(on router: Router<LedgerRequestContext>) {
@@ -16,11 +15,11 @@ struct VaultAPI: Sendable {
             await api.handle {
                 let uploader = try auth.authenticate(request)
                 let hash = try Hash(hex: context.parameters.get("hash") ?? "")
-                guard try records.principal(uploader) != nil else {
+                guard try api.node.principal(uploader) != nil else {
                     throw LedgerError("not_registered", "only a registered principal uploads to the vault: register \(uploader) first")
                 }
                 let blob = try await LedgerAPI.body(request, limit: api.uploads.limits.maxBlobBytes)
-                if let refusal = try api.uploads.upload(blob, saltedHash: hash, uploader: uploader, now: records.node.now) {
+                if let refusal = try api.uploads.upload(blob, saltedHash: hash, uploader: uploader, now: api.node.now) {
                     var response = APIError.response(refusal.error)
                     response.headers[.retryAfter] = String(refusal.retryAfter)
                     return response

@@ -35,29 +35,28 @@ public struct RecoveryCapability: NodeCapability {
         return out
     }
 
-    public func audience(ofStateKey key: String, node: LedgerNode) throws -> StateAudience? {
+    public func audience(ofStateKey key: String, value: JSONValue?, node: LedgerNode) throws -> Audience? {
         let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 2, parts[0] == "recovery" else { return nil }
         // A request key (`recovery/<patient>/request/<requester>`) is also its requester's, while in progress.
         let requester = parts.count == 4 && parts[2] == "request" ? parts[3] : nil
-        return StateAudience(patients: [parts[1]], parties: try Self.parties(parts[1], requester: requester, node: node))
+        return Audience(patients: [parts[1]], parties: try Self.parties(parts[1], requester: requester, node: node))
     }
 
-    public func parties(ofTransaction tx: Transaction, patients: Set<String>, node: LedgerNode) throws -> Set<String>? {
+    /// A recovery transaction concerns the patient it names (her own set-up names none: its author).
+    public func audience(ofTransaction tx: Transaction, node: LedgerNode) throws -> Audience? {
         guard tx.contract == RecoveryContract().name else { return nil }
+        let patient = tx.payload["patient"]?.stringValue ?? tx.author.did
         let requester = tx.payload["requester"]?.stringValue ?? tx.author.did
-        var out = Set<String>()
-        for patient in patients { out.formUnion(try Self.parties(patient, requester: requester, node: node)) }
-        return out
+        return Audience(patients: [patient], parties: try Self.parties(patient, requester: requester, node: node))
     }
 
     /// A key recovery's news goes to its requester and to the patient's guardians (and, as every
-    /// patient's event, to her and her delegates: nil lets the records service answer for them).
-    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool? {
-        guard event["type"]?.stringValue?.hasPrefix("recovery.") == true, let patient = event["patient"]?.stringValue else { return nil }
+    /// patient's event, to her and her delegates: the records capability's rule).
+    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool {
+        guard event["type"]?.stringValue?.hasPrefix("recovery.") == true, let patient = event["patient"]?.stringValue else { return false }
         if event["requester"]?.stringValue == did { return true }
-        if (try? node.stateJSON(RecoveryContract.key(patient)))??["shares"]?[did] != nil { return true }
-        return nil
+        return (try? node.stateJSON(RecoveryContract.key(patient)))??["shares"]?[did] != nil
     }
 
     /// The kit of the uploader's own recovery set-up.

@@ -62,8 +62,8 @@ public struct SupplyCapability: NodeCapability {
     public func services(api: LedgerAPI) -> [any Service] { [AlertService(supply: supply)] }
 
     /// An alert is news to its recipients: the parties it names, and the users of an organisation it names.
-    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool? {
-        guard event["type"]?.stringValue == "supply.alert" else { return nil }
+    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool {
+        guard event["type"]?.stringValue == "supply.alert" else { return false }
         let recipients = event["recipients"]?.arrayValue ?? []
         if recipients.contains(.string(did)) { return true }
         guard let organisation = (try? node.principal(did))??.organisation else { return false }

@@ -4,13 +4,15 @@ import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
+import Server
 import RecordsContract
 
 /// Routes for patients, consent and health records (all reads authenticated and audited).
 struct RecordsAPI: Sendable {
     let api: LedgerAPI
     let records: RecordsService
-    let auth: AuthService
+
+    var auth: AuthService { api.auth }
 
     func register(on router: Router<LedgerRequestContext>) {
         router.get("/v1/records/:id") { request, context in

@@ -1,4 +1,5 @@
 import LedgerCore
+import Node
 import Synchronization
 
 /// Denied reads of one reader against one patient, per window of the node's clock: the first

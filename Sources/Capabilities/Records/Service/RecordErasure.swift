@@ -1,6 +1,7 @@
 import ContractKit
 import Foundation
 import LedgerCore
+import Node
 import RecordsContract
 import Standards
 import Synchronization

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import LedgerCore
 import Node
+import Server
 import RecordsContract
 import Standards
 
@@ -443,15 +444,4 @@ struct FHIRRecords: Sendable {
 }
 
 /// A resource refused by validation: answered as an OperationOutcome listing every issue.
-struct FHIRInvalid: Error {
-    let issues: [FHIRIssue]
-}
 
-extension LedgerAPI {
-    /// Writes a new clinical resource (version 1) to its patient's record as `user` of `acting`, through
-    /// the same path as the FHIR facade (consent, references, sealing, the custodian's escrow).
-    package func writeFHIRResource(_ resource: JSONValue, id: String, user: String, acting: ActingOrganisation) async throws {
-        let writer = FHIRRecords(fhir: FHIRAPI(api: self, records: records, auth: auth, acting: acting), acting: acting)
-        _ = try await writer.write(resource, id: id, version: 1, user: user)
-    }
-}

@@ -3,48 +3,16 @@ import CLIKit
 import ContractKit
 import Foundation
 import LedgerCore
+import Node
 import NIOHTTP1
 import RecordsContract
 import Standards
 import Store
 
-struct PrincipalCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "principal", abstract: "Register principals.", subcommands: [Register.self, Show.self])
+public struct PatientCommand: AsyncParsableCommand {
+    public init() {}
 
-    struct Register: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Register a principal: yourself (patient), or with --subject-key a patient, practitioner or device of your organisation, or (operator key) an organisation.")
-        @OptionGroup var options: NodeKeyOptions
-        @Option(help: "patient, practitioner, organisation or device.") var role: String
-        @Option(help: "Key file of the principal to register (default: your own).") var subjectKey: String?
-        @Option(help: "Organisation name.") var name: String?
-
-        func run() async throws {
-            let session = try await Session(node: options.node, keyFile: options.key)
-            let subjectFile = subjectKey ?? options.key
-            let subject = try KeyFile.load(subjectFile)
-            let encryption = try KeyFile.loadEncryption(subjectFile)
-            var payload: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(encryption.publicKey))]
-            if subject.publicKey != session.key.publicKey { payload["subject"] = .string(subject.publicKey.did) }
-            if let name { payload["name"] = .string(name) }
-            let receipt = try await session.submit("identity", "register", .object(payload))
-            output(receipt, json: options.json) { "registered \(subject.publicKey.did) as \(role)" }
-        }
-    }
-
-    struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a registered principal.")
-        @Option(help: "Node URL.") var node: String = "http://127.0.0.1:8080"
-        @Argument(help: "did:key") var did: String
-        func run() async throws {
-            let value = try await API.json(.GET, node + "/v1/principals/" + did)
-            print(value.canonicalString)
-        }
-    }
-}
-
-struct PatientCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "patient", abstract: "Patient actions.", subcommands: [Register.self, Timeline.self])
+    public static let configuration = CommandConfiguration(commandName: "patient", abstract: "Patient actions.", subcommands: [Register.self, Timeline.self])
 
     struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register yourself as a patient (your did and encryption key; no personal data).")
@@ -91,8 +59,10 @@ func decrypt(_ read: JSONValue, session: Session, orgKey: String?) throws -> JSO
     return try JSONValue.parse(try SealedVersion.open(read: read, with: key))
 }
 
-struct ConsentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "consent", abstract: "Grant, revoke and list consent.", subcommands: [Grant.self, Revoke.self, List.self])
+public struct ConsentCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(commandName: "consent", abstract: "Grant, revoke and list consent.", subcommands: [Grant.self, Revoke.self, List.self])
 
     struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -197,8 +167,10 @@ struct ConsentCommand: AsyncParsableCommand {
     }
 }
 
-struct RecordCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "record", abstract: "Write, read and inspect encrypted FHIR records.", subcommands: [Put.self, Get.self, History.self])
+public struct RecordCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(commandName: "record", abstract: "Write, read and inspect encrypted FHIR records.", subcommands: [Put.self, Get.self, History.self])
 
     struct Put: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -271,12 +243,14 @@ struct RecordCommand: AsyncParsableCommand {
     }
 }
 
-struct AccessLogCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "access-log", abstract: "Every access to your data (HIPAA-style accounting of disclosures).")
+public struct AccessLogCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(commandName: "access-log", abstract: "Every access to your data (HIPAA-style accounting of disclosures).")
     @OptionGroup var options: NodeKeyOptions
     @Option(help: "The patient (default: you).") var patient: String?
     @Flag(help: "The accounting of disclosures only: accesses that released data, with recipient, purpose and what.") var disclosures = false
-    func run() async throws {
+    public func run() async throws {
         var session = try await Session(node: options.node, keyFile: options.key)
         if disclosures {
             let answer = try await session.get("/v1/patients/\(patient ?? session.did)/disclosures")
@@ -298,4 +272,10 @@ struct AccessLogCommand: AsyncParsableCommand {
             }.joined(separator: "\n")
         }
     }
+}
+
+/// Patient records' commands: patients, consent, records, the access log.
+public enum RecordsCommands: CommandCapability {
+    public static let commandGroup = CommandGroup(
+        name: "Patient records", subcommands: [PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self])
 }

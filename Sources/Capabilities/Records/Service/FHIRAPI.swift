@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import LedgerCore
 import Node
+import Server
 import RecordsContract
 import Standards
 
@@ -12,47 +13,17 @@ import Standards
 struct FHIRAPI: Sendable {
     let api: LedgerAPI
     let records: RecordsService
-    let auth: AuthService
     let acting: ActingOrganisation?
-    static let contentType = "application/fhir+json; fhirVersion=4.0"
+
+    var auth: AuthService { api.auth }
+
+    static func respond(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response { FHIRHost.respond(value, status: status) }
+
+    /// Runs `body`; errors become OperationOutcomes (`FHIRHost`).
+    func handle(_ body: () async throws -> Response) async -> Response { await FHIRHost.handle(body) }
     static let didSystem = "urn:ietf:rfc:3986"
 
-    static func respond(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: value.canonicalBytes)))
-    }
-
-    /// Runs `body`; ledger errors become OperationOutcomes with the HTTP status of their code.
-    func handle(_ body: () async throws -> Response) async -> Response {
-        do {
-            return try await body()
-        } catch let invalid as FHIRInvalid {
-            return Self.respond(FHIRValidator.operationOutcome(invalid.issues), status: .badRequest)
-        } catch let rejection as BatchRejection {
-            let issue = FHIRIssue(severity: .error, code: "invalid", diagnostics: "\(rejection.first.code): \(rejection.first.message)", expression: "$this")
-            return Self.respond(FHIRValidator.operationOutcome([issue]), status: APIError.status(for: rejection.first.code))
-        } catch let error as LedgerError {
-            let code: String
-            switch error.code {
-            case "unauthenticated": code = "login"
-            case "forbidden", "consent_denied": code = "forbidden"
-            case "not_found": code = "not-found"
-            case "not_supported", "method_not_allowed": code = "not-supported"
-            case "rate_limited", "too_many_streams", "too_many_denied": code = "throttled"
-            default: code = "invalid"
-            }
-            let issue = FHIRIssue(severity: .error, code: code, diagnostics: "\(error.code): \(error.message)", expression: "$this")
-            let status: HTTPResponse.Status =
-                error.code == "not_supported" ? .notFound : error.code == "precondition_failed" ? .preconditionFailed
-                : error.code == "method_not_allowed" ? .methodNotAllowed : APIError.status(for: error.code)
-            return Self.respond(FHIRValidator.operationOutcome([issue]), status: status)
-        } catch {
-            let issue = FHIRIssue(severity: .fatal, code: "exception", diagnostics: "\(error)", expression: "$this")
-            return Self.respond(FHIRValidator.operationOutcome([issue]), status: .internalServerError)
-        }
-    }
-
     func register(on router: Router<LedgerRequestContext>) {
-        router.get("/fhir/metadata") { _, _ in Self.respond(capabilityStatement()) }
         // The ledger's own types by id, served as one version each: vread of version 1 and a one-entry
         // _history give the current state (a consent's revocation, a provenance's later endorsers show in
         // it; their history is the ledger's own, in its transactions).
@@ -190,24 +161,6 @@ struct FHIRAPI: Sendable {
         return did
     }
 
-    /// What no route answers under `/fhir` (an unknown type or interaction, a write on a node that acts
-    /// for no organisation) is a 404 with an OperationOutcome, like every FHIR error here. (The router's
-    /// middleware wraps every route; only the router's own not-found error is turned into an outcome.)
-    struct Unrouted: RouterMiddleware {
-        typealias Context = LedgerRequestContext
-        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-            guard request.uri.path == "/fhir" || request.uri.path.hasPrefix("/fhir/") else { return try await next(request, context) }
-            do {
-                return try await next(request, context)
-            } catch let error as HTTPError where error.status == .notFound {
-                let issue = FHIRIssue(
-                    severity: .error, code: "not-supported", diagnostics: "not_supported: \(request.method.rawValue) \(request.uri.path) is not an interaction this server supports (see /fhir/metadata)",
-                    expression: "$this")
-                return FHIRAPI.respond(FHIRValidator.operationOutcome([issue]), status: .notFound)
-            }
-        }
-    }
-
     func mayRead(patient: String, requester: String) throws {
         guard ConsentPolicy.mayActFor(patient: patient, actor: requester, grants: try records.grants(patient: patient), time: Int64(records.node.now)) else {
             throw LedgerError("forbidden", "only the patient or her delegate reads her consents")
@@ -311,7 +264,9 @@ struct FHIRAPI: Sendable {
         "AllergyIntolerance", "Encounter", "Procedure", "CarePlan",
     ]
 
-    func capabilityStatement() -> JSONValue {
+    /// The CapabilityStatement entries of what this facade serves: Consent, AuditEvent and Provenance
+    /// from the ledger's own data, and the clinical types where the node acts for an organisation.
+    func capabilityResources() -> [JSONValue] {
         func resource(_ type: String, read: Bool) -> JSONValue {
             var interactions: [JSONValue] = [.object(["code": .string("search-type")])]
             if read { interactions.insert(contentsOf: ["read", "vread", "history-instance"].map { .object(["code": .string($0)]) }, at: 0) }
@@ -347,24 +302,6 @@ struct FHIRAPI: Sendable {
         ]))
         // Every type the facade stores as records (what it validates, less the ledger's own and Bundle).
         if acting != nil { resources += FHIRValidator.supported.subtracting(["Consent", "AuditEvent", "Provenance", "Bundle"]).sorted().map(clinical) }
-        var rest: [String: JSONValue] = [
-            "mode": .string("server"),
-            "security": .object([
-                "description": .string(
-                    "Bearer token from POST /v1/auth/challenge and /v1/auth/token (Ed25519 signature of the challenge), or RFC 9421 HTTP Message Signatures with the caller's did:key"
-                )
-            ]),
-            "resource": .array(resources),
-        ]
-        // Transaction Bundles (POST /fhir) are served where the node acts for an organisation.
-        if acting != nil { rest["interaction"] = .array([.object(["code": .string("transaction")])]) }
-        return .object([
-            "resourceType": .string("CapabilityStatement"), "status": .string("active"), "date": .string("2026-11-25"),
-            "kind": .string("instance"), "fhirVersion": .string("4.0.1"), "format": .array([.string("json")]),
-            // cpb-15 (an instance describes its implementation).
-            "implementation": .object(["description": .string("CareLedger node FHIR R4 facade")]),
-            "software": .object(["name": .string("CareLedger"), "version": .string(LedgerAPI.version)]),
-            "rest": .array([.object(rest)]),
-        ])
+        return resources
     }
 }

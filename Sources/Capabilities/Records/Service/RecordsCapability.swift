@@ -1,0 +1,123 @@
+import ContractKit
+import Foundation
+import Hummingbird
+import LedgerCore
+import Node
+import RecordsContract
+import Server
+import ServiceLifecycle
+import Standards
+import Store
+
+/// Patient records on a node: health records, consent and the audit trail (`/v1/records`,
+/// `/v1/patients`, break-the-glass reports, the FHIR facade's resources), the denied-reads flush,
+/// crypto-shredding of erased records and the custodian's replication, who may read a patient's
+/// private entries (she, her delegates, the parties named), who is told of her events, and the
+/// record versions' blobs as claimed uploads and as content served to peers.
+public struct RecordsCapability: NodeCapability {
+    public let records: RecordsService
+
+    public init(host: CapabilityHost) {
+        let configuration = host.configuration
+        records = RecordsService(
+            node: host.node, vault: host.vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis,
+            custodianKeys: host.organisations.mapValues(\.encryption),
+            deniedReads: DeniedReads(windowMillis: configuration.deniedReadsWindowMillis, recorded: configuration.deniedReadsRecorded))
+        records.installErasure()
+        records.installCustodianReplication()
+    }
+
+    public var openAPIRoutes: [OpenAPIRoute] { RecordsRoutes.all }
+
+    func fhir(_ api: LedgerAPI) -> FHIRAPI { FHIRAPI(api: api, records: records, acting: api.acting) }
+
+    public func addRoutes(to router: Router<LedgerRequestContext>, api: LedgerAPI) {
+        RecordsAPI(api: api, records: records).register(on: router)
+        fhir(api).register(on: router)
+    }
+
+    public func services(api: LedgerAPI) -> [any Service] { [DeniedReadsService(records: records)] }
+
+    public func fhirResources(api: LedgerAPI) -> [JSONValue] { fhir(api).capabilityResources() }
+
+    /// Transaction Bundles (POST /fhir) are served where the node acts for an organisation.
+    public func fhirInteractions(api: LedgerAPI) -> [String] { api.acting == nil ? [] : ["transaction"] }
+
+    /// Writes a new clinical resource (version 1) to its patient's record as `user` of `acting`, through
+    /// the same path as the FHIR facade (consent, references, sealing, the custodian's escrow).
+    public func write(_ resource: JSONValue, id: String, user: String, acting: ActingOrganisation, host: LedgerAPI) async throws {
+        _ = try await FHIRRecords(fhir: FHIRAPI(api: host, records: records, acting: acting), acting: acting).write(resource, id: id, version: 1, user: user)
+    }
+
+    static let contracts: Set<String> = ["records", "consent", "audit"]
+
+    /// Who a records, consent or audit transaction concerns: the patients of its puts, its record or
+    /// its grant; the grantee or reader it names; for a record, its resource type.
+    public func audience(ofTransaction tx: Transaction, node: LedgerNode) throws -> Audience? {
+        guard Self.contracts.contains(tx.contract) else { return nil }
+        let p = tx.payload
+        var audience = Audience(patients: [], parties: [])
+        for put in p["puts"]?.arrayValue ?? [] { if let patient = put["patient"]?.stringValue { audience.patients.insert(patient) } }
+        var resourceType = p["resourceType"]?.stringValue
+        if let id = p["recordId"]?.stringValue, let entry = try node.stateJSON(RecordEntry.key(id)), let patient = entry["patient"]?.stringValue {
+            audience.patients.insert(patient)
+            resourceType = resourceType ?? entry["resourceType"]?.stringValue
+        }
+        if let grant = p["grant"]?.stringValue, let patient = try node.stateJSON(ConsentGrant.idKey(grant))?["patient"]?.stringValue {
+            audience.patients.insert(patient)
+        }
+        for key in ["grantee", "reader"] { if let d = p[key]?.stringValue { audience.parties.insert(d) } }
+        if tx.contract == "records" { audience.resourceType = resourceType }
+        return audience
+    }
+
+    /// Who a `records/`, `consent/` or `audit/` entry concerns, by its key and value.
+    public func audience(ofStateKey key: String, value: JSONValue?, node: LedgerNode) throws -> Audience? {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard Self.contracts.contains(parts[0]) else { return nil }
+        var audience = Audience(patients: [], parties: [])
+        switch (parts[0], parts.count > 1 ? parts[1] : "") {
+        case ("records", "by-patient") where parts.count > 2: audience.patients.insert(parts[2])
+        case ("consent", "by-id"): break
+        case ("audit", "break-glass") where parts.count > 3:
+            audience.patients.insert(parts[2])
+            audience.parties.insert(parts[3])
+        case ("audit", "review") where parts.count > 2, ("audit", "erasure") where parts.count > 2: audience.patients.insert(parts[2])
+        default: if parts[0] != "records", parts.count > 1 { audience.patients.insert(parts[1]) }
+        }
+        for field in ["grantee", "reader"] { if let d = value?[field]?.stringValue { audience.parties.insert(d) } }
+        // A record's entry is served to a delegate only within her delegation's types.
+        if parts[0] == "records" { audience.resourceType = value?["resourceType"]?.stringValue }
+        return audience
+    }
+
+    /// A delegate by the patient's consent grants (within her delegation's types for a record).
+    public func mayActFor(patient: String, actor: String, resourceType: String?, node: LedgerNode) throws -> Bool {
+        ConsentPolicy.mayActFor(patient: patient, actor: actor, grants: try records.grants(patient: patient), time: Int64(node.now), resourceType: resourceType)
+    }
+
+    public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool { records.concerns(event, did: did) }
+
+    public func claims(upload hash: Hash, uploader: String, node: LedgerNode) -> Bool { records.claimsUpload(hash, uploader: uploader) }
+
+    public var vaultOwners: [(kind: String, description: String)] { [("record", "the record whose version it is")] }
+
+    /// A version's blob of a record that is not erased.
+    public func serves(blob hash: Hash, as owner: VaultOwner, node: LedgerNode) throws -> Bool? {
+        guard owner.kind == "record" else { return nil }
+        return try records.record(owner.id).map { r in r.erasedAtHeight == nil && r.versions.contains { $0.blobs.contains(hash.hex) } } ?? false
+    }
+
+    /// Records on chain, once a minute, the aggregates of the windows of denied reads that have closed.
+    struct DeniedReadsService: Service {
+        let records: RecordsService
+        func run() async throws {
+            await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(60))
+                    await records.flushDeniedReads()
+                }
+            }
+        }
+    }
+}
