@@ -163,7 +163,7 @@ let package = Package(
             swiftSettings: strict),
 
         // The one list of capabilities, shared by the executable and the tests.
-        .target(name: "Composition", dependencies: contracts + ["Node", "Server", "Records", "Recovery", "Supply"], swiftSettings: strict),
+        .target(name: "Composition", dependencies: contracts + ["Node", "Server", "CLIKit", "Records", "Recovery", "Supply"], swiftSettings: strict),
         .executableTarget(name: "careledger", dependencies: contracts + ["Records", "Recovery", "Supply"] + executableDependencies, swiftSettings: strict),
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),

@@ -1,24 +1,67 @@
+import CLIKit
 import ContractKit
+import LedgerCore
+import Node
 import NotaryContract
+import Records
 import RecordsContract
 import Recovery
 import RecoveryContract
-import Node
-import Records
 import Server
 import Supply
 import SupplyContract
-import LedgerCore
+
+/// One capability of this release, as the executable composes it: its contracts (what executes in a
+/// block), what it hosts on a node (routes, services, privacy rules…; built once the kernel's host
+/// is ready, given the capabilities built before it), and its command group.
+public struct Capability: Sendable {
+    public let name: String
+    let contracts: @Sendable (_ operators: Set<String>) -> [any Contract]
+    let node: (@Sendable (_ host: CapabilityHost, _ built: [any NodeCapability]) throws -> any NodeCapability)?
+    public let commands: (any CommandCapability.Type)?
+
+    public init(
+        _ name: String, contracts: @escaping @Sendable (_ operators: Set<String>) -> [any Contract],
+        node: (@Sendable (_ host: CapabilityHost, _ built: [any NodeCapability]) throws -> any NodeCapability)? = nil,
+        commands: (any CommandCapability.Type)? = nil
+    ) {
+        self.name = name
+        self.contracts = contracts
+        self.node = node
+        self.commands = commands
+    }
+}
+
+extension Capability {
+    /// The one list of this release's capabilities: the contract registry, the node's routes, OpenAPI
+    /// document, read policy, event audience and services, the auditor and the command line's help
+    /// are all built from it. A capability that reads or writes through another is given that one's
+    /// declared interface here (`built`: the capabilities listed before it).
+    public static let careLedger: [Capability] = [
+        Capability("notary", contracts: { _ in [NotaryContract()] }),
+        Capability(
+            "records", contracts: { operators in [ConsentContract(), RecordsContract(), AuditContract(operators: operators)] },
+            node: { host, _ in RecordsCapability(host: host) }, commands: RecordsCommands.self),
+        Capability("recovery", contracts: { _ in [RecoveryContract()] }, node: { _, _ in RecoveryCapability() }, commands: RecoveryCommands.self),
+        Capability(
+            "supply", contracts: { operators in [SupplyContract(operators: operators)] },
+            node: { host, built in try SupplyCapability(host: host, records: try built.first(RecordsCapability.self)) }, commands: SupplyCommands.self),
+    ]
+}
+
+extension [any NodeCapability] {
+    /// The capability of type `C` among those built, which a capability listed later depends on.
+    public func first<C: NodeCapability>(_ type: C.Type) throws -> C {
+        guard let found = lazy.compactMap({ $0 as? C }).first else {
+            throw LedgerError("internal_error", "capability \(C.self) must be listed before the capabilities that use it")
+        }
+        return found
+    }
+}
 
 extension ContractSet {
-    /// The one list of the capabilities' contracts this release runs: notary; records (records,
-    /// consent, audit events); recovery; supply chain.
-    public static let careLedger = ContractSet { operators in
-        [
-            NotaryContract(), ConsentContract(), RecordsContract(), AuditContract(operators: operators), RecoveryContract(),
-            SupplyContract(operators: operators),
-        ]
-    }
+    /// The contracts of this release's capabilities, in the list's order.
+    public static let careLedger = ContractSet { operators in Capability.careLedger.flatMap { $0.contracts(operators) } }
 }
 
 extension ContractRegistry {
@@ -28,17 +71,12 @@ extension ContractRegistry {
     }
 }
 
-/// The capabilities a node of this release hosts beside the kernel (their routes, services, privacy
-/// rules, event audience, vault claims), built on the node's host: the other half of the one list.
-/// A capability that reads or writes through another is given that one's declared interface here.
+/// The capabilities a node of this release hosts beside the kernel, built on the node's host.
 public enum HostedCapabilities {
     public static let careLedger: CapabilityList = { host in
-        let records = RecordsCapability(host: host)
-        return [
-            records,
-            RecoveryCapability(),
-            try SupplyCapability(host: host, records: records),
-        ]
+        var built: [any NodeCapability] = []
+        for capability in Capability.careLedger { if let make = capability.node { built.append(try make(host, built)) } }
+        return built
     }
 }
 

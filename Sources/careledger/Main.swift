@@ -4,9 +4,7 @@ import Foundation
 import LedgerCore
 import Logging
 import Node
-import Records
-import Recovery
-import Supply
+import Composition
 
 /// `careledger`: runs a node and its tools.
 struct Careledger: AsyncParsableCommand {
@@ -18,12 +16,7 @@ struct Careledger: AsyncParsableCommand {
             PrincipalCommand.self,
             GenesisCommand.self, AuthCommand.self, ClusterCommand.self,
         ],
-        groupedSubcommands: CommandCapabilities.careLedger.map { $0.commandGroup })
-}
-
-/// The capabilities' command groups: the command-line half of the one list of capabilities.
-enum CommandCapabilities {
-    static let careLedger: [any CommandCapability.Type] = [RecordsCommands.self, RecoveryCommands.self, SupplyCommands.self]
+        groupedSubcommands: Capability.careLedger.compactMap { $0.commands?.commandGroup })
 }
 
 /// Exit codes: 0 ok, 1 failure, 2 bad usage or input. Errors go to stderr on one line.
