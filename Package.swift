@@ -1,12 +1,52 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
-/// The contract kit and every capability's contract target.
-let contracts: [Target.Dependency] = ["ContractKit", "NotaryContract", "RecordsContract", "RecoveryContract", "SupplyContract"]
-
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+
+/// The capabilities, one folder each under Sources/Capabilities (docs/architecture.md): `<C>/Contract`
+/// is the target `<C>Contract` (pure: what executes in a block), `<C>/Service` the target `<C>` (what
+/// runs beside a block: services, routes, commands). A new capability's folder is picked up here;
+/// its one line goes in the list of Sources/Composition.
+let capabilityRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Sources/Capabilities").path
+let capabilityNames = ((try? FileManager.default.contentsOfDirectory(atPath: capabilityRoot)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+func capabilityHas(_ name: String, _ part: String) -> Bool { FileManager.default.fileExists(atPath: "\(capabilityRoot)/\(name)/\(part)") }
+let contractTargets = capabilityNames.filter { capabilityHas($0, "Contract") }.map { $0 + "Contract" }
+let serviceTargets = capabilityNames.filter { capabilityHas($0, "Service") }
+/// The contract kit and every capability's contract target.
+let contracts: [Target.Dependency] = ["ContractKit"] + contractTargets.map { .target(name: $0) }
+/// Every capability's service target.
+let services: [Target.Dependency] = serviceTargets.map { .target(name: $0) }
+
+let capabilityTargets: [Target] = capabilityNames.flatMap { name -> [Target] in
+    var out: [Target] = []
+    if capabilityHas(name, "Contract") {
+        out.append(
+            .target(
+                name: name + "Contract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/\(name)/Contract",
+                swiftSettings: strict))
+    }
+    if capabilityHas(name, "Service") {
+        out.append(
+            .target(
+                name: name,
+                dependencies: (capabilityHas(name, "Contract") ? [.target(name: name + "Contract")] : []) + [
+                    "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit", crypto,
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                    .product(name: "GRDB", package: "GRDB.swift"),
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "HTTPTypes", package: "swift-http-types"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                ],
+                path: "Sources/Capabilities/\(name)/Service",
+                swiftSettings: strict))
+    }
+    return out
+}
 
 let nodeDependencies: [Target.Dependency] = [
     "LedgerCore", "Standards", "Store",
@@ -113,62 +153,13 @@ let package = Package(
         // Hummingbird routes: /v1 API, OpenAPI, metrics.
         .target(name: "Server", dependencies: ["ContractKit"] + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
 
-        // The capabilities' contracts (Sources/Capabilities/<capability>/Contract): what executes in a block.
-        .target(name: "NotaryContract", dependencies: ["ContractKit", "LedgerCore"], path: "Sources/Capabilities/Notary/Contract", swiftSettings: strict),
-        .target(
-            name: "RecordsContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Records/Contract",
-            swiftSettings: strict),
-        .target(
-            name: "Records",
-            dependencies: [
-                "RecordsContract", "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit", crypto,
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/Capabilities/Records/Service",
-            swiftSettings: strict),
-        .target(
-            name: "RecoveryContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Recovery/Contract",
-            swiftSettings: strict),
-        // The capabilities' services (Sources/Capabilities/<capability>/Service): what runs beside a block.
-        .target(
-            name: "Recovery",
-            dependencies: [
-                "RecoveryContract", "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit", crypto,
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-            ],
-            path: "Sources/Capabilities/Recovery/Service",
-            swiftSettings: strict),
-        .target(
-            name: "SupplyContract", dependencies: ["ContractKit", "LedgerCore", "Standards"], path: "Sources/Capabilities/Supply/Contract",
-            swiftSettings: strict),
-        .target(
-            name: "Supply",
-            dependencies: [
-                "SupplyContract", "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/Capabilities/Supply/Service",
-            swiftSettings: strict),
-
         // The one list of capabilities, shared by the executable and the tests.
-        .target(name: "Composition", dependencies: contracts + ["Node", "Server", "CLIKit", "Records", "Recovery", "Supply"], swiftSettings: strict),
-        .executableTarget(name: "careledger", dependencies: contracts + ["Records", "Recovery", "Supply"] + executableDependencies, swiftSettings: strict),
+        .target(name: "Composition", dependencies: contracts + services + ["Node", "Server", "CLIKit"], swiftSettings: strict),
+        .executableTarget(name: "careledger", dependencies: contracts + services + executableDependencies, swiftSettings: strict),
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),
         .testTarget(name: "StandardsTests", dependencies: ["Standards", "LedgerCore", crypto], swiftSettings: strict),
-        .testTarget(name: "NodeTests", dependencies: contracts + ["Records", "Recovery", "Supply"] + nodeTestDependencies, swiftSettings: strict),
+        .testTarget(name: "NodeTests", dependencies: contracts + services + nodeTestDependencies, swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["LedgerCore", "Store", "RecoveryContract"], swiftSettings: strict),
-    ]
+    ] + capabilityTargets
 )
