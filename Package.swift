@@ -8,9 +8,10 @@ let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto"
 
 /// The capabilities, one folder each under Sources/Capabilities (docs/architecture.md): `<C>/Contract`
 /// is the target `<C>Contract` (pure: what executes in a block), `<C>/Service` the target `<C>` (what
-/// runs beside a block: services, routes, commands). A new capability's folder is picked up here;
-/// its one line goes in the list of Sources/Composition.
-let capabilityRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Sources/Capabilities").path
+/// runs beside a block: services, routes, commands), and `Tests/<C>Tests` its test target `<C>Tests`. A new
+/// capability's folders are picked up here; its one line goes in the list of Sources/Composition.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+let capabilityRoot = packageRoot.appendingPathComponent("Sources/Capabilities").path
 let capabilityNames = ((try? FileManager.default.contentsOfDirectory(atPath: capabilityRoot)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
 func capabilityHas(_ name: String, _ part: String) -> Bool { FileManager.default.fileExists(atPath: "\(capabilityRoot)/\(name)/\(part)") }
 let contractTargets = capabilityNames.filter { capabilityHas($0, "Contract") }.map { $0 + "Contract" }
@@ -99,12 +100,32 @@ let executableDependencies: [Target.Dependency] = [
     .product(name: "Logging", package: "swift-log"),
 ]
 
-let nodeTestDependencies: [Target.Dependency] = [
-    "LedgerCore", "Standards", "Store", "Node", "EtcdOrdering", "Server", "Composition",
-    .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
-    .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOEmbedded", package: "swift-nio"),
+/// The shared harness (LedgerTesting): the kernel and what the tests drive it with. It names no capability:
+/// a test passes the contracts and capabilities its node runs.
+let ledgerTestingDependencies: [Target.Dependency] = [
+    "LedgerCore", "Standards", "Store", "ContractKit", "Node", "EtcdOrdering", "Server",
+    .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+    .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+]
+
+/// What the node's and the capabilities' test targets build on: the kernel, the harness, the libraries the tests use.
+let kernelTestDependencies: [Target.Dependency] = ledgerTestingDependencies + [
+    "LedgerTesting", crypto, .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOEmbedded", package: "swift-nio"),
     .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
 ]
+
+/// The release for the tests: the composition and every capability's targets (which it builds anyway), so that
+/// a test of one capability imports its own and a test of capabilities working together imports theirs. A test
+/// file imports Composition only to run a node of the whole release.
+let releaseTestDependencies: [Target.Dependency] = ["Composition"] + contractTargets.map { .target(name: $0) } + services
+
+/// A test target per capability with a `Tests/<C>Tests` folder: `<C>Tests`, one dependency list for all.
+let capabilityTestTargets: [Target] = capabilityNames.filter {
+    FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent("Tests/\($0)Tests").path)
+}.map { name in
+    .testTarget(name: name + "Tests", dependencies: releaseTestDependencies + kernelTestDependencies, path: "Tests/\(name)Tests", swiftSettings: strict)
+}
 
 let package = Package(
     name: "careledger",
@@ -152,6 +173,8 @@ let package = Package(
         .target(name: "CLIKit", dependencies: cliKitDependencies, path: "Sources/Kernel/CLIKit", swiftSettings: strict),
         // Hummingbird routes: /v1 API, OpenAPI, metrics.
         .target(name: "Server", dependencies: ["ContractKit"] + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
+        // The harness every test target shares: temporary chains, test clocks, a node with its API, a consortium on etcd, a raw HTTP client.
+        .target(name: "LedgerTesting", dependencies: ledgerTestingDependencies, path: "Sources/Kernel/LedgerTesting", swiftSettings: strict),
 
         // The one list of capabilities, shared by the executable and the tests.
         .target(name: "Composition", dependencies: contracts + services + ["Node", "Server", "CLIKit"], swiftSettings: strict),
@@ -159,7 +182,8 @@ let package = Package(
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),
         .testTarget(name: "StandardsTests", dependencies: ["Standards", "LedgerCore", crypto], swiftSettings: strict),
-        .testTarget(name: "NodeTests", dependencies: contracts + services + nodeTestDependencies, swiftSettings: strict),
+        // The kernel's node, server, store and etcd; some of its tests run a node of the release (Composition).
+        .testTarget(name: "NodeTests", dependencies: kernelTestDependencies + releaseTestDependencies, swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["LedgerCore", "Store", "RecoveryContract"], swiftSettings: strict),
-    ] + capabilityTargets
+    ] + capabilityTargets + capabilityTestTargets
 )

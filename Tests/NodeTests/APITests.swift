@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Prometheus
 import Standards

@@ -1,7 +1,7 @@
-import Composition
 import ContractKit
 import Foundation
 import LedgerCore
+import LedgerTesting
 import Node
 import SupplyContract
 import Testing
@@ -20,15 +20,15 @@ import Testing
         let chain = try TempChain()
         let directory = chain.directory
         let written = try directory.consortiumSecret(create: false)
-        #expect(try LedgerNode(directory: directory, contracts: .careLedger).secret == written)
+        #expect(try LedgerNode(directory: directory, contracts: .kernel).secret == written)
 
         try FileManager.default.removeItem(atPath: directory.secret)
         #expect(throws: LedgerError.code("no_secret")) { try directory.consortiumSecret(create: false) }
         // A directory of a release before the secret was derived per use names the release.
         #expect(FileManager.default.createFile(atPath: directory.path + "/supply.secret", contents: Data(written.bytes)))
-        #expect(throws: LedgerError.code("old_data")) { try LedgerNode(directory: directory, contracts: .careLedger) }
+        #expect(throws: LedgerError.code("old_data")) { try LedgerNode(directory: directory, contracts: .kernel) }
         try FileManager.default.removeItem(atPath: directory.path + "/supply.secret")
         #expect(FileManager.default.createFile(atPath: directory.secret, contents: Data(written.bytes.prefix(31))))
-        #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: directory, contracts: .careLedger) }
+        #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: directory, contracts: .kernel) }
     }
 }

@@ -2,161 +2,17 @@ import Composition
 import EtcdOrdering
 import Foundation
 import LedgerCore
+import LedgerTesting
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
 import ContractKit
 import Node
-import Prometheus
 import Server
 import Standards
 import Store
 import Synchronization
 import Testing
-
-/// A consortium of in-process nodes, one data directory each, ordered through a real etcd.
-final class ConsortiumNet: @unchecked Sendable {
-    let etcd: EtcdProcess
-    let directories: [DataDirectory]
-    let genesis: Genesis
-    let chainID = "consortium-test"
-    /// The founding organisations' keys (members who sign genesis and vote on governance).
-    let members = (0..<4).map { _ in SigningKey() }
-    private let lock = NSLock()
-    private var nodes: [LedgerNode?]
-    private var tasks: [Task<Void, Never>?]
-    private var apis: [LedgerAPI?]
-    /// Each node's metrics (a fresh registry per start).
-    private var registries: [PrometheusCollectorRegistry?]
-    /// The organisation each node acts for (records custodian, FHIR facade), by node index.
-    let acting: [Int: ActingOrganisation]
-
-    /// With `http`, every node runs its HTTP API (on a port fixed for the test) and names the others as peers.
-    let http: Bool
-    let ports: [Int]
-    let tune: @Sendable (inout NodeConfiguration) -> Void
-
-    init(
-        nodes count: Int, etcdMembers: Int = 1, http: Bool = false, acting: [Int: ActingOrganisation] = [:],
-        tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in }
-    ) async throws {
-        self.http = http
-        self.acting = acting
-        self.tune = tune
-        ports = try LocalEtcdCluster.freePorts(count)
-        etcd = try await EtcdProcess(members: etcdMembers)
-        let base = NSTemporaryDirectory() + "careledger-net-\(UUID().uuidString)"
-        directories = (0..<count).map { DataDirectory("\(base)/node-\($0)") }
-        genesis = try Consortium.createNetwork(
-            in: directories, chainID: chainID, timeMillis: 1_700_000_000_000, members: members, principals: ["alice"])
-        nodes = Array(repeating: nil, count: count)
-        tasks = Array(repeating: nil, count: count)
-        apis = Array(repeating: nil, count: count)
-        registries = Array(repeating: nil, count: count)
-        for i in 0..<count { try start(i) }
-    }
-
-    func start(_ i: Int) throws {
-        var configuration = NodeConfiguration()
-        if http { configuration.peers = ports.indices.filter { $0 != i }.map(url) }
-        tune(&configuration)
-        let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(
-            directory: directories[i], contracts: .careLedger, ordering: EtcdOrderingService(endpoints: etcd.cluster.clientURLs), configuration: configuration, metrics: PrometheusMetricsFactory(registry: registry))
-        let task: Task<Void, Never>
-        var api: LedgerAPI?
-        if http {
-            let made = try LedgerAPI(
-                node: node, configuration: ServerConfiguration(host: "127.0.0.1", port: ports[i]), registry: registry,
-                vault: try Vault(path: directories[i].vault), acting: acting[i], capabilities: HostedCapabilities.careLedger)
-            api = made
-            let server = NodeServer(api: made)
-            task = Task { try? await server.run(handleSignals: false) }
-        } else {
-            task = Task { await node.run() }
-        }
-        lock.withLock {
-            nodes[i] = node
-            tasks[i] = task
-            apis[i] = api
-            registries[i] = registry
-        }
-    }
-
-    /// Node `i`'s `careledger_alarms_total` (0 when never raised).
-    func alarms(_ i: Int) -> Int {
-        let text = lock.withLock { registries[i] }?.emitToString() ?? ""
-        let line = text.split(separator: "\n").first { $0.hasPrefix("careledger_alarms_total ") }
-        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
-    }
-
-    /// Stops node `i` as a crash would for the others: its tasks end, its directory is released.
-    func stop(_ i: Int) async {
-        let (node, task) = lock.withLock { (nodes[i], tasks[i]) }
-        task?.cancel()
-        await task?.value
-        node?.close()
-        lock.withLock {
-            nodes[i] = nil
-            tasks[i] = nil
-            apis[i] = nil
-        }
-    }
-
-    func node(_ i: Int) -> LedgerNode { lock.withLock { nodes[i]! } }
-    /// Waits until every running node's HTTP API answers (its server starts in a task of its own).
-    func waitServing() async throws {
-        for i in ports.indices {
-            try await eventually("node \(i) serves HTTP") {
-                guard let url = URL(string: url(i) + "/healthz"), let (_, response) = try? await URLSession.shared.data(from: url) else { return false }
-                return (response as? HTTPURLResponse)?.statusCode == 200
-            }
-        }
-    }
-
-    /// The API of node `i` (with `http`), to drive in process as a client of that node would.
-    func api(_ i: Int) -> LedgerAPI { lock.withLock { apis[i]! } }
-    func url(_ i: Int) -> String { "http://127.0.0.1:\(ports[i])" }
-    var running: [LedgerNode] { lock.withLock { nodes.compactMap { $0 } } }
-
-    func key(_ i: Int) throws -> SigningKey { try KeyFile.load(directories[i].nodeKey) }
-
-    func shutdown() async {
-        for i in directories.indices { await stop(i) }
-        etcd.cluster.stop()
-        try? FileManager.default.removeItem(atPath: (directories[0].path as NSString).deletingLastPathComponent)
-    }
-
-    func tx(_ signer: SigningKey, _ n: Int) throws -> Transaction {
-        try notaryTx(signer, nonce: UInt64(n), document: "doc-\(n)-\(signer.publicKey.did.suffix(6))", chain: chainID)
-    }
-}
-
-/// Runs `body` with a fresh network and always shuts it down (nodes, then etcd), even when `body` throws.
-func withNetwork(
-    nodes: Int, etcdMembers: Int = 1, http: Bool = false, acting: [Int: ActingOrganisation] = [:],
-    tune: @escaping @Sendable (inout NodeConfiguration) -> Void = { _ in }, _ body: (ConsortiumNet) async throws -> Void
-) async throws {
-    let net = try await ConsortiumNet(nodes: nodes, etcdMembers: etcdMembers, http: http, acting: acting, tune: tune)
-    do {
-        try await body(net)
-    } catch {
-        await net.shutdown()
-        throw error
-    }
-    await net.shutdown()
-}
-
-/// Polls `condition` until it holds; fails the test (without hanging) after `seconds`.
-func eventually(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    Issue.record("not within \(seconds) s: \(what)")
-    throw LedgerError("deadline", what)
-}
 
 /// The consortium network: blocks ordered through etcd, executed and certified by every
 /// organisation's validator, forged blocks refused, equivocation kept as evidence, a stopped node catching up.
@@ -164,7 +20,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     /// Transactions sent to any node end up in the same blocks on every node; each block gets a quorum
     /// certificate of the validators' votes that verifies offline.
     @Test func fourValidatorsAgreeAndFinalise() async throws {
-        try await withNetwork(nodes: 4) { net in
+        try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger) { net in
             let alice = SigningKey()
             let receipts = try await withThrowingTaskGroup(of: [Receipt].self) { group in
                 for i in 0..<4 {
@@ -234,7 +90,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     /// are refused by every node and kept as evidence, and the chain goes on; a validator that votes for
     /// two blocks at one height is caught.
     @Test func forgedBlocksAreRefusedAndEquivocationDetected() async throws {
-        try await withNetwork(nodes: 4) { net in
+        try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger) { net in
             let alice = SigningKey()
             let first = try await net.node(0).submit(try net.tx(alice, 1))
             for node in net.running { #expect(await node.waitFinal(first.height)) }
@@ -343,7 +199,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     /// keep finalising (3 of 4 is a quorum). It restarts and catches up, verifying every block. Then the
     /// etcd leader is killed: ordering resumes after the election with nothing lost or applied twice.
     @Test func aStoppedNodeCatchesUpAndOrderingSurvivesTheEtcdLeader() async throws {
-        try await withNetwork(nodes: 4, etcdMembers: 3) { net in
+        try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger, etcdMembers: 3) { net in
             let alice = SigningKey()
             _ = try await net.node(0).submit((0..<10).map { try net.tx(alice, $0) })
             // Stop the node that leads block proposal: another validator takes the lease over.
@@ -391,7 +247,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     /// A node down while etcd's history was compacted past it catches up from a peer's API, checking
     /// every block's quorum certificate and re-executing it, then follows etcd again.
     @Test func aNodeBehindCompactedHistoryCatchesUpFromPeers() async throws {
-        try await withNetwork(nodes: 4, http: true, tune: { c in
+        try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger, http: true, tune: { c in
             c.etcdCompactEvery = 4
             c.etcdRetainSlots = 2
         }) { net in
@@ -441,7 +297,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     /// A node governance removed keeps the consortium secret, but no longer reads whole blocks; a new
     /// node not yet named on chain does, with the secret's proof.
     @Test func removedNodesLoseWholeLedgerAccess() async throws {
-        try await withNetwork(nodes: 4, http: true) { net in
+        try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger, http: true) { net in
             try await net.waitServing()
             // A final block as the API serves it: final, with a certificate of a quorum of distinct validators for it.
             let receipt = try await net.node(0).submit(try net.tx(SigningKey(), 1))
@@ -475,7 +331,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     }
 
     @Test func validatorSetAndMembersChangeByMajority() async throws {
-        try await withNetwork(nodes: 4) { net in
+        try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger) { net in
             let m = net.members
             let v3 = try net.key(3).publicKey.did
             #expect(net.node(0).validators.count == 4)
@@ -563,7 +419,9 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     @Test func operatorPowersFollowTheValidatorSet() throws {
         let members = (0..<3).map { _ in SigningKey() }
         let genesisOperator = SigningKey()
-        let chain = MemoryChain(governance: GovernanceContract(members: members.map(\.publicKey.did), validators: [genesisOperator.publicKey.did]))
+        let chain = MemoryChain(
+            contracts: .careLedger,
+            governance: GovernanceContract(members: members.map(\.publicKey.did), validators: [genesisOperator.publicKey.did]))
         let original = chain.operatorKey
         let added = SigningKey()
         func admit(_ by: SigningKey) -> Receipt {
@@ -603,6 +461,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
         let validators = (0..<2).map { _ in SigningKey().publicKey.did }
         // More than 3/4 of 4 active members: all four must approve.
         let chain = MemoryChain(
+            contracts: .careLedger,
             governance: GovernanceContract(members: members.map(\.publicKey.did), validators: validators, threshold: (3, 4), expiryBlocks: 10))
         let newcomer = SigningKey().publicKey.did
         let p = chain.run(members[0], "governance", "propose", .object(["kind": .string("admit_member"), "subject": .string(newcomer)]))
@@ -648,7 +507,9 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     @Test func memberChanges() throws {
         let a = SigningKey(), b = SigningKey()
         // Two members, more than half: both must approve.
-        let chain = MemoryChain(governance: GovernanceContract(members: [a.publicKey.did, b.publicKey.did], validators: [SigningKey().publicKey.did]))
+        let chain = MemoryChain(
+            contracts: .careLedger,
+            governance: GovernanceContract(members: [a.publicKey.did, b.publicKey.did], validators: [SigningKey().publicKey.did]))
         func pass(_ payload: JSONValue, by first: SigningKey, _ second: SigningKey?) -> Receipt {
             let p = chain.run(first, "governance", "propose", payload)
             guard let second, p.status == .committed else { return p }
@@ -686,7 +547,8 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
     @Test func rejectAndWithdraw() throws {
         let members = (0..<4).map { _ in SigningKey() }
         // More than half of 4: three approvals pass; two rejections leave at most two: rejected.
-        let chain = MemoryChain(governance: GovernanceContract(members: members.map(\.publicKey.did), validators: [SigningKey().publicKey.did]))
+        let chain = MemoryChain(
+            contracts: .careLedger, governance: GovernanceContract(members: members.map(\.publicKey.did), validators: [SigningKey().publicKey.did]))
         let subject = SigningKey().publicKey.did
         func propose(_ by: SigningKey) -> String {
             chain.run(by, "governance", "propose", .object(["kind": .string("admit_member"), "subject": .string(subject)])).transactionID.hex
@@ -736,7 +598,7 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
 /// alone (the validator set followed through governance, certificates, state and log roots), then follows.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct SnapshotTests {
     @Test func aNewNodeStartsFromACheckedSnapshot() async throws {
-        try await withNetwork(nodes: 4, http: true) { net in
+        try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger, http: true) { net in
             let m = net.members
             let alice = SigningKey()
             for i in 0..<5 { _ = try await net.node(i % 3).submit(try net.tx(alice, i)) }
@@ -819,26 +681,4 @@ func eventually(_ what: String, seconds: Double = 30, _ condition: () async thro
             node.close()
         }
     }
-}
-
-/// A timestamped progress line on stderr (where a slow step of a fault test went).
-func trace(_ what: String) {
-    FileHandle.standardError.write(Data("[\(Date())] \(what)\n".utf8))
-}
-
-/// The status of a signed GET of a member-only route with `credentials`.
-func memberStatus(_ url: String, _ credentials: PeerCredentials) async throws -> Int {
-    var request = URLRequest(url: URL(string: url)!)
-    for (name, value) in try credentials.headers(url: url) { request.setValue(value, forHTTPHeaderField: name) }
-    let (_, response) = try await URLSession.shared.data(for: request)
-    return (response as? HTTPURLResponse)?.statusCode ?? 0
-}
-
-/// A GET of a peer's member-only route (`/v1/sync/…`), signed with `node`'s credentials.
-func memberGet(_ url: String, as node: LedgerNode) async throws -> Data {
-    var request = URLRequest(url: URL(string: url)!)
-    for (name, value) in try node.peerCredentials.headers(url: url) { request.setValue(value, forHTTPHeaderField: name) }
-    let (data, response) = try await URLSession.shared.data(for: request)
-    #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(String(decoding: data, as: UTF8.self))")
-    return data
 }

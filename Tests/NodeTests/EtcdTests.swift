@@ -1,6 +1,7 @@
 @testable import EtcdOrdering
 import Foundation
 import LedgerCore
+import LedgerTesting
 @testable import Node
 import Synchronization
 import Testing

@@ -1,8 +1,10 @@
+import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Testing
 
@@ -13,7 +15,7 @@ import Testing
 @Suite struct EventStreamLimitsTests {
     @Test func streamsAreLimitedAndFreedWhenTheirClientLeaves() async throws {
         let patient = Party(), other = Party(), stranger = Party()
-        let network = try TestNetwork(configure: { server in
+        let network = try TestNetwork(contracts: .kernel, capabilities: { _ in [] }, configure: { server in
             server.eventStreamsPerPrincipal = 4
             server.eventStreamsTotal = 6
             server.eventHeartbeatSeconds = 0.1

@@ -1,4 +1,4 @@
-import Composition
+import ContractKit
 import Foundation
 import LedgerCore
 import Node
@@ -14,13 +14,13 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir.path) }
         let genesis = try Consortium.create(in: dir, chainID: "founders", principals: [], members: [a.publicKey.did, b.publicKey.did])
         #expect(try genesis.unsignedMembers() == [a.publicKey.did, b.publicKey.did])
-        #expect(throws: LedgerError.code("genesis_unsigned")) { try LedgerNode(directory: dir, contracts: .careLedger) }
+        #expect(throws: LedgerError.code("genesis_unsigned")) { try LedgerNode(directory: dir, contracts: .kernel) }
         #expect(throws: LedgerError.code("not_a_member")) { try genesis.signed(by: outsider) }
 
         let half = try genesis.signed(by: a)
         try half.save(to: dir.genesis)
         #expect(try Genesis.load(dir.genesis).unsignedMembers() == [b.publicKey.did])
-        #expect(throws: LedgerError.code("genesis_unsigned")) { try LedgerNode(directory: dir, contracts: .careLedger) }
+        #expect(throws: LedgerError.code("genesis_unsigned")) { try LedgerNode(directory: dir, contracts: .kernel) }
 
         // A change after signing (here, the time) invalidates the signatures.
         let full = try half.signed(by: b)
@@ -36,7 +36,7 @@ import Testing
         #expect(throws: LedgerError.code("bad_genesis")) { try withOutsider.requireSigned() }
 
         try full.save(to: dir.genesis)
-        let node = try LedgerNode(directory: dir, contracts: .careLedger)
+        let node = try LedgerNode(directory: dir, contracts: .kernel)
         #expect(node.height == 0)
         #expect(try Genesis.load(dir.genesis) == full)
     }

@@ -1,7 +1,7 @@
-import Composition
 import ContractKit
 import Foundation
 import LedgerCore
+import LedgerTesting
 import Node
 import Store
 import Testing
@@ -17,7 +17,7 @@ import Testing
     @Test func commitsProvesAndRejects() async throws {
         let chain = try TempChain()
         let clock = TestClock()
-        let node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: configuration(), clock: clock.function)
+        let node = try LedgerNode(directory: chain.directory, contracts: .notary, configuration: configuration(), clock: clock.function)
         let alice = SigningKey()
         try await withRunningNode(node) {
             let txs = try (0..<120).map { try notaryTx(alice, nonce: UInt64($0), document: "d\($0)") }
@@ -93,9 +93,9 @@ import Testing
         let height = node.height
         let root = node.latestBlock.header.logRoot
         // A second node on the same data directory is refused while the first has it open.
-        #expect(throws: LedgerError.code("data_locked")) { try LedgerNode(directory: chain.directory, contracts: .careLedger) }
+        #expect(throws: LedgerError.code("data_locked")) { try LedgerNode(directory: chain.directory, contracts: .notary) }
         node.close()
-        let reopened = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: configuration(), clock: clock.function)
+        let reopened = try LedgerNode(directory: chain.directory, contracts: .notary, configuration: configuration(), clock: clock.function)
         #expect(reopened.height == height)
         #expect(reopened.latestBlock.header.logRoot == root)
         try await withRunningNode(reopened) {
@@ -103,7 +103,7 @@ import Testing
             let code = try await rejection(reopened, [replay])
             #expect(code == "replayed_nonce")
         }
-        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
+        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .notary)
         #expect(report.transactions == 122)
         #expect(report.blocks == height + 1)
     }
@@ -124,7 +124,7 @@ import Testing
         var c = NodeConfiguration()
         c.blockSize = 10
         c.blockInterval = .seconds(3600)
-        let node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: c)
+        let node = try LedgerNode(directory: chain.directory, contracts: .notary, configuration: c)
         let alice = SigningKey()
         try await withRunningNode(node) {
             let lone = try notaryTx(alice, nonce: 1, document: "lone")
@@ -147,7 +147,7 @@ import Testing
         c.blockSize = 10
         c.maxBlockTransactions = 10
         c.blockInterval = .milliseconds(50)
-        let node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: c)
+        let node = try LedgerNode(directory: chain.directory, contracts: .notary, configuration: c)
         let alice = SigningKey(), bob = SigningKey()
         try await withRunningNode(node) {
             for round in 0..<5 {
@@ -159,7 +159,7 @@ import Testing
                 #expect(Set(receipts.map(\.height)).count == 2, "one block each half")
             }
         }
-        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
+        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .notary)
         #expect(report.transactions == 100)
         #expect(report.finalHeight == node.height)
     }
@@ -176,20 +176,20 @@ import Testing
         ]
         for (sql, what) in cases {
             let chain = try TempChain()
-            let node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: configuration(), clock: TestClock().function)
+            let node = try LedgerNode(directory: chain.directory, contracts: .notary, configuration: configuration(), clock: TestClock().function)
             let alice = SigningKey()
             try await withRunningNode(node) {
                 for i in 0..<4 {
                     _ = try await node.submit([try notaryTx(alice, nonce: UInt64(2 * i), document: "a\(i)"), try notaryTx(alice, nonce: UInt64(2 * i + 1), document: "b\(i)")])
                 }
             }
-            _ = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
+            _ = try ChainAuditor.audit(directory: chain.directory, contracts: .notary)
             let store = try BlockStore(path: chain.directory.database)
             try store.unsafeExecute(sql)
             try store.close()
-            #expect(throws: ChainAuditor.Failure.self, "tampering with \(what)") { try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger) }
+            #expect(throws: ChainAuditor.Failure.self, "tampering with \(what)") { try ChainAuditor.audit(directory: chain.directory, contracts: .notary) }
             do {
-                _ = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
+                _ = try ChainAuditor.audit(directory: chain.directory, contracts: .notary)
             } catch let f as ChainAuditor.Failure {
                 #expect(f.height >= 1 && f.height <= 4, "\(what): \(f)")
                 if what == "extra row" { #expect(f.reason.contains("transaction rows")) }
@@ -197,7 +197,7 @@ import Testing
             // A tampered store does not start either.
             node.close()
             if what == "state" || what == "count" || what == "state row twice" {
-                #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: chain.directory, contracts: .careLedger) }
+                #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: chain.directory, contracts: .notary) }
             }
         }
     }

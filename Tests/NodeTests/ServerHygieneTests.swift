@@ -1,8 +1,10 @@
+import Composition
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Testing
 
@@ -12,7 +14,7 @@ import Testing
 /// limit is refused before it is awaited; FHIR writes take FHIR JSON only.
 @Suite struct ServerHygieneTests {
     @Test func idleSlowAndUnfinishedRequestsAreClosed() async throws {
-        let network = try TestNetwork(configure: { server in
+        let network = try TestNetwork(contracts: .careLedger, capabilities: HostedCapabilities.careLedger, configure: { server in
             server.idleTimeoutSeconds = 0.5
             server.bodyTimeoutSeconds = 0.5
         })
@@ -48,7 +50,9 @@ import Testing
 
     @Test func declaredBodiesPastTheLimitAndWrongMediaTypesAreRefused() async throws {
         let hospital = Party(), doctor = Party()
-        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let network = try TestNetwork(
+            contracts: .careLedger, capabilities: HostedCapabilities.careLedger,
+            acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
         try await network.run(live: true) { client in
             let port = try #require(client.port)
             let connection = try RawHTTPClient(from: "127.0.0.1", to: port)

@@ -1,12 +1,15 @@
+import Composition
 import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import NIOCore
 import Node
 import Prometheus
+import Records
 import Standards
 import Synchronization
 import Testing
@@ -33,7 +36,7 @@ import Testing
     @Test func uploadsAreBoundedAndUnclaimedOnesExpire() async throws {
         let hospital = Party(), alice = Party(), bob = Party(), stranger = Party()
         let clock = ManualClock(startingAt: LedgerNode.systemClock() + 1000)
-        let network = try TestNetwork(clock: clock.read) { server in
+        let network = try TestNetwork(contracts: .careLedger, capabilities: HostedCapabilities.careLedger, clock: clock.read) { server in
             server.maxBodyBytes = 4096
             server.vault.maxBlobBytes = 64 * 1024
             server.vault.quotaBytes = 3 * 20_000
@@ -123,4 +126,9 @@ import Testing
         #expect(vault.contains(kept) && !vault.contains(dropped))
         #expect(try uploads().unclaimed.isEmpty)
     }
+}
+
+extension LedgerAPI {
+    /// The records service of the node's records capability (whose records claim their uploads).
+    var records: RecordsService { capability(RecordsCapability.self)!.records }
 }

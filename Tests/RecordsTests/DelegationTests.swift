@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import RecordsContract
 import Server
@@ -17,7 +18,9 @@ import Testing
     @Test func aDelegateActsOnlyWithinHerDelegation() async throws {
         let hospital = Party(), clinician = Party(), alice = Party(), carer = Party(), carer2 = Party()
         let clock = ManualClock(startingAt: LedgerNode.systemClock() + 1000)
-        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption), clock: clock.read)
+        let network = try TestNetwork(
+            contracts: .records, capabilities: recordsAlone,
+            acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption), clock: clock.read)
         let operatorParty = network.operatorParty
         try await network.run { client in
             var rc = RecordsClient(client: client)

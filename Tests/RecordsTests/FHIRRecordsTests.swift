@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Prometheus
 @testable import Records
@@ -16,7 +17,8 @@ import Testing
 @Suite struct FHIRRecordsTests {
     @Test func createReadUpdateHistorySearchThroughTheFacade() async throws {
         let hospital = Party(), other = Party(), doctor = Party(), outsider = Party(), patient = Party()
-        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let network = try TestNetwork(
+            contracts: .records, capabilities: recordsAlone, acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
         let node = network.node, operatorParty = network.operatorParty
         let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
 
@@ -128,7 +130,8 @@ import Testing
     /// The Synthea patient bundles import through the transaction endpoint and read back equal.
     @Test func syntheaBundlesImportAndReadBackEqual() async throws {
         let hospital = Party(), doctor = Party()
-        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let network = try TestNetwork(
+            contracts: .records, capabilities: recordsAlone, acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
         let node = network.node, operatorParty = network.operatorParty
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/vectors/fhir/synthea")
@@ -259,7 +262,8 @@ import Testing
     /// read by id; a pending version is flagged when read.
     @Test func examplesImportAndTheLedgerOwnedTypesReadById() async throws {
         let hospital = Party(), lab = Party(), doctor = Party(), patient = Party(), other = Party()
-        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let network = try TestNetwork(
+            contracts: .records, capabilities: recordsAlone, acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
         let node = network.node, operatorParty = network.operatorParty
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/vectors/fhir/examples")
@@ -601,7 +605,8 @@ import Testing
     /// search that leaves out versions whose key is not the organisation's (instead of failing).
     @Test func facadeBreakGlassPatientCreateAndForeignKeys() async throws {
         let hospital = Party(), other = Party(), doctor = Party(), patient = Party(), newcomer = Party()
-        let network = try TestNetwork(acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
+        let network = try TestNetwork(
+            contracts: .records, capabilities: recordsAlone, acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption))
         let operatorParty = network.operatorParty
         let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
         try await network.run { client in

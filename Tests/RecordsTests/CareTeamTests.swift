@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import RecordsContract
 import Standards
 import Testing
@@ -14,7 +15,7 @@ import Testing
 /// never receives the keys of later versions.
 @Suite struct CareTeamTests {
     @Test func careTeamMembersReadWhileTheyAreMembers() async throws {
-        let network = try TestNetwork()
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone)
         let operatorParty = network.operatorParty
         let hospital = Party(), otherHospital = Party(), team = Party(), drA = Party(), drB = Party(), outsider = Party(), patient = Party()
         try await network.run { client in

@@ -1,9 +1,9 @@
-import Composition
 import ContractKit
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Prometheus
 @testable import Records
@@ -20,7 +20,7 @@ import Testing
         var c = NodeConfiguration()
         c.blockInterval = .milliseconds(2)
         let registry = PrometheusCollectorRegistry()
-        let node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
+        let node = try LedgerNode(directory: chain.directory, contracts: .records, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         let vault = try Vault(path: chain.directory.vault)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.breakGlassWindowMillis = 90 * 60 * 1000
@@ -29,7 +29,7 @@ import Testing
         // This node is hospital A's: it holds A's keys, so it can open A's records for an emergency reader.
         let api = try LedgerAPI(
             node: node, configuration: serverConfiguration, registry: registry, vault: vault,
-            organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], capabilities: HostedCapabilities.careLedger)
+            organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], capabilities: recordsAlone)
         let app = Application(router: api.router())
         let service = RecordsService(node: node, vault: vault)
 
@@ -203,7 +203,7 @@ import Testing
         let hospitalA = Party(), hospitalC = Party(), drA = Party(), drB = Party(), hospitalB = Party(), patient = Party()
         let clock = ManualClock(startingAt: LedgerNode.systemClock() + 1000)  // after the genesis block's time
         let window = UInt64(configured ?? 4 * 3600 * 1000)
-        let network = try TestNetwork(
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone,
             organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], breakGlassWindowMillis: configured, clock: clock.read)
         let operatorParty = network.operatorParty
         try await network.run { client in

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 @testable import Records
 import RecordsContract
@@ -19,7 +20,7 @@ import Testing
 @Suite struct ConsentSemanticsTests {
     @Test func categoriesPurposesPeriodsDenyAndDelegation() async throws {
         // Every denial here is recorded in detail (this test reads the access log after many of them).
-        let network = try TestNetwork(configure: { $0.deniedReadsRecorded = 1000 })
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone, configure: { $0.deniedReadsRecorded = 1000 })
         let operatorParty = network.operatorParty
         let hospital = Party(), clinic = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party()
         try await network.run { client in

@@ -5,9 +5,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Prometheus
-import RecordsContract
 import Standards
 import Store
 import Supply
@@ -123,7 +123,8 @@ struct SupplyClient {
         let pharma = world.pharma, wholesaler = world.wholesaler, pharmacy = world.pharmacy, otherPharmacy = world.otherPharmacy
         let regulator = world.regulator, pharmacist = world.pharmacist
         let secret = ConsortiumSecret.random()
-        let network = try TestNetwork(organisations: world.organisations, secret: secret)
+        let network = try TestNetwork(
+            contracts: .careLedger, capabilities: HostedCapabilities.careLedger, organisations: world.organisations, secret: secret)
         let operatorParty = network.operatorParty
         try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
@@ -363,7 +364,8 @@ struct SupplyClient {
     /// body, content type, the alert raised for a negative outcome, and the errors of a bad request.
     @Test func fastRouteAnswersAsTheRouter() async throws {
         let world = World()
-        let network = try TestNetwork(organisations: world.organisations, secret: .random())
+        let network = try TestNetwork(
+            contracts: .careLedger, capabilities: HostedCapabilities.careLedger, organisations: world.organisations, secret: .random())
         let operatorParty = network.operatorParty
         let pharmacy = world.pharmacy
         try await network.run(live: true) { client in
@@ -419,7 +421,7 @@ struct SupplyClient {
         let world = World()
         let pharmacy = world.pharmacy, pharma = world.pharma, pharmacist = world.pharmacist
         let patient = Party(), other = Party(), prescriber = Party(), hospital = Party()
-        let network = try TestNetwork(organisations: world.organisations)
+        let network = try TestNetwork(contracts: .careLedger, capabilities: HostedCapabilities.careLedger, organisations: world.organisations)
         let operatorParty = network.operatorParty
         try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
@@ -508,7 +510,8 @@ struct SupplyClient {
     @Test func recallCommittedWhileTheServiceIsDownIsHandledAtStart() async throws {
         let world = SupplyTests.World()
         let secret = try ConsortiumSecret(bytes: [UInt8](repeating: 42, count: 32))
-        let network = try TestNetwork(organisations: world.organisations, secret: secret)
+        let network = try TestNetwork(
+            contracts: .careLedger, capabilities: HostedCapabilities.careLedger, organisations: world.organisations, secret: secret)
         let operatorParty = network.operatorParty
         try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)

@@ -1,9 +1,11 @@
+import Composition
 import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import RecordsContract
 import Standards
@@ -17,7 +19,7 @@ import Testing
 /// only to consortium nodes and members.
 @Suite struct LedgerReadPolicyTests {
     @Test func patientMetadataIsServedOnlyToThoseItConcerns() async throws {
-        let network = try TestNetwork()
+        let network = try TestNetwork(contracts: .careLedger, capabilities: HostedCapabilities.careLedger)
         let operatorParty = network.operatorParty
         let node = network.node
         let hospital = Party(), drA = Party(), patient = Party(), caregiver = Party(), stranger = Party()

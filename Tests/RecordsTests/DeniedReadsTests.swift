@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Testing
 
@@ -16,7 +17,7 @@ import Testing
     @Test func deniedReadsAreAggregatedAfterTheFirstFew() async throws {
         let hospital = Party(), alice = Party(), prober = Party(), other = Party()
         let clock = ManualClock(startingAt: LedgerNode.systemClock() + 1000)
-        let network = try TestNetwork(clock: clock.read)
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone, clock: clock.read)
         try await network.run { client in
             var rc = RecordsClient(client: client)
             _ = try await rc.register(network.operatorParty, hospital, "organisation", name: "H")

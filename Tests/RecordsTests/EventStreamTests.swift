@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 @testable import Node
 import Standards
 import Testing
@@ -48,7 +49,7 @@ import Testing
     }
 
     @Test func liveStreamResumptionAndBadInput() async throws {
-        let network = try TestNetwork()
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone)
         let operatorParty = network.operatorParty, node = network.node
         let hospital = Party(), drA = Party(), patient = Party()
         try await network.run { client in

@@ -1,35 +1,13 @@
 import ContractKit
 import LedgerCore
+import LedgerTesting
 import Standards
 import SupplyContract
 import Synchronization
 import Testing
 
-/// An in-memory chain for contract-level tests: blocks at chosen times, state as a dictionary.
-final class MemoryChain: StateReader, @unchecked Sendable {
-    var state: [String: [UInt8]] = [:]
-    var height: UInt64 = 0
-    let registry: ContractRegistry
-    let operatorKey = SigningKey()
-    var nonce: UInt64 = 0
-
-    init(governance: GovernanceContract? = nil) { registry = .standard(operators: [operatorKey.publicKey.did], governance: governance) }
-
-    func value(forKey key: String) throws -> [UInt8]? { state[key] }
-
-    /// Executes one transaction in its own block at `time` (ms); returns its receipt.
-    @discardableResult
-    func run(
-        _ signer: SigningKey, _ contract: String, _ action: String, _ payload: JSONValue, time: UInt64 = 1_790_000_000_000, decoded: (any Sendable)? = nil
-    ) -> Receipt {
-        nonce += 1
-        height += 1
-        let tx = try! Transaction(chainID: "memory", signer: signer, nonce: nonce, contract: contract, action: action, payload: payload, decoded: decoded)
-        let execution = registry.execute(transactions: [tx], height: height, timeMillis: time, firstLeafIndex: nonce, base: self)
-        for (key, value) in execution.writes { state[key] = value }
-        return execution.receipts[0]
-    }
-
+extension MemoryChain {
+    /// The supply item at `key`, as the chain holds it.
     func item(_ key: String) throws -> SupplyItem { try SupplyItem(json: try JSONValue.parse(state[SupplyItem.stateKey(key)]!)) }
 }
 
@@ -37,7 +15,7 @@ final class MemoryChain: StateReader, @unchecked Sendable {
     /// An alert every node raises for one chain event (a recalled lot) is recorded once: each node
     /// submits it, the first is kept, the others are refused as already_alerted.
     @Test func alertsRaisedByEveryNodeAreRecordedOnce() throws {
-        let chain = MemoryChain()
+        let chain = MemoryChain(contracts: .supply)
         let recipient = SigningKey().publicKey.did
         func alert(once: String?) -> Receipt {
             var p: [String: JSONValue] = ["rule": .string("lot_recalled"), "outcome": .string("recalled"), "recipients": .array([.string(recipient)])]
@@ -56,7 +34,7 @@ final class MemoryChain: StateReader, @unchecked Sendable {
     /// Scans recorded by any node are compared on chain at block time: two parties within the window
     /// raise `simultaneous_scans` once per scanning party; the same party, or a scan after the window, does not.
     @Test func scansAtTwoPlacesAreComparedOnChain() throws {
-        let chain = MemoryChain()
+        let chain = MemoryChain(contracts: .supply)
         let item = String(repeating: "ab", count: 32)
         let (a, b, c, mah) = (SigningKey().publicKey.did, SigningKey().publicKey.did, SigningKey().publicKey.did, SigningKey().publicKey.did)
         let t0: UInt64 = 1_790_000_000_000
@@ -91,7 +69,7 @@ final class MemoryChain: StateReader, @unchecked Sendable {
 
     /// A chain with a manufacturer (MAH), a pharmacy, a regulator, the product, and packs held by the pharmacy.
     func world(packs: [String]) -> (MemoryChain, mah: SigningKey, pharmacy: SigningKey, regulator: SigningKey) {
-        let chain = MemoryChain()
+        let chain = MemoryChain(contracts: .supply)
         let mah = SigningKey(), pharmacy = SigningKey(), regulator = SigningKey()
         for (key, roles, prefixes) in [(mah, ["manufacturer", "mah"], ["950600"]), (pharmacy, ["pharmacy"], []), (regulator, ["regulator"], [])] {
             #expect(chain.run(chain.operatorKey, "identity", "register", .object([

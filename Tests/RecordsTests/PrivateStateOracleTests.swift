@@ -1,10 +1,10 @@
-import Composition
 import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import RecordsContract
 import Testing
@@ -31,7 +31,7 @@ import Testing
 
     @Test func publicProofsDoNotRevealPrivateLeaves() async throws {
         let hospital = Party(), doctor = Party(), alice = Party(), outsider = Party()
-        let network = try TestNetwork()
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone)
         try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
             _ = try await rc.register(network.operatorParty, hospital, "organisation", name: "H")
@@ -88,14 +88,14 @@ import Testing
         // The offline audit recomputes every state root with the consortium secret: without it, it stops
         // and says why; with another, the roots do not match.
         let directory = network.chain.directory
-        #expect(try ChainAuditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
+        #expect(try ChainAuditor.audit(directory: directory, contracts: .records).transactions > 5)
         let secret = directory.secret
         try FileManager.default.moveItem(atPath: secret, toPath: secret + ".away")
-        #expect(throws: LedgerError.code("no_secret")) { try ChainAuditor.audit(directory: directory, contracts: .careLedger) }
+        #expect(throws: LedgerError.code("no_secret")) { try ChainAuditor.audit(directory: directory, contracts: .records) }
         #expect(FileManager.default.createFile(atPath: secret, contents: Data(repeating: 7, count: 32)))
-        #expect(throws: ChainAuditor.Failure.self) { try ChainAuditor.audit(directory: directory, contracts: .careLedger) }
+        #expect(throws: ChainAuditor.Failure.self) { try ChainAuditor.audit(directory: directory, contracts: .records) }
         try FileManager.default.removeItem(atPath: secret)
         try FileManager.default.moveItem(atPath: secret + ".away", toPath: secret)
-        #expect(try ChainAuditor.audit(directory: directory, contracts: .careLedger).transactions > 5)
+        #expect(try ChainAuditor.audit(directory: directory, contracts: .records).transactions > 5)
     }
 }

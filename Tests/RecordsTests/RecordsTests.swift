@@ -1,170 +1,19 @@
-import Composition
 import ContractKit
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Prometheus
 @testable import Records
 import RecordsContract
 import Standards
 import Store
-import Synchronization
 import Testing
 
 @testable import Server
-
-/// A principal of the tests: signing and encryption keys, held by the "client".
-struct Party {
-    let key: SigningKey
-    let encryption: EncryptionKey
-    var did: String { key.publicKey.did }
-
-    init(key: SigningKey = SigningKey()) {
-        self.key = key
-        encryption = EncryptionKey()
-    }
-}
-
-/// Drives the records API as a client would.
-struct RecordsClient {
-    let client: any TestClientProtocol
-    var chain = "test-chain"
-    var nonce = UInt64.random(in: 0..<(1 << 40))
-
-    func json(_ r: TestResponse) throws -> JSONValue { try JSONValue.parse(Array(r.body.readableBytesView)) }
-
-    mutating func submit(_ party: Party, _ contract: String, _ action: String, _ payload: JSONValue) async throws -> JSONValue {
-        nonce += 1
-        let tx = try Transaction(chainID: chain, signer: party.key, nonce: nonce, contract: contract, action: action, payload: payload)
-        let r = try await client.execute(
-            uri: "/v1/transactions", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: tx.jsonView.canonicalBytes))
-        return try json(r)
-    }
-
-    func token(_ party: Party) async throws -> String {
-        let challenge = try json(try await client.execute(uri: "/v1/auth/challenge", method: .post))["challenge"]!.stringValue!
-        let signature = party.key.signature(for: AuthService.message(chainID: chain, challenge: challenge))
-        let body: JSONValue = .object(["did": .string(party.did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))])
-        let r = try await client.execute(uri: "/v1/auth/token", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: body.canonicalBytes))
-        return try json(r)["token"]!.stringValue!
-    }
-
-    func get(_ uri: String, as party: Party) async throws -> TestResponse {
-        try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer \(try await token(party))"])
-    }
-
-    /// A FHIR request (application/fhir+json) authenticated as `party`.
-    func fhir(_ method: HTTPRequest.Method, _ uri: String, as party: Party, _ body: JSONValue? = nil, headers extra: HTTPFields = [:]) async throws -> TestResponse {
-        var headers: HTTPFields = [.authorization: "Bearer \(try await token(party))", .contentType: "application/fhir+json"]
-        headers.append(contentsOf: extra)
-        return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: $0.canonicalBytes) })
-    }
-
-    /// Stores a vault blob (a ciphertext or a key envelope) as `party`, and expects it stored.
-    func upload(_ blob: [UInt8], hash: Hash, as party: Party) async throws {
-        let stored = try await client.execute(
-            uri: "/v1/vault/\(hash.hex)", method: .put,
-            headers: [.authorization: "Bearer \(try await token(party))", .contentType: "application/octet-stream"], body: ByteBuffer(bytes: blob))
-        #expect(stored.status == .created)
-    }
-
-    /// Seals a resource for the current recipients, uploads the blob and submits `records.put`.
-    mutating func put(_ author: Party, patient: Party, recordID: String, version: Int64, resource: JSONValue, custodian: Party, parties: [String: String] = [:]) async throws -> JSONValue {
-        let type = resource["resourceType"]!.stringValue!
-        let answer = try json(try await get("/v1/patients/\(patient.did)/recipients?resourceType=\(type)&custodian=\(custodian.did)", as: author))
-        // Refused (no consent to write for her): the error, as the submission would have answered.
-        guard let recipients = answer["recipients"]?.arrayValue else { return answer }
-        var keys: [String: [UInt8]] = [:]
-        for r in recipients { keys[r["did"]!.stringValue!] = try Base64.decode(r["encryptionKey"]!.stringValue!) }
-        let sealed = try SealedVersion(resource: resource.canonicalBytes, recordID: recordID, version: version, recipients: keys)
-        for (hash, blob) in sealed.uploads { try await upload(blob, hash: hash, as: author) }
-        return try await submit(author, "records", "put", sealed.putPayload(recordID: recordID, patient: patient.did, resourceType: type, version: version, custodian: custodian.did, parties: parties))
-    }
-}
-
-extension RecordsClient {
-    /// Registers each (author, subject, role, name) and expects every registration committed.
-    mutating func registerAll(_ list: [(Party, Party, String, String?)]) async throws {
-        for (author, subject, role, name) in list {
-            let receipt = try await register(author, subject, role, name: name)
-            #expect(receipt["status"] == .string("committed"), "registering a \(role): \(receipt)")
-        }
-    }
-
-    /// Submits `identity.register` for `subject`, signed by `author`.
-    mutating func register(_ author: Party, _ subject: Party, _ role: String, name: String? = nil) async throws -> JSONValue {
-        var p: [String: JSONValue] = ["role": .string(role), "encryptionKey": .string(Base64.encode(subject.encryption.publicKey))]
-        if subject.did != author.did { p["subject"] = .string(subject.did) }
-        if let name { p["name"] = .string(name) }
-        return try await submit(author, "identity", "register", .object(p))
-    }
-}
-
-/// A clock that stands still until the test moves it (milliseconds since the Unix epoch), for a node
-/// whose time-boxed rules are tested without waiting.
-final class ManualClock: Sendable {
-    private let millis: Mutex<UInt64>
-
-    init(startingAt start: UInt64 = LedgerNode.systemClock()) { millis = Mutex(start) }
-
-    func advance(by delta: UInt64) { millis.withLock { $0 += delta } }
-
-    var read: @Sendable () -> UInt64 { { [self] in millis.withLock { $0 } } }
-}
-
-/// A node on a fresh chain with its API (optionally acting for an organisation), for the records tests.
-struct TestNetwork {
-    let chain: TempChain
-    let node: LedgerNode
-    let api: LedgerAPI
-    let vault: Vault
-    /// The consortium operator (the node key), who admits organisations.
-    let operatorParty: Party
-
-    /// `clock`: the node's clock (block times, consent periods, break-the-glass windows), the system's by default.
-    init(
-        acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [], secret: ConsortiumSecret? = nil, breakGlassWindowMillis: Int64? = nil,
-        clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock, configure: (inout ServerConfiguration) -> Void = { _ in }
-    ) throws {
-        chain = try TempChain()
-        // A consortium secret shared with another test network (the chain's own otherwise).
-        if let secret {
-            try? FileManager.default.removeItem(atPath: chain.directory.secret)
-            try chain.directory.install(secret: secret)
-        }
-        var c = NodeConfiguration()
-        c.blockInterval = .milliseconds(2)
-        let registry = PrometheusCollectorRegistry()
-        node = try LedgerNode(directory: chain.directory, contracts: .careLedger, configuration: c, clock: clock, metrics: PrometheusMetricsFactory(registry: registry))
-        vault = try Vault(path: chain.directory.vault)
-        var server = ServerConfiguration(host: "127.0.0.1", port: 0)  // a live test listens on a free port
-        if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
-        configure(&server)
-        api = try LedgerAPI(
-            node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations, capabilities: HostedCapabilities.careLedger)
-        operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
-    }
-
-    /// Runs the block producer and the router around `body`; `live`: the node's HTTP server on a
-    /// loopback port (its fast routes in front of the router), otherwise the router alone.
-    func run(live: Bool = false, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let supply = api.supply
-        let alerts = Task { await supply.run() }
-        defer { alerts.cancel() }
-        try await withRunningNode(node) {
-            if live {
-                let app = Application(
-                    router: api.router(), server: api.httpServer, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: LedgerAPI.serverName))
-                try await app.test(.live) { client in try await body(client) }
-            } else {
-                try await Application(router: api.router()).test(.router) { client in try await body(client) }
-            }
-        }
-    }
-}
 
 @Suite struct RecordsTests {
     /// Ciphertexts cached after a read are shared by every vault of the directory: a destroy
@@ -186,7 +35,7 @@ struct TestNetwork {
     }
 
     @Test func consentGovernsReadsAndEveryReadIsAudited() async throws {
-        let network = try TestNetwork()
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone)
         let node = network.node, chain = network.chain, operatorParty = network.operatorParty
         let hospitalA = Party(), hospitalB = Party(), lab = Party(), drA = Party(), drB = Party(), patient = Party(), stranger = Party()
 
@@ -464,10 +313,10 @@ struct TestNetwork {
         let leftover = try #require(try network.node.store.events(containing: #""type":"record.erased""#).first?["saltedHashes"]?[0]?.stringValue)
         let leftoverPath = chain.directory.vault + "/" + leftover
         #expect(FileManager.default.createFile(atPath: leftoverPath, contents: Data(repeating: 1, count: 100)))
-        _ = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault, capabilities: HostedCapabilities.careLedger)
+        _ = try LedgerAPI(node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(), vault: network.vault, capabilities: recordsAlone)
         #expect(!FileManager.default.fileExists(atPath: leftoverPath))
         // Everything, access events included, passes the offline audit.
-        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .careLedger)
+        let report = try ChainAuditor.audit(directory: chain.directory, contracts: .records)
         #expect(report.transactions > 20)
     }
 }

@@ -1,9 +1,11 @@
+import Composition
 import ContractKit
 import Crypto
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import Prometheus
 import Recovery
@@ -16,7 +18,7 @@ import Testing
 
 @Suite struct RecoveryTests {
     @Test func twoOfThreeGuardiansRecoverThePatientsKeys() async throws {
-        let network = try TestNetwork()
+        let network = try TestNetwork(contracts: .recovery, capabilities: recoveryAlone)
         let node = network.node
         let patient = Party()
         let guardians = [Party(), Party(), Party()]
@@ -101,7 +103,8 @@ import Testing
     /// request for Alice. It gets neither her kit nor a hold on her recovery: her own request opens at
     /// once, her guardians see both with their check codes and approve hers, and only hers gets the kit.
     @Test func aStrangersRequestHoldsNobodyOff() async throws {
-        let network = try TestNetwork()
+        // The release's capabilities: recovery news reaches the patient by the records capability's rule.
+        let network = try TestNetwork(contracts: .careLedger, capabilities: HostedCapabilities.careLedger)
         let alice = Party(), guardians = [Party(), Party()], newDevice = Party(), stranger = Party()
         try await network.run(live: true) { client in
             var rc = RecordsClient(client: client)
@@ -153,7 +156,7 @@ import Testing
     /// Requests by block time and set-up: any number open at once, the same key opening again
     /// replaces its own, a new set-up leaves the older requests unapprovable, and who may cancel.
     @Test func requestsAndCancellation() throws {
-        let chain = MemoryChain()
+        let chain = MemoryChain(contracts: .recovery)
         let patient = SigningKey(), patientEnc = EncryptionKey(), guardian = SigningKey(), guardianEnc = EncryptionKey()
         for (key, enc) in [(patient, patientEnc), (guardian, guardianEnc)] {
             #expect(chain.run(key, "identity", "register", .object(["role": .string("patient"), "encryptionKey": .string(Base64.encode(enc.publicKey))])).status == .committed)

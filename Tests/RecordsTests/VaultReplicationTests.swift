@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LedgerCore
+import LedgerTesting
 import Node
 import RecordsContract
 import Standards
@@ -22,7 +23,7 @@ import Testing
             0: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption),
             1: ActingOrganisation(signing: clinic.key, encryption: clinic.encryption),
         ]
-        try await withNetwork(nodes: 4, http: true, acting: acting) { net in
+        try await withNetwork(nodes: 4, contracts: .records, capabilities: recordsAlone, http: true, acting: acting) { net in
             try await net.waitServing()
             let patient = Party()
             let doctor = Party()
