@@ -16,12 +16,12 @@ import SupplyContract
 /// is ready, given the capabilities built before it), and its command group.
 public struct Capability: Sendable {
     public let name: String
-    let contracts: @Sendable (_ operators: Set<String>) -> [any Contract]
+    let contracts: ContractSet
     let node: (@Sendable (_ host: CapabilityHost, _ built: [any NodeCapability]) throws -> any NodeCapability)?
     public let commands: (any CommandCapability.Type)?
 
     public init(
-        _ name: String, contracts: @escaping @Sendable (_ operators: Set<String>) -> [any Contract],
+        _ name: String, contracts: ContractSet,
         node: (@Sendable (_ host: CapabilityHost, _ built: [any NodeCapability]) throws -> any NodeCapability)? = nil,
         commands: (any CommandCapability.Type)? = nil
     ) {
@@ -38,14 +38,12 @@ extension Capability {
     /// are all built from it. A capability that reads or writes through another is given that one's
     /// declared interface here (`built`: the capabilities listed before it).
     public static let careLedger: [Capability] = [
-        Capability("notary", contracts: { _ in [NotaryContract()] }),
+        Capability("notary", contracts: .notary),
+        Capability("records", contracts: .records, node: { host, _ in RecordsCapability(host: host) }, commands: RecordsCommands.self),
+        Capability("recovery", contracts: .recovery, node: { _, _ in RecoveryCapability() }, commands: RecoveryCommands.self),
         Capability(
-            "records", contracts: { operators in [ConsentContract(), RecordsContract(), AuditContract(operators: operators)] },
-            node: { host, _ in RecordsCapability(host: host) }, commands: RecordsCommands.self),
-        Capability("recovery", contracts: { _ in [RecoveryContract()] }, node: { _, _ in RecoveryCapability() }, commands: RecoveryCommands.self),
-        Capability(
-            "supply", contracts: { operators in [SupplyContract(operators: operators)] },
-            node: { host, built in try SupplyCapability(host: host, records: try built.first(RecordsCapability.self)) }, commands: SupplyCommands.self),
+            "supply", contracts: .supply, node: { host, built in try SupplyCapability(host: host, records: try built.first(RecordsCapability.self)) },
+            commands: SupplyCommands.self),
     ]
 }
 
@@ -61,7 +59,7 @@ extension [any NodeCapability] {
 
 extension ContractSet {
     /// The contracts of this release's capabilities, in the list's order.
-    public static let careLedger = ContractSet { operators in Capability.careLedger.flatMap { $0.contracts(operators) } }
+    public static let careLedger = ContractSet(joining: Capability.careLedger.map(\.contracts))
 }
 
 extension ContractRegistry {

@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerTesting
 import Node
+import NotaryContract
 import Store
 import Testing
 

@@ -128,6 +128,12 @@ public struct ContractSet: Sendable {
     /// The kernel's contracts alone.
     public static let kernel = ContractSet { _ in [] }
 
+    /// The contracts of several sets, in their order.
+    public init(joining sets: [ContractSet]) { self.init { operators in sets.flatMap { $0.make(operators) } } }
+
+    /// Its contracts for a chain whose operators are `operators`.
+    public func contracts(operators: Set<String>) -> [any Contract] { make(operators) }
+
     /// The registry: identity, the capabilities' contracts, and `governance` when given.
     public func registry(operators: Set<String>, governance: GovernanceContract? = nil) -> ContractRegistry {
         ContractRegistry([IdentityContract(operators: operators)] + make(operators) + (governance.map { [$0] } ?? []))

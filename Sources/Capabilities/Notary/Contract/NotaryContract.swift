@@ -46,3 +46,8 @@ public struct NotaryContract: Contract {
         return record
     }
 }
+
+extension ContractSet {
+    /// The notary capability's contract.
+    public static let notary = ContractSet { _ in [NotaryContract()] }
+}

@@ -170,3 +170,8 @@ public struct RecoveryContract: Contract {
         }
     }
 }
+
+extension ContractSet {
+    /// The key-recovery capability's contract.
+    public static let recovery = ContractSet { _ in [RecoveryContract()] }
+}

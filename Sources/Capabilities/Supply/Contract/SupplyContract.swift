@@ -402,3 +402,8 @@ public struct SupplyContract: Contract {
         return String(repeating: "0", count: max(0, 12 - s.count)) + s
     }
 }
+
+extension ContractSet {
+    /// The supply-chain capability's contract.
+    public static let supply = ContractSet { operators in [SupplyContract(operators: operators)] }
+}

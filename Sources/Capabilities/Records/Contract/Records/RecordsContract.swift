@@ -460,3 +460,8 @@ public struct RecordsContract: Contract {
         }
     }
 }
+
+extension ContractSet {
+    /// The patient-records capability's contracts: consent, records, audit events.
+    public static let records = ContractSet { operators in [ConsentContract(), RecordsContract(), AuditContract(operators: operators)] }
+}
