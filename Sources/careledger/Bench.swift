@@ -70,27 +70,20 @@ struct LedgerBench: AsyncParsableCommand {
         let url = bench.baseURL + "/v1/transactions"
 
         // Load: `concurrency` workers take batches from a shared cursor.
-        let load = LoadState()
         let cpuBefore = processCPUSeconds()
-        let started = ContinuousClock.now
-        try await load.drive(count: bodies.count, workers: concurrency) { [batch] i in
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: bodies[i]))
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-            let body = try await response.body.collect(upTo: 256 * 1024 * 1024)
-            guard response.status == .ok else {
-                FileHandle.standardError.write(Data("bench: batch \(i) answered \(response.status.code): \(String(buffer: body).prefix(200))\n".utf8))
+        let load = try await BenchLoad.workers(count: bodies.count, workers: concurrency) { [batch] i in
+            let (status, body) = try await BenchLoad.post(url, bodies[i])
+            guard status == 200 else {
+                FileHandle.standardError.write(Data("bench: batch \(i) answered \(status): \(String(decoding: body.prefix(200), as: UTF8.self))\n".utf8))
                 return nil
             }
             return min(batch, count - i * batch)
         }
-        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        let seconds = load.seconds
         let cpuSeconds = processCPUSeconds() - cpuBefore
         bench.stop()
-        let sorted = load.latencies.withLock { $0 }.sorted()
-        let committed = load.done.withLock { $0 }
+        let sorted = load.latencies
+        let committed = load.done
         func percentile(_ p: Double) -> Double { careledger.percentile(sorted, p) }
         let txPerSecond = Double(committed) / seconds
 
@@ -102,7 +95,7 @@ struct LedgerBench: AsyncParsableCommand {
         let tableRate = await Self.verificationCeiling(seconds: ceilingSeconds, precomputed: true)
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let result: JSONValue = .object([
-            "transactions": .int(Int64(committed)), "failedBatches": .int(Int64(load.failures.withLock { $0 })), "seconds": .double(seconds),
+            "transactions": .int(Int64(committed)), "failedBatches": .int(Int64(load.failed)), "seconds": .double(seconds),
             "committedPerSecond": .double(txPerSecond.rounded()), "p50Millis": .double(percentile(0.5)), "p99Millis": .double(percentile(0.99)),
             "ed25519VerificationsPerSecond": .double(ceiling.rounded()),
             "ed25519BeforeAndAfter": .array([.double(ceilingBefore.rounded()), .double(ceilingAfter.rounded())]), "ratio": .double((ratio * 1000).rounded() / 1000), "cores": .int(Int64(cores)),
@@ -122,7 +115,7 @@ struct LedgerBench: AsyncParsableCommand {
               table verifier:       \(String(format: "%.0f", tableRate)) verifications/s for a signer seen before (ratio to it \(String(format: "%.3f", txPerSecond / tableRate)))
             """
         }
-        if load.failures.withLock({ $0 }) > 0 { throw LedgerError("internal_error", "\(load.failures.withLock { $0 }) batches were not committed") }
+        if load.failed > 0 { throw LedgerError("internal_error", "\(load.failed) batches were not committed") }
     }
 
     /// Signed notary transactions as batch request bodies, made before the clock starts.
@@ -174,31 +167,24 @@ struct LedgerBench: AsyncParsableCommand {
         defer { for b in benches { b.stop() } }
         let urls = benches.map { $0.baseURL + "/v1/transactions?wait=final" }
         let bodies = await Self.signedBatches(chain: "bench-cluster", count: transactions, batch: batch, authors: authors)
-        let load = LoadState()
         let count = transactions
         let etcdPIDs = etcd.pids.compactMap { $0 }
         let cpuBefore = processCPUSeconds(), etcdBefore = etcdPIDs.map(childCPUSeconds)
-        let started = ContinuousClock.now
-        try await load.drive(count: bodies.count, workers: concurrency) { [batch] i in
-            var request = HTTPClientRequest(url: urls[i % urls.count])
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: bodies[i]))
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-            let body = try await response.body.collect(upTo: 256 * 1024 * 1024)
-            guard response.status == .ok, let answer = try? JSONValue.parse(Array(body.readableBytesView)),
+        let load = try await BenchLoad.workers(count: bodies.count, workers: concurrency) { [batch] i in
+            let (status, body) = try await BenchLoad.post(urls[i % urls.count], bodies[i])
+            guard status == 200, let answer = try? JSONValue.parse(body),
                 let results = answer["results"]?.arrayValue, results.allSatisfy({ $0["final"]?.boolValue == true })
             else {
-                FileHandle.standardError.write(Data("bench: batch \(i) answered \(response.status.code) or not final: \(String(buffer: body).prefix(200))\n".utf8))
+                FileHandle.standardError.write(Data("bench: batch \(i) answered \(status) or not final: \(String(decoding: body.prefix(200), as: UTF8.self))\n".utf8))
                 return nil
             }
             return min(batch, count - i * batch)
         }
-        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        let seconds = load.seconds
         let cpuSeconds = processCPUSeconds() - cpuBefore
         let etcdSeconds = zip(etcdPIDs, etcdBefore).map { childCPUSeconds($0.0) - $0.1 }.reduce(0, +)
-        let sorted = load.latencies.withLock { $0 }.sorted()
-        let final = load.done.withLock { $0 }
+        let sorted = load.latencies
+        let final = load.done
         let micros = { (cpu: Double) in cpuMicros(cpu, per: final) }
         func percentile(_ p: Double) -> Double { careledger.percentile(sorted, p) }
         // Every node holds the same chain at the end.
@@ -208,7 +194,7 @@ struct LedgerBench: AsyncParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let result: JSONValue = .object([
             "nodes": .int(Int64(nodes)), "etcdMembers": .int(3), "transactions": .int(Int64(final)),
-            "failedBatches": .int(Int64(load.failures.withLock { $0 })), "seconds": .double(seconds),
+            "failedBatches": .int(Int64(load.failed)), "seconds": .double(seconds),
             "finalPerSecond": .double(perSecond.rounded()), "p50Millis": .double(percentile(0.5)), "p99Millis": .double(percentile(0.99)),
             "cores": .int(Int64(cores)), "batch": .int(Int64(batch)), "concurrency": .int(Int64(concurrency)), "blockSize": .int(Int64(blockSize)),
             "blockIntervalMs": .int(Int64(blockIntervalMs)), "finalHeight": .int(Int64(top)), "sameChainOnEveryNode": .bool(hashes.count == 1),
@@ -223,7 +209,7 @@ struct LedgerBench: AsyncParsableCommand {
               same chain everywhere: \(hashes.count == 1)
             """
         }
-        if load.failures.withLock({ $0 }) > 0 { throw LedgerError("internal_error", "\(load.failures.withLock { $0 }) batches were not final") }
+        if load.failed > 0 { throw LedgerError("internal_error", "\(load.failed) batches were not final") }
         guard hashes.count == 1 else { throw LedgerError("internal_error", "the nodes disagree at height \(top)") }
     }
 
@@ -262,43 +248,6 @@ struct LedgerBench: AsyncParsableCommand {
     }
 }
 
-/// Counters shared by the bench's load workers.
-final class LoadState: Sendable {
-    let cursor = Mutex(0)
-    let latencies = Mutex<[Double]>([])
-    let failures = Mutex(0)
-    /// Units of work done (e.g. verifications in bulk requests).
-    let done = Mutex(0)
-
-    /// Runs `workers` tasks taking the indices 0..<count from the shared cursor. `body` answers the
-    /// units of work done by item i, or nil for a failure; each item's latency (ms) is recorded.
-    func drive(count: Int, workers: Int, _ body: @escaping @Sendable (Int) async throws -> Int?) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<workers {
-                group.addTask {
-                    var local: [Double] = []
-                    var units = 0
-                    while true {
-                        let i = self.cursor.withLock { c -> Int in
-                            defer { c += 1 }
-                            return c
-                        }
-                        guard i < count else { break }
-                        let t0 = ContinuousClock.now
-                        let result = try await body(i)
-                        local.append((ContinuousClock.now - t0) / .milliseconds(1))
-                        if let result { units += result } else { self.failures.withLock { $0 += 1 } }
-                    }
-                    self.latencies.withLock { $0.append(contentsOf: local) }
-                    self.done.withLock { $0 += units }
-                }
-            }
-            try await group.waitForAll()
-        }
-    }
-}
-
-/// A node and its HTTP server on a free loopback port, for the benchmarks; logs warnings only.
 struct BenchNode {
     let node: LedgerNode
     let baseURL: String

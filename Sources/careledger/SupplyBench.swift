@@ -89,18 +89,16 @@ struct SupplyBench: AsyncParsableCommand {
             ]).canonicalBytes
         }
         let pharmaToken = try await Self.token(base: base, key: pharma)
-        let load = LoadState()
         let ingestCPU = processCPUSeconds()
-        let ingestStart = ContinuousClock.now
-        try await load.drive(count: docs.count, workers: ingestConcurrency) { i in
-            let (status, body) = try await Self.post(base + "/v1/supply/epcis", docs[i], token: pharmaToken)
+        let load = try await BenchLoad.workers(count: docs.count, workers: ingestConcurrency) { i in
+            let (status, body) = try await BenchLoad.post(base + "/v1/supply/epcis", docs[i], token: pharmaToken)
             guard status == 201 else { throw LedgerError("internal_error", "ingest answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
             return 1
         }
-        let ingestSeconds = (ContinuousClock.now - ingestStart) / .seconds(1)
+        let ingestSeconds = load.seconds
         // CPU per event (the node and the load generator): steadier than the rate on a shared machine.
         let ingestMicrosPerEvent = cpuMicros(processCPUSeconds() - ingestCPU, per: documents * events)
-        let ingestLatencies = load.latencies.withLock { $0 }.sorted()
+        let ingestLatencies = load.latencies
         let eventsPerSecond = Double(documents * events) / ingestSeconds
 
         // Custody: every pack shipped to the pharmacy, which receives it (verifications then come from
@@ -128,8 +126,8 @@ struct SupplyBench: AsyncParsableCommand {
         let custodyCPU = processCPUSeconds()
         let custodyStart = ContinuousClock.now
         for (docs, token) in [(shipDocs, pharmaToken), (receiveDocs, pharmacyToken)] {
-            try await LoadState().drive(count: docs.count, workers: ingestConcurrency) { i in
-                let (status, body) = try await Self.post(base + "/v1/supply/epcis", docs[i], token: token)
+            _ = try await BenchLoad.workers(count: docs.count, workers: ingestConcurrency) { i in
+                let (status, body) = try await BenchLoad.post(base + "/v1/supply/epcis", docs[i], token: token)
                 guard status == 201, (try? JSONValue.parse(body))?["applied"] == .int(Int64(events)) else {
                     throw LedgerError("internal_error", "custody document answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
                 }
@@ -158,7 +156,7 @@ struct SupplyBench: AsyncParsableCommand {
                 "POST /v1/supply/verify HTTP/1.1\r\nHost: \(authority)\r\nContent-Type: application/json\r\nAuthorization: Bearer \(pharmacyToken)\r\nContent-Length: \(body.count)\r\n\r\n"
                     .utf8) + body
         }
-        let verify = try await LeanLoad.run(
+        let verify = try await BenchLoad.lean(
             host: String(authority[..<colon]), port: port, requests: requests, expect: Array(#""outcome":"verified""#.utf8), connections: concurrency,
             count: count)
         let verifySeconds = verify.seconds
@@ -169,18 +167,16 @@ struct SupplyBench: AsyncParsableCommand {
             let items = scans[start..<min(scans.count, start + bulk)].map { try! JSONValue.parse($0)["scan"]! }
             return JSONValue.object(["scans": .array(items)]).canonicalBytes
         }
-        let bulkState = LoadState()
         let bulkRequests = (count + bulk - 1) / bulk
-        let bulkStart = ContinuousClock.now
-        try await bulkState.drive(count: bulkRequests, workers: concurrency) { i in
-            let (status, body) = try await Self.post(base + "/v1/supply/verify", bulkBodies[i % bulkBodies.count], token: pharmacyToken)
+        let bulkState = try await BenchLoad.workers(count: bulkRequests, workers: concurrency) { i in
+            let (status, body) = try await BenchLoad.post(base + "/v1/supply/verify", bulkBodies[i % bulkBodies.count], token: pharmacyToken)
             let results = (try? JSONValue.parse(body))?["results"]?.arrayValue ?? []
             let verified = results.filter { $0["outcome"] == .string("verified") }.count
             return status == 200 && verified == results.count && !results.isEmpty ? verified : nil
         }
-        let bulkSeconds = (ContinuousClock.now - bulkStart) / .seconds(1)
-        let bulkVerified = bulkState.done.withLock { $0 }
-        let bulkLatencies = bulkState.latencies.withLock { $0 }.sorted()
+        let bulkSeconds = bulkState.seconds
+        let bulkVerified = bulkState.done
+        let bulkLatencies = bulkState.latencies
 
         // The verification engine alone (no HTTP), all cores.
         let supply = try SupplyService(node: bench.node, vault: try Vault(path: directory.vault), secret: bench.node.secret)
@@ -206,7 +202,7 @@ struct SupplyBench: AsyncParsableCommand {
             let d = i % documents, e = i / documents
             let scan = "01\(gtin)17301231" + "10L\(d % 10)\u{1D}21B\(runID)D\(d)E\(e)P0"
             let t0 = ContinuousClock.now
-            let (status, body) = try await Self.post(
+            let (status, body) = try await BenchLoad.post(
                 base + "/v1/supply/verify", JSONValue.object(["scan": .string(scan), "dispense": .bool(true)]).canonicalBytes, token: pharmacyToken)
             guard status == 200, (try? JSONValue.parse(body))?["dispensed"] == .bool(true) else {
                 throw LedgerError("internal_error", "dispense answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
@@ -241,7 +237,7 @@ struct SupplyBench: AsyncParsableCommand {
               verify+dispense:  p50 \(String(format: "%.1f", p(dispenseLatencies, 0.5))) ms, p99 \(String(format: "%.1f", p(dispenseLatencies, 0.99))) ms (block interval \(blockIntervalMs) ms)
             """
         }
-        if failures > 0 || engineOK != engineCount || bulkState.failures.withLock({ $0 }) > 0 { throw LedgerError("internal_error", "some verifications did not verify") }
+        if failures > 0 || engineOK != engineCount || bulkState.failed > 0 { throw LedgerError("internal_error", "some verifications did not verify") }
     }
 
     static func token(base: String, key: SigningKey) async throws -> String {
@@ -253,16 +249,5 @@ struct SupplyBench: AsyncParsableCommand {
             throw LedgerError("unauthenticated", "no token")
         }
         return token
-    }
-
-    static func post(_ url: String, _ body: [UInt8], token: String) async throws -> (Int, [UInt8]) {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-        let bytes = try await response.body.collect(upTo: 16 * 1024 * 1024)
-        return (Int(response.status.code), Array(bytes.readableBytesView))
     }
 }

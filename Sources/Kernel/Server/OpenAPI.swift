@@ -1,12 +1,12 @@
 import LedgerCore
 
-/// The OpenAPI 3.1 document, generated from `Routes.all`.
+/// The OpenAPI 3.1 document, generated from `KernelRoutes.all` and the capabilities' `openAPIRoutes`.
 enum OpenAPIDocument {
     /// `vaultOwners`: the kinds of vault blob owner the capabilities answer for, query parameters of `/v1/sync/vault/{hash}`.
     static func make(version: String, capabilities: [OpenAPIRoute] = [], vaultOwners: [(kind: String, description: String)] = []) -> JSONValue {
         var paths: [String: JSONValue] = [:]
-        let kernel = Routes.all.map { route in
-            guard route.path == Routes.syncVault else { return route }
+        let kernel = KernelRoutes.all.map { route in
+            guard route.path == KernelRoutes.syncVault else { return route }
             return OpenAPIRoute(
                 method: route.method, path: route.path, summary: route.summary, parameters: route.parameters + vaultOwners.map { ($0.kind, "query", false, $0.description) },
                 responseType: route.responseType, hasBody: route.hasBody)
@@ -79,7 +79,7 @@ enum OpenAPIDocument {
         ])
     }
 
-    static func responses(_ route: Routes.Route) -> [String: JSONValue] {
+    static func responses(_ route: OpenAPIRoute) -> [String: JSONValue] {
         let ok: JSONValue = .object([
             "description": .string("OK"),
             "content": .object([route.responseType: .object(["schema": .object(["type": .string(route.responseType == "application/json" ? "object" : "string")])])]),

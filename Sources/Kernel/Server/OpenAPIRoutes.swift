@@ -1,6 +1,3 @@
-/// Every route of the HTTP API, in one table, from which the OpenAPI document is generated. The
-/// handlers are registered beside their code (`LedgerAPI`, `FHIRAPI`, …); `APITests.openAPIMatchesRoutes`
-/// compares the router's own table with this one both ways (method and path).
 /// One operation of the HTTP API, as the OpenAPI document describes it.
 public struct OpenAPIRoute: Sendable {
     public let method: String
@@ -24,7 +21,11 @@ public struct OpenAPIRoute: Sendable {
     }
 }
 
-enum Routes {
+/// The kernel's routes, in one table; with the capabilities' (`NodeCapability.openAPIRoutes`) the
+/// OpenAPI document is generated from it. The handlers are registered beside their code (`LedgerAPI`,
+/// `AuthAPI`, `EventsAPI`, …); `APITests.openAPIMatchesRoutes` compares the router's own table with
+/// the document both ways (method and path).
+enum KernelRoutes {
     typealias Route = OpenAPIRoute
 
     static let syncVault = "/v1/sync/vault/{hash}"

@@ -1,29 +1,82 @@
+import AsyncHTTPClient
+import Foundation
 import LedgerCore
 import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A lean HTTP/1.1 load generator for the benchmarks (in the manner of `wrk`): `connections`
-/// keep-alive connections on one event-loop thread of their own, each sending the next prepared
-/// request as soon as the previous answer is complete. An answer counts as done when its status is
-/// 200 and its body contains `expect`. It parses only the status line and `Content-Length`, so
-/// that on a 2-core machine most of the CPU is left to the node being measured (a general HTTP
-/// client costs more than the route it calls).
-enum LeanLoad {
+/// The benchmarks' load generator, one for every bench, in two forms that answer the same `Result`:
+/// - `workers`: `workers` tasks take items from a shared cursor and each does one item's work (a
+///   request through `post`, the general HTTP client), timing every item;
+/// - `lean`: a lean HTTP/1.1 client (in the manner of `wrk`): `connections` keep-alive connections on
+///   one event-loop thread of their own, each sending the next prepared request as soon as the
+///   previous answer is complete. It parses only the status line and `Content-Length`, so that on a
+///   2-core machine most of the CPU is left to the node being measured (for a route cheaper than a
+///   general HTTP client's own work).
+enum BenchLoad {
     static let contentLength = Array("content-length:".utf8)
     static let statusOK = Array("HTTP/1.1 200".utf8)
 
     struct Result {
+        /// Units of work done (requests, or what each answered: transactions committed, packs verified).
         let done: Int
+        /// Items that failed.
         let failed: Int
         let seconds: Double
-        /// Milliseconds, sorted.
+        /// Each item's latency in milliseconds, sorted.
         let latencies: [Double]
     }
 
+    /// Runs `workers` tasks taking the indices 0..<count from a shared cursor. `body` answers the units
+    /// of work item i did, or nil for a failure; each item's latency is recorded.
+    static func workers(count: Int, workers: Int, _ body: @escaping @Sendable (Int) async throws -> Int?) async throws -> Result {
+        let cursor = Cursor()
+        let start = ContinuousClock.now
+        let parts = try await withThrowingTaskGroup(of: (latencies: [Double], units: Int, failed: Int).self) { group in
+            for _ in 0..<workers {
+                group.addTask {
+                    var local: [Double] = []
+                    var units = 0, failed = 0
+                    while true {
+                        let i = cursor.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        guard i < count else { break }
+                        let t0 = ContinuousClock.now
+                        let result = try await body(i)
+                        local.append((ContinuousClock.now - t0) / .milliseconds(1))
+                        if let result { units += result } else { failed += 1 }
+                    }
+                    return (local, units, failed)
+                }
+            }
+            return try await group.reduce(into: [(latencies: [Double], units: Int, failed: Int)]()) { $0.append($1) }
+        }
+        let seconds = (ContinuousClock.now - start) / .seconds(1)
+        return Result(
+            done: parts.map(\.units).reduce(0, +), failed: parts.map(\.failed).reduce(0, +), seconds: seconds,
+            latencies: parts.flatMap(\.latencies).sorted())
+    }
+
+    /// The next item of `workers`.
+    final class Cursor: Sendable {
+        let next = Atomic<Int>(0)
+    }
+
+    /// POSTs `body` (JSON) to `url`, with a bearer token when given: the status and the answer's bytes.
+    static func post(_ url: String, _ body: [UInt8], token: String? = nil) async throws -> (status: Int, body: [UInt8]) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        let bytes = try await response.body.collect(upTo: 256 * 1024 * 1024)
+        return (Int(response.status.code), Array(bytes.readableBytesView))
+    }
+
     /// Sends `count` requests, request `i` being `requests[i % requests.count]` (complete HTTP/1.1
-    /// requests with keep-alive), to `host:port`.
-    static func run(host: String, port: Int, requests: [[UInt8]], expect: [UInt8], connections: Int, count: Int) async throws -> Result {
+    /// requests with keep-alive), to `host:port`. An answer counts as done when its status is 200 and
+    /// its body contains `expect`.
+    static func lean(host: String, port: Int, requests: [[UInt8]], expect: [UInt8], connections: Int, count: Int) async throws -> Result {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             let result = try await run(group: group, host: host, port: port, requests: requests, expect: expect, connections: connections, count: count)
@@ -138,7 +191,7 @@ enum LeanLoad {
                 }
                 guard headEnd > 0 else { return nil }
                 // Content-Length, its name without regard to case, at the start of a header line.
-                let name = LeanLoad.contentLength
+                let name = BenchLoad.contentLength
                 var length = 0
                 var line = 0
                 while line < headEnd {
@@ -156,7 +209,7 @@ enum LeanLoad {
                     line += 1
                 }
                 guard n - headEnd >= length else { return nil }
-                let status = LeanLoad.statusOK
+                let status = BenchLoad.statusOK
                 var ok = n >= status.count && (0..<status.count).allSatisfy { b[$0] == status[$0] }
                 if ok, let first = expect.first {
                     ok = false
