@@ -6,6 +6,7 @@ import Foundation
 import LedgerCore
 import Logging
 import Node
+import Records
 import Supply
 import Prometheus
 import Server
@@ -131,7 +132,9 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
     let (host, port) = try options.address()
     var serverConfig = ServerConfiguration(host: host, port: port)
     serverConfig.maxBodyBytes = options.maxBodyBytes
-    serverConfig.breakGlassWindowMillis = Int64(options.breakGlassMinutes) * 60_000
+    var records = RecordsCapability.Settings()
+    records.breakGlassWindowMillis = Int64(options.breakGlassMinutes) * 60_000
+    serverConfig.capabilities[RecordsCapability.Settings.self] = records
     serverConfig.authorities = options.authority
     serverConfig.idleTimeoutSeconds = options.idleTimeout
     serverConfig.bodyTimeoutSeconds = options.bodyTimeout

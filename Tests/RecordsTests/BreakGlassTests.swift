@@ -23,7 +23,9 @@ import Testing
         let node = try LedgerNode(directory: chain.directory, contracts: .records, configuration: c, metrics: PrometheusMetricsFactory(registry: registry))
         let vault = try Vault(path: chain.directory.vault)
         var serverConfiguration = ServerConfiguration()
-        serverConfiguration.breakGlassWindowMillis = 90 * 60 * 1000
+        var records = RecordsCapability.Settings()
+        records.breakGlassWindowMillis = 90 * 60 * 1000
+        serverConfiguration.capabilities[RecordsCapability.Settings.self] = records
         let operatorParty = Party(key: try KeyFile.load(chain.directory.nodeKey))
         let hospitalA = Party(), hospitalB = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party(), officerB = Party()
         // This node is hospital A's: it holds A's keys, so it can open A's records for an emergency reader.
@@ -204,7 +206,11 @@ import Testing
         let clock = ManualClock(startingAt: LedgerNode.systemClock() + 1000)  // after the genesis block's time
         let window = UInt64(configured ?? 4 * 3600 * 1000)
         let network = try TestNetwork(contracts: .records, capabilities: recordsAlone,
-            organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], breakGlassWindowMillis: configured, clock: clock.read)
+            organisations: [ActingOrganisation(signing: hospitalA.key, encryption: hospitalA.encryption)], clock: clock.read, configure: { server in
+                var records = RecordsCapability.Settings()
+                if let configured { records.breakGlassWindowMillis = configured }
+                server.capabilities[RecordsCapability.Settings.self] = records
+            })
         let operatorParty = network.operatorParty
         try await network.run { client in
             var rc = RecordsClient(client: client)

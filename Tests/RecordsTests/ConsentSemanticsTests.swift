@@ -20,7 +20,11 @@ import Testing
 @Suite struct ConsentSemanticsTests {
     @Test func categoriesPurposesPeriodsDenyAndDelegation() async throws {
         // Every denial here is recorded in detail (this test reads the access log after many of them).
-        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone, configure: { $0.deniedReadsRecorded = 1000 })
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone, configure: { server in
+            var records = RecordsCapability.Settings()
+            records.deniedReadsRecorded = 1000
+            server.capabilities[RecordsCapability.Settings.self] = records
+        })
         let operatorParty = network.operatorParty
         let hospital = Party(), clinic = Party(), drA = Party(), drB = Party(), patient = Party(), caregiver = Party()
         try await network.run { client in

@@ -22,7 +22,7 @@ public struct TestNetwork: Sendable {
     /// `clock`: the node's clock (block times, consent periods, break-the-glass windows), the system's by default.
     public init(
         contracts: ContractSet, capabilities: CapabilityList, acting: ActingOrganisation? = nil, organisations: [ActingOrganisation] = [],
-        secret: ConsortiumSecret? = nil, breakGlassWindowMillis: Int64? = nil, clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock,
+        secret: ConsortiumSecret? = nil, clock: @escaping @Sendable () -> UInt64 = LedgerNode.systemClock,
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws {
         chain = try TempChain()
@@ -38,7 +38,6 @@ public struct TestNetwork: Sendable {
             directory: chain.directory, contracts: contracts, configuration: c, clock: clock, metrics: PrometheusMetricsFactory(registry: registry))
         vault = try Vault(path: chain.directory.vault)
         var server = ServerConfiguration(host: "127.0.0.1", port: 0)  // a live test listens on a free port
-        if let breakGlassWindowMillis { server.breakGlassWindowMillis = breakGlassWindowMillis }
         configure(&server)
         api = try LedgerAPI(
             node: node, configuration: server, registry: registry, vault: vault, acting: acting, organisations: organisations, capabilities: capabilities)

@@ -18,8 +18,6 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes = 8 * 1024 * 1024
     /// Most transactions in one batch request.
     public var maxBatch = 10_000
-    /// How long a break-the-glass access stays open.
-    public var breakGlassWindowMillis: Int64 = 4 * 3600 * 1000
     /// Requests each client (IP address) may make to the sign-in routes (`/v1/auth/challenge`,
     /// `/v1/auth/token`): `authBurst` at once, then `authRequestsPerSecond`; past that, 429 with `Retry-After`.
     public var authRequestsPerSecond: Double = 50
@@ -32,15 +30,12 @@ public struct ServerConfiguration: Sendable {
     public var eventStreamsPerPrincipal = 16
     public var eventStreamsTotal = 1024
     public var eventHeartbeatSeconds: Double = 15
-    /// Denied reads of one patient's data by one reader: the first `deniedReadsRecorded` of each window
-    /// of `deniedReadsWindowMillis` are access events of their own, later ones are refused at once (429)
-    /// and recorded as one aggregated event after the window.
-    public var deniedReadsRecorded = 5
-    public var deniedReadsWindowMillis: Int64 = 10 * 60_000
     /// Vault uploads (`PUT /v1/vault/{hash}`, registered principals only): the largest blob, the bytes of
     /// uploads no committed transaction claims yet that one principal may hold, and how long such an
     /// upload is kept before it is destroyed.
     public var vault = VaultUploads.Limits()
+    /// The hosted capabilities' own settings, each under its type (a capability without one uses its defaults).
+    public var capabilities = CapabilitySettings()
     public var idleTimeoutSeconds: Double = 60
     public var bodyTimeoutSeconds: Double = 60
     /// More names (`host` or `host:port`) clients address this node by, for RFC 9421 signed requests,

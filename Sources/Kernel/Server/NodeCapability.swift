@@ -95,5 +95,18 @@ public struct CapabilityHost: Sendable {
     public let organisations: [String: ActingOrganisation]
 }
 
+/// The settings of the hosted capabilities, each capability's under its own settings type: the node's
+/// command line fills them in, the capability reads its own when it is built.
+public struct CapabilitySettings: Sendable {
+    private var values: [ObjectIdentifier: any Sendable] = [:]
+
+    public init() {}
+
+    public subscript<T: Sendable>(_ type: T.Type) -> T? {
+        get { values[ObjectIdentifier(type)] as? T }
+        set { values[ObjectIdentifier(type)] = newValue }
+    }
+}
+
 /// Builds a node's capabilities (the composition's one list) once the kernel's host is ready.
 public typealias CapabilityList = @Sendable (CapabilityHost) throws -> [any NodeCapability]

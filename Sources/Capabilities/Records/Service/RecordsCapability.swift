@@ -17,12 +17,25 @@ import Store
 public struct RecordsCapability: NodeCapability {
     public let records: RecordsService
 
+    /// The records capability's settings (`ServerConfiguration.capabilities[RecordsCapability.Settings.self]`).
+    public struct Settings: Sendable {
+        /// How long a break-the-glass access stays open.
+        public var breakGlassWindowMillis: Int64 = 4 * 3600 * 1000
+        /// Denied reads of one patient's data by one reader: the first `deniedReadsRecorded` of each window
+        /// of `deniedReadsWindowMillis` are access events of their own, later ones are refused at once (429)
+        /// and recorded as one aggregated event after the window.
+        public var deniedReadsRecorded = 5
+        public var deniedReadsWindowMillis: Int64 = 10 * 60_000
+
+        public init() {}
+    }
+
     public init(host: CapabilityHost) {
-        let configuration = host.configuration
+        let settings = host.configuration.capabilities[Settings.self] ?? Settings()
         records = RecordsService(
-            node: host.node, vault: host.vault, breakGlassWindowMillis: configuration.breakGlassWindowMillis,
+            node: host.node, vault: host.vault, breakGlassWindowMillis: settings.breakGlassWindowMillis,
             custodianKeys: host.organisations.mapValues(\.encryption),
-            deniedReads: DeniedReads(windowMillis: configuration.deniedReadsWindowMillis, recorded: configuration.deniedReadsRecorded))
+            deniedReads: DeniedReads(windowMillis: settings.deniedReadsWindowMillis, recorded: settings.deniedReadsRecorded))
         records.installErasure()
         records.installCustodianReplication()
     }
