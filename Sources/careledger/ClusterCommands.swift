@@ -203,7 +203,7 @@ struct ClusterUp: AsyncParsableCommand {
         let dirs = (0..<nodes).map { DataDirectory("\(data)/node-\($0)") }
         let orgs = (0..<nodes).map { _ in SigningKey() }
         for (i, key) in orgs.enumerated() { try KeyFile.save(key, to: "\(data)/orgs/org-\(i + 1).key", overwrite: false) }
-        try Consortium.createNetwork(in: dirs, chainID: chainID, members: orgs, governanceThreshold: threshold)
+        try Consortium.createNetwork(in: dirs, chainID: chainID, members: orgs, principals: DemoSetup.principals, governanceThreshold: threshold)
         let ports = try LocalEtcdCluster.freePorts(nodes + 2 * etcdMembers)
         let members = dirs.enumerated().map { i, d in
             ClusterLayout.Member(name: "org-\(i + 1)", data: d.path, api: "http://127.0.0.1:\(ports[i])")

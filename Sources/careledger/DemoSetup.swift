@@ -10,6 +10,9 @@ import Store
 /// doctors (vouched for by their hospital) and the patient alice (herself); then what each
 /// capability's demo needs (the supply chain's parties).
 enum DemoSetup {
+    /// The demo principals whose keys a development consortium is created with (`up`, `init`, `cluster up`).
+    static let principals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b", "pharma-co", "wholesaler", "pharmacy", "regulator"]
+
     /// (key name, role, registered by, organisation name)
     static let plan: [(String, String, String?, String?)] = [
         ("hospital-a", "organisation", nil, "Hospital A"),

@@ -191,9 +191,9 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         let fresh = !data.directory.exists
         if fresh {
-            let genesis = try Consortium.create(in: data.directory)
+            let genesis = try Consortium.create(in: data.directory, principals: DemoSetup.principals)
             if !options.json { FileHandle.standardOutput.write(
-                Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(Consortium.demoPrincipals.joined(separator: ", "))\n".utf8)) }
+                Data("Created chain \(genesis.chainID) in \(data.directory.path) with demo keys: \(DemoSetup.principals.joined(separator: ", "))\n".utf8)) }
         }
         try await runNode(
             directory: data.directory, options: options, banner: true, registerDemo: fresh,
@@ -211,7 +211,7 @@ struct Init: ParsableCommand {
 
     func run() throws {
         for did in member { _ = try PublicKey(did: did) }
-        let genesis = try Consortium.create(in: data.directory, chainID: chainId, members: member)
+        let genesis = try Consortium.create(in: data.directory, chainID: chainId, principals: DemoSetup.principals, members: member)
         let verifier = try NoteVerifier(name: genesis.noteKeyName, publicKey: genesis.proposer)
         output(.object(["chainId": .string(genesis.chainID), "data": .string(data.data), "vkey": .string(verifier.vkey)]), json: json) {
             "Created chain \(genesis.chainID) in \(data.data)\nCheckpoint key: \(verifier.vkey)"

@@ -4,15 +4,13 @@ import Standards
 import Store
 
 /// Creates a development consortium in a data directory: genesis, the node's key and keys for
-/// the demo principals of the walk-through (docs/walkthroughs.md).
+/// the principals named (the executable's demo set-up names those of the walk-through, docs/walkthroughs.md).
 public enum Consortium {
-    public static let demoPrincipals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b", "pharma-co", "wholesaler", "pharmacy", "regulator"]
-
     /// Creates the directory's contents; refuses when a chain is already there.
     @discardableResult
     public static func create(
         in directory: DataDirectory, chainID: String = "careledger-dev", timeMillis: UInt64 = LedgerNode.systemClock(),
-        principals: [String] = demoPrincipals, members: [String] = []
+        principals: [String], members: [String] = []
     ) throws -> Genesis {
         if directory.exists { throw LedgerError("already_initialised", "\(directory.path) already holds a chain") }
         try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -35,7 +33,7 @@ public enum Consortium {
     @discardableResult
     public static func createNetwork(
         in directories: [DataDirectory], chainID: String, timeMillis: UInt64 = LedgerNode.systemClock(), members: [SigningKey] = [],
-        principals: [String] = demoPrincipals, governanceThreshold: (numerator: Int, denominator: Int) = (1, 2)
+        principals: [String], governanceThreshold: (numerator: Int, denominator: Int) = (1, 2)
     ) throws -> Genesis {
         guard !directories.isEmpty else { throw LedgerError("bad_request", "a network needs at least one node") }
         for d in directories where d.exists { throw LedgerError("already_initialised", "\(d.path) already holds a chain") }
