@@ -1,8 +1,11 @@
 import ContractKit
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import LedgerCore
 import LedgerTesting
 import Node
+import Server
 import SupplyContract
 import Testing
 
@@ -30,5 +33,26 @@ import Testing
         try FileManager.default.removeItem(atPath: directory.path + "/supply.secret")
         #expect(FileManager.default.createFile(atPath: directory.secret, contents: Data(written.bytes.prefix(31))))
         #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: directory, contracts: .kernel) }
+    }
+
+    /// A node's signed requests to a peer (block sync, snapshots, vault blobs) carry a fresh nonce: a
+    /// node accepts a signature once, and a node polling the same URL twice in one second (a follower
+    /// waiting for the next block, a retry) must not be refused as a replay.
+    @Test func aNodesRequestsForOneURLInOneSecondAreEachAccepted() async throws {
+        let network = try TestNetwork(contracts: .kernel, capabilities: { _ in [] })
+        let credentials = try PeerCredentials(directory: network.chain.directory)
+        try await network.run { client in
+            let now = Int64(Date().timeIntervalSince1970)
+            var signatures: Set<String> = []
+            for _ in 0..<3 {
+                let headers = try credentials.headers(url: "http://localhost/v1/sync/blocks?from=1&limit=1", now: now)
+                var fields = HTTPFields()
+                for (name, value) in headers { fields[HTTPField.Name(name)!] = value }
+                signatures.insert(fields[HTTPField.Name("Signature")!] ?? "")
+                let answer = try await client.execute(uri: "/v1/sync/blocks?from=1&limit=1", method: .get, headers: fields)
+                #expect(answer.status == .ok, "\(String(buffer: answer.body))")
+            }
+            #expect(signatures.count == 3, "each request signed with its own nonce")
+        }
     }
 }

@@ -44,7 +44,8 @@ public struct PeerCredentials: Sendable {
     }
 
     /// The request headers that authenticate a GET of `url`: the member proof and an RFC 9421
-    /// signature over the method, authority, path, query and the proof.
+    /// signature over the method, authority, path, query and the proof, with a fresh nonce (a node
+    /// accepts a signature once: two requests for the same URL in one second must differ).
     public func headers(method: String = "GET", url: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> [(String, String)] {
         guard let u = URL(string: url), let host = u.host else { throw LedgerError("bad_url", "\(url) is not an absolute URL") }
         let authority = host + (u.port.map { ":\($0)" } ?? "")
@@ -53,7 +54,8 @@ public struct PeerCredentials: Sendable {
             method: method, scheme: u.scheme ?? "http", authority: authority, path: u.path.isEmpty ? "/" : u.path,
             query: u.query.map { "?\($0)" } ?? "", headers: [MemberAccess.header.lowercased(): [proof]])
         let (input, signature) = try HTTPMessageSignature.sign(
-            request: request, key: key, components: ["@method", "@authority", "@path", "@query", MemberAccess.header.lowercased()], created: now)
+            request: request, key: key, components: ["@method", "@authority", "@path", "@query", MemberAccess.header.lowercased()], created: now,
+            nonce: Hex.encode(RandomBytes.make(12)))
         return [(MemberAccess.header, proof), ("Signature-Input", input), ("Signature", signature)]
     }
 }

@@ -186,10 +186,11 @@ public enum HTTPMessageSignature {
 
     /// Signs a request (client side): returns the `Signature-Input` and `Signature` field values.
     public static func sign(
-        request: Request, key: SigningKey, components: [String] = ["@method", "@authority", "@path", "@query"], created: Int64, label: String = "sig1"
+        request: Request, key: SigningKey, components: [String] = ["@method", "@authority", "@path", "@query"], created: Int64, nonce: String? = nil,
+        label: String = "sig1"
     ) throws(LedgerError) -> (input: String, signature: String) {
         let list = "(" + components.map { "\"\($0)\"" }.joined(separator: " ") + ")"
-        let parameters = "\(list);created=\(created);keyid=\"\(key.publicKey.did)\";alg=\"ed25519\""
+        let parameters = "\(list);created=\(created)" + (nonce.map { ";nonce=\"\($0)\"" } ?? "") + ";keyid=\"\(key.publicKey.did)\";alg=\"ed25519\""
         let input = Input(label: label, components: components, created: created, expires: nil, keyID: key.publicKey.did, algorithm: "ed25519", serialisedParameters: parameters)
         let base = try signatureBase(input, request: request)
         return ("\(label)=\(parameters)", "\(label)=:\(Base64.encode(key.signature(for: Array(base.utf8)))):")
