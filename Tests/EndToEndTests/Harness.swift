@@ -75,6 +75,10 @@ extension CLI {
 class CLIProcess: @unchecked Sendable {
     let process = Process()
     let output = Pipe()
+    /// Where its standard error goes: the null device unless a test reads the log (`captureLog()` before `start`).
+    private(set) var log: Pipe?
+
+    func captureLog() { log = Pipe() }
 
     /// Runs `careledger arguments` and reads its standard output until `ready` finds what it waits for
     /// (at most 120 s); answers that, or throws with what was printed.
@@ -82,7 +86,7 @@ class CLIProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: CLI.binary)
         process.arguments = arguments
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        if let log { process.standardError = log } else { process.standardError = FileHandle.nullDevice }
         try process.run()
         var buffer = ""
         let deadline = Date().addingTimeInterval(120)
@@ -110,9 +114,10 @@ final class NodeProcess: CLIProcess, @unchecked Sendable {
     /// What the node printed up to its banner's last line.
     private(set) var banner = ""
 
-    init(data: String, command: String = "up", extra: [String] = []) throws {
+    init(data: String, command: String = "up", extra: [String] = [], captureLog: Bool = false) throws {
         self.data = data
         super.init()
+        if captureLog { self.captureLog() }
         // Ready at the banner's end, which follows the line with the API address.
         (url, banner) = try start([command, "--data", data, "--http", "127.0.0.1:0"] + extra) { buffer in
             guard buffer.contains("Stop with Ctrl-C.") else { return nil }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import LedgerCore
 import Node
+import ServiceLifecycle
 
 /// `GET /v1/events`: the server-sent stream of committed events a principal may see (registered
 /// principals only, limited per principal and on the node, with heartbeats so that a stream whose
@@ -23,7 +24,8 @@ struct EventsAPI: Sendable {
     }
 
     /// The hub's events, with a nil (a heartbeat) every `seconds`; ends with the hub's stream.
-    static func withHeartbeats(_ events: AsyncStream<CommittedEvent>, every seconds: Double) -> AsyncStream<CommittedEvent?> {
+    /// Also answers `stop`, which ends the merged stream (on the node's graceful shutdown).
+    static func withHeartbeats(_ events: AsyncStream<CommittedEvent>, every seconds: Double) -> (stream: AsyncStream<CommittedEvent?>, stop: @Sendable () -> Void) {
         let (merged, continuation) = AsyncStream<CommittedEvent?>.makeStream(bufferingPolicy: .bufferingOldest(EventHub.bufferSize))
         let forward = Task {
             // A reader more than a buffer behind is disconnected (it resumes with Last-Event-ID), never skipped.
@@ -43,7 +45,7 @@ struct EventsAPI: Sendable {
             forward.cancel()
             beat.cancel()
         }
-        return merged
+        return (merged, { continuation.finish() })
     }
 
 
@@ -61,7 +63,7 @@ struct EventsAPI: Sendable {
                 } ?? Int.max
                 let lease = try EventStreamSlots.Lease(api.eventStreams, did: did)
                 // Subscribed before the replay is read: nothing committed in between is missed.
-                let stream = Self.withHeartbeats(api.node.events.subscribe(), every: api.configuration.eventHeartbeatSeconds)
+                let (stream, stop) = Self.withHeartbeats(api.node.events.subscribe(), every: api.configuration.eventHeartbeatSeconds)
                 let node = api.node
                 let body = ResponseBody { writer in
                     defer { lease.release() }
@@ -88,16 +90,21 @@ struct EventsAPI: Sendable {
                         last = position
                     }
                     if sent < limit {
-                        for await item in stream {
-                            // A comment line while nothing is sent: a client that left makes the write fail.
-                            guard let event = item else {
-                                try await writer.write(ByteBuffer(string: ":\n\n"))
-                                continue
+                        // A graceful shutdown of the node ends the stream (the client resumes elsewhere with Last-Event-ID).
+                        try await withGracefulShutdownHandler {
+                            for await item in stream {
+                                // A comment line while nothing is sent: a client that left makes the write fail.
+                                guard let event = item else {
+                                    try await writer.write(ByteBuffer(string: ":\n\n"))
+                                    continue
+                                }
+                                if !event.local, let last, (event.height, event.index) <= (last.height, last.index) { continue }
+                                guard api.concerns(event.body, did: did) else { continue }
+                                try await send(event.height, event.index, event.body, local: event.local)
+                                if sent >= limit { break }
                             }
-                            if !event.local, let last, (event.height, event.index) <= (last.height, last.index) { continue }
-                            guard api.concerns(event.body, did: did) else { continue }
-                            try await send(event.height, event.index, event.body, local: event.local)
-                            if sent >= limit { break }
+                        } onGracefulShutdown: {
+                            stop()
                         }
                     }
                     try await writer.finish(nil)

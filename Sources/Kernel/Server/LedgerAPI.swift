@@ -29,7 +29,7 @@ public struct ServerConfiguration: Sendable {
     /// sent every `eventHeartbeatSeconds` while no event is, so that a stream whose client left ends.
     public var eventStreamsPerPrincipal = 16
     public var eventStreamsTotal = 1024
-    public var eventHeartbeatSeconds: Double = 15
+    public var eventHeartbeatSeconds: Double = 5
     /// Vault uploads (`PUT /v1/vault/{hash}`, registered principals only): the largest blob, the bytes of
     /// uploads no committed transaction claims yet that one principal may hold, and how long such an
     /// upload is kept before it is destroyed.

@@ -1,0 +1,87 @@
+import Foundation
+import LedgerCore
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A node stops within seconds of SIGINT or SIGTERM with event-stream clients connected or gone,
+/// and a normal stop logs nothing above info.
+@Suite(.serialized) struct ShutdownTests {
+    /// An open `GET /v1/events` over a plain socket, read until the stream's first comment line.
+    final class EventStream {
+        let fd: Int32
+
+        init(url: String, token: String) throws {
+            let authority = url.dropFirst("http://".count)
+            let colon = authority.lastIndex(of: ":")!
+            let port = UInt16(authority[authority.index(after: colon)...])!
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw LedgerError("connect_failed", "cannot connect to \(url)") }
+            let request = "GET /v1/events HTTP/1.1\r\nHost: \(authority)\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n"
+            _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            var received = ""
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !received.contains(": careledger events for") {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                guard n > 0 else { throw LedgerError("stream_failed", "the event stream did not open: \(received)") }
+                received += String(decoding: buffer[..<n], as: UTF8.self)
+            }
+        }
+
+        func close() { _ = Glibc.close(fd) }
+    }
+
+    /// Starts `careledger up`, opens an event stream as alice, and answers the node and the stream.
+    func nodeWithAStream(_ name: String) async throws -> (NodeProcess, EventStream) {
+        let data = temporaryPath(name)
+        let node = try NodeProcess(data: data, captureLog: true)
+        let auth = try CLI.run(["auth", "token", "--node", node.url, "--key", data + "/keys/alice.key", "--json"])
+        let token = try #require(try JSONValue.parse(auth.stdout)["token"]?.stringValue)
+        return (node, try EventStream(url: node.url, token: token))
+    }
+
+    /// Sends `signal` and answers how long the node took to exit (at most `limit`, then it is killed) and its log.
+    func stop(_ node: NodeProcess, _ signal: Int32, limit: Double = 10) -> (seconds: Double, status: Int32, log: String) {
+        let start = Date()
+        kill(node.process.processIdentifier, signal)
+        while node.process.isRunning, Date().timeIntervalSince(start) < limit { usleep(20_000) }
+        let seconds = Date().timeIntervalSince(start)
+        if node.process.isRunning { node.stop(signal: SIGKILL) }
+        node.process.waitUntilExit()
+        let log = node.log.map { String(decoding: $0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) } ?? ""
+        return (seconds, node.process.terminationStatus, log)
+    }
+
+    /// Log lines above info (warning, error, critical).
+    func loud(_ log: String) -> [Substring] {
+        log.split(separator: "\n").filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT]) func aNodeWithAConnectedStreamStops(signal: Int32) async throws {
+        let (node, stream) = try await nodeWithAStream("shutdown-connected-\(signal)")
+        defer { stream.close() }
+        let stopped = stop(node, signal)
+        #expect(stopped.seconds < 10, "stopped in \(stopped.seconds) s")
+        #expect(stopped.status == 0)
+        #expect(loud(stopped.log).isEmpty, "\(loud(stopped.log))")
+    }
+
+    @Test func aNodeWhoseStreamClientLeftStops() async throws {
+        let (node, stream) = try await nodeWithAStream("shutdown-left")
+        stream.close()
+        try await Task.sleep(for: .seconds(1))
+        let stopped = stop(node, SIGINT)
+        #expect(stopped.seconds < 10, "stopped in \(stopped.seconds) s")
+        #expect(stopped.status == 0)
+        #expect(loud(stopped.log).isEmpty, "\(loud(stopped.log))")
+    }
+}
