@@ -174,7 +174,9 @@ struct ClusterUp: AsyncParsableCommand {
             return source
         }
         for await _ in stream { break }
-        _ = sources
+        // Used after the wait, so that the sources live until a signal came: `_ = sources` alone let the
+        // optimiser release them at once, and a release build then ignored SIGINT and SIGTERM.
+        for source in sources { source.cancel() }
         FileHandle.standardOutput.write(Data("stopping the cluster…\n".utf8))
         stopAll(children)
         try? reaper?.close()
