@@ -156,8 +156,13 @@ public final class LocalEtcdCluster: @unchecked Sendable {
     /// server) is not handed to the next caller too.
     private static let issued = Mutex<(set: Set<Int>, order: [Int])>(([], []))
 
-    /// `count` distinct TCP ports that were free on 127.0.0.1 a moment ago (bound to port 0, then released),
-    /// none of them handed out by this process among its last 4,096.
+    /// Where `freePorts` draws from: registered ports below the default ephemeral range.
+    static let portRange = 20_000...32_000
+
+    /// `count` distinct TCP ports that were free on 127.0.0.1 a moment ago (bound, then released), none
+    /// of them handed out by this process among its last 4,096. They are drawn below the kernel's range
+    /// of ephemeral ports (`ip_local_port_range`, 32768 and up by default): a port from that range can be
+    /// taken, between its release and its server's bind, by any outgoing connection's local end.
     public static func freePorts(_ count: Int) throws -> [Int] {
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
@@ -165,19 +170,17 @@ public final class LocalEtcdCluster: @unchecked Sendable {
         var attempts = 0
         while ports.count < count {
             attempts += 1
-            guard attempts <= count + 256 else { throw LedgerError("io_error", "no free loopback port not handed out lately") }
+            guard attempts <= count + 4096 else { throw LedgerError("io_error", "no free loopback port not handed out lately") }
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw LedgerError("io_error", "cannot open a socket") }
             fds.append(fd)
+            let port = Int.random(in: Self.portRange)
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = 0
+            addr.sin_port = UInt16(port).bigEndian
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
             let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            guard bound == 0 else { throw LedgerError("io_error", "cannot bind a loopback port") }
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-            let port = Int(UInt16(bigEndian: addr.sin_port))
+            guard bound == 0 else { continue }  // in use: draw another
             // Kept bound (in `fds`) until the end either way: a refused port is not offered again meanwhile.
             let fresh = issued.withLock { issued -> Bool in
                 guard issued.set.insert(port).inserted else { return false }
