@@ -92,7 +92,7 @@ public struct LedgerAPI: Sendable {
         for o in organisations + (acting.map { [$0] } ?? []) { byDID[o.did] = o }
         self.organisations = byDID
         let capabilities = try capabilities(
-            CapabilityHost(node: node, vault: vault, configuration: configuration, registry: registry, acting: acting, organisations: byDID))
+            CapabilityHost(node: node, vault: vault, configuration: configuration, organisations: byDID))
         self.capabilities = capabilities
         self.node = node
         self.configuration = configuration

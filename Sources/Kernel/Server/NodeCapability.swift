@@ -1,7 +1,6 @@
 import Hummingbird
 import LedgerCore
 import Node
-import Prometheus
 import ServiceLifecycle
 import Store
 
@@ -82,15 +81,12 @@ extension NodeCapability {
     public func setUpDemo(node: LedgerNode, keys: String) async throws {}
 }
 
-/// What a capability is built from on a node: the node, its vault, the server's settings and metrics,
-/// and the organisations whose keys the node holds.
+/// What a capability is built from on a node: the node, its vault, the server's settings (its own among
+/// them), and the organisations whose keys the node holds.
 public struct CapabilityHost: Sendable {
     public let node: LedgerNode
     public let vault: Vault
     public let configuration: ServerConfiguration
-    public let registry: PrometheusCollectorRegistry
-    /// The organisation the node acts for first (the FHIR facade's), if any.
-    public let acting: ActingOrganisation?
     /// Every organisation whose keys the node holds, by did (the acting one among them).
     public let organisations: [String: ActingOrganisation]
 }

@@ -43,7 +43,7 @@ extension RecordsService {
                 let version = record.versions.first(where: { $0.version == number })
             else { continue }
             records.append(record)
-            for hex in version.blobs { if let hash = try? Hash(hex: hex) { wanted.append((hash, VaultOwner(kind: "record", id: id))) } }
+            for hex in version.blobs { if let hash = try? Hash(hex: hex) { wanted.append((hash, .record(id))) } }
         }
         for attempt in 0..<6 {
             wanted = wanted.filter { !vault.contains($0.hash) }
@@ -79,7 +79,7 @@ extension RecordsService {
                     !unavailable.contains(hash)
                 else { continue }
 
-                if custodianKeys[record.custodian] != nil { kept.append((hash, VaultOwner(kind: "record", id: record.id))) } else { remembered.append((hash, VaultOwner(kind: "record", id: record.id))) }
+                if custodianKeys[record.custodian] != nil { kept.append((hash, .record(record.id))) } else { remembered.append((hash, .record(record.id))) }
             }
         }
         guard !kept.isEmpty || !remembered.isEmpty else { return [:] }

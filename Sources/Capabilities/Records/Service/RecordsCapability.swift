@@ -113,11 +113,11 @@ public struct RecordsCapability: NodeCapability {
 
     public func claims(upload hash: Hash, uploader: String, node: LedgerNode) -> Bool { records.claimsUpload(hash, uploader: uploader) }
 
-    public var vaultOwners: [(kind: String, description: String)] { [("record", "the record whose version it is")] }
+    public var vaultOwners: [(kind: String, description: String)] { [(VaultOwner.recordKind, "the record whose version it is")] }
 
     /// A version's blob of a record that is not erased.
     public func serves(blob hash: Hash, as owner: VaultOwner, node: LedgerNode) throws -> Bool? {
-        guard owner.kind == "record" else { return nil }
+        guard owner.kind == VaultOwner.recordKind else { return nil }
         return try records.record(owner.id).map { r in r.erasedAtHeight == nil && r.versions.contains { $0.blobs.contains(hash.hex) } } ?? false
     }
 
@@ -133,4 +133,11 @@ public struct RecordsCapability: NodeCapability {
             }
         }
     }
+}
+
+extension VaultOwner {
+    static let recordKind = "record"
+
+    /// A version's blob of record `id`.
+    static func record(_ id: String) -> VaultOwner { VaultOwner(kind: recordKind, id: id) }
 }

@@ -70,11 +70,11 @@ public struct SupplyCapability: NodeCapability {
         return recipients.contains(.string(organisation))
     }
 
-    public var vaultOwners: [(kind: String, description: String)] { [("document", "the EPCIS document it is")] }
+    public var vaultOwners: [(kind: String, description: String)] { [(VaultOwner.documentKind, "the EPCIS document it is")] }
 
     /// A sealed EPCIS document whose metadata on chain names the blob.
     public func serves(blob hash: Hash, as owner: VaultOwner, node: LedgerNode) throws -> Bool? {
-        guard owner.kind == "document" else { return nil }
+        guard owner.kind == VaultOwner.documentKind else { return nil }
         return try node.stateJSON(SupplyState.document(owner.id))?["saltedHash"]?.stringValue == hash.hex
     }
 
@@ -107,4 +107,11 @@ public struct SupplyCapability: NodeCapability {
             await cancelWhenGracefulShutdown { await supply.run() }
         }
     }
+}
+
+extension VaultOwner {
+    static let documentKind = "document"
+
+    /// The blob of sealed EPCIS document `id`.
+    static func document(_ id: String) -> VaultOwner { VaultOwner(kind: documentKind, id: id) }
 }

@@ -22,7 +22,7 @@ extension SupplyService {
             throw LedgerError("forbidden", "the document is shared with its trading partners only")
         }
         let hash = try Hash(hex: meta["saltedHash"]?.stringValue ?? "")
-        let fetched = vault.holds(hash) ? [:] : await node.obtainVaultBlobs([(hash, VaultOwner(kind: "document", id: id))], into: vault, keep: false)
+        let fetched = vault.holds(hash) ? [:] : await node.obtainVaultBlobs([(hash, .document(id))], into: vault, keep: false)
         guard let ciphertext = fetched[hash].map({ Array($0[32...]) }) ?? vault.ciphertext(hash) else {
             throw LedgerError("not_in_vault", "this node does not hold document \(id); its holder is \(meta["holder"]?.stringValue ?? "unknown")")
         }
