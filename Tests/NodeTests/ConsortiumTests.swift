@@ -93,7 +93,7 @@ import Testing
         try await withNetwork(nodes: 4, contracts: .careLedger, capabilities: HostedCapabilities.careLedger) { net in
             let alice = SigningKey()
             let first = try await net.node(0).submit(try net.tx(alice, 1))
-            for node in net.running { #expect(await node.waitFinal(first.height)) }
+            for node in net.running { #expect(await node.waitFinal(first.height), "\(node.publicKey.did.suffix(6)): final \(node.lastFinalHeight), head \(node.height), waited for \(first.height)") }
 
             let slots = EtcdBlockLog(client: net.etcd.client, chainID: net.chainID)
             func nextSlot() async throws -> UInt64 { (try await slots.entries(from: 1).entries.map(\.height).max() ?? 0) + 1 }
@@ -233,7 +233,7 @@ import Testing
             acknowledged += after
             trace("committed after the kill")
             let last = after.map(\.height).max()!
-            for node in net.running { #expect(await node.waitFinal(last, timeout: .seconds(60))) }
+            for node in net.running { #expect(await node.waitFinal(last, timeout: .seconds(60)), "\(node.publicKey.did.suffix(6)): final \(node.lastFinalHeight), head \(node.height), waited for \(last)") }
             trace("final after the kill")
             // Every acknowledged transaction is on every node, exactly once, at the same leaf.
             for node in net.running {
@@ -280,7 +280,7 @@ import Testing
             #expect(try node3.certificate(height: 4) == nil, "taken on the strength of a later certificate")
             // And then it follows etcd again: a new block reaches it and is final everywhere.
             let after = try await net.node(0).submit(try net.tx(alice, 100))
-            for node in net.running { #expect(await node.waitFinal(after.height)) }
+            for node in net.running { #expect(await node.waitFinal(after.height), "\(node.publicKey.did.suffix(6)): final \(node.lastFinalHeight), head \(node.height), waited for \(after.height)") }
             #expect(node3.height >= after.height)
         }
     }
@@ -367,7 +367,7 @@ import Testing
 
             // Blocks after the change are certified by the three remaining validators (a quorum of 3 of 3).
             let later = try await net.node(3).submit(try net.tx(SigningKey(), 1))
-            for node in net.running { #expect(await node.waitFinal(later.height)) }
+            for node in net.running { #expect(await node.waitFinal(later.height), "\(node.publicKey.did.suffix(6)): final \(node.lastFinalHeight), head \(node.height), waited for \(later.height)") }
             let header = try net.node(0).store.block(height: later.height)!.header
             let certificate = try #require(try net.node(0).certificate(height: later.height))
             try certificate.verify(header: header, validators: net.node(0).validators)
@@ -390,7 +390,7 @@ import Testing
             #expect(backApplied.result["status"]?.stringValue == "applied")
             try await eventually("node 3 is a validator again") { net.node(3).isValidator }
             let last = try await net.node(0).submit(try net.tx(SigningKey(), 2))
-            for node in net.running { #expect(await node.waitFinal(last.height)) }
+            for node in net.running { #expect(await node.waitFinal(last.height), "\(node.publicKey.did.suffix(6)): final \(node.lastFinalHeight), head \(node.height), waited for \(last.height)") }
 
             // The offline auditor re-executes node 1's chain, following the validator set through the
             // governance changes, and verifies every stored certificate.
@@ -613,7 +613,7 @@ import Testing
             let applied = try await gov(m[2], "approve", .object(["proposal": .string(p.transactionID.hex)]))
             #expect(applied.result["status"]?.stringValue == "applied")
             let last = try await net.node(1).submit(try net.tx(alice, 10))
-            for node in net.running { #expect(await node.waitFinal(last.height)) }
+            for node in net.running { #expect(await node.waitFinal(last.height), "\(node.publicKey.did.suffix(6)): final \(node.lastFinalHeight), head \(node.height), waited for \(last.height)") }
 
             // A fifth organisation's node: genesis and the consortium secret, its own key, no history.
             let base = (net.directories[0].path as NSString).deletingLastPathComponent

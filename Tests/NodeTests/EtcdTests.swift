@@ -39,6 +39,55 @@ import Testing
         await #expect(throws: LedgerError.code("etcd_unavailable")) { try await EtcdClient(endpoints: ["http://127.0.0.1:1"], timeout: .seconds(2)).get("/t/a") }
     }
 
+    /// A member that accepts the connection and then never answers (a half-open peer, a stalled
+    /// process): every call still ends at the client's deadline with `etcd_unavailable`, and a
+    /// cancelled caller is let go at once, whatever the call was waiting on.
+    @Test(.timeLimit(.minutes(1))) func aSilentMemberCannotHoldACallPastItsDeadline() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        #expect(bound && listen(listener, 16) == 0)
+        // The kernel completes the TCP handshake for the backlog; nobody ever reads or writes.
+        let silent = EtcdClient(endpoints: ["http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"], timeout: .milliseconds(300))
+        for _ in 0..<3 {
+            await #expect(throws: LedgerError.code("etcd_unavailable")) { try await silent.get("/t/a") }
+        }
+        let patient = EtcdClient(endpoints: silent.endpoints, timeout: .seconds(3600))
+        let call = Task { try await patient.put("/t/a", [1]) }
+        try await Task.sleep(for: .milliseconds(100))
+        call.cancel()
+        await #expect(throws: (any Error).self) { try await call.value }
+    }
+
+    /// The deadline holds even over work that ignores cancellation: the caller is answered at the
+    /// deadline while that work is still running (here it ends by itself 20 s later).
+    @Test(.timeLimit(.minutes(1))) func aDeadlineDoesNotWaitForWorkThatIgnoresCancellation() async throws {
+        let ended = Atomic<Bool>(false)
+        await #expect(throws: LedgerError.code("etcd_unavailable")) {
+            try await EtcdClient.withDeadline(.milliseconds(200)) {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    Thread.detachNewThread {
+                        Thread.sleep(forTimeInterval: 20)
+                        c.resume()
+                    }
+                }
+                ended.store(true, ordering: .relaxed)
+                return 1
+            }
+        }
+        let endedFirst = ended.load(ordering: .relaxed)
+        #expect(!endedFirst, "answered before the stuck work ended")
+        #expect(try await EtcdClient.withDeadline(.seconds(10)) { 7 } == 7)
+    }
+
     /// The hand-written protobuf: what the writer writes, the reader reads back, field by field —
     /// varints up to 64 bits (negative int64 is ten bytes), lengths over one byte, nested messages —
     /// and truncated input is refused.

@@ -99,7 +99,7 @@ public struct EtcdClient: Sendable {
         var lastError = "no endpoints"
         for (index, endpoint) in ordered {
             do {
-                let answer = try await withDeadline(timeout) {
+                let answer = try await Self.withDeadline(timeout) {
                     let connection = try await GRPCConnection.to(endpoint, connectTimeout: .seconds(1))
                     return try await connection.call(method) { messages, send in
                         try await send(request.bytes, true)
@@ -124,19 +124,27 @@ public struct EtcdClient: Sendable {
         throw LedgerError("etcd_unavailable", "no etcd endpoint answered (\(lastError))")
     }
 
-    /// `body`, failing with `etcd_unavailable` if it takes longer than `limit`.
-    private func withDeadline<T: Sendable>(_ limit: TimeAmount, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(nanoseconds: UInt64(limit.nanoseconds))
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw LedgerError("etcd_unavailable", "no answer within \(limit.nanoseconds / 1_000_000) ms")
-            }
-            return value
+    /// `body`, failing with `etcd_unavailable` if it takes longer than `limit`. The caller gets its
+    /// answer at the deadline (or at once when it is cancelled) even if `body` is stuck somewhere that
+    /// does not heed cancellation (an event-loop future, a stream stalled by a half-open connection):
+    /// `body` runs in a task of its own, cancelled then and left to end when its connection does.
+    static func withDeadline<T: Sendable>(_ limit: TimeAmount, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let first = FirstResult<T>()
+        let work = Task {
+            do { first.finish(.success(try await body())) } catch { first.finish(.failure(error)) }
+        }
+        let timer = Task {
+            try? await Task.sleep(nanoseconds: UInt64(limit.nanoseconds))
+            first.finish(.failure(LedgerError("etcd_unavailable", "no answer within \(limit.nanoseconds / 1_000_000) ms")))
+        }
+        defer {
+            work.cancel()
+            timer.cancel()
+        }
+        return try await withTaskCancellationHandler {
+            try await first.value()
+        } onCancel: {
+            first.finish(.failure(CancellationError()))
         }
     }
 
@@ -326,5 +334,30 @@ public struct EtcdClient: Sendable {
             return
         }
         throw LedgerError("etcd_unavailable", "no etcd endpoint answered the watch (\(lastError))")
+    }
+}
+
+/// The first of several results (an answer, a timeout, a cancellation); the later ones are dropped.
+final class FirstResult<T: Sendable>: Sendable {
+    private let state = Mutex<(waiting: CheckedContinuation<T, any Error>?, result: Result<T, any Error>?)>((nil, nil))
+
+    func finish(_ result: Result<T, any Error>) {
+        let waiting = state.withLock { s -> CheckedContinuation<T, any Error>? in
+            guard s.result == nil else { return nil }
+            s.result = result
+            defer { s.waiting = nil }
+            return s.waiting
+        }
+        waiting?.resume(with: result)
+    }
+
+    func value() async throws -> T {
+        try await withCheckedThrowingContinuation { c in
+            let result = state.withLock { s -> Result<T, any Error>? in
+                if s.result == nil { s.waiting = c }
+                return s.result
+            }
+            if let result { c.resume(with: result) }
+        }
     }
 }

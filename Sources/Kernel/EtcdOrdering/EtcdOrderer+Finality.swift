@@ -28,6 +28,38 @@ extension EtcdOrderer {
         }
     }
 
+    /// When finality made no progress for a whole `interval` while committed heights wait: reads the
+    /// votes above the final height back from etcd and publishes this validator's own votes again. A
+    /// vote whose publication failed (etcd unreachable through every retry), that this node dropped (it
+    /// did not know the signer's validator set yet) or that a stalled watch never delivered would
+    /// otherwise hold that height back for good. A put of the same vote is idempotent; while finality
+    /// stays stalled (other validators down) the wait doubles, up to 30 s.
+    func republishLoop(interval: Duration = .seconds(2)) async {
+        var lastSeen = node.lastFinalHeight, wait = interval
+        while !Task.isCancelled {
+            try? await Task.sleep(for: wait)
+            let final = node.lastFinalHeight, head = node.height
+            guard final == lastSeen, head > final else {
+                lastSeen = final
+                wait = interval
+                continue
+            }
+            if let (kvs, _) = try? await client.range(from: votesPrefix + EtcdBlockLog.padded(final + 1), withinPrefix: votesPrefix, limit: 1024) {
+                for kv in kvs { if let vote = try? BlockVote(encoded: kv.value) { record(vote) } }
+            }
+            let mine = votes.withLock { all in (final + 1...min(head, final + 64)).compactMap { all[$0]?[node.publicKey] } }
+            if mine.isEmpty || node.lastFinalHeight > final { continue }
+            if wait == interval {
+                logger.info("finality stalled; publishing this validator's votes again", metadata: ["from": "\(final + 1)", "votes": "\(mine.count)"])
+            }
+            for vote in mine {
+                if Task.isCancelled { return }
+                try? await client.put(voteKey(vote), vote.encoded)
+            }
+            wait = min(wait * 2, .seconds(30))
+        }
+    }
+
     func voteLoop() async {
         while !Task.isCancelled {
             do {
@@ -98,8 +130,11 @@ extension EtcdOrderer {
         for (height, heightVotes) in candidates {
             guard let block = try? node.store.block(height: height) else { continue }
             let hash = block.header.hash
-            let quorum = Quorum.size(validators: node.validators(forHeight: height).count)
-            let groups = Dictionary(grouping: heightVotes, by: \.blockHash)
+            // Votes taken in before this node knew of a validator-set change count only if their
+            // signer validates this height.
+            let validators = Set(node.validators(forHeight: height))
+            let quorum = Quorum.size(validators: validators.count)
+            let groups = Dictionary(grouping: heightVotes.filter { validators.contains($0.validator) }, by: \.blockHash)
             if let (other, _) = groups.first(where: { $0.key != hash && $0.value.count >= quorum }) {
                 node.alarm(
                     height: height, validator: me, kind: "fork",

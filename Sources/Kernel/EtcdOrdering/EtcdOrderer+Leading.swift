@@ -131,8 +131,15 @@ extension EtcdOrderer {
         locked = false
         node.commitLock.unlock()
         // The vote and the queue's clean-up are independent round trips to etcd.
+        // The vote is awaited even when the clean-up fails: leaving it un-awaited would cancel it, and
+        // a vote never published holds back finality of this height at every node.
         async let vote: Void = castVote(prepared.header)
-        try await deleteQueued(consumed)
+        do {
+            try await deleteQueued(consumed)
+        } catch {
+            await vote
+            throw error
+        }
         await vote
         if slot % UInt64(node.configuration.etcdCompactEvery) == 0 { await compact() }
         return nil

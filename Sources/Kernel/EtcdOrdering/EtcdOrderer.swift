@@ -67,6 +67,7 @@ final class EtcdOrderer: Sendable {
             group.addTask { await self.forwardLoop() }
             group.addTask { await self.applyLoop() }
             group.addTask { await self.voteLoop() }
+            group.addTask { await self.republishLoop() }
             group.addTask { await self.leaderLoop() }
             await group.waitForAll()
         }
