@@ -158,27 +158,33 @@ struct ClusterUp: AsyncParsableCommand {
             stopAll(children)
             throw error
         }
+        // Watched before the banner says Ctrl-C stops it. Until SIGINT or SIGTERM; then everything
+        // stops (SIGTERM, then SIGKILL after a grace period).
+        // A second signal kills what is still running and ends at once.
+        let etcdPids = etcd.pids.compactMap { $0 }, started = children
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        let signals = StopSignals(
+            first: { continuation.yield($0) },
+            again: { _ in
+                FileHandle.standardOutput.write(Data("second signal: killing the cluster's processes\n".utf8))
+                for p in started where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+                for pid in etcdPids { kill(pid, SIGKILL) }
+            })
         var text = "CareLedger cluster \(layout.chainID): \(layout.nodes.count) nodes, \(layout.etcdClients.count) etcd members (data: \(dataPath))\n"
         for (i, m) in layout.nodes.enumerated() { text += "  \(m.name)  \(m.api)  pid \(children[i].processIdentifier)  log \(dataPath)/node-\(i).log\n" }
         text += "  etcd  \(layout.etcdClients.joined(separator: " "))\nStatus: careledger cluster status --data \(data)\nStop with Ctrl-C.\n"
         FileHandle.standardOutput.write(Data(text.utf8))
 
-        // Until SIGINT or SIGTERM; then everything stops.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        let sources = [SIGINT, SIGTERM].map { sig in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            return source
-        }
         for await _ in stream { break }
-        // Used after the wait, so that the sources live until a signal came: `_ = sources` alone let the
-        // optimiser release them at once, and a release build then ignored SIGINT and SIGTERM.
-        for source in sources { source.cancel() }
         FileHandle.standardOutput.write(Data("stopping the cluster…\n".utf8))
-        stopAll(children)
+        // Stopped on a thread of its own (it waits for the processes), so that the signal watch runs meanwhile.
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                stopAll(started)
+                c.resume()
+            }
+        }
+        signals.cancel()
         try? reaper?.close()
     }
 

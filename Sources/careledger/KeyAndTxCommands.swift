@@ -9,7 +9,7 @@ import Store
 import Synchronization
 
 struct KeyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "key", abstract: "Manage Ed25519 keys.", subcommands: [Generate.self])
+    static let configuration = CommandConfiguration(commandName: "key", abstract: "Manage Ed25519 keys.", subcommands: [Generate.self, Show.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Generate a key pair into a file (mode 0600).")
@@ -20,6 +20,17 @@ struct KeyCommand: ParsableCommand {
             let key = SigningKey()
             try KeyFile.save(key, to: out)
             output(.object(["did": .string(key.publicKey.did), "file": .string(out)]), json: json) { key.publicKey.did }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the did of a key file (never the private key).")
+        @Option(help: "The key file.") var key: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let signer = try KeyFile.load(key)
+            output(.object(["did": .string(signer.publicKey.did), "file": .string(key)]), json: json) { signer.publicKey.did }
         }
     }
 }

@@ -11,6 +11,7 @@ struct Careledger: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "careledger",
         abstract: "CareLedger: a permissioned ledger for healthcare consortia.",
+        version: Release.version,
         subcommands: [
             Up.self, Init.self, NodeCommand.self, KeyCommand.self, TxCommand.self, Audit.self, ProofCommand.self, Bench.self,
             PrincipalCommand.self,

@@ -10,10 +10,10 @@ import Testing
     final class ClusterProcess: CLIProcess, @unchecked Sendable {
         let data: String
 
-        init(data: String) throws {
+        init(data: String, nodes: Int = 4, binary: String = CLI.binary) throws {
             self.data = data
             super.init()
-            _ = try start(["cluster", "up", "--nodes", "4", "--data", data]) { $0.contains("Stop with Ctrl-C.") ? true : nil }
+            _ = try start(["cluster", "up", "--nodes", String(nodes), "--data", data], binary: binary) { $0.contains("Stop with Ctrl-C.") ? true : nil }
         }
 
         var layout: JSONValue { (try? JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: data + "/cluster.json"))))) ?? .null }
@@ -297,5 +297,68 @@ import Testing
         while started.contains(where: running), Date() < reapDeadline { try await Task.sleep(for: .milliseconds(200)) }
         #expect(!started.contains(where: running), "processes left behind by a killed cluster up: \(started.filter(running))")
         trace("cluster up killed; its processes stopped")
+    }
+
+    /// Every process `cluster up` started: its nodes and etcd members (from cluster.json).
+    static func started(_ cluster: ClusterProcess) -> [Int32] {
+        let layout = cluster.layout
+        return ((layout["nodes"]?.arrayValue ?? []).compactMap { $0["pid"]?.intValue } + (layout["etcdPids"]?.arrayValue ?? []).compactMap(\.intValue))
+            .map { Int32($0) }
+    }
+
+    static func alive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
+
+    /// Waits for `cluster up` and what it started to end, at most `limit` seconds; answers how long it took.
+    static func waitGone(_ cluster: ClusterProcess, _ pids: [Int32], limit: Double) -> Double {
+        let start = Date()
+        while (cluster.process.isRunning || pids.contains(where: alive)) && Date().timeIntervalSince(start) < limit { usleep(20_000) }
+        return Date().timeIntervalSince(start)
+    }
+
+    /// Ctrl-C or SIGTERM stops `cluster up` and every node and etcd member it started within 10 s, and
+    /// the nodes log nothing above info on the way.
+    @Test(arguments: CLI.builds, [SIGINT, SIGTERM]) func clusterUpStopsOnASignal(binary: String, signal: Int32) async throws {
+        let data = temporaryPath("cluster-signal")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let cluster = try ClusterProcess(data: data, nodes: 2, binary: binary)
+        let pids = Self.started(cluster)
+        #expect(pids.count == 5 && pids.allSatisfy(Self.alive))
+        kill(cluster.process.processIdentifier, signal)
+        let seconds = Self.waitGone(cluster, pids, limit: 20)
+        #expect(seconds < 10, "stopped in \(seconds) s")
+        #expect(!cluster.process.isRunning && cluster.process.terminationStatus == 0)
+        #expect(!pids.contains(where: Self.alive), "left running: \(pids.filter(Self.alive))")
+        for i in 0..<2 {
+            let log = (try? String(contentsOfFile: "\(data)/node-\(i).log", encoding: .utf8)) ?? ""
+            let loud = log.split(separator: "\n").filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
+            #expect(loud.isEmpty, "node-\(i).log: \(loud)")
+        }
+    }
+
+    /// A second signal while the cluster stops kills what is still running and ends `cluster up` at once.
+    @Test(arguments: CLI.builds) func aSecondSignalEndsClusterUpAtOnce(binary: String) async throws {
+        let data = temporaryPath("cluster-twice")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let cluster = try ClusterProcess(data: data, nodes: 2, binary: binary)
+        let pids = Self.started(cluster)
+        kill(cluster.process.processIdentifier, SIGTERM)
+        // The stop is under way once it says so (signals sent back to back would reach it as one).
+        // (If it never does, it is killed after 15 s, which ends the read and fails the test below.)
+        let heard = Mutex(false)
+        let pid = cluster.process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { if !heard.withLock({ $0 }) { kill(pid, SIGKILL) } }
+        var printed = ""
+        while !printed.contains("stopping the cluster") {
+            let chunk = cluster.output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+        heard.withLock { $0 = printed.contains("stopping the cluster") }
+        #expect(heard.withLock { $0 }, "cluster up did not start stopping on SIGTERM")
+        kill(cluster.process.processIdentifier, SIGTERM)
+        let seconds = Self.waitGone(cluster, pids, limit: 20)
+        #expect(seconds < 5, "ended in \(seconds) s")
+        #expect(cluster.process.terminationReason == .exit && cluster.process.terminationStatus == 128 + SIGTERM)
+        #expect(!pids.contains(where: Self.alive), "left running: \(pids.filter(Self.alive))")
     }
 }

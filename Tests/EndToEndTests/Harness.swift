@@ -23,6 +23,11 @@ enum CLI {
             .appendingPathComponent(".build/debug/careledger").path
     }()
 
+    /// The binaries the signal tests run: this build's, and the release build's when the test command
+    /// built one (`CARELEDGER_RELEASE_BIN`, set by `scripts/test`), since the optimiser changes what a
+    /// process does with its signal handlers.
+    static let builds: [String] = [binary] + (ProcessInfo.processInfo.environment["CARELEDGER_RELEASE_BIN"].map { [$0] } ?? [])
+
     struct Result {
         let status: Int32
         let stdout: String
@@ -82,8 +87,8 @@ class CLIProcess: @unchecked Sendable {
 
     /// Runs `careledger arguments` and reads its standard output until `ready` finds what it waits for
     /// (at most 120 s); answers that, or throws with what was printed.
-    func start<T>(_ arguments: [String], ready: (String) -> T?) throws -> T {
-        process.executableURL = URL(fileURLWithPath: CLI.binary)
+    func start<T>(_ arguments: [String], binary: String = CLI.binary, ready: (String) -> T?) throws -> T {
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         process.standardOutput = output
         if let log { process.standardError = log } else { process.standardError = FileHandle.nullDevice }
@@ -114,12 +119,12 @@ final class NodeProcess: CLIProcess, @unchecked Sendable {
     /// What the node printed up to its banner's last line.
     private(set) var banner = ""
 
-    init(data: String, command: String = "up", extra: [String] = [], captureLog: Bool = false) throws {
+    init(data: String, command: String = "up", extra: [String] = [], captureLog: Bool = false, binary: String = CLI.binary) throws {
         self.data = data
         super.init()
         if captureLog { self.captureLog() }
         // Ready at the banner's end, which follows the line with the API address.
-        (url, banner) = try start([command, "--data", data, "--http", "127.0.0.1:0"] + extra) { buffer in
+        (url, banner) = try start([command, "--data", data, "--http", "127.0.0.1:0"] + extra, binary: binary) { buffer in
             guard buffer.contains("Stop with Ctrl-C.") else { return nil }
             return buffer.split(separator: "\n").first(where: { $0.hasPrefix("API:") })?.split(separator: " ").first(where: { $0.hasPrefix("http://") })
                 .map { (String($0), buffer) }

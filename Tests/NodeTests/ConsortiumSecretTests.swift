@@ -27,9 +27,11 @@ import Testing
 
         try FileManager.default.removeItem(atPath: directory.secret)
         #expect(throws: LedgerError.code("no_secret")) { try directory.consortiumSecret(create: false) }
-        // A directory of a release before the secret was derived per use names the release.
+        // A directory of 0.3.0 or earlier (before the secret was derived per use) is refused, naming the version.
         #expect(FileManager.default.createFile(atPath: directory.path + "/supply.secret", contents: Data(written.bytes)))
-        #expect(throws: LedgerError.code("old_data")) { try LedgerNode(directory: directory, contracts: .kernel) }
+        let refusal = #expect(throws: LedgerError.self) { try LedgerNode(directory: directory, contracts: .kernel) }
+        #expect(refusal?.code == "old_data")
+        #expect(refusal?.message.contains("0.3.0 or earlier") == true)
         try FileManager.default.removeItem(atPath: directory.path + "/supply.secret")
         #expect(FileManager.default.createFile(atPath: directory.secret, contents: Data(written.bytes.prefix(31))))
         #expect(throws: LedgerError.code("corrupt_store")) { try LedgerNode(directory: directory, contracts: .kernel) }

@@ -54,7 +54,7 @@ extension EtcdOrderer {
             }
             for vote in mine {
                 if Task.isCancelled { return }
-                try? await client.put(voteKey(vote), vote.encoded)
+                _ = try? await client.put(voteKey(vote), vote.encoded)
             }
             wait = min(wait * 2, .seconds(30))
         }

@@ -23,6 +23,7 @@ extension EtcdOrderer {
                         try await client.put(key, w.bytes)
                         break
                     } catch {
+                        if Task.isCancelled { break }
                         logger.warning("cannot forward transactions to etcd; retrying", metadata: ["error": "\(error)"])
                         try? await Task.sleep(for: .milliseconds(200))
                     }

@@ -44,6 +44,7 @@ extension EtcdOrderer {
                         await waitForQueueWrite(after: revision, atMost: .milliseconds(100))
                     }
                 } catch {
+                    if Task.isCancelled { break }  // the node is stopping: not a failure
                     logger.warning("block proposal failed", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .milliseconds(200))
                 }
@@ -158,6 +159,7 @@ extension EtcdOrderer {
             if final > retain { try await client.deleteRange(from: votesPrefix, to: votesPrefix + EtcdBlockLog.padded(final - retain)) }
             if slot > retain + 1 { try await slots.compact(keepingFrom: slot - retain) }
         } catch {
+            if Task.isCancelled { return }
             logger.warning("etcd compaction failed", metadata: ["error": "\(error)"])
         }
     }

@@ -16,8 +16,8 @@ extension DataDirectory {
         if FileManager.default.fileExists(atPath: path + "/supply.secret") {
             throw LedgerError(
                 "old_data",
-                "\(path) was written by a CareLedger release before 2026-12-07 (it holds supply.secret): this release salts private state "
-                    + "and derives its keys differently, and cannot open that chain; start a new one")
+                "\(path) was written by CareLedger 0.3.0 or earlier (it holds supply.secret): 0.4.0 salts private state "
+                    + "and derives its keys differently, and cannot open that chain; start a new one (docs/formats.md, changes by version)")
         }
         guard create else {
             throw LedgerError(

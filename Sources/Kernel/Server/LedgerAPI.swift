@@ -61,7 +61,7 @@ public struct ServerConfiguration: Sendable {
 
 /// The `/v1` JSON API of one node.
 public struct LedgerAPI: Sendable {
-    public static let version = "0.1.0"
+    public static let version = Release.version
     package let node: LedgerNode
     package let configuration: ServerConfiguration
     let registry: PrometheusCollectorRegistry

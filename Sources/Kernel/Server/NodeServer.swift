@@ -31,11 +31,17 @@ public struct NodeServer: Sendable {
         let uploads = VaultUploadsService(api: api)
         let hosted: [any Service] = api.capabilities.flatMap { $0.services(api: api) }
         let services: [any Service] = [producer] + hosted + [uploads, app]
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
-                logger: logger))
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+        // SIGINT or SIGTERM: a graceful stop (requests in progress finish); a second one ends at once.
+        let signals = handleSignals
+            ? StopSignals(
+                first: { sig in
+                    logger.info("stopping; a second signal stops at once", metadata: ["signal": "\(sig)"])
+                    await group.triggerGracefulShutdown()
+                },
+                again: { sig in logger.info("second signal: stopping at once", metadata: ["signal": "\(sig)"]) })
+            : nil
+        defer { signals?.cancel() }
         guard let shutdown else { return try await group.run() }
         let stopper = Task {
             await shutdown()
