@@ -227,7 +227,10 @@ import Testing
             }
             // The served document both ways against the router itself: every documented (method, path) is
             // registered and every registered one documented. `/v1/state/**` is documented as `/v1/state/{key}`.
-            let documented = Set(paths.flatMap { path, item in (item.objectValue ?? [:]).keys.map { "\($0.uppercased()) \(path)" } })
+            // Methods served only to refuse them (405 with an explanation) are listed under x-refused.
+            let refused = (doc["x-refused"]?.arrayValue ?? []).map { "\(($0["method"]?.stringValue ?? "").uppercased()) \($0["path"]?.stringValue ?? "")" }
+            #expect(!refused.isEmpty)
+            let documented = Set(paths.flatMap { path, item in (item.objectValue ?? [:]).keys.map { "\($0.uppercased()) \(path)" } } + refused)
             let api = try LedgerAPI(
                 node: node, configuration: ServerConfiguration(), registry: PrometheusCollectorRegistry(),
                 vault: try Vault(path: NSTemporaryDirectory() + "careledger-openapi-\(UUID().uuidString)"),
@@ -251,6 +254,13 @@ import Testing
             #expect(noRoute.hasPrefix("404 "), "\(noRoute)")
             #expect(noFHIRRoute.hasPrefix("404 not-supported "), "\(noFHIRRoute)")
             #expect(try await answer("/v1/no/such/route") == noRoute)
+            // A method a served path is not served with: 405, with Allow naming the methods it is (RFC 9110).
+            for (method, uri, allow) in [(HTTPRequest.Method.delete, "/v1/transactions", "POST"), (.post, "/v1/blocks/3", "GET"), (.put, "/v1/state/notary/x/y", "GET")] {
+                let response = try await client.execute(uri: uri, method: method)
+                #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(response.headers[.allow] == allow, "\(method) \(uri)")
+                #expect(try json(response)["error"]?["code"] == .string("method_not_allowed"))
+            }
             #expect(try await answer("/nosuch") == noRoute)
             #expect(try await answer("/fhir/Observation/x/_history/1/extra") == noFHIRRoute)
             // Every documented GET path is served: whatever it answers (even a 404 for a record it does not

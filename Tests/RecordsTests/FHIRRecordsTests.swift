@@ -494,12 +494,21 @@ import Testing
             let consentsNow = try rc.json(try await send(.get, "/fhir/Consent?patient=\(patientRef)&_lastUpdated=ge2020-01-01", as: patient))
             #expect(consentsNow["total"]?.intValue ?? 0 >= 1)
             #expect(FHIRValidator.validate(try #require(consentsNow["entry"]?[0]?["resource"])).isEmpty)
-            // What no route serves is an OperationOutcome too, never a bare 404.
-            for (method, uri) in [(HTTPRequest.Method.get, "/fhir/Observation/x/_history/1/extra"), (.post, "/fhir/Observation/some-id")] {
-                let unrouted = try await send(method, uri, as: doctor)
-                #expect(unrouted.status == .notFound)
-                #expect(try rc.json(unrouted)["resourceType"] == .string("OperationOutcome"), "\(method) \(uri)")
-            }
+            // What no route serves is an OperationOutcome too, never a bare 404: a path not served, 404; a
+            // method the path is not served with, 405 naming the methods it is (Allow).
+            let unrouted = try await send(.get, "/fhir/Observation/x/_history/1/extra", as: doctor)
+            #expect(unrouted.status == .notFound)
+            #expect(try rc.json(unrouted)["resourceType"] == .string("OperationOutcome"))
+            let wrongMethod = try await send(.post, "/fhir/Observation/some-id", as: doctor)
+            #expect(wrongMethod.status == .methodNotAllowed)
+            #expect(wrongMethod.headers[.allow] == "GET, PUT")
+            #expect(try rc.json(wrongMethod)["resourceType"] == .string("OperationOutcome"))
+            // A literal path before a template: /fhir/metadata is read-only, not a type to create.
+            let metadataPost = try await send(.post, "/fhir/metadata", as: doctor, .object(["resourceType": .string("Basic")]))
+            #expect(metadataPost.status == .methodNotAllowed && metadataPost.headers[.allow] == "GET")
+            // A method served only to refuse it explains itself, and Allow names what is served.
+            let delete = try await send(.delete, "/fhir/Observation/some-id", as: doctor)
+            #expect(delete.status == .methodNotAllowed && delete.headers[.allow] == "GET, PUT")
             // A MedicationDispense goes through the facade like the other clinical types.
             let dispense: JSONValue = .object([
                 "resourceType": .string("MedicationDispense"), "status": .string("completed"),

@@ -6,7 +6,7 @@ import Node
 package enum APIError {
     package static func status(for code: String) -> HTTPResponse.Status {
         switch code {
-        case "not_found", "leaf_not_in_tree", "not_in_vault": return .notFound
+        case "not_found", "leaf_not_in_tree", "not_in_vault", "tree_size_too_large", "unknown_custodian": return .notFound
         case "unauthenticated": return .unauthorized
         case "consent_denied", "forbidden", "not_registered", "break_glass_reason_required", "not_acting_for", "beyond_delegation": return .forbidden
         case "no_key_for_reader", "not_custodian", "no_current_version", "version_conflict": return .conflict

@@ -44,24 +44,6 @@ public enum FHIRHost {
         }
     }
 
-    /// What no route answers under `/fhir` (an unknown type or interaction, a write on a node that acts
-    /// for no organisation) is a 404 with an OperationOutcome, like every FHIR error here. (The router's
-    /// middleware wraps every route; only the router's own not-found error is turned into an outcome.)
-    struct Unrouted: RouterMiddleware {
-        typealias Context = LedgerRequestContext
-        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-            guard request.uri.path == "/fhir" || request.uri.path.hasPrefix("/fhir/") else { return try await next(request, context) }
-            do {
-                return try await next(request, context)
-            } catch let error as HTTPError where error.status == .notFound {
-                let issue = FHIRIssue(
-                    severity: .error, code: "not-supported", diagnostics: "not_supported: \(request.method.rawValue) \(request.uri.path) is not an interaction this server supports (see /fhir/metadata)",
-                    expression: "$this")
-                return FHIRHost.respond(FHIRValidator.operationOutcome([issue]), status: .notFound)
-            }
-        }
-    }
-
     /// The CapabilityStatement of this node: the resources and system interactions its capabilities serve.
     static func capabilityStatement(resources: [JSONValue], interactions: [String]) -> JSONValue {
         var rest: [String: JSONValue] = [

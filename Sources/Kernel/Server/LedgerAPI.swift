@@ -208,6 +208,9 @@ public struct LedgerAPI: Sendable {
 
     public func router() -> Router<LedgerRequestContext> {
         let router = Router(context: LedgerRequestContext.self)
+        // First, so that it wraps every route; its table is filled once they are all registered.
+        let unrouted = Unrouted.Table()
+        router.add(middleware: Unrouted(table: unrouted))
         router.post("/v1/transactions") { request, _ in await handle { try await submit(request) } }
         router.get("/v1/transactions/:id") { request, context in await handle { try transaction(context.parameters.get("id") ?? "", request) } }
         router.get("/v1/proofs/inclusion") { request, _ in await handle { try inclusion(request.uri.queryParameters, request) } }
@@ -289,8 +292,10 @@ public struct LedgerAPI: Sendable {
             FHIRHost.respond(
                 FHIRHost.capabilityStatement(resources: capabilities.flatMap { $0.fhirResources(api: self) }, interactions: capabilities.flatMap { $0.fhirInteractions(api: self) }))
         }
-        // What no route answers under /fhir is an OperationOutcome too (the middleware passes everything else through).
-        router.add(middleware: FHIRHost.Unrouted())
+        // What no route answers: 405 with Allow where the path is served with other methods; under /fhir
+        // an OperationOutcome (the middleware added first).
+        let refused = Set((KernelRoutes.all + capabilities.flatMap(\.openAPIRoutes)).filter(\.refused).map { "\($0.method.uppercased()) \($0.path)" })
+        unrouted.fill(served: router.routes.map { ($0.method.rawValue, $0.path.description) }, refused: refused)
         return router
     }
 
@@ -414,7 +419,9 @@ public struct LedgerAPI: Sendable {
             if required { throw LedgerError("missing_parameter", "query parameter \(name) is required") }
             return value
         }
-        guard let n = UInt64(text) else { throw LedgerError("bad_parameter", "\(name) must be a non-negative integer") }
+        guard let n = UInt64(text), n <= UInt64(OpenAPIDocument.maxHeight) else {
+            throw LedgerError("bad_parameter", "\(name) must be an integer from 0 to 2^53")
+        }
         return n
     }
 
@@ -469,7 +476,9 @@ public struct LedgerAPI: Sendable {
     }
 
     func block(_ heightText: String) throws -> Response {
-        guard let height = UInt64(heightText) else { throw LedgerError("bad_parameter", "height must be a non-negative integer") }
+        guard let height = UInt64(heightText), height <= UInt64(OpenAPIDocument.maxHeight) else {
+            throw LedgerError("bad_parameter", "height must be an integer from 0 to 2^53")
+        }
         guard let block = try node.store.block(height: height) else { throw LedgerError("not_found", "no block at height \(height)") }
         guard case .object(var o) = Self.blockJSON(block, transactions: try node.store.transactions(of: block)) else { throw LedgerError("internal_error", "block") }
         o["final"] = .bool(height <= node.lastFinalHeight)
@@ -543,7 +552,10 @@ public struct LedgerAPI: Sendable {
     }
 
     func state(_ key: String, _ request: Request) throws -> Response {
-        guard !key.isEmpty, key.utf8.count <= 512 else { throw LedgerError("bad_parameter", "a state key is 1 to 512 bytes") }
+        // Every contract's keys are visible ASCII (ids, dids, hex hashes, GS1 keys joined by "/").
+        guard (1...512).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw LedgerError("bad_parameter", "a state key is 1 to 512 visible ASCII characters")
+        }
         if readPolicy.isPrivate(stateKey: key) { try readPolicy.authorize(stateKey: key, value: node.stateValue(forKey: key), request: request) }
         let (block, value, proof, salt) = try node.state(key: key)
         var o: [String: JSONValue] = [

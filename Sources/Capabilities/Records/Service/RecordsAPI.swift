@@ -87,6 +87,9 @@ struct RecordsAPI: Sendable {
                 guard let type = request.uri.queryParameters.get("resourceType") else {
                     throw LedgerError("missing_parameter", "query parameter resourceType is required")
                 }
+                guard type.wholeMatch(of: RecordsRoutes.resourceTypeName) != nil else {
+                    throw LedgerError("bad_parameter", "resourceType is a FHIR resource type name, e.g. Observation")
+                }
                 let patient = context.parameters.get("did") ?? ""
                 // Who holds her keys says who she consents to: told only to those who may write for her.
                 let grants = try records.grants(patient: patient)

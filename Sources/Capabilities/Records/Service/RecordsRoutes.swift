@@ -6,26 +6,36 @@ import Server
 enum RecordsRoutes {
     typealias Route = OpenAPIRoute
 
+    static let purpose = OpenAPIDocument.oneOf(["treatment", "payment", "research", "emergency"])
+    /// A FHIR resource type's name (`Observation`).
+    nonisolated(unsafe) static let resourceTypeName = /[A-Z][A-Za-z]{1,63}/
+    /// A patient as FHIR search names her: `Patient/<did:key multibase>` or the did itself.
+    static let patient = OpenAPIDocument.string(
+        pattern: "^(Patient/z6Mk[f-km-v][1-9A-HJ-NP-Za-km-z]{43}|did:key:z6Mk[f-km-v][1-9A-HJ-NP-Za-km-z]{43})$")
+
     static let all: [Route] = [
         Route(method: "get", path: "/v1/records/{id}", summary: "Read a record (authenticated, consent-checked, audited): ciphertext and the key wrapped for the reader",
               parameters: [("id", "path", true, "record id"), ("purpose", "query", false, "treatment (default), payment, research, emergency")],
-              responseType: "application/json", hasBody: false),
+              responseType: "application/json", hasBody: false, schemas: ["purpose": purpose]),
         Route(method: "get", path: "/v1/records/{id}/erasure", summary: "The signed erasure receipt of an erased record: salted hashes, height, transaction and every node's on-chain shredding attestation (the patient or her delegate)",
               parameters: [("id", "path", true, "record id")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/records/{id}/history", summary: "A record's versions: salted hashes, authors, endorsements, status, recipients and key envelopes (authenticated, consent-checked, audited as a metadata read)",
               parameters: [("id", "path", true, "record id")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/records", summary: "A patient's timeline for the reader (authenticated, consent-checked, one access event)",
-              parameters: [("did", "path", true, "the patient's did"), ("purpose", "query", false, "purpose of use")], responseType: "application/json", hasBody: false),
+              parameters: [("did", "path", true, "the patient's did"), ("purpose", "query", false, "purpose of use")], responseType: "application/json", hasBody: false,
+              schemas: ["purpose": purpose]),
         Route(method: "get", path: "/v1/patients/{did}/access-log", summary: "Every access to the patient's data (the patient or her delegate)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/organisations/{did}/break-glass", summary: "Break-the-glass accesses by the organisation's people, for its privacy officers to review (the organisation's key or a practitioner with the privacy-officer duty)",
-              parameters: [("did", "path", true, "the organisation's did"), ("status", "query", false, "pending (default) or all")], responseType: "application/json", hasBody: false),
+              parameters: [("did", "path", true, "the organisation's did"), ("status", "query", false, "pending (default) or all")], responseType: "application/json", hasBody: false,
+              schemas: ["status": OpenAPIDocument.oneOf(["pending", "all"])]),
         Route(method: "get", path: "/v1/patients/{did}/disclosures", summary: "The HIPAA-style accounting of disclosures: date, recipient, purpose, what, for every access that released her data (the patient or her delegate)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/consents", summary: "The patient's consent grants (the patient or her delegate)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/recipients", summary: "Who a new version's key must be wrapped for, with their encryption keys (authenticated)",
-              parameters: [("did", "path", true, "the patient's did"), ("resourceType", "query", true, "FHIR resource type"), ("custodian", "query", false, "the custodian organisation's did: included (it holds every version's key in escrow for break-the-glass reads)")], responseType: "application/json", hasBody: false),
+              parameters: [("did", "path", true, "the patient's did"), ("resourceType", "query", true, "FHIR resource type"), ("custodian", "query", false, "the custodian organisation's did: included (it holds every version's key in escrow for break-the-glass reads)")], responseType: "application/json", hasBody: false,
+              schemas: ["resourceType": OpenAPIDocument.string(pattern: "^[A-Z][A-Za-z]{1,63}$"), "custodian": OpenAPIDocument.string(pattern: OpenAPIDocument.didPattern)]),
         Route(method: "post", path: "/fhir", summary: "FHIR transaction Bundle: every entry commits in one ledger transaction or none (node acting for an organisation)",
               parameters: [], responseType: "application/fhir+json", hasBody: true),
         Route(method: "post", path: "/fhir/{type}", summary: "FHIR create (authenticated practitioner of the organisation the node acts for)",
@@ -43,29 +53,30 @@ enum RecordsRoutes {
               parameters: [("type", "path", true, "resource type"), ("id", "path", true, "resource id"), ("vid", "path", true, "version")],
               responseType: "application/fhir+json", hasBody: false),
         Route(method: "get", path: "/fhir/Consent", summary: "FHIR Consent resources of a patient, from the ledger's consent grants (authenticated: the patient or her delegate)",
-              parameters: [("patient", "query", true, "the patient's did")], responseType: "application/fhir+json", hasBody: false),
+              parameters: [("patient", "query", true, "the patient's did")], responseType: "application/fhir+json", hasBody: false, schemas: ["patient": patient]),
         Route(method: "get", path: "/fhir/Consent/{id}", summary: "One FHIR Consent (authenticated: the patient or her delegate)",
               parameters: [("id", "path", true, "consent id")], responseType: "application/fhir+json", hasBody: false),
         Route(method: "get", path: "/fhir/Provenance", summary: "FHIR Provenance of every version of a record, from the chain (authenticated, consent-checked)",
-              parameters: [("target", "query", true, "Type/id")], responseType: "application/fhir+json", hasBody: false),
+              parameters: [("target", "query", true, "Type/id")], responseType: "application/fhir+json", hasBody: false,
+              schemas: ["target": OpenAPIDocument.string(pattern: "^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9.-]{1,64}$")]),
         Route(method: "get", path: "/fhir/AuditEvent", summary: "FHIR AuditEvent resources for every access to a patient's data (authenticated: the patient or her delegate)",
-              parameters: [("patient", "query", true, "the patient's did")], responseType: "application/fhir+json", hasBody: false),
+              parameters: [("patient", "query", true, "the patient's did")], responseType: "application/fhir+json", hasBody: false, schemas: ["patient": patient]),
         Route(method: "get", path: "/fhir/AuditEvent/{id}", summary: "One FHIR AuditEvent, id <patient multibase>-<index> (authenticated: the patient or her delegate)",
               parameters: [("id", "path", true, "audit event id")], responseType: "application/fhir+json", hasBody: false),
         Route(method: "get", path: "/fhir/Provenance/{id}", summary: "The FHIR Provenance of one record version, id <record id>-<version> (authenticated, consent-checked)",
               parameters: [("id", "path", true, "provenance id")], responseType: "application/fhir+json", hasBody: false),
         Route(method: "post", path: "/fhir/Consent", summary: "Refused with 405: a consent is a grant the patient signs (consent.grant)",
-              parameters: [], responseType: "application/fhir+json", hasBody: true),
+              parameters: [], responseType: "application/fhir+json", hasBody: true, refused: true),
         Route(method: "put", path: "/fhir/Consent/{id}", summary: "Refused with 405: a consent is a grant the patient signs (consent.grant)",
-              parameters: [("id", "path", true, "consent id")], responseType: "application/fhir+json", hasBody: true),
+              parameters: [("id", "path", true, "consent id")], responseType: "application/fhir+json", hasBody: true, refused: true),
         Route(method: "post", path: "/fhir/AuditEvent", summary: "Refused with 405: access events are the ledger's own",
-              parameters: [], responseType: "application/fhir+json", hasBody: true),
+              parameters: [], responseType: "application/fhir+json", hasBody: true, refused: true),
         Route(method: "put", path: "/fhir/AuditEvent/{id}", summary: "Refused with 405: access events are the ledger's own",
-              parameters: [("id", "path", true, "audit event id")], responseType: "application/fhir+json", hasBody: true),
+              parameters: [("id", "path", true, "audit event id")], responseType: "application/fhir+json", hasBody: true, refused: true),
         Route(method: "post", path: "/fhir/Provenance", summary: "Refused with 405: provenance is derived from the chain",
-              parameters: [], responseType: "application/fhir+json", hasBody: true),
+              parameters: [], responseType: "application/fhir+json", hasBody: true, refused: true),
         Route(method: "put", path: "/fhir/Provenance/{id}", summary: "Refused with 405: provenance is derived from the chain",
-              parameters: [("id", "path", true, "provenance id")], responseType: "application/fhir+json", hasBody: true),
+              parameters: [("id", "path", true, "provenance id")], responseType: "application/fhir+json", hasBody: true, refused: true),
     ] + ledgerOwnedHistory + refusedFHIRMethods
 
     /// `_history` and vread of the FHIR types the ledger derives (one version each).
@@ -83,9 +94,9 @@ enum RecordsRoutes {
     static let refusedFHIRMethods: [Route] = ["delete", "patch"].flatMap { method in
         [
             Route(method: method, path: "/fhir/{type}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched",
-                  parameters: [("type", "path", true, "resource type")], responseType: "application/fhir+json", hasBody: false),
+                  parameters: [("type", "path", true, "resource type")], responseType: "application/fhir+json", hasBody: false, refused: true),
             Route(method: method, path: "/fhir/{type}/{id}", summary: "Refused with 405 and an OperationOutcome: records are versioned, never deleted or patched (a patient erases hers with records.erase)",
-                  parameters: [("type", "path", true, "resource type"), ("id", "path", true, "resource id")], responseType: "application/fhir+json", hasBody: false),
+                  parameters: [("type", "path", true, "resource type"), ("id", "path", true, "resource id")], responseType: "application/fhir+json", hasBody: false, refused: true),
         ]
     }
 }

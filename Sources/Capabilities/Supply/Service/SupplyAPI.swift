@@ -140,8 +140,8 @@ struct SupplyAPI: Sendable {
             return try GS1ElementString.parse(text, today: today)
         }
         if let list = body["scans"]?.arrayValue {
-            guard list.count <= 1000, body["dispense"] == nil else {
-                throw LedgerError("bad_request", "a bulk verification holds at most 1000 scans and does not dispense")
+            guard (1...1000).contains(list.count), body["dispense"] == nil else {
+                throw LedgerError("bad_request", "a bulk verification holds 1 to 1000 scans and does not dispense")
             }
             let parsed = try list.map(scan)
             let results = try parsed.map { try supply.verify($0, verifier: who.user).json }

@@ -38,9 +38,23 @@ public struct SupplyCapability: NodeCapability {
             OpenAPIRoute(method: "post", path: "/v1/supply/epcis", summary: "Ingest an EPCIS 2.0 JSON-LD document: all events applied or none, duplicates (same CBV 2.0 event hash) skipped; signed by the caller's organisation (authenticated)",
                 parameters: [], responseType: "application/json", hasBody: true),
             OpenAPIRoute(method: "post", path: "/v1/supply/verify", summary: "Verify a scanned pack ({scan, dispense?, patient?, prescriber?}) or up to 1000 ({scans}): EMVS/VRS outcome; dispense decommissions a verified pack in the same step and, with a consenting patient, adds a MedicationDispense to her record (authenticated)",
-                parameters: [], responseType: "application/json", hasBody: true),
+                parameters: [], responseType: "application/json", hasBody: true,
+                body: .object(["oneOf": .array([
+                    OpenAPIDocument.object(
+                        required: ["scan": OpenAPIDocument.nonEmpty],
+                        optional: [
+                            "dispense": .object(["type": .string("boolean")]), "patient": OpenAPIDocument.string(pattern: OpenAPIDocument.didPattern),
+                            "prescriber": OpenAPIDocument.string(pattern: OpenAPIDocument.didPattern),
+                        ]),
+                    OpenAPIDocument.object(required: [
+                        "scans": .object(["type": .string("array"), "minItems": .int(1), "maxItems": .int(1000), "items": OpenAPIDocument.nonEmpty])
+                    ]),
+                ])])),
             OpenAPIRoute(method: "post", path: "/v1/supply/recalls", summary: "Recall a lot ({gtin, lot, reason}) as its MAH or a regulator (authenticated)",
-                parameters: [], responseType: "application/json", hasBody: true),
+                parameters: [], responseType: "application/json", hasBody: true,
+                body: OpenAPIDocument.object(required: [
+                    "gtin": OpenAPIDocument.string(pattern: "^[0-9]{14}$"), "lot": OpenAPIDocument.string(pattern: "^[!-~]{1,20}$"), "reason": OpenAPIDocument.nonEmpty,
+                ])),
             OpenAPIRoute(method: "get", path: "/v1/supply/recalls/report", summary: "Where every pack of a lot is now (MAH or regulator, authenticated)",
                 parameters: [("gtin", "query", true, "GTIN-14"), ("lot", "query", true, "batch/lot number")], responseType: "application/json", hasBody: false),
             OpenAPIRoute(method: "get", path: "/v1/supply/documents/{id}", summary: "A sealed EPCIS document for one of its trading partners (the caller or her organisation): ciphertext and the key wrapped for that party, opened on the partner's side (authenticated)",
