@@ -5,7 +5,7 @@ import RecoveryContract
 import Store
 import Testing
 
-/// The patient records walk-through (docs/walkthroughs.md), through the real CLI against a real node process.
+/// The patient records walk-through (docs/walkthrough-records.md), through the real CLI against a real node process.
 @Suite(.serialized) struct PatientWalkthroughTests {
     func did(_ file: String) throws -> String {
         try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file))))["did"]!.stringValue!

@@ -2,7 +2,7 @@ import Foundation
 import LedgerCore
 import Testing
 
-/// The supply-chain walk-through (docs/walkthroughs.md), through the real CLI against a real node process (`up`
+/// The supply-chain walk-through (docs/walkthrough-supply-chain.md), through the real CLI against a real node process (`up`
 /// acts for the demo organisations pharma-co, wholesaler, pharmacy and regulator).
 @Suite(.serialized) struct SupplyWalkthroughTests {
     static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
