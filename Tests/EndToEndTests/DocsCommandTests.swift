@@ -4,7 +4,7 @@ import Testing
 
 /// Every `careledger` command the README and docs/ show names a command that exists and only options
 /// it takes, so that the docs cannot drift from the binary. (The README's walk-through is also run
-/// as written: `ReadmeTests`; the walk-throughs' steps by `WalkthroughTests` and its siblings.)
+/// as written: `DocWalkthroughTests`; the other walk-throughs step by step by `WalkthroughTests` and its siblings.)
 @Suite struct DocsCommandTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -19,7 +19,7 @@ public enum OpenAPIDocument {
             }
             var operation: [String: JSONValue] = [
                 "summary": .string(route.summary),
-                "operationId": .string(route.method + route.path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "").replacingOccurrences(of: ".", with: "_")),
+                "operationId": .string(operationID(route.method, route.path)),
                 "responses": .object(responses(route)),
             ]
             if !route.parameters.isEmpty {
@@ -126,6 +126,10 @@ public enum OpenAPIDocument {
         }
     }
 
+    static func operationID(_ method: String, _ path: String) -> String {
+        method + path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "").replacingOccurrences(of: ".", with: "_")
+    }
+
     static func responses(_ route: OpenAPIRoute) -> [String: JSONValue] {
         let json = route.responseType == "application/json" || route.responseType == "application/fhir+json"
         // An event stream's schema is that of each event (id, event name, data).
@@ -136,10 +140,18 @@ public enum OpenAPIDocument {
                 "properties": .object(["id": .object(["type": .string("string")]), "event": .object(["type": .string("string")]), "data": .object(["type": .string("string")])]),
             ])
             : .object(["type": .string(json ? "object" : "string")])
-        let ok: JSONValue = .object([
+        var ok: [String: JSONValue] = [
             "description": .string("OK"),
             "content": .object([route.responseType: .object(["schema": schema])]),
-        ])
+        ]
+        if !route.links.isEmpty {
+            ok["links"] = .object(Dictionary(uniqueKeysWithValues: route.links.map { link in
+                (link.name, JSONValue.object([
+                    "operationId": .string(operationID(link.method, link.path)),
+                    "parameters": .object(link.parameters.mapValues { .string($0) }),
+                ]))
+            }))
+        }
         // Every error: a JSON error object under /v1, an OperationOutcome under /fhir; the status says
         // what kind (400 bad input, 401/403 who may not, 404, 405 with Allow, 409 conflict, 413, 415,
         // 429 with Retry-After, 503 busy).
@@ -154,7 +166,7 @@ public enum OpenAPIDocument {
                 "content": .object(["application/json": .object(["schema": .object(["$ref": .string("#/components/schemas/Error")])])]),
             ])
         var r: [String: JSONValue] = ["default": error]
-        for status in route.success { r[String(status)] = ok }
+        for status in route.success { r[String(status)] = .object(ok) }
         return r
     }
 }

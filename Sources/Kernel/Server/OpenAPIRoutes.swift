@@ -14,6 +14,9 @@ public struct OpenAPIRoute: Sendable {
     public let schemas: [String: JSONValue]
     /// The JSON Schema of the request body, where "an object" says too little.
     public let body: JSONValue?
+    /// OpenAPI links from a successful answer to other operations (method, path) with their parameters'
+    /// runtime expressions, so that a client or a stateful fuzzer goes from one answer to the next.
+    public let links: [(name: String, method: String, path: String, parameters: [String: String])]
     /// Success statuses other than 200 (e.g. 201 for a create).
     public let success: [Int]
     /// A method served only to refuse it with 405 and an explanation: not an operation of the
@@ -22,9 +25,11 @@ public struct OpenAPIRoute: Sendable {
 
     public init(
         method: String, path: String, summary: String, parameters: [(name: String, in: String, required: Bool, description: String)], responseType: String,
-        hasBody: Bool, schemas: [String: JSONValue] = [:], body: JSONValue? = nil, success: [Int] = [200], refused: Bool = false
+        hasBody: Bool, schemas: [String: JSONValue] = [:], body: JSONValue? = nil,
+        links: [(name: String, method: String, path: String, parameters: [String: String])] = [], success: [Int] = [200], refused: Bool = false
     ) {
         self.body = body
+        self.links = links
         self.method = method
         self.path = path
         self.summary = summary
@@ -82,7 +87,8 @@ enum KernelRoutes {
               parameters: [("height", "path", true, "block height")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/blocks", summary: "Block headers from a height",
               parameters: [("from", "query", false, "first height (default 0)"), ("limit", "query", false, "at most this many (default 20, max 100)")],
-              responseType: "application/json", hasBody: false),
+              responseType: "application/json", hasBody: false,
+              links: [("head", "get", "/v1/blocks/{height}", ["height": "$response.body#/height"])]),
         Route(method: "get", path: "/v1/state/{key}", summary: "A state entry with its sparse Merkle proof (membership or non-membership) against the latest state root (records/, consent/, audit/, recovery/: authenticated, for the patient, her delegates, the parties named and consortium members)",
               parameters: [("key", "path", true, "state key, e.g. notary/<sha256 hex>")], responseType: "application/json", hasBody: false,
               schemas: ["key": OpenAPIDocument.string(pattern: "^[!-~]{1,512}$")]),
