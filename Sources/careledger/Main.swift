@@ -20,10 +20,12 @@ struct Careledger: AsyncParsableCommand {
         groupedSubcommands: Capability.careLedger.compactMap { $0.commands?.commandGroup })
 }
 
-/// Exit codes: 0 ok, 1 failure, 2 bad usage or input. Errors go to stderr on one line.
+/// Exit codes (`ExitCodes`, docs/cli.md): 0 done, 1 refused by policy or state, 2 bad input, 3 the node
+/// could not be reached. Errors go to stderr on one line.
 @main
 enum Entry {
-    /// Codes that mean "the operation failed" rather than "the input was bad".
+    /// Local codes that mean "refused or failed" rather than "the input was bad" (a node's answers are
+    /// classed by their status, `ExitCodes`).
     static let failureCodes: Set<String> = [
         "verification_failed", "audit_failed", "connection_failed", "server_error", "io_error", "node_stopped", "commit_failed",
         "mempool_full", "internal_error", "corrupt_store", "busy", "genesis_unsigned", "data_locked", "decryption_failed", "unwrap_failed", "consent_denied", "forbidden", "unauthenticated",
@@ -40,7 +42,7 @@ enum Entry {
             }
         } catch let error as LedgerError {
             FileHandle.standardError.write(Data("error: \(error.code): \(error.message.replacingOccurrences(of: "\n", with: " "))\n".utf8))
-            exit(failureCodes.contains(error.code) || API.serverFailures.withLock({ $0.contains(error.code) }) ? 1 : 2)
+            exit(ExitCodes.forError(error.code, localFailures: failureCodes))
         } catch let error as ExitCode {
             exit(error.rawValue)
         } catch {

@@ -31,7 +31,7 @@ import Testing
         // The node is up and answering for the founders' chain.
         #expect(!node.url.isEmpty)
         let unknown = try CLI.run(["tx", "get", "--node", node.url, String(repeating: "0", count: 64)])
-        #expect(unknown.status == 2)
+        #expect(unknown.status == 1, "not found: refused by state")
         #expect(unknown.stderr.contains("not_found"))
     }
 }

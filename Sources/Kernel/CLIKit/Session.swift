@@ -37,7 +37,9 @@ public struct Session {
             chainID: chainID, signer: key, contract: contract, action: action, payload: payload)
         let receipt = try await API.json(.POST, base + "/v1/transactions", body: JSONValue.object(["raw": .string(Base64.encode(tx.encoded))]).canonicalBytes)
         if receipt["status"]?.stringValue == "failed" {
-            throw LedgerError(receipt["error"]?["code"]?.stringValue ?? "failed", receipt["error"]?["message"]?.stringValue ?? "transaction failed")
+            let code = receipt["error"]?["code"]?.stringValue ?? "failed"
+            API.note(code, status: nil)
+            throw LedgerError(code, receipt["error"]?["message"]?.stringValue ?? "transaction failed")
         }
         return receipt
     }

@@ -170,7 +170,9 @@ public struct ConsentCommand: AsyncParsableCommand {
 public struct RecordCommand: AsyncParsableCommand {
     public init() {}
 
-    public static let configuration = CommandConfiguration(commandName: "record", abstract: "Write, read and inspect encrypted FHIR records.", subcommands: [Put.self, Get.self, History.self])
+    public static let configuration = CommandConfiguration(
+        commandName: "record", abstract: "Write, read and inspect encrypted FHIR records.",
+        subcommands: [Put.self, Get.self, History.self, Erase.self, ErasureReceipt.self])
 
     struct Put: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -217,11 +219,18 @@ public struct RecordCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Read a record (consent-checked and audited) and decrypt it locally.")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "Record id.") var id: String
-        @Option(help: "Purpose of use.") var purpose: String = "treatment"
+        @Option(help: "Purpose of use: treatment (default), payment, research, emergency.") var purpose: String?
+        @Option(
+            help: ArgumentHelp(
+                "Break the glass: why you read without consent (10 characters or more). Opens the emergency window (purpose emergency); the patient and your organisation's privacy officers see the access and its reason."
+            )) var reason: String?
         @Option(help: "Your organisation's key file, when the key is wrapped for it.") var orgKey: String?
         func run() async throws {
             var session = try await Session(node: options.node, keyFile: options.key)
-            let read = try await session.get("/v1/records/\(id)?purpose=\(purpose)")
+            let purpose = self.purpose ?? (reason == nil ? "treatment" : "emergency")
+            var query = "purpose=\(Query.encode(purpose))"
+            if let reason { query += "&reason=\(Query.encode(reason))" }
+            let read = try await session.get("/v1/records/\(Query.encode(id))?\(query)")
             let resource = try decrypt(read, session: session, orgKey: orgKey)
             print(resource.canonicalString)
         }
@@ -274,8 +283,98 @@ public struct AccessLogCommand: AsyncParsableCommand {
     }
 }
 
-/// Patient records' commands: patients, consent, records, the access log.
+/// Patient records' commands: patients, consent, records, the access log, break-the-glass reviews.
 public enum RecordsCommands: CommandCapability {
     public static let commandGroup = CommandGroup(
-        name: "Patient records", subcommands: [PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self])
+        name: "Patient records", subcommands: [PatientCommand.self, ConsentCommand.self, RecordCommand.self, AccessLogCommand.self, BreakGlassCommand.self])
+}
+
+/// A query parameter's value, percent-encoded.
+enum Query {
+    static func encode(_ value: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+}
+
+extension RecordCommand {
+    struct Erase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase one of your records: every version's key is destroyed on every node (crypto-shredding); the chain keeps that it existed and was erased.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "Record id.") var id: String
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let receipt = try await session.submit("records", "erase", .object(["recordId": .string(id)]))
+            output(receipt, json: options.json) { "record \(id) erased at height \(receipt["height"]?.intValue ?? -1); its receipt: careledger record erasure-receipt --id \(id)" }
+        }
+    }
+
+    struct ErasureReceipt: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "erasure-receipt", abstract: "The signed erasure receipt of an erased record, with every node's attestation that it destroyed the keys.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "Record id.") var id: String
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let receipt = try await session.get("/v1/records/\(Query.encode(id))/erasure")
+            output(receipt, json: options.json) {
+                let body = receipt["receipt"]
+                let attestations = body?["attestations"]?.arrayValue ?? []
+                return "record \(id) erased at height \(body?["erasedAtHeight"]?.intValue ?? -1); \(attestations.count) node attestation(s) of the keys' destruction; receipt signed by \(receipt["signer"]?.stringValue ?? "?")"
+            }
+        }
+    }
+}
+
+/// Break-the-glass accesses, for an organisation's privacy officers.
+public struct BreakGlassCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
+        commandName: "break-glass", abstract: "Emergency accesses by your organisation's people, and their review (privacy officers).",
+        subcommands: [List.self, Review.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Break-the-glass accesses to review (or all of them).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The organisation (default: yours).") var org: String?
+        @Flag(help: "Reviewed ones too.") var all = false
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            var organisation = org
+            if organisation == nil {
+                let me = try await session.get("/v1/principals/\(session.did)")
+                organisation = me["role"]?.stringValue == "organisation" ? session.did : me["organisation"]?.stringValue
+            }
+            guard let organisation else { throw LedgerError("bad_parameter", "you belong to no organisation: give --org") }
+            let answer = try await session.get("/v1/organisations/\(organisation)/break-glass?status=\(all ? "all" : "pending")")
+            output(answer, json: options.json) {
+                (answer["accesses"]?.arrayValue ?? []).map { a in
+                    let when = Date(timeIntervalSince1970: Double(a["time"]?.intValue ?? 0) / 1000)
+                    return "\(a["status"]?.stringValue ?? "") patient=\(a["patient"]?.stringValue ?? "") index=\(a["index"]?.intValue ?? -1) reader=\(a["reader"]?.stringValue ?? "") at \(ISO8601DateFormatter().string(from: when)) reason=\(a["reason"]?.canonicalString ?? "null")"
+                }.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Review: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record your review of a break-the-glass access (as listed: its patient and index).")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient whose record was read.") var patient: String
+        @Option(help: "The access's index in her access log (break-glass list shows it).") var index: Int64
+        @Option(help: "justified or unjustified.") var outcome: String
+        @Option(help: "A note for the record (up to 1024 characters).") var note: String?
+        func validate() throws {
+            guard ["justified", "unjustified"].contains(outcome) else { throw ValidationError("--outcome is justified or unjustified") }
+        }
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            var payload: [String: JSONValue] = ["patient": .string(patient), "index": .int(index), "outcome": .string(outcome)]
+            if let note { payload["note"] = .string(note) }
+            let receipt = try await session.submit("audit", "review", .object(payload))
+            output(receipt, json: options.json) { "access \(index) of \(patient) reviewed: \(outcome), at height \(receipt["height"]?.intValue ?? -1)" }
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import LedgerCore
 import Server
 
 /// The OpenAPI entries of the records capability: `/v1/records`, `/v1/patients`, break-the-glass
@@ -7,6 +8,7 @@ enum RecordsRoutes {
     typealias Route = OpenAPIRoute
 
     static let purpose = OpenAPIDocument.oneOf(["treatment", "payment", "research", "emergency"])
+    static let reason: JSONValue = .object(["type": .string("string"), "minLength": .int(10), "maxLength": .int(1024)])
     /// A FHIR resource type's name (`Observation`).
     nonisolated(unsafe) static let resourceTypeName = /[A-Z][A-Za-z]{1,63}/
     /// A patient as FHIR search names her: `Patient/<did:key multibase>` or the did itself.
@@ -15,8 +17,11 @@ enum RecordsRoutes {
 
     static let all: [Route] = [
         Route(method: "get", path: "/v1/records/{id}", summary: "Read a record (authenticated, consent-checked, audited): ciphertext and the key wrapped for the reader",
-              parameters: [("id", "path", true, "record id"), ("purpose", "query", false, "treatment (default), payment, research, emergency")],
-              responseType: "application/json", hasBody: false, schemas: ["purpose": purpose],
+              parameters: [
+                  ("id", "path", true, "record id"), ("purpose", "query", false, "treatment (default), payment, research, emergency"),
+                  ("reason", "query", false, "break-the-glass: why the reader reads without consent (10 characters or more; with purpose emergency)"),
+              ],
+              responseType: "application/json", hasBody: false, schemas: ["purpose": purpose, "reason": reason],
               links: [
                   ("history", "get", "/v1/records/{id}/history", ["id": "$request.path.id"]),
                   ("erasure", "get", "/v1/records/{id}/erasure", ["id": "$request.path.id"]),
@@ -26,8 +31,11 @@ enum RecordsRoutes {
         Route(method: "get", path: "/v1/records/{id}/history", summary: "A record's versions: salted hashes, authors, endorsements, status, recipients and key envelopes (authenticated, consent-checked, audited as a metadata read)",
               parameters: [("id", "path", true, "record id")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/records", summary: "A patient's timeline for the reader (authenticated, consent-checked, one access event)",
-              parameters: [("did", "path", true, "the patient's did"), ("purpose", "query", false, "purpose of use")], responseType: "application/json", hasBody: false,
-              schemas: ["purpose": purpose]),
+              parameters: [
+                  ("did", "path", true, "the patient's did"), ("purpose", "query", false, "purpose of use"),
+                  ("reason", "query", false, "break-the-glass: why the reader reads without consent (10 characters or more; with purpose emergency)"),
+              ], responseType: "application/json", hasBody: false,
+              schemas: ["purpose": purpose, "reason": reason]),
         Route(method: "get", path: "/v1/patients/{did}/access-log", summary: "Every access to the patient's data (the patient or her delegate)",
               parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false,
               links: [

@@ -106,6 +106,10 @@ public struct RecordsService: Sendable {
     func authorise(patient: String, resourceType: String?, reader: Principal, grants: [ConsentGrant], purpose: String, reason: String?)
         throws(LedgerError) -> (ConsentDecision, [String: JSONValue])
     {
+        // Counted in Unicode scalars, as JSON Schema counts a string's length.
+        if let reason, !(10...1024).contains(reason.unicodeScalars.count) {
+            throw LedgerError("bad_parameter", "a break-the-glass reason is 10 to 1024 characters")
+        }
         let now = Int64(node.now)
         let consent = ConsentPolicy.evaluate(
             grants: grants, patient: patient, reader: reader.did, readerGroups: reader.groups, purpose: purpose,
@@ -116,7 +120,7 @@ public struct RecordsService: Sendable {
                     ["breakGlass": .bool(true), "until": .int(until), "reason": .string(reason ?? "within an open break-the-glass window")])
         }
         guard reader.role == .practitioner else { return (consent, [:]) }
-        guard let reason, reason.count >= 10 else {
+        guard let reason else {
             throw LedgerError("break_glass_reason_required", "an emergency access without consent needs a stated reason (10 characters or more)")
         }
         return (ConsentDecision(permitted: true, grant: nil, reason: "break-the-glass: \(reason)"),
