@@ -46,41 +46,56 @@ import Testing
         return (printed, node, data)
     }
 
+    /// `run`, then `check` with what it printed, the node and its data directory; the node stopped
+    /// and its data removed afterwards.
+    static func walk(_ file: String, after heading: String? = nil, _ check: (String, NodeProcess, String) throws -> Void) throws {
+        let (printed, node, data) = try run(file, after: heading)
+        defer {
+            node.stop()
+            try? FileManager.default.removeItem(atPath: data)
+        }
+        try check(printed, node, data)
+    }
+
     static func did(_ data: String, _ name: String) throws -> String {
         try CLI.run(["key", "show", "--key", "\(data)/keys/\(name).key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func theReadmesThreeMinutesRunAsWritten() async throws {
-        let (printed, node, data) = try Self.run("README.md", after: "## Three minutes with it")
-        defer {
-            node.stop()
-            try? FileManager.default.removeItem(atPath: data)
+        try Self.walk("README.md", after: "## Three minutes with it") { printed, node, data in
+            #expect(printed.contains(#""text":"Asthma""#), "Dr Bob reads the diagnosis back")
+            #expect(printed.contains("refused: Dr Carol has no consent"))
+            // What the block claims: the ledger's access log has Dr Bob's read permitted and Dr Carol's denied.
+            let bob = try Self.did(data, "dr-bob"), carol = try Self.did(data, "dr-carol")
+            let log = try JSONValue.parse(try CLI.run(["access-log", "--node", node.url, "--key", "\(data)/keys/alice.key", "--json"]).stdout)
+            let events = log["events"]?.arrayValue ?? []
+            #expect(events.contains { $0["reader"]?.stringValue == bob && $0["outcome"]?.stringValue == "permit" && $0["records"] == .array([.string("asthma-1")]) })
+            #expect(events.contains { $0["reader"]?.stringValue == carol && $0["outcome"]?.stringValue == "deny" })
+            #expect(printed.contains("deny \(carol)"), "the block's own access log shows the refusal")
         }
-        #expect(printed.contains(#""text":"Asthma""#), "Dr Bob reads the diagnosis back")
-        #expect(printed.contains("refused: Dr Carol has no consent"))
-        // What the block claims: the ledger's access log has Dr Bob's read permitted and Dr Carol's denied.
-        let bob = try Self.did(data, "dr-bob"), carol = try Self.did(data, "dr-carol")
-        let log = try JSONValue.parse(try CLI.run(["access-log", "--node", node.url, "--key", "\(data)/keys/alice.key", "--json"]).stdout)
-        let events = log["events"]?.arrayValue ?? []
-        #expect(events.contains { $0["reader"]?.stringValue == bob && $0["outcome"]?.stringValue == "permit" && $0["records"] == .array([.string("asthma-1")]) })
-        #expect(events.contains { $0["reader"]?.stringValue == carol && $0["outcome"]?.stringValue == "deny" })
-        #expect(printed.contains("deny \(carol)"), "the block's own access log shows the refusal")
     }
 
     @Test func thePatientRecordsWalkthroughRunsAsWritten() async throws {
-        let (printed, node, data) = try Self.run("docs/walkthrough-records.md")
-        defer {
-            node.stop()
-            try? FileManager.default.removeItem(atPath: data)
+        try Self.walk("docs/walkthrough-records.md") { printed, node, data in
+            // Carol refused, then reads the first version, then is refused the second after the revocation.
+            #expect(printed.components(separatedBy: "refused (exit 1)").count - 1 == 2, "\(printed)")
+            #expect(printed.contains(#""text":"Asthma""#))
+            let carol = try Self.did(data, "dr-carol")
+            let consents = try JSONValue.parse(try CLI.run(["consent", "list", "--node", node.url, "--key", "\(data)/keys/alice.key", "--json"]).stdout)
+            let carols = (consents["consents"]?.arrayValue ?? []).filter { $0["grantee"]?.stringValue == carol }
+            #expect(carols.count == 1 && carols.first?["status"]?.stringValue == "revoked", "\(carols)")
+            // The history shows both versions.
+            #expect(printed.contains("v1 ") && printed.contains("v2 "), "\(printed)")
         }
-        // Carol refused, then reads the first version, then is refused the second after the revocation.
-        #expect(printed.components(separatedBy: "refused (exit 1)").count - 1 == 2, "\(printed)")
-        #expect(printed.contains(#""text":"Asthma""#))
-        let carol = try Self.did(data, "dr-carol")
-        let consents = try JSONValue.parse(try CLI.run(["consent", "list", "--node", node.url, "--key", "\(data)/keys/alice.key", "--json"]).stdout)
-        let carols = (consents["consents"]?.arrayValue ?? []).filter { $0["grantee"]?.stringValue == carol }
-        #expect(carols.count == 1 && carols.first?["status"]?.stringValue == "revoked", "\(carols)")
-        // The history shows both versions.
-        #expect(printed.contains("v1 ") && printed.contains("v2 "), "\(printed)")
+    }
+
+    @Test func theCommandLinesPatientControlExamplesRunAsWritten() async throws {
+        try Self.walk("docs/cli.md", after: "## Examples: break the glass, review, erase") { printed, node, data in
+            #expect(printed.contains(#""text":"Asthma""#), "Dr Carol reads in the emergency")
+            #expect(printed.contains("reason=\"unconscious in the emergency room\""), "\(printed)")
+            #expect(printed.contains("reviewed: justified"))
+            #expect(printed.contains("node attestation"))
+            #expect(printed.hasSuffix("exit 1 (erased)\n"), "\(printed)")
+        }
     }
 }
