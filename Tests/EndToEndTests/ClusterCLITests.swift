@@ -330,7 +330,7 @@ import Testing
         #expect(!pids.contains(where: Self.alive), "left running: \(pids.filter(Self.alive))")
         for i in 0..<2 {
             let log = (try? String(contentsOfFile: "\(data)/node-\(i).log", encoding: .utf8)) ?? ""
-            let loud = log.split(separator: "\n").filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
+            let loud = loudLines(log)
             #expect(loud.isEmpty, "node-\(i).log: \(loud)")
         }
     }

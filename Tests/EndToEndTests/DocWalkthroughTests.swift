@@ -6,7 +6,7 @@ import Testing
 /// address and the data directory are pointed at this test's. The README's three-minute walk-through
 /// and the patient-records walk-through.
 @Suite struct DocWalkthroughTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = repositoryRoot
 
     /// The first ```sh block of `file` after `heading` (or the first one), run with bash against a fresh
     /// `careledger up`; answers what it printed, the node and its data directory.
@@ -57,9 +57,7 @@ import Testing
         try check(printed, node, data)
     }
 
-    static func did(_ data: String, _ name: String) throws -> String {
-        try CLI.run(["key", "show", "--key", "\(data)/keys/\(name).key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    static func did(_ data: String, _ name: String) throws -> String { try CLI.did(keyFile: "\(data)/keys/\(name).key") }
 
     @Test func theReadmesThreeMinutesRunAsWritten() async throws {
         try Self.walk("README.md", after: "## Three minutes with it") { printed, node, data in

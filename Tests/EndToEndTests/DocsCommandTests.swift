@@ -6,7 +6,7 @@ import Testing
 /// it takes, so that the docs cannot drift from the binary. (The README's walk-through is also run
 /// as written: `DocWalkthroughTests`; the other walk-throughs step by step by `WalkthroughTests` and its siblings.)
 @Suite struct DocsCommandTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = repositoryRoot
 
     /// The commands in a markdown text: lines of ```sh blocks (continuations joined) and inline code,
     /// that start with `careledger ` or `$CL ` (after a `$(`), as their words after the program name.

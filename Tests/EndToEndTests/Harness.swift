@@ -7,6 +7,14 @@ import Testing
 import FoundationNetworking
 #endif
 
+/// The checkout's root (README.md, docs/, CHANGELOG.md).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// A log's lines above info (warning, error, critical): a normal start and stop has none.
+func loudLines(_ log: String) -> [Substring] {
+    log.split(separator: "\n").filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
+}
+
 /// Runs the real `careledger` binary built next to the test bundle.
 enum CLI {
     static let binary: String = {
@@ -19,8 +27,7 @@ enum CLI {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             dir = dir.deletingLastPathComponent()
         }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".build/debug/careledger").path
+        return repositoryRoot.appendingPathComponent(".build/debug/careledger").path
     }()
 
     /// The binaries the signal tests run: this build's, and the release build's when the test command
@@ -51,6 +58,11 @@ enum CLI {
 }
 
 extension CLI {
+    /// The did of a key file, as `careledger key show` prints it.
+    static func did(keyFile: String) throws -> String {
+        try run(["key", "show", "--key", keyFile]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// `careledger tx submit` of a notary record, with `--wait --json` when `wait`.
     static func notarize(node: String, key: String, hash: String, label: String, wait: Bool = false) throws -> Result {
         try run(

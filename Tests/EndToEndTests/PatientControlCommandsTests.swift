@@ -5,21 +5,32 @@ import Testing
 /// The patient's and the privacy officer's actions as commands (docs/cli.md): break the glass with a
 /// stated reason, list and review emergency accesses, erase a record and show its erasure receipt.
 @Suite struct PatientControlCommandsTests {
-    @Test func breakTheGlassItsReviewAndErasureFromTheCommandLine() async throws {
-        let data = temporaryPath("patient-control")
-        defer { try? FileManager.default.removeItem(atPath: data) }
+    static func did(_ keys: String, _ name: String) throws -> String { try CLI.did(keyFile: "\(keys)/\(name).key") }
+
+    /// `careledger up` where Alice consents to Dr Bob's treatment and he wrote her Condition asthma-1
+    /// (Hospital A its custodian): the node and its data directory.
+    static func patientWithARecord(_ name: String) throws -> (NodeProcess, String) {
+        let data = temporaryPath(name)
         let node = try NodeProcess(data: data)
-        defer { node.stop() }
         let keys = data + "/keys"
         func cl(_ arguments: [String]) throws -> CLI.Result { try CLI.run(arguments + ["--node", node.url]) }
-        func did(_ name: String) throws -> String {
-            try CLI.run(["key", "show", "--key", "\(keys)/\(name).key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let alice = try did("alice"), bob = try did("dr-bob"), hospitalA = try did("hospital-a")
+        let alice = try did(keys, "alice"), bob = try did(keys, "dr-bob"), hospitalA = try did(keys, "hospital-a")
         #expect(try cl(["consent", "grant", "--key", "\(keys)/alice.key", "--grantee", bob]).status == 0)
         let file = data + "/condition.json"
         try Data(#"{"resourceType":"Condition","id":"asthma-1","code":{"text":"Asthma"}}"#.utf8).write(to: URL(fileURLWithPath: file))
         #expect(try cl(["record", "put", "--key", "\(keys)/dr-bob.key", "--patient", alice, "--file", file, "--custodian", hospitalA]).status == 0)
+        return (node, data)
+    }
+
+    @Test func breakTheGlassItsReviewAndErasureFromTheCommandLine() async throws {
+        let (node, data) = try Self.patientWithARecord("patient-control")
+        defer {
+            node.stop()
+            try? FileManager.default.removeItem(atPath: data)
+        }
+        let keys = data + "/keys"
+        func cl(_ arguments: [String]) throws -> CLI.Result { try CLI.run(arguments + ["--node", node.url]) }
+        let alice = try Self.did(keys, "alice")
 
         // Dr Carol has no consent: refused; a reason too short is bad input; a stated reason opens the window.
         #expect(try cl(["record", "get", "--key", "\(keys)/dr-carol.key", "--id", "asthma-1"]).status == 1)
@@ -67,20 +78,14 @@ import Testing
     /// commands. 1 refused by policy or state (consent denied, forbidden, erased, already done), 2 bad
     /// input, 3 the node could not be reached.
     @Test func oneExitCodeRuleForEveryCommand() async throws {
-        let data = temporaryPath("exit-codes")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        let node = try NodeProcess(data: data)
-        defer { node.stop() }
+        let (node, data) = try Self.patientWithARecord("exit-codes")
+        defer {
+            node.stop()
+            try? FileManager.default.removeItem(atPath: data)
+        }
         let keys = data + "/keys"
         func cl(_ arguments: [String], node url: String? = nil) throws -> CLI.Result { try CLI.run(arguments + ["--node", url ?? node.url]) }
-        func did(_ name: String) throws -> String {
-            try CLI.run(["key", "show", "--key", "\(keys)/\(name).key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let alice = try did("alice"), bob = try did("dr-bob"), hospitalA = try did("hospital-a")
-        #expect(try cl(["consent", "grant", "--key", "\(keys)/alice.key", "--grantee", bob]).status == 0)
-        let file = data + "/condition.json"
-        try Data(#"{"resourceType":"Condition","id":"asthma-1","code":{"text":"Asthma"}}"#.utf8).write(to: URL(fileURLWithPath: file))
-        #expect(try cl(["record", "put", "--key", "\(keys)/dr-bob.key", "--patient", alice, "--file", file, "--custodian", hospitalA]).status == 0)
+        let alice = try Self.did(keys, "alice"), hospitalA = try Self.did(keys, "hospital-a")
 
         func expectExit(_ code: Int32, _ kind: String, _ arguments: [String], node url: String? = nil) throws {
             let result = try cl(arguments, node: url)

@@ -11,33 +11,21 @@ import Testing
 @Suite(.serialized) struct ShutdownTests {
     /// An open `GET /v1/events` over a plain socket, read until the stream's first comment line.
     final class EventStream {
-        let fd: Int32
+        let connection: RawConnection
 
         init(url: String, token: String) throws {
-            let authority = url.dropFirst("http://".count)
-            let colon = authority.lastIndex(of: ":")!
-            let port = UInt16(authority[authority.index(after: colon)...])!
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { throw LedgerError("connect_failed", "cannot connect to \(url)") }
-            let request = "GET /v1/events HTTP/1.1\r\nHost: \(authority)\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n"
-            _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            connection = try RawConnection(url: url)
+            connection.send("GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n")
             var received = ""
             var buffer = [UInt8](repeating: 0, count: 4096)
             while !received.contains(": careledger events for") {
-                let n = recv(fd, &buffer, buffer.count, 0)
+                let n = recv(connection.fd, &buffer, buffer.count, 0)
                 guard n > 0 else { throw LedgerError("stream_failed", "the event stream did not open: \(received)") }
                 received += String(decoding: buffer[..<n], as: UTF8.self)
             }
         }
 
-        func close() { _ = Glibc.close(fd) }
+        func close() { connection.close() }
     }
 
     /// Starts `careledger up` (of `binary`), opens an event stream as alice, and answers the node and the stream.
@@ -61,18 +49,13 @@ import Testing
         return (seconds, node.process.terminationStatus, log)
     }
 
-    /// Log lines above info (warning, error, critical).
-    func loud(_ log: String) -> [Substring] {
-        log.split(separator: "\n").filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
-    }
-
     @Test(arguments: CLI.builds, [SIGTERM, SIGINT]) func aNodeWithAConnectedStreamStops(binary: String, signal: Int32) async throws {
         let (node, stream) = try await nodeWithAStream("shutdown-connected-\(signal)", binary: binary)
         defer { stream.close() }
         let stopped = stop(node, signal)
         #expect(stopped.seconds < 10, "stopped in \(stopped.seconds) s")
         #expect(stopped.status == 0)
-        #expect(loud(stopped.log).isEmpty, "\(loud(stopped.log))")
+        #expect(loudLines(stopped.log).isEmpty, "\(loudLines(stopped.log))")
     }
 
     @Test(arguments: CLI.builds) func aNodeWhoseStreamClientLeftStops(binary: String) async throws {
@@ -82,7 +65,7 @@ import Testing
         let stopped = stop(node, SIGINT)
         #expect(stopped.seconds < 10, "stopped in \(stopped.seconds) s")
         #expect(stopped.status == 0)
-        #expect(loud(stopped.log).isEmpty, "\(loud(stopped.log))")
+        #expect(loudLines(stopped.log).isEmpty, "\(loudLines(stopped.log))")
     }
 
     /// A stop held up by a request in progress (a body arriving slowly: the graceful stop lets requests
@@ -114,7 +97,7 @@ import Testing
         #expect(node.process.terminationReason == .exit && node.process.terminationStatus == 128 + SIGTERM)
         let log = node.log.map { String(decoding: $0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) } ?? ""
         #expect(log.contains("second signal: stopping at once"))
-        #expect(loud(log).isEmpty, "\(loud(log))")
+        #expect(loudLines(log).isEmpty, "\(loudLines(log))")
     }
 }
 

@@ -11,8 +11,7 @@ import Testing
         let semver = try Regex(#"^[0-9]+\.[0-9]+\.[0-9]+$"#)
         #expect(Release.version.wholeMatch(of: semver) != nil)
 
-        let changelog = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("CHANGELOG.md")
+        let changelog = repositoryRoot.appendingPathComponent("CHANGELOG.md")
         let text = try String(contentsOf: changelog, encoding: .utf8)
         let headings = text.split(separator: "\n").filter { $0.hasPrefix("## [") }.map { String($0) }
         #expect(headings.first == "## [Unreleased]")

@@ -11,11 +11,6 @@ structure). No test reads what another test wrote, so they pass in any order and
 import base64
 import json
 import os
-import re
-import shutil
-import subprocess
-import tempfile
-import time
 
 import pytest
 import requests
@@ -27,38 +22,13 @@ from fhirclient.models.bundle import Bundle
 from fhirclient.models.consent import Consent
 from fhirclient.server import FHIRPermissionDeniedException
 
-BINARY = os.environ.get("CARELEDGER_BIN", os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "careledger"))
+from careledger_node import cli, running_node
 
 
 @pytest.fixture(scope="module")
 def node():
-    data = tempfile.mkdtemp(prefix="careledger-interop-")
-    process = subprocess.Popen([BINARY, "up", "--data", data, "--http", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    url = None
-    deadline = time.time() + 60
-    while time.time() < deadline and url is None:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"API:\s+(http://\S+)", line)
-        if match:
-            url = match.group(1)
-    if url is None:
-        process.kill()
-        pytest.fail("node did not start")
-    try:
-        yield url, data
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def cli(*args):
-    """Runs the careledger CLI; a failure fails the test with its error output."""
-    done = subprocess.run([BINARY, *args], capture_output=True, text=True)
-    assert done.returncode == 0, f"careledger {' '.join(args)}: {done.stderr}"
-    return done.stdout
+    with running_node("careledger-interop-") as started:
+        yield started
 
 
 def new_key(directory, name):

@@ -12,16 +12,13 @@ A seed fixes what is generated, so a run can be repeated exactly (`SCHEMATHESIS_
 """
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 
 import pytest
 
-BINARY = os.environ.get("CARELEDGER_BIN", os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "careledger"))
+from careledger_node import cli, running_node
+
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261207")
 
@@ -49,30 +46,16 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 """
 
 
-def cli(*args):
-    done = subprocess.run([BINARY, *args], capture_output=True, text=True)
-    assert done.returncode == 0, f"careledger {' '.join(args)}: {done.stderr}"
-    return done.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def node():
-    data = tempfile.mkdtemp(prefix="careledger-openapi-")
-    process = subprocess.Popen([BINARY, "up", "--data", data, "--http", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    url = None
-    deadline = time.time() + 60
-    while time.time() < deadline and url is None:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"API:\s+(http://\S+)", line)
-        if match:
-            url = match.group(1)
-    if url is None:
-        process.kill()
-        pytest.fail("node did not start")
+    with running_node("careledger-openapi-") as (url, data):
+        yield prepared(url, data)
+
+
+def prepared(url, data):
+    """The principals' dids, after Alice's consent for Dr Bob and his record asthma-1."""
     keys = os.path.join(data, "keys")
-    did = {name: cli("key", "show", "--key", os.path.join(keys, f"{name}.key")) for name in ["alice", "dr-bob", "hospital-a"]}
+    did = {name: cli("key", "show", "--key", os.path.join(keys, f"{name}.key")).strip() for name in ["alice", "dr-bob", "hospital-a"]}
     # Data for the fuzzer to reach: Dr Bob treats Alice and wrote one record.
     cli("consent", "grant", "--node", url, "--key", os.path.join(keys, "alice.key"), "--grantee", did["dr-bob"])
     record = os.path.join(data, "condition.json")
@@ -80,12 +63,7 @@ def node():
         json.dump({"resourceType": "Condition", "id": "asthma-1", "code": {"text": "Asthma"}}, f)
     cli("record", "put", "--node", url, "--key", os.path.join(keys, "dr-bob.key"), "--patient", did["alice"], "--file", record,
         "--custodian", did["hospital-a"])
-    try:
-        yield url, keys, did
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
+    return url, keys, did
 
 
 @pytest.mark.parametrize("role,key,subject", [("patient", "alice", "alice"), ("clinician", "dr-bob", "alice"), ("organisation", "hospital-a", "hospital-a")])

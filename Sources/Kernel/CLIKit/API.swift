@@ -10,10 +10,6 @@ import Synchronization
 
 /// Minimal JSON-over-HTTP client for the CLI.
 public enum API {
-    /// Error codes a node answered with a 5xx status in this run: the operation failed (exit 1), whatever
-    /// the code (bad input is a 4xx).
-    public static let serverFailures = Mutex<Set<String>>([])
-
     /// The command line's HTTP client: a node that refuses the connection is reported at once (exit 3),
     /// not retried until the request's deadline; a connection attempt gives up after 10 s.
     static let client: HTTPClient = {
@@ -23,7 +19,8 @@ public enum API {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
-    /// The CLI's exit code for each error code a node answered in this run (see `ExitCodes`).
+    /// The CLI's exit code for each error code a node answered in this run (see `ExitCodes`): a 5xx
+    /// is a failure (1) whatever its code.
     public static let answered = Mutex<[String: Int32]>([:])
 
     /// Notes how the node answered `code`: by its HTTP status, or, for a transaction the contract
@@ -62,7 +59,6 @@ public enum API {
         if status >= 400 {
             let code = parsed?["error"]?["code"]?.stringValue ?? "http_\(status)"
             let message = parsed?["error"]?["message"]?.stringValue ?? String(decoding: bytes.prefix(200), as: UTF8.self)
-            if status >= 500 { serverFailures.withLock { _ = $0.insert(code) } }
             let thrown = status >= 500 && code.hasPrefix("http_") ? "server_error" : code
             note(thrown, status: status)
             throw LedgerError(thrown, message)
@@ -106,7 +102,6 @@ public enum ExitCodes {
     public static func forError(_ code: String, localFailures: Set<String>) -> Int32 {
         if code == "connection_failed" { return unreachable }
         if let answered = API.answered.withLock({ $0[code] }) { return answered }
-        if API.serverFailures.withLock({ $0.contains(code) }) || localFailures.contains(code) { return refused }
-        return badInput
+        return localFailures.contains(code) ? refused : badInput
     }
 }

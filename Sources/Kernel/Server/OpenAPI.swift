@@ -96,7 +96,9 @@ public enum OpenAPIDocument {
 
     /// The pattern of an Ed25519 `did:key`: "z6Mk" and 44 more base58 characters, the fifth one within
     /// the range every 32-byte key gives (so that any string it matches is a key's did).
-    public static let didPattern = "^did:key:z6Mk[f-km-v][1-9A-HJ-NP-Za-km-z]{43}$"
+    public static let didPattern = "^did:key:\(didKeyMultibase)$"
+    /// The multibase part of such a did (`z6Mk…`).
+    public static let didKeyMultibase = "z6Mk[f-km-v][1-9A-HJ-NP-Za-km-z]{43}"
     public static let hexHashPattern = "^[0-9a-f]{64}$"
     /// The largest height or tree size a parameter may name.
     public static let maxHeight: Int64 = 1 << 53

@@ -73,11 +73,7 @@ struct Unrouted: RouterMiddleware {
         var best: (Template, [Int])?
         for template in table.all {
             guard let score = Self.match(template.segments, parts) else { continue }
-            if let current = best, !score.lexicographicallyPrecedes(current.1) && score != current.1 {
-                best = (template, score)
-            } else if best == nil {
-                best = (template, score)
-            }
+            if best.map({ $0.1.lexicographicallyPrecedes(score) }) ?? true { best = (template, score) }
         }
         return best?.0
     }

@@ -13,7 +13,7 @@ enum RecordsRoutes {
     nonisolated(unsafe) static let resourceTypeName = /[A-Z][A-Za-z]{1,63}/
     /// A patient as FHIR search names her: `Patient/<did:key multibase>` or the did itself.
     static let patient = OpenAPIDocument.string(
-        pattern: "^(Patient/z6Mk[f-km-v][1-9A-HJ-NP-Za-km-z]{43}|did:key:z6Mk[f-km-v][1-9A-HJ-NP-Za-km-z]{43})$")
+        pattern: "^(Patient/|did:key:)\(OpenAPIDocument.didKeyMultibase)$")
 
     static let all: [Route] = [
         Route(method: "get", path: "/v1/records/{id}", summary: "Read a record (authenticated, consent-checked, audited): ciphertext and the key wrapped for the reader",
