@@ -1,13 +1,72 @@
 import ArgumentParser
 import CLIKit
 import Foundation
+import ContractKit
 import LedgerCore
 import NIOHTTP1
 import Store
 
 /// `careledger principal`: register and show principals (the identity contract).
 struct PrincipalCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "principal", abstract: "Register principals.", subcommands: [Register.self, Show.self])
+    static let configuration = CommandConfiguration(commandName: "principal", abstract: "Register principals; freeze a patient's key suspected stolen.",
+        subcommands: [Register.self, Show.self, Freeze.self, Unfreeze.self, Rotate.self])
+
+    /// An act two organisations do on a patient's key: the first proposes, the second (another organisation) confirms.
+    static func twoOrganisationAct(_ options: NodeKeyOptions, action: String, payload: JSONValue, done: String) async throws {
+        let session = try await Session(node: options.node, keyFile: options.key)
+        let receipt = try await session.submit("identity", action, payload)
+        let status = receipt["result"]?["status"]?.stringValue ?? "?"
+        output(receipt, json: options.json) {
+            status == "proposed" ? "proposed: a second organisation confirms with the same command" : "\(payload["subject"]?.stringValue ?? "") \(done)"
+        }
+    }
+
+    struct Freeze: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As an organisation that verified the patient in person, freeze her key (suspected theft); a second organisation confirms.",
+            discussion: "A frozen key signs nothing and receives no new wrapped key until the patient's keys are rotated (guardian recovery, or `principal rotate` by two organisations) or the freeze is lifted. Both steps are on her access log.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var subject: String
+        @Option(help: "Why (kept on chain, on her access log).") var reason: String?
+
+        func run() async throws {
+            var payload: [String: JSONValue] = ["subject": .string(subject)]
+            if let reason { payload["reason"] = .string(reason) }
+            try await PrincipalCommand.twoOrganisationAct(options, action: "freeze", payload: .object(payload), done: "frozen")
+        }
+    }
+
+    struct Unfreeze: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lift the freeze on a patient's key (false alarm); a second organisation confirms.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var subject: String
+        @Option(help: "Why (kept on chain, on her access log).") var reason: String?
+
+        func run() async throws {
+            var payload: [String: JSONValue] = ["subject": .string(subject)]
+            if let reason { payload["reason"] = .string(reason) }
+            try await PrincipalCommand.twoOrganisationAct(options, action: "unfreeze", payload: .object(payload), done: "unfrozen")
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "For a frozen patient seen in person: make the keys of her new device hers (a second organisation confirms the same keys).",
+            discussion: "She makes the proof on her own device with `careledger key rotation-proof`; no key of hers leaves it.")
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The patient's did.") var subject: String
+        @Option(help: "The proof file `careledger key rotation-proof` wrote on her device.") var proof: String
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: proof), var o = try? JSONValue.parse(Array(data)).objectValue else {
+                throw LedgerError("bad_proof_file", "cannot read a rotation proof from \(proof)")
+            }
+            guard o["did"]?.stringValue == subject else { throw LedgerError("bad_proof_file", "the proof is for \(o["did"]?.stringValue ?? "?"), not \(subject)") }
+            o["did"] = nil
+            o["subject"] = .string(subject)
+            try await PrincipalCommand.twoOrganisationAct(options, action: "rotate", payload: .object(o), done: "has new keys")
+        }
+    }
 
     struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -13,17 +13,20 @@ public struct Session {
     public let base: String
     public let key: SigningKey
     public let encryption: EncryptionKey?
-    public var did: String { key.publicKey.did }
+    /// The principal the key signs for (a key file's `principal` after a rotation; else the key's own did).
+    public let did: String
     public private(set) var chainID = ""
     private var token: String?
 
     public init(node: String, keyFile: String) async throws {
-        try await self.init(node: node, signing: try KeyFile.load(keyFile), encryption: try? KeyFile.loadEncryption(keyFile))
+        try await self.init(
+            node: node, signing: try KeyFile.load(keyFile), encryption: try? KeyFile.loadEncryption(keyFile), principal: try KeyFile.principal(keyFile))
     }
 
-    public init(node: String, signing: SigningKey, encryption: EncryptionKey?) async throws {
+    public init(node: String, signing: SigningKey, encryption: EncryptionKey?, principal: String? = nil) async throws {
         base = node.hasSuffix("/") ? String(node.dropLast()) : node
         key = signing
+        did = principal ?? signing.publicKey.did
         self.encryption = encryption
         guard let chain = try await API.json(.GET, base + "/healthz")["chainId"]?.stringValue else {
             throw LedgerError("server_error", "node did not say its chain id")
@@ -48,7 +51,8 @@ public struct Session {
         if let token { return token }
         let challenge = try await API.json(.POST, base + "/v1/auth/challenge")["challenge"]?.stringValue ?? ""
         let signature = key.signature(for: Array("careledger-auth\n\(chainID)\n\(challenge)\n".utf8))
-        let body: JSONValue = .object(["did": .string(did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))])
+        var body: JSONValue = .object(["did": .string(did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))])
+        if did != key.publicKey.did { body = .object(body.objectValue!.merging(["key": .string(key.publicKey.did)]) { $1 }) }
         guard let t = try await API.json(.POST, base + "/v1/auth/token", body: body.canonicalBytes)["token"]?.stringValue else {
             throw LedgerError("unauthenticated", "no token")
         }

@@ -32,12 +32,16 @@ public struct ExecutionContext {
     public let height: UInt64
     public let timeMillis: UInt64
     public let transaction: Transaction
-    /// The author's did (computed once: contracts ask for it many times).
-    public let author: String
+    /// The principal the transaction's signing key signs for (its own did:key unless the principal
+    /// rotated her keys: see `Signers`), resolved once before the contract runs.
+    public internal(set) var author: String
     private let base: any StateReader
     private let blockWrites: BlockWrites
     public private(set) var writes: [String: [UInt8]?] = [:]
     public private(set) var events: [JSONValue] = []
+    /// Identity keys written through the kernel's identity API by a contract other than `identity`
+    /// (a guardian recovery rotating the patient's keys): the one write outside a contract's prefix.
+    var kernelWrites: Set<String> = []
 
     init(height: UInt64, timeMillis: UInt64, transaction: Transaction, base: any StateReader, blockWrites: BlockWrites) {
         self.height = height
@@ -74,6 +78,13 @@ public struct ExecutionContext {
     public mutating func set(_ key: String, canonicalJSON bytes: [UInt8]) { writes[key] = .some(bytes) }
 
     public mutating func emit(_ event: JSONValue) { events.append(event) }
+
+    /// Writes an identity key on behalf of the kernel's identity API (`IdentityContract.rotate`).
+    mutating func setIdentity(_ key: String, _ value: JSONValue?) {
+        precondition(key.hasPrefix("identity/"), "the identity API writes identity keys only")
+        set(key, value)
+        kernelWrites.insert(key)
+    }
 }
 
 /// The outcome of one transaction in a block.
@@ -188,8 +199,10 @@ public struct ContractRegistry: Sendable {
             do throws(LedgerError) {
                 if !prevalidated(tx) { try validate(tx) }
                 guard let contract = contracts[tx.contract] else { throw LedgerError("unknown_contract", "no contract named \(tx.contract)") }
+                let reader = context
+                context.author = try Signers.principal(signedBy: context.author) { (key) throws(LedgerError) in try reader.value(forKey: key) }
                 let result = try contract.execute(action: tx.action, payload: tx.payload, context: &context)
-                for key in context.writes.keys where !key.hasPrefix(contract.name + "/") {
+                for key in context.writes.keys where !key.hasPrefix(contract.name + "/") && !context.kernelWrites.contains(key) {
                     throw LedgerError("forbidden_write", "contract \(contract.name) may not write \(key)")
                 }
                 for (key, value) in context.writes { blockWrites.values[key] = value }

@@ -211,6 +211,17 @@ public final class LedgerNode: Sendable {
         return try parsedJSON.value(key, bytes) { (bytes) throws(LedgerError) in try JSONValue.parse(bytes) }
     }
 
+    /// The principal a signing key signs for now (committed state), or why it may not (`Signers`).
+    public func principal(signedBy keyDID: String) throws(LedgerError) -> String {
+        try Signers.principal(signedBy: keyDID) { key in stateCache.value(forKey: key) }
+    }
+
+    /// The principal a signing key signs or signed for (whether current, retired or frozen): the
+    /// author of a transaction it signed.
+    public func principal(everSignedBy keyDID: String) -> String {
+        (try? stateJSON(Signers.key(keyDID)))??["principal"]?.stringValue ?? keyDID
+    }
+
     /// The principal registered under `did` (parsed once per version of its entry: every
     /// authenticated request looks its caller up).
     public func principal(_ did: String) throws(LedgerError) -> Principal? {

@@ -42,6 +42,46 @@ public struct Vault: Sendable {
         guard DurableFile.save(blob, to: target, in: path) else { throw LedgerError("io_error", "cannot write the vault blob") }
     }
 
+    /// Stores many blobs durably with one sync of the file system instead of one per blob: each is
+    /// checked and written to a temporary name, the file system synced once, then each renamed into
+    /// place and the directory synced (a crash leaves whole blobs or none, never a partial one).
+    public func putMany(_ blobs: [(hash: Hash, blob: [UInt8])]) throws {
+        var pending: [(tmp: String, target: String)] = []
+        defer { for p in pending { unlink(p.tmp) } }
+        for (hash, blob) in blobs {
+            guard blob.count > 32 + 28, blob.count <= Self.maxBlobBytes else {
+                throw LedgerError("bad_blob", "a vault blob is a 32-byte salt then an AES-GCM ciphertext, at most \(Self.maxBlobBytes) bytes")
+            }
+            guard Hash.sha256(blob) == hash else { throw LedgerError("hash_mismatch", "SHA-256(salt || ciphertext) is not \(hash.hex)") }
+            let target = file(hash)
+            if FileManager.default.fileExists(atPath: target) { continue }
+            let tmp = target + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"
+            let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw LedgerError("io_error", "cannot write a vault blob") }
+            pending.append((tmp, target))
+            let written = blob.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard written == blob.count else { throw LedgerError("io_error", "short write of a vault blob") }
+        }
+        guard !pending.isEmpty else { return }
+        let dir = open(path, O_RDONLY | O_CLOEXEC)
+        guard dir >= 0 else { throw LedgerError("io_error", "cannot open the vault directory") }
+        defer { close(dir) }
+        guard Self.syncFileSystem(dir) == 0 else { throw LedgerError("io_error", "cannot sync the vault") }
+        for p in pending { guard rename(p.tmp, p.target) == 0 else { throw LedgerError("io_error", "cannot rename a vault blob") } }
+        pending.removeAll()
+        fsync(dir)
+    }
+
+    /// Linux's syncfs(2) (the file system holding `fd`), looked up at run time (Glibc's module leaves
+    /// out GNU extensions); sync(2) where it is missing.
+    static let syncFileSystem: @Sendable (Int32) -> Int32 = {
+        typealias SyncFS = @convention(c) (Int32) -> Int32
+        guard let symbol = dlsym(nil, "syncfs") else { return { _ in sync(); return 0 } }
+        let function = unsafeBitCast(symbol, to: SyncFS.self)
+        return { function($0) }
+    }()
+
     /// (salt, ciphertext), or nil when this vault does not hold it (or it was erased).
     public func get(_ saltedHash: Hash) -> (salt: [UInt8], ciphertext: [UInt8])? {
         guard let (fd, size) = openBlob(saltedHash) else { return nil }

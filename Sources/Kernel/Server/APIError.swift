@@ -8,7 +8,8 @@ package enum APIError {
         switch code {
         case "not_found", "leaf_not_in_tree", "not_in_vault", "tree_size_too_large", "unknown_custodian": return .notFound
         case "unauthenticated": return .unauthorized
-        case "consent_denied", "forbidden", "not_registered", "break_glass_reason_required", "not_acting_for", "beyond_delegation": return .forbidden
+        case "consent_denied", "forbidden", "not_registered", "break_glass_reason_required", "not_acting_for", "beyond_delegation", "key_retired", "key_frozen":
+            return .forbidden
         case "no_key_for_reader", "not_custodian", "no_current_version", "version_conflict": return .conflict
         case "erased": return .gone
         case "not_erased": return .conflict

@@ -24,15 +24,21 @@ struct AuthAPI: Sendable {
                 guard let did = body["did"]?.stringValue, let challenge = body["challenge"]?.stringValue,
                     let signature = body["signature"]?.stringValue
                 else { throw LedgerError("bad_request", "send {\"did\", \"challenge\", \"signature\"}") }
-                let (token, until) = try auth.token(did: did, challenge: challenge, signature: try Base64.decode(signature, field: "signature"))
-                return JSONResponse.make(.object(["token": .string(token), "expiresAt": .int(Int64(until)), "did": .string(did)]))
+                let (token, until, principal) = try auth.token(
+                    did: did, key: body["key"]?.stringValue, challenge: challenge, signature: try Base64.decode(signature, field: "signature"))
+                return JSONResponse.make(.object(["token": .string(token), "expiresAt": .int(Int64(until)), "did": .string(principal)]))
             }
         }
         router.get("/v1/principals/:did") { _, context in
             await api.handle {
                 let did = context.parameters.get("did") ?? ""
                 guard let p = try api.node.principal(did) else { throw LedgerError("not_found", "no principal \(did)") }
-                return JSONResponse.make(p.json)
+                // With the keys it had, each with the heights it was current from and until (see Signers).
+                guard let history = try api.node.stateJSON(Principal.key(did))?["keyHistory"], var o = p.json.objectValue else {
+                    return JSONResponse.make(p.json)
+                }
+                o["keyHistory"] = history
+                return JSONResponse.make(.object(o))
             }
         }
     }

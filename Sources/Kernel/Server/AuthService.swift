@@ -35,6 +35,9 @@ struct Expiring<Key: Hashable & Sendable, Time: Comparable & Sendable>: Sendable
 /// it expires, so that it buys one token.
 ///
 /// The signed message is `careledger-auth\n<chain id>\n<challenge>\n`.
+///
+/// A token is issued to a signing key; every request resolves the key to the principal it signs for
+/// now (`Signers`), so a key retired by a rotation or frozen stops working at once, tokens and all.
 public final class AuthService: Sendable {
     public static let tokenLifetimeMillis: UInt64 = 15 * 60 * 1000
     static let challengeLifetimeMillis: UInt64 = 2 * 60 * 1000
@@ -52,10 +55,17 @@ public final class AuthService: Sendable {
     package static let signatureInput = HTTPField.Name("Signature-Input")!
     static let signature = HTTPField.Name("Signature")!
 
+    /// The principal a signing key signs for now, or why it may not (`key_retired`, `key_frozen`).
+    let principal: @Sendable (String) throws(LedgerError) -> String
+
     /// `authorities`: the names signed requests may address; empty accepts any (a node not on a network).
-    public init(chainID: String, authorities: Set<String> = []) {
+    /// `principal`: the principal a signing key's did signs for (by default, itself).
+    public init(
+        chainID: String, authorities: Set<String> = [], principal: @escaping @Sendable (String) throws(LedgerError) -> String = { $0 }
+    ) {
         self.chainID = chainID
         self.authorities = authorities
+        self.principal = principal
     }
 
     public static func message(chainID: String, challenge: String) -> [UInt8] {
@@ -72,21 +82,25 @@ public final class AuthService: Sendable {
         Array(HMAC<SHA256>.authenticationCode(for: Array("careledger-challenge\n".utf8) + body, using: secret).prefix(16))
     }
 
-    public func token(did: String, challenge: String, signature: [UInt8]) throws(LedgerError) -> (String, UInt64) {
+    /// A token for the key `key` (default: `did`'s own key), which must sign for `did` now; returns the
+    /// token, its expiry and the principal's did.
+    public func token(did: String, key: String? = nil, challenge: String, signature: [UInt8]) throws(LedgerError) -> (String, UInt64, String) {
         let now = LedgerNode.systemClock()
         guard let bytes = try? Base64.decode(challenge), bytes.count == 40, Self.equal(challengeTag(Array(bytes[..<24])), Array(bytes[24...])) else {
             throw LedgerError("unauthenticated", "unknown or expired challenge")
         }
         let expiry = bytes[..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard expiry > now else { throw LedgerError("unauthenticated", "unknown or expired challenge") }
-        let key = try PublicKey(did: did)
-        guard key.isValidSignature(signature, for: Self.message(chainID: chainID, challenge: challenge)) else {
+        let keyDID = key ?? did
+        guard try PublicKey(did: keyDID).isValidSignature(signature, for: Self.message(chainID: chainID, challenge: challenge)) else {
             throw LedgerError("unauthenticated", "the challenge signature does not verify")
         }
+        let signsFor = try principal(keyDID)
+        guard key == nil || signsFor == did else { throw LedgerError("unauthenticated", "\(keyDID) does not sign for \(did)") }
         let fresh = usedChallenges.withLock { $0.insert(challenge, until: expiry, now: now) }
         guard fresh else { throw LedgerError("unauthenticated", "this challenge was already used") }
         let until = now + Self.tokenLifetimeMillis
-        return ("\(did).\(until).\(mac(did: did, until: until))", until)
+        return ("\(keyDID).\(until).\(mac(did: keyDID, until: until))", until, signsFor)
     }
 
     /// Whether `authority` (`host` or `host:port`) is one of `names` (where `host:*` stands for any port).
@@ -132,15 +146,15 @@ public final class AuthService: Sendable {
                 throw LedgerError(
                     "unauthenticated", "this signed request was already received: sign each request once (a nonce parameter tells apart two signed in one second)")
             }
-            return did
+            return try principal(did)
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw LedgerError("unauthenticated", "send Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
         }
-        return try verify(bearer: String(header.dropFirst(7)))
+        return try principal(try verify(bearer: String(header.dropFirst(7))))
     }
 
-    /// The did a bearer token was issued to, if it is this node's, intact and unexpired.
+    /// The did of the key a bearer token was issued to, if it is this node's, intact and unexpired.
     func verify(bearer token: String) throws(LedgerError) -> String {
         // did.until.mac, split at the two dots in the UTF-8 bytes (a split by Character breaks graphemes
         // for nothing: this runs on every request).

@@ -101,7 +101,9 @@ public struct LedgerAPI: Sendable {
         uploads = try VaultUploads(vault: vault, limits: configuration.vault, registry: registry) { hash, uploader in
             capabilities.contains { $0.claims(upload: hash, uploader: uploader, node: node) }
         }
-        auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities)
+        auth = AuthService(chainID: node.genesis.chainID, authorities: configuration.acceptedAuthorities) { (key) throws(LedgerError) in
+            try node.principal(signedBy: key)
+        }
         authLimiter = RateLimiter(perSecond: configuration.authRequestsPerSecond, burst: configuration.authBurst)
         eventStreams = EventStreamSlots(perPrincipal: configuration.eventStreamsPerPrincipal, total: configuration.eventStreamsTotal, registry: registry)
     }

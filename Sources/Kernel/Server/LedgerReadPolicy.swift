@@ -56,14 +56,15 @@ package struct LedgerReadPolicy: Sendable {
     func authorize(_ tx: Transaction, request: Request) throws {
         guard node.registry.privateContracts.contains(tx.contract) else { return }
         let did = try auth.authenticate(request)
-        if did == tx.author.did || isMember(did, request: request) { return }
+        let author = node.principal(everSignedBy: tx.author.did)
+        if did == author || isMember(did, request: request) { return }
         var audience = Audience(patients: [], parties: [])
         if let patient = tx.payload["patient"]?.stringValue { audience.patients.insert(patient) }
         for capability in capabilities {
             if let more = try capability.audience(ofTransaction: tx, node: node) { audience.add(more) }
         }
         // Written by the patient herself when it names nobody else (her own consent, her recovery set-up).
-        if audience.patients.isEmpty { audience.patients.insert(tx.author.did) }
+        if audience.patients.isEmpty { audience.patients.insert(author) }
         try allow(did, audience, what: "this transaction")
     }
 

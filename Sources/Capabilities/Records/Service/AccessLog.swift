@@ -69,7 +69,17 @@ extension RecordsService {
         for i in 0..<count {
             if let e = try json(AuditContract.eventKey(patient: patient, index: i)) { events.append(e) }
         }
-        return events
+        // What happened to her keys (rotations, freezes and their lifting), in time order with the accesses.
+        let keyEvents = (try json(Principal.key(patient))?["keyEvents"]?.arrayValue ?? []).compactMap { e -> JSONValue? in
+            guard var o = e.objectValue else { return nil }
+            o["kind"] = .string("key")
+            return .object(o)
+        }
+        guard !keyEvents.isEmpty else { return events }
+        return (events + keyEvents).enumerated().sorted { a, b in
+            let (ta, tb) = (a.element["time"]?.intValue ?? 0, b.element["time"]?.intValue ?? 0)
+            return ta != tb ? ta < tb : a.offset < b.offset
+        }.map(\.element)
     }
 
     /// The HIPAA-style accounting of disclosures (45 CFR 164.528): every access that released her

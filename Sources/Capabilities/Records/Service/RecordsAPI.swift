@@ -54,6 +54,12 @@ struct RecordsAPI: Sendable {
                 return JSONResponse.make(.object(["events": .array(events)]))
             }
         }
+        router.get("/v1/patients/:did/keys") { request, context in
+            await api.handle {
+                let requester = try auth.authenticate(request)
+                return JSONResponse.make(try records.staleKeys(patient: context.parameters.get("did") ?? "", requesterDID: requester))
+            }
+        }
         router.get("/v1/organisations/:did/break-glass") { request, context in
             await api.handle {
                 let requester = try auth.authenticate(request)

@@ -34,10 +34,11 @@ public struct RecordsCapability: NodeCapability {
         let settings = host.configuration.capabilities[Settings.self] ?? Settings()
         records = RecordsService(
             node: host.node, vault: host.vault, breakGlassWindowMillis: settings.breakGlassWindowMillis,
-            custodianKeys: host.organisations.mapValues(\.encryption),
+            custodianKeys: host.organisations.mapValues(\.encryption), custodianSigners: host.organisations.mapValues(\.signing),
             deniedReads: DeniedReads(windowMillis: settings.deniedReadsWindowMillis, recorded: settings.deniedReadsRecorded))
         records.installErasure()
         records.installCustodianReplication()
+        records.installCustodianRewrap()
     }
 
     public var openAPIRoutes: [OpenAPIRoute] { RecordsRoutes.all }

@@ -277,6 +277,10 @@ public struct AccessLogCommand: AsyncParsableCommand {
         output(answer, json: options.json) {
             (answer["events"]?.arrayValue ?? []).map { e in
                 let when = Date(timeIntervalSince1970: Double(e["time"]?.intValue ?? 0) / 1000)
+                if e["kind"]?.stringValue == "key" {
+                    let by = (e["by"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ",")
+                    return "\(ISO8601DateFormatter().string(from: when)) key \(e["event"]?.stringValue ?? "") by=\(by)\(e["reason"]?.stringValue.map { " reason=\($0)" } ?? "")"
+                }
                 return "\(ISO8601DateFormatter().string(from: when)) \(e["outcome"]?.stringValue ?? "") \(e["reader"]?.stringValue ?? "") purpose=\(e["purpose"]?.stringValue ?? "") records=\(e["records"]?.canonicalString ?? "")"
             }.joined(separator: "\n")
         }

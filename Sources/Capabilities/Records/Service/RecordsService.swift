@@ -86,13 +86,16 @@ public struct RecordsService: Sendable {
     /// key is wrapped for its custodian, so this node can answer a break-the-glass read of the records
     /// it holds by re-wrapping the key for the emergency reader.
     let custodianKeys: [String: EncryptionKey]
+    /// The signing keys of those organisations (the node signs their escrow re-wraps after a patient's rotation).
+    let custodianSigners: [String: SigningKey]
     /// Custodian fetches in flight (bounded), and blobs no peer served lately.
     let fetching = PeerFetchState()
 
     public init(
         node: LedgerNode, vault: Vault, breakGlassWindowMillis: Int64 = 4 * 3600 * 1000, custodianKeys: [String: EncryptionKey] = [:],
-        deniedReads: DeniedReads = DeniedReads()
+        custodianSigners: [String: SigningKey] = [:], deniedReads: DeniedReads = DeniedReads()
     ) {
+        self.custodianSigners = custodianSigners
         self.deniedReads = deniedReads
         self.node = node
         self.vault = vault

@@ -7,10 +7,9 @@ import Node
 import RecoveryContract
 import Server
 
-/// What key recovery adds to a node: its routes (a patient's requests, the encrypted kit for an
-/// approved request), who may read its private entries and transactions (the patient, her guardians,
-/// and a requester her own request while it is in progress), who is told of its events (the requester
-/// and the guardians), and the kit as a claimed vault upload.
+/// What key recovery adds to a node: its route (a patient's requests), who may read its private entries
+/// and transactions (the patient, her guardians, and a requester her own request while it is open), and
+/// who is told of its events (the requester and the guardians).
 public struct RecoveryCapability: NodeCapability {
     public init() {}
 
@@ -18,17 +17,15 @@ public struct RecoveryCapability: NodeCapability {
         [
             OpenAPIRoute(method: "get", path: "/v1/recovery/{did}/requests", summary: "The patient's recovery requests, newest first, each with its status, approvals and checkCode (the code the patient reads out from her new device for her guardians to compare): all of them for the patient and her guardians, her own for a requester (authenticated)",
                 parameters: [("did", "path", true, "the patient's did:key")], responseType: "application/json", hasBody: false),
-            OpenAPIRoute(method: "get", path: "/v1/recovery/{did}/kit", summary: "The encrypted recovery kit, for the key whose recovery request the guardians approved (status ready; authenticated)",
-                parameters: [("did", "path", true, "the patient's did")], responseType: "application/json", hasBody: false),
         ]
     }
 
     /// The guardians of the patient's key recovery, and `requester` while her request is in progress
     /// (anyone may open one, and a closed one gives nothing).
     static func parties(_ patient: String, requester: String?, node: LedgerNode) throws -> Set<String> {
-        var out = Set((try node.stateJSON(RecoveryContract.key(patient))?["shares"]?.objectValue ?? [:]).keys)
+        var out = Set(RecoveryContract.guardians(try node.stateJSON(RecoveryContract.key(patient))))
         if let requester, let request = try node.stateJSON(RecoveryContract.requestKey(patient, requester: requester)),
-            ["open", "ready"].contains(request["status"]?.stringValue ?? "")
+            request["status"]?.stringValue != "cancelled"
         {
             out.insert(requester)
         }
@@ -46,8 +43,9 @@ public struct RecoveryCapability: NodeCapability {
     /// A recovery transaction concerns the patient it names (her own set-up names none: its author).
     public func audience(ofTransaction tx: Transaction, node: LedgerNode) throws -> Audience? {
         guard tx.contract == RecoveryContract().name else { return nil }
-        let patient = tx.payload["patient"]?.stringValue ?? tx.author.did
-        let requester = tx.payload["requester"]?.stringValue ?? tx.author.did
+        let author = node.principal(everSignedBy: tx.author.did)
+        let patient = tx.payload["patient"]?.stringValue ?? author
+        let requester = tx.payload["requester"]?.stringValue ?? author
         return Audience(patients: [patient], parties: try Self.parties(patient, requester: requester, node: node))
     }
 
@@ -56,12 +54,7 @@ public struct RecoveryCapability: NodeCapability {
     public func concerns(_ event: JSONValue, did: String, node: LedgerNode) -> Bool {
         guard event["type"]?.stringValue?.hasPrefix("recovery.") == true, let patient = event["patient"]?.stringValue else { return false }
         if event["requester"]?.stringValue == did { return true }
-        return (try? node.stateJSON(RecoveryContract.key(patient)))??["shares"]?[did] != nil
-    }
-
-    /// The kit of the uploader's own recovery set-up.
-    public func claims(upload hash: Hash, uploader: String, node: LedgerNode) -> Bool {
-        (try? node.stateJSON(RecoveryContract.key(uploader)))??["kit"]?.stringValue == hash.hex
+        return RecoveryContract.guardians((try? node.stateJSON(RecoveryContract.key(patient))) ?? nil).contains(did)
     }
 
     public func addRoutes(to router: Router<LedgerRequestContext>, api: LedgerAPI) {
@@ -71,7 +64,7 @@ public struct RecoveryCapability: NodeCapability {
                 let reader = try auth.authenticate(request)
                 let patient = context.parameters.get("did") ?? ""
                 let setup = try node.stateJSON(RecoveryContract.key(patient))
-                let everyone = reader == patient || setup?["shares"]?[reader] != nil
+                let everyone = reader == patient || RecoveryContract.guardians(setup).contains(reader)
                 var list: [JSONValue] = []
                 let keys = everyone
                     ? try node.store.stateKeys(prefix: RecoveryContract.requestsPrefix(patient), limit: 1000)
@@ -87,18 +80,6 @@ public struct RecoveryCapability: NodeCapability {
                 }
                 list.sort { ($0["timeMillis"]?.intValue ?? 0, $0["id"]?.stringValue ?? "") > ($1["timeMillis"]?.intValue ?? 0, $1["id"]?.stringValue ?? "") }
                 return JSONResponse.make(.object(["requests": .array(list)]))
-            }
-        }
-        router.get("/v1/recovery/:did/kit") { request, context in
-            await api.handle {
-                let requester = try auth.authenticate(request)
-                let patient = context.parameters.get("did") ?? ""
-                guard try node.stateJSON(RecoveryContract.requestKey(patient, requester: requester))?["status"]?.stringValue == "ready" else {
-                    throw LedgerError("forbidden", "only the key whose recovery request the guardians approved (status ready) fetches the kit")
-                }
-                guard let kit = try node.stateJSON(RecoveryContract.key(patient))?["kit"]?.stringValue, let blob = api.vault.get(try Hash(hex: kit))
-                else { throw LedgerError("not_in_vault", "this node does not hold the recovery kit") }
-                return JSONResponse.make(.object(["salt": .string(Base64.encode(blob.salt)), "ciphertext": .string(Base64.encode(blob.ciphertext))]))
             }
         }
     }

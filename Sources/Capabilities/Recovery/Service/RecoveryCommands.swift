@@ -7,14 +7,13 @@ import RecoveryContract
 import Standards
 import Store
 
-/// `careledger recovery …`: a patient's key recovery through guardians (k of n). Every secret step
-/// runs here, on the patient's or guardian's device; the node only stores the sealed kit and the
-/// wrapped shares.
+/// `careledger recovery …`: a patient's key recovery through guardians (k of n): k approvals make the
+/// new device's keys hers (a rotation), and her lost (or stolen) key signs nothing more.
 public struct RecoveryCommand: AsyncParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(
-        commandName: "recovery", abstract: "Key recovery through guardians (Shamir k of n).",
+        commandName: "recovery", abstract: "Key recovery through guardians (k of n): their approvals make a new device's keys yours.",
         subcommands: [Setup.self, Request.self, Requests.self, Approve.self, Complete.self, Cancel.self])
 
     /// A recovery state entry (served to the patient, her guardians and the requester, authenticated).
@@ -30,7 +29,7 @@ public struct RecoveryCommand: AsyncParsableCommand {
 
     /// The request `requester` names, or the only one in progress when she names none.
     static func pick(_ list: [JSONValue], requester: String?, patient: String) throws -> JSONValue {
-        let inProgress = list.filter { ["open", "ready"].contains($0["status"]?.stringValue ?? "") && $0["current"]?.boolValue != false }
+        let inProgress = list.filter { $0["status"]?.stringValue == "open" && $0["current"]?.boolValue != false }
         if let requester {
             guard let found = list.first(where: { $0["requester"]?.stringValue == requester }) else {
                 throw LedgerError("no_request", "\(requester) has no recovery request for \(patient)")
@@ -50,7 +49,7 @@ public struct RecoveryCommand: AsyncParsableCommand {
 
     struct Setup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Seal your keys under a fresh secret (the kit, in the vault) and give a share of the secret to each guardian.")
+            abstract: "Name your guardians and how many of them it takes to make a new device's keys yours.")
         @OptionGroup var options: NodeKeyOptions
         @Option(parsing: .upToNextOption, help: "The guardians' dids (registered principals).") var guardian: [String]
         @Option(help: "How many guardians it takes to recover.") var threshold: Int
@@ -62,16 +61,9 @@ public struct RecoveryCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var session = try await Session(node: options.node, keyFile: options.key)
-            var guardians: [(did: String, encryptionKey: [UInt8])] = []
-            for did in guardian {
-                let principal = try await API.json(.GET, session.base + "/v1/principals/" + did)
-                guard let key = principal["encryptionKey"]?.stringValue else { throw LedgerError("unknown_principal", "\(did) is not registered") }
-                guardians.append((did, try Base64.decode(key)))
-            }
-            let setup = try RecoveryKit.setup(signing: session.key, encryption: try session.requireEncryption(), guardians: guardians, threshold: threshold)
-            try await session.putBlob(setup.kitHash, setup.blob)
-            let receipt = try await session.submit("recovery", "setup", setup.payload)
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let payload: JSONValue = .object(["threshold": .int(Int64(threshold)), "guardians": .array(guardian.map { .string($0) })])
+            let receipt = try await session.submit("recovery", "setup", payload)
             output(receipt, json: options.json) { "recovery set up: \(threshold) of \(guardian.count) guardians" }
         }
     }
@@ -121,7 +113,7 @@ public struct RecoveryCommand: AsyncParsableCommand {
 
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "As a guardian, hand your share to a recovery request (re-wrapped for its key).",
+            abstract: "As a guardian, approve a recovery request: the last approval needed makes its key the patient's.",
             discussion: "Approve only the request whose check code the patient read out to you (`careledger recovery requests`).")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "The patient's did.") var patient: String
@@ -132,8 +124,11 @@ public struct RecoveryCommand: AsyncParsableCommand {
             guard let setup = try await RecoveryCommand.state(&session, RecoveryContract.key(patient)) else {
                 throw LedgerError("not_found", "\(patient) has not set up recovery")
             }
+            guard RecoveryContract.guardians(setup).contains(session.did) else {
+                throw LedgerError("not_a_guardian", "\(session.did) is not a guardian of \(patient)")
+            }
             let request = try RecoveryCommand.pick(try await RecoveryCommand.requests(&session, patient: patient), requester: requester, patient: patient)
-            let payload = try RecoveryKit.approval(patient: patient, setup: setup, request: request, guardian: session.did, key: try session.requireEncryption())
+            let payload: JSONValue = .object(["patient": .string(patient), "requester": request["requester"] ?? .null, "request": request["id"] ?? .null])
             let receipt = try await session.submit("recovery", "approve", payload)
             output(receipt, json: options.json) {
                 "approved the request of \(request["requester"]?.stringValue ?? "?") (code \(request["checkCode"]?.stringValue ?? "?")); "
@@ -143,7 +138,7 @@ public struct RecoveryCommand: AsyncParsableCommand {
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "As the patient, a guardian or the requester, cancel a recovery request.")
+        static let configuration = CommandConfiguration(abstract: "As a guardian or the requester, cancel a recovery request.")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "The patient's did.") var patient: String
         @Option(help: "The requester whose request to cancel; needed when several are in progress.") var requester: String?
@@ -161,26 +156,24 @@ public struct RecoveryCommand: AsyncParsableCommand {
 
     struct Complete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "On the new device, once enough guardians approved: rebuild the patient's keys into a key file (mode 0600).")
+            abstract: "On the new device, once enough guardians approved: write its key file as the patient's (mode 0600).",
+            discussion: "The guardians' approvals made the new device's keys the patient's current keys; the file written names her did, so that every command signs and reads as her. Her custodians re-wrap her records for the new key.")
         @OptionGroup var options: NodeKeyOptions
         @Option(help: "The patient's did.") var patient: String
-        @Option(help: "Where to write the recovered key file.") var out: String
+        @Option(help: "Where to write the patient's key file.") var out: String
 
         func run() async throws {
             var session = try await Session(node: options.node, keyFile: options.key)
-            guard let request = try await RecoveryCommand.state(&session, RecoveryContract.requestKey(patient, requester: session.did)) else {
+            guard let request = try await RecoveryCommand.state(&session, RecoveryContract.requestKey(patient, requester: session.key.publicKey.did)) else {
                 throw LedgerError("no_request", "this key has no recovery request for \(patient)")
             }
-            let kit = try await session.get("/v1/recovery/\(patient)/kit")
-            guard let ciphertext = kit["ciphertext"]?.stringValue else { throw LedgerError("server_error", "the node sent no kit") }
-            let keys = try RecoveryKit.recover(
-                patient: patient, request: request, newKey: try session.requireEncryption(), kitCiphertext: try Base64.decode(ciphertext))
-            try KeyFile.save(keys.signing, encryption: keys.encryption, to: out)
-            // Recorded on chain, signed with the recovered key itself.
-            let recovered = try await Session(node: options.node, signing: keys.signing, encryption: keys.encryption)
-            let receipt = try await recovered.submit("recovery", "complete", .object(["patient": .string(patient), "requester": .string(session.did)]))
-            output(.object(["did": .string(keys.signing.publicKey.did), "file": .string(out), "completed": receipt["id"] ?? .null]), json: options.json) {
-                "recovered \(keys.signing.publicKey.did) into \(out); completion recorded in transaction \(receipt["id"]?.stringValue ?? "?")"
+            guard request["status"]?.stringValue == "completed" else {
+                throw LedgerError(
+                    "not_ready", "the recovery request is \(request["status"]?.stringValue ?? "?") with \(request["approvals"]?.arrayValue?.count ?? 0) approvals")
+            }
+            try KeyFile.save(session.key, encryption: try session.requireEncryption(), principal: patient, to: out)
+            output(.object(["did": .string(patient), "signingKey": .string(session.key.publicKey.did), "file": .string(out), "completedAtHeight": request["completedAtHeight"] ?? .null]), json: options.json) {
+                "recovered: \(out) holds \(patient)'s keys from height \(request["completedAtHeight"]?.intValue ?? 0) (the old key signs nothing more)"
             }
         }
     }

@@ -18,6 +18,12 @@ public struct Principal: Sendable, Hashable {
     public var invited: [String] = []
     /// For a practitioner: the duties her organisation gave her (`privacy-officer`).
     public var duties: [String] = []
+    /// The key that signs for the principal now: her did's own key until her first rotation.
+    public var signingKey: String
+    /// The height from which her current keys are hers (0 until her first rotation).
+    public var keysFrom: Int64 = 0
+    /// The freeze on her key (who, when, why), while two organisations hold it frozen.
+    public var frozen: JSONValue?
 
     /// Who the principal acts as part of, for consent: its organisation and its care teams.
     public var groups: [String] { (organisation.map { [$0] } ?? []) + careTeams }
@@ -32,6 +38,9 @@ public struct Principal: Sendable, Hashable {
         if role == .careteam { o["members"] = .array(members.map { .string($0) }) }
         if !invited.isEmpty { o["invited"] = .array(invited.map { .string($0) }) }
         if !duties.isEmpty { o["duties"] = .array(duties.map { .string($0) }) }
+        if signingKey != did { o["signingKey"] = .string(signingKey) }
+        if keysFrom > 0 { o["keysFrom"] = .int(keysFrom) }
+        if let frozen { o["frozen"] = frozen }
         return .object(o)
     }
 
@@ -41,6 +50,7 @@ public struct Principal: Sendable, Hashable {
         self.encryptionKey = encryptionKey
         self.organisation = organisation
         self.name = name
+        signingKey = did
     }
 
     public init(json: JSONValue) throws(LedgerError) {
@@ -54,6 +64,9 @@ public struct Principal: Sendable, Hashable {
         members = json["members"]?.arrayValue?.compactMap(\.stringValue) ?? []
         invited = json["invited"]?.arrayValue?.compactMap(\.stringValue) ?? []
         duties = json["duties"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        signingKey = json["signingKey"]?.stringValue ?? did
+        keysFrom = json["keysFrom"]?.intValue ?? 0
+        frozen = json["frozen"].flatMap { $0 == .null ? nil : $0 }
     }
 
     /// The duties an organisation may give its practitioners.
@@ -83,9 +96,14 @@ public struct Principal: Sendable, Hashable {
 ///   `remove` also withdraws an invitation.
 /// - action `duties` `{"subject", "add"?: [duty], "remove"?: [duty]}` by a practitioner's organisation gives or
 ///   takes a duty (`privacy-officer`: reviews the organisation's break-the-glass accesses).
+/// - action `rotate` `{"signingKey": did:key, "encryptionKey", "proof", "reason"?}` by the principal (with her current
+///   key) makes new keys hers from this transaction on, her did unchanged (`KeyRotation.swift`, `Signers`); `proof` is the
+///   new key's signature of `rotationMessage`. With `subject`, by two organisations for a frozen patient seen in person.
+/// - actions `freeze` / `unfreeze` `{"subject", "reason"?}`: an organisation proposes, a second one confirms; a frozen
+///   key signs nothing and receives no new wrapped key until a rotation (or the lifting).
 public struct IdentityContract: Contract {
     public let name = "identity"
-    public let actions = ["register", "members", "duties", "join"]
+    public let actions = ["register", "members", "duties", "join", "rotate", "freeze", "unfreeze"]
     /// Keys allowed to admit organisations.
     public let operators: OperatorSet
 
@@ -94,6 +112,7 @@ public struct IdentityContract: Contract {
     static let fields: Set<String> = ["role", "encryptionKey", "subject", "name"]
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
+        if ["rotate", "freeze", "unfreeze"].contains(action) { return try validateKeyAction(action, payload) }
         if action == "duties" {
             let p = try Payload(payload, allowed: ["subject", "add", "remove"])
             _ = try p.did("subject")
@@ -130,6 +149,7 @@ public struct IdentityContract: Contract {
         if action == "members" { return try members(payload, &context) }
         if action == "duties" { return try duties(payload, &context) }
         if action == "join" { return try join(payload, &context) }
+        if ["rotate", "freeze", "unfreeze"].contains(action) { return try executeKeyAction(action, payload, &context) }
         let p = try Payload(payload, allowed: Self.fields)
         let role = Principal.Role(rawValue: try p.string("role"))!
         let subject = try p.optionalDID("subject") ?? context.author
@@ -161,6 +181,9 @@ public struct IdentityContract: Contract {
         }
         if try Principal.load(subject, from: context) != nil {
             throw LedgerError("already_registered", "\(subject) is already registered")
+        }
+        if try context.value(forKey: Signers.key(subject)) != nil {
+            throw LedgerError("key_in_use", "\(subject) is, or was, another principal's signing key")
         }
         let principal = Principal(
             did: subject, role: role, encryptionKey: try Base64.decode(try p.string("encryptionKey")), organisation: organisation,

@@ -25,6 +25,16 @@ public struct RecordVersion: Sendable, Hashable {
     public let time: Int64
     /// The practitioner an organisation's node wrote for.
     public var onBehalfOf: String?
+    /// The height of the latest re-wrap of the patient's key (after a rotation of hers), if any.
+    public var rewrapped: Int64?
+
+    /// Whether the patient's wrapped key of this version may predate her current keys (current from
+    /// height `keysFrom`; 0 when she never rotated): written up to that block and not re-wrapped since.
+    public func needsRewrap(keysFrom: Int64) -> Bool {
+        guard keysFrom > 0 else { return false }
+        if let rewrapped, rewrapped >= keysFrom { return false }
+        return height <= keysFrom
+    }
 
     public var json: JSONValue {
         .object([
@@ -33,7 +43,7 @@ public struct RecordVersion: Sendable, Hashable {
             "status": .string(status.rawValue), "recipients": .array(recipients.map { .string($0) }),
             "keyEnvelopes": .array(keyEnvelopes.map(\.json)),
             "height": .int(height), "time": .int(time),
-        ])
+        ].merging(rewrapped.map { ["rewrapped": .int($0)] } ?? [:]) { a, _ in a })
     }
 
     public init(json: JSONValue) throws(LedgerError) {
@@ -50,6 +60,7 @@ public struct RecordVersion: Sendable, Hashable {
         height = json["height"]?.intValue ?? 0
         time = json["time"]?.intValue ?? 0
         onBehalfOf = json["onBehalfOf"]?.stringValue
+        rewrapped = json["rewrapped"]?.intValue
     }
 
     init(version: Int64, saltedHash: String, author: String, endorsements: [String], required: [String], status: Status,
@@ -181,13 +192,19 @@ public enum EndorsementPolicy {
 /// - `endorse` `{"recordId", "version"}`: a required party endorses; the version becomes current when all have.
 /// - `share` `{"recordId", "version", "recipients", "keys"}`: the patient (or a delegate) adds an envelope of keys for new grantees.
 /// - `bundle` `{"puts": [put payloads]}`: several puts in one transaction, all or none (FHIR transaction Bundles).
+/// - `rewrap` `{"patient", "versions": [{"recordId", "version", "keys"}]}` (1 to 1000): after the patient rotated her keys,
+///   an envelope (`keys`, a vault blob's salted hash) holding the version's content key wrapped for her new encryption key
+///   becomes her key for it, in place of every earlier one; signed by the patient, or by the custodian organisation of
+///   each record listed (from its escrow key). Never for a frozen key.
+/// - A frozen patient (`Principal.frozen`) receives no new wrapped key: a put for her leaves her out of the recipients
+///   (the custodian's escrow keeps the version for her re-wrap after her rotation), and no share lists her.
 /// - `erase` `{"recordId"}`: the patient (or a delegate) has a record erased: every node destroys the vault blobs
 ///   (ciphertexts and key envelopes, with their salts, so the salted hashes left in the log link to nothing),
 ///   the state drops the recipients, reads answer 410 Gone, and the committed receipt is the signed erasure receipt.
 public struct RecordsContract: Contract {
     public let name = "records"
     public var privateStatePrefixes: [String] { ["records/"] }
-    public let actions = ["put", "endorse", "share", "erase", "bundle"]
+    public let actions = ["put", "endorse", "share", "erase", "bundle", "rewrap"]
 
     public init() {}
 
@@ -239,6 +256,18 @@ public struct RecordsContract: Contract {
         case "erase":
             let p = try Payload(payload, allowed: ["recordId"])
             try Self.checkRecordID(try p.string("recordId"))
+        case "rewrap":
+            let p = try Payload(payload, allowed: ["patient", "versions"])
+            _ = try p.did("patient")
+            guard let items = p.fields["versions"]?.arrayValue, (1...1000).contains(items.count) else {
+                throw LedgerError("bad_payload", "versions lists 1 to 1000 {recordId, version, keys}")
+            }
+            for item in items {
+                let q = try Payload(item, allowed: ["recordId", "version", "keys"])
+                try Self.checkRecordID(try q.string("recordId"))
+                guard try q.int("version") >= 1 else { throw LedgerError("bad_payload", "version starts at 1") }
+                _ = try Hash(hex: try q.string("keys", maxLength: 64))
+            }
         case "endorse":
             let p = try Payload(payload, allowed: ["recordId", "version"])
             try Self.checkRecordID(try p.string("recordId"))
@@ -252,6 +281,7 @@ public struct RecordsContract: Contract {
     }
 
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        if action == "rewrap" { return try rewrap(payload, &context) }
         if action == "bundle" {
             // Each put sees the writes of the previous ones; any failure discards them all.
             var results: [JSONValue] = []
@@ -304,6 +334,7 @@ public struct RecordsContract: Contract {
             guard let author = try Principal.load(context.author, from: context) else {
                 throw LedgerError("unknown_principal", "the author is not registered")
             }
+            let patientFrozen = try Principal.load(patient, from: context)?.frozen != nil
             let grants = try ConsentPolicy.grants(patient: patient, state: state)
             // An organisation's node may write on behalf of one of its practitioners.
             let onBehalfOf = try p.optionalDID("onBehalfOf")
@@ -347,11 +378,20 @@ public struct RecordsContract: Contract {
             let saltedHash = try Hash(hex: try p.string("saltedHash", maxLength: 64)).hex
             guard saltedHash != envelope else { throw LedgerError("bad_payload", "the ciphertext and the key envelope are two blobs") }
             try Self.claim([saltedHash, envelope], for: recordID, &context)
-            guard recipients.contains(patient) else { throw LedgerError("bad_payload", "the patient must have a wrapped key") }
+            guard recipients.contains(patient) != patientFrozen else {
+                throw patientFrozen
+                    ? LedgerError("key_frozen", "the patient's key is frozen: it receives no new wrapped key (the custodian's escrow keeps hers)")
+                    : LedgerError("bad_payload", "the patient must have a wrapped key")
+            }
             // The custodian organisation holds the content key in escrow: with it, its node answers a
             // break-the-glass read (re-wrapping the key for the emergency reader alone).
             guard recipients.contains(custodian) else { throw LedgerError("bad_payload", "the custodian must have a wrapped key (break-the-glass escrow)") }
             // Keys go only to those consent lets read the type (and the patient, custodian and writer).
+            for did in recipients where did != patient {
+                guard try Principal.load(did, from: context)?.frozen == nil else {
+                    throw LedgerError("key_frozen", "the key of \(did) is frozen: it receives no new wrapped key")
+                }
+            }
             for did in recipients where did != patient && did != custodian && did != author.did && did != onBehalfOf {
                 let groups = try Principal.load(did, from: context)?.groups ?? []
                 guard ConsentPolicy.mayReceiveKeys(
@@ -413,6 +453,7 @@ public struct RecordsContract: Contract {
             let (recipients, envelope) = try Self.keys(p)
             for did in recipients {
                 guard let principal = try Principal.load(did, from: context) else { throw LedgerError("unknown_principal", "\(did) is not registered") }
+                guard principal.frozen == nil else { throw LedgerError("key_frozen", "the key of \(did) is frozen: it receives no new wrapped key") }
                 // A delegate hands keys only to whom consent lets read the type: no more than a grant of hers could.
                 if byDelegate, !ConsentPolicy.mayReceiveKeys(
                     did: did, groups: principal.groups, patient: entry.patient, resourceType: entry.resourceType, grants: grants, time: now)
@@ -435,6 +476,47 @@ public struct RecordsContract: Contract {
             ]))
             return .object(["recordId": .string(recordID), "version": .int(version), "shared": .int(Int64(entry.versions[i].recipients.count))])
         }
+    }
+
+    /// After a rotation: each listed version's key for the patient is the one in the new envelope.
+    func rewrap(_ payload: JSONValue, _ context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        let p = try Payload(payload, allowed: ["patient", "versions"])
+        let patient = try p.did("patient")
+        guard let principal = try Principal.load(patient, from: context), principal.role == .patient else {
+            throw LedgerError("unknown_patient", "\(patient) is not a registered patient")
+        }
+        guard principal.frozen == nil else { throw LedgerError("key_frozen", "the key of \(patient) is frozen: it receives no new wrapped key") }
+        var entries: [String: RecordEntry] = [:]
+        var order: [String] = []
+        for item in p.fields["versions"]?.arrayValue ?? [] {
+            let q = try Payload(item, allowed: ["recordId", "version", "keys"])
+            let id = try q.string("recordId"), number = try q.int("version"), envelope = try Hash(hex: try q.string("keys", maxLength: 64)).hex
+            if entries[id] == nil {
+                guard let json = try context.json(forKey: RecordEntry.key(id)) else { throw LedgerError("not_found", "no record \(id)") }
+                entries[id] = try RecordEntry(json: json)
+                order.append(id)
+            }
+            var entry = entries[id]!
+            guard entry.patient == patient else { throw LedgerError("record_mismatch", "record \(id) is not \(patient)'s") }
+            guard entry.erasedAtHeight == nil else { throw LedgerError("erased", "record \(id) was erased") }
+            guard context.author == patient || context.author == entry.custodian else {
+                throw LedgerError("forbidden", "a patient's keys are re-wrapped by herself, or by the custodian of the record from its escrow")
+            }
+            guard let i = entry.versions.firstIndex(where: { $0.version == number }) else { throw LedgerError("not_found", "record \(id) has no version \(number)") }
+            guard entry.versions[i].keyEnvelopes.count < 256 else { throw LedgerError("too_many_envelopes", "version \(number) of \(id) has 256 key envelopes") }
+            try Self.claim([envelope], for: id, &context)
+            for j in entry.versions[i].keyEnvelopes.indices { entry.versions[i].keyEnvelopes[j].recipients.removeAll { $0 == patient } }
+            entry.versions[i].keyEnvelopes.append(KeyEnvelopeRef(hash: envelope, recipients: [patient]))
+            entry.versions[i].rewrapped = Int64(context.height)
+            entries[id] = entry
+        }
+        for id in order { context.set(RecordEntry.key(id), entries[id]!.json) }
+        let count = Int64(p.fields["versions"]?.arrayValue?.count ?? 0)
+        context.emit(.object([
+            "type": .string("record.rewrapped"), "patient": .string(patient), "versions": .int(count), "by": .string(context.author),
+            "records": .array(order.map { .string($0) }),
+        ]))
+        return .object(["patient": .string(patient), "versions": .int(count)])
     }
 
     /// Claims vault blobs for a record; a blob another record (or another version) already claimed is refused.
