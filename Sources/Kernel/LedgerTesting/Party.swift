@@ -5,10 +5,12 @@ import Standards
 public struct Party: Sendable {
     public let key: SigningKey
     public let encryption: EncryptionKey
-    public var did: String { key.publicKey.did }
+    /// The principal the keys sign for: the signing key's own did, unless they replaced another's (a rotation).
+    public let did: String
 
-    public init(key: SigningKey = SigningKey()) {
+    public init(key: SigningKey = SigningKey(), encryption: EncryptionKey = EncryptionKey(), principal: String? = nil) {
         self.key = key
-        encryption = EncryptionKey()
+        self.encryption = encryption
+        did = principal ?? key.publicKey.did
     }
 }

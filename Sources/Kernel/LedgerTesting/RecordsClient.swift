@@ -31,9 +31,12 @@ public struct RecordsClient: Sendable {
     public func token(_ party: Party) async throws -> String {
         let challenge = try json(try await client.execute(uri: "/v1/auth/challenge", method: .post))["challenge"]!.stringValue!
         let signature = party.key.signature(for: AuthService.message(chainID: chain, challenge: challenge))
-        let body: JSONValue = .object(["did": .string(party.did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))])
-        let r = try await client.execute(uri: "/v1/auth/token", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: body.canonicalBytes))
-        return try json(r)["token"]!.stringValue!
+        var body: [String: JSONValue] = ["did": .string(party.did), "challenge": .string(challenge), "signature": .string(Base64.encode(signature))]
+        if party.did != party.key.publicKey.did { body["key"] = .string(party.key.publicKey.did) }
+        let r = try await client.execute(
+            uri: "/v1/auth/token", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: JSONValue.object(body).canonicalBytes))
+        guard let token = try json(r)["token"]?.stringValue else { throw LedgerError((try? json(r)["error"]?["code"]?.stringValue) ?? "no_token", "no token") }
+        return token
     }
 
     public func get(_ uri: String, as party: Party) async throws -> TestResponse {
