@@ -22,6 +22,38 @@ import Testing
         return (node, data)
     }
 
+    /// `key rotate`: new keys are Alice's from a block on, her did unchanged; the old key file is refused,
+    /// the new one reads her history; a failed rotation leaves no new key file behind.
+    @Test func rotateKeysFromTheCommandLine() async throws {
+        let (node, data) = try Self.patientWithARecord("key-rotate")
+        defer {
+            node.stop()
+            try? FileManager.default.removeItem(atPath: data)
+        }
+        let keys = data + "/keys"
+        func cl(_ arguments: [String]) throws -> CLI.Result { try CLI.run(arguments + ["--node", node.url]) }
+        let alice = try Self.did(keys, "alice")
+        let next = data + "/alice-2.key"
+        let rotated = try cl(["key", "rotate", "--key", "\(keys)/alice.key", "--out", next, "--reason", "new phone", "--json"])
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        let answer = try JSONValue.parse(Array(rotated.stdout.utf8))
+        #expect(answer["did"] == .string(alice) && answer["signingKey"] != .string(alice))
+        #expect(try Self.did(data, "alice-2") == alice, "the new file signs for her did")
+        let mode = try FileManager.default.attributesOfItem(atPath: next)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let read = try cl(["record", "get", "--key", next, "--id", "asthma-1"])
+        #expect(read.status == 0 && read.stdout.contains("Asthma"), "\(read.stdout)\(read.stderr)")
+        let old = try cl(["record", "get", "--key", "\(keys)/alice.key", "--id", "asthma-1"])
+        #expect(old.status == 1 && old.stderr.hasPrefix("error: key_retired"), "\(old.stderr)")
+        let again = try cl(["key", "rotate", "--key", "\(keys)/alice.key", "--out", data + "/stolen.key"])
+        #expect(again.status == 1 && !FileManager.default.fileExists(atPath: data + "/stolen.key"), "\(again.stderr)")
+        #expect(try cl(["key", "rotate", "--key", next, "--out", next]).status == 2, "never over an existing key file")
+        let shown = try JSONValue.parse(Array(try cl(["principal", "show", alice]).stdout.utf8))
+        #expect(shown["keyHistory"]?.arrayValue?.count == 2 && shown["signingKey"] == answer["signingKey"])
+        let log = try cl(["access-log", "--key", next])
+        #expect(log.stdout.contains("key rotated by=\(alice) reason=new phone"), "\(log.stdout)")
+    }
+
     @Test func breakTheGlassItsReviewAndErasureFromTheCommandLine() async throws {
         let (node, data) = try Self.patientWithARecord("patient-control")
         defer {

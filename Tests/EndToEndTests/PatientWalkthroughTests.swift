@@ -98,7 +98,7 @@ import Testing
     }
 
     /// Key recovery through the CLI: Alice names three guardians (2 of 3), loses her device, asks from
-    /// a new key; two guardians approve; the new device rebuilds her key file.
+    /// a new key; two guardians approve, which makes the new device's keys hers; the old key signs nothing more.
     @Test func recoverThroughGuardians() async throws {
         let data = temporaryPath("recovery")
         defer { try? FileManager.default.removeItem(atPath: data) }
@@ -133,12 +133,17 @@ import Testing
         let early = try cl(["recovery", "complete", "--key", newKey, "--patient", alice, "--out", data + "/early.key"])
         #expect(early.status != 0)
         #expect(try cl(["recovery", "cancel", "--key", "\(keys)/hospital-a.key", "--patient", alice, "--requester", stranger]).status == 0)
-        #expect(try cl(["recovery", "approve", "--key", "\(keys)/hospital-a.key", "--patient", alice]).stdout.contains("ready"), "the only request in progress")
+        #expect(try cl(["recovery", "approve", "--key", "\(keys)/hospital-a.key", "--patient", alice]).stdout.contains("completed"), "the only request in progress")
         let out = data + "/recovered.key"
         let complete = try cl(["recovery", "complete", "--key", newKey, "--patient", alice, "--out", out])
         #expect(complete.status == 0, "\(complete.stderr)")
-        #expect(try did(out) == alice)
+        #expect(try CLI.did(keyFile: out) == alice, "the file signs for her did")
         let mode = try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int
         #expect(mode == 0o600)
+        // Her old key (lost, or stolen) is refused; the new file reads her log, which tells of the rotation.
+        let old = try cl(["access-log", "--key", "\(keys)/alice.key"])
+        #expect(old.status == 1 && old.stderr.hasPrefix("error: key_retired"), "\(old.stderr)")
+        let log = try cl(["access-log", "--key", out])
+        #expect(log.status == 0 && log.stdout.contains("key rotated"), "\(log.stdout)\(log.stderr)")
     }
 }

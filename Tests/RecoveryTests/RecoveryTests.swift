@@ -9,6 +9,7 @@ import LedgerTesting
 import Node
 import Prometheus
 import Recovery
+import Records
 import RecoveryContract
 import Standards
 import Store
@@ -117,6 +118,48 @@ struct RecoveryScene {
             let keyEvent = try #require(log.first { $0["kind"] == .string("key") })
             #expect(keyEvent["event"] == .string("rotated") && keyEvent["reason"] == .string("recovery"))
             #expect(keyEvent["by"] == .array([guardians[0].did, guardians[2].did].sorted().map { .string($0) }))
+        }
+    }
+
+    /// Her own client moves what no custodian node here re-wraps: after she rotates (with her old key),
+    /// every version still wrapped for the old key only is listed for her, opened with the old key,
+    /// wrapped for the new one (`KeyRewrap`, as `careledger key rotate` does) and read with the new key alone.
+    @Test func aPatientRewrapsHerOwnHistory() async throws {
+        let hospital = Party(), alice = Party()
+        let network = try TestNetwork(contracts: .careLedger, capabilities: HostedCapabilities.careLedger)
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            try await rc.registerAll([(network.operatorParty, hospital, "organisation", "Hospital"), (alice, alice, "patient", nil)])
+            var resources: [String: JSONValue] = [:]
+            for i in 0..<40 {
+                let r: JSONValue = .object(["resourceType": .string("Observation"), "id": .string("obs-\(i)"), "valueString": .string("value \(i)")])
+                resources["obs-\(i)"] = r
+                #expect(try await rc.put(alice, patient: alice, recordID: "obs-\(i)", version: 1, resource: r, custodian: hospital)["status"] == .string("committed"))
+            }
+            let next = SigningKey(), nextEncryption = EncryptionKey()
+            let enc = Base64.encode(nextEncryption.publicKey)
+            let proof = next.signature(for: IdentityContract.rotationMessage(chainID: rc.chain, did: alice.did, signingKey: next.publicKey.did, encryptionKey: enc))
+            #expect(try await rc.submit(alice, "identity", "rotate", .object([
+                "signingKey": .string(next.publicKey.did), "encryptionKey": .string(enc), "proof": .string(Base64.encode(proof)),
+            ]))["status"] == .string("committed"))
+            let alice2 = Party(key: next, encryption: nextEncryption, principal: alice.did)
+            // Before the re-wrap, the new key opens none of her history.
+            let unmoved = try rc.json(try await rc.get("/v1/records/obs-0", as: alice2))
+            #expect(throws: LedgerError.self) { try SealedVersion.open(read: unmoved, with: nextEncryption) }
+            let stale = try rc.json(try await rc.get("/v1/patients/\(alice.did)/keys", as: alice2))
+            #expect(try await rc.get("/v1/patients/\(alice.did)/keys", as: hospital).status == .forbidden)
+            let items = try (stale["keys"]?.arrayValue ?? []).map { k in
+                KeyRewrap.Item(recordID: k["recordId"]!.stringValue!, version: k["version"]!.intValue!, wrapped: try WrappedKey(json: k["wrappedKey"]!))
+            }
+            #expect(items.count == 40)
+            let batch = try await KeyRewrap.rewrap(patient: alice.did, items: items, with: alice.encryption, for: nextEncryption.publicKey)
+            for upload in batch.uploads { try await rc.upload(upload.blob, hash: upload.hash, as: alice2) }
+            for payload in batch.payloads { #expect(try await rc.submit(alice2, "records", "rewrap", payload)["status"] == .string("committed")) }
+            #expect(try rc.json(try await rc.get("/v1/patients/\(alice.did)/keys", as: alice2))["keys"] == .array([]))
+            for (id, resource) in resources {
+                let read = try rc.json(try await rc.get("/v1/records/\(id)", as: alice2))
+                #expect(try SealedVersion.open(read: read, with: nextEncryption) == resource.canonicalBytes)
+            }
         }
     }
 
