@@ -34,7 +34,7 @@ let capabilityTargets: [Target] = capabilityNames.flatMap { name -> [Target] in
             .target(
                 name: name,
                 dependencies: (capabilityHas(name, "Contract") ? [.target(name: name + "Contract")] : []) + [
-                    "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit", crypto,
+                    "ContractKit", "LedgerCore", "Standards", "Store", "Node", "Server", "CLIKit", "App", crypto,
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                     .product(name: "GRDB", package: "GRDB.swift"),
                     .product(name: "Hummingbird", package: "hummingbird"),
@@ -44,6 +44,8 @@ let capabilityTargets: [Target] = capabilityNames.flatMap { name -> [Target] in
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 ],
                 path: "Sources/Capabilities/\(name)/Service",
+                // Its pages of the web app (Service/Web: ES modules and CSS), served under /app/<name lowercased>/.
+                resources: capabilityHas(name, "Service/Web") ? [.copy("Web")] : [],
                 swiftSettings: strict))
     }
     return out
@@ -171,8 +173,10 @@ let package = Package(
         .target(name: "EtcdOrdering", dependencies: etcdDependencies, path: "Sources/Kernel/EtcdOrdering", swiftSettings: strict),
         // The command line's kit: the node API client, the session (sign, authenticate, submit), options, output.
         .target(name: "CLIKit", dependencies: cliKitDependencies, path: "Sources/Kernel/CLIKit", swiftSettings: strict),
-        // Hummingbird routes: /v1 API, OpenAPI, metrics.
-        .target(name: "Server", dependencies: ["ContractKit"] + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
+        // The web app's shell: hand-written HTML, CSS and ES modules (Web/, no build step), served by the node under /app/.
+        .target(name: "App", dependencies: ["LedgerCore"], path: "Sources/Kernel/App", resources: [.copy("Web")], swiftSettings: strict),
+        // Hummingbird routes: /v1 API, OpenAPI, metrics, the web app.
+        .target(name: "Server", dependencies: ["ContractKit", "App"] + serverDependencies, path: "Sources/Kernel/Server", swiftSettings: strict),
         // The harness every test target shares: temporary chains, test clocks, a node with its API, a consortium on etcd, a raw HTTP client.
         .target(name: "LedgerTesting", dependencies: ledgerTestingDependencies, path: "Sources/Kernel/LedgerTesting", swiftSettings: strict),
 

@@ -161,7 +161,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
         let url = "http://\(host):\(port)"
         if options.json {
             var fields: [String: JSONValue] = [
-                "api": .string(url), "openapi": .string(url + "/openapi.json"), "fhir": .string(url + "/fhir"),
+                "api": .string(url), "app": .string(url + "/app/"), "openapi": .string(url + "/openapi.json"), "fhir": .string(url + "/fhir"),
                 "checkpointKey": .string(node.noteVerifier.vkey), "chainId": .string(node.genesis.chainID), "height": .int(Int64(node.height)),
                 "data": .string(directory.path), "keys": .string(directory.keys),
             ]
@@ -171,6 +171,7 @@ func runNode(directory: DataDirectory, options: NodeOptions, banner: Bool, regis
         }
         let text = """
             CareLedger node \(node.genesis.chainID) at height \(node.height)
+            App:            \(url)/app/  (patients, clinicians and auditors, in the browser)
             API:            \(url)  (OpenAPI: \(url)/openapi.json)
             FHIR R4:        \(url)/fhir\(acting.map { " (acting for \($0.did))" } ?? " (Consent and AuditEvent only)")
             Checkpoint key: \(node.noteVerifier.vkey)

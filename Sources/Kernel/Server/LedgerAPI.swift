@@ -289,6 +289,7 @@ public struct LedgerAPI: Sendable {
         EventsAPI(api: self).register(on: router)
         AuthAPI(api: self).register(on: router)
         VaultAPI(api: self).register(on: router)
+        AppRoutes.register(on: router, capabilities: capabilities)
         for capability in capabilities { capability.addRoutes(to: router, api: self) }
         router.get("/fhir/metadata") { _, _ in
             FHIRHost.respond(

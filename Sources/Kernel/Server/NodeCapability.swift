@@ -1,3 +1,4 @@
+import App
 import Hummingbird
 import LedgerCore
 import Node
@@ -10,6 +11,8 @@ import Store
 public protocol NodeCapability: Sendable {
     /// The OpenAPI entries of its routes (the document is the kernel's entries and these).
     var openAPIRoutes: [OpenAPIRoute] { get }
+    /// Its pages of the web app and the files they load (served under `/app/`).
+    var appContribution: AppContribution { get }
     /// Adds its routes to the node's router; `api` is the host (authentication, error answers, the node).
     func addRoutes(to router: Router<LedgerRequestContext>, api: LedgerAPI)
     /// Routes answered on the connection's event loop before the router (`FastRoute`): for the few
@@ -67,6 +70,7 @@ public struct Audience: Sendable {
 }
 
 extension NodeCapability {
+    public var appContribution: AppContribution { .none }
     public func fastRoutes(api: LedgerAPI) -> [FastRoute.Route] { [] }
     public func services(api: LedgerAPI) -> [any Service] { [] }
     public func audience(ofStateKey key: String, value: JSONValue?, node: LedgerNode) throws -> Audience? { nil }

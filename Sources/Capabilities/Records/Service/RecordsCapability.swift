@@ -1,3 +1,4 @@
+import App
 import ContractKit
 import Foundation
 import Hummingbird
@@ -42,6 +43,22 @@ public struct RecordsCapability: NodeCapability {
     }
 
     public var openAPIRoutes: [OpenAPIRoute] { RecordsRoutes.all }
+
+    /// The patient's pages of the web app (`Service/Web`, served under `/app/records/`).
+    public var appContribution: AppContribution {
+        let module = "/app/records/records.js"
+        return AppContribution(
+            pages: [
+                AppPage(id: "timeline", title: "My record", roles: ["patient"], module: module,
+                        summary: "your health record, decrypted on this device", home: true),
+                AppPage(id: "consents", title: "Who may see", roles: ["patient"], module: module,
+                        summary: "grant and revoke access to your records"),
+                AppPage(id: "access-log", title: "Who looked", roles: ["patient"], module: module,
+                        summary: "every access to your records, refusals and emergencies included"),
+            ], files: Self.webFiles)
+    }
+
+    static let webFiles = AppContribution.files(in: .module, prefix: "records")
 
     func fhir(_ api: LedgerAPI) -> FHIRAPI { FHIRAPI(api: api, records: records, acting: api.acting) }
 

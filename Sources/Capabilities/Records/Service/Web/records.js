@@ -1,0 +1,148 @@
+// The patient's pages: her timeline (decrypted here, in the browser), who may see what (consents:
+// grant, with the keys of her records shared with the grantee, and revoke) and who looked (the access log).
+import { h, field, setError, notify, badge, when, shortDID } from "/app/js/ui.js";
+import { getPublic, ApiError } from "/app/js/api.js";
+import { fromBase64, utf8, concat, sha256, hex, fromUTF8 } from "/app/js/bytes.js";
+import { unwrapKey, openContent, wrapKey } from "/app/js/hpke.js";
+import { canonicalBytes } from "/app/js/canonical-json.js";
+import { resourceCard } from "./fhir-render.js";
+
+/** Opens every read of a timeline answer with the signed-in principal's key (one decapsulation per shared `enc`). */
+export async function openReads(reads, identity) {
+  const cache = new Map();
+  const out = [];
+  for (const read of reads) {
+    const key = await unwrapKey(read.wrappedKey, identity.encryption, identity.encryptionPublicKey, read.context, cache);
+    const plain = await openContent(key, fromBase64(read.ciphertext), read.context);
+    out.push({ read, resource: JSON.parse(fromUTF8(plain)), contentKey: key });
+  }
+  return out;
+}
+
+async function timeline(main, { client }) {
+  const answer = await client.get(`/v1/patients/${client.did}/records`);
+  const opened = await openReads(answer.records ?? [], client.identity);
+  const byType = new Map();
+  for (const item of opened.sort((a, b) => b.read.time - a.read.time)) {
+    const type = item.read.resourceType;
+    if (!byType.has(type)) byType.set(type, []);
+    byType.get(type).push(item);
+  }
+  main.replaceChildren(h("h1", {}, "My health record"),
+    opened.length ? null : h("p", {}, "No records yet."),
+    [...byType.entries()].map(([type, items]) => h("section", { "aria-labelledby": `t-${type}` },
+      h("h2", { id: `t-${type}` }, `${type} (${items.length})`),
+      items.map(({ read, resource }) => resourceCard(resource, `version ${read.version}, written ${when(read.time)} by ${shortDID(read.author)}`)))));
+}
+
+function grantSentence(g) {
+  const what = g.resourceTypes?.includes("*") ? "all your records" : [...(g.resourceTypes ?? []), ...(g.categories ?? [])].join(", ");
+  const verb = g.decision === "deny" ? "may never see" : "may see";
+  const until = g.end ? ` until ${when(g.end)}` : "";
+  return `${g.granteeName ?? shortDID(g.grantee)} ${verb} ${what} for ${(g.purposes ?? []).join(" and ")}${until}${g.delegate ? ", and acts for you" : ""}.`;
+}
+
+/** Shares the keys of her current versions of `types` with a new grantee (as `careledger consent grant` does). */
+async function shareKeys(client, grantee, types) {
+  const principal = await getPublic(`/v1/principals/${grantee}`);
+  const granteeKey = fromBase64(principal.encryptionKey);
+  const answer = await client.get(`/v1/patients/${client.did}/records`);
+  let shared = 0;
+  for (const { read, contentKey } of await openReads(answer.records ?? [], client.identity)) {
+    if (!types.includes("*") && !types.includes(read.resourceType)) continue;
+    const wrapped = await wrapKey(contentKey, granteeKey, read.context);
+    const blob = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes({ [grantee]: wrapped }));
+    const hash = hex(await sha256(blob));
+    const stored = await fetch(`/v1/vault/${hash}`, { method: "PUT", headers: { Authorization: `Bearer ${client.token}`, "Content-Type": "application/octet-stream" }, body: blob });
+    if (!stored.ok) throw new ApiError(stored.status, "vault", await stored.text());
+    try {
+      await client.submit("records", "share", { recordId: read.recordId, version: read.version, recipients: [grantee], keys: hash });
+      shared++;
+    } catch (error) {
+      if (error.code !== "already_shared") throw error;
+    }
+  }
+  return shared;
+}
+
+async function consents(main, context) {
+  const { client } = context;
+  const list = (await client.get(`/v1/patients/${client.did}/consents`)).consents ?? [];
+  for (const g of list) {
+    try {
+      g.granteeName = (await getPublic(`/v1/principals/${g.grantee}`)).name;
+    } catch {
+      /* a did only */
+    }
+  }
+  const grantee = h("input", { type: "text", name: "grantee", autocomplete: "off", spellcheck: "false" });
+  const purpose = h("select", { name: "purpose" }, ["treatment", "payment", "research"].map((p) => h("option", { value: p }, p)));
+  const types = h("input", { type: "text", name: "types", value: "*" });
+  const form = h("form", { class: "card", "aria-labelledby": "grant-title" },
+    h("h2", { id: "grant-title" }, "Let someone see your records"),
+    field("Who (their did)", grantee, "A clinician, a care team or an organisation: did:key:z…"),
+    field("Why", purpose),
+    field("What", types, "Resource types separated by commas (Condition, Observation, …), or * for all"),
+    h("button", { type: "submit" }, "Grant"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setError(grantee, "");
+    setError(types, "");
+    const did = grantee.value.trim();
+    const typeList = types.value.split(",").map((t) => t.trim()).filter(Boolean);
+    if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) return setError(grantee, "Enter a did:key (it starts with did:key:z).");
+    if (!typeList.length) return setError(types, "Name at least one resource type, or * for all.");
+    try {
+      await getPublic(`/v1/principals/${did}`);
+    } catch {
+      return setError(grantee, "Nobody is registered under this did.");
+    }
+    try {
+      await client.submit("consent", "grant", { grantee: did, purposes: [purpose.value], resourceTypes: typeList, decision: "permit" });
+      const shared = purpose.value === "treatment" ? await shareKeys(client, did, typeList) : 0;
+      notify(`Granted; the keys of ${shared} records shared.`);
+      await consents(main, context);
+    } catch (error) {
+      setError(grantee, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+    }
+  });
+  const active = list.filter((g) => g.status === "active");
+  main.replaceChildren(h("h1", {}, "Who may see what"),
+    active.length ? h("ul", { class: "consents" }, active.map((g) => h("li", { class: "card" },
+      h("p", {}, grantSentence(g)),
+      h("button", { class: "danger", type: "button", "data-grant": g.id, onclick: async (event) => {
+        if (!window.confirm(`Revoke: ${grantSentence(g)}`)) return;
+        event.target.disabled = true;
+        try {
+          await client.submit("consent", "revoke", { grant: g.id });
+          notify("Revoked: it took effect at once.");
+          await consents(main, context);
+        } catch (error) {
+          notify(`${error.code ?? "error"}: ${error.message}`, "bad");
+          event.target.disabled = false;
+        }
+      } }, "Revoke")))) : h("p", {}, "Nobody has access to your records but you."),
+    form);
+}
+
+async function accessLog(main, { client }) {
+  const events = (await client.get(`/v1/patients/${client.did}/access-log`)).events ?? [];
+  const rows = [...events].reverse().map((e) => {
+    if (e.kind === "key") {
+      return h("tr", {}, h("td", {}, when(e.time)), h("td", {}, badge(`key ${e.event}`, "warn")), h("td", {}, (e.by ?? []).map(shortDID).join(", ")), h("td", {}, e.reason ?? ""));
+    }
+    const kind = e.breakGlass ? badge("break-the-glass", "bad") : e.outcome === "permit" ? badge("read", "ok") : badge("denied", "bad");
+    const review = e.breakGlass ? ` · review: ${e.review?.outcome ?? "pending"}` : "";
+    return h("tr", {}, h("td", {}, when(e.time)), h("td", {}, kind), h("td", { title: e.reader }, shortDID(e.reader)),
+      h("td", {}, `${e.purpose ?? ""}${e.reason ? ` — ${e.reason}` : ""}${review}`));
+  });
+  main.replaceChildren(h("h1", {}, "Who looked"),
+    h("table", {}, h("caption", { class: "meta" }, "Every access to your records, newest first: reads, refusals, emergencies, and what happened to your keys"),
+      h("thead", {}, h("tr", {}, ["When", "What", "Who", "Why"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)));
+}
+
+const PAGES = { timeline, consents, "access-log": accessLog };
+
+export async function render(main, context) {
+  return PAGES[context.page.id](main, context);
+}

@@ -1,0 +1,135 @@
+// The app shell: sign-in, one navigation adapting to the principal's roles, and the pages the
+// kernel and each capability contribute (listed in /app/manifest.json; each a module exporting
+// `render(main, context)`), routed by the URL's fragment (#/page).
+import { Client, getPublic, ApiError } from "./api.js";
+import { h, field, notify, shortDID, setError } from "./ui.js";
+import * as session from "./session.js";
+
+const state = { client: null, principal: null, pages: [] };
+
+function rolesOf(principal) {
+  if (!principal) return new Set(["visitor"]);
+  const roles = new Set([principal.role, "signed-in"]);
+  for (const duty of principal.duties ?? []) roles.add(duty);
+  return roles;
+}
+
+function visiblePages() {
+  const roles = rolesOf(state.principal);
+  return state.pages.filter((p) => p.roles.some((r) => r === "*" || roles.has(r)));
+}
+
+function renderNav(active) {
+  const nav = document.getElementById("nav");
+  nav.replaceChildren(
+    h("ul", {}, visiblePages().filter((p) => p.nav !== false).map((p) =>
+      h("li", {}, h("a", { href: `#/${p.id}`, "aria-current": p.id === active ? "page" : null }, p.title)))),
+  );
+  const who = document.getElementById("who");
+  if (!state.client) {
+    who.replaceChildren();
+    return;
+  }
+  who.replaceChildren(
+    h("span", { title: state.client.did }, `${state.principal?.name ?? state.principal?.role ?? "unregistered"} · ${shortDID(state.client.did)} `),
+    h("button", { class: "secondary", type: "button", onclick: () => signOut(false) }, "Sign out"),
+  );
+}
+
+async function signOut(forgetDevice) {
+  await session.signOut(forgetDevice);
+  state.client = null;
+  state.principal = null;
+  location.hash = "#/";
+  await route();
+}
+
+async function signedIn(identity) {
+  state.client = new Client(identity);
+  await state.client.signIn();
+  try {
+    state.principal = await getPublic(`/v1/principals/${identity.did}`);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+    state.principal = null;
+  }
+}
+
+function signInPage(main) {
+  const file = h("input", { type: "file", accept: ".key,.json,application/json", name: "keyfile" });
+  const keep = h("input", { type: "checkbox", name: "keep" });
+  const form = h("form", { class: "card", "aria-labelledby": "signin-title" },
+    h("h2", { id: "signin-title" }, "Sign in with your key file"),
+    h("p", { class: "meta" }, "Your key file stays on this device: the app signs a challenge with it here; no secret is sent to any server."),
+    field("Key file", file),
+    h("div", { class: "field row" }, keep, h("label", { for: (keep.id = "keep-keys") }, "Keep my keys on this device")),
+    h("button", { type: "submit" }, "Sign in"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setError(file, "");
+    const chosen = file.files?.[0];
+    if (!chosen) return setError(file, "Choose your key file (careledger key generate wrote it).");
+    try {
+      const identity = await session.importKeyFile(await chosen.text(), keep.checked);
+      await signedIn(identity);
+      notify(`Signed in as ${shortDID(identity.did)}`);
+      location.hash = `#/${visiblePages().find((p) => p.home)?.id ?? "home"}`;
+      await route();
+    } catch (error) {
+      setError(file, error instanceof ApiError ? `${error.code}: ${error.message}` : `This is not a usable key file: ${error.message}`);
+    }
+  });
+  main.replaceChildren(h("h1", {}, "Welcome to CareLedger"), form);
+}
+
+function homePage(main) {
+  const pages = visiblePages().filter((p) => p.nav !== false);
+  main.replaceChildren(
+    h("h1", {}, state.principal?.name ? `Hello, ${state.principal.name}` : "Your CareLedger"),
+    state.principal ? null : h("p", { class: "notice bad" }, "This key is not registered on this ledger yet."),
+    h("ul", {}, pages.map((p) => h("li", {}, h("a", { href: `#/${p.id}` }, p.title), p.summary ? ` — ${p.summary}` : ""))),
+  );
+}
+
+async function route() {
+  const [id, ...rest] = (location.hash.replace(/^#\/?/, "") || "home").split("/");
+  const main = document.getElementById("main");
+  renderNav(id);
+  if (!state.client) {
+    const page = state.pages.find((p) => p.id === id && p.roles.includes("*"));
+    if (!page) return signInPage(main);
+  }
+  if (id === "home") return homePage(main);
+  const page = visiblePages().find((p) => p.id === id);
+  if (!page) {
+    main.replaceChildren(h("h1", {}, "Not here"), h("p", {}, "This page does not exist, or is not for your role."));
+    return;
+  }
+  main.replaceChildren(h("p", { class: "meta" }, "Loading…"));
+  try {
+    const module = await import(page.module);
+    await module.render(main, { client: state.client, principal: state.principal, params: rest, page });
+  } catch (error) {
+    main.replaceChildren(h("h1", {}, page.title), h("p", { class: "notice bad", role: "alert" }, error instanceof ApiError ? `${error.code}: ${error.message}` : String(error.message ?? error)));
+  }
+  main.focus({ preventScroll: true });
+}
+
+async function start() {
+  state.pages = (await (await fetch("/app/manifest.json")).json()).pages;
+  const kept = await session.restore();
+  if (kept) {
+    try {
+      await signedIn(kept);
+    } catch (error) {
+      notify(`Could not sign in with the kept keys: ${error.message}`, "bad");
+      await session.signOut(true);
+      state.client = null;
+    }
+  }
+  window.addEventListener("hashchange", route);
+  await route();
+}
+
+start();

@@ -1,0 +1,42 @@
+"""The browser suite: headless Chromium (Debian's chromium and chromium-driver) driven by selenium,
+against a live `careledger up`."""
+import os
+import sys
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Interop"))
+from careledger_node import cli, running_node  # noqa: E402
+
+VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "vectors")
+CHAIN_FORMATS = os.path.join(os.path.dirname(__file__), "..", "LedgerCoreTests", "Vectors", "chain-formats.json")
+
+
+def chromium():
+    options = webdriver.ChromeOptions()
+    options.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--disable-gpu"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")), options=options)
+
+
+@pytest.fixture(scope="module")
+def node():
+    with running_node("careledger-browser-") as (url, data):
+        yield url, data
+
+
+@pytest.fixture()
+def browser():
+    driver = chromium()
+    driver.set_script_timeout(120)
+    yield driver
+    driver.quit()
+
+
+def console_problems(driver):
+    """Browser console entries that are errors or Content-Security-Policy violations."""
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" or "Content Security Policy" in e["message"]]
