@@ -8,7 +8,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Interop"))
-from careledger_node import cli, running_node  # noqa: E402
+from careledger_node import BINARY, cli, running_node  # noqa: E402
 
 VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "vectors")
 CHAIN_FORMATS = os.path.join(os.path.dirname(__file__), "..", "LedgerCoreTests", "Vectors", "chain-formats.json")

@@ -1,6 +1,6 @@
 // The patient's pages: her timeline (decrypted here, in the browser), who may see what (consents:
 // grant, with the keys of her records shared with the grantee, and revoke) and who looked (the access log).
-import { h, field, setError, notify, badge, when, shortDID } from "/app/js/ui.js";
+import { h, field, setError, notify, badge, when, shortDID, mount } from "/app/js/ui.js";
 import { getPublic, ApiError } from "/app/js/api.js";
 import { fromBase64, utf8, concat, sha256, hex, fromUTF8 } from "/app/js/bytes.js";
 import { unwrapKey, openContent, wrapKey } from "/app/js/hpke.js";
@@ -28,7 +28,7 @@ async function timeline(main, { client }) {
     if (!byType.has(type)) byType.set(type, []);
     byType.get(type).push(item);
   }
-  main.replaceChildren(h("h1", {}, "My health record"),
+  mount(main, h("h1", {}, "My health record"),
     opened.length ? null : h("p", {}, "No records yet."),
     [...byType.entries()].map(([type, items]) => h("section", { "aria-labelledby": `t-${type}` },
       h("h2", { id: `t-${type}` }, `${type} (${items.length})`),
@@ -107,7 +107,7 @@ async function consents(main, context) {
     }
   });
   const active = list.filter((g) => g.status === "active");
-  main.replaceChildren(h("h1", {}, "Who may see what"),
+  mount(main, h("h1", {}, "Who may see what"),
     active.length ? h("ul", { class: "consents" }, active.map((g) => h("li", { class: "card" },
       h("p", {}, grantSentence(g)),
       h("button", { class: "danger", type: "button", "data-grant": g.id, onclick: async (event) => {
@@ -136,7 +136,7 @@ async function accessLog(main, { client }) {
     return h("tr", {}, h("td", {}, when(e.time)), h("td", {}, kind), h("td", { title: e.reader }, shortDID(e.reader)),
       h("td", {}, `${e.purpose ?? ""}${e.reason ? ` — ${e.reason}` : ""}${review}`));
   });
-  main.replaceChildren(h("h1", {}, "Who looked"),
+  mount(main, h("h1", {}, "Who looked"),
     h("table", {}, h("caption", { class: "meta" }, "Every access to your records, newest first: reads, refusals, emergencies, and what happened to your keys"),
       h("thead", {}, h("tr", {}, ["When", "What", "Who", "Why"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)));
 }

@@ -2,7 +2,7 @@
 // kernel and each capability contribute (listed in /app/manifest.json; each a module exporting
 // `render(main, context)`), routed by the URL's fragment (#/page).
 import { Client, getPublic, ApiError } from "./api.js";
-import { h, field, notify, shortDID, setError } from "./ui.js";
+import { h, field, notify, shortDID, setError, mount } from "./ui.js";
 import * as session from "./session.js";
 
 const state = { client: null, principal: null, pages: [] };
@@ -21,16 +21,16 @@ function visiblePages() {
 
 function renderNav(active) {
   const nav = document.getElementById("nav");
-  nav.replaceChildren(
+  mount(nav, 
     h("ul", {}, visiblePages().filter((p) => p.nav !== false).map((p) =>
       h("li", {}, h("a", { href: `#/${p.id}`, "aria-current": p.id === active ? "page" : null }, p.title)))),
   );
   const who = document.getElementById("who");
   if (!state.client) {
-    who.replaceChildren();
+    mount(who);
     return;
   }
-  who.replaceChildren(
+  mount(who, 
     h("span", { title: state.client.did }, `${state.principal?.name ?? state.principal?.role ?? "unregistered"} · ${shortDID(state.client.did)} `),
     h("button", { class: "secondary", type: "button", onclick: () => signOut(false) }, "Sign out"),
   );
@@ -80,12 +80,12 @@ function signInPage(main) {
       setError(file, error instanceof ApiError ? `${error.code}: ${error.message}` : `This is not a usable key file: ${error.message}`);
     }
   });
-  main.replaceChildren(h("h1", {}, "Welcome to CareLedger"), form);
+  mount(main, h("h1", {}, "Welcome to CareLedger"), form);
 }
 
 function homePage(main) {
   const pages = visiblePages().filter((p) => p.nav !== false);
-  main.replaceChildren(
+  mount(main, 
     h("h1", {}, state.principal?.name ? `Hello, ${state.principal.name}` : "Your CareLedger"),
     state.principal ? null : h("p", { class: "notice bad" }, "This key is not registered on this ledger yet."),
     h("ul", {}, pages.map((p) => h("li", {}, h("a", { href: `#/${p.id}` }, p.title), p.summary ? ` — ${p.summary}` : ""))),
@@ -103,15 +103,15 @@ async function route() {
   if (id === "home") return homePage(main);
   const page = visiblePages().find((p) => p.id === id);
   if (!page) {
-    main.replaceChildren(h("h1", {}, "Not here"), h("p", {}, "This page does not exist, or is not for your role."));
+    mount(main, h("h1", {}, "Not here"), h("p", {}, "This page does not exist, or is not for your role."));
     return;
   }
-  main.replaceChildren(h("p", { class: "meta" }, "Loading…"));
+  mount(main, h("p", { class: "meta" }, "Loading…"));
   try {
     const module = await import(page.module);
     await module.render(main, { client: state.client, principal: state.principal, params: rest, page });
   } catch (error) {
-    main.replaceChildren(h("h1", {}, page.title), h("p", { class: "notice bad", role: "alert" }, error instanceof ApiError ? `${error.code}: ${error.message}` : String(error.message ?? error)));
+    mount(main, h("h1", {}, page.title), h("p", { class: "notice bad", role: "alert" }, error instanceof ApiError ? `${error.code}: ${error.message}` : String(error.message ?? error)));
   }
   main.focus({ preventScroll: true });
 }

@@ -4,8 +4,10 @@ import { concat, equal, fromBase64, fromUTF8, sha256, utf8 } from "./bytes.js";
 import { verify } from "./keys.js";
 
 export async function parseVerifierKey(vkey) {
-  const parts = vkey.split("+");
-  if (parts.length !== 3 || !parts[0] || /[\s+]/.test(parts[0])) throw new Error("a verifier key is name+id+key");
+  // name+id+key, where the base64 key may itself hold "+".
+  const first = vkey.indexOf("+"), second = vkey.indexOf("+", first + 1);
+  const parts = [vkey.slice(0, first), vkey.slice(first + 1, second), vkey.slice(second + 1)];
+  if (first <= 0 || second < 0 || /\s/.test(parts[0]) || !/^[0-9a-f]{8}$/.test(parts[1])) throw new Error("a verifier key is name+id+key");
   const key = fromBase64(parts[2]);
   if (key.length !== 33 || key[0] !== 1) throw new Error("an Ed25519 verifier key is 0x01 then 32 bytes");
   const id = (await sha256(concat(utf8(parts[0] + "\n"), key))).slice(0, 4);

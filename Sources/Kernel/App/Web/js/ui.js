@@ -17,6 +17,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces an element's children (arrays flattened; null, undefined and false left out). */
+export function mount(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+  return el;
+}
+
 let fieldCounter = 0;
 
 /** A labelled form field; `control` is an input, select or textarea element. */

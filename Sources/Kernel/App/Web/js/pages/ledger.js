@@ -4,7 +4,7 @@ import { getPublic, getText } from "../api.js";
 import { fromBase64, equal, hex, sha256 } from "../bytes.js";
 import { leafHash, verifyInclusion } from "../merkle.js";
 import { verifyNote, parseCheckpoint } from "../note.js";
-import { h, field, setError, when, badge, shortDID } from "../ui.js";
+import { h, field, setError, when, badge, shortDID, mount } from "../ui.js";
 
 /** Checks a transaction's receipt: the checkpoint's signature (the node's key), the inclusion proof
  *  against the checkpoint's root, and that the leaf is the transaction's bytes. Returns what was proven. */
@@ -26,7 +26,7 @@ export async function render(main) {
   const latest = from > 0 ? await getPublic(`/v1/blocks?from=${from}&limit=20`) : await getPublic("/v1/blocks?from=0&limit=20");
   void blocks;
   const id = h("input", { type: "text", name: "transaction", autocomplete: "off", spellcheck: "false", inputmode: "latin" });
-  const verdict = h("div", { role: "status", "aria-live": "polite" });
+  const verdict = h("div", { id: "verdict", role: "status", "aria-live": "polite" });
   const form = h("form", { class: "card", "aria-labelledby": "receipt-title" },
     h("h2", { id: "receipt-title" }, "Check a receipt"),
     h("p", { class: "meta" }, "The proof is checked here, in your browser, against the node's signed checkpoint."),
@@ -35,23 +35,23 @@ export async function render(main) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     setError(id, "");
-    verdict.replaceChildren();
+    mount(verdict);
     const value = id.value.trim().toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(value)) return setError(id, "A transaction id is 64 hexadecimal digits.");
     try {
       const [proof, vkey] = await Promise.all([getPublic(`/v1/proofs/inclusion?id=${value}`), getText("/v1/checkpoint/key")]);
       const proven = await checkReceipt(value, proof, vkey.trim());
-      verdict.replaceChildren(h("p", { class: "verdict ok" }, "Verified"),
+      mount(verdict, h("p", { class: "verdict ok" }, "Verified"),
         h("p", {}, `Transaction ${value.slice(0, 12)}… is leaf ${proven.leafIndex} of the ${proven.size}-leaf log of ${proven.origin}, as its signed checkpoint says.`));
     } catch (error) {
-      verdict.replaceChildren(h("p", { class: "verdict bad" }, "Not verified"), h("p", {}, error.message));
+      mount(verdict, h("p", { class: "verdict bad" }, "Not verified"), h("p", {}, error.message));
     }
   });
   const rows = [...latest.blocks].reverse().map((b) => h("tr", {},
     h("td", {}, String(b.header.height)), h("td", {}, when(b.header.time)), h("td", {}, String(b.header.transactionCount)),
     h("td", {}, b.final ? badge("final", "ok") : badge("not yet final", "warn")),
     h("td", { title: b.header.hash }, b.header.hash.slice(0, 16) + "…"), h("td", { title: b.header.proposer }, shortDID(b.header.proposer))));
-  main.replaceChildren(
+  mount(main, 
     h("h1", {}, "Ledger"),
     h("p", {}, `Chain ${health.chainId}: height ${health.height}, final up to ${health.finalHeight}.`),
     form,

@@ -1,0 +1,162 @@
+"""The web app as people use it, in headless Chromium against `careledger up`: Alice signs in with her
+key file, reads the record Dr Bob wrote (decrypted in the browser; a script in a FHIR field shown as
+text), grants Dr Carol and revokes; an auditor checks a receipt. On every page: no console error, no
+CSP violation, no serious or critical axe violation, no record plaintext in browser storage."""
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+from selenium_axe_python import Axe
+
+from conftest import BINARY, cli, console_problems
+
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+def did(data, name):
+    return cli("key", "show", "--key", f"{data}/keys/{name}.key").strip()
+
+
+def run(*args):
+    return subprocess.run([BINARY, *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def alice_with_records(node):
+    url, data = node
+    keys = f"{data}/keys"
+    bob, hospital = did(data, "dr-bob"), did(data, "hospital-a")
+    cli("consent", "grant", "--node", url, "--key", f"{keys}/alice.key", "--grantee", bob)
+    for resource in (
+        {"resourceType": "Condition", "id": "asthma-1", "code": {"text": "Asthma"}, "clinicalStatus": {"text": "active"}},
+        {"resourceType": "Observation", "id": "note-1", "status": "final", "code": {"text": "Note"}, "valueString": XSS},
+    ):
+        path = f"{data}/{resource['id']}.json"
+        with open(path, "w") as f:
+            json.dump(resource, f)
+        cli("record", "put", "--node", url, "--key", f"{keys}/dr-bob.key", "--patient", did(data, "alice"), "--file", path, "--custodian", hospital)
+    return url, data
+
+
+def wait_for(driver, condition, timeout=30):
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def heading(driver, text):
+    wait_for(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main h1"), text))
+
+
+def accessible(driver):
+    axe = Axe(driver)
+    axe.inject()
+    results = axe.run()
+    serious = [v for v in results["violations"] if v.get("impact") in ("serious", "critical")]
+    assert serious == [], json.dumps([(v["id"], v["impact"], [n["target"] for n in v["nodes"]]) for v in serious])
+
+
+def sign_in(driver, url, key_file):
+    driver.get(url + "/app/")
+    heading(driver, "Welcome")
+    driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(key_file)
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+
+
+def storage_is_clean(driver):
+    """Nothing of a record in localStorage, sessionStorage, the Cache API or IndexedDB (keys not kept)."""
+    found = driver.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      (async () => {
+        const caches_ = await caches.keys();
+        const dbs = indexedDB.databases ? await indexedDB.databases() : [];
+        let kept = null;
+        if (dbs.some((d) => d.name === "careledger")) {
+          kept = await new Promise((resolve) => {
+            const r = indexedDB.open("careledger");
+            r.onsuccess = () => {
+              const tx = r.result.transaction("identity", "readonly");
+              const g = tx.objectStore("identity").getAllKeys();
+              g.onsuccess = () => resolve(g.result);
+            };
+            r.onerror = () => resolve(null);
+          });
+        }
+        done({ local: localStorage.length, session: sessionStorage.length, caches: caches_.length, kept });
+      })();
+    """)
+    assert found["local"] == 0 and found["session"] == 0 and found["caches"] == 0, found
+    assert not found["kept"], found
+
+
+def test_alice_reads_grants_and_revokes(alice_with_records, browser):
+    url, data = alice_with_records
+    keys = f"{data}/keys"
+    carol = did(data, "dr-carol")
+    browser.get(url + "/app/")
+    heading(browser, "Welcome")
+    accessible(browser)
+    sign_in(browser, url, f"{keys}/alice.key")
+    heading(browser, "My health record")
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "Asthma"))
+    main = browser.find_element(By.CSS_SELECTOR, "main").text
+    assert "Condition (1)" in main and "Observation (1)" in main
+    # The script in a FHIR field is shown as text and never runs.
+    assert XSS in main
+    assert browser.execute_script("return window.__xss") is None
+    assert browser.find_elements(By.CSS_SELECTOR, "main script, main img") == []
+    accessible(browser)
+    storage_is_clean(browser)
+
+    # Dr Carol has no consent: refused. Alice grants her, in the app; Dr Carol reads; Alice revokes; refused again.
+    assert run("record", "get", "--node", url, "--key", f"{keys}/dr-carol.key", "--id", "asthma-1").returncode == 1
+    browser.get(url + "/app/#/consents")
+    heading(browser, "Who may see what")
+    accessible(browser)
+    browser.find_element(By.NAME, "grantee").send_keys(carol)
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Granted"))
+    read = run("record", "get", "--node", url, "--key", f"{keys}/dr-carol.key", "--id", "asthma-1")
+    assert read.returncode == 0 and "Asthma" in read.stdout, read.stderr
+    revoke = [b for b in browser.find_elements(By.CSS_SELECTOR, "button[data-grant]") if b.find_element(By.XPATH, "..").text.find(carol[:14]) >= 0]
+    assert len(revoke) == 1
+    revoke[0].click()
+    wait_for(browser, EC.alert_is_present()).accept()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Revoked"))
+    assert run("record", "get", "--node", url, "--key", f"{keys}/dr-carol.key", "--id", "asthma-1").returncode == 1
+
+    # Who looked: Dr Bob's write, Dr Carol's refusals and read.
+    browser.get(url + "/app/#/access-log")
+    heading(browser, "Who looked")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "main tbody tr")))
+    log = browser.find_element(By.CSS_SELECTOR, "main table").text
+    assert "denied" in log and "read" in log
+    accessible(browser)
+    storage_is_clean(browser)
+    assert console_problems(browser) == []
+
+
+def test_an_auditor_checks_a_receipt(alice_with_records, browser):
+    url, data = alice_with_records
+    digest = hashlib.sha256(b"discharge letter, browser suite").hexdigest()
+    submitted = run("tx", "submit", "--node", url, "--key", f"{data}/keys/hospital-b.key", "--contract", "notary", "--action", "record",
+                    "--payload", json.dumps({"hash": digest, "label": "browser"}), "--wait", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    tx = json.loads(submitted.stdout)["id"]
+    browser.get(url + "/app/#/ledger")
+    heading(browser, "Ledger")
+    accessible(browser)
+    field = browser.find_element(By.NAME, "transaction")
+    field.send_keys("not an id")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main form"), "64 hexadecimal digits"))
+    field.clear()
+    field.send_keys(tx)
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "verdict"), "erified"))
+    assert browser.find_element(By.ID, "verdict").text.startswith("Verified"), browser.find_element(By.ID, "verdict").text
+    assert console_problems(browser) == []
