@@ -187,7 +187,7 @@ let package = Package(
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", crypto], exclude: ["Vectors"], swiftSettings: strict),
         .testTarget(name: "StandardsTests", dependencies: ["Standards", "LedgerCore", crypto], swiftSettings: strict),
         // The kernel's node, server, store and etcd; some of its tests run a node of the release (Composition).
-        .testTarget(name: "NodeTests", dependencies: kernelTestDependencies + releaseTestDependencies, swiftSettings: strict),
+        .testTarget(name: "NodeTests", dependencies: kernelTestDependencies + releaseTestDependencies + ["App"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["LedgerCore", "Store", "RecoveryContract"], swiftSettings: strict),
     ] + capabilityTargets + capabilityTestTargets
 )

@@ -1,6 +1,7 @@
 import App
 import HTTPTypes
 import Hummingbird
+import LedgerCore
 import NIOCore
 
 /// The web app under `/app/`: its files with their MIME types, an entity tag each (a request with
@@ -34,9 +35,9 @@ enum AppRoutes {
 
     static func serve(_ asset: AppAsset?, _ path: String, _ request: Request) -> Response {
         guard let asset else {
-            return Response(
-                status: .notFound, headers: headers([.contentType: "text/plain; charset=utf-8"]),
-                body: .init(byteBuffer: ByteBuffer(string: "not found: /app/\(path)\n")))
+            var response = APIError.response(LedgerError("not_found", "the app has no file /app/\(path)"))
+            for (name, value) in AppAssets.securityHeaders { response.headers[HTTPField.Name(name)!] = value }
+            return response
         }
         var fields = headers([.eTag: asset.etag, .cacheControl: "no-cache"])
         if request.headers[.ifNoneMatch]?.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == asset.etag }) == true {
