@@ -160,3 +160,61 @@ def test_an_auditor_checks_a_receipt(alice_with_records, browser):
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "verdict"), "erified"))
     assert browser.find_element(By.ID, "verdict").text.startswith("Verified"), browser.find_element(By.ID, "verdict").text
     assert console_problems(browser) == []
+
+
+def test_a_patient_creates_her_identity_and_restores_it(node, browser, tmp_path):
+    """A new patient makes her keys in the browser and registers; her encrypted backup (PBKDF2-SHA256,
+    600,000 iterations, AES-256-GCM) opens with Python's `cryptography` to a key file the CLI reads as
+    the same did; restored in a fresh browser with the passphrase, it signs her in; a wrong one does not."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    url, _ = node
+    passphrase = "correct horse battery staple"
+    browser.get(url + "/app/")
+    heading(browser, "Welcome")
+    browser.find_element(By.NAME, "newpassphrase").send_keys("too short")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=create-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "form[aria-labelledby=create-title]"), "12 characters or more."))
+    field = browser.find_element(By.NAME, "newpassphrase")
+    field.clear()
+    field.send_keys(passphrase)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=create-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "created"), "registered as a patient"), timeout=60)
+    did = browser.find_element(By.ID, "created").text.split("patient: ")[1].split()[0]
+    # She saves the backup as a person would: the download link.
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    browser.find_element(By.CSS_SELECTOR, "#created a[download]").click()
+    saved = downloads / "careledger-key-backup.json"
+    wait_for(browser, lambda _: saved.exists() and saved.stat().st_size > 0)
+    sealed = json.loads(saved.read_text())
+    assert sealed["format"] == "careledger-key-backup/v1" and sealed["iterations"] >= 600000
+    key = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=base64.b64decode(sealed["salt"]), iterations=sealed["iterations"]).derive(passphrase.encode())
+    key_file = AESGCM(key).decrypt(base64.b64decode(sealed["nonce"]), base64.b64decode(sealed["ciphertext"]), b"careledger-key-backup/v1")
+    (tmp_path / "new.key").write_bytes(key_file)
+    assert cli("key", "show", "--key", str(tmp_path / "new.key")).strip() == did
+    assert json.loads(cli("principal", "show", "--node", url, did))["role"] == "patient"
+    assert console_problems(browser) == []
+
+    (tmp_path / "backup.json").write_text(json.dumps(sealed))
+    # The app kept nothing (the keys were not kept): a reload asks again.
+    browser.get(url + "/app/")
+    heading(browser, "Welcome")
+    browser.find_element(By.NAME, "backupfile").send_keys(str(tmp_path / "backup.json"))
+    browser.find_element(By.NAME, "backuppassphrase").send_keys("not the passphrase")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=restore-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "form[aria-labelledby=restore-title]"), "wrong passphrase"), timeout=60)
+    pw = browser.find_element(By.NAME, "backuppassphrase")
+    pw.clear()
+    pw.send_keys(passphrase)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=restore-title] button[type=submit]").click()
+    heading(browser, "My health record")
+    assert did[:14] in browser.find_element(By.ID, "who").text
+    storage_is_clean(browser)
+    accessible(browser)
+    assert console_problems(browser) == []

@@ -4,6 +4,8 @@
 import { Client, getPublic, ApiError } from "./api.js";
 import { h, field, notify, shortDID, setError, mount } from "./ui.js";
 import * as session from "./session.js";
+import * as backup from "./backup.js";
+import { base64 } from "./bytes.js";
 
 const state = { client: null, principal: null, pages: [] };
 
@@ -55,14 +57,25 @@ async function signedIn(identity) {
   }
 }
 
+async function enter(identity) {
+  await signedIn(identity);
+  notify(`Signed in as ${shortDID(identity.did)}`);
+  location.hash = `#/${visiblePages().find((p) => p.home)?.id ?? "home"}`;
+  await route();
+}
+
+function keepBox(id) {
+  const keep = h("input", { type: "checkbox", id });
+  return [keep, h("div", { class: "field row" }, keep, h("label", { for: id }, "Keep my keys on this device"))];
+}
+
 function signInPage(main) {
   const file = h("input", { type: "file", accept: ".key,.json,application/json", name: "keyfile" });
-  const keep = h("input", { type: "checkbox", name: "keep" });
+  const [keep, keepRow] = keepBox("keep-keys");
   const form = h("form", { class: "card", "aria-labelledby": "signin-title" },
     h("h2", { id: "signin-title" }, "Sign in with your key file"),
     h("p", { class: "meta" }, "Your key file stays on this device: the app signs a challenge with it here; no secret is sent to any server."),
-    field("Key file", file),
-    h("div", { class: "field row" }, keep, h("label", { for: (keep.id = "keep-keys") }, "Keep my keys on this device")),
+    field("Key file", file), keepRow,
     h("button", { type: "submit" }, "Sign in"),
   );
   form.addEventListener("submit", async (event) => {
@@ -71,16 +84,59 @@ function signInPage(main) {
     const chosen = file.files?.[0];
     if (!chosen) return setError(file, "Choose your key file (careledger key generate wrote it).");
     try {
-      const identity = await session.importKeyFile(await chosen.text(), keep.checked);
-      await signedIn(identity);
-      notify(`Signed in as ${shortDID(identity.did)}`);
-      location.hash = `#/${visiblePages().find((p) => p.home)?.id ?? "home"}`;
-      await route();
+      await enter(await session.importKeyFile(await chosen.text(), keep.checked));
     } catch (error) {
       setError(file, error instanceof ApiError ? `${error.code}: ${error.message}` : `This is not a usable key file: ${error.message}`);
     }
   });
-  mount(main, h("h1", {}, "Welcome to CareLedger"), form);
+
+  const backupFile = h("input", { type: "file", accept: ".json,application/json", name: "backupfile" });
+  const backupPass = h("input", { type: "password", name: "backuppassphrase", autocomplete: "current-password" });
+  const [keepRestored, keepRestoredRow] = keepBox("keep-restored");
+  const restore = h("form", { class: "card", "aria-labelledby": "restore-title" },
+    h("h2", { id: "restore-title" }, "Restore from a backup"),
+    field("Backup file", backupFile), field("Passphrase", backupPass), keepRestoredRow,
+    h("button", { type: "submit" }, "Restore and sign in"));
+  restore.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setError(backupFile, "");
+    setError(backupPass, "");
+    const chosen = backupFile.files?.[0];
+    if (!chosen) return setError(backupFile, "Choose the backup file you saved.");
+    try {
+      const text = await backup.open(await chosen.text(), backupPass.value);
+      await enter(await session.importKeyFile(text, keepRestored.checked));
+    } catch (error) {
+      setError(backupPass, error.message);
+    }
+  });
+
+  const pass = h("input", { type: "password", name: "newpassphrase", autocomplete: "new-password" });
+  const created = h("div", { id: "created", role: "status" });
+  const create = h("form", { class: "card", "aria-labelledby": "create-title" },
+    h("h2", { id: "create-title" }, "New here? Create your identity"),
+    h("p", { class: "meta" }, "Your keys are made in this browser. Save the encrypted backup it gives you: it is the only copy, and only your passphrase opens it."),
+    field("Passphrase for your backup", pass, "12 characters or more"),
+    h("button", { type: "submit" }, "Create my identity"), created);
+  create.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setError(pass, "");
+    if (pass.value.length < 12) return setError(pass, "Choose a passphrase of 12 characters or more.");
+    try {
+      const keyFile = await backup.newKeyFile();
+      const sealed = await backup.seal(keyFile, pass.value);
+      const identity = await session.importKeyFile(keyFile, false);
+      const client = new Client(identity);
+      await client.submit("identity", "register", { role: "patient", encryptionKey: base64(identity.encryptionPublicKey) });
+      const link = h("a", { class: "button", download: "careledger-key-backup.json", href: URL.createObjectURL(new Blob([sealed], { type: "application/json" })) }, "Save my encrypted backup");
+      mount(created, h("p", {}, `You are registered as a patient: ${identity.did}`), link,
+        h("button", { type: "button", class: "secondary", onclick: () => enter(identity) }, "Continue"));
+      link.focus();
+    } catch (error) {
+      setError(pass, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+    }
+  });
+  mount(main, h("h1", {}, "Welcome to CareLedger"), form, restore, create);
 }
 
 function homePage(main) {
