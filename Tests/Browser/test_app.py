@@ -218,3 +218,39 @@ def test_a_patient_creates_her_identity_and_restores_it(node, browser, tmp_path)
     storage_is_clean(browser)
     accessible(browser)
     assert console_problems(browser) == []
+
+
+def test_the_pharmacist_scans_and_dispenses(node, browser):
+    """The README's packs at the pharmacy counter: verified (green), batch mismatch (red, EMVS A68),
+    dispensed, then already dispensed (red); a scanner's element string with the GS character works."""
+    url, data = node
+    keys = f"{data}/keys"
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    cli("supply", "product", "--node", url, "--key", f"{keys}/pharma-co.key", "--gtin", "09506000100012", "--name", "Amoxicillin 500 mg")
+    cli("epcis", "ingest", "--node", url, "--key", f"{keys}/pharma-co.key", os.path.join(root, "examples/supply/commission.jsonld"))
+    cli("epcis", "ingest", "--node", url, "--key", f"{keys}/pharmacy.key", os.path.join(root, "examples/supply/receive.jsonld"))
+    sign_in(browser, url, f"{keys}/pharmacy.key")
+    heading(browser, "Pharmacy")
+    accessible(browser)
+
+    def scan(text):
+        box = browser.find_element(By.NAME, "scan")
+        box.clear()
+        box.send_keys(text)
+        browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=scan-title] button[type=submit]").click()
+        wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#scan-result .verdict")))
+        return browser.find_element(By.ID, "scan-result").text
+
+    good = "(01)09506000100012(17)300630(10)LOT42(21)SN1001"
+    answer = scan(good)
+    assert answer.startswith("Verified") and "Amoxicillin 500 mg" in answer and "LOT42" in answer, answer
+    accessible(browser)
+    answer = scan("(01)09506000100012(17)300630(10)LOT41(21)SN1001")
+    assert answer.startswith("Do not dispense") and "A68" in answer and "batch" in answer, answer
+    assert scan("01095060001000121730063010LOT42<GS>21SN1002").startswith("Verified"), "a scanner's element string"
+    scan(good)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-label=Dispense] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "scan-result"), "Dispensed"))
+    answer = scan(good)
+    assert answer.startswith("Do not dispense") and "Already dispensed" in answer, answer
+    assert console_problems(browser) == []

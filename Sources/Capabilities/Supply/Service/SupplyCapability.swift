@@ -1,3 +1,4 @@
+import App
 import ContractKit
 import Foundation
 import Hummingbird
@@ -32,6 +33,20 @@ public struct SupplyCapability: NodeCapability {
     }
 
     func api(_ api: LedgerAPI) -> SupplyAPI { SupplyAPI(api: api, supply: supply, records: records) }
+
+    /// The pharmacist's pages of the web app (`Service/Web`, served under `/app/supply/`).
+    public var appContribution: AppContribution {
+        let module = "/app/supply/supply.js"
+        return AppContribution(
+            pages: [
+                AppPage(id: "scan", title: "Pharmacy", roles: ["organisation", "practitioner"], module: module,
+                        summary: "verify a pack before dispensing it, and dispense", home: true),
+                AppPage(id: "supply-alerts", title: "Supply alerts", roles: ["organisation"], module: module,
+                        summary: "recalls, suspect packs and failed verifications"),
+            ], files: Self.webFiles)
+    }
+
+    static let webFiles = AppContribution.files(in: .module, prefix: "supply")
 
     public var openAPIRoutes: [OpenAPIRoute] {
         [
