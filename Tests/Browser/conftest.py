@@ -37,6 +37,10 @@ def browser():
     driver.quit()
 
 
-def console_problems(driver):
-    """Browser console entries that are errors or Content-Security-Policy violations."""
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" or "Content Security Policy" in e["message"]]
+def console_problems(driver, refusals=()):
+    """Browser console entries that are errors or Content-Security-Policy violations. `refusals`: HTTP
+    statuses the test itself provoked (Chromium logs a fetch answered 403 as a network error): those
+    network entries, and only those, are not problems."""
+    def expected(e):
+        return e.get("source") == "network" and any(f"status of {s} " in e["message"] for s in refusals)
+    return [e for e in driver.get_log("browser") if (e["level"] == "SEVERE" or "Content Security Policy" in e["message"]) and not expected(e)]

@@ -254,3 +254,49 @@ def test_the_pharmacist_scans_and_dispenses(node, browser):
     answer = scan(good)
     assert answer.startswith("Do not dispense") and "Already dispensed" in answer, answer
     assert console_problems(browser) == []
+
+
+def test_a_clinician_reads_writes_and_breaks_the_glass(alice_with_records, browser):
+    """Dr Bob opens Alice's record under her consent and writes an Observation through the form (checked
+    before it is sent; sealed in the browser); Dr Carol, without consent, is told so, then breaks the
+    glass with a reason and sees the record under a banner."""
+    url, data = alice_with_records
+    keys = f"{data}/keys"
+    alice = did(data, "alice")
+    sign_in(browser, url, f"{keys}/dr-bob.key")
+    heading(browser, "Patients")
+    accessible(browser)
+    browser.find_element(By.NAME, "patient").send_keys(alice)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=find-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Asthma"))
+    write = "form[aria-labelledby=write-title]"
+    browser.find_element(By.CSS_SELECTOR, f"{write} button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, write), "Say what it is."))
+    browser.find_element(By.NAME, "what").send_keys("Heart rate")
+    browser.find_element(By.NAME, "value").send_keys("seventy")
+    browser.find_element(By.NAME, "unit").send_keys("/min")
+    browser.find_element(By.CSS_SELECTOR, f"{write} button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, write), "A number"))
+    value = browser.find_element(By.NAME, "value")
+    value.clear()
+    value.send_keys("72")
+    browser.find_element(By.CSS_SELECTOR, f"{write} button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Observation written"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "72 /min"))
+    # Alice reads it with the CLI: it was sealed for her in Dr Bob's browser.
+    timeline = run("patient", "timeline", "--node", url, "--key", f"{keys}/alice.key")
+    assert timeline.returncode == 0 and "Heart rate" in timeline.stdout, timeline.stderr
+    accessible(browser)
+    assert console_problems(browser) == []
+
+    sign_in(browser, url, f"{keys}/dr-carol.key")
+    heading(browser, "Patients")
+    browser.find_element(By.NAME, "patient").send_keys(alice)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=find-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "No consent"))
+    browser.find_element(By.NAME, "reason").send_keys("unconscious in the emergency room")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=find-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Break-the-glass"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Asthma"))
+    accessible(browser)
+    assert console_problems(browser, refusals=(403,)) == [], "only the refusal the test provoked"

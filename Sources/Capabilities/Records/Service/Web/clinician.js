@@ -1,0 +1,119 @@
+// The clinician's pages: a patient's record (under her consent, or by breaking the glass with a stated
+// reason, the open window shown with its countdown), and writing an Observation or a Condition through
+// a form checked before it is sent; sealed in the browser for the readers her consent names.
+import { h, field, setError, mount, notify, when, shortDID } from "/app/js/ui.js";
+import { ApiError } from "/app/js/api.js";
+import { concat, sha256, hex, utf8 } from "/app/js/bytes.js";
+import { wrapKey } from "/app/js/hpke.js";
+import { canonicalBytes } from "/app/js/canonical-json.js";
+import { fromBase64 } from "/app/js/bytes.js";
+import { openReads } from "./records.js";
+import { resourceCard } from "./fhir-render.js";
+
+const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/;
+
+/** Seals a new version for `recipients` (did → raw X25519 key) as the Swift SealedVersion does. */
+export async function seal(resource, recordID, version, recipients) {
+  const context = `${recordID}/${version}`;
+  const contentKey = crypto.getRandomValues(new Uint8Array(32));
+  const aes = await crypto.subtle.importKey("raw", contentKey, { name: "AES-GCM" }, false, ["encrypt"]);
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = concat(nonce, new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: utf8(context) }, aes, canonicalBytes(resource))));
+  const blob = concat(crypto.getRandomValues(new Uint8Array(32)), sealed);
+  const keys = {};
+  for (const [did, key] of Object.entries(recipients)) keys[did] = await wrapKey(contentKey, key, context);
+  const envelope = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes(keys));
+  return { blob, hash: hex(await sha256(blob)), envelope, envelopeHash: hex(await sha256(envelope)), recipients: Object.keys(keys).sort() };
+}
+
+async function upload(client, hash, bytes) {
+  const response = await fetch(`/v1/vault/${hash}`, { method: "PUT", headers: { Authorization: `Bearer ${client.token}`, "Content-Type": "application/octet-stream" }, body: bytes });
+  if (!response.ok) throw new ApiError(response.status, "vault", await response.text());
+}
+
+function observationForm(client, patient, organisation, done) {
+  const type = h("select", { name: "resourceType" }, ["Observation", "Condition"].map((t) => h("option", { value: t }, t)));
+  const what = h("input", { type: "text", name: "what", autocomplete: "off" });
+  const value = h("input", { type: "text", name: "value", inputmode: "decimal", autocomplete: "off" });
+  const unit = h("input", { type: "text", name: "unit", autocomplete: "off" });
+  const form = h("form", { class: "card", "aria-labelledby": "write-title", novalidate: true },
+    h("h2", { id: "write-title" }, "Write to this record"),
+    field("Kind", type), field("What (e.g. Heart rate, Asthma)", what),
+    field("Value (Observation)", value, "A number"), field("Unit (Observation)", unit, "e.g. /min, mmHg, kg"),
+    h("button", { type: "submit" }, "Write"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    for (const c of [what, value, unit]) setError(c, "");
+    const observation = type.value === "Observation";
+    let bad = false;
+    if (!what.value.trim()) bad = setError(what, "Say what it is.") || true;
+    if (observation && !/^-?\d+(\.\d+)?$/.test(value.value.trim())) bad = setError(value, "A number, e.g. 72 or 36.6.") || true;
+    if (observation && !unit.value.trim()) bad = setError(unit, "Give the unit.") || true;
+    if (bad) return;
+    const id = `${type.value.toLowerCase()}-${hex(crypto.getRandomValues(new Uint8Array(6)))}`;
+    const resource = observation
+      ? { resourceType: "Observation", id, status: "final", code: { text: what.value.trim() }, subject: { reference: `Patient/${patient}` },
+          effectiveDateTime: new Date().toISOString(), valueQuantity: { value: Number(value.value), unit: unit.value.trim() } }
+      : { resourceType: "Condition", id, code: { text: what.value.trim() }, subject: { reference: `Patient/${patient}` }, clinicalStatus: { text: "active" } };
+    try {
+      const answer = await client.get(`/v1/patients/${patient}/recipients?resourceType=${type.value}&custodian=${organisation}`);
+      const recipients = Object.fromEntries(answer.recipients.map((r) => [r.did, fromBase64(r.encryptionKey)]));
+      const sealed = await seal(resource, id, 1, recipients);
+      await upload(client, sealed.hash, sealed.blob);
+      await upload(client, sealed.envelopeHash, sealed.envelope);
+      await client.submit("records", "put", {
+        recordId: id, patient, resourceType: type.value, version: 1, saltedHash: sealed.hash, custodian: organisation,
+        recipients: sealed.recipients, keys: sealed.envelopeHash,
+      });
+      notify(`${type.value} written to the record.`);
+      done();
+    } catch (error) {
+      setError(what, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+    }
+  });
+  return form;
+}
+
+async function patientRecord(main, context) {
+  const { client, principal, params } = context;
+  const did = h("input", { type: "text", name: "patient", autocomplete: "off", spellcheck: "false", value: params[0] ?? "" });
+  const reason = h("input", { type: "text", name: "reason", autocomplete: "off" });
+  const out = h("div", { id: "patient-record" });
+  const form = h("form", { class: "card", "aria-labelledby": "find-title", novalidate: true },
+    h("h2", { id: "find-title" }, "Open a patient's record"),
+    field("Patient (did)", did),
+    field("Emergency reason (break the glass)", reason, "Only without her consent, in an emergency: 10 characters or more; the patient and your privacy officer see it"),
+    h("button", { type: "submit" }, "Open"));
+  async function open() {
+    setError(did, "");
+    setError(reason, "");
+    const patient = did.value.trim();
+    if (!DID.test(patient)) return setError(did, "Enter the patient's did (did:key:z…).");
+    const why = reason.value.trim();
+    if (why && why.length < 10) return setError(reason, "An emergency reason is 10 characters or more.");
+    const query = why ? `?purpose=emergency&reason=${encodeURIComponent(why)}` : "";
+    try {
+      const answer = await client.get(`/v1/patients/${patient}/records${query}`);
+      const opened = await openReads(answer.records ?? [], client.identity);
+      const banner = why ? h("p", { class: "notice bad", role: "alert" }, `Break-the-glass access, recorded with your reason: ${why}`) : null;
+      mount(out, banner, h("h2", {}, `Record of ${shortDID(patient)}`),
+        opened.length ? opened.sort((a, b) => b.read.time - a.read.time).map(({ read, resource }) => resourceCard(resource, `${read.resourceType}, version ${read.version}, ${when(read.time)}`))
+          : h("p", {}, "Nothing you may read yet."),
+        answer.withheld ? h("p", { class: "meta" }, `${answer.withheld} records are not shared with you.`) : null,
+        principal?.organisation ? observationForm(client, patient, principal.organisation, open) : null);
+    } catch (error) {
+      const words = error.code === "consent_denied" ? "No consent of hers covers you. In an emergency, give a reason to break the glass." : `${error.code}: ${error.message}`;
+      mount(out, h("p", { class: "notice bad", role: "alert" }, words));
+    }
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    open();
+  });
+  mount(main, h("h1", {}, "Patients"), form, out);
+  if (params[0]) open();
+}
+
+export async function render(main, context) {
+  return patientRecord(main, context);
+}
