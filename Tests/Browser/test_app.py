@@ -300,3 +300,46 @@ def test_a_clinician_reads_writes_and_breaks_the_glass(alice_with_records, brows
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Asthma"))
     accessible(browser)
     assert console_problems(browser, refusals=(403,)) == [], "only the refusal the test provoked"
+
+
+def test_live_news_and_erasure(alice_with_records, browser, tmp_path):
+    """While Alice reads her record, Dr Bob writes another: she is told at once (server-sent events,
+    the token in a header). She erases it, confirming, and saves the signed erasure receipt; the record
+    is gone for everyone (the CLI's read exits 1)."""
+    url, data = alice_with_records
+    keys = f"{data}/keys"
+    sign_in(browser, url, f"{keys}/alice.key")
+    heading(browser, "My health record")
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "Asthma"))
+    path = tmp_path / "erase-me.json"
+    path.write_text(json.dumps({"resourceType": "Procedure", "id": "erase-me", "status": "completed", "code": {"text": "Appendectomy"}}))
+    cli("record", "put", "--node", url, "--key", f"{keys}/dr-bob.key", "--patient", did(data, "alice"), "--file", str(path), "--custodian", did(data, "hospital-a"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "A new record was added to your file: Procedure"))
+    browser.execute_script("location.hash = '#/consents'")
+    heading(browser, "Who may see")
+    browser.execute_script("location.hash = '#/timeline'")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "button[data-erase=erase-me]")))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    browser.find_element(By.CSS_SELECTOR, "button[data-erase=erase-me]").click()
+    wait_for(browser, EC.alert_is_present()).accept()
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "a[download='erasure-erase-me.json']"))).click()
+    saved = downloads / "erasure-erase-me.json"
+    wait_for(browser, lambda _: saved.exists() and saved.stat().st_size > 0)
+    saved_receipt = json.loads(saved.read_text())
+    receipt = saved_receipt["receipt"]
+    assert receipt["type"] == "careledger.erasure-receipt" and receipt["recordId"] == "erase-me" and receipt["erasedAtHeight"] > 0
+    # Signed by the node (Ed25519 over the receipt's canonical JSON), checked here with `cryptography`.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    n = 0
+    for ch in saved_receipt["signer"][len("did:key:z"):]:
+        n = n * 58 + alphabet.index(ch)
+    public = n.to_bytes(34, "big")[2:]
+    canonical = json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    import base64
+    Ed25519PublicKey.from_public_bytes(public).verify(base64.b64decode(saved_receipt["signature"]), canonical)
+    assert run("record", "get", "--node", url, "--key", f"{keys}/alice.key", "--id", "erase-me").returncode == 1
+    accessible(browser)
+    assert console_problems(browser) == []

@@ -33,10 +33,36 @@ async function timeline(main, { client }) {
     opened.length ? null : h("p", {}, "No records yet."),
     [...byType.entries()].map(([type, items]) => h("section", { "aria-labelledby": `t-${type}` },
       h("h2", { id: `t-${type}` }, `${type} (${items.length})`),
-      items.map(({ read, resource }) => resourceCard(resource, `version ${read.version}, written ${when(read.time)} by ${shortDID(read.author)}`)))));
+      items.map(({ read, resource }) => {
+        const card = resourceCard(resource, `version ${read.version}, written ${when(read.time)} by ${shortDID(read.author)}`);
+        card.append(eraseButton(client, read, card));
+        return card;
+      }))));
   // Fetched, decrypted, rendered and laid out (the next frame): what `scripts/bench-app` times.
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   performance.measure("timeline", "timeline-start");
+}
+
+/** Erasure: asked, confirmed, done on every node; then her signed receipt to keep. */
+function eraseButton(client, read, card) {
+  const button = h("button", { type: "button", class: "danger", "data-erase": read.recordId }, "Erase this record…");
+  button.addEventListener("click", async () => {
+    if (!window.confirm(`Erase ${read.resourceType} ${read.recordId} for good? Every node destroys its keys and content; the ledger keeps only that it was erased.`)) return;
+    button.disabled = true;
+    try {
+      await client.submit("records", "erase", { recordId: read.recordId });
+      const receipt = await client.get(`/v1/records/${encodeURIComponent(read.recordId)}/erasure`);
+      const link = h("a", { class: "button", download: `erasure-${read.recordId}.json`,
+        href: URL.createObjectURL(new Blob([JSON.stringify(receipt, null, 2)], { type: "application/json" })) }, "Download the signed erasure receipt");
+      mount(card, h("h3", {}, `${read.resourceType} ${read.recordId}: erased`),
+        h("p", {}, `Erased at height ${receipt.receipt?.erasedAtHeight ?? "?"}: its keys and content are destroyed on every node.`), link);
+      notify("Erased.");
+    } catch (error) {
+      notify(`${error.code ?? "error"}: ${error.message}`, "bad");
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 function grantSentence(g) {

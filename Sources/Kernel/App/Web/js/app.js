@@ -7,7 +7,40 @@ import * as session from "./session.js";
 import * as backup from "./backup.js";
 import { base64 } from "./bytes.js";
 
-const state = { client: null, principal: null, pages: [] };
+const state = { client: null, principal: null, pages: [], events: null };
+
+/** What the principal is told live (server-sent events that concern her), in words. */
+function announce(event) {
+  switch (event.type) {
+    case "record.written":
+      if (event.patient === state.client?.did) notify(`A new record was added to your file: ${event.resourceType ?? "a record"}.`);
+      break;
+    case "break-glass":
+    case "access":
+      if (event.breakGlass || event.type === "break-glass") notify(`Break-the-glass: ${shortDID(event.reader ?? "")} read your record in an emergency: ${event.reason ?? ""}`, "bad");
+      break;
+    case "supply.recall-notice":
+    case "supply.recall":
+      notify(`Recall: ${event.product ?? event.gtin ?? "a medicine"}${event.lot ? `, lot ${event.lot}` : ""}${event.reason ? ` — ${event.reason}` : ""}`, "bad");
+      break;
+    case "identity.frozen":
+      notify("Your key was frozen by two organisations (suspected theft).", "bad");
+      break;
+    case "identity.rotated":
+      notify("Your keys were replaced.", "bad");
+      break;
+    default:
+  }
+}
+
+function listen() {
+  state.events?.abort();
+  state.events = new AbortController();
+  const signal = state.events.signal;
+  state.client.events(announce, signal).catch(() => {
+    /* the stream ended (sign-out, or the node went away): the next sign-in opens another */
+  });
+}
 
 function rolesOf(principal) {
   if (!principal) return new Set(["visitor"]);
@@ -39,6 +72,7 @@ function renderNav(active) {
 }
 
 async function signOut(forgetDevice) {
+  state.events?.abort();
   await session.signOut(forgetDevice);
   state.client = null;
   state.principal = null;
@@ -55,6 +89,7 @@ async function signedIn(identity) {
     if (!(error instanceof ApiError && error.status === 404)) throw error;
     state.principal = null;
   }
+  if (state.principal) listen();
 }
 
 async function enter(identity) {
