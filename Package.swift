@@ -44,7 +44,7 @@ let capabilityTargets: [Target] = capabilityNames.flatMap { name -> [Target] in
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 ],
                 path: "Sources/Capabilities/\(name)/Service",
-                // Its pages of the web app (Service/Web: ES modules and CSS), served under /app/<its name in lower case>/.
+                // Its pages of the web app (Service/Web: ES modules and CSS), served under /app/<its name, lower case>/.
                 resources: capabilityHas(name, "Service/Web") ? [.copy("Web")] : [],
                 swiftSettings: strict))
     }

@@ -343,3 +343,60 @@ def test_live_news_and_erasure(alice_with_records, browser, tmp_path):
     assert run("record", "get", "--node", url, "--key", f"{keys}/alice.key", "--id", "erase-me").returncode == 1
     accessible(browser)
     assert console_problems(browser) == []
+
+
+def test_the_privacy_officer_reviews_an_emergency_read(alice_with_records, browser):
+    """Dr Carol broke the glass (the clinician test); her organisation reviews it in the app."""
+    url, data = alice_with_records
+    keys = f"{data}/keys"
+    sign_in(browser, url, f"{keys}/hospital-b.key")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "nav a[href='#/reviews']")))
+    browser.execute_script("location.hash = '#/reviews'")
+    heading(browser, "Break-the-glass reviews")
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "unconscious in the emergency room"))
+    accessible(browser)
+    item = browser.find_element(By.CSS_SELECTOR, "li[data-review]")
+    item.find_element(By.CSS_SELECTOR, "input").send_keys("confirmed with the ward")
+    item.find_element(By.XPATH, ".//button[text()='Justified']").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Recorded as justified"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "Nothing waits for review"))
+    listed = run("break-glass", "list", "--node", url, "--key", f"{keys}/hospital-b.key", "--all", "--json")
+    assert listed.returncode == 0 and "justified" in listed.stdout and "confirmed with the ward" in listed.stdout, listed.stdout + listed.stderr
+    assert console_problems(browser) == []
+
+
+def test_a_guardian_approves_a_recovery(alice_with_records, browser, tmp_path):
+    """Alice names Dr Bob her guardian in the app; her new device asks (CLI); Dr Bob sees the request's
+    check code in the app and approves; the new device's keys are hers. (Last: Alice's old key is retired.)"""
+    url, data = alice_with_records
+    keys = f"{data}/keys"
+    sign_in(browser, url, f"{keys}/alice.key")
+    heading(browser, "My health record")
+    browser.execute_script("location.hash = '#/guardians'")
+    heading(browser, "Guardians")
+    accessible(browser)
+    browser.find_element(By.NAME, "guardians").send_keys(did(data, "dr-bob"))
+    threshold = browser.find_element(By.NAME, "threshold")
+    threshold.clear()
+    threshold.send_keys("1")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=setup-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Saved: 1 of 1"))
+    new_key = str(tmp_path / "new-device.key")
+    cli("key", "generate", "--out", new_key)
+    asked = cli("recovery", "request", "--node", url, "--key", new_key, "--patient", did(data, "alice"), "--json")
+    code = json.loads(asked)["checkCode"]
+
+    browser.delete_all_cookies()
+    sign_in(browser, url, f"{keys}/dr-bob.key")
+    heading(browser, "Patients")
+    browser.execute_script("location.hash = '#/guardians'")
+    heading(browser, "Guardians")
+    browser.find_element(By.NAME, "guarded").send_keys(did(data, "alice"))
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=approve-title] button[type=submit]").click()
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, f"button[data-approve='{code}']"))).click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "their new device is now them"))
+    out = str(tmp_path / "alice-recovered.key")
+    cli("recovery", "complete", "--node", url, "--key", new_key, "--patient", did(data, "alice"), "--out", out)
+    assert cli("key", "show", "--key", out).strip() == did(data, "alice")
+    assert run("access-log", "--node", url, "--key", f"{keys}/alice.key").returncode == 1, "the old key is retired"
+    assert console_problems(browser) == []

@@ -1,3 +1,4 @@
+import App
 import ContractKit
 import Foundation
 import HTTPTypes
@@ -12,6 +13,16 @@ import Server
 /// who is told of its events (the requester and the guardians).
 public struct RecoveryCapability: NodeCapability {
     public init() {}
+
+    /// The guardians' page of the web app (`Service/Web`, served under `/app/recovery/`).
+    public var appContribution: AppContribution {
+        AppContribution(
+            pages: [AppPage(id: "guardians", title: "Guardians", roles: ["patient", "practitioner"], module: "/app/recovery/guardians.js",
+                            summary: "name your guardians; approve the recovery of someone you guard")],
+            files: Self.webFiles)
+    }
+
+    static let webFiles = AppContribution.files(in: .module, prefix: "recovery")
 
     public var openAPIRoutes: [OpenAPIRoute] {
         [
