@@ -129,6 +129,21 @@ def test_alice_reads_grants_and_revokes(alice_with_records, browser):
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Revoked"))
     assert run("record", "get", "--node", url, "--key", f"{keys}/dr-carol.key", "--id", "asthma-1").returncode == 1
 
+    # A grant by name, with an end: "Hospital" is ambiguous (A and B), "Hospital A" is not.
+    grantee = browser.find_element(By.NAME, "grantee")
+    grantee.send_keys("Hospital")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main form"), "Several match"))
+    grantee = browser.find_element(By.NAME, "grantee")
+    grantee.clear()
+    grantee.send_keys("Hospital A")
+    browser.execute_script("document.querySelector('input[name=until]').value = arguments[0]", "2099-01-31")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main .consents"), "Hospital A may see all your records for treatment until"))
+    consents = json.loads(cli("consent", "list", "--node", url, "--key", f"{keys}/alice.key", "--json"))
+    hospital_a = [g for g in consents["consents"] if g["grantee"] == did(data, "hospital-a") and g["status"] == "active"]
+    assert len(hospital_a) == 1 and hospital_a[0]["end"] > 4_000_000_000_000, hospital_a
+
     # Who looked: Dr Bob's write, Dr Carol's refusals and read.
     browser.get(url + "/app/#/access-log")
     heading(browser, "Who looked")
@@ -265,6 +280,7 @@ def test_a_clinician_reads_writes_and_breaks_the_glass(alice_with_records, brows
     alice = did(data, "alice")
     sign_in(browser, url, f"{keys}/dr-bob.key")
     heading(browser, "Patients")
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "section[aria-labelledby=mine-title]"), alice[:14]))
     accessible(browser)
     browser.find_element(By.NAME, "patient").send_keys(alice)
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=find-title] button[type=submit]").click()

@@ -29,6 +29,21 @@ struct AuthAPI: Sendable {
                 return JSONResponse.make(.object(["token": .string(token), "expiresAt": .int(Int64(until)), "did": .string(principal)]))
             }
         }
+        router.get("/v1/principals") { request, _ in
+            await api.handle {
+                guard let text = request.uri.queryParameters.get("name").map({ String($0) }), (2...128).contains(text.unicodeScalars.count) else {
+                    throw LedgerError("bad_parameter", "name is 2 to 128 characters of the name to look for")
+                }
+                let wanted = text.lowercased()
+                var found: [JSONValue] = []
+                for key in try api.node.store.stateKeys(prefix: "identity/did:", limit: 1_000_000) {
+                    guard let p = try api.node.principal(String(key.dropFirst("identity/".count))), let name = p.name, name.lowercased().contains(wanted) else { continue }
+                    found.append(p.json)
+                    if found.count == 20 { break }
+                }
+                return JSONResponse.make(.object(["principals": .array(found)]))
+            }
+        }
         router.get("/v1/principals/:did") { _, context in
             await api.handle {
                 let did = context.parameters.get("did") ?? ""

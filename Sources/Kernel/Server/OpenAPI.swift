@@ -104,6 +104,9 @@ public enum OpenAPIDocument {
     public static let maxHeight: Int64 = 1 << 53
 
     public static func string(pattern: String) -> JSONValue { .object(["type": .string("string"), "pattern": .string(pattern)]) }
+    public static func string(minLength: Int, maxLength: Int) -> JSONValue {
+        .object(["type": .string("string"), "minLength": .int(Int64(minLength)), "maxLength": .int(Int64(maxLength))])
+    }
     public static func integer(_ range: ClosedRange<Int64>) -> JSONValue {
         .object(["type": .string("integer"), "minimum": .int(range.lowerBound), "maximum": .int(range.upperBound)])
     }

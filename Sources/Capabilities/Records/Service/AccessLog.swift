@@ -157,3 +157,33 @@ extension RecordsService {
         return out.sorted { ($0["status"] == .string("pending") ? 0 : 1, $0["time"]?.intValue ?? 0) < ($1["status"] == .string("pending") ? 0 : 1, $1["time"]?.intValue ?? 0) }
     }
 }
+
+extension RecordsService {
+    /// A practitioner's patients: those with a consent in force that lets her (or one of her groups:
+    /// her organisation, her care teams) treat them; for the practitioner herself only.
+    public func patients(of practitioner: String, requesterDID: String) throws -> [JSONValue] {
+        guard requesterDID == practitioner else { throw LedgerError("forbidden", "a practitioner lists her own patients") }
+        guard let principal = try principal(practitioner) else { throw LedgerError("unknown_principal", "\(practitioner) is not registered") }
+        let actors = Set([practitioner] + principal.groups)
+        let now = Int64(node.now)
+        var out: [JSONValue] = []
+        for key in try node.store.stateKeys(prefix: "consent/did:", limit: 1_000_000) where key.split(separator: "/").count == 2 {
+            let patient = String(key.dropFirst("consent/".count))
+            let covering = try grants(patient: patient).filter { g in
+                g.permit && g.active && actors.contains(g.grantee) && g.purposes.contains("treatment")
+                    && (g.start ?? 0) <= now && (g.end.map { $0 > now } ?? true)
+            }
+            guard !covering.isEmpty else { continue }
+            out.append(.object([
+                "patient": .string(patient),
+                "grants": .array(covering.map { g in
+                    .object([
+                        "id": .string(g.id), "grantee": .string(g.grantee), "resourceTypes": .array(g.resourceTypes.map { .string($0) }),
+                        "categories": .array(g.categories.map { .string($0) }), "end": g.end.map { .int($0) } ?? .null,
+                    ])
+                }),
+            ]))
+        }
+        return out
+    }
+}

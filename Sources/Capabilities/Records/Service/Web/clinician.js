@@ -110,7 +110,17 @@ async function patientRecord(main, context) {
     event.preventDefault();
     open();
   });
-  mount(main, h("h1", {}, "Patients"), form, out);
+  let mine = [];
+  try {
+    mine = (await client.get(`/v1/practitioners/${client.did}/patients`)).patients ?? [];
+  } catch {
+    mine = [];
+  }
+  const list = h("section", { "aria-labelledby": "mine-title" }, h("h2", { id: "mine-title" }, "My patients"),
+    mine.length ? h("ul", {}, mine.map((p) => h("li", {}, h("a", { href: `#/patients/${p.patient}`, title: p.patient }, shortDID(p.patient)),
+      ` — ${p.grants.map((g) => (g.resourceTypes.includes("*") ? "all records" : [...g.resourceTypes, ...g.categories].join(", "))).join("; ")}`)))
+      : h("p", {}, "No patient's consent covers you yet."));
+  mount(main, h("h1", {}, "Patients"), list, form, out);
   if (params[0]) open();
 }
 

@@ -108,27 +108,42 @@ async function consents(main, context) {
   const grantee = h("input", { type: "text", name: "grantee", autocomplete: "off", spellcheck: "false" });
   const purpose = h("select", { name: "purpose" }, ["treatment", "payment", "research"].map((p) => h("option", { value: p }, p)));
   const types = h("input", { type: "text", name: "types", value: "*" });
+  const until = h("input", { type: "date", name: "until" });
   const form = h("form", { class: "card", "aria-labelledby": "grant-title" },
     h("h2", { id: "grant-title" }, "Let someone see your records"),
-    field("Who (their did)", grantee, "A clinician, a care team or an organisation: did:key:z…"),
+    field("Who", grantee, "An organisation or care team by name, or anyone by did (did:key:z…)"),
     field("Why", purpose),
     field("What", types, "Resource types separated by commas (Condition, Observation, …), or * for all"),
+    field("Until (optional)", until, "The grant ends at the start of this day"),
     h("button", { type: "submit" }, "Grant"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     setError(grantee, "");
     setError(types, "");
-    const did = grantee.value.trim();
+    setError(until, "");
+    let did = grantee.value.trim();
     const typeList = types.value.split(",").map((t) => t.trim()).filter(Boolean);
+    if (!did) return setError(grantee, "Say who: a name or a did.");
+    if (!did.startsWith("did:")) {
+      const found = did.length < 2 ? [] : (await getPublic(`/v1/principals?name=${encodeURIComponent(did)}`)).principals ?? [];
+      if (found.length !== 1) {
+        return setError(grantee, found.length ? `Several match: ${found.map((p) => `${p.name} (${shortDID(p.did)})`).join(", ")}. Be more precise, or give the did.` : "Nobody of that name is registered: give their did.");
+      }
+      did = found[0].did;
+    }
     if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) return setError(grantee, "Enter a did:key (it starts with did:key:z).");
     if (!typeList.length) return setError(types, "Name at least one resource type, or * for all.");
+    const end = until.value ? new Date(`${until.value}T00:00:00`).getTime() : null;
+    if (end !== null && !(end > Date.now())) return setError(until, "A day in the future.");
     try {
       await getPublic(`/v1/principals/${did}`);
     } catch {
       return setError(grantee, "Nobody is registered under this did.");
     }
     try {
-      await client.submit("consent", "grant", { grantee: did, purposes: [purpose.value], resourceTypes: typeList, decision: "permit" });
+      const payload = { grantee: did, purposes: [purpose.value], resourceTypes: typeList, decision: "permit" };
+      if (end !== null) payload.end = end;
+      await client.submit("consent", "grant", payload);
       const shared = purpose.value === "treatment" ? await shareKeys(client, did, typeList) : 0;
       notify(`Granted; the keys of ${shared} records shared.`);
       await consents(main, context);
