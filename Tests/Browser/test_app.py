@@ -270,6 +270,24 @@ def test_the_pharmacist_scans_and_dispenses(node, browser):
     assert answer.startswith("Do not dispense") and "Already dispensed" in answer, answer
     assert console_problems(browser) == []
 
+    # A pack dispensed to Alice (who consents to the pharmacy), then recalled: her medicines say so.
+    alice = did(data, "alice")
+    cli("consent", "grant", "--node", url, "--key", f"{keys}/alice.key", "--grantee", did(data, "pharmacy"))
+    assert scan("(01)09506000100012(17)300630(10)LOT42(21)SN1003").startswith("Verified")
+    browser.find_element(By.NAME, "patient").send_keys(alice)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-label=Dispense] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "scan-result"), "Dispensed"))
+    cli("supply", "recall", "--node", url, "--key", f"{keys}/regulator.key", "--gtin", "09506000100012", "--lot", "LOT42", "--reason", "sterility")
+    sign_in(browser, url, f"{keys}/alice.key")
+    heading(browser, "My health record")
+    browser.execute_script("location.hash = '#/medicines'")
+    heading(browser, "My medicines")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "li[data-medicine]")))
+    medicine = browser.find_element(By.CSS_SELECTOR, "li[data-medicine]").text
+    assert "recalled" in medicine and "sterility" in medicine, medicine
+    accessible(browser)
+    assert console_problems(browser) == []
+
 
 def test_a_clinician_reads_writes_and_breaks_the_glass(alice_with_records, browser):
     """Dr Bob opens Alice's record under her consent and writes an Observation through the form (checked

@@ -3,33 +3,11 @@
 // a form checked before it is sent; sealed in the browser for the readers her consent names.
 import { h, field, setError, mount, notify, when, shortDID } from "/app/js/ui.js";
 import { ApiError } from "/app/js/api.js";
-import { concat, sha256, hex, utf8 } from "/app/js/bytes.js";
-import { wrapKey } from "/app/js/hpke.js";
-import { canonicalBytes } from "/app/js/canonical-json.js";
-import { fromBase64 } from "/app/js/bytes.js";
-import { openReads } from "./records.js";
+import { hex, fromBase64 } from "/app/js/bytes.js";
+import { seal, openReads, upload } from "/app/js/sealing.js";
 import { resourceCard } from "./fhir-render.js";
 
 const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/;
-
-/** Seals a new version for `recipients` (did → raw X25519 key) as the Swift SealedVersion does. */
-export async function seal(resource, recordID, version, recipients) {
-  const context = `${recordID}/${version}`;
-  const contentKey = crypto.getRandomValues(new Uint8Array(32));
-  const aes = await crypto.subtle.importKey("raw", contentKey, { name: "AES-GCM" }, false, ["encrypt"]);
-  const nonce = crypto.getRandomValues(new Uint8Array(12));
-  const sealed = concat(nonce, new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: utf8(context) }, aes, canonicalBytes(resource))));
-  const blob = concat(crypto.getRandomValues(new Uint8Array(32)), sealed);
-  const keys = {};
-  for (const [did, key] of Object.entries(recipients)) keys[did] = await wrapKey(contentKey, key, context);
-  const envelope = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes(keys));
-  return { blob, hash: hex(await sha256(blob)), envelope, envelopeHash: hex(await sha256(envelope)), recipients: Object.keys(keys).sort() };
-}
-
-async function upload(client, hash, bytes) {
-  const response = await fetch(`/v1/vault/${hash}`, { method: "PUT", headers: { Authorization: `Bearer ${client.token}`, "Content-Type": "application/octet-stream" }, body: bytes });
-  if (!response.ok) throw new ApiError(response.status, "vault", await response.text());
-}
 
 function observationForm(client, patient, organisation, done) {
   const type = h("select", { name: "resourceType" }, ["Observation", "Condition"].map((t) => h("option", { value: t }, t)));

@@ -2,22 +2,11 @@
 // grant, with the keys of her records shared with the grantee, and revoke) and who looked (the access log).
 import { h, field, setError, notify, badge, when, shortDID, mount } from "/app/js/ui.js";
 import { getPublic, ApiError } from "/app/js/api.js";
-import { fromBase64, utf8, concat, sha256, hex, fromUTF8 } from "/app/js/bytes.js";
-import { unwrapKey, openContent, wrapKey } from "/app/js/hpke.js";
+import { fromBase64, concat, sha256, hex } from "/app/js/bytes.js";
+import { wrapKey } from "/app/js/hpke.js";
 import { canonicalBytes } from "/app/js/canonical-json.js";
+import { openReads, upload } from "/app/js/sealing.js";
 import { resourceCard } from "./fhir-render.js";
-
-/** Opens every read of a timeline answer with the signed-in principal's key (one decapsulation per shared `enc`). */
-export async function openReads(reads, identity) {
-  const cache = new Map();
-  const out = [];
-  for (const read of reads) {
-    const key = await unwrapKey(read.wrappedKey, identity.encryption, identity.encryptionPublicKey, read.context, cache);
-    const plain = await openContent(key, fromBase64(read.ciphertext), read.context);
-    out.push({ read, resource: JSON.parse(fromUTF8(plain)), contentKey: key });
-  }
-  return out;
-}
 
 async function timeline(main, { client }) {
   performance.mark("timeline-start");
@@ -83,8 +72,7 @@ async function shareKeys(client, grantee, types) {
     const wrapped = await wrapKey(contentKey, granteeKey, read.context);
     const blob = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes({ [grantee]: wrapped }));
     const hash = hex(await sha256(blob));
-    const stored = await fetch(`/v1/vault/${hash}`, { method: "PUT", headers: { Authorization: `Bearer ${client.token}`, "Content-Type": "application/octet-stream" }, body: blob });
-    if (!stored.ok) throw new ApiError(stored.status, "vault", await stored.text());
+    await upload(client, hash, blob);
     try {
       await client.submit("records", "share", { recordId: read.recordId, version: read.version, recipients: [grantee], keys: hash });
       shared++;

@@ -2,8 +2,9 @@
 // character, the bracketed form, or a Digital Link URI; "<GS>" typed by hand counts as the GS character),
 // or the camera where the browser has BarcodeDetector. The answer is large: green to dispense, red
 // with the reason in words and the EMVS alert code otherwise.
-import { h, field, setError, mount, notify } from "/app/js/ui.js";
+import { h, field, setError, mount, notify, badge, when } from "/app/js/ui.js";
 import { ApiError } from "/app/js/api.js";
+import { openReads } from "/app/js/sealing.js";
 
 const WORDS = {
   verified: "Genuine, in the supply chain: you may dispense it.",
@@ -111,7 +112,26 @@ async function alerts(main, { client }) {
       : h("p", {}, "No alerts."));
 }
 
-const PAGES = { scan, "supply-alerts": alerts };
+/** The patient's medicines (her MedicationRequest and MedicationDispense records, decrypted here), each
+ *  dispensed pack with its recall status (the recall notices the supply chain sent her). */
+async function medicines(main, { client }) {
+  const [timeline, notices] = await Promise.all([client.get(`/v1/patients/${client.did}/records`), client.get("/v1/supply/notices")]);
+  const recalled = new Map((notices.notices ?? []).map((n) => [n.recordId, n]));
+  const opened = (await openReads((timeline.records ?? []).filter((r) => r.resourceType === "MedicationDispense" || r.resourceType === "MedicationRequest"), client.identity))
+    .sort((a, b) => b.read.time - a.read.time);
+  const name = (r) => r.medicationCodeableConcept?.text ?? r.medicationCodeableConcept?.coding?.[0]?.display ?? "A medicine";
+  mount(main, h("h1", {}, "My medicines"),
+    opened.length ? h("ul", { class: "plain" }, opened.map(({ read, resource }) => {
+      const notice = recalled.get(read.recordId);
+      const status = read.resourceType === "MedicationRequest" ? badge("prescribed") : notice ? badge("recalled", "bad") : badge("no recall", "ok");
+      return h("li", { class: "card", "data-medicine": read.recordId },
+        h("h3", {}, name(resource), " ", status),
+        notice ? h("p", { class: "error" }, `Recalled${notice.reason ? `: ${notice.reason}` : ""}. Ask your pharmacist or doctor before taking more.`) : null,
+        h("p", { class: "meta" }, `${read.resourceType === "MedicationDispense" ? "Dispensed" : "Prescribed"} ${when(read.time)}`));
+    })) : h("p", {}, "No medicines on your record."));
+}
+
+const PAGES = { scan, "supply-alerts": alerts, medicines };
 
 export async function render(main, context) {
   return PAGES[context.page.id](main, context);
