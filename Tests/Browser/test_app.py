@@ -144,6 +144,12 @@ def test_alice_reads_grants_and_revokes(alice_with_records, browser):
     hospital_a = [g for g in consents["consents"] if g["grantee"] == did(data, "hospital-a") and g["status"] == "active"]
     assert len(hospital_a) == 1 and hospital_a[0]["end"] > 4_000_000_000_000, hospital_a
 
+    # What was released: Dr Carol's read under the grant, in the accounting of disclosures.
+    browser.execute_script("location.hash = '#/disclosures'")
+    heading(browser, "Disclosures")
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "Condition/asthma-1"))
+    accessible(browser)
+
     # Who looked: Dr Bob's write, Dr Carol's refusals and read.
     browser.get(url + "/app/#/access-log")
     heading(browser, "Who looked")
@@ -173,7 +179,8 @@ def test_an_auditor_checks_a_receipt(alice_with_records, browser):
     field.send_keys(tx)
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "verdict"), "erified"))
-    assert browser.find_element(By.ID, "verdict").text.startswith("Verified"), browser.find_element(By.ID, "verdict").text
+    verdict = browser.find_element(By.ID, "verdict").text
+    assert verdict.startswith("Verified") and "final" in verdict, verdict
     assert console_problems(browser) == []
 
 

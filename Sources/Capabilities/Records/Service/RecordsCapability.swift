@@ -55,6 +55,8 @@ public struct RecordsCapability: NodeCapability {
                         summary: "grant and revoke access to your records"),
                 AppPage(id: "access-log", title: "Who looked", roles: ["patient"], module: module,
                         summary: "every access to your records, refusals and emergencies included"),
+                AppPage(id: "disclosures", title: "Disclosures", roles: ["patient"], module: module,
+                        summary: "the accounting of disclosures: what was released, to whom, why"),
                 AppPage(id: "reviews", title: "Reviews", roles: ["privacy-officer", "organisation"], module: "/app/records/review.js",
                         summary: "emergency reads by your organisation's people, to review"),
                 AppPage(id: "patients", title: "Patients", roles: ["practitioner"], module: "/app/records/clinician.js",

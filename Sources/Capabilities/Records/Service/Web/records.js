@@ -174,7 +174,21 @@ async function accessLog(main, { client }) {
       h("thead", {}, h("tr", {}, ["When", "What", "Who", "Why"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)));
 }
 
-const PAGES = { timeline, consents, "access-log": accessLog };
+/** The accounting of disclosures (45 CFR 164.528): what was released, to whom, why, newest first. */
+async function disclosures(main, { client }) {
+  const list = (await client.get(`/v1/patients/${client.did}/disclosures`)).disclosures ?? [];
+  mount(main, h("h1", {}, "Disclosures"),
+    list.length ? h("table", {}, h("caption", { class: "meta" }, "Every release of your data, with its recipient and purpose"),
+      h("thead", {}, h("tr", {}, ["Date", "To", "Why", "What"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, list.map((d) => h("tr", {},
+        h("td", {}, d.date ?? ""),
+        h("td", { title: d.recipient?.did ?? "" }, `${shortDID(d.recipient?.did ?? "")}${d.recipient?.organisationName ? ` (${d.recipient.organisationName})` : ""}`),
+        h("td", {}, d.breakGlass ? [badge("break-the-glass", "bad"), ` ${d.reason ?? ""}`] : d.purpose ?? ""),
+        h("td", {}, (d.what ?? []).map((w) => `${w.resourceType}/${w.recordId}`).join(", "))))))
+      : h("p", {}, "Nothing of yours was released to anyone."));
+}
+
+const PAGES = { timeline, consents, "access-log": accessLog, disclosures };
 
 export async function render(main, context) {
   return PAGES[context.page.id](main, context);

@@ -41,8 +41,15 @@ export async function render(main) {
     try {
       const [proof, vkey] = await Promise.all([getPublic(`/v1/proofs/inclusion?id=${value}`), getText("/v1/checkpoint/key")]);
       const proven = await checkReceipt(value, proof, vkey.trim());
+      let about = null;
+      try {
+        const tx = await getPublic(`/v1/transactions/${value}`);
+        about = h("p", { class: "meta" }, `${tx.status ?? "committed"} at height ${tx.height}, ${tx.final ? "final (certified by a quorum of validators)" : "not final yet"}${tx.error ? `; refused: ${tx.error.code}` : ""}`);
+      } catch {
+        about = h("p", { class: "meta" }, "Its content concerns a patient: shown to her and those she lets see it.");
+      }
       mount(verdict, h("p", { class: "verdict ok" }, "Verified"),
-        h("p", {}, `Transaction ${value.slice(0, 12)}… is leaf ${proven.leafIndex} of the ${proven.size}-leaf log of ${proven.origin}, as its signed checkpoint says.`));
+        h("p", {}, `Transaction ${value.slice(0, 12)}… is leaf ${proven.leafIndex} of the ${proven.size}-leaf log of ${proven.origin}, as its signed checkpoint says.`), about);
     } catch (error) {
       mount(verdict, h("p", { class: "verdict bad" }, "Not verified"), h("p", {}, error.message));
     }
