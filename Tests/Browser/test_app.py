@@ -285,6 +285,18 @@ def test_the_pharmacist_scans_and_dispenses(node, browser):
     browser.find_element(By.CSS_SELECTOR, "form[aria-label=Dispense] button[type=submit]").click()
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "scan-result"), "Dispensed"))
     cli("supply", "recall", "--node", url, "--key", f"{keys}/regulator.key", "--gtin", "09506000100012", "--lot", "LOT42", "--reason", "sterility")
+    # The regulator's report of the lot: recalled, every pack with its status and holder.
+    sign_in(browser, url, f"{keys}/regulator.key")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "nav a[href='#/recalls']")))
+    browser.execute_script("location.hash = '#/recalls'")
+    heading(browser, "Recall reports")
+    browser.find_element(By.NAME, "gtin").send_keys("09506000100012")
+    browser.find_element(By.NAME, "lot").send_keys("LOT42")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=report-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "report"), "recalled"))
+    report = browser.find_element(By.ID, "report").text
+    assert "not recalled" not in report and "3 packs" in report, report
+    accessible(browser)
     sign_in(browser, url, f"{keys}/alice.key")
     heading(browser, "My health record")
     browser.execute_script("location.hash = '#/medicines'")

@@ -43,6 +43,8 @@ public struct SupplyCapability: NodeCapability {
                         summary: "verify a pack before dispensing it, and dispense", home: true),
                 AppPage(id: "supply-alerts", title: "Supply alerts", roles: ["organisation"], module: module,
                         summary: "recalls, suspect packs and failed verifications"),
+                AppPage(id: "recalls", title: "Recall reports", roles: ["organisation"], module: module,
+                        summary: "for a product's MAH and regulators: where every pack of a lot is"),
                 AppPage(id: "medicines", title: "My medicines", roles: ["patient"], module: module,
                         summary: "your prescriptions and dispensed packs, each with its recall status"),
             ], files: Self.webFiles)

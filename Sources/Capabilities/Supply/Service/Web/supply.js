@@ -131,7 +131,34 @@ async function medicines(main, { client }) {
     })) : h("p", {}, "No medicines on your record."));
 }
 
-const PAGES = { scan, "supply-alerts": alerts, medicines };
+/** For the product's MAH and regulators: where every pack of a lot is, and whether the lot is recalled. */
+async function recallReport(main, { client }) {
+  const gtin = h("input", { type: "text", name: "gtin", inputmode: "numeric", autocomplete: "off" });
+  const lot = h("input", { type: "text", name: "lot", autocomplete: "off" });
+  const out = h("div", { id: "report" });
+  const form = h("form", { class: "card", "aria-labelledby": "report-title", novalidate: true },
+    h("h2", { id: "report-title" }, "Where is a lot?"), field("GTIN", gtin, "14 digits"), field("Lot", lot),
+    h("button", { type: "submit" }, "Report"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setError(gtin, "");
+    setError(lot, "");
+    if (!/^\d{14}$/.test(gtin.value.trim())) return setError(gtin, "A GTIN is 14 digits.");
+    if (!lot.value.trim()) return setError(lot, "Give the lot.");
+    try {
+      const r = await client.get(`/v1/supply/recalls/report?gtin=${encodeURIComponent(gtin.value.trim())}&lot=${encodeURIComponent(lot.value.trim())}`);
+      mount(out, h("p", {}, r.recalled ? badge("recalled", "bad") : badge("not recalled", "ok"), ` ${r.packCount} packs, held by ${r.holders.length} parties.`),
+        h("table", {}, h("caption", { class: "meta" }, "Each pack: its status, who holds it, in whose custody"),
+          h("thead", {}, h("tr", {}, ["Pack", "Status", "Holder", "Custody"].map((t) => h("th", { scope: "col" }, t)))),
+          h("tbody", {}, (r.packs ?? []).map((p) => h("tr", {}, h("td", {}, p.item ?? ""), h("td", {}, p.status ?? ""), h("td", {}, p.holder ?? ""), h("td", {}, p.custody ?? ""))))));
+    } catch (error) {
+      setError(gtin, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+    }
+  });
+  mount(main, h("h1", {}, "Recall reports"), form, out);
+}
+
+const PAGES = { scan, "supply-alerts": alerts, medicines, recalls: recallReport };
 
 export async function render(main, context) {
   return PAGES[context.page.id](main, context);
