@@ -342,6 +342,22 @@ def test_a_clinician_reads_writes_and_breaks_the_glass(alice_with_records, brows
     accessible(browser)
     assert console_problems(browser) == []
 
+    # Hospital A's lab reports a blood count Dr Bob ordered: it waits for his endorsement, which he gives in the app.
+    hospital, bob = did(data, "hospital-a"), did(data, "dr-bob")
+    report = f"{data}/cbc-1.json"
+    with open(report, "w") as f:
+        json.dump({"resourceType": "DiagnosticReport", "id": "cbc-1", "status": "final", "code": {"text": "Full blood count"}, "conclusion": "Normal"}, f)
+    cli("record", "put", "--node", url, "--key", f"{keys}/hospital-a.key", "--patient", alice, "--file", report, "--custodian", hospital,
+        "--party", f"performer={hospital}", "--party", f"requester={bob}")
+    browser.execute_script("location.hash = '#/endorsements'")
+    heading(browser, "Waiting for my endorsement")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "li[data-endorse='cbc-1/1'] button"))).click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "now current"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "Nothing waits for your endorsement"))
+    history = json.loads(cli("record", "history", "--node", url, "--key", f"{keys}/alice.key", "--id", "cbc-1", "--json"))
+    assert history["versions"][0]["status"] == "current", history
+    accessible(browser)
+
     sign_in(browser, url, f"{keys}/dr-carol.key")
     heading(browser, "Patients")
     browser.find_element(By.NAME, "patient").send_keys(alice)

@@ -187,3 +187,24 @@ extension RecordsService {
         return out
     }
 }
+
+extension RecordsService {
+    /// The record versions waiting for `practitioner`'s endorsement (she is a required party and has not
+    /// endorsed yet; e.g. the ordering practitioner of a lab's DiagnosticReport); for herself only.
+    public func pendingEndorsements(of practitioner: String, requesterDID: String) throws -> [JSONValue] {
+        guard requesterDID == practitioner else { throw LedgerError("forbidden", "a practitioner lists her own endorsements") }
+        var out: [JSONValue] = []
+        for key in try node.store.stateKeys(prefix: "records/", limit: 1_000_000) {
+            let id = key.dropFirst("records/".count)
+            guard !id.contains("/"), let entry = try record(String(id)), entry.erasedAtHeight == nil else { continue }
+            for version in entry.versions where version.status == .pending && version.required.contains(practitioner) && !version.endorsements.contains(practitioner) {
+                out.append(.object([
+                    "recordId": .string(entry.id), "version": .int(version.version), "resourceType": .string(entry.resourceType),
+                    "patient": .string(entry.patient), "author": .string(version.author), "time": .int(version.time),
+                    "endorsements": .array(version.endorsements.map { .string($0) }), "required": .array(version.required.map { .string($0) }),
+                ]))
+            }
+        }
+        return out
+    }
+}

@@ -60,6 +60,12 @@ struct RecordsAPI: Sendable {
                 return JSONResponse.make(try records.staleKeys(patient: context.parameters.get("did") ?? "", requesterDID: requester))
             }
         }
+        router.get("/v1/practitioners/:did/endorsements") { request, context in
+            await api.handle {
+                let requester = try auth.authenticate(request)
+                return JSONResponse.make(.object(["pending": .array(try records.pendingEndorsements(of: context.parameters.get("did") ?? "", requesterDID: requester))]))
+            }
+        }
         router.get("/v1/practitioners/:did/patients") { request, context in
             await api.handle {
                 let requester = try auth.authenticate(request)

@@ -57,6 +57,8 @@ public struct RecordsCapability: NodeCapability {
                         summary: "every access to your records, refusals and emergencies included"),
                 AppPage(id: "disclosures", title: "Disclosures", roles: ["patient"], module: module,
                         summary: "the accounting of disclosures: what was released, to whom, why"),
+                AppPage(id: "endorsements", title: "Endorsements", roles: ["practitioner"], module: "/app/records/clinician.js",
+                        summary: "record versions waiting for your endorsement"),
                 AppPage(id: "reviews", title: "Reviews", roles: ["privacy-officer", "organisation"], module: "/app/records/review.js",
                         summary: "emergency reads by your organisation's people, to review"),
                 AppPage(id: "patients", title: "Patients", roles: ["practitioner"], module: "/app/records/clinician.js",

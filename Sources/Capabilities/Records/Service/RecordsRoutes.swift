@@ -36,6 +36,8 @@ enum RecordsRoutes {
                   ("reason", "query", false, "break-the-glass: why the reader reads without consent (10 characters or more; with purpose emergency)"),
               ], responseType: "application/json", hasBody: false,
               schemas: ["purpose": purpose, "reason": reason]),
+        Route(method: "get", path: "/v1/practitioners/{did}/endorsements", summary: "The record versions waiting for the practitioner's endorsement (she is a required party, e.g. the ordering practitioner of a DiagnosticReport, and has not endorsed); the practitioner herself only",
+              parameters: [("did", "path", true, "the practitioner's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/practitioners/{did}/patients", summary: "The practitioner's patients: those with a consent in force letting her, her organisation or one of her care teams treat them, with those grants (the practitioner herself only)",
               parameters: [("did", "path", true, "the practitioner's did")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/patients/{did}/keys", summary: "After the patient rotated her keys: each version whose key for her predates them, with that key (her previous encryption key opens it; her client wraps it anew for records.rewrap), and the versions with no key for her (the custodian re-wraps them from escrow). The patient herself only",

@@ -102,6 +102,30 @@ async function patientRecord(main, context) {
   if (params[0]) open();
 }
 
+/** The versions waiting for her endorsement (a lab's report she ordered): each endorsed with one click. */
+async function endorsements(main, context) {
+  const { client } = context;
+  const pending = (await client.get(`/v1/practitioners/${client.did}/endorsements`)).pending ?? [];
+  mount(main, h("h1", {}, "Waiting for my endorsement"),
+    pending.length ? h("ul", { class: "plain" }, pending.map((p) => h("li", { class: "card", "data-endorse": `${p.recordId}/${p.version}` },
+      h("h3", {}, `${p.resourceType} ${p.recordId}, version ${p.version}`),
+      h("p", { class: "meta" }, `for ${shortDID(p.patient)}, written by ${shortDID(p.author)} ${when(p.time)}; endorsed by ${p.endorsements.length} of ${p.required.length}`),
+      h("div", { class: "row" },
+        h("a", { href: `#/patients/${p.patient}` }, "Open her record"),
+        h("button", { type: "button", onclick: async (event) => {
+          event.target.disabled = true;
+          try {
+            const receipt = await client.submit("records", "endorse", { recordId: p.recordId, version: p.version });
+            notify(receipt.result?.status === "current" ? "Endorsed: the version is now current." : "Endorsed: other parties still have to.");
+            await endorsements(main, context);
+          } catch (error) {
+            notify(`${error.code}: ${error.message}`, "bad");
+            event.target.disabled = false;
+          }
+        } }, "Endorse")))))
+      : h("p", {}, "Nothing waits for your endorsement."));
+}
+
 export async function render(main, context) {
-  return patientRecord(main, context);
+  return context.page.id === "endorsements" ? endorsements(main, context) : patientRecord(main, context);
 }
