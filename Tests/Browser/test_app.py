@@ -181,6 +181,17 @@ def test_an_auditor_checks_a_receipt(alice_with_records, browser):
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "verdict"), "erified"))
     verdict = browser.find_element(By.ID, "verdict").text
     assert verdict.startswith("Verified") and "final" in verdict, verdict
+    # The explorer: a block with its header, checkpoint, certificate and transactions; misbehaviour seen (none).
+    assert "None: no refused proposal" in browser.find_element(By.CSS_SELECTOR, "main").text
+    height = json.loads(submitted.stdout)["height"]
+    browser.find_element(By.CSS_SELECTOR, f"main tbody a[href='#/ledger/block/{height}']").click()
+    heading(browser, f"Block {height}")
+    block = browser.find_element(By.CSS_SELECTOR, "main").text
+    assert "final" in block and "careledger/" in block and tx[:16] in block, block
+    accessible(browser)
+    browser.find_element(By.CSS_SELECTOR, f"main a[href='#/ledger/tx/{tx}']").click()
+    heading(browser, "Ledger")
+    assert browser.find_element(By.NAME, "transaction").get_attribute("value") == tx
     assert console_problems(browser) == []
 
 

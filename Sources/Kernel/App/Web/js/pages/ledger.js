@@ -20,12 +20,36 @@ export async function checkReceipt(id, proofAnswer, vkey) {
   return { origin: checkpoint.origin, size: checkpoint.size, leafIndex: proofAnswer.leafIndex };
 }
 
-export async function render(main) {
-  const [health, blocks] = await Promise.all([getPublic("/healthz"), getPublic("/v1/blocks?from=0&limit=1")]);
+/** One block: its header, the node's checkpoint, the quorum certificate that makes it final, its transactions. */
+async function blockPage(main, height) {
+  const b = await getPublic(`/v1/blocks/${height}`);
+  const header = b.header;
+  const rows = [["Hash", header.hash], ["Previous", header.previousHash], ["Time", when(header.time)], ["Proposer", header.proposer],
+    ["Log size", String(header.logSize)], ["Log root", header.logRoot], ["State root", header.stateRoot], ["Transactions", String(header.transactionCount)]];
+  const votes = b.certificate?.votes ?? [];
+  mount(main, h("h1", {}, `Block ${header.height}`),
+    h("p", {}, b.final ? badge("final", "ok") : badge("not yet final", "warn"), h("a", { href: "#/ledger" }, " Back to the ledger")),
+    h("table", {}, h("caption", { class: "meta" }, "The signed header"),
+      h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", { class: "mono" }, v))))),
+    h("h2", {}, "Finality certificate"),
+    votes.length ? h("ul", {}, votes.map((v) => h("li", { title: v.validator }, `${shortDID(v.validator)} signed hash ${v.blockHash.slice(0, 16)}… and state root ${v.stateRoot.slice(0, 16)}…`)))
+      : h("p", {}, "No certificate on this node yet (a single node's blocks are final at commit; a consortium's when a quorum votes)."),
+    h("h2", {}, "Checkpoint"), h("pre", {}, b.checkpoint),
+    h("h2", {}, "Transactions"),
+    h("ul", {}, (b.transactions ?? []).map((t) => h("li", {}, h("a", { href: `#/ledger/tx/${t.id}` }, t.id.slice(0, 16) + "…"), ` leaf ${t.leafIndex}, ${t.status}`))));
+}
+
+export async function render(main, context = {}) {
+  const [kind, value] = context.params ?? [];
+  if (kind === "block") return blockPage(main, value);
+  return overview(main, kind === "tx" ? value : "");
+}
+
+async function overview(main, prefill) {
+  const health = await getPublic("/healthz");
   const from = Math.max(0, health.height - 19);
   const latest = from > 0 ? await getPublic(`/v1/blocks?from=${from}&limit=20`) : await getPublic("/v1/blocks?from=0&limit=20");
-  void blocks;
-  const id = h("input", { type: "text", name: "transaction", autocomplete: "off", spellcheck: "false", inputmode: "latin" });
+  const id = h("input", { type: "text", name: "transaction", autocomplete: "off", spellcheck: "false", inputmode: "latin", value: prefill });
   const verdict = h("div", { id: "verdict", role: "status", "aria-live": "polite" });
   const form = h("form", { class: "card", "aria-labelledby": "receipt-title" },
     h("h2", { id: "receipt-title" }, "Check a receipt"),
@@ -54,14 +78,18 @@ export async function render(main) {
       mount(verdict, h("p", { class: "verdict bad" }, "Not verified"), h("p", {}, error.message));
     }
   });
+  const evidence = (await getPublic("/v1/consensus/evidence")).evidence ?? [];
   const rows = [...latest.blocks].reverse().map((b) => h("tr", {},
-    h("td", {}, String(b.header.height)), h("td", {}, when(b.header.time)), h("td", {}, String(b.header.transactionCount)),
+    h("td", {}, h("a", { href: `#/ledger/block/${b.header.height}` }, String(b.header.height))), h("td", {}, when(b.header.time)), h("td", {}, String(b.header.transactionCount)),
     h("td", {}, b.final ? badge("final", "ok") : badge("not yet final", "warn")),
     h("td", { title: b.header.hash }, b.header.hash.slice(0, 16) + "…"), h("td", { title: b.header.proposer }, shortDID(b.header.proposer))));
   mount(main, 
     h("h1", {}, "Ledger"),
     h("p", {}, `Chain ${health.chainId}: height ${health.height}, final up to ${health.finalHeight}.`),
     form,
+    h("h2", {}, "Misbehaviour seen"),
+    evidence.length ? h("ul", {}, evidence.map((e) => h("li", {}, badge(e.kind, "bad"), ` height ${e.height}, ${shortDID(e.validator)}: ${e.detail}`)))
+      : h("p", {}, "None: no refused proposal, no equivocation, no fork."),
     h("h2", {}, "Latest blocks"),
     h("table", {}, h("caption", { class: "meta" }, "The newest first"),
       h("thead", {}, h("tr", {}, ["Height", "Time", "Transactions", "Finality", "Hash", "Proposer"].map((t) => h("th", { scope: "col" }, t)))),
