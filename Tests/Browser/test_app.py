@@ -378,6 +378,9 @@ def test_a_clinician_reads_writes_and_breaks_the_glass(alice_with_records, brows
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=find-title] button[type=submit]").click()
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Break-the-glass"))
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Asthma"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "break-glass-countdown"), "The window closes in"))
+    first = browser.find_element(By.ID, "break-glass-countdown").text
+    wait_for(browser, lambda d: d.find_element(By.ID, "break-glass-countdown").text != first, timeout=5)
     accessible(browser)
     assert console_problems(browser, refusals=(403,)) == [], "only the refusal the test provoked"
 

@@ -9,6 +9,8 @@ import RecordsContract
 
 /// Routes for patients, consent and health records (all reads authenticated and audited).
 struct RecordsAPI: Sendable {
+    /// On an emergency timeline read: when the reader's break-the-glass window closes (ms since the epoch).
+    static let breakGlassUntil = HTTPField.Name("CareLedger-Break-Glass-Until")!
     let api: LedgerAPI
     let records: RecordsService
 
@@ -40,11 +42,16 @@ struct RecordsAPI: Sendable {
         router.get("/v1/patients/:did/records") { request, context in
             await api.handle {
                 let reader = try auth.authenticate(request)
+                let patient = context.parameters.get("did") ?? "", purpose = request.uri.queryParameters.get("purpose") ?? "treatment"
                 let body = try await records.timeline(
-                    patient: context.parameters.get("did") ?? "", readerDID: reader, purpose: request.uri.queryParameters.get("purpose") ?? "treatment",
-                    reason: request.uri.queryParameters.get("reason").map { String($0) }
+                    patient: patient, readerDID: reader, purpose: purpose, reason: request.uri.queryParameters.get("reason").map { String($0) }
                 ) { reads, withheld in await RecordRead.timelineBytes(reads, withheld: withheld) }
-                return JSONResponse.make(bytes: body)
+                var response = JSONResponse.make(bytes: body)
+                // An emergency read: when the open break-the-glass window closes (ms since the epoch).
+                if purpose == "emergency", let until = try records.json(AuditContract.breakGlassKey(patient: patient, reader: reader))?["until"]?.intValue {
+                    response.headers[RecordsAPI.breakGlassUntil] = String(until)
+                }
+                return response
             }
         }
         router.get("/v1/patients/:did/access-log") { request, context in

@@ -30,7 +30,7 @@ enum RecordsRoutes {
               parameters: [("id", "path", true, "record id")], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/records/{id}/history", summary: "A record's versions: salted hashes, authors, endorsements, status, recipients and key envelopes (authenticated, consent-checked, audited as a metadata read)",
               parameters: [("id", "path", true, "record id")], responseType: "application/json", hasBody: false),
-        Route(method: "get", path: "/v1/patients/{did}/records", summary: "A patient's timeline for the reader (authenticated, consent-checked, one access event)",
+        Route(method: "get", path: "/v1/patients/{did}/records", summary: "A patient's timeline for the reader (authenticated, consent-checked, one access event); an emergency read answers with the header CareLedger-Break-Glass-Until (when the window closes, ms since the epoch)",
               parameters: [
                   ("did", "path", true, "the patient's did"), ("purpose", "query", false, "purpose of use"),
                   ("reason", "query", false, "break-the-glass: why the reader reads without consent (10 characters or more; with purpose emergency)"),

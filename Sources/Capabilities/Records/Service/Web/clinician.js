@@ -9,6 +9,21 @@ import { resourceCard } from "./fhir-render.js";
 
 const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/;
 
+/** Counts the break-the-glass window down, once a second, while the element is on the page. */
+function tick(element, until) {
+  const left = until - Date.now();
+  if (left <= 0) {
+    element.textContent = "The emergency window has closed.";
+    return;
+  }
+  const minutes = Math.floor(left / 60000), seconds = Math.floor((left % 60000) / 1000);
+  element.textContent = `The window closes in ${minutes} min ${String(seconds).padStart(2, "0")} s.`;
+  if (element.isConnected || !element.dataset.started) {
+    element.dataset.started = "1";
+    setTimeout(() => element.isConnected && tick(element, until), 1000);
+  }
+}
+
 function observationForm(client, patient, organisation, done) {
   const type = h("select", { name: "resourceType" }, ["Observation", "Condition"].map((t) => h("option", { value: t }, t)));
   const what = h("input", { type: "text", name: "what", autocomplete: "off" });
@@ -71,9 +86,15 @@ async function patientRecord(main, context) {
     if (why && why.length < 10) return setError(reason, "An emergency reason is 10 characters or more.");
     const query = why ? `?purpose=emergency&reason=${encodeURIComponent(why)}` : "";
     try {
-      const answer = await client.get(`/v1/patients/${patient}/records${query}`);
+      if (!client.token) await client.signIn();
+      const response = await fetch(`/v1/patients/${patient}/records${query}`, { headers: { Authorization: `Bearer ${client.token}`, Accept: "application/json" } });
+      const answer = await response.json();
+      if (!response.ok) throw new ApiError(response.status, answer?.error?.code ?? `http_${response.status}`, answer?.error?.message ?? "");
+      const until = Number(response.headers.get("CareLedger-Break-Glass-Until") ?? 0);
       const opened = await openReads(answer.records ?? [], client.identity);
-      const banner = why ? h("p", { class: "notice bad", role: "alert" }, `Break-the-glass access, recorded with your reason: ${why}`) : null;
+      const countdown = h("span", { id: "break-glass-countdown" });
+      const banner = why ? h("p", { class: "notice bad", role: "alert" }, `Break-the-glass access, recorded with your reason: ${why}. `, countdown) : null;
+      if (until) tick(countdown, until);
       mount(out, banner, h("h2", {}, `Record of ${shortDID(patient)}`),
         opened.length ? opened.sort((a, b) => b.read.time - a.read.time).map(({ read, resource }) => resourceCard(resource, `${read.resourceType}, version ${read.version}, ${when(read.time)}`))
           : h("p", {}, "Nothing you may read yet."),
