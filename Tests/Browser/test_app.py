@@ -483,3 +483,38 @@ def test_a_guardian_approves_a_recovery(alice_with_records, browser, tmp_path):
     assert cli("key", "show", "--key", out).strip() == did(data, "alice")
     assert run("access-log", "--node", url, "--key", f"{keys}/alice.key").returncode == 1, "the old key is retired"
     assert console_problems(browser) == []
+
+
+def test_keyboard_alone(alice_with_records, browser):
+    """A whole flow by keyboard alone, with visible focus: to a checked receipt, then back through the
+    navigation to the skip link."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    url, data = alice_with_records
+    digest = hashlib.sha256(b"keyboard only").hexdigest()
+    submitted = run("tx", "submit", "--node", url, "--key", f"{data}/keys/hospital-b.key", "--contract", "notary", "--action", "record",
+                    "--payload", json.dumps({"hash": digest, "label": "keys"}), "--wait", "--json")
+    tx = json.loads(submitted.stdout)["id"]
+    browser.get(url + "/app/#/ledger")
+    heading(browser, "Ledger")
+    # The app moves focus to the page's content after each navigation; Tab from there reaches the field.
+    assert browser.switch_to.active_element.get_attribute("id") == "main"
+    for _ in range(10):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        if browser.switch_to.active_element.get_attribute("name") == "transaction":
+            break
+    field = browser.switch_to.active_element
+    assert field.get_attribute("name") == "transaction"
+    assert field.value_of_css_property("outline-style") == "solid", "focus is visible"
+    ActionChains(browser).send_keys(tx).send_keys(Keys.ENTER).perform()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "verdict"), "Verified"))
+    for _ in range(15):
+        ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        if browser.switch_to.active_element.text == "Skip to content":
+            break
+    skip = browser.switch_to.active_element
+    assert skip.text == "Skip to content" and skip.value_of_css_property("outline-style") == "solid"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "main"
+    assert console_problems(browser) == []
