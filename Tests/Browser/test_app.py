@@ -14,7 +14,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from selenium_axe_python import Axe
 
-from conftest import BINARY, cli, console_problems
+from conftest import BINARY, chromium, cli, console_problems
 
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
@@ -449,10 +449,12 @@ def test_the_privacy_officer_reviews_an_emergency_read(alice_with_records, brows
 
 
 def test_a_guardian_approves_a_recovery(alice_with_records, browser, tmp_path):
-    """Alice names Dr Bob her guardian in the app; her new device asks (CLI); Dr Bob sees the request's
-    check code in the app and approves; the new device's keys are hers. (Last: Alice's old key is retired.)"""
+    """Alice names Dr Bob her guardian in the app. She loses her device: a new browser makes new keys and
+    asks; Dr Bob, in his browser, approves the request whose check code she reads out; her new browser is
+    then signed in as Alice with its own keys, and her old key file is refused. (Last of Alice's tests.)"""
     url, data = alice_with_records
     keys = f"{data}/keys"
+    alice = did(data, "alice")
     sign_in(browser, url, f"{keys}/alice.key")
     heading(browser, "My health record")
     browser.execute_script("location.hash = '#/guardians'")
@@ -464,24 +466,90 @@ def test_a_guardian_approves_a_recovery(alice_with_records, browser, tmp_path):
     threshold.send_keys("1")
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=setup-title] button[type=submit]").click()
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Saved: 1 of 1"))
-    new_key = str(tmp_path / "new-device.key")
-    cli("key", "generate", "--out", new_key)
-    asked = cli("recovery", "request", "--node", url, "--key", new_key, "--patient", did(data, "alice"), "--json")
-    code = json.loads(asked)["checkCode"]
 
-    browser.delete_all_cookies()
-    sign_in(browser, url, f"{keys}/dr-bob.key")
-    heading(browser, "Patients")
-    browser.execute_script("location.hash = '#/guardians'")
-    heading(browser, "Guardians")
-    browser.find_element(By.NAME, "guarded").send_keys(did(data, "alice"))
-    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=approve-title] button[type=submit]").click()
-    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, f"button[data-approve='{code}']"))).click()
-    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "their new device is now them"))
-    out = str(tmp_path / "alice-recovered.key")
-    cli("recovery", "complete", "--node", url, "--key", new_key, "--patient", did(data, "alice"), "--out", out)
-    assert cli("key", "show", "--key", out).strip() == did(data, "alice")
+    device = chromium()
+    try:
+        device.get(url + "/app/")
+        heading(device, "Welcome")
+        device.find_element(By.CSS_SELECTOR, "a[href='#/recover']").click()
+        heading(device, "Recover my keys")
+        accessible(device)
+        device.find_element(By.NAME, "recoverdid").send_keys(alice)
+        device.find_element(By.NAME, "recoverpassphrase").send_keys("a new phone, a new passphrase")
+        device.find_element(By.CSS_SELECTOR, "form[aria-labelledby=recover-title] button[type=submit]").click()
+        code = wait_for(device, EC.presence_of_element_located((By.ID, "check-code"))).text
+        device.find_element(By.XPATH, "//button[text()='Have they approved?']").click()
+        wait_for(device, EC.text_to_be_present_in_element((By.ID, "recovery-state"), "Not yet"))
+
+        sign_in(browser, url, f"{keys}/dr-bob.key")
+        heading(browser, "Patients")
+        browser.execute_script("location.hash = '#/guardians'")
+        heading(browser, "Guardians")
+        browser.find_element(By.NAME, "guarded").send_keys(alice)
+        browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=approve-title] button[type=submit]").click()
+        wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, f"button[data-approve='{code}']"))).click()
+        wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "their new device is now them"))
+
+        device.find_element(By.XPATH, "//button[text()='Have they approved?']").click()
+        heading(device, "My health record")
+        assert alice[:14] in device.find_element(By.ID, "who").text
+        wait_for(device, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "Asthma"))
+        assert console_problems(device, refusals=(403,)) == []
+    finally:
+        device.quit()
     assert run("access-log", "--node", url, "--key", f"{keys}/alice.key").returncode == 1, "the old key is retired"
+    assert console_problems(browser) == []
+
+
+def test_a_patient_replaces_her_keys_and_two_organisations_freeze_them(node, browser, tmp_path):
+    """Paula replaces her keys in the app: her record opens with the new keys, the old key file is refused,
+    her key history shows both. Then two organisations freeze her key (the first only proposes), which
+    stops her signing, and lift the freeze."""
+    url, data = node
+    keys = f"{data}/keys"
+    paula_key = str(tmp_path / "paula.key")
+    cli("key", "generate", "--out", paula_key)
+    paula = cli("key", "show", "--key", paula_key).strip()
+    cli("patient", "register", "--node", url, "--key", paula_key)
+    record = tmp_path / "bp-1.json"
+    record.write_text(json.dumps({"resourceType": "Observation", "id": "bp-1", "status": "final", "code": {"text": "Blood pressure"},
+                                  "valueQuantity": {"value": 120, "unit": "mmHg"}}))
+    cli("record", "put", "--node", url, "--key", paula_key, "--patient", paula, "--file", str(record), "--custodian", did(data, "hospital-a"))
+    sign_in(browser, url, paula_key)
+    heading(browser, "My health record")
+    browser.execute_script("location.hash = '#/keys'")
+    heading(browser, "My keys")
+    accessible(browser)
+    browser.find_element(By.NAME, "rotatepassphrase").send_keys("my brand new passphrase")
+    browser.find_element(By.NAME, "rotatereason").send_keys("phone lost on the train")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=rotate-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "rotated"), "Your keys were replaced"), timeout=60)
+    assert run("access-log", "--node", url, "--key", paula_key).returncode == 1, "the old key file is refused"
+    shown = json.loads(cli("principal", "show", "--node", url, paula))
+    assert len(shown["keyHistory"]) == 2 and shown["keyHistory"][1]["reason"] == "phone lost on the train"
+    browser.execute_script("location.hash = '#/timeline'")
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "120 mmHg"))
+    assert console_problems(browser) == []
+
+    def organisation(name, act, **fields):
+        sign_in(browser, url, f"{keys}/{name}.key")
+        wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "nav a[href='#/freeze']")))
+        browser.execute_script("location.hash = '#/freeze'")
+        heading(browser, "Suspected key theft")
+        for field_name, value in fields.items():
+            browser.find_element(By.NAME, field_name).send_keys(value)
+        browser.find_element(By.CSS_SELECTOR, f"form[aria-labelledby={act}-title] button[type=submit]").click()
+        wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, f"#{act}-result p")))
+        return browser.find_element(By.ID, f"{act}-result").text
+
+    assert organisation("hospital-a", "freeze", freezesubject=paula, freezereason="seen in person").startswith("Proposed")
+    accessible(browser)
+    assert organisation("hospital-b", "freeze", freezesubject=paula, freezereason="seen in person") == "Done: frozen."
+    shown = json.loads(cli("principal", "show", "--node", url, paula))
+    assert shown["frozen"]["by"] == [did(data, "hospital-a"), did(data, "hospital-b")]
+    assert organisation("hospital-b", "lift", liftsubject=paula).startswith("Proposed")
+    assert organisation("hospital-a", "lift", liftsubject=paula) == "Done: unfrozen."
+    assert "frozen" not in json.loads(cli("principal", "show", "--node", url, paula))
     assert console_problems(browser) == []
 
 

@@ -122,6 +122,8 @@ extension AppAssets {
     public static let kernelPages: [AppPage] = [
         AppPage(id: "ledger", title: "Ledger", roles: ["*"], module: "/app/js/pages/ledger.js",
                 summary: "blocks, transactions, checkpoints and finality; check a receipt's proof in your browser"),
+        AppPage(id: "freeze", title: "Key theft", roles: ["organisation"], module: "/app/js/pages/freeze.js",
+                summary: "freeze a patient's key you suspect stolen, lift the freeze, or give her new device's keys (with a second organisation)"),
     ]
 
     /// The manifest of every page, kernel's first, then each capability's in the order given.

@@ -55,6 +55,8 @@ public struct RecordsCapability: NodeCapability {
                         summary: "grant and revoke access to your records"),
                 AppPage(id: "access-log", title: "Who looked", roles: ["patient"], module: module,
                         summary: "every access to your records, refusals and emergencies included"),
+                AppPage(id: "keys", title: "My keys", roles: ["patient"], module: "/app/records/keys.js",
+                        summary: "your keys and their history; replace them if they may be in someone else's hands"),
                 AppPage(id: "disclosures", title: "Disclosures", roles: ["patient"], module: module,
                         summary: "the accounting of disclosures: what was released, to whom, why"),
                 AppPage(id: "endorsements", title: "Endorsements", roles: ["practitioner"], module: "/app/records/clinician.js",

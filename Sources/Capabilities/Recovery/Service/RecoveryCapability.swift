@@ -17,8 +17,12 @@ public struct RecoveryCapability: NodeCapability {
     /// The guardians' page of the web app (`Service/Web`, served under `/app/recovery/`).
     public var appContribution: AppContribution {
         AppContribution(
-            pages: [AppPage(id: "guardians", title: "Guardians", roles: ["patient", "practitioner"], module: "/app/recovery/guardians.js",
-                            summary: "name your guardians; approve the recovery of someone you guard")],
+            pages: [
+                AppPage(id: "guardians", title: "Guardians", roles: ["patient", "practitioner"], module: "/app/recovery/guardians.js",
+                        summary: "name your guardians; approve the recovery of someone you guard"),
+                AppPage(id: "recover", title: "Lost keys", roles: ["visitor"], module: "/app/recovery/recover.js",
+                        summary: "on a new device: ask your guardians to make its keys yours"),
+            ],
             files: Self.webFiles)
     }
 

@@ -171,7 +171,8 @@ function signInPage(main) {
       setError(pass, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
     }
   });
-  mount(main, h("h1", {}, "Welcome to CareLedger"), form, restore, create);
+  mount(main, h("h1", {}, "Welcome to CareLedger"), form,
+    h("p", {}, h("a", { href: "#/recover" }, "Lost your keys? Ask your guardians from this device.")), restore, create);
 }
 
 function homePage(main) {
@@ -188,7 +189,7 @@ async function route() {
   const main = document.getElementById("main");
   renderNav(id);
   if (!state.client) {
-    const page = state.pages.find((p) => p.id === id && p.roles.includes("*"));
+    const page = state.pages.find((p) => p.id === id && (p.roles.includes("*") || p.roles.includes("visitor")));
     if (!page) return signInPage(main);
   }
   if (id === "home") return homePage(main);
@@ -200,7 +201,11 @@ async function route() {
   mount(main, h("p", { class: "meta" }, "Loading…"));
   try {
     const module = await import(page.module);
-    await module.render(main, { client: state.client, principal: state.principal, params: rest, page });
+    const replaceClient = (client) => {
+      state.client = client;
+      listen();
+    };
+    await module.render(main, { client: state.client, principal: state.principal, params: rest, page, replaceClient, enter });
   } catch (error) {
     mount(main, h("h1", {}, page.title), h("p", { class: "notice bad", role: "alert" }, error instanceof ApiError ? `${error.code}: ${error.message}` : String(error.message ?? error)));
   }

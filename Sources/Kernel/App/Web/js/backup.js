@@ -12,18 +12,21 @@ async function passphraseKey(passphrase, salt, iterations) {
   return crypto.subtle.deriveKey({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, material, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 }
 
-/** Fresh Ed25519 and X25519 keys as a CareLedger key file's text (made extractable once, to write it). */
-export async function newKeyFile() {
+/** Fresh Ed25519 and X25519 keys as a CareLedger key file's text (made extractable once, to write it);
+ *  `principal`: the did they will sign for (after a rotation or a recovery), when not their own. */
+export async function newKeyFile(principal = null) {
   const signing = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
   const encryption = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
   const seed = new Uint8Array(await crypto.subtle.exportKey("pkcs8", signing.privateKey)).slice(-32);
   const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", signing.publicKey));
   const encPrivate = new Uint8Array(await crypto.subtle.exportKey("pkcs8", encryption.privateKey)).slice(-32);
   const encPublic = new Uint8Array(await crypto.subtle.exportKey("raw", encryption.publicKey));
-  return JSON.stringify({
+  const file = {
     type: "Ed25519", did: didKey(publicKey), publicKey: base64(publicKey), privateKey: base64(seed),
     encryptionPublicKey: base64(encPublic), encryptionPrivateKey: base64(encPrivate),
-  });
+  };
+  if (principal && principal !== file.did) file.principal = principal;
+  return JSON.stringify(file);
 }
 
 /** The encrypted backup (JSON text) of a key file's text. */
@@ -33,6 +36,16 @@ export async function seal(keyFileText, passphrase) {
   const key = await passphraseKey(passphrase, salt, ITERATIONS);
   const ciphertext = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: utf8(FORMAT) }, key, utf8(keyFileText)));
   return JSON.stringify({ format: FORMAT, kdf: "PBKDF2-SHA256", iterations: ITERATIONS, salt: base64(salt), nonce: base64(nonce), ciphertext: base64(ciphertext) });
+}
+
+/** A link that saves `text` as a file (the user keeps it; nothing is stored by the app). */
+export function saveLink(text, name, label) {
+  const a = document.createElement("a");
+  a.className = "button";
+  a.download = name;
+  a.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  a.textContent = label;
+  return a;
 }
 
 /** The key file's text inside a backup; a wrong passphrase or a changed file throws. */

@@ -27,6 +27,18 @@ let current = null;
 
 export const identity = () => current;
 
+/** Whether the keys are kept on this device (IndexedDB). */
+export async function kept() {
+  try {
+    return (await transact("readonly", (s) => s.get("current"))) != null;
+  } catch {
+    return false;
+  }
+}
+
+/** A key file's keys without making them the session's. */
+export const fromKeyFileText = (text) => fromKeyFile(text);
+
 export async function importKeyFile(text, keep) {
   current = await fromKeyFile(text);
   if (keep) await transact("readwrite", (s) => s.put(current, "current"));
