@@ -21,31 +21,37 @@ struct PrincipalCommand: AsyncParsableCommand {
         }
     }
 
+    /// The patient an act names and why (both kept on chain, on her access log).
+    struct ActOptions: ParsableArguments {
+        @Option(help: "The patient's did.") var subject: String
+        @Option(help: "Why (kept on chain, on her access log).") var reason: String?
+
+        var payload: JSONValue {
+            var o: [String: JSONValue] = ["subject": .string(subject)]
+            if let reason { o["reason"] = .string(reason) }
+            return .object(o)
+        }
+    }
+
     struct Freeze: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "As an organisation that verified the patient in person, freeze her key (suspected theft); a second organisation confirms.",
             discussion: "A frozen key signs nothing and receives no new wrapped key until the patient's keys are rotated (guardian recovery, or `principal rotate` by two organisations) or the freeze is lifted. Both steps are on her access log.")
         @OptionGroup var options: NodeKeyOptions
-        @Option(help: "The patient's did.") var subject: String
-        @Option(help: "Why (kept on chain, on her access log).") var reason: String?
+        @OptionGroup var act: ActOptions
 
         func run() async throws {
-            var payload: [String: JSONValue] = ["subject": .string(subject)]
-            if let reason { payload["reason"] = .string(reason) }
-            try await PrincipalCommand.twoOrganisationAct(options, action: "freeze", payload: .object(payload), done: "frozen")
+            try await PrincipalCommand.twoOrganisationAct(options, action: "freeze", payload: act.payload, done: "frozen")
         }
     }
 
     struct Unfreeze: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Lift the freeze on a patient's key (false alarm); a second organisation confirms.")
         @OptionGroup var options: NodeKeyOptions
-        @Option(help: "The patient's did.") var subject: String
-        @Option(help: "Why (kept on chain, on her access log).") var reason: String?
+        @OptionGroup var act: ActOptions
 
         func run() async throws {
-            var payload: [String: JSONValue] = ["subject": .string(subject)]
-            if let reason { payload["reason"] = .string(reason) }
-            try await PrincipalCommand.twoOrganisationAct(options, action: "unfreeze", payload: .object(payload), done: "unfrozen")
+            try await PrincipalCommand.twoOrganisationAct(options, action: "unfreeze", payload: act.payload, done: "unfrozen")
         }
     }
 

@@ -31,15 +31,19 @@ public struct Vault: Sendable {
 
     /// Stores a blob after checking SHA-256(salt || ciphertext) == `saltedHash`.
     public func put(saltedHash: Hash, blob: [UInt8]) throws {
-        guard blob.count > 32 + 28, blob.count <= Self.maxBlobBytes else {
-            throw LedgerError("bad_blob", "a vault blob is a 32-byte salt then an AES-GCM ciphertext, at most \(Self.maxBlobBytes) bytes")
-        }
-        guard Hash.sha256(blob) == saltedHash else {
-            throw LedgerError("hash_mismatch", "SHA-256(salt || ciphertext) is not \(saltedHash.hex)")
-        }
+        try Self.check(saltedHash, blob)
         let target = file(saltedHash)
         if FileManager.default.fileExists(atPath: target) { return }
         guard DurableFile.save(blob, to: target, in: path) else { throw LedgerError("io_error", "cannot write the vault blob") }
+    }
+
+    /// A blob's shape and name: a 32-byte salt then an AES-GCM ciphertext, within the size limit, under
+    /// SHA-256(salt || ciphertext).
+    static func check(_ saltedHash: Hash, _ blob: [UInt8]) throws(LedgerError) {
+        guard blob.count > 32 + 28, blob.count <= Self.maxBlobBytes else {
+            throw LedgerError("bad_blob", "a vault blob is a 32-byte salt then an AES-GCM ciphertext, at most \(Self.maxBlobBytes) bytes")
+        }
+        guard Hash.sha256(blob) == saltedHash else { throw LedgerError("hash_mismatch", "SHA-256(salt || ciphertext) is not \(saltedHash.hex)") }
     }
 
     /// Stores many blobs durably with one sync of the file system instead of one per blob: each is
@@ -49,10 +53,7 @@ public struct Vault: Sendable {
         var pending: [(tmp: String, target: String)] = []
         defer { for p in pending { unlink(p.tmp) } }
         for (hash, blob) in blobs {
-            guard blob.count > 32 + 28, blob.count <= Self.maxBlobBytes else {
-                throw LedgerError("bad_blob", "a vault blob is a 32-byte salt then an AES-GCM ciphertext, at most \(Self.maxBlobBytes) bytes")
-            }
-            guard Hash.sha256(blob) == hash else { throw LedgerError("hash_mismatch", "SHA-256(salt || ciphertext) is not \(hash.hex)") }
+            try Self.check(hash, blob)
             let target = file(hash)
             if FileManager.default.fileExists(atPath: target) { continue }
             let tmp = target + ".tmp-\(UInt64.random(in: 0..<UInt64.max))"

@@ -2,7 +2,7 @@
 // reason, the open window shown with its countdown), and writing an Observation or a Condition through
 // a form checked before it is sent; sealed in the browser for the readers her consent names.
 import { h, field, setError, mount, notify, when, shortDID } from "/app/js/ui.js";
-import { ApiError } from "/app/js/api.js";
+import { ApiError, explain } from "/app/js/api.js";
 import { hex, fromBase64 } from "/app/js/bytes.js";
 import { seal, openReads, upload } from "/app/js/sealing.js";
 import { resourceCard } from "./fhir-render.js";
@@ -61,7 +61,7 @@ function observationForm(client, patient, organisation, done) {
       notify(`${type.value} written to the record.`);
       done();
     } catch (error) {
-      setError(what, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(what, explain(error));
     }
   });
   return form;

@@ -1,13 +1,12 @@
 // "My keys": the patient's keys and their history, and replacing them (a rotation): new keys made in
 // this browser, the rotation signed with the current key, every version of hers still wrapped for the
 // old key wrapped anew for the new one (as `careledger key rotate` does), and a backup of the new keys.
-import { h, field, setError, mount, notify, when, shortDID, badge } from "/app/js/ui.js";
-import { ApiError, Client, getPublic } from "/app/js/api.js";
-import { base64, concat, sha256, hex, utf8, fromBase64 } from "/app/js/bytes.js";
+import { h, field, setError, mount, notify, shortDID, badge } from "/app/js/ui.js";
+import { Client, getPublic, explain } from "/app/js/api.js";
+import { base64, utf8 } from "/app/js/bytes.js";
 import { sign } from "/app/js/keys.js";
 import { wrapKey, unwrapKey } from "/app/js/hpke.js";
-import { canonicalBytes } from "/app/js/canonical-json.js";
-import { upload } from "/app/js/sealing.js";
+import { upload, keyEnvelope } from "/app/js/sealing.js";
 import * as backup from "/app/js/backup.js";
 import * as session from "/app/js/session.js";
 
@@ -21,9 +20,8 @@ export async function rewrapHistory(client, old) {
   for (const [i, item] of items.entries()) {
     const context = `${item.recordId}/${item.version}`;
     const contentKey = await unwrapKey(item.wrappedKey, old.encryption, old.encryptionPublicKey, context, cache);
-    const envelope = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes({ [client.did]: await wrapKey(contentKey, client.identity.encryptionPublicKey, context) }));
-    const hash = hex(await sha256(envelope));
-    await upload(client, hash, envelope);
+    const { blob, hash } = await keyEnvelope({ [client.did]: await wrapKey(contentKey, client.identity.encryptionPublicKey, context) });
+    await upload(client, hash, blob);
     batch.push({ recordId: item.recordId, version: item.version, keys: hash });
     if (batch.length === 1000 || i === items.length - 1) {
       await client.submit("records", "rewrap", { patient: client.did, versions: batch });
@@ -70,7 +68,7 @@ export async function render(main, context) {
         backup.saveLink(sealed, "careledger-key-backup.json", "Save my new encrypted backup"));
       notify("Keys replaced.");
     } catch (error) {
-      setError(pass, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(pass, explain(error));
     }
   });
   mount(main, h("h1", {}, "My keys"),
@@ -80,6 +78,4 @@ export async function render(main, context) {
       h("tbody", {}, history.map((k) => h("tr", {}, h("td", { title: k.signingKey }, shortDID(k.signingKey)), h("td", {}, String(k.from ?? 0)),
         h("td", {}, k.until === undefined ? "current" : String(k.until)), h("td", {}, k.reason ?? "registered"))))),
     me.frozen ? h("p", { class: "notice bad" }, "Your key is frozen: ask your guardians to recover you, or two organisations to replace it in person.") : form);
-  void when;
-  void fromBase64;
 }

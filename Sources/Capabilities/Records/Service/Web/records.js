@@ -1,11 +1,10 @@
 // The patient's pages: her timeline (decrypted here, in the browser), who may see what (consents:
 // grant, with the keys of her records shared with the grantee, and revoke) and who looked (the access log).
 import { h, field, setError, notify, badge, when, shortDID, mount } from "/app/js/ui.js";
-import { getPublic, ApiError } from "/app/js/api.js";
-import { fromBase64, concat, sha256, hex } from "/app/js/bytes.js";
+import { getPublic, explain } from "/app/js/api.js";
+import { fromBase64 } from "/app/js/bytes.js";
 import { wrapKey } from "/app/js/hpke.js";
-import { canonicalBytes } from "/app/js/canonical-json.js";
-import { openReads, upload } from "/app/js/sealing.js";
+import { openReads, upload, keyEnvelope } from "/app/js/sealing.js";
 import { resourceCard } from "./fhir-render.js";
 
 async function timeline(main, { client }) {
@@ -69,9 +68,7 @@ async function shareKeys(client, grantee, types) {
   let shared = 0;
   for (const { read, contentKey } of await openReads(answer.records ?? [], client.identity)) {
     if (!types.includes("*") && !types.includes(read.resourceType)) continue;
-    const wrapped = await wrapKey(contentKey, granteeKey, read.context);
-    const blob = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes({ [grantee]: wrapped }));
-    const hash = hex(await sha256(blob));
+    const { blob, hash } = await keyEnvelope({ [grantee]: await wrapKey(contentKey, granteeKey, read.context) });
     await upload(client, hash, blob);
     try {
       await client.submit("records", "share", { recordId: read.recordId, version: read.version, recipients: [grantee], keys: hash });
@@ -136,7 +133,7 @@ async function consents(main, context) {
       notify(`Granted; the keys of ${shared} records shared.`);
       await consents(main, context);
     } catch (error) {
-      setError(grantee, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(grantee, explain(error));
     }
   });
   const active = list.filter((g) => g.status === "active");

@@ -1,7 +1,7 @@
 // The privacy officer's queue: emergency (break-the-glass) reads by the organisation's people, each
 // with its reason, to record as justified or unjustified (audit.review).
 import { h, field, setError, mount, notify, when, shortDID } from "/app/js/ui.js";
-import { ApiError } from "/app/js/api.js";
+import { explain } from "/app/js/api.js";
 
 export async function render(main, context) {
   const { client, principal } = context;
@@ -19,7 +19,7 @@ export async function render(main, context) {
         notify(`Recorded as ${outcome}.`);
         await render(main, context);
       } catch (error) {
-        setError(note, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+        setError(note, explain(error));
         event.target.disabled = false;
       }
     };

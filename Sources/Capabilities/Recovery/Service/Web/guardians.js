@@ -1,7 +1,7 @@
 // Key recovery in the app: a patient names her guardians; a guardian approves the request whose
 // check code the patient reads out to her (the last approval needed makes that device's keys hers).
 import { h, field, setError, mount, notify, when, shortDID } from "/app/js/ui.js";
-import { ApiError, getPublic } from "/app/js/api.js";
+import { explain } from "/app/js/api.js";
 
 const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/;
 
@@ -26,7 +26,7 @@ function setupForm(client) {
       await client.submit("recovery", "setup", { threshold: k, guardians: list });
       notify(`Saved: ${k} of ${list.length} guardians recover your keys.`);
     } catch (error) {
-      setError(guardians, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(guardians, explain(error));
     }
   });
   return form;
@@ -59,7 +59,7 @@ function approveForm(client) {
           }
         } }, `Approve ${r.checkCode}`))) : h("p", {}, "No request waits."));
     } catch (error) {
-      setError(patient, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(patient, explain(error));
     }
   }
   form.addEventListener("submit", (event) => {
@@ -71,6 +71,5 @@ function approveForm(client) {
 
 export async function render(main, context) {
   const { client, principal } = context;
-  void getPublic;
   mount(main, h("h1", {}, "Guardians"), principal.role === "patient" ? setupForm(client) : null, approveForm(client));
 }

@@ -1,7 +1,7 @@
 // "I lost my keys": on a new device, new keys are made here and ask the patient's guardians; she reads
 // the check code out to them; once enough approve, these keys are hers and she is signed in.
 import { h, field, setError, mount, notify } from "/app/js/ui.js";
-import { ApiError, Client } from "/app/js/api.js";
+import { Client, explain } from "/app/js/api.js";
 import { base64, sha256, hex, concat, utf8 } from "/app/js/bytes.js";
 import * as backup from "/app/js/backup.js";
 import * as session from "/app/js/session.js";
@@ -49,14 +49,14 @@ export async function render(main, context) {
           }
           await context.enter(await session.importKeyFile(keyFile, false));
         } catch (error) {
-          state.textContent = error instanceof ApiError ? `${error.code}: ${error.message}` : error.message;
+          state.textContent = explain(error);
         }
       });
       mount(out, h("p", {}, "Read this code out to your guardians (by phone, in person): ", h("strong", { id: "check-code" }, code)),
         backup.saveLink(sealed, "careledger-key-backup.json", "Save the new keys' encrypted backup"), state, check);
       notify("Asked: your guardians can now approve.");
     } catch (error) {
-      setError(did, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(did, explain(error));
     }
   });
   mount(main, h("h1", {}, "Recover my keys"), form);

@@ -3,7 +3,7 @@
 // or the camera where the browser has BarcodeDetector. The answer is large: green to dispense, red
 // with the reason in words and the EMVS alert code otherwise.
 import { h, field, setError, mount, notify, badge, when } from "/app/js/ui.js";
-import { ApiError } from "/app/js/api.js";
+import { explain } from "/app/js/api.js";
 import { openReads } from "/app/js/sealing.js";
 
 const WORDS = {
@@ -69,7 +69,7 @@ async function scan(main, { client }) {
       last = await client.request("POST", "/v1/supply/verify", { scan: text() });
       mount(answer, verdict(last), last.verified ? dispenseForm : null);
     } catch (error) {
-      setError(input, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(input, explain(error));
     }
   }
   const form = h("form", { class: "card", "aria-labelledby": "scan-title" },
@@ -95,7 +95,7 @@ async function scan(main, { client }) {
       input.value = "";
       input.focus();
     } catch (error) {
-      setError(patient, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(patient, explain(error));
     }
   });
   mount(main, h("h1", {}, "Pharmacy"), form, answer);
@@ -152,7 +152,7 @@ async function recallReport(main, { client }) {
           h("thead", {}, h("tr", {}, ["Pack", "Status", "Holder", "Custody"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, (r.packs ?? []).map((p) => h("tr", {}, h("td", {}, p.item ?? ""), h("td", {}, p.status ?? ""), h("td", {}, p.holder ?? ""), h("td", {}, p.custody ?? ""))))));
     } catch (error) {
-      setError(gtin, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(gtin, explain(error));
     }
   });
   mount(main, h("h1", {}, "Recall reports"), form, out);

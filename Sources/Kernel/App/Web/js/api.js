@@ -12,6 +12,11 @@ export class ApiError extends Error {
   }
 }
 
+/** An error in words for the page: the node's code and message, or the error's own message. */
+export function explain(error) {
+  return error instanceof ApiError ? `${error.code}: ${error.message}` : String(error?.message ?? error);
+}
+
 async function answer(response) {
   const text = await response.text();
   let body = null;

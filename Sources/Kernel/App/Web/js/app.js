@@ -1,7 +1,7 @@
 // The app shell: sign-in, one navigation adapting to the principal's roles, and the pages the
 // kernel and each capability contribute (listed in /app/manifest.json; each a module exporting
 // `render(main, context)`), routed by the URL's fragment (#/page).
-import { Client, getPublic, ApiError } from "./api.js";
+import { Client, getPublic, ApiError, explain } from "./api.js";
 import { h, field, notify, shortDID, setError, mount } from "./ui.js";
 import * as session from "./session.js";
 import * as backup from "./backup.js";
@@ -168,7 +168,7 @@ function signInPage(main) {
         h("button", { type: "button", class: "secondary", onclick: () => enter(identity) }, "Continue"));
       link.focus();
     } catch (error) {
-      setError(pass, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(pass, explain(error));
     }
   });
   mount(main, h("h1", {}, "Welcome to CareLedger"), form,
@@ -207,7 +207,7 @@ async function route() {
     };
     await module.render(main, { client: state.client, principal: state.principal, params: rest, page, replaceClient, enter });
   } catch (error) {
-    mount(main, h("h1", {}, page.title), h("p", { class: "notice bad", role: "alert" }, error instanceof ApiError ? `${error.code}: ${error.message}` : String(error.message ?? error)));
+    mount(main, h("h1", {}, page.title), h("p", { class: "notice bad", role: "alert" }, explain(error)));
   }
   main.focus({ preventScroll: true });
 }

@@ -6,6 +6,12 @@ import { concat, sha256, hex, utf8, fromBase64, fromUTF8 } from "./bytes.js";
 import { wrapKey, unwrapKey, openContent } from "./hpke.js";
 import { canonicalBytes } from "./canonical-json.js";
 
+/** A key envelope (salt ‖ canonical JSON {did: wrapped key}) and its name, SHA-256 of the blob. */
+export async function keyEnvelope(keys) {
+  const blob = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes(keys));
+  return { blob, hash: hex(await sha256(blob)) };
+}
+
 /** Seals a new version for `recipients` (did → raw X25519 key). */
 export async function seal(resource, recordID, version, recipients) {
   const context = `${recordID}/${version}`;
@@ -16,8 +22,8 @@ export async function seal(resource, recordID, version, recipients) {
   const blob = concat(crypto.getRandomValues(new Uint8Array(32)), sealed);
   const keys = {};
   for (const [did, key] of Object.entries(recipients)) keys[did] = await wrapKey(contentKey, key, context);
-  const envelope = concat(crypto.getRandomValues(new Uint8Array(32)), canonicalBytes(keys));
-  return { blob, hash: hex(await sha256(blob)), envelope, envelopeHash: hex(await sha256(envelope)), recipients: Object.keys(keys).sort() };
+  const envelope = await keyEnvelope(keys);
+  return { blob, hash: hex(await sha256(blob)), envelope: envelope.blob, envelopeHash: envelope.hash, recipients: Object.keys(keys).sort() };
 }
 
 /** Opens record reads (`GET /v1/records/{id}`, a timeline's `records`) with the principal's key (one decapsulation per shared `enc`). */

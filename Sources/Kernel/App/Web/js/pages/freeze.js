@@ -1,7 +1,7 @@
 // For an organisation that has seen a patient in person: freeze her key (suspected theft), lift the
 // freeze, or replace her keys with those of her new device (a second organisation confirms each).
 import { h, field, setError, mount, notify } from "../ui.js";
-import { ApiError } from "../api.js";
+import { explain } from "../api.js";
 
 const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/;
 
@@ -19,7 +19,7 @@ function act(client, title, id, fields, build) {
       mount(out, h("p", {}, status === "proposed" ? "Proposed: a second organisation confirms with the same step." : `Done: ${status}.`));
       notify(status === "proposed" ? "Proposed." : `Done: ${status}.`);
     } catch (error) {
-      setError(fields[0].control, error instanceof ApiError ? `${error.code}: ${error.message}` : error.message);
+      setError(fields[0].control, explain(error));
     }
   });
   return form;
