@@ -88,8 +88,14 @@ include-path-regex = "^/v1/records/"
 parameters = {{ "path.id" = "asthma-1" }}
 """
     config.write_text(CONTENT_RULES + (own if reach else ""))
+    # With own data the fixed values replace whatever was generated, so a request schemathesis meant
+    # as invalid reaches the node valid and is rightly answered 200. Schemathesis's coverage phase
+    # now and then still labels such a request negative (seen under load, with `mode = "positive"`),
+    # so that run says positive on the command line too and leaves the negative check to the
+    # generated run, where every parameter is schemathesis's own.
+    positive_only = ["--mode", "positive", "--exclude-checks", "negative_data_rejection"] if reach else []
     run = subprocess.run(
         SCHEMATHESIS + ["--config-file", str(config), "run", f"{url}/openapi.json", "-H", f"Authorization: Bearer {token}",
-         "--checks", "all", "--max-examples", "25", "--seed", SEED, "--no-color"],
+         "--checks", "all", *positive_only, "--max-examples", "25", "--seed", SEED, "--no-color"],
         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"schemathesis as the {role}:\n{run.stdout[-20000:]}\n{run.stderr[-2000:]}"
