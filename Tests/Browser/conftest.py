@@ -1,5 +1,6 @@
-"""The browser suite: headless Chromium (Debian's chromium and chromium-driver) driven by selenium,
-against a live `careledger up`."""
+"""The browser suite: every test in headless Chromium (Debian's chromium and chromium-driver, driven by
+selenium) and in headless Firefox (Debian's firefox-esr, driven over Marionette: see firefox.py),
+against a live `careledger up`. `CARELEDGER_BROWSERS=chromium` (or `firefox`) runs one of them."""
 import os
 import sys
 
@@ -10,6 +11,7 @@ from selenium.webdriver.chrome.service import Service
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Interop"))
 from careledger_node import BINARY, cli, running_node  # noqa: E402
 
+BROWSERS = [b for b in os.environ.get("CARELEDGER_BROWSERS", "chromium,firefox").split(",") if b]
 VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "vectors")
 CHAIN_FORMATS = os.path.join(os.path.dirname(__file__), "..", "LedgerCoreTests", "Vectors", "chain-formats.json")
 
@@ -23,16 +25,33 @@ def chromium():
     return webdriver.Chrome(service=Service(os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")), options=options)
 
 
+@pytest.fixture(scope="module", params=BROWSERS)
+def kind(request):
+    """The browser a module's tests run in; each browser gets a node of its own (the tests change the
+    ledger: a pack dispensed in one browser could not be dispensed again in the other)."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def node():
+def node(kind):
     with running_node("careledger-browser-") as (url, data):
         yield url, data
 
 
-@pytest.fixture()
-def browser():
-    driver = chromium()
+def open_browser(kind):
+    if kind == "firefox":
+        from firefox import Firefox
+        driver = Firefox()
+    else:
+        driver = chromium()
+    driver.kind = kind
     driver.set_script_timeout(120)
+    return driver
+
+
+@pytest.fixture()
+def browser(kind):
+    driver = open_browser(kind)
     yield driver
     driver.quit()
 

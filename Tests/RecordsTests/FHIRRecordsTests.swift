@@ -128,6 +128,56 @@ import Testing
     }
 
     /// The Synthea patient bundles import through the transaction endpoint and read back equal.
+    /// FHIR's $validate answers an OperationOutcome of the issues a write would meet and stores nothing.
+    @Test func validateChecksAResourceAndStoresNothing() async throws {
+        let patient = Party()
+        let network = try TestNetwork(contracts: .records, capabilities: recordsAlone)
+        let patientRef = "Patient/" + patient.did.dropFirst("did:key:".count)
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            #expect(try await rc.register(patient, patient, "patient")["status"] == .string("committed"))
+            let height = network.node.height
+            let observation: JSONValue = .object([
+                "resourceType": .string("Observation"), "status": .string("final"), "code": .object(["text": .string("Heart rate")]),
+                "subject": .object(["reference": .string(patientRef)]), "effectiveDateTime": .string("2026-12-07"),
+                "valueQuantity": .object(["value": .int(72), "unit": .string("/min")]),
+            ])
+            func issues(_ uri: String, _ body: JSONValue) async throws -> [JSONValue] {
+                let answer = try await rc.fhir(.post, uri, as: patient, body)
+                #expect(answer.status == .ok)
+                let outcome = try rc.json(answer)
+                #expect(outcome["resourceType"] == .string("OperationOutcome"))
+                return outcome["issue"]?.arrayValue ?? []
+            }
+            let valid = try await issues("/fhir/Observation/$validate", observation)
+            #expect(valid.count == 1 && valid[0]["severity"] == .string("information"))
+
+            var badDate = observation.objectValue!
+            badDate["effectiveDateTime"] = .string("7 December")
+            let dated = try await issues("/fhir/Observation/$validate", .object(badDate))
+            #expect(dated.count == 1 && dated[0]["severity"] == .string("error"))
+            #expect(dated[0]["expression"]?[0] == .string("Observation.effectiveDateTime"))
+            #expect(dated[0]["diagnostics"]?.stringValue?.contains("7 December") == true)
+
+            // The same resource inside a Parameters, as FHIR's operation also takes it.
+            let wrapped: JSONValue = .object(["resourceType": .string("Parameters"), "parameter": .array([.object(["name": .string("resource"), "resource": .object(badDate)])])])
+            #expect(try await issues("/fhir/Observation/$validate", wrapped).first?["expression"]?[0] == .string("Observation.effectiveDateTime"))
+
+            // The path's type must be the resource's; the patient must be named by her did.
+            #expect(try await issues("/fhir/Condition/$validate", observation).first?["expression"]?[0] == .string("resourceType"))
+            var anonymous = observation.objectValue!
+            anonymous["subject"] = .object(["reference": .string("Patient/123")])
+            #expect(try await issues("/fhir/Observation/$validate", .object(anonymous)).first?["expression"]?[0] == .string("Observation.subject"))
+
+            // Without a token: 401 with an OperationOutcome. Nothing was written by any of it.
+            let anonymousCall = try await client.execute(
+                uri: "/fhir/Observation/$validate", method: .post, headers: [.contentType: "application/fhir+json"], body: ByteBuffer(bytes: observation.canonicalBytes))
+            #expect(anonymousCall.status == .unauthorized)
+            #expect(try rc.json(anonymousCall)["resourceType"] == .string("OperationOutcome"))
+            #expect(network.node.height == height)
+        }
+    }
+
     @Test func syntheaBundlesImportAndReadBackEqual() async throws {
         let hospital = Party(), doctor = Party()
         let network = try TestNetwork(

@@ -104,6 +104,18 @@ struct FHIRAPI: Sendable {
                 return Self.respond(Self.searchset(page, total: total))
             }
         }
+        // FHIR's $validate: checks a resource as a write would, stores nothing, answers 200 with an
+        // OperationOutcome of its issues (one `informational` issue when there are none). The app checks
+        // a form with it before sealing the record in the browser.
+        router.post("/fhir/:type/$validate") { request, context in
+            await handle {
+                _ = try auth.authenticate(request)
+                if let media = request.headers[.contentType]?.lowercased(), !media.hasPrefix("application/fhir+json"), !media.hasPrefix("application/json") {
+                    throw LedgerError("unsupported_media_type", "send application/fhir+json")
+                }
+                return Self.respond(Self.validation(try await api.jsonBody(request), type: context.parameters.get("type") ?? ""))
+            }
+        }
         if let acting {
             FHIRRecords(fhir: self, acting: acting).register(on: router)
         } else {
@@ -111,6 +123,33 @@ struct FHIRAPI: Sendable {
                 await handle { throw LedgerError("not_supported", "\(context.parameters.get("type") ?? "") is served only by a node acting for an organisation") }
             }
         }
+    }
+
+    /// The OperationOutcome of `$validate` for a resource (or a Parameters whose `resource` parameter
+    /// holds it) posted to `/fhir/<type>/$validate`: FHIR's structural rules, the type of the path, and
+    /// the patient named as a did, as a write checks them.
+    static func validation(_ posted: JSONValue, type: String) -> JSONValue {
+        var resource = posted
+        if posted["resourceType"]?.stringValue == "Parameters",
+            let inner = posted["parameter"]?.arrayValue?.first(where: { $0["name"]?.stringValue == "resource" })?["resource"]
+        {
+            resource = inner
+        }
+        var issues = FHIRValidator.validate(resource)
+        if issues.isEmpty, let posted = resource["resourceType"]?.stringValue, posted != type {
+            issues.append(FHIRIssue(severity: .error, code: "value", diagnostics: "the resource is a \(posted), sent to \(type)/$validate", expression: "resourceType"))
+        }
+        if issues.isEmpty, type != "Patient", !["Consent", "AuditEvent", "Provenance"].contains(type) {
+            do {
+                _ = try FHIRRecords.patientDID(of: resource)
+            } catch {
+                issues.append(FHIRIssue(severity: .error, code: "value", diagnostics: error.message, expression: "\(type).subject"))
+            }
+        }
+        if issues.isEmpty {
+            issues = [FHIRIssue(severity: .information, code: "informational", diagnostics: "no issues: the resource is valid", expression: "$this")]
+        }
+        return FHIRValidator.operationOutcome(issues)
     }
 
     /// The search parameters besides the patient: `_lastUpdated`, `date`, `_count`, `_sort` and the rest of `FHIRSearch`.

@@ -17,6 +17,16 @@ struct RecordsAPI: Sendable {
     var auth: AuthService { api.auth }
 
     func register(on router: Router<LedgerRequestContext>) {
+        // The consent categories a grant may name, each with the resource types it covers (public: the
+        // same on every node; the app's grant form offers them).
+        router.get("/v1/consent/categories") { _, _ in
+            await api.handle {
+                let categories = ConsentGrant.categoryTypes.keys.sorted().map { name -> JSONValue in
+                    .object(["name": .string(name), "resourceTypes": .array(ConsentGrant.categoryTypes[name]!.sorted().map { .string($0) })])
+                }
+                return JSONResponse.make(.object(["categories": .array(categories)]))
+            }
+        }
         router.get("/v1/records/:id") { request, context in
             await api.handle {
                 let reader = try auth.authenticate(request)

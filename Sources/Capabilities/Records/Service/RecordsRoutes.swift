@@ -16,6 +16,8 @@ enum RecordsRoutes {
         pattern: "^(Patient/|did:key:)\(OpenAPIDocument.didKeyMultibase)$")
 
     static let all: [Route] = [
+        Route(method: "get", path: "/v1/consent/categories", summary: "The consent categories a grant may name (categories in consent.grant), each with the FHIR resource types it covers",
+              parameters: [], responseType: "application/json", hasBody: false),
         Route(method: "get", path: "/v1/records/{id}", summary: "Read a record (authenticated, consent-checked, audited): ciphertext and the key wrapped for the reader",
               parameters: [
                   ("id", "path", true, "record id"), ("purpose", "query", false, "treatment (default), payment, research, emergency"),
@@ -104,6 +106,9 @@ enum RecordsRoutes {
               parameters: [], responseType: "application/fhir+json", hasBody: true, refused: true),
         Route(method: "put", path: "/fhir/Provenance/{id}", summary: "Refused with 405: provenance is derived from the chain",
               parameters: [("id", "path", true, "provenance id")], responseType: "application/fhir+json", hasBody: true, refused: true),
+        Route(method: "post", path: "/fhir/{type}/$validate",
+              summary: "FHIR $validate: checks a resource (or a Parameters holding it) as a write would and stores nothing; 200 with an OperationOutcome of its issues, one informational issue when valid",
+              parameters: [("type", "path", true, "resource type")], responseType: "application/fhir+json", hasBody: true),
     ] + ledgerOwnedHistory + refusedFHIRMethods
 
     /// `_history` and vread of the FHIR types the ledger derives (one version each).

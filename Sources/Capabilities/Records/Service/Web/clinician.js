@@ -29,14 +29,23 @@ function observationForm(client, patient, organisation, done) {
   const what = h("input", { type: "text", name: "what", autocomplete: "off" });
   const value = h("input", { type: "text", name: "value", inputmode: "decimal", autocomplete: "off" });
   const unit = h("input", { type: "text", name: "unit", autocomplete: "off" });
+  const at = h("input", { type: "text", name: "when", autocomplete: "off" });
   const form = h("form", { class: "card", "aria-labelledby": "write-title", novalidate: true },
     h("h2", { id: "write-title" }, "Write to this record"),
     field("Kind", type), field("What (e.g. Heart rate, Asthma)", what),
     field("Value (Observation)", value, "A number"), field("Unit (Observation)", unit, "e.g. /min, mmHg, kg"),
+    field("When (optional)", at, "A date such as 2026-12-07, or a date and time; empty means now"),
     h("button", { type: "submit" }, "Write"));
+  // Which field an issue of the node's OperationOutcome is about, by its FHIRPath expression.
+  const fieldOf = (issue) => {
+    const path = issue.expression?.[0] ?? "";
+    if (/DateTime|date/i.test(path)) return at;
+    if (/\.value/.test(path)) return /unit/.test(path) ? unit : value;
+    return what;
+  };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    for (const c of [what, value, unit]) setError(c, "");
+    for (const c of [what, value, unit, at]) setError(c, "");
     const observation = type.value === "Observation";
     let bad = false;
     if (!what.value.trim()) bad = setError(what, "Say what it is.") || true;
@@ -44,11 +53,23 @@ function observationForm(client, patient, organisation, done) {
     if (observation && !unit.value.trim()) bad = setError(unit, "Give the unit.") || true;
     if (bad) return;
     const id = `${type.value.toLowerCase()}-${hex(crypto.getRandomValues(new Uint8Array(6)))}`;
+    const moment = at.value.trim() || new Date().toISOString();
+    // FHIR names her as Patient/<the did's multibase>, as the node's FHIR facade does.
+    const subject = { reference: `Patient/${patient.slice("did:key:".length)}` };
     const resource = observation
-      ? { resourceType: "Observation", id, status: "final", code: { text: what.value.trim() }, subject: { reference: `Patient/${patient}` },
-          effectiveDateTime: new Date().toISOString(), valueQuantity: { value: Number(value.value), unit: unit.value.trim() } }
-      : { resourceType: "Condition", id, code: { text: what.value.trim() }, subject: { reference: `Patient/${patient}` }, clinicalStatus: { text: "active" } };
+      ? { resourceType: "Observation", id, status: "final", code: { text: what.value.trim() }, subject,
+          effectiveDateTime: moment, valueQuantity: { value: Number(value.value), unit: unit.value.trim() } }
+      : { resourceType: "Condition", id, code: { text: what.value.trim() }, subject, clinicalStatus: { text: "active" },
+          onsetDateTime: moment };
     try {
+      // The node's FHIR validator has the last word before anything is sealed: each issue of its
+      // OperationOutcome is shown in words beside the field it names.
+      const outcome = await client.request("POST", `/fhir/${type.value}/$validate`, resource);
+      const problems = (outcome?.issue ?? []).filter((i) => i.severity === "error" || i.severity === "fatal");
+      if (problems.length) {
+        for (const issue of problems) setError(fieldOf(issue), `The record would be refused: ${issue.diagnostics}.`);
+        return;
+      }
       const answer = await client.get(`/v1/patients/${patient}/recipients?resourceType=${type.value}&custodian=${organisation}`);
       const recipients = Object.fromEntries(answer.recipients.map((r) => [r.did, fromBase64(r.encryptionKey)]));
       const sealed = await seal(resource, id, 1, recipients);

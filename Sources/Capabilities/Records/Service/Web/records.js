@@ -92,22 +92,36 @@ async function consents(main, context) {
   }
   const grantee = h("input", { type: "text", name: "grantee", autocomplete: "off", spellcheck: "false" });
   const purpose = h("select", { name: "purpose" }, ["treatment", "payment", "research"].map((p) => h("option", { value: p }, p)));
-  const types = h("input", { type: "text", name: "types", value: "*" });
+  // What: everything, or some of the node's consent categories, and any resource types besides.
+  const categories = (await getPublic("/v1/consent/categories")).categories ?? [];
+  const everything = h("input", { type: "checkbox", name: "everything", id: "grant-everything", checked: true });
+  const boxes = categories.map((c) => h("input", { type: "checkbox", name: "category", value: c.name, id: `grant-category-${c.name}` }));
+  const types = h("input", { type: "text", name: "types", autocomplete: "off" });
+  const what = h("fieldset", { class: "field" },
+    h("legend", {}, "What"),
+    h("div", { class: "row" }, everything, h("label", { for: everything.id }, "All my records")),
+    categories.map((c, i) => h("div", { class: "row" }, boxes[i],
+      h("label", { for: boxes[i].id }, `${c.name[0].toUpperCase()}${c.name.slice(1)}`, h("span", { class: "meta" }, ` (${c.resourceTypes.join(", ")})`)))),
+    field("Other resource types (optional)", types, "Separated by commas, e.g. Condition, Immunization"));
   const until = h("input", { type: "date", name: "until" });
   const form = h("form", { class: "card", "aria-labelledby": "grant-title" },
     h("h2", { id: "grant-title" }, "Let someone see your records"),
     field("Who", grantee, "An organisation or care team by name, or anyone by did (did:key:z…)"),
     field("Why", purpose),
-    field("What", types, "Resource types separated by commas (Condition, Observation, …), or * for all"),
+    what,
     field("Until (optional)", until, "The grant ends at the start of this day"),
     h("button", { type: "submit" }, "Grant"));
+  // Choosing a category or a type means not everything.
+  for (const box of boxes) box.addEventListener("change", () => { if (box.checked) everything.checked = false; });
+  types.addEventListener("input", () => { if (types.value.trim()) everything.checked = false; });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     setError(grantee, "");
     setError(types, "");
     setError(until, "");
     let did = grantee.value.trim();
-    const typeList = types.value.split(",").map((t) => t.trim()).filter(Boolean);
+    const chosen = everything.checked ? [] : boxes.filter((b) => b.checked).map((b) => b.value);
+    const typeList = everything.checked ? ["*"] : types.value.split(",").map((t) => t.trim()).filter(Boolean);
     if (!did) return setError(grantee, "Say who: a name or a did.");
     if (!did.startsWith("did:")) {
       const found = did.length < 2 ? [] : (await getPublic(`/v1/principals?name=${encodeURIComponent(did)}`)).principals ?? [];
@@ -117,7 +131,9 @@ async function consents(main, context) {
       did = found[0].did;
     }
     if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) return setError(grantee, "Enter a did:key (it starts with did:key:z).");
-    if (!typeList.length) return setError(types, "Name at least one resource type, or * for all.");
+    if (!typeList.length && !chosen.length) return setError(types, "Choose all your records, a category, or name a resource type.");
+    const bad = typeList.find((t) => t !== "*" && !/^[A-Z][A-Za-z]{1,63}$/.test(t));
+    if (bad) return setError(types, `${bad} is not a FHIR resource type (such as Condition or Immunization).`);
     const end = until.value ? new Date(`${until.value}T00:00:00`).getTime() : null;
     if (end !== null && !(end > Date.now())) return setError(until, "A day in the future.");
     try {
@@ -126,10 +142,13 @@ async function consents(main, context) {
       return setError(grantee, "Nobody is registered under this did.");
     }
     try {
-      const payload = { grantee: did, purposes: [purpose.value], resourceTypes: typeList, decision: "permit" };
+      const payload = { grantee: did, purposes: [purpose.value], decision: "permit" };
+      if (typeList.length) payload.resourceTypes = typeList;
+      if (chosen.length) payload.categories = chosen;
       if (end !== null) payload.end = end;
       await client.submit("consent", "grant", payload);
-      const shared = purpose.value === "treatment" ? await shareKeys(client, did, typeList) : 0;
+      const covered = [...typeList, ...categories.filter((c) => chosen.includes(c.name)).flatMap((c) => c.resourceTypes)];
+      const shared = purpose.value === "treatment" ? await shareKeys(client, did, covered) : 0;
       notify(`Granted; the keys of ${shared} records shared.`);
       await consents(main, context);
     } catch (error) {

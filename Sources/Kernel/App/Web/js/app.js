@@ -95,8 +95,9 @@ async function signedIn(identity) {
 async function enter(identity) {
   await signedIn(identity);
   notify(`Signed in as ${shortDID(identity.did)}`);
-  location.hash = `#/${visiblePages().find((p) => p.home)?.id ?? "home"}`;
-  await route();
+  const home = `#/${visiblePages().find((p) => p.home)?.id ?? "home"}`;
+  if (location.hash === home) await route();
+  else location.hash = home; // the hashchange routes
 }
 
 function keepBox(id) {
@@ -184,9 +185,17 @@ function homePage(main) {
   );
 }
 
+// Each route draws into a view of its own: a page still loading when the user moves on (or when
+// sign-in's own move to the home page is overtaken) writes into its detached view, never over the
+// page she moved to.
+let turn = 0;
+
 async function route() {
+  const mine = ++turn;
   const [id, ...rest] = (location.hash.replace(/^#\/?/, "") || "home").split("/");
-  const main = document.getElementById("main");
+  const outer = document.getElementById("main");
+  const main = h("div", { class: "view" });
+  mount(outer, main);
   renderNav(id);
   if (!state.client) {
     const page = state.pages.find((p) => p.id === id && (p.roles.includes("*") || p.roles.includes("visitor")));
@@ -209,7 +218,7 @@ async function route() {
   } catch (error) {
     mount(main, h("h1", {}, page.title), h("p", { class: "notice bad", role: "alert" }, explain(error)));
   }
-  main.focus({ preventScroll: true });
+  if (mine === turn) outer.focus({ preventScroll: true });
 }
 
 async function start() {
