@@ -429,6 +429,36 @@ def test_a_clinician_reads_writes_and_breaks_the_glass(alice_with_records, brows
     assert console_problems(browser, refusals=(403,)) == [], "only the refusal the test provoked"
 
 
+def test_a_clinician_works_through_her_organisations_node(alice_with_records, browser):
+    """The node acts for Hospital A: Dr Bob ticks "through my organisation's node", reads Alice's record as
+    the node opens it (FHIR search) and writes an Observation the node seals and commits on his behalf."""
+    url, data = alice_with_records
+    keys = f"{data}/keys"
+    alice, bob, hospital = did(data, "alice"), did(data, "dr-bob"), did(data, "hospital-a")
+    sign_in(browser, url, f"{keys}/dr-bob.key")
+    heading(browser, "Patients")
+    browser.find_element(By.NAME, "patient").send_keys(alice)
+    browser.find_element(By.ID, "through-node").click()
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=find-title] button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Opened by your organisation's node"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "Asthma"))
+    accessible(browser)
+    write = "form[aria-labelledby=write-title]"
+    browser.find_element(By.NAME, "what").send_keys("Body weight")
+    browser.find_element(By.NAME, "value").send_keys("70")
+    browser.find_element(By.NAME, "unit").send_keys("kg")
+    browser.find_element(By.CSS_SELECTOR, f"{write} button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "through your organisation's node"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "patient-record"), "70 kg"))
+    # Alice reads it with her own key; on chain the hospital wrote it on Dr Bob's behalf.
+    timeline = json.loads(cli("patient", "timeline", "--node", url, "--key", f"{keys}/alice.key", "--json"))
+    weights = [r for r in timeline["records"] if r.get("code", {}).get("text") == "Body weight"]
+    assert len(weights) == 1, timeline
+    history = json.loads(cli("record", "history", "--node", url, "--key", f"{keys}/alice.key", "--id", weights[0]["id"], "--json"))
+    assert history["versions"][0]["author"] == hospital and history["versions"][0]["onBehalfOf"] == bob, history
+    assert console_problems(browser) == []
+
+
 def test_live_news_and_erasure(alice_with_records, browser, tmp_path):
     """While Alice reads her record, Dr Bob writes another: she is told at once (server-sent events,
     the token in a header). She erases it, confirming, and saves the signed erasure receipt; the record

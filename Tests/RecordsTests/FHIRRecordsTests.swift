@@ -169,6 +169,11 @@ import Testing
             anonymous["subject"] = .object(["reference": .string("Patient/123")])
             #expect(try await issues("/fhir/Observation/$validate", .object(anonymous)).first?["expression"]?[0] == .string("Observation.subject"))
 
+            // A body that is no resource at all: 400.
+            let notAResource = try await rc.fhir(.post, "/fhir/Observation/$validate", as: patient, .array([observation]))
+            #expect(notAResource.status == .badRequest)
+            #expect(try rc.json(notAResource)["resourceType"] == .string("OperationOutcome"))
+
             // Without a token: 401 with an OperationOutcome. Nothing was written by any of it.
             let anonymousCall = try await client.execute(
                 uri: "/fhir/Observation/$validate", method: .post, headers: [.contentType: "application/fhir+json"], body: ByteBuffer(bytes: observation.canonicalBytes))

@@ -45,7 +45,9 @@ public enum FHIRHost {
     }
 
     /// The CapabilityStatement of this node: the resources and system interactions its capabilities serve.
-    static func capabilityStatement(resources: [JSONValue], interactions: [String]) -> JSONValue {
+    /// `custodian`: the did of the organisation the node acts for, if any (`implementation.custodian`,
+    /// identified by its did: the app offers its practitioners to work through this node).
+    static func capabilityStatement(resources: [JSONValue], interactions: [String], custodian: String? = nil) -> JSONValue {
         var rest: [String: JSONValue] = [
             "mode": .string("server"),
             "security": .object([
@@ -56,11 +58,15 @@ public enum FHIRHost {
             "resource": .array(resources),
         ]
         if !interactions.isEmpty { rest["interaction"] = .array(interactions.map { .object(["code": .string($0)]) }) }
+        var implementation: [String: JSONValue] = ["description": .string("CareLedger node FHIR R4 facade")]
+        if let custodian {
+            implementation["custodian"] = .object(["identifier": .object(["system": .string("urn:ietf:rfc:3986"), "value": .string(custodian)])])
+        }
         return .object([
             "resourceType": .string("CapabilityStatement"), "status": .string("active"), "date": .string("2026-11-25"),
             "kind": .string("instance"), "fhirVersion": .string("4.0.1"), "format": .array([.string("json")]),
             // cpb-15 (an instance describes its implementation).
-            "implementation": .object(["description": .string("CareLedger node FHIR R4 facade")]),
+            "implementation": .object(implementation),
             "software": .object(["name": .string("CareLedger"), "version": .string(LedgerAPI.version)]),
             "rest": .array([.object(rest)]),
         ])

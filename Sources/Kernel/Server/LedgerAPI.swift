@@ -293,7 +293,9 @@ public struct LedgerAPI: Sendable {
         for capability in capabilities { capability.addRoutes(to: router, api: self) }
         router.get("/fhir/metadata") { _, _ in
             FHIRHost.respond(
-                FHIRHost.capabilityStatement(resources: capabilities.flatMap { $0.fhirResources(api: self) }, interactions: capabilities.flatMap { $0.fhirInteractions(api: self) }))
+                FHIRHost.capabilityStatement(
+                    resources: capabilities.flatMap { $0.fhirResources(api: self) }, interactions: capabilities.flatMap { $0.fhirInteractions(api: self) },
+                    custodian: acting?.did))
         }
         // What no route answers: 405 with Allow where the path is served with other methods; under /fhir
         // an OperationOutcome (the middleware added first).

@@ -105,7 +105,8 @@ struct FHIRAPI: Sendable {
             }
         }
         // FHIR's $validate: checks a resource as a write would, stores nothing, answers 200 with an
-        // OperationOutcome of its issues (one `informational` issue when there are none). The app checks
+        // OperationOutcome of its issues (one `informational` issue when there are none); a body that is
+        // not a JSON object is no resource to check (400). The app checks
         // a form with it before sealing the record in the browser.
         router.post("/fhir/:type/$validate") { request, context in
             await handle {
@@ -113,7 +114,10 @@ struct FHIRAPI: Sendable {
                 if let media = request.headers[.contentType]?.lowercased(), !media.hasPrefix("application/fhir+json"), !media.hasPrefix("application/json") {
                     throw LedgerError("unsupported_media_type", "send application/fhir+json")
                 }
-                return Self.respond(Self.validation(try await api.jsonBody(request), type: context.parameters.get("type") ?? ""))
+                let posted = try await api.jsonBody(request)
+                // Not a resource at all: the operation has nothing to check (400, as a write would answer).
+                guard posted.objectValue != nil else { throw FHIRInvalid(issues: FHIRValidator.validate(posted)) }
+                return Self.respond(Self.validation(posted, type: context.parameters.get("type") ?? ""))
             }
         }
         if let acting {

@@ -1,8 +1,9 @@
 // The clinician's pages: a patient's record (under her consent, or by breaking the glass with a stated
 // reason, the open window shown with its countdown), and writing an Observation or a Condition through
-// a form checked before it is sent; sealed in the browser for the readers her consent names.
+// a form checked in the browser and by the node's FHIR validator; sealed in the browser for the readers
+// her consent names, or, on a node acting for her organisation, opened and sealed by that node.
 import { h, field, setError, mount, notify, when, shortDID } from "/app/js/ui.js";
-import { ApiError, explain } from "/app/js/api.js";
+import { ApiError, explain, getPublic } from "/app/js/api.js";
 import { hex, fromBase64 } from "/app/js/bytes.js";
 import { seal, openReads, upload } from "/app/js/sealing.js";
 import { resourceCard } from "./fhir-render.js";
@@ -24,7 +25,7 @@ function tick(element, until) {
   }
 }
 
-function observationForm(client, patient, organisation, done) {
+function observationForm(client, patient, organisation, through, done) {
   const type = h("select", { name: "resourceType" }, ["Observation", "Condition"].map((t) => h("option", { value: t }, t)));
   const what = h("input", { type: "text", name: "what", autocomplete: "off" });
   const value = h("input", { type: "text", name: "value", inputmode: "decimal", autocomplete: "off" });
@@ -70,6 +71,14 @@ function observationForm(client, patient, organisation, done) {
         for (const issue of problems) setError(fieldOf(issue), `The record would be refused: ${issue.diagnostics}.`);
         return;
       }
+      if (through()) {
+        // Her organisation's node seals and commits it, on her behalf, with the organisation's keys.
+        const { id: _, ...posted } = resource;
+        await client.request("POST", `/fhir/${type.value}`, posted);
+        notify(`${type.value} written to the record through your organisation's node.`);
+        done();
+        return;
+      }
       const answer = await client.get(`/v1/patients/${patient}/recipients?resourceType=${type.value}&custodian=${organisation}`);
       const recipients = Object.fromEntries(answer.recipients.map((r) => [r.did, fromBase64(r.encryptionKey)]));
       const sealed = await seal(resource, id, 1, recipients);
@@ -93,11 +102,32 @@ async function patientRecord(main, context) {
   const did = h("input", { type: "text", name: "patient", autocomplete: "off", spellcheck: "false", value: params[0] ?? "" });
   const reason = h("input", { type: "text", name: "reason", autocomplete: "off" });
   const out = h("div", { id: "patient-record" });
+  // A node acting for her organisation offers to open and seal records for her (its FHIR facade).
+  const metadata = await getPublic("/fhir/metadata").catch(() => null);
+  const actingFor = metadata?.implementation?.custodian?.identifier?.value;
+  const throughBox = actingFor && actingFor === principal?.organisation
+    ? h("input", { type: "checkbox", name: "through", id: "through-node" }) : null;
+  const through = () => Boolean(throughBox?.checked);
   const form = h("form", { class: "card", "aria-labelledby": "find-title", novalidate: true },
     h("h2", { id: "find-title" }, "Open a patient's record"),
     field("Patient (did)", did),
     field("Emergency reason (break the glass)", reason, "Only without her consent, in an emergency: 10 characters or more; the patient and your privacy officer see it"),
+    throughBox ? h("div", { class: "field row" }, throughBox,
+      h("label", { for: "through-node" }, "Work through my organisation's node", h("span", { class: "meta" }, " (it opens and seals records for you with the organisation's keys)"))) : null,
     h("button", { type: "submit" }, "Open"));
+  /** Her record through the organisation's node: a FHIR search by patient of each type it serves. */
+  async function throughNode(patient, query) {
+    const types = (metadata.rest?.[0]?.resource ?? [])
+      .filter((r) => (r.interaction ?? []).some((i) => i.code === "search-type") && !["Consent", "AuditEvent", "Provenance", "Patient"].includes(r.type))
+      .map((r) => r.type);
+    const subject = `Patient/${patient.slice("did:key:".length)}`;
+    const resources = [];
+    for (const type of types) {
+      const bundle = await client.get(`/fhir/${type}?patient=${encodeURIComponent(subject)}${query ? `&${query.slice(1)}` : ""}`);
+      for (const entry of bundle.entry ?? []) if (entry.resource) resources.push(entry.resource);
+    }
+    return resources.sort((a, b) => String(b.meta?.lastUpdated ?? "").localeCompare(String(a.meta?.lastUpdated ?? "")));
+  }
   async function open() {
     setError(did, "");
     setError(reason, "");
@@ -107,6 +137,15 @@ async function patientRecord(main, context) {
     if (why && why.length < 10) return setError(reason, "An emergency reason is 10 characters or more.");
     const query = why ? `?purpose=emergency&reason=${encodeURIComponent(why)}` : "";
     try {
+      if (through() && !why) {
+        const resources = await throughNode(patient, query);
+        mount(out, h("h2", {}, `Record of ${shortDID(patient)}`),
+          h("p", { class: "meta" }, "Opened by your organisation's node."),
+          resources.length ? resources.map((r) => resourceCard(r, `${r.resourceType}, version ${r.meta?.versionId ?? "?"}, ${r.meta?.lastUpdated ?? ""}`))
+            : h("p", {}, "Nothing you may read yet."),
+          observationForm(client, patient, principal.organisation, through, open));
+        return;
+      }
       if (!client.token) await client.signIn();
       const response = await fetch(`/v1/patients/${patient}/records${query}`, { headers: { Authorization: `Bearer ${client.token}`, Accept: "application/json" } });
       const answer = await response.json();
@@ -120,9 +159,10 @@ async function patientRecord(main, context) {
         opened.length ? opened.sort((a, b) => b.read.time - a.read.time).map(({ read, resource }) => resourceCard(resource, `${read.resourceType}, version ${read.version}, ${when(read.time)}`))
           : h("p", {}, "Nothing you may read yet."),
         answer.withheld ? h("p", { class: "meta" }, `${answer.withheld} records are not shared with you.`) : null,
-        principal?.organisation ? observationForm(client, patient, principal.organisation, open) : null);
+        principal?.organisation ? observationForm(client, patient, principal.organisation, through, open) : null);
     } catch (error) {
-      const words = error.code === "consent_denied" ? "No consent of hers covers you. In an emergency, give a reason to break the glass." : `${error.code}: ${error.message}`;
+      const denied = error.code === "consent_denied" || String(error.message).startsWith("consent_denied");
+      const words = denied ? "No consent of hers covers you. In an emergency, give a reason to break the glass." : `${error.code}: ${error.message}`;
       mount(out, h("p", { class: "notice bad", role: "alert" }, words));
     }
   }
