@@ -1,4 +1,5 @@
 import CLIKit
+import Claims
 import ContractKit
 import LedgerCore
 import Node
@@ -44,6 +45,7 @@ extension Capability {
         Capability(
             "supply", contracts: .supply, node: { host, built in try SupplyCapability(host: host, records: try built.first(RecordsCapability.self)) },
             commands: SupplyCommands.self),
+        Capability("claims", contracts: .kernel, commands: ClaimsCommands.self),
     ]
 }
 

@@ -1,0 +1,184 @@
+"""`careledger claim adjudicate` against an independent computation of the base rule (docs/claims.md),
+written here from the rule's text alone, on seeded random policies and claims; the published policy
+JSON Schema (docs/schemas/claims-policy.schema.json) checked with PyPI's `jsonschema` against the same
+policies CareLedger accepts and refuses; and the example files the docs use."""
+import json
+import os
+import random
+import subprocess
+from decimal import Decimal
+
+import jsonschema
+import pytest
+
+from careledger_node import BINARY
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+SCHEMA = json.load(open(os.path.join(ROOT, "docs", "schemas", "claims-policy.schema.json")))
+CPT = "http://www.ama-assn.org/go/cpt"
+PATIENTS = ["did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG",
+            "did:key:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WxWufuXSdxf"]
+
+
+def adjudicate(tmp_path, policy, claims):
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    return subprocess.run([BINARY, "claim", "adjudicate", "--policy", str(tmp_path / "policy.json"), str(tmp_path / "claims.json"), "--json"],
+                          capture_output=True, text=True)
+
+
+def oracle(policy, claims):
+    """The base rule, from its text: lines in date-of-service order (ties: claim order, then sequence);
+    membership 31, coverage 26/27, timely filing 29, covered service 96, prior authorisation 197,
+    duplicate 18; then allowed, deductible, copay, coinsurance (half up), the out-of-pocket cap taken
+    from coinsurance, copay, deductible in that order."""
+    fees = {(s["system"], s["code"]): s for s in policy["services"]}
+    met = {}
+    seen = set()
+    out = {}
+    lines = []
+    for ci, claim in enumerate(claims):
+        for item in claim["item"]:
+            lines.append((item["servicedDate"], ci, item["sequence"], claim, item))
+    lines.sort(key=lambda l: (l[0], l[1], l[2]))
+    for date, ci, seq, claim, item in lines:
+        patient = claim["patient"]["identifier"]["value"]
+        submitted = int(Decimal(str(item["net"]["value"])) * 100)
+        coding = item["productOrService"]["coding"][0]
+
+        def deny(code):
+            out[(ci, seq)] = dict(sequence=seq, submitted=submitted, eligible=0, deductible=0, copay=0, coinsurance=0, benefit=0, reasons=[code])
+        periods = [m for m in policy["members"] if m["patient"] == patient]
+        if not periods:
+            deny(31); continue
+        if not any(m["from"] <= date <= m["to"] for m in periods):
+            deny(26 if date < min(m["from"] for m in periods) else 27); continue
+        from datetime import date as d
+        if "created" in claim and (d.fromisoformat(claim["created"]) - d.fromisoformat(date)).days > policy["timelyFilingDays"]:
+            deny(29); continue
+        service = fees.get((coding["system"], coding["code"]))
+        if service is None:
+            deny(96); continue
+        if service.get("priorAuth") and not claim.get("insurance", [{}])[0].get("preAuthRef"):
+            deny(197); continue
+        key = (patient, claim["provider"]["identifier"]["value"], coding["system"], coding["code"], date)
+        if key in seen:
+            deny(18); continue
+        seen.add(key)
+        ded_met, oop_met = met.get(patient, (0, 0))
+        allowed = min(submitted, service["allowed"])
+        ded = min(allowed, policy["deductible"] - ded_met)
+        copay = min(allowed - ded, service.get("copay", 0))
+        coins = ((allowed - ded - copay) * policy["coinsuranceBp"] + 5000) // 10000
+        excess = ded + copay + coins - (policy["outOfPocketMax"] - oop_met)
+        if excess > 0:
+            take = min(excess, coins); coins -= take; excess -= take
+            take = min(excess, copay); copay -= take; excess -= take
+            ded -= min(excess, ded)
+        share = ded + copay + coins
+        met[patient] = (ded_met + ded, oop_met + share)
+        reasons = [c for c, on in ((1, ded > 0), (2, coins > 0), (3, copay > 0), (45, submitted > service["allowed"])) if on]
+        out[(ci, seq)] = dict(sequence=seq, submitted=submitted, eligible=allowed, deductible=ded, copay=copay, coinsurance=coins,
+                              benefit=allowed - share, reasons=reasons)
+    return [[out[(ci, item["sequence"])] for item in claim["item"]] for ci, claim in enumerate(claims)]
+
+
+def random_case(rng):
+    codes = [f"9{n:04d}" for n in rng.sample(range(10000), 6)]
+    policy = {
+        "plan": f"plan-{rng.randrange(1000)}", "currency": "EUR", "year": {"start": "2027-01-01", "end": "2027-12-31"},
+        "deductible": rng.choice([0, 5000, 50000, 100000]), "outOfPocketMax": rng.choice([3000, 20000, 300000]),
+        "coinsuranceBp": rng.choice([0, 1000, 2000, 2500, 3333, 10000]), "timelyFilingDays": rng.choice([30, 90, 365]),
+        "services": [{"system": CPT, "code": c, "allowed": rng.randrange(1, 50000), "copay": rng.choice([0, 500, 2500]),
+                      "priorAuth": rng.random() < 0.2} for c in codes[:5]],
+        "members": [{"patient": PATIENTS[0], "from": "2027-01-01", "to": "2027-12-31"},
+                    {"patient": PATIENTS[1], "from": "2027-03-01", "to": "2027-08-31"}],
+    }
+    claims = []
+    for n in range(rng.randrange(5, 30)):
+        items = []
+        for s in range(rng.randrange(1, 5)):
+            month, day = rng.randrange(1, 13), rng.randrange(1, 29)
+            cents = rng.randrange(0, 60000)
+            items.append({"sequence": s + 1, "productOrService": {"coding": [{"system": CPT, "code": rng.choice(codes)}]},
+                          "servicedDate": f"2027-{month:02d}-{day:02d}", "net": {"value": float(Decimal(cents) / 100), "currency": "EUR"}})
+        claim = {"resourceType": "Claim", "id": f"claim-{n}", "patient": {"identifier": {"value": rng.choice(PATIENTS)}},
+                 "provider": {"identifier": {"value": rng.choice(["hospital-a", "hospital-b"])}}, "item": items}
+        if rng.random() < 0.5:
+            latest = max(i["servicedDate"] for i in items)
+            claim["created"] = rng.choice([latest, "2027-12-31"])
+        if rng.random() < 0.4:
+            claim["insurance"] = [{"sequence": 1, "focal": True, "coverage": {"display": "x"}, "preAuthRef": ["PA-7"]}]
+        claims.append(claim)
+    # Resubmissions: some lines billed again, by the same provider for the same patient (duplicates).
+    for n, original in enumerate(rng.sample(claims, 3)):
+        again = dict(original, id=f"again-{n}", item=[dict(rng.choice(original["item"]), sequence=1)])
+        claims.append(again)
+    return policy, claims
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_rule_matches_an_independent_computation(tmp_path, seed):
+    rng = random.Random(seed)
+    policy, claims = random_case(rng)
+    jsonschema.validate(policy, SCHEMA)
+    run = adjudicate(tmp_path, policy, claims)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)["claims"]
+    want = oracle(policy, claims)
+    assert [c["id"] for c in got] == [c["id"] for c in claims]
+    for claim, expected in zip(got, want):
+        assert claim["items"] == expected, claim["id"]
+        denied = sum(1 for i in expected if i["eligible"] == 0 and len(i["reasons"]) == 1 and i["reasons"][0] in (18, 26, 27, 29, 31, 96, 197))
+        assert claim["outcome"] == ("complete" if denied == 0 else "error" if denied == len(expected) else "partial")
+
+
+def test_the_examples(tmp_path):
+    policy = json.load(open(os.path.join(ROOT, "examples", "claims", "policy.json")))
+    bundle = json.load(open(os.path.join(ROOT, "examples", "claims", "claims.json")))
+    jsonschema.validate(policy, SCHEMA)
+    run = adjudicate(tmp_path, policy, bundle)
+    assert run.returncode == 0, run.stderr
+    got = {c["id"]: c for c in json.loads(run.stdout)["claims"]}
+    claims = [e["resource"] for e in bundle["entry"]]
+    for claim, expected in zip(claims, oracle(policy, claims)):
+        assert got[claim["id"]]["items"] == expected
+    assert got["visit-1"]["items"][0]["reasons"] == [1, 45]
+    assert got["x-ray-1"]["items"][0]["reasons"] == [197]
+    assert got["visit-1-again"]["items"][0]["reasons"] == [18]
+    # The same claims as a JSON array give the same answer.
+    again = adjudicate(tmp_path, policy, claims)
+    assert json.loads(again.stdout) == json.loads(run.stdout)
+
+
+BAD_POLICIES = [
+    ("services[1].allowed", lambda p: p["services"][1].update(allowed=-1)),
+    ("services[0].copay", lambda p: p["services"][0].update(copay="25")),
+    ("coinsuranceBp", lambda p: p.update(coinsuranceBp=10001)),
+    ("currency", lambda p: p.update(currency="EURO")),
+    ("year.start", lambda p: p["year"].update(start="2027-13-01")),
+    ("members[0].patient", lambda p: p["members"][0].update(patient="alice")),
+    ("deductable", lambda p: p.update(deductable=1)),
+    ("plan", lambda p: p.pop("plan")),
+]
+
+
+@pytest.mark.parametrize("path,change", BAD_POLICIES, ids=[b[0] for b in BAD_POLICIES])
+def test_a_bad_policy_is_refused_by_careledger_and_by_the_schema(tmp_path, path, change):
+    policy = json.load(open(os.path.join(ROOT, "examples", "claims", "policy.json")))
+    change(policy)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(policy, SCHEMA)
+    run = adjudicate(tmp_path, policy, json.load(open(os.path.join(ROOT, "examples", "claims", "claims.json"))))
+    assert run.returncode == 2, run.stderr
+    assert f"bad_policy: {path}: " in run.stderr, run.stderr
+
+
+def test_a_bad_claim_names_its_path(tmp_path):
+    policy = json.load(open(os.path.join(ROOT, "examples", "claims", "policy.json")))
+    claim = json.load(open(os.path.join(ROOT, "examples", "claims", "claims.json")))["entry"][0]["resource"]
+    claim["item"][1]["net"]["value"] = 40.001
+    run = adjudicate(tmp_path, policy, claim)
+    assert run.returncode == 2 and "bad_claim: item[1].net.value: " in run.stderr, run.stderr
+    run = adjudicate(tmp_path, policy, [claim])
+    assert run.returncode == 2 and "bad_claim: [0].item[1].net.value: " in run.stderr, run.stderr
