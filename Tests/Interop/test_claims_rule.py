@@ -2,6 +2,7 @@
 written here from the rule's text alone, on seeded random policies and claims; the published policy
 JSON Schema (docs/schemas/claims-policy.schema.json) checked with PyPI's `jsonschema` against the same
 policies CareLedger accepts and refuses; and the example files the docs use."""
+import glob
 import json
 import os
 import random
@@ -54,7 +55,7 @@ def oracle(policy, claims):
         if not any(m["from"] <= date <= m["to"] for m in periods):
             deny(26 if date < min(m["from"] for m in periods) else 27); continue
         from datetime import date as d
-        if "created" in claim and (d.fromisoformat(claim["created"]) - d.fromisoformat(date)).days > policy["timelyFilingDays"]:
+        if "created" in claim and (d.fromisoformat(claim["created"][:10]) - d.fromisoformat(date)).days > policy["timelyFilingDays"]:
             deny(29); continue
         service = fees.get((coding["system"], coding["code"]))
         if service is None:
@@ -182,3 +183,87 @@ def test_a_bad_claim_names_its_path(tmp_path):
     assert run.returncode == 2 and "bad_claim: item[1].net.value: " in run.stderr, run.stderr
     run = adjudicate(tmp_path, policy, [claim])
     assert run.returncode == 2 and "bad_claim: [0].item[1].net.value: " in run.stderr, run.stderr
+
+
+SYNTHEA = os.path.join(ROOT, "..", "shared", "vectors", "fhir", "synthea")
+
+
+def did_key(seed):
+    """A did:key for a Synthea patient: an Ed25519 key from a seed (multicodec 0xed01, base58btc)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    public = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest()).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    data = b"\xed\x01" + public
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    n, text = int.from_bytes(data, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        text = alphabet[r] + text
+    return "did:key:z" + "1" * (len(data) - len(data.lstrip(b"\0"))) + text
+
+
+def synthea_claims():
+    """Every Claim of the Synthea bundles, as adjudication reads it: the patient named by a did, the
+    provider by its reference, the date of service from billablePeriod.start (a dateTime), and the
+    claim's total spread over the items that carry no amount of their own (the remainder's cents on
+    the first of them)."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(SYNTHEA, "*.json"))):
+        bundle = json.load(open(path))
+        for entry in bundle["entry"]:
+            claim = entry["resource"]
+            if claim["resourceType"] != "Claim":
+                continue
+            claim = json.loads(json.dumps(claim))
+            claim["patient"] = {"identifier": {"system": "urn:ietf:rfc:3986", "value": did_key(claim["patient"]["reference"])}}
+            claim["provider"] = {"identifier": {"value": claim["provider"]["reference"]}}
+            total = int(Decimal(str(claim["total"]["value"])) * 100)
+            priced = sum(int(Decimal(str(i["net"]["value"])) * 100) for i in claim["item"] if "net" in i)
+            bare = [i for i in claim["item"] if "net" not in i]
+            rest = max(0, total - priced)
+            for k, item in enumerate(bare):
+                cents = rest // len(bare) + (rest % len(bare) if k == 0 else 0)
+                item["net"] = {"value": float(Decimal(cents) / 100), "currency": "USD"}
+            out.append(claim)
+    return out
+
+
+def test_every_synthea_claim(tmp_path):
+    """Each plan year of the Synthea claims under a test policy of that year (every service seen covered
+    at a seeded fee, some needing prior authorisation, one in eight not covered; each patient a member
+    for the year), adjudicated by the command and by the independent computation above."""
+    claims = synthea_claims()
+    assert len(claims) == 44
+    by_year = {}
+    for claim in claims:
+        by_year.setdefault(claim["billablePeriod"]["start"][:4], []).append(claim)
+    rng = random.Random(20261207)
+    lines = 0
+    for year, group in sorted(by_year.items()):
+        for claim in group:
+            for item in claim["item"]:
+                item["servicedDate"] = claim["billablePeriod"]["start"][:10]  # the oracle reads servicedDate
+        services = sorted({(i["productOrService"]["coding"][0]["system"], i["productOrService"]["coding"][0]["code"]) for c in group for i in c["item"]})
+        policy = {
+            "plan": f"synthea-{year}", "currency": "USD", "year": {"start": f"{year}-01-01", "end": f"{year}-12-31"},
+            "deductible": rng.choice([0, 10000, 50000]), "outOfPocketMax": rng.choice([20000, 300000]), "coinsuranceBp": rng.choice([1000, 2000]),
+            "timelyFilingDays": 365,
+            "services": [{"system": s, "code": c, "allowed": rng.randrange(500, 40000), "copay": rng.choice([0, 1500]), "priorAuth": rng.random() < 0.1}
+                         for s, c in services if rng.random() >= 0.125],
+            "members": [{"patient": p, "from": f"{year}-01-01", "to": f"{year}-12-31"} for p in sorted({c["patient"]["identifier"]["value"] for c in group})],
+        }
+        jsonschema.validate(policy, SCHEMA)
+        # The command reads the date from billablePeriod.start itself: give it the claims without servicedDate.
+        given = json.loads(json.dumps(group))
+        for claim in given:
+            for item in claim["item"]:
+                item.pop("servicedDate")
+        run = adjudicate(tmp_path, policy, {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": c} for c in given]})
+        assert run.returncode == 0, run.stderr
+        got = json.loads(run.stdout)["claims"]
+        for claim, expected in zip(got, oracle(policy, group)):
+            assert claim["items"] == expected, (year, claim["id"])
+            lines += len(expected)
+    assert lines == 84
