@@ -1,5 +1,6 @@
 import CLIKit
 import Claims
+import ClaimsContract
 import ContractKit
 import LedgerCore
 import Node
@@ -45,7 +46,7 @@ extension Capability {
         Capability(
             "supply", contracts: .supply, node: { host, built in try SupplyCapability(host: host, records: try built.first(RecordsCapability.self)) },
             commands: SupplyCommands.self),
-        Capability("claims", contracts: .kernel, commands: ClaimsCommands.self),
+        Capability("claims", contracts: .claims, commands: ClaimsCommands.self),
     ]
 }
 

@@ -6,12 +6,12 @@ import LedgerCore
 import Store
 
 /// Registers the demo principals of a development consortium on its first start: the two
-/// hospitals and the supply-chain organisations (admitted by the operator, the node key), the
+/// hospitals, an insurer and the supply-chain organisations (admitted by the operator, the node key), the
 /// doctors (vouched for by their hospital) and the patient alice (herself); then what each
 /// capability's demo needs (the supply chain's parties).
 enum DemoSetup {
     /// The demo principals whose keys a development consortium is created with (`up`, `init`, `cluster up`).
-    static let principals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b", "pharma-co", "wholesaler", "pharmacy", "regulator"]
+    static let principals = ["alice", "dr-bob", "dr-carol", "hospital-a", "hospital-b", "pharma-co", "wholesaler", "pharmacy", "regulator", "insurer"]
 
     /// (key name, role, registered by, organisation name)
     static let plan: [(String, String, String?, String?)] = [
@@ -24,6 +24,7 @@ enum DemoSetup {
         ("wholesaler", "organisation", nil, "Wholesaler W"),
         ("pharmacy", "organisation", nil, "Pharmacy P"),
         ("regulator", "organisation", nil, "Medicines Regulator"),
+        ("insurer", "organisation", nil, "Gold Health Insurance"),
     ]
 
     static func registerDemoPrincipals(node: LedgerNode, directory: DataDirectory, capabilities: [any NodeCapability]) async throws {

@@ -267,3 +267,33 @@ def test_every_synthea_claim(tmp_path):
             assert claim["items"] == expected, (year, claim["id"])
             lines += len(expected)
     assert lines == 84
+
+
+def test_an_insurer_publishes_and_shows_its_policy(tmp_path):
+    """`careledger policy publish` and `policy show` against `careledger up` (its demo insurer): a bad
+    policy exits 2 with its path before anything is sent; versions are found by number and by day."""
+    from careledger_node import cli, running_node
+    with running_node("careledger-claims-") as (url, data):
+        insurer_key = os.path.join(data, "keys", "insurer.key")
+        insurer = cli("key", "show", "--key", insurer_key).strip()
+        policy = json.load(open(os.path.join(ROOT, "examples", "claims", "policy.json")))
+        bad = json.loads(json.dumps(policy))
+        bad["services"][2]["copay"] = -1
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        refused = subprocess.run([BINARY, "policy", "publish", "--node", url, "--key", insurer_key, str(tmp_path / "bad.json")], capture_output=True, text=True)
+        assert refused.returncode == 2 and "bad_policy: services[2].copay: " in refused.stderr, refused.stderr
+        (tmp_path / "v1.json").write_text(json.dumps(policy))
+        first = json.loads(cli("policy", "publish", "--node", url, "--key", insurer_key, str(tmp_path / "v1.json"), "--json"))
+        assert first["status"] == "committed" and first["result"]["version"] == 1
+        policy["effective"] = "2027-07-01"
+        policy["services"][0]["allowed"] = 11000
+        (tmp_path / "v2.json").write_text(json.dumps(policy))
+        assert json.loads(cli("policy", "publish", "--node", url, "--key", insurer_key, str(tmp_path / "v2.json"), "--json"))["result"]["version"] == 2
+        versions = json.loads(cli("policy", "show", "--node", url, "--insurer", insurer, "--plan", "gold-2027", "--json"))["versions"]
+        assert [(v["version"], v["effective"]) for v in versions] == [(1, "2027-01-01"), (2, "2027-07-01")]
+        june = json.loads(cli("policy", "show", "--node", url, "--insurer", insurer, "--plan", "gold-2027", "--date", "2027-06-30", "--json"))
+        july = json.loads(cli("policy", "show", "--node", url, "--insurer", insurer, "--plan", "gold-2027", "--date", "2027-07-01", "--json"))
+        assert june["version"] == 1 and june["policy"]["services"][0]["allowed"] == 12000
+        assert july["version"] == 2 and july["policy"]["services"][0]["allowed"] == 11000
+        missing = subprocess.run([BINARY, "policy", "show", "--node", url, "--insurer", insurer, "--plan", "silver"], capture_output=True, text=True)
+        assert missing.returncode == 1 and "not_found" in missing.stderr

@@ -27,6 +27,9 @@ public struct ClaimsPolicy: Sendable, Equatable {
     public let minorDigits: Int
     public let yearStart: CivilDate
     public let yearEnd: CivilDate
+    /// The first day of service this version applies to (default: the plan year's start); a version
+    /// published later with an earlier or equal `effective` replaces it from there on.
+    public let effective: CivilDate
     public let deductible: Int64
     public let outOfPocketMax: Int64
     public let coinsuranceBp: Int64
@@ -55,7 +58,7 @@ public struct ClaimsPolicy: Sendable, Equatable {
 
     /// The top-level members a policy may have; any other is refused (a misspelt rule must not pass unnoticed).
     static let fields: Set<String> = [
-        "plan", "currency", "year", "deductible", "outOfPocketMax", "coinsuranceBp", "timelyFilingDays", "services", "members",
+        "plan", "currency", "year", "effective", "deductible", "outOfPocketMax", "coinsuranceBp", "timelyFilingDays", "services", "members",
     ]
 
     /// Money and counts above this are refused: sums of a year's lines stay far from Int64's limit.
@@ -75,6 +78,12 @@ public struct ClaimsPolicy: Sendable, Equatable {
         yearStart = try year.date("start")
         yearEnd = try year.date("end")
         guard yearStart <= yearEnd else { throw year.error("end", "the plan year ends before it starts") }
+        if p.value["effective"] != nil && p.value["effective"] != .null {
+            effective = try p.date("effective")
+            guard effective >= yearStart, effective <= yearEnd else { throw p.error("effective", "lies within the plan year \(yearStart)…\(yearEnd)") }
+        } else {
+            effective = yearStart
+        }
         deductible = try p.amount("deductible")
         outOfPocketMax = try p.amount("outOfPocketMax")
         coinsuranceBp = try p.integer("coinsuranceBp", in: 0...10_000, meaning: "basis points, 0 to 10000")

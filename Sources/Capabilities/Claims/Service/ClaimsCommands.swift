@@ -86,6 +86,79 @@ public enum CARC {
     ]
 }
 
+/// `careledger policy …`: a payer's policies on the ledger.
+public struct PolicyCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "A payer's policies on the ledger: publish a version, show one.",
+        subcommands: [Publish.self, Show.self])
+
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a policy file as the plan's next version, signed with the insurer's key (a registered organisation).",
+            discussion: "The policy is checked before it is sent and again on the ledger; a bad one exits 2 with its JSON path and the reason.")
+        @OptionGroup var options: NodeKeyOptions
+        @Argument(help: "The policy (JSON; docs/schemas/claims-policy.schema.json).") var file: String
+
+        func run() async throws {
+            let policy = try ClaimCommand.Adjudicate.parse(file, code: "bad_policy")
+            let checked = try ClaimsPolicy(json: policy)
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let receipt = try await session.submit("claims", "publish-policy", .object(["policy": policy]))
+            output(receipt, json: options.json) {
+                "published \(checked.plan) version \(receipt["result"]?["version"]?.intValue ?? 0), in force for services from \(checked.effective)"
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a plan's versions, or one version's policy: by number, or the one in force on a day of service.")
+        @Option(help: "Node URL.") var node: String = "http://127.0.0.1:8080"
+        @Option(help: "The insurer's did.") var insurer: String
+        @Option(help: "The plan.") var plan: String
+        @Option(help: "A version number.") var version: Int64?
+        @Option(help: "A day of service (YYYY-MM-DD): the version in force that day.") var date: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            if version != nil && date != nil { throw ValidationError("give --version or --date, not both") }
+            if let date, CivilDate(date) == nil { throw ValidationError("--date is a day YYYY-MM-DD") }
+        }
+
+        func run() async throws {
+            let base = node.hasSuffix("/") ? String(node.dropLast()) : node
+            func state(_ key: String) async throws -> JSONValue? {
+                let answer = try await API.json(.GET, base + "/v1/state/" + key)
+                return answer["present"]?.boolValue == true ? answer["value"] : nil
+            }
+            guard let entry = try await state(ClaimsContract.planKey(insurer: insurer, plan: plan)) else {
+                throw LedgerError("not_found", "\(insurer) has published no plan \(plan)")
+            }
+            var wanted = version
+            if let date {
+                guard let inForce = ClaimsContract.inForce(plan: entry, on: CivilDate(date)!) else {
+                    throw LedgerError("not_found", "no version of \(plan) is in force on \(date)")
+                }
+                wanted = inForce
+            }
+            guard let wanted else {
+                output(entry, json: json) {
+                    (entry["versions"]?.arrayValue ?? []).map {
+                        "version \($0["version"]?.intValue ?? 0): in force from \($0["effective"]?.stringValue ?? "?"), published at height \($0["height"]?.intValue ?? 0)"
+                    }.joined(separator: "\n")
+                }
+                return
+            }
+            guard let stored = try await state(ClaimsContract.policyKey(insurer: insurer, plan: plan, version: wanted)) else {
+                throw LedgerError("not_found", "\(plan) has no version \(wanted)")
+            }
+            output(stored, json: json) { stored["policy"]?.canonicalString ?? "" }
+        }
+    }
+}
+
 public enum ClaimsCommands: CommandCapability {
-    public static let commandGroup = CommandGroup(name: "Insurance claims", subcommands: [ClaimCommand.self])
+    public static let commandGroup = CommandGroup(name: "Insurance claims", subcommands: [PolicyCommand.self, ClaimCommand.self])
 }
