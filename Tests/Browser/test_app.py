@@ -660,3 +660,47 @@ def test_keyboard_alone(alice_with_records, browser):
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     assert browser.switch_to.active_element.get_attribute("id") == "main"
     assert console_problems(browser) == []
+
+
+def test_a_new_patient_by_keyboard_alone(node, browser):
+    """From the welcome page to a grant, by keyboard alone, focus always visible: she creates her
+    identity (the passphrase, Enter), continues to her record, goes to "Who may see" through the
+    navigation and grants Hospital A."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    url, data = node
+    hospital = did(data, "hospital-a")
+
+    def press(*keys):
+        chain = ActionChains(browser)
+        for key in keys:
+            chain.send_keys(key)
+        chain.perform()
+
+    def tab_to(matches, limit=40):
+        for _ in range(limit):
+            press(Keys.TAB)
+            active = browser.switch_to.active_element
+            if matches(active):
+                assert active.value_of_css_property("outline-style") == "solid", "focus is visible"
+                return active
+        raise AssertionError("not reached by Tab")
+
+    browser.get(url + "/app/")
+    heading(browser, "Welcome")
+    tab_to(lambda e: e.get_attribute("name") == "newpassphrase")
+    press("a passphrase of mine, long enough", Keys.ENTER)
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "created"), "registered as a patient"), timeout=60)
+    tab_to(lambda e: e.text == "Continue")
+    press(Keys.ENTER)
+    heading(browser, "My health record")
+    tab_to(lambda e: (e.get_attribute("href") or "").endswith("#/consents"))
+    press(Keys.ENTER)
+    heading(browser, "Who may see what")
+    tab_to(lambda e: e.get_attribute("name") == "grantee")
+    press(hospital)
+    tab_to(lambda e: e.text == "Grant")
+    press(Keys.ENTER)
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main .consents"), "Hospital A may see all your records for treatment"))
+    assert console_problems(browser) == []
