@@ -46,7 +46,7 @@ extension Capability {
         Capability(
             "supply", contracts: .supply, node: { host, built in try SupplyCapability(host: host, records: try built.first(RecordsCapability.self)) },
             commands: SupplyCommands.self),
-        Capability("claims", contracts: .claims, commands: ClaimsCommands.self),
+        Capability("claims", contracts: .claims(evidence: ClaimsFromRecords()), commands: ClaimsCommands.self),
     ]
 }
 
@@ -85,5 +85,27 @@ public enum HostedCapabilities {
 extension RecordsCapability: DispenseRecording {
     public func write(medicationDispense resource: JSONValue, id: String, user: String, acting: ActingOrganisation, host: LedgerAPI) async throws {
         try await write(resource, id: id, user: user, acting: acting, host: host)
+    }
+}
+
+/// What the claims contract reads of the records capability: the sealed Claim record and the
+/// patient's consent for payment (the pure readers of RecordsContract).
+public struct ClaimsFromRecords: ClaimsEvidence {
+    public init() {}
+
+    public func record(_ id: String, state: (String) throws(LedgerError) -> JSONValue?) throws(LedgerError)
+        -> (patient: String, resourceType: String, custodian: String, authors: [String])?
+    {
+        guard let json = try state(RecordEntry.key(id)) else { return nil }
+        let entry = try RecordEntry(json: json)
+        return (entry.patient, entry.resourceType, entry.custodian, entry.versions.map(\.author))
+    }
+
+    public func permitsPayment(
+        patient: String, insurer: String, resourceType: String, time: Int64, state: (String) throws(LedgerError) -> JSONValue?
+    ) throws(LedgerError) -> Bool {
+        let grants = try ConsentPolicy.grants(patient: patient, state: state)
+        return ConsentPolicy.evaluate(grants: grants, patient: patient, reader: insurer, readerGroups: [], purpose: "payment", resourceType: resourceType, time: time)
+            .permitted
     }
 }

@@ -1,4 +1,5 @@
 import ClaimsContract
+import Composition
 import ContractKit
 import Foundation
 import Hummingbird
@@ -12,7 +13,7 @@ import Testing
 @Suite struct PolicyTests {
     @Test func anInsurerPublishesVersionsAndTheOneInForceIsFoundByDate() async throws {
         let insurer = Party(), doctor = Party()
-        let network = try TestNetwork(contracts: .claims, capabilities: { _ in [] })
+        let network = try TestNetwork(contracts: .claims(evidence: ClaimsFromRecords()), capabilities: { _ in [] })
         try await network.run { client in
             var rc = RecordsClient(client: client)
             try await rc.registerAll([(network.operatorParty, insurer, "organisation", "Insurer"), (doctor, doctor, "patient", nil)])

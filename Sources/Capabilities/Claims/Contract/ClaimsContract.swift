@@ -1,7 +1,8 @@
 import ContractKit
 import LedgerCore
 
-/// `claims`: payers' policies on the ledger (docs/claims.md).
+/// `claims`: payers' policies and claims on the ledger (docs/claims.md). The lifecycle's actions
+/// (`submit`, `pend`, `adjudicate`, `pay`, `appeal`) are `ClaimsAction`'s.
 ///
 /// Action `publish-policy`, payload `{"policy": <policy>}`, signed by the insurer (a registered
 /// organisation): the policy is checked as `ClaimsPolicy` checks it (a bad one fails with
@@ -13,22 +14,32 @@ import LedgerCore
 /// The version in force for a day of service: the latest published whose `effective` is on or
 /// before it (`ClaimsContract.inForce`).
 public struct ClaimsContract: Contract {
-    public init() {}
+    let evidence: any ClaimsEvidence
+
+    public init(evidence: any ClaimsEvidence) { self.evidence = evidence }
 
     public let name = "claims"
-    public let actions = ["publish-policy"]
+    public let actions = ["publish-policy", "submit", "pend", "adjudicate", "pay", "appeal"]
 
     public static func planKey(insurer: String, plan: String) -> String { "claims/plan/\(insurer)/\(plan)" }
     public static func policyKey(insurer: String, plan: String, version: Int64) -> String { "claims/policy/\(insurer)/\(plan)/\(version)" }
 
     public func validate(action: String, payload: JSONValue) throws(LedgerError) {
-        guard let o = payload.objectValue else { throw LedgerError("bad_payload", "payload must be an object") }
-        if let extra = o.keys.sorted().first(where: { $0 != "policy" }) { throw LedgerError("bad_payload", "unknown field \(extra)") }
-        guard let policy = o["policy"] else { throw LedgerError("bad_payload", "policy is required") }
-        _ = try ClaimsPolicy(json: policy)
+        guard payload.objectValue != nil else { throw LedgerError("bad_payload", "payload must be an object") }
+        switch action {
+        case "publish-policy":
+            let p = try PathReader(payload, path: "", code: "bad_payload")
+            try p.only(["policy"])
+            _ = try ClaimsPolicy(json: try p.required("policy"))
+        default:
+            _ = try ClaimsAction(action: action, payload: payload)
+        }
     }
 
     public func execute(action: String, payload: JSONValue, context: inout ExecutionContext) throws(LedgerError) -> JSONValue {
+        if action != "publish-policy" {
+            return try ClaimsAction(action: action, payload: payload).execute(context: &context, evidence: evidence)
+        }
         guard try Principal.load(context.author, from: context)?.role == .organisation else {
             throw LedgerError("forbidden", "only a registered organisation (the insurer) publishes a policy")
         }
@@ -78,6 +89,6 @@ public struct ClaimsContract: Contract {
 }
 
 extension ContractSet {
-    /// The claims capability's contract.
-    public static let claims = ContractSet { _ in [ClaimsContract()] }
+    /// The claims capability's contract, reading records and consent through `evidence`.
+    public static func claims(evidence: any ClaimsEvidence) -> ContractSet { ContractSet { _ in [ClaimsContract(evidence: evidence)] } }
 }

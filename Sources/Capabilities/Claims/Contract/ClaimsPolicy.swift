@@ -150,6 +150,12 @@ public struct CivilDate: Sendable, Hashable, Comparable, CustomStringConvertible
 
     public init?(_ text: String) { self.init(text[...]) }
 
+    /// The day of a day number (days since 1970-01-01).
+    public init(day: Int64) { self.day = day }
+
+    /// The UTC day of a time in milliseconds since 1970.
+    public init(millis: UInt64) { day = Int64(millis / 86_400_000) }
+
     /// The date of a FHIR date or dateTime (its first ten characters).
     public init?(dateOrDateTime text: String) {
         guard text.count >= 10 else { return nil }
