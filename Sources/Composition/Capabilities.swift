@@ -46,7 +46,9 @@ extension Capability {
         Capability(
             "supply", contracts: .supply, node: { host, built in try SupplyCapability(host: host, records: try built.first(RecordsCapability.self)) },
             commands: SupplyCommands.self),
-        Capability("claims", contracts: .claims(evidence: ClaimsFromRecords()), commands: ClaimsCommands.self),
+        Capability(
+            "claims", contracts: .claims(evidence: ClaimsFromRecords()),
+            node: { _, built in ClaimsCapability(records: try built.first(RecordsCapability.self)) }, commands: ClaimsCommands.self),
     ]
 }
 
@@ -85,6 +87,13 @@ public enum HostedCapabilities {
 extension RecordsCapability: DispenseRecording {
     public func write(medicationDispense resource: JSONValue, id: String, user: String, acting: ActingOrganisation, host: LedgerAPI) async throws {
         try await write(resource, id: id, user: user, acting: acting, host: host)
+    }
+}
+
+/// The records capability as the claims capability's `ClaimRecords`: the sealed Claim, read for payment.
+extension RecordsCapability: ClaimRecords {
+    public func read(claim id: String, as reader: ActingOrganisation, host: LedgerAPI) async throws -> JSONValue {
+        try await readResource(id, as: reader, purpose: "payment", host: host)
     }
 }
 

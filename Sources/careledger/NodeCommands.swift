@@ -198,7 +198,7 @@ struct Up: AsyncParsableCommand {
         }
         try await runNode(
             directory: data.directory, options: options, banner: true, registerDemo: fresh,
-            defaultActFor: (["hospital-a"] + SupplyCapability.demoParties.map(\.name)).map { data.directory.keys + "/\($0).key" })
+            defaultActFor: (["hospital-a"] + SupplyCapability.demoParties.map(\.name) + ["insurer"]).map { data.directory.keys + "/\($0).key" })
     }
 }
 

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import LedgerCore
 import LedgerTesting
+import Node
 import Records
 import Testing
 
@@ -129,6 +130,85 @@ import Testing
             let stored = try JSONValue.parse(try #require(network.node.stateValue(forKey: ClaimState.key("claim-1"))))
             #expect(stored["history"]?.arrayValue?.compactMap { $0["status"]?.stringValue } == ["queued", "adjudicated", "paid", "appealed", "adjudicated"])
             #expect(stored["paid"] == .int(9600))
+        }
+    }
+}
+
+/// The insurer's node adjudicates by itself: it reads the sealed claim as the insurer, applies the rule
+/// with the ledger's accumulators and its duplicate keys, and commits; a claim whose record does not
+/// match its lines is pended with the signal.
+@Suite struct PayerTests {
+    func waitFor(_ network: TestNetwork, _ id: String, status: String) async throws -> JSONValue {
+        for _ in 0..<2000 {
+            if let bytes = network.node.stateValue(forKey: ClaimState.key(id)), let claim = try? JSONValue.parse(bytes), claim["status"] == .string(status) {
+                return claim
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw LedgerError("timeout", "claim \(id) never became \(status)")
+    }
+
+    @Test func theInsurersNodeAdjudicatesAsClaimsArrive() async throws {
+        let insurer = Party(), hospital = Party(), alice = Party(), carol = Party()
+        let network = try TestNetwork(
+            contracts: .careLedger, capabilities: HostedCapabilities.careLedger, acting: ActingOrganisation(signing: hospital.key, encryption: hospital.encryption),
+            organisations: [ActingOrganisation(signing: insurer.key, encryption: insurer.encryption)])
+        try await network.run { client in
+            var rc = RecordsClient(client: client)
+            try await rc.registerAll([
+                (network.operatorParty, insurer, "organisation", "Insurer"), (network.operatorParty, hospital, "organisation", "Hospital"),
+                (alice, alice, "patient", nil), (carol, carol, "patient", nil),
+            ])
+            let policyJSON = try AdjudicationTests.policy { p in
+                p["deductible"] = .int(5000)
+                p["members"] = .array([.object(["patient": .string(alice.did), "from": .string("2027-01-01"), "to": .string("2027-12-31")])])
+            }
+            #expect(try await rc.submit(insurer, "claims", "publish-policy", .object(["policy": policyJSON]))["status"] == .string("committed"))
+            for (grantee, purpose, scope) in [(hospital, "treatment", "resourceTypes"), (insurer, "payment", "categories")] {
+                _ = try await rc.submit(alice, "consent", "grant", .object([
+                    "grantee": .string(grantee.did), "purposes": .array([.string(purpose)]), scope: .array([.string(scope == "categories" ? "financial" : "*")]),
+                ]))
+            }
+            func file(_ id: String, _ items: [(code: String, date: String, net: String)], lines: [(Int64, String, Int64)]? = nil) async throws {
+                let claim = try AdjudicationTests.claim(id, patient: alice.did, provider: hospital.did, items: items)
+                #expect(try await rc.put(hospital, patient: alice, recordID: id, version: 1, resource: claim, custodian: hospital)["status"] == .string("committed"))
+                let given = lines ?? items.enumerated().map { (Int64($0.offset + 1), $0.element.date, Int64((Double($0.element.net)! * 100).rounded())) }
+                let submitted = try await rc.submit(hospital, "claims", "submit", .object([
+                    "claim": .string(id), "record": .string(id), "patient": .string(alice.did), "insurer": .string(insurer.did), "plan": .string("gold-2027"),
+                    "lines": .array(given.map { .object(["sequence": .int($0.0), "date": .string($0.1), "submitted": .int($0.2)]) }),
+                ]))
+                #expect(submitted["result"]?["status"] == .string("queued"), "\(submitted)")
+            }
+
+            try await file("claim-1", [("99213", "2027-02-01", "150"), ("99213", "2027-02-02", "100")])
+            let first = try await waitFor(network, "claim-1", status: "adjudicated")
+            let policy = try ClaimsPolicy(json: policyJSON)
+            let expected = Adjudication.run(
+                try ClaimInput.claims(in: try AdjudicationTests.claim("claim-1", patient: alice.did, provider: hospital.did, items: [("99213", "2027-02-01", "150"), ("99213", "2027-02-02", "100")]),
+                                      minorDigits: 2, currency: "EUR"), policy: policy)[0]
+            #expect(first["adjudication"]?["lines"]?.arrayValue?.map { line -> JSONValue in
+                var o = line.objectValue!
+                o["version"] = nil
+                return .object(o)
+            } == expected.items.map(\.json))
+            #expect(first["adjudication"]?["benefit"] == .int(9600))
+
+            // The same service on the same day again, in another claim: a duplicate (18); the new day's line is paid.
+            try await file("claim-2", [("99213", "2027-02-01", "150"), ("99213", "2027-03-01", "100")])
+            let second = try await waitFor(network, "claim-2", status: "adjudicated")
+            #expect(second["adjudication"]?["lines"]?[0]?["reasons"] == .array([.int(18)]))
+            #expect(second["adjudication"]?["lines"]?[1]?["benefit"] == .int(6000))
+
+            // Lines on the ledger that are not the sealed claim's: pended with the signal, never paid.
+            try await file("claim-3", [("99213", "2027-04-01", "100")], lines: [(1, "2027-04-01", 90000)])
+            let pended = try await waitFor(network, "claim-3", status: "pended")
+            #expect(pended["pended"]?["signals"]?[0]?.stringValue?.hasPrefix("claim_mismatch") == true)
+
+            // The claim is served to its parties only.
+            #expect(try await rc.get("/v1/claims/claim-1", as: alice).status == .ok)
+            #expect(try await rc.get("/v1/claims/claim-1", as: carol).status == .forbidden)
+            #expect(try await rc.get("/v1/claims/no-such-claim", as: carol).status == .forbidden)
+            #expect(try await rc.get("/v1/state/" + ClaimState.key("claim-1"), as: carol).status == .forbidden)
         }
     }
 }

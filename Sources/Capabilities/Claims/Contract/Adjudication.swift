@@ -25,7 +25,15 @@ public struct ClaimInput: Sendable, Equatable {
         let c = try PathReader(json, path: path, code: "bad_claim")
         guard c.value["resourceType"]?.stringValue == "Claim" else { throw c.error("resourceType", "must be Claim") }
         id = try c.string("id", pattern: "a FHIR id")
-        patient = try c.object("patient").object("identifier").string("value", pattern: "the patient's did:key") { (try? PublicKey(did: $0)) != nil }
+        // The patient by her did (`identifier.value`), or by the reference the FHIR facade writes (`Patient/<multibase>`).
+        let subject = try c.object("patient")
+        if subject.value["identifier"] == nil, let reference = subject.value["reference"]?.stringValue, reference.hasPrefix("Patient/"),
+            let did = try? PublicKey(did: "did:key:" + reference.dropFirst("Patient/".count)).did
+        {
+            patient = did
+        } else {
+            patient = try subject.object("identifier").string("value", pattern: "the patient's did:key") { (try? PublicKey(did: $0)) != nil }
+        }
         provider = try c.object("provider").object("identifier").string("value", pattern: "the provider's identifier")
         created = try c.optionalString("created").map { (text) throws(LedgerError) -> CivilDate in
             guard let d = CivilDate(dateOrDateTime: text) else { throw c.error("created", "must be a FHIR dateTime") }
@@ -217,6 +225,16 @@ public enum Adjudication {
     /// counts as present except prior authorisation, which a claim shows with `insurance[0].preAuthRef`.
     public static func run(_ claims: [ClaimInput], policy: ClaimsPolicy, start: [String: Accumulator] = [:]) -> [ClaimAdjudication] {
         var accumulators = start
+        return run(claims, policy: { _ in policy }, accumulators: &accumulators)
+    }
+
+    /// The same, with the policy in force for each line (`policy(line)`; nil: no version in force that
+    /// day, denied 26 or 27 by the plan year `planYear`), the accumulators carried in and out, and
+    /// `earlier(claim, line)` telling a line approved before, outside these claims (a duplicate, 18).
+    public static func run(
+        _ claims: [ClaimInput], policy: (ClaimLine) -> ClaimsPolicy?, planYear: (start: CivilDate, end: CivilDate)? = nil,
+        accumulators: inout [String: Accumulator], earlier: (ClaimInput, ClaimLine) -> Bool = { _, _ in false }
+    ) -> [ClaimAdjudication] {
         var seen = Set<DuplicateKey>()
         var results: [[Int64: LineAdjudication]] = Array(repeating: [:], count: claims.count)
         let order = claims.indices.flatMap { c in claims[c].lines.map { (claim: c, line: $0) } }
@@ -229,6 +247,10 @@ public enum Adjudication {
             let claim = claims[c]
             func denied(_ code: Int) -> LineAdjudication {
                 LineAdjudication(sequence: line.sequence, submitted: line.submitted, eligible: 0, deductible: 0, copay: 0, coinsurance: 0, benefit: 0, reasons: [code])
+            }
+            guard let policy = policy(line) else {
+                results[c][line.sequence] = denied(planYear.map { line.date > $0.end } == true ? 27 : 26)
+                continue
             }
             let periods = policy.members.filter { $0.patient == claim.patient }
             guard !periods.isEmpty else {
@@ -251,7 +273,7 @@ public enum Adjudication {
                 results[c][line.sequence] = denied(197)
                 continue
             }
-            guard seen.insert(DuplicateKey(patient: claim.patient, provider: claim.provider, system: line.system, code: line.code, date: line.date)).inserted else {
+            guard !earlier(claim, line), seen.insert(DuplicateKey(patient: claim.patient, provider: claim.provider, system: line.system, code: line.code, date: line.date)).inserted else {
                 results[c][line.sequence] = denied(18)
                 continue
             }

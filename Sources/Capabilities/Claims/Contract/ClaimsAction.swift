@@ -45,8 +45,9 @@ struct ClaimsAction {
                 throw self.payload.error("missing", "a pended claim says what is missing or which signal it raised")
             }
         case "adjudicate":
-            try self.payload.only(["claim", "lines", "response", "eob"])
-            _ = try adjudicated()
+            try self.payload.only(["claim", "lines", "response", "eob", "seen"])
+            let lines = try adjudicated()
+            guard try seen().count <= lines.count else { throw self.payload.error("seen", "at most one key per line") }
             for key in ["response", "eob"] { _ = try self.payload.optionalString(key) }
         case "pay":
             try self.payload.only(["claim", "amount", "reference"])
@@ -80,6 +81,16 @@ struct ClaimsAction {
         var out: [LineAdjudication] = []
         for (i, item) in items.enumerated() { out.append(try LineAdjudication(json: item, path: "lines[\(i)]")) }
         return out
+    }
+
+    /// The payer's duplicate keys of the approved lines: 64 hex digits each, opaque to everyone else
+    /// (an HMAC of patient, provider, service and day under a key only the payer holds).
+    func seen() throws(LedgerError) -> [String] {
+        guard let v = payload.value["seen"], v != .null else { return [] }
+        guard let list = v.arrayValue, list.allSatisfy({ ($0.stringValue.map { $0.utf8.count == 64 && $0.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } }) ?? false }),
+            Set(list).count == list.count
+        else { throw payload.error("seen", "distinct keys of 64 lower-case hex digits") }
+        return list.compactMap(\.stringValue)
     }
 
     func words(_ key: String) throws(LedgerError) -> [String] {
@@ -223,6 +234,14 @@ struct ClaimsAction {
                 accumulator: accumulator, path: "lines[\(reported.firstIndex { $0.sequence == line.sequence }!)] (sequence \(line.sequence), line \(i + 1) by date)")
         }
         context.set(accumulatorKey, accumulator.json)
+        // A line the payer approved before, under another claim, is a duplicate: its key is taken.
+        for key in try seen() {
+            let seenKey = ClaimState.seenKey(insurer: insurer, key: key)
+            if let owner = try read(seenKey)?["claim"]?.stringValue, owner != claim {
+                throw LedgerError("bad_adjudication", "seen: a line of claim \(owner) was approved with the same service, day, patient and provider (CARC 18)")
+            }
+            context.set(seenKey, .object(["claim": .string(claim)]))
+        }
         let benefit = reported.reduce(Int64(0)) { $0 + $1.benefit }
         var adjudication: [String: JSONValue] = [
             "lines": .array(reported.map { line in

@@ -19,6 +19,8 @@ public struct ClaimsContract: Contract {
     public init(evidence: any ClaimsEvidence) { self.evidence = evidence }
 
     public let name = "claims"
+    /// A claim, a member's accumulators and the payer's duplicate keys concern a patient; policies are public.
+    public var privateStatePrefixes: [String] { ["claims/claim/", "claims/accumulator/", "claims/seen/"] }
     public let actions = ["publish-policy", "submit", "pend", "adjudicate", "pay", "appeal"]
 
     public static func planKey(insurer: String, plan: String) -> String { "claims/plan/\(insurer)/\(plan)" }

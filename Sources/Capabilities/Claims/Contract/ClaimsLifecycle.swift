@@ -16,6 +16,8 @@ public protocol ClaimsEvidence: Sendable {
 public enum ClaimState {
     public static func key(_ id: String) -> String { "claims/claim/\(id)" }
     public static func accumulatorKey(insurer: String, plan: String, patient: String) -> String { "claims/accumulator/\(insurer)/\(plan)/\(patient)" }
+    /// A payer's duplicate key of an approved line (see `ClaimsAction.seen`).
+    public static func seenKey(insurer: String, key: String) -> String { "claims/seen/\(insurer)/\(key)" }
 
     /// The statuses and the moves between them.
     public static let moves: [String: Set<String>] = [

@@ -90,6 +90,13 @@ public struct RecordsCapability: NodeCapability {
         _ = try await FHIRRecords(fhir: FHIRAPI(api: host, records: records, acting: acting), acting: acting).write(resource, id: id, version: 1, user: user)
     }
 
+    /// Reads the current version of record `id` as `acting` (an organisation this node acts for) for
+    /// `purpose`, consent-checked and audited like any read, and opens it with the organisation's key.
+    public func readResource(_ id: String, as acting: ActingOrganisation, purpose: String, host: LedgerAPI) async throws -> JSONValue {
+        let facade = FHIRRecords(fhir: FHIRAPI(api: host, records: records, acting: acting), acting: acting)
+        return try facade.open(try await records.read(recordID: id, readerDID: acting.did, purpose: purpose))
+    }
+
     static let contracts: Set<String> = ["records", "consent", "audit"]
 
     /// Who a records, consent or audit transaction concerns: the patients of its puts, its record or
