@@ -28,7 +28,7 @@ enum Entry {
     /// classed by their status, `ExitCodes`).
     static let failureCodes: Set<String> = [
         "verification_failed", "audit_failed", "connection_failed", "server_error", "io_error", "node_stopped", "commit_failed",
-        "mempool_full", "internal_error", "corrupt_store", "busy", "genesis_unsigned", "data_locked", "decryption_failed", "unwrap_failed", "consent_denied", "forbidden", "unauthenticated", "not_found",
+        "mempool_full", "internal_error", "corrupt_store", "busy", "genesis_unsigned", "data_locked", "decryption_failed", "unwrap_failed", "consent_denied", "forbidden", "unauthenticated", "not_found", "nothing_to_pay", "wrong_status",
     ]
 
     static func main() async {

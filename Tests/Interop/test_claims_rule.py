@@ -297,3 +297,67 @@ def test_an_insurer_publishes_and_shows_its_policy(tmp_path):
         assert july["version"] == 2 and july["policy"]["services"][0]["allowed"] == 11000
         missing = subprocess.run([BINARY, "policy", "show", "--node", url, "--insurer", insurer, "--plan", "silver"], capture_output=True, text=True)
         assert missing.returncode == 1 and "not_found" in missing.stderr
+
+
+def test_a_claim_from_the_hospital_to_payment(tmp_path):
+    """Against `careledger up` (which acts for Hospital A and the insurer): the insurer publishes the
+    example policy with Alice as member; Alice's consent lets the insurer see her claims for payment;
+    Hospital A submits the example's first claim; the insurer's node adjudicates it as the rule says;
+    the insurer pays; Alice appeals; it is adjudicated again, and nothing more is owed."""
+    import time
+
+    from careledger_node import cli, running_node
+    with running_node("careledger-claims-") as (url, data):
+        keys = os.path.join(data, "keys")
+        did = {n: cli("key", "show", "--key", os.path.join(keys, f"{n}.key")).strip() for n in ["alice", "hospital-a", "insurer"]}
+        policy = json.load(open(os.path.join(ROOT, "examples", "claims", "policy.json")))
+        policy["members"][0]["patient"] = did["alice"]
+        policy["deductible"] = 5000
+        (tmp_path / "policy.json").write_text(json.dumps(policy))
+        cli("policy", "publish", "--node", url, "--key", os.path.join(keys, "insurer.key"), str(tmp_path / "policy.json"))
+        claim = json.load(open(os.path.join(ROOT, "examples", "claims", "claims.json")))["entry"][0]["resource"]
+        claim["patient"]["identifier"]["value"] = did["alice"]
+        claim["provider"]["identifier"]["value"] = did["hospital-a"]
+        (tmp_path / "claim.json").write_text(json.dumps(claim))
+        submit = ["claim", "submit", "--node", url, "--key", os.path.join(keys, "hospital-a.key"), "--insurer", did["insurer"], "--plan", "gold-2027",
+                  str(tmp_path / "claim.json"), "--json"]
+        # Without her consent for payment the insurer may not see it: refused (exit 1).
+        refused = subprocess.run([BINARY, *submit], capture_output=True, text=True)
+        assert refused.returncode == 1, refused.stderr
+        cli("consent", "grant", "--node", url, "--key", os.path.join(keys, "alice.key"), "--grantee", did["hospital-a"])
+        cli("consent", "grant", "--node", url, "--key", os.path.join(keys, "alice.key"), "--grantee", did["insurer"], "--purpose", "payment",
+            "--categories", "financial")
+        # The first attempt wrote the sealed claim before the ledger refused it; a new id is a new claim.
+        claim["id"] = "visit-1b"
+        (tmp_path / "claim.json").write_text(json.dumps(claim))
+        submitted = json.loads(cli(*submit))
+        assert submitted["status"] == "queued"
+
+        def status(key="alice"):
+            return json.loads(cli("claim", "status", "--node", url, "--key", os.path.join(keys, f"{key}.key"), "visit-1b", "--json"))
+        for _ in range(400):
+            if status()["status"] == "adjudicated":
+                break
+            time.sleep(0.05)
+        adjudicated = status()
+        assert adjudicated["status"] == "adjudicated", adjudicated
+        expected = oracle(policy, [dict(claim, item=[dict(i) for i in claim["item"]])])[0]
+        assert [{k: v for k, v in line.items() if k != "version"} for line in adjudicated["adjudication"]["lines"]] == expected
+        owed = adjudicated["adjudication"]["benefit"]
+        assert owed == sum(i["benefit"] for i in expected) > 0
+        paid = json.loads(cli("claim", "pay", "--node", url, "--key", os.path.join(keys, "insurer.key"), "visit-1b", "--reference", "SEPA-42", "--json"))
+        assert paid["result"]["status"] == "paid" and paid["result"]["paid"] == owed
+        appeal = json.loads(cli("claim", "appeal", "--node", url, "--key", os.path.join(keys, "alice.key"), "visit-1b", "--reason", "I was seen once that day", "--json"))
+        assert appeal["result"]["status"] == "appealed"
+        for _ in range(400):
+            if status()["status"] == "adjudicated":
+                break
+            time.sleep(0.05)
+        again = status("hospital-a")
+        assert again["status"] == "adjudicated" and [h["status"] for h in again["history"]][-2:] == ["appealed", "adjudicated"]
+        nothing = subprocess.run([BINARY, "claim", "pay", "--node", url, "--key", os.path.join(keys, "insurer.key"), "visit-1b", "--reference", "x"],
+                                 capture_output=True, text=True)
+        assert nothing.returncode == 1 and "nothing_to_pay" in nothing.stderr, nothing.stderr
+        # Someone else's key is refused the claim.
+        other = subprocess.run([BINARY, "claim", "status", "--node", url, "--key", os.path.join(keys, "dr-carol.key"), "visit-1b"], capture_output=True, text=True)
+        assert other.returncode == 1 and "forbidden" in other.stderr

@@ -10,7 +10,119 @@ public struct ClaimCommand: AsyncParsableCommand {
 
     public static let configuration = CommandConfiguration(
         commandName: "claim", abstract: "Insurance claims: adjudicated by the payer's policy, exactly and in integers.",
-        subcommands: [Adjudicate.self])
+        subcommands: [Submit.self, Status.self, Appeal.self, Pay.self, Adjudicate.self])
+
+    /// The plan's currency and its minor unit, from the ledger (public state).
+    static func currency(node: String, insurer: String, plan: String) async throws -> (code: String, digits: Int) {
+        let base = node.hasSuffix("/") ? String(node.dropLast()) : node
+        let answer = try await API.json(.GET, base + "/v1/state/" + ClaimsContract.planKey(insurer: insurer, plan: plan))
+        guard answer["present"]?.boolValue == true, let code = answer["value"]?["currency"]?.stringValue, let digits = ClaimsPolicy.currencies[code] else {
+            throw LedgerError("not_found", "\(insurer) has published no plan \(plan)")
+        }
+        return (code, digits)
+    }
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As a provider organisation, submit a FHIR R4 Claim: sealed in your node's vault as the patient's record, then on the ledger.",
+            discussion: """
+                Your key is the organisation's and --node is its node (acting for it). The patient is named by \
+                patient.identifier.value (her did); her consent must let the insurer see her claims for payment. \
+                The insurer's node adjudicates it; follow it with `careledger claim status`.
+                """)
+        @OptionGroup var options: NodeKeyOptions
+        @Option(help: "The insurer's did.") var insurer: String
+        @Option(help: "The plan (as the insurer published it).") var plan: String
+        @Argument(help: "The FHIR R4 Claim (JSON).") var file: String
+
+        func run() async throws {
+            var resource = try Adjudicate.parse(file, code: "bad_claim")
+            let (currency, digits) = try await ClaimCommand.currency(node: options.node, insurer: insurer, plan: plan)
+            let claim = try ClaimInput(json: resource, path: "", minorDigits: digits, currency: currency)
+            // The FHIR facade files a record under its patient's reference: add it when the claim names her by did only.
+            if var o = resource.objectValue, var patient = o["patient"]?.objectValue, patient["reference"] == nil {
+                patient["reference"] = .string("Patient/" + claim.patient.dropFirst("did:key:".count))
+                o["patient"] = .object(patient)
+                resource = .object(o)
+            }
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let stored = try await session.post("/fhir/Claim", resource)
+            guard let record = stored["id"]?.stringValue else { throw LedgerError("server_error", "the node did not say where it filed the claim") }
+            let payload: JSONValue = .object([
+                "claim": .string(claim.id), "record": .string(record), "patient": .string(claim.patient), "insurer": .string(insurer), "plan": .string(plan),
+                "use": .string(resource["use"]?.stringValue == "preauthorization" ? "preauthorization" : "claim"),
+                "lines": .array(claim.lines.map { .object(["sequence": .int($0.sequence), "date": .string($0.date.description), "submitted": .int($0.submitted)]) }),
+            ])
+            let receipt = try await session.submit("claims", "submit", payload)
+            output(.object(["claim": .string(claim.id), "record": .string(record), "status": receipt["result"]?["status"] ?? .null, "receipt": receipt]), json: options.json) {
+                "claim \(claim.id) submitted to \(insurer) (\(plan)); sealed as record \(record); queued"
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A claim's status, and once adjudicated what the plan pays on each line and why (its patient, provider or insurer).")
+        @OptionGroup var options: NodeKeyOptions
+        @Argument(help: "The claim id.") var id: String
+
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let claim = try await session.get("/v1/claims/\(id)")
+            output(claim, json: options.json) { ClaimCommand.describe(claim) }
+        }
+    }
+
+    struct Appeal: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "As the claim's provider or patient, appeal its adjudication: the insurer adjudicates it again.")
+        @OptionGroup var options: NodeKeyOptions
+        @Argument(help: "The claim id.") var id: String
+        @Option(help: "Why, 10 to 1024 characters.") var reason: String
+
+        func validate() throws {
+            guard (10...1024).contains(reason.count) else { throw ValidationError("--reason is 10 to 1024 characters") }
+        }
+
+        func run() async throws {
+            let session = try await Session(node: options.node, keyFile: options.key)
+            let receipt = try await session.submit("claims", "appeal", .object(["claim": .string(id), "reason": .string(reason)]))
+            output(receipt, json: options.json) { "claim \(id) appealed" }
+        }
+    }
+
+    struct Pay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "As the insurer, confirm the payment of what an adjudicated claim still owes.")
+        @OptionGroup var options: NodeKeyOptions
+        @Argument(help: "The claim id.") var id: String
+        @Option(help: "The payment's reference (e.g. the bank transfer's).") var reference: String
+
+        func run() async throws {
+            var session = try await Session(node: options.node, keyFile: options.key)
+            let claim = try await session.get("/v1/claims/\(id)")
+            let owed = (claim["adjudication"]?["benefit"]?.intValue ?? 0) - (claim["paid"]?.intValue ?? 0)
+            guard claim["status"]?.stringValue == "adjudicated" else { throw LedgerError("wrong_status", "claim \(id) is \(claim["status"]?.stringValue ?? "?"): only an adjudicated claim is paid") }
+            guard owed > 0 else { throw LedgerError("nothing_to_pay", "claim \(id) owes nothing") }
+            let receipt = try await session.submit("claims", "pay", .object(["claim": .string(id), "amount": .int(owed), "reference": .string(reference)]))
+            output(receipt, json: options.json) { "paid \(owed) (minor units) on claim \(id)" }
+        }
+    }
+
+    /// A claim on the ledger in words.
+    static func describe(_ claim: JSONValue) -> String {
+        var lines = ["claim \(claim["id"]?.stringValue ?? "?"): \(claim["status"]?.stringValue ?? "?")"]
+        if let pended = claim["pended"], claim["status"] == .string("pended") {
+            for m in pended["missing"]?.arrayValue ?? [] { lines.append("  missing: \(m.stringValue ?? "")") }
+            for s in pended["signals"]?.arrayValue ?? [] { lines.append("  signal: \(s.stringValue ?? "")") }
+        }
+        if let adjudication = claim["adjudication"] {
+            for line in adjudication["lines"]?.arrayValue ?? [] {
+                let reasons = (line["reasons"]?.arrayValue ?? []).compactMap { $0.intValue }.map { CARC.words[Int($0)] ?? "CARC \($0)" }
+                lines.append("  line \(line["sequence"]?.intValue ?? 0): submitted \(line["submitted"]?.intValue ?? 0), the plan pays \(line["benefit"]?.intValue ?? 0)"
+                    + (reasons.isEmpty ? "" : " — " + reasons.joined(separator: "; ")))
+            }
+            lines.append("  benefit \(adjudication["benefit"]?.intValue ?? 0), paid \(claim["paid"]?.intValue ?? 0) (minor units)")
+        }
+        return lines.joined(separator: "\n")
+    }
 
     struct Adjudicate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
