@@ -704,3 +704,64 @@ def test_a_new_patient_by_keyboard_alone(node, browser):
     press(Keys.ENTER)
     wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main .consents"), "Hospital A may see all your records for treatment"))
     assert console_problems(browser) == []
+
+
+def test_claims_for_the_patient_and_the_insurer(node, browser):
+    """Hospital A's claim for Alice, adjudicated by the insurer's node: Alice reads it in plain words
+    (what was charged, allowed, what she pays and why, what the plan pays); the insurer finds it in its
+    work queue and records the payment."""
+    url, data = node
+    keys = f"{data}/keys"
+    repo = os.path.join(os.path.dirname(__file__), "..", "..")
+    alice, hospital, insurer = did(data, "alice"), did(data, "hospital-a"), did(data, "insurer")
+    policy = json.load(open(os.path.join(repo, "examples", "claims", "policy.json")))
+    policy["members"][0]["patient"] = alice
+    policy["deductible"] = 5000
+    policy_file, claim_file = f"{data}/claims-policy.json", f"{data}/claim.json"
+    with open(policy_file, "w") as f:
+        json.dump(policy, f)
+    cli("policy", "publish", "--node", url, "--key", f"{keys}/insurer.key", policy_file)
+    cli("consent", "grant", "--node", url, "--key", f"{keys}/alice.key", "--grantee", hospital)
+    cli("consent", "grant", "--node", url, "--key", f"{keys}/alice.key", "--grantee", insurer, "--purpose", "payment", "--categories", "financial")
+    claim = json.load(open(os.path.join(repo, "examples", "claims", "claims.json")))["entry"][0]["resource"]
+    claim["id"] = "visit-app"
+    claim["patient"]["identifier"]["value"] = alice
+    claim["provider"]["identifier"]["value"] = hospital
+    with open(claim_file, "w") as f:
+        json.dump(claim, f)
+    cli("claim", "submit", "--node", url, "--key", f"{keys}/hospital-a.key", "--insurer", insurer, "--plan", "gold-2027", claim_file)
+
+    sign_in(browser, url, f"{keys}/alice.key")
+    heading(browser, "My health record")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "nav a[href='#/my-claims']"))).click()
+    heading(browser, "My claims")
+    # The insurer's node decides it as it arrives; the page shows it once decided.
+    for _ in range(100):
+        text = browser.find_element(By.CSS_SELECTOR, "main").text
+        if "the plan pays" in text:
+            break
+        time.sleep(0.1)
+        browser.execute_script("location.hash = '#/my-claims/' + Date.now()")
+    card = browser.find_element(By.CSS_SELECTOR, "section[data-claim='visit-app']").text
+    assert "Claim visit-app from Hospital A" in card and "decided" in card, card
+    assert "On 2027-02-01: 150.00 EUR charged; the plan allows 120.00 EUR (the charge is more than the plan's fee for it); you pay 84.00 EUR" in card, card
+    # 120.00 allowed: 50.00 deductible, 25.00 copay, 20 % of the 45.00 left; the plan pays the remaining 36.00.
+    assert "(50.00 EUR your deductible, 25.00 EUR your copay, 9.00 EUR your coinsurance share); the plan pays 36.00 EUR." in card, card
+    assert "The plan pays 60.00 EUR in all" in card, card
+    accessible(browser)
+    assert console_problems(browser) == []
+
+    sign_in(browser, url, f"{keys}/insurer.key")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "nav a[href='#/claims']")))
+    browser.execute_script("location.hash = '#/claims'")
+    heading(browser, "Claims")
+    row = "section[aria-labelledby=queue-title] tr[data-claim='visit-app']"
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, row), "decided"))
+    accessible(browser)
+    browser.find_element(By.NAME, "reference-visit-app").send_keys("SEPA-2027-0042")
+    browser.find_element(By.CSS_SELECTOR, f"{row} button[type=submit]").click()
+    wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Claim visit-app paid"))
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, row), "paid"))
+    status = json.loads(cli("claim", "status", "--node", url, "--key", f"{keys}/alice.key", "visit-app", "--json"))
+    assert status["status"] == "paid" and status["paid"] == status["adjudication"]["benefit"] > 0, status
+    assert console_problems(browser) == []

@@ -7,6 +7,7 @@ import LedgerCore
 import Node
 import Server
 import ServiceLifecycle
+import App
 
 /// What the claims capability needs of the records capability, supplied by the composition: the sealed
 /// FHIR Claim, read as the insurer for payment.
@@ -23,8 +24,25 @@ public struct ClaimsCapability: NodeCapability {
 
     public init(records: any ClaimRecords) { self.records = records }
 
+    public var appContribution: AppContribution {
+        let module = "/app/claims/claims.js"
+        return AppContribution(
+            pages: [
+                AppPage(id: "claims", title: "Claims", roles: ["organisation"], module: module,
+                        summary: "an insurer's work queue (pended, adjudicated, paid) and a provider's claims with their status"),
+                AppPage(id: "my-claims", title: "My claims", roles: ["patient"], module: module,
+                        summary: "what your insurer paid on each claim, and why, in plain words"),
+            ], files: Self.webFiles)
+    }
+
+    static let webFiles = AppContribution.files(in: .module, prefix: "claims")
+
     public var openAPIRoutes: [OpenAPIRoute] {
         [
+            OpenAPIRoute(method: "get", path: "/v1/claims",
+                         summary: "The claims the caller is patient, provider or insurer of, newest first (at most 200), each with its plan's currency; status filters",
+                         parameters: [("status", "query", false, "queued, pended, adjudicated, paid or appealed")], responseType: "application/json", hasBody: false,
+                         schemas: ["status": OpenAPIDocument.oneOf(["queued", "pended", "adjudicated", "paid", "appealed"])]),
             OpenAPIRoute(method: "get", path: "/v1/claims/{id}",
                          summary: "A claim on the ledger: parties, lines (date of service, submitted), status and history, the adjudication (amounts, CARC reasons, policy version per line, payment instruction), payments (its patient, provider and insurer)",
                          parameters: [("id", "path", true, "claim id")], responseType: "application/json", hasBody: false),
@@ -32,6 +50,24 @@ public struct ClaimsCapability: NodeCapability {
     }
 
     public func addRoutes(to router: Router<LedgerRequestContext>, api: LedgerAPI) {
+        router.get("/v1/claims") { request, _ in
+            await api.handle {
+                let did = try api.auth.authenticate(request)
+                let status = request.uri.queryParameters.get("status").map { String($0) }
+                if let status, !Self.statuses.contains(status) {
+                    throw LedgerError("bad_parameter", "status is one of \(Self.statuses.sorted().joined(separator: ", "))")
+                }
+                var found: [JSONValue] = []
+                for key in try api.node.store.stateKeys(prefix: "claims/claim/", limit: 1_000_000) {
+                    guard let claim = try api.node.stateJSON(key), [claim["patient"], claim["provider"], claim["insurer"]].contains(.string(did)),
+                        status == nil || claim["status"]?.stringValue == status
+                    else { continue }
+                    found.append(try Self.withCurrency(claim, node: api.node))
+                }
+                found.sort { ($0["time"]?.intValue ?? 0) > ($1["time"]?.intValue ?? 0) }
+                return JSONResponse.make(.object(["claims": .array(Array(found.prefix(200)))]))
+            }
+        }
         router.get("/v1/claims/:id") { request, context in
             await api.handle {
                 let did = try api.auth.authenticate(request)
@@ -41,9 +77,21 @@ public struct ClaimsCapability: NodeCapability {
                 guard let claim, [claim["patient"], claim["provider"], claim["insurer"]].contains(.string(did)) else {
                     throw LedgerError("forbidden", "claim \(id) is served to its patient, provider and insurer")
                 }
-                return JSONResponse.make(claim)
+                return JSONResponse.make(try Self.withCurrency(claim, node: api.node))
             }
         }
+    }
+
+    static let statuses: Set<String> = ["queued", "pended", "adjudicated", "paid", "appealed"]
+
+    /// A claim with its plan's currency and the currency's minor unit (to show its amounts).
+    static func withCurrency(_ claim: JSONValue, node: LedgerNode) throws -> JSONValue {
+        guard var o = claim.objectValue, let insurer = claim["insurer"]?.stringValue, let plan = claim["plan"]?.stringValue,
+            let currency = try node.stateJSON(ClaimsContract.planKey(insurer: insurer, plan: plan))?["currency"]?.stringValue
+        else { return claim }
+        o["currency"] = .string(currency)
+        o["minorDigits"] = .int(Int64(ClaimsPolicy.currencies[currency] ?? 2))
+        return .object(o)
     }
 
     public func services(api: LedgerAPI) -> [any Service] {
