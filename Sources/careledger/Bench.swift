@@ -18,7 +18,7 @@ import Synchronization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: `bench` (= `bench ledger`) the write path, `bench records` timeline reads, `bench supply` EPCIS ingestion and pack verification, `bench state` the state tree.",
-        subcommands: [LedgerBench.self, RecordsBench.self, SupplyBench.self, StateBench.self, RewrapBench.self], defaultSubcommand: LedgerBench.self)
+        subcommands: [LedgerBench.self, RecordsBench.self, SupplyBench.self, StateBench.self, RewrapBench.self, ClaimsBench.self], defaultSubcommand: LedgerBench.self)
 }
 
 struct LedgerBench: AsyncParsableCommand {

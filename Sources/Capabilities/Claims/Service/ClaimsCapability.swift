@@ -7,6 +7,7 @@ import LedgerCore
 import Node
 import Server
 import ServiceLifecycle
+import Synchronization
 import App
 
 /// What the claims capability needs of the records capability, supplied by the composition: the sealed
@@ -132,31 +133,43 @@ public struct ClaimsCapability: NodeCapability {
 /// Adjudicates the claims of the insurers a node acts for: reads the sealed Claim as the insurer,
 /// runs the rule (`Adjudication.run`) with the member's accumulators from the ledger, the policy version
 /// in force for each line and the insurer's duplicate keys, and commits `claims.adjudicate` signed with
-/// the insurer's key. A claim whose record cannot be read or does not match its lines on the ledger is
-/// pended, saying why.
+/// the insurer's key — many claims per batch, each seeing the accumulators and duplicate keys of the
+/// ones before it in the batch (the contract executes them in that order). A claim whose record cannot
+/// be read or does not match its lines on the ledger is pended, saying why.
 public struct Payer: Sendable {
     let host: LedgerAPI
     let records: any ClaimRecords
 
+    public init(host: LedgerAPI, records: any ClaimRecords) {
+        self.host = host
+        self.records = records
+    }
+
     var node: LedgerNode { host.node }
 
-    /// The claims waiting for an insurer this node acts for (queued, or appealed).
-    func waiting() throws -> [JSONValue] {
-        try node.store.stateKeys(prefix: "claims/claim/", limit: 1_000_000).compactMap { key in
+    /// The claims waiting for an insurer this node acts for (queued, or appealed), oldest first.
+    func waiting(among ids: [String]? = nil) throws -> [JSONValue] {
+        let keys = try ids.map { $0.map(ClaimState.key) } ?? node.store.stateKeys(prefix: "claims/claim/", limit: 10_000_000)
+        return try keys.compactMap { key in
             guard let claim = try node.stateJSON(key), ["queued", "appealed"].contains(claim["status"]?.stringValue ?? ""),
                 let insurer = claim["insurer"]?.stringValue, host.organisations[insurer] != nil
             else { return nil }
             return claim
-        }
+        }.sorted { ($0["height"]?.intValue ?? 0) < ($1["height"]?.intValue ?? 0) }
     }
 
-    /// Adjudicates every claim waiting; answers how many were decided.
+    /// Adjudicates every claim waiting (`ids`: only these), in batches; answers how many were decided or pended.
     @discardableResult
-    public func sweep() async -> Int {
+    public func sweep(_ ids: [String]? = nil) async -> Int {
+        guard let claims = try? waiting(among: ids) else { return 0 }
         var decided = 0
-        for claim in (try? waiting()) ?? [] where await adjudicate(claim) { decided += 1 }
+        for start in stride(from: 0, to: claims.count, by: Self.batch) {
+            decided += await settle(Array(claims[start..<min(claims.count, start + Self.batch)]))
+        }
         return decided
     }
+
+    static let batch = 2000
 
     /// The payer's duplicate key of a line: HMAC-SHA256 of patient, provider, service and day under a key
     /// derived from the insurer's signing key (opaque to everyone else).
@@ -166,10 +179,59 @@ public struct Payer: Sendable {
         return HMAC<SHA256>.authenticationCode(for: Array(message.utf8), using: key).map { String(format: "%02x", $0) }.joined()
     }
 
-    func adjudicate(_ stored: JSONValue) async -> Bool {
+    /// What this batch has decided so far that the ledger does not hold yet.
+    struct Overlay {
+        var accumulators: [String: Adjudication.Accumulator] = [:]
+        var seen: [String: String] = [:]
+    }
+
+    /// Decides a batch of claims and commits the transactions together; answers how many committed.
+    func settle(_ claims: [JSONValue]) async -> Int {
+        // The sealed claims are read all at once (each read is audited: its access events commit
+        // together), then decided one after the other.
+        let read = await withTaskGroup(of: (Int, Result<JSONValue, any Error>).self) { group -> [Int: Result<JSONValue, any Error>] in
+            for (i, claim) in claims.enumerated() {
+                guard let record = claim["record"]?.stringValue, let insurer = claim["insurer"]?.stringValue.flatMap({ host.organisations[$0] }) else { continue }
+                group.addTask {
+                    do { return (i, .success(try await records.read(claim: record, as: insurer, host: host))) } catch { return (i, .failure(error)) }
+                }
+            }
+            var out: [Int: Result<JSONValue, any Error>] = [:]
+            for await (i, result) in group { out[i] = result }
+            return out
+        }
+        var overlay = Overlay()
+        var txs: [Transaction] = []
+        for (i, claim) in claims.enumerated() {
+            guard let resource = read[i] else { continue }
+            if let tx = decide(claim, resource: resource, overlay: &overlay) { txs.append(tx) }
+        }
+        guard !txs.isEmpty else { return 0 }
+        do {
+            let receipts = try await node.submit(txs)
+            for receipt in receipts where receipt.status != .committed {
+                node.logger.error("claim adjudication refused", metadata: ["error": "\(receipt.errorCode ?? "?"): \(receipt.errorMessage ?? "")"])
+            }
+            return receipts.filter { $0.status == .committed }.count
+        } catch {
+            node.logger.error("claim adjudications not committed", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
+    /// The `claims.adjudicate` (or `claims.pend`) transaction for one claim, signed with its insurer's key.
+    func decide(_ stored: JSONValue, resource read: Result<JSONValue, any Error>, overlay: inout Overlay) -> Transaction? {
         guard let id = stored["id"]?.stringValue, let insurerDID = stored["insurer"]?.stringValue, let insurer = host.organisations[insurerDID],
             let plan = stored["plan"]?.stringValue, let record = stored["record"]?.stringValue
-        else { return false }
+        else { return nil }
+        func signed(_ action: String, _ payload: JSONValue) -> Transaction? {
+            try? Transaction(chainID: node.genesis.chainID, signer: insurer.signing, contract: "claims", action: action, payload: payload)
+        }
+        func pend(missing: [String] = [], signals: [String] = []) -> Transaction? {
+            signed("pend", .object([
+                "claim": .string(id), "missing": .array(missing.map { .string(String($0.prefix(256))) }), "signals": .array(signals.map { .string(String($0.prefix(256))) }),
+            ]))
+        }
         do {
             guard let planEntry = try node.stateJSON(ClaimsContract.planKey(insurer: insurerDID, plan: plan)),
                 let currency = planEntry["currency"]?.stringValue, let digits = ClaimsPolicy.currencies[currency],
@@ -177,19 +239,20 @@ public struct Payer: Sendable {
             else { throw LedgerError("not_found", "plan \(plan) is not on the ledger") }
             let resource: JSONValue
             do {
-                resource = try await records.read(claim: record, as: insurer, host: host)
+                resource = try read.get()
             } catch {
-                return await pend(id, insurer: insurer, missing: ["the Claim record \(record) could not be read: \(error)"])
+                if stored["status"] == .string("pended") { return nil }
+                return pend(missing: ["the Claim record \(record) could not be read: \(error)"])
             }
             let claim: ClaimInput
             do {
                 claim = try ClaimInput(json: resource, path: "", minorDigits: digits, currency: currency)
             } catch {
-                return await pend(id, insurer: insurer, signals: ["claim_unreadable: \(error)"])
+                return pend(signals: ["claim_unreadable: \(error)"])
             }
             let onLedger = (stored["lines"]?.arrayValue ?? []).map { "\($0["sequence"]?.intValue ?? 0)/\($0["date"]?.stringValue ?? "")/\($0["submitted"]?.intValue ?? 0)" }
             guard Set(claim.lines.map { "\($0.sequence)/\($0.date)/\($0.submitted)" }) == Set(onLedger) else {
-                return await pend(id, insurer: insurer, signals: ["claim_mismatch: the sealed claim's lines differ from those submitted on the ledger"])
+                return pend(signals: ["claim_mismatch: the sealed claim's lines differ from those submitted on the ledger"])
             }
             var policies: [Int64: ClaimsPolicy] = [:]
             func policy(_ line: ClaimLine) -> ClaimsPolicy? {
@@ -200,60 +263,68 @@ public struct Payer: Sendable {
                 return policies[version]
             }
             let accumulatorKey = ClaimState.accumulatorKey(insurer: insurerDID, plan: plan, patient: claim.patient)
-            var accumulator = Adjudication.Accumulator(json: try node.stateJSON(accumulatorKey))
+            var accumulator = try overlay.accumulators[accumulatorKey] ?? Adjudication.Accumulator(json: node.stateJSON(accumulatorKey))
             for previous in stored["adjudication"]?["lines"]?.arrayValue ?? [] {
                 accumulator.deductible -= previous["deductible"]?.intValue ?? 0
                 accumulator.outOfPocket -= (previous["deductible"]?.intValue ?? 0) + (previous["copay"]?.intValue ?? 0) + (previous["coinsurance"]?.intValue ?? 0)
             }
             var accumulators = [claim.patient: accumulator]
+            let known = overlay.seen
             let earlier: (ClaimInput, ClaimLine) -> Bool = { c, line in
-                let owner = (try? node.stateJSON(ClaimState.seenKey(insurer: insurerDID, key: Self.duplicateKey(c, line, insurer: insurer))))??["claim"]?.stringValue
+                let key = Self.duplicateKey(c, line, insurer: insurer)
+                let owner = known[key] ?? (try? node.stateJSON(ClaimState.seenKey(insurer: insurerDID, key: key)))??["claim"]?.stringValue
                 return owner != nil && owner != id
             }
             let result = Adjudication.run([claim], policy: policy, planYear: (start, end), accumulators: &accumulators, earlier: earlier)[0]
             let seen = zip(claim.lines, result.items).filter { !$0.1.denied }.map { Self.duplicateKey(claim, $0.0, insurer: insurer) }
-            let payload: JSONValue = .object(["claim": .string(id), "lines": .array(result.items.map(\.json)), "seen": .array(seen.map { .string($0) })])
-            let receipt = try await submit("adjudicate", payload, insurer: insurer)
-            if receipt.status != .committed {
-                node.logger.error("claim adjudication refused", metadata: ["claim": "\(id)", "error": "\(receipt.errorCode ?? "?")"])
-                return false
-            }
-            return true
+            overlay.accumulators[accumulatorKey] = accumulators[claim.patient]
+            for key in seen { overlay.seen[key] = id }
+            return signed("adjudicate", .object(["claim": .string(id), "lines": .array(result.items.map(\.json)), "seen": .array(seen.map { .string($0) })]))
         } catch {
             node.logger.error("claim adjudication failed", metadata: ["claim": "\(id)", "error": "\(error)"])
-            return false
+            return nil
         }
-    }
-
-    func pend(_ id: String, insurer: ActingOrganisation, missing: [String] = [], signals: [String] = []) async -> Bool {
-        let payload: JSONValue = .object([
-            "claim": .string(id), "missing": .array(missing.map { .string(String($0.prefix(256))) }), "signals": .array(signals.map { .string(String($0.prefix(256))) }),
-        ])
-        return (try? await submit("pend", payload, insurer: insurer))?.status == .committed
-    }
-
-    func submit(_ action: String, _ payload: JSONValue, insurer: ActingOrganisation) async throws -> Receipt {
-        let tx = try Transaction(chainID: node.genesis.chainID, signer: insurer.signing, contract: "claims", action: action, payload: payload)
-        return try await node.submit(tx)
     }
 }
 
-/// Runs the payer at start (claims that arrived while the node was down) and on every claim event.
-struct PayerService: Service {
+/// Runs the payer at start (claims that arrived while the node was down), then on the claims the
+/// events name (queued or appealed): whatever arrives while a batch is being settled is the next batch.
+final class PayerService: Service {
     let payer: Payer
+    /// Claim ids named by events, and whether the whole ledger must be looked at again.
+    let pending = Mutex<(ids: [String], full: Bool)>(([], false))
+
+    init(payer: Payer) { self.payer = payer }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            let hub = payer.node.events
-            await payer.sweep()
-            while !Task.isCancelled {
-                for await event in hub.subscribe() {
-                    guard let type = event.body["type"]?.stringValue, type == "claims.queued" || type == "claims.appealed" else { continue }
-                    await payer.sweep()
+            let hub = self.payer.node.events
+            let (wakeUps, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let listener = Task {
+                while !Task.isCancelled {
+                    for await event in hub.subscribe() {
+                        guard let type = event.body["type"]?.stringValue, type == "claims.queued" || type == "claims.appealed",
+                            let insurer = event.body["insurer"]?.stringValue, self.payer.host.organisations[insurer] != nil, let id = event.body["claim"]?.stringValue
+                        else { continue }
+                        self.pending.withLock { $0.ids.append(id) }
+                        wake.yield()
+                    }
+                    if hub.isFinished { break }
+                    // A stream that fell behind was ended by the hub: look at the whole ledger again.
+                    self.pending.withLock { $0.full = true }
+                    wake.yield()
                 }
-                if hub.isFinished { break }
-                await payer.sweep()  // a stream that fell behind ended: look at the ledger again
+                wake.finish()
             }
+            await self.payer.sweep()
+            for await _ in wakeUps {
+                let (ids, full) = self.pending.withLock { p -> ([String], Bool) in
+                    defer { p = ([], false) }
+                    return (p.ids, p.full)
+                }
+                if full || !ids.isEmpty { await self.payer.sweep(full ? nil : ids) }
+            }
+            listener.cancel()
         }
     }
 }
