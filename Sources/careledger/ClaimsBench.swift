@@ -123,7 +123,11 @@ struct ClaimsBench: AsyncParsableCommand {
         try await submit(submissions)
         var waiting = Set(0..<claims)
         while !waiting.isEmpty {
-            waiting = try waiting.filter { i in try bench.node.stateJSON(ClaimState.key("bench-claim-\(i)"))?["status"] != .string("adjudicated") }
+            waiting = try waiting.filter { i in
+                let claim = try bench.node.stateJSON(ClaimState.key("bench-claim-\(i)"))
+                if claim?["status"] == .string("pended") { throw LedgerError("internal_error", "claim \(i) was pended: \(claim?["pended"]?.canonicalString ?? "")") }
+                return claim?["status"] != .string("adjudicated")
+            }
             if !waiting.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
             guard ContinuousClock.now - t0 < .seconds(600) else { throw LedgerError("internal_error", "\(waiting.count) claims not adjudicated in 10 minutes") }
         }

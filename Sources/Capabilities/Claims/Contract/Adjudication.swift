@@ -252,7 +252,7 @@ public enum Adjudication {
                 results[c][line.sequence] = denied(planYear.map { line.date > $0.end } == true ? 27 : 26)
                 continue
             }
-            let periods = policy.members.filter { $0.patient == claim.patient }
+            let periods = policy.periods(of: claim.patient)
             guard !periods.isEmpty else {
                 results[c][line.sequence] = denied(31)
                 continue

@@ -223,8 +223,8 @@ struct ClaimsAction {
         for (i, line) in submitted.sorted(by: { ($0.date, $0.sequence) < ($1.date, $1.sequence) }).enumerated() {
             var policy: ClaimsPolicy?
             if let version = ClaimsContract.inForce(plan: planEntry, on: line.date) {
-                if policies[version] == nil, let entry = try read(ClaimsContract.policyKey(insurer: insurer, plan: plan, version: version)), let json = entry["policy"] {
-                    policies[version] = try ClaimsPolicy(json: json)
+                if policies[version] == nil {
+                    policies[version] = try ClaimsPolicy.published(chain: context.transaction.chainID, key: ClaimsContract.policyKey(insurer: insurer, plan: plan, version: version), read: read)
                 }
                 policy = policies[version]
                 versions[line.sequence] = .int(version)

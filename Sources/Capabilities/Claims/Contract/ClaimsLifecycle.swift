@@ -46,7 +46,7 @@ extension Adjudication {
         // The checks the ledger can make itself come first in the rule's order: their code, exactly.
         let mustDeny: Int?
         if let policy {
-            let periods = policy.members.filter { $0.patient == patient }
+            let periods = policy.periods(of: patient)
             if periods.isEmpty {
                 mustDeny = 31
             } else if !periods.contains(where: { $0.from <= line.date && line.date <= $0.to }) {

@@ -1,9 +1,16 @@
 import LedgerCore
+import Synchronization
 
 /// A payer's policy for one plan and plan year: data, not code (docs/claims.md; its JSON Schema is
 /// docs/schemas/claims-policy.schema.json). Money is in integer minor units of `currency`, rates in
 /// basis points. `ClaimsPolicy(json:)` refuses a bad policy with the exact JSON path and the reason.
 public struct ClaimsPolicy: Sendable, Equatable {
+    public static func == (a: ClaimsPolicy, b: ClaimsPolicy) -> Bool {
+        a.plan == b.plan && a.currency == b.currency && a.yearStart == b.yearStart && a.yearEnd == b.yearEnd && a.effective == b.effective
+            && a.deductible == b.deductible && a.outOfPocketMax == b.outOfPocketMax && a.coinsuranceBp == b.coinsuranceBp
+            && a.timelyFilingDays == b.timelyFilingDays && a.services == b.services && a.members == b.members
+    }
+
     /// A covered service: the pair (system, code), its fee (the allowed amount), the copay, whether it
     /// needs prior authorisation.
     public struct Service: Sendable, Equatable {
@@ -105,18 +112,43 @@ public struct ClaimsPolicy: Sendable, Equatable {
         self.services = services
         serviceIndex = index
         var members: [Member] = []
+        var byPatient: [String: [Int]] = [:]
         for m in try p.array("members") {
             try m.only(["patient", "from", "to"])
             let patient = try m.string("patient", pattern: "a did:key") { (try? PublicKey(did: $0)) != nil }
             let from = try m.date("from"), to = try m.date("to")
             guard from <= to else { throw m.error("to", "the coverage ends before it starts") }
             guard from >= yearStart, to <= yearEnd else { throw m.error(from < yearStart ? "from" : "to", "coverage lies within the plan year \(yearStart)…\(yearEnd)") }
-            if members.contains(where: { $0.patient == patient && $0.from <= to && from <= $0.to }) {
+            if (byPatient[patient] ?? []).contains(where: { members[$0].from <= to && from <= members[$0].to }) {
                 throw m.error("from", "overlaps another coverage period of \(patient)")
             }
+            byPatient[patient, default: []].append(members.count)
             members.append(Member(patient: patient, from: from, to: to))
         }
         self.members = members
+        membersByPatient = byPatient
+    }
+
+    /// Each patient's coverage periods (indices into `members`).
+    let membersByPatient: [String: [Int]]
+
+    /// The coverage periods of `patient`.
+    public func periods(of patient: String) -> [Member] { (membersByPatient[patient] ?? []).map { members[$0] } }
+
+    /// Published policy versions never change: parsed once per process, by chain and state key.
+    static let parsed = Mutex<[String: ClaimsPolicy]>([:])
+
+    /// The policy stored under `key` (a published version) on chain `chain`, parsed once.
+    public static func published(chain: String, key: String, read: (String) throws(LedgerError) -> JSONValue?) throws(LedgerError) -> ClaimsPolicy? {
+        let key = chain + "\n" + key
+        if let known = parsed.withLock({ $0[key] }) { return known }
+        guard let json = try read(String(key.drop { $0 != "\n" }.dropFirst()))?["policy"] else { return nil }
+        let policy = try ClaimsPolicy(json: json)
+        parsed.withLock { cache in
+            if cache.count > 1000 { cache.removeAll() }
+            cache[key] = policy
+        }
+        return policy
     }
 
     static let planCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-".unicodeScalars)

@@ -187,18 +187,13 @@ public struct Payer: Sendable {
 
     /// Decides a batch of claims and commits the transactions together; answers how many committed.
     func settle(_ claims: [JSONValue]) async -> Int {
-        // The sealed claims are read all at once (each read is audited: its access events commit
-        // together), then decided one after the other.
-        let read = await withTaskGroup(of: (Int, Result<JSONValue, any Error>).self) { group -> [Int: Result<JSONValue, any Error>] in
-            for (i, claim) in claims.enumerated() {
-                guard let record = claim["record"]?.stringValue, let insurer = claim["insurer"]?.stringValue.flatMap({ host.organisations[$0] }) else { continue }
-                group.addTask {
-                    do { return (i, .success(try await records.read(claim: record, as: insurer, host: host))) } catch { return (i, .failure(error)) }
-                }
-            }
-            var out: [Int: Result<JSONValue, any Error>] = [:]
-            for await (i, result) in group { out[i] = result }
-            return out
+        // The sealed claims are read one after the other (each read is audited and waits for its access
+        // event to commit): read concurrently, a release build was seen to answer one record's read with
+        // another's content — to be found before reads run in parallel here.
+        var read: [Int: Result<JSONValue, any Error>] = [:]
+        for (i, claim) in claims.enumerated() {
+            guard let record = claim["record"]?.stringValue, let insurer = claim["insurer"]?.stringValue.flatMap({ host.organisations[$0] }) else { continue }
+            do { read[i] = .success(try await records.read(claim: record, as: insurer, host: host)) } catch { read[i] = .failure(error) }
         }
         var overlay = Overlay()
         var txs: [Transaction] = []
@@ -252,14 +247,14 @@ public struct Payer: Sendable {
             }
             let onLedger = (stored["lines"]?.arrayValue ?? []).map { "\($0["sequence"]?.intValue ?? 0)/\($0["date"]?.stringValue ?? "")/\($0["submitted"]?.intValue ?? 0)" }
             guard Set(claim.lines.map { "\($0.sequence)/\($0.date)/\($0.submitted)" }) == Set(onLedger) else {
-                return pend(signals: ["claim_mismatch: the sealed claim's lines differ from those submitted on the ledger"])
+                return pend(signals: ["claim_mismatch: the sealed claim's lines \(claim.lines.map { "\($0.sequence)/\($0.date)/\($0.submitted)" }.sorted()) differ from those on the ledger \(onLedger.sorted())"])
             }
             var policies: [Int64: ClaimsPolicy] = [:]
             func policy(_ line: ClaimLine) -> ClaimsPolicy? {
                 guard let version = ClaimsContract.inForce(plan: planEntry, on: line.date) else { return nil }
                 if let known = policies[version] { return known }
-                let json = try? node.stateJSON(ClaimsContract.policyKey(insurer: insurerDID, plan: plan, version: version))?["policy"]
-                policies[version] = json.flatMap { try? ClaimsPolicy(json: $0) }
+                policies[version] = try? ClaimsPolicy.published(
+                    chain: node.genesis.chainID, key: ClaimsContract.policyKey(insurer: insurerDID, plan: plan, version: version), read: { (k: String) throws(LedgerError) -> JSONValue? in try? node.stateJSON(k) })
                 return policies[version]
             }
             let accumulatorKey = ClaimState.accumulatorKey(insurer: insurerDID, plan: plan, patient: claim.patient)
