@@ -713,7 +713,13 @@ def test_claims_for_the_patient_and_the_insurer(node, browser):
     url, data = node
     keys = f"{data}/keys"
     repo = os.path.join(os.path.dirname(__file__), "..", "..")
-    alice, hospital, insurer = did(data, "alice"), did(data, "hospital-a"), did(data, "insurer")
+    # A patient of her own (other tests replace Alice's keys).
+    alice_key = f"{data}/claims-patient.key"
+    if not os.path.exists(alice_key):
+        cli("key", "generate", "--out", alice_key)
+        cli("patient", "register", "--node", url, "--key", alice_key)
+    alice = cli("key", "show", "--key", alice_key).strip()
+    hospital, insurer = did(data, "hospital-a"), did(data, "insurer")
     policy = json.load(open(os.path.join(repo, "examples", "claims", "policy.json")))
     policy["members"][0]["patient"] = alice
     policy["deductible"] = 5000
@@ -721,8 +727,8 @@ def test_claims_for_the_patient_and_the_insurer(node, browser):
     with open(policy_file, "w") as f:
         json.dump(policy, f)
     cli("policy", "publish", "--node", url, "--key", f"{keys}/insurer.key", policy_file)
-    cli("consent", "grant", "--node", url, "--key", f"{keys}/alice.key", "--grantee", hospital)
-    cli("consent", "grant", "--node", url, "--key", f"{keys}/alice.key", "--grantee", insurer, "--purpose", "payment", "--categories", "financial")
+    cli("consent", "grant", "--node", url, "--key", alice_key, "--grantee", hospital)
+    cli("consent", "grant", "--node", url, "--key", alice_key, "--grantee", insurer, "--purpose", "payment", "--categories", "financial")
     claim = json.load(open(os.path.join(repo, "examples", "claims", "claims.json")))["entry"][0]["resource"]
     claim["id"] = "visit-app"
     claim["patient"]["identifier"]["value"] = alice
@@ -731,7 +737,7 @@ def test_claims_for_the_patient_and_the_insurer(node, browser):
         json.dump(claim, f)
     cli("claim", "submit", "--node", url, "--key", f"{keys}/hospital-a.key", "--insurer", insurer, "--plan", "gold-2027", claim_file)
 
-    sign_in(browser, url, f"{keys}/alice.key")
+    sign_in(browser, url, alice_key)
     heading(browser, "My health record")
     wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "nav a[href='#/my-claims']"))).click()
     heading(browser, "My claims")
@@ -762,6 +768,6 @@ def test_claims_for_the_patient_and_the_insurer(node, browser):
     browser.find_element(By.CSS_SELECTOR, f"{row} button[type=submit]").click()
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "notices"), "Claim visit-app paid"))
     wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, row), "paid"))
-    status = json.loads(cli("claim", "status", "--node", url, "--key", f"{keys}/alice.key", "visit-app", "--json"))
+    status = json.loads(cli("claim", "status", "--node", url, "--key", alice_key, "visit-app", "--json"))
     assert status["status"] == "paid" and status["paid"] == status["adjudication"]["benefit"] > 0, status
     assert console_problems(browser) == []
