@@ -1,5 +1,4 @@
 import LedgerCore
-import Synchronization
 
 /// A payer's policy for one plan and plan year: data, not code (docs/claims.md; its JSON Schema is
 /// docs/schemas/claims-policy.schema.json). Money is in integer minor units of `currency`, rates in
@@ -136,19 +135,14 @@ public struct ClaimsPolicy: Sendable, Equatable {
     public func periods(of patient: String) -> [Member] { (membersByPatient[patient] ?? []).map { members[$0] } }
 
     /// Published policy versions never change: parsed once per process, by chain and state key.
-    static let parsed = Mutex<[String: ClaimsPolicy]>([:])
+    static let parsed = DerivedValueCache<ClaimsPolicy>(capacity: 1000)
 
     /// The policy stored under `key` (a published version) on chain `chain`, parsed once.
     public static func published(chain: String, key: String, read: (String) throws(LedgerError) -> JSONValue?) throws(LedgerError) -> ClaimsPolicy? {
-        let key = chain + "\n" + key
-        if let known = parsed.withLock({ $0[key] }) { return known }
-        guard let json = try read(String(key.drop { $0 != "\n" }.dropFirst()))?["policy"] else { return nil }
-        let policy = try ClaimsPolicy(json: json)
-        parsed.withLock { cache in
-            if cache.count > 1000 { cache.removeAll() }
-            cache[key] = policy
+        try parsed.value(chain + "\n" + key) { () throws(LedgerError) -> ClaimsPolicy? in
+            guard let json = try read(key)?["policy"] else { return nil }
+            return try ClaimsPolicy(json: json)
         }
-        return policy
     }
 
     static let planCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-".unicodeScalars)
