@@ -179,6 +179,12 @@ public struct Payer: Sendable {
         return HMAC<SHA256>.authenticationCode(for: Array(message.utf8), using: key).map { String(format: "%02x", $0) }.joined()
     }
 
+    struct ReadOutcome: Sendable {
+        let index: Int
+        let resource: JSONValue?
+        let error: String?
+    }
+
     /// What this batch has decided so far that the ledger does not hold yet.
     struct Overlay {
         var accumulators: [String: Adjudication.Accumulator] = [:]
@@ -187,13 +193,28 @@ public struct Payer: Sendable {
 
     /// Decides a batch of claims and commits the transactions together; answers how many committed.
     func settle(_ claims: [JSONValue]) async -> Int {
-        // The sealed claims are read one after the other (each read is audited and waits for its access
-        // event to commit): read concurrently, a release build was seen to answer one record's read with
-        // another's content — to be found before reads run in parallel here.
+        // The sealed claims are read all at once (each read is audited: their access events commit
+        // together), then decided one after the other. (A child result of `(Int, Result<JSONValue, any
+        // Error>)` came back with corrupted indices in release builds; a struct does not.)
+        let jobs = claims.enumerated().compactMap { i, claim -> (Int, String, ActingOrganisation)? in
+            guard let record = claim["record"]?.stringValue, let insurer = claim["insurer"]?.stringValue.flatMap({ host.organisations[$0] }) else { return nil }
+            return (i, record, insurer)
+        }
+        let outcomes = await withTaskGroup(of: ReadOutcome.self) { group -> [ReadOutcome] in
+            for (i, record, insurer) in jobs {
+                group.addTask {
+                    do { return ReadOutcome(index: i, resource: try await records.read(claim: record, as: insurer, host: host), error: nil) } catch {
+                        return ReadOutcome(index: i, resource: nil, error: "\(error)")
+                    }
+                }
+            }
+            var out: [ReadOutcome] = []
+            for await outcome in group { out.append(outcome) }
+            return out
+        }
         var read: [Int: Result<JSONValue, any Error>] = [:]
-        for (i, claim) in claims.enumerated() {
-            guard let record = claim["record"]?.stringValue, let insurer = claim["insurer"]?.stringValue.flatMap({ host.organisations[$0] }) else { continue }
-            do { read[i] = .success(try await records.read(claim: record, as: insurer, host: host)) } catch { read[i] = .failure(error) }
+        for o in outcomes where claims.indices.contains(o.index) {
+            read[o.index] = o.resource.map { .success($0) } ?? .failure(LedgerError("unreadable", o.error ?? "the record could not be read"))
         }
         var overlay = Overlay()
         var txs: [Transaction] = []
