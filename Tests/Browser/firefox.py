@@ -93,6 +93,10 @@ class Element:
     def get_property(self, name):
         return translated(lambda: self.inner.get_property(name))
 
+    @property
+    def rect(self):
+        return translated(lambda: self.inner.rect)
+
     def value_of_css_property(self, name):
         return translated(lambda: self.inner.value_of_css_property(name))
 
@@ -200,6 +204,11 @@ class Firefox:
 
     def execute_async_script(self, script, *args):
         return wrapped(translated(lambda: self.marionette.execute_async_script(script, script_args=unwrapped(args), sandbox=None, new_sandbox=False)))
+
+    def set_window_size(self, width, height):
+        """Headless Firefox keeps its window at least 500 CSS pixels wide (the suite's phone-sized test
+        asks for that there)."""
+        self.marionette.set_window_rect(width=width, height=height)
 
     def set_script_timeout(self, seconds):
         self.marionette.timeout.script = seconds

@@ -771,3 +771,26 @@ def test_claims_for_the_patient_and_the_insurer(node, browser):
     status = json.loads(cli("claim", "status", "--node", url, "--key", alice_key, "visit-app", "--json"))
     assert status["status"] == "paid" and status["paid"] == status["adjudication"]["benefit"] > 0, status
     assert console_problems(browser) == []
+
+
+def test_a_phone_sized_screen(alice_with_records, browser):
+    """On a phone-sized screen — 360 CSS pixels in Chromium; in Firefox its narrowest headless window,
+    500 — every page Alice visits fits the screen (nothing wider than the viewport), the navigation
+    wraps, and axe finds nothing serious."""
+    url, data = alice_with_records
+    target = 500 if browser.kind == "firefox" else 360
+    browser.set_window_size(target, 780)
+    sign_in(browser, url, f"{data}/keys/alice.key")
+    heading(browser, "My health record")
+    width = browser.execute_script("return window.innerWidth")
+    assert width == target, f"the window is {width} CSS pixels wide"
+    wait_for(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "Asthma"))
+    for page, title in [("timeline", "My health record"), ("consents", "Who may see what"), ("access-log", "Who looked"), ("ledger", "Ledger")]:
+        browser.execute_script(f"location.hash = '#/{page}'")
+        heading(browser, title)
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{page}: {overflow} px wider than the screen"
+        accessible(browser)
+    nav = browser.find_element(By.CSS_SELECTOR, "nav").rect
+    assert nav["width"] <= width, nav
+    assert console_problems(browser) == []
