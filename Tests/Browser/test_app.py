@@ -775,12 +775,23 @@ def test_claims_for_the_patient_and_the_insurer(node, browser):
 
 def test_a_phone_sized_screen(alice_with_records, browser):
     """On a phone-sized screen — 360 CSS pixels in Chromium; in Firefox its narrowest headless window,
-    500 — every page Alice visits fits the screen (nothing wider than the viewport), the navigation
+    500 — every page a patient visits fits the screen (nothing wider than the viewport), the navigation
     wraps, and axe finds nothing serious."""
     url, data = alice_with_records
+    # A patient of her own (another test replaces Alice's keys), with a record Dr Bob wrote.
+    patient_key = f"{data}/phone-patient.key"
+    if not os.path.exists(patient_key):
+        cli("key", "generate", "--out", patient_key)
+        cli("patient", "register", "--node", url, "--key", patient_key)
+        patient = cli("key", "show", "--key", patient_key).strip()
+        cli("consent", "grant", "--node", url, "--key", patient_key, "--grantee", did(data, "dr-bob"))
+        with open(f"{data}/phone-asthma.json", "w") as f:
+            json.dump({"resourceType": "Condition", "id": "phone-asthma", "code": {"text": "Asthma"}, "clinicalStatus": {"text": "active"}}, f)
+        cli("record", "put", "--node", url, "--key", f"{data}/keys/dr-bob.key", "--patient", patient, "--file", f"{data}/phone-asthma.json",
+            "--custodian", did(data, "hospital-a"))
     target = 500 if browser.kind == "firefox" else 360
     browser.set_window_size(target, 780)
-    sign_in(browser, url, f"{data}/keys/alice.key")
+    sign_in(browser, url, patient_key)
     heading(browser, "My health record")
     width = browser.execute_script("return window.innerWidth")
     assert width == target, f"the window is {width} CSS pixels wide"
